@@ -1,0 +1,435 @@
+/**
+ * ClusterSecurityPolicy v1alpha1 — the single source of truth for the CRD schema and the TypeScript
+ * types. `crds/` is generated from this file (`npm run crds`) and a unit test fails when they differ.
+ * Field names are the public contract (shared/design/API.md): extend, never rename.
+ */
+import type { V1NetworkPolicySpec } from "@kubernetes/client-node";
+import { arrayOf, bool, enumOf, int, mapOf, obj, opaque, str, type Static } from "../schema.js";
+
+export const GROUP = "security.csp-operator.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "ClusterSecurityPolicy";
+export const PLURAL = "clustersecuritypolicies";
+
+const DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+const labelSelector = obj(
+  {
+    matchLabels: mapOf(str({ description: "Label value.", maxLength: 63 }), {
+      description: "Namespaces whose labels contain all of these key/value pairs.",
+    }),
+    matchExpressions: arrayOf(
+      obj(
+        {
+          key: str({ description: "The label key the expression applies to.", minLength: 1 }),
+          operator: enumOf(["In", "NotIn", "Exists", "DoesNotExist"] as const, {
+            description: "How the key relates to the values.",
+          }),
+          values: arrayOf(str({ description: "A label value." }), {
+            description: "Values for In and NotIn; must be empty for Exists and DoesNotExist.",
+          }),
+        },
+        {
+          description: "A label selector requirement.",
+          required: ["key", "operator"],
+          rules: [
+            {
+              rule: "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+              message: "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+            },
+          ],
+        },
+      ),
+      { description: "Label selector requirements; all must match." },
+    ),
+  },
+  { description: "A standard Kubernetes label selector. Empty selects every namespace." },
+);
+
+const policyRule = obj(
+  {
+    apiGroups: arrayOf(str({ description: "An API group; \"\" is the core group." }), {
+      description: "API groups of the resources.",
+    }),
+    resources: arrayOf(str({ description: "A resource, optionally with a subresource (pods/log)." }), {
+      description: "Resources this rule applies to.",
+    }),
+    resourceNames: arrayOf(str({ description: "An object name." }), {
+      description: "Restricts the rule to these object names.",
+    }),
+    verbs: arrayOf(str({ description: "A verb such as get, list, watch, create." }), {
+      description: "Verbs allowed on the resources.",
+      minItems: 1,
+    }),
+  },
+  { description: "An rbac.authorization.k8s.io/v1 PolicyRule (namespaced: no nonResourceURLs).", required: ["verbs"] },
+);
+
+const riskyRule =
+  "self.rules.exists(r, r.verbs.exists(v, v in ['*', 'escalate', 'bind', 'impersonate']) || (has(r.resources) && r.resources.exists(x, x == '*' || x.startsWith('*/'))) || (has(r.apiGroups) && '*' in r.apiGroups))";
+
+const generatedRole = obj(
+  {
+    name: str({ description: "Name of the Role and RoleBinding (DNS-1123 label).", pattern: DNS_LABEL, maxLength: 63 }),
+    rules: arrayOf(policyRule, { description: "Exactly the permissions the Role grants.", minItems: 1 }),
+    serviceAccount: str({
+      description: "Dedicated ServiceAccount bound to the Role; defaults to the role's name.",
+      pattern: DNS_LABEL,
+      maxLength: 63,
+    }),
+    riskAcceptance: obj(
+      {
+        reason: str({ description: "Why this role needs wildcards or escalation verbs.", minLength: 1 }),
+        ticket: str({ description: "Reference to the approval (ticket, review)." }),
+      },
+      {
+        description: "Explicitly allows wildcards and escalate/bind/impersonate verbs in this role, with a reason.",
+        required: ["reason"],
+      },
+    ),
+  },
+  {
+    description: "A least-privilege Role, a dedicated ServiceAccount and a RoleBinding in each selected namespace.",
+    required: ["name", "rules"],
+    rules: [
+      {
+        rule: `has(self.riskAcceptance) || !(${riskyRule})`,
+        message: "wildcards ('*') and the verbs escalate, bind and impersonate need riskAcceptance.reason",
+        fieldPath: ".rules",
+      },
+    ],
+  },
+);
+
+const subject = obj(
+  {
+    kind: enumOf(["User", "Group", "ServiceAccount"] as const, { description: "Subject kind." }),
+    name: str({ description: "Subject name.", minLength: 1 }),
+    namespace: str({ description: "Namespace, for ServiceAccounts." }),
+  },
+  {
+    description: "An RBAC subject.",
+    required: ["kind", "name"],
+    rules: [{ rule: "self.kind != 'ServiceAccount' || has(self.namespace)", message: "ServiceAccount subjects need a namespace" }],
+  },
+);
+
+const auditLevel = enumOf(["None", "Metadata", "Request", "RequestResponse"] as const, {
+  description: "How much of a matching request is logged.",
+});
+const auditStage = enumOf(["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"] as const, {
+  description: "An audit stage.",
+});
+
+const auditRule = obj(
+  {
+    level: auditLevel,
+    users: arrayOf(str({ description: "A user name." }), { description: "Users this rule applies to." }),
+    userGroups: arrayOf(str({ description: "A group." }), { description: "Groups this rule applies to." }),
+    verbs: arrayOf(str({ description: "A verb." }), { description: "Verbs this rule applies to." }),
+    resources: arrayOf(
+      obj(
+        {
+          group: str({ description: "API group; empty is core." }),
+          resources: arrayOf(str({ description: "A resource." }), { description: "Resources." }),
+          resourceNames: arrayOf(str({ description: "A name." }), { description: "Object names." }),
+        },
+        { description: "A group of resources." },
+      ),
+      { description: "Resources this rule applies to." },
+    ),
+    namespaces: arrayOf(str({ description: "A namespace." }), { description: "Namespaces." }),
+    nonResourceURLs: arrayOf(str({ description: "A URL path, * as suffix wildcard." }), {
+      description: "Non-resource URLs.",
+    }),
+    omitStages: arrayOf(auditStage, { description: "Stages not logged for this rule." }),
+  },
+  { description: "An audit.k8s.io/v1 PolicyRule.", required: ["level"] },
+);
+
+export const exemptionSchema = obj(
+  {
+    findingId: str({ description: "Exempt findings with this id (e.g. RBAC-CLUSTER-ADMIN or CIS-1.2.6)." }),
+    area: enumOf(
+      [
+        "networkPolicies",
+        "podSecurity",
+        "serviceAccounts",
+        "rbac",
+        "auditPolicy",
+        "encryption",
+        "controlPlane",
+        "clusterVersion",
+        "credentials",
+        "nodeIsolation",
+        "apiServerMonitoring",
+      ] as const,
+      { description: "Exempt a whole area." },
+    ),
+    namespaces: arrayOf(str({ description: "A namespace name." }), { description: "Limit to these namespaces." }),
+    resource: str({ description: "Limit to one resource, written Kind/namespace/name or Kind/name." }),
+    reason: str({ description: "Why the exemption is acceptable. Required.", minLength: 1 }),
+    ticket: str({ description: "Reference to the approval." }),
+    expires: str({ description: "RFC 3339 time after which the exemption stops applying and is itself reported.", format: "date-time" }),
+  },
+  {
+    description: "An accepted deviation, with a reason and an optional expiry.",
+    required: ["reason"],
+    rules: [{ rule: "has(self.findingId) || has(self.area)", message: "an exemption names a findingId or an area" }],
+  },
+);
+
+export const specSchema = obj(
+  {
+    mode: enumOf(["Enforce", "Audit"] as const, {
+      description: "Enforce corrects drift; Audit only reports it and never writes a child object.",
+      default: "Enforce",
+    }),
+    namespaces: obj(
+      {
+        selector: labelSelector,
+        exclude: arrayOf(str({ description: "A namespace name.", pattern: DNS_LABEL, maxLength: 63 }), {
+          description: "Namespaces never touched, by name. csp-system is always excluded.",
+          default: ["kube-system", "kube-public", "kube-node-lease"],
+          listType: "set",
+        }),
+      },
+      { description: "Which namespaces the policy applies to.", default: {} },
+    ),
+    networkPolicies: obj(
+      {
+        defaultDenyIngress: bool({ description: "Deny all ingress not allowed by another policy.", default: true }),
+        defaultDenyEgress: bool({ description: "Deny all egress not allowed by another policy.", default: true }),
+        allowDNS: bool({ description: "Allow egress to cluster DNS on 53/UDP and 53/TCP.", default: true }),
+        allowSameNamespace: bool({ description: "Allow traffic between pods of the same namespace.", default: false }),
+        extra: arrayOf(
+          obj(
+            {
+              name: str({ description: "Suffix of the NetworkPolicy's name (DNS-1123 label).", pattern: DNS_LABEL, maxLength: 40 }),
+              spec: opaque<V1NetworkPolicySpec>({
+                description: "A networking.k8s.io/v1 NetworkPolicySpec, stamped into every selected namespace.",
+              }),
+            },
+            { description: "An extra NetworkPolicy.", required: ["name", "spec"] },
+          ),
+          { description: "Extra NetworkPolicies stamped into every selected namespace.", listType: "map", mapKeys: ["name"], maxItems: 32 },
+        ),
+      },
+      { description: "Network isolation for selected namespaces.", default: {} },
+    ),
+    podSecurity: obj(
+      {
+        enforce: enumOf(["privileged", "baseline", "restricted"] as const, { description: "pod-security.kubernetes.io/enforce level." }),
+        audit: enumOf(["privileged", "baseline", "restricted"] as const, { description: "pod-security.kubernetes.io/audit level." }),
+        warn: enumOf(["privileged", "baseline", "restricted"] as const, { description: "pod-security.kubernetes.io/warn level." }),
+        version: str({
+          description: "Policy version for all modes: latest or v1.N.",
+          pattern: "^(latest|v1\\.[0-9]+)$",
+        }),
+      },
+      { description: "Pod Security Admission labels set on selected namespaces; an unset level is left alone." },
+    ),
+    serviceAccounts: obj(
+      {
+        automountDefaultToken: bool({
+          description: "automountServiceAccountToken of each selected namespace's default ServiceAccount.",
+          default: false,
+        }),
+      },
+      { description: "ServiceAccount hardening.", default: {} },
+    ),
+    rbac: obj(
+      {
+        roles: arrayOf(generatedRole, {
+          description: "Generated least-privilege access per selected namespace.",
+          listType: "map",
+          mapKeys: ["name"],
+          maxItems: 64,
+        }),
+        audit: obj(
+          {
+            forbidWildcards: bool({ description: "Report roles with '*' verbs, resources or groups where bound.", default: true }),
+            forbidClusterAdminBindings: bool({
+              description: "Report cluster-admin (or equivalent) granted outside allowedClusterAdminSubjects.",
+              default: true,
+            }),
+            allowedClusterAdminSubjects: arrayOf(subject, { description: "Subjects that may hold cluster-admin." }),
+          },
+          { description: "Findings about RBAC that already exists in the cluster.", default: {} },
+        ),
+      },
+      { description: "Least-privilege RBAC.", default: {} },
+    ),
+    auditPolicy: obj(
+      {
+        profile: enumOf(["Default", "Custom"] as const, {
+          description: "Default renders the built-in profile; Custom uses rules only.",
+          default: "Default",
+        }),
+        rules: arrayOf(auditRule, { description: "Rules placed before the profile's rules (first match wins)." }),
+        omitStages: arrayOf(auditStage, { description: "Stages omitted for every rule." }),
+        omitManagedFields: bool({ description: "Leave managedFields out of logged objects.", default: true }),
+        logRotation: obj(
+          {
+            maxAge: int({ description: "--audit-log-maxage (days).", minimum: 0, default: 30 }),
+            maxBackup: int({ description: "--audit-log-maxbackup (files).", minimum: 0, default: 10 }),
+            maxSize: int({ description: "--audit-log-maxsize (MB).", minimum: 0, default: 100 }),
+          },
+          { description: "Desired kube-apiserver audit log rotation, checked against its flags.", default: {} },
+        ),
+      },
+      { description: "The API server's audit Policy, rendered and delivered by the operator." },
+    ),
+    encryption: obj(
+      {
+        provider: enumOf(["aescbc", "aesgcm", "secretbox", "kms"] as const, {
+          description: "Provider placed first; identity always comes last.",
+          default: "aescbc",
+        }),
+        resources: arrayOf(str({ description: "A resource, e.g. secrets or configmaps." }), {
+          description: "Resources encrypted at rest.",
+          default: ["secrets"],
+          listType: "set",
+        }),
+        kms: obj(
+          {
+            name: str({ description: "KMS plugin name.", minLength: 1 }),
+            endpoint: str({ description: "unix:///path of the KMS v2 plugin socket.", pattern: "^unix:///.+" }),
+          },
+          { description: "KMS v2 settings, required when provider is kms.", required: ["name", "endpoint"] },
+        ),
+        rotation: obj(
+          {
+            period: str({ description: "Rotate keys older than this Go duration (e.g. 2160h).", pattern: "^([0-9]+(h|m|s))+$" }),
+            trigger: str({ description: "Change this value to rotate once, now." }),
+          },
+          { description: "Key rotation." },
+        ),
+      },
+      {
+        description: "The API server's EncryptionConfiguration for resources at rest.",
+        rules: [{ rule: "self.provider != 'kms' || has(self.kms)", message: "provider kms needs spec.encryption.kms" }],
+      },
+    ),
+    controlPlane: obj(
+      {
+        apiServer: obj(
+          { enabled: bool({ description: "Run the kube-apiserver checks.", default: true }) },
+          { description: "kube-apiserver CIS 1.2.x checks.", default: {} },
+        ),
+        kubelet: obj(
+          { enabled: bool({ description: "Run the kubelet CIS 4.2.x checks.", default: true }) },
+          { description: "kubelet CIS 4.2.x checks.", default: {} },
+        ),
+      },
+      { description: "CIS Kubernetes Benchmark checks of control-plane settings, judged by effective values." },
+    ),
+    clusterVersion: obj(
+      { warnBeforeEndOfLifeDays: int({ description: "Report versions this close to end of life.", minimum: 0, default: 90 }) },
+      { description: "Report API server and kubelet versions past or near end of life, and version skew." },
+    ),
+    credentials: obj(
+      {
+        legacyTokenSecrets: bool({ description: "Report legacy ServiceAccount token Secrets.", default: true }),
+        certificateExpiryWarningDays: int({ description: "Report certificates expiring within this many days.", minimum: 1, default: 30 }),
+      },
+      { description: "Credentials due for rotation." },
+    ),
+    nodeIsolation: obj(
+      {
+        nodeSelector: mapOf(str({ description: "Label value." }), {
+          description: "Node labels the selected namespaces' pods must run on (PodNodeSelector annotation).",
+        }),
+      },
+      { description: "Node isolation for selected namespaces." },
+    ),
+    apiServerMonitoring: obj(
+      {
+        authFailuresPerMinute: int({ description: "Report when 401/403 responses exceed this rate.", minimum: 1, default: 30 }),
+      },
+      { description: "Authentication failure rates from the API server's /metrics." },
+    ),
+    exemptions: arrayOf(exemptionSchema, { description: "Accepted deviations.", maxItems: 256 }),
+  },
+  { description: "The desired security posture of the cluster.", default: {} },
+);
+
+const condition = obj(
+  {
+    type: str({ description: "Condition type.", maxLength: 316 }),
+    status: enumOf(["True", "False", "Unknown"] as const, { description: "Condition status." }),
+    observedGeneration: int({ description: "Generation the condition was computed for.", minimum: 0 }),
+    lastTransitionTime: str({ description: "When the status last changed.", format: "date-time" }),
+    reason: str({ description: "CamelCase reason.", maxLength: 1024 }),
+    message: str({ description: "Human-readable detail.", maxLength: 32768 }),
+  },
+  { description: "A metav1.Condition.", required: ["type", "status", "lastTransitionTime", "reason", "message"] },
+);
+
+export const driftSchema = obj(
+  {
+    kind: str({ description: "Kind of the object." }),
+    namespace: str({ description: "Namespace of the object." }),
+    name: str({ description: "Name of the object." }),
+    reason: str({ description: "Missing, Modified, Unowned, Conflict, Orphaned." }),
+    fields: arrayOf(str({ description: "A field path." }), { description: "Fields that differ." }),
+    manager: str({ description: "Field manager that changed the object, where managedFields tell it." }),
+    message: str({ description: "Detail." }),
+  },
+  { description: "A difference between the policy and the live cluster.", required: ["kind", "name", "reason"] },
+);
+
+export const findingSchema = obj(
+  {
+    id: str({ description: "Check id." }),
+    severity: enumOf(["Critical", "High", "Medium", "Low", "Info"] as const, { description: "Severity." }),
+    resource: str({ description: "Kind/namespace/name or Kind/name." }),
+    message: str({ description: "What is wrong." }),
+    area: str({ description: "The policy area that produced it." }),
+  },
+  { description: "Something unsafe the operator reports but does not own.", required: ["id", "severity", "resource", "message"] },
+);
+
+export const statusSchema = obj(
+  {
+    observedGeneration: int({ description: "The generation last reconciled.", minimum: 0 }),
+    conditions: arrayOf(condition, { description: "Ready, Compliant and one per area in use.", listType: "map", mapKeys: ["type"] }),
+    summary: obj(
+      {
+        namespaces: int({ description: "Namespaces selected.", minimum: 0 }),
+        managedObjects: int({ description: "Objects the policy manages.", minimum: 0 }),
+        drifted: int({ description: "Differences found (the list may be truncated).", minimum: 0 }),
+        findings: int({ description: "Findings (the list may be truncated).", minimum: 0 }),
+      },
+      { description: "Counts." },
+    ),
+    drift: arrayOf(driftSchema, { description: "Differences, bounded.", maxItems: 50 }),
+    findings: arrayOf(findingSchema, { description: "Findings, most severe first, bounded.", maxItems: 50 }),
+  },
+  { description: "What the operator observed." },
+);
+
+export type ClusterSecurityPolicySpec = Static<typeof specSchema>;
+export type ClusterSecurityPolicyStatus = Static<typeof statusSchema>;
+export type Condition = NonNullable<ClusterSecurityPolicyStatus["conditions"]>[number];
+export type DriftEntry = Static<typeof driftSchema>;
+export type Exemption = Static<typeof exemptionSchema>;
+export type PodSecurityLevel = "privileged" | "baseline" | "restricted";
+
+export interface ClusterSecurityPolicy {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: {
+    name: string;
+    uid?: string;
+    generation?: number;
+    resourceVersion?: string;
+    creationTimestamp?: string | Date;
+    deletionTimestamp?: string | Date;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec?: ClusterSecurityPolicySpec;
+  status?: ClusterSecurityPolicyStatus;
+}
