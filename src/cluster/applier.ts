@@ -1,0 +1,115 @@
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION, type ClusterSecurityPolicy, type ClusterSecurityPolicyStatus } from "../api/v1alpha1/policy.js";
+import { OWNED_FIELDS, type Child } from "../desired/children.js";
+import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../desired/metadata.js";
+import { statusCode } from "./client.js";
+
+/**
+ * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
+ * children and shared objects are written with server-side apply.
+ */
+export class Applier {
+  private readonly objects: KubernetesObjectApi;
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  /** Counts requests that write, for tests and metrics. */
+  writes = 0;
+
+  constructor(kc: KubeConfig) {
+    this.objects = kc.makeApiClient(KubernetesObjectApi);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  /** Server-side apply with force: the policy is the source of truth for the fields it declares. */
+  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    this.writes++;
+    return (await this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)) as T;
+  }
+
+  /**
+   * Replaces the owned fields of a child with an update (PUT). Needed when another manager ADDED fields
+   * the operator never declared (e.g. an allow-all ingress rule on a deny policy): server-side apply
+   * leaves fields owned by others in place, so apply alone cannot remove them.
+   */
+  async replaceOwned(child: Child): Promise<void> {
+    const live = (await this.objects.read(child)) as KubernetesObject & Record<string, unknown>;
+    for (const field of OWNED_FIELDS[child.kind]) {
+      if (child[field] === undefined) delete live[field];
+      else live[field] = child[field];
+    }
+    live.metadata = { ...live.metadata, labels: { ...(live.metadata?.labels ?? {}), ...child.metadata.labels } };
+    this.writes++;
+    await this.objects.replace(live, undefined, undefined, FIELD_MANAGER);
+  }
+
+  /** Deletes an object, but only the exact one observed (uid precondition): never a newer namesake. */
+  async delete(obj: KubernetesObject): Promise<void> {
+    this.writes++;
+    try {
+      await this.objects.delete(obj, undefined, undefined, undefined, undefined, "Background", {
+        apiVersion: "v1",
+        kind: "DeleteOptions",
+        preconditions: obj.metadata?.uid ? { uid: obj.metadata.uid } : undefined,
+      } as never);
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+    }
+  }
+
+  /** Reads a live object; undefined when it does not exist. */
+  async read(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<KubernetesObject | undefined> {
+    try {
+      return await this.objects.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } });
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Writes the status subresource with a JSON merge patch (client-node would default to JSON-Patch). */
+  async patchStatus(name: string, status: ClusterSecurityPolicyStatus): Promise<void> {
+    this.writes++;
+    await this.custom.patchClusterCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural: PLURAL, name, body: { status }, fieldManager: FIELD_MANAGER },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+
+  /** Records a Kubernetes Event on the policy (`kubectl describe csp` shows it). */
+  async event(policy: ClusterSecurityPolicy, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+    const now = new Date();
+    this.writes++;
+    await this.core.createNamespacedEvent({
+      namespace: "default",
+      body: {
+        metadata: { generateName: `${policy.metadata.name}.` },
+        involvedObject: {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: "ClusterSecurityPolicy",
+          name: policy.metadata.name,
+          ...(policy.metadata.uid ? { uid: policy.metadata.uid } : {}),
+        },
+        reason,
+        message: message.slice(0, 1024),
+        type,
+        source: { component: "csp-operator" },
+        reportingComponent: "csp-operator",
+        reportingInstance: process.env["POD_NAME"] ?? "csp-operator",
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  }
+}
+
+export { OPERATOR_NAMESPACE };

@@ -1,0 +1,114 @@
+import type {
+  KubeConfig,
+  KubernetesObject,
+  V1ClusterRole,
+  V1ClusterRoleBinding,
+  V1Namespace,
+  V1NetworkPolicy,
+  V1Role,
+  V1RoleBinding,
+  V1ServiceAccount,
+} from "@kubernetes/client-node";
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../desired/metadata.js";
+import type { Logger } from "../observability/logger.js";
+import type { Snapshot } from "../snapshot.js";
+import { ResilientInformer } from "./informer.js";
+
+const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+
+/**
+ * The informer caches the controller reads from. Children are watched only through the managed-by label,
+ * so unrelated NetworkPolicies cost no memory; ServiceAccounts are watched twice, narrowly: the
+ * `default` ones by field selector and the operator's own by label. RBAC is watched in full because the
+ * findings judge every binding.
+ *
+ * Each event calls `enqueue` with the policy it concerns, or with undefined for "every policy".
+ */
+export class ClusterCache {
+  readonly policies: ResilientInformer<ClusterSecurityPolicy & KubernetesObject>;
+  private readonly namespaces: ResilientInformer<V1Namespace>;
+  private readonly networkPolicies: ResilientInformer<V1NetworkPolicy>;
+  private readonly defaultServiceAccounts: ResilientInformer<V1ServiceAccount>;
+  private readonly managedServiceAccounts: ResilientInformer<V1ServiceAccount>;
+  private readonly roles: ResilientInformer<V1Role>;
+  private readonly roleBindings: ResilientInformer<V1RoleBinding>;
+  private readonly clusterRoles: ResilientInformer<V1ClusterRole>;
+  private readonly clusterRoleBindings: ResilientInformer<V1ClusterRoleBinding>;
+  private readonly all: ResilientInformer[];
+
+  constructor(kc: KubeConfig, log: Logger, enqueue: (policy: string | undefined) => void) {
+    const byLabel = (o: KubernetesObject) => enqueue(o.metadata?.labels?.[POLICY_LABEL]);
+    const everyPolicy = () => enqueue(undefined);
+    const mk = <T extends KubernetesObject>(
+      path: string,
+      apiVersion: string,
+      kind: string,
+      on: (o: T) => void,
+      sel: { labelSelector?: string; fieldSelector?: string } = {},
+    ) => new ResilientInformer<T>(kc, { path, apiVersion, kind, ...sel }, on, log);
+
+    this.policies = mk(`/apis/${GROUP}/${VERSION}/${PLURAL}`, API_VERSION, KIND, (p) => enqueue(p.metadata.name));
+    this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", everyPolicy);
+    this.networkPolicies = mk("/apis/networking.k8s.io/v1/networkpolicies", "networking.k8s.io/v1", "NetworkPolicy", byLabel, {
+      labelSelector: MANAGED,
+    });
+    this.defaultServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", everyPolicy, {
+      fieldSelector: "metadata.name=default",
+    });
+    this.managedServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", byLabel, { labelSelector: MANAGED });
+    const rbac = "rbac.authorization.k8s.io/v1";
+    const rbacEvent = (o: KubernetesObject) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy());
+    this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", rbacEvent);
+    this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent);
+    this.clusterRoles = mk<V1ClusterRole>(`/apis/${rbac}/clusterroles`, rbac, "ClusterRole", everyPolicy);
+    this.clusterRoleBindings = mk<V1ClusterRoleBinding>(`/apis/${rbac}/clusterrolebindings`, rbac, "ClusterRoleBinding", everyPolicy);
+    this.all = [
+      this.policies,
+      this.namespaces,
+      this.networkPolicies,
+      this.defaultServiceAccounts,
+      this.managedServiceAccounts,
+      this.roles,
+      this.roleBindings,
+      this.clusterRoles,
+      this.clusterRoleBindings,
+    ] as ResilientInformer[];
+  }
+
+  /** Starts every informer and resolves once all caches hold their first list. */
+  async start(): Promise<void> {
+    await Promise.all(this.all.map((i) => i.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all.map((i) => i.stop()));
+  }
+
+  policy(name: string): ClusterSecurityPolicy | undefined {
+    return this.policies.list().find((p) => p.metadata.name === name);
+  }
+
+  /** An immutable snapshot of the caches for one reconcile. */
+  snapshot(now = new Date()): Snapshot {
+    const managed = <T extends KubernetesObject>(objs: readonly T[]) =>
+      objs.filter((o) => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
+    const roles = this.roles.list();
+    const roleBindings = this.roleBindings.list();
+    return {
+      policies: [...this.policies.list()],
+      namespaces: [...this.namespaces.list()],
+      networkPolicies: [...this.networkPolicies.list()],
+      serviceAccounts: [...this.defaultServiceAccounts.list(), ...this.managedServiceAccounts.list()],
+      roles: managed(roles),
+      roleBindings: managed(roleBindings),
+      rbac: {
+        clusterRoles: [...this.clusterRoles.list()],
+        clusterRoleBindings: [...this.clusterRoleBindings.list()],
+        roles: [...roles],
+        roleBindings: [...roleBindings],
+      },
+      now,
+    };
+  }
+}

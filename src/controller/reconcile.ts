@@ -1,0 +1,170 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import { errorMessage, statusCode } from "../cluster/client.js";
+import type { Child } from "../desired/children.js";
+import { desiredState } from "../desired/index.js";
+import { sharedNamespaceStates } from "../desired/namespacestate.js";
+import { effectiveSpec, isDeleting } from "../desired/spec.js";
+import { childDrift, ownedFieldDiff, sharedDrift, type Drift } from "../drift/checks.js";
+import { sharedWrites, type SharedWrite } from "../drift/shared.js";
+import { applyExemptions } from "../findings/exemptions.js";
+import type { Finding } from "../findings/finding.js";
+import type { Logger } from "../observability/logger.js";
+import { objectKey, type Snapshot } from "../snapshot.js";
+import { computeStatus, statusChanged } from "../status/status.js";
+import { policyFindings } from "./findings.js";
+
+/** What reconcile needs from the cluster layer; the real ones are ClusterCache and Applier. */
+export interface ReconcileDeps {
+  snapshot(): Snapshot;
+  writer: {
+    apply<T extends KubernetesObject>(obj: T): Promise<T>;
+    replaceOwned(child: Child): Promise<void>;
+    delete(obj: KubernetesObject): Promise<void>;
+    read(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<KubernetesObject | undefined>;
+    patchStatus(name: string, status: NonNullable<ClusterSecurityPolicy["status"]>): Promise<void>;
+    event(policy: ClusterSecurityPolicy, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+  };
+  log: Logger;
+}
+
+/** A failure worth retrying with backoff (the queue does the waiting). */
+export class RetryableError extends Error {}
+
+interface WriteFailure {
+  what: string;
+  reason: "InvalidSpec" | "Forbidden" | "ApplyFailed";
+  message: string;
+}
+
+function classify(err: unknown, what: string): WriteFailure {
+  const code = statusCode(err);
+  const reason = code === 422 || code === 400 ? "InvalidSpec" : code === 403 ? "Forbidden" : "ApplyFailed";
+  return { what, reason, message: `${what}: ${errorMessage(err)}` };
+}
+
+/** Where in the spec a child comes from, so an InvalidSpec message names the field. */
+function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string {
+  const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`-${e.name}`));
+  if (child.kind === "NetworkPolicy" && extra) return `spec.networkPolicies.extra[name=${extra.name}].spec`;
+  if (child.kind === "Role" || child.kind === "RoleBinding") return `spec.rbac.roles[name=${child.metadata.name}]`;
+  return `${child.kind} ${child.metadata.namespace}/${child.metadata.name}`;
+}
+
+/**
+ * Reconciles one policy: gather (snapshot of the caches) -> compute (desired state, drift, findings;
+ * pure) -> apply (Enforce only, only what drifted) -> report (status written only when it changed).
+ * Every call recomputes everything (level-triggered); there is no shortcut on observedGeneration, which is
+ * how deleted children would otherwise wait for a restart.
+ */
+export async function reconcile(name: string, deps: ReconcileDeps): Promise<void> {
+  const { writer, log } = deps;
+  let snapshot = deps.snapshot();
+
+  // Shared objects (namespace labels, default ServiceAccounts) carry the union of all enforcing policies.
+  const states = sharedNamespaceStates(snapshot);
+  const sharedDone = new Set<string>();
+  const failures: WriteFailure[] = [];
+  for (const w of sharedWrites(snapshot, states)) {
+    const what = objectKey(w.object.kind!, w.object.metadata?.namespace, w.object.metadata!.name!);
+    try {
+      await writer.apply(w.object);
+      sharedDone.add(what);
+      log.info("shared object written", { object: what, change: w.reason });
+    } catch (err) {
+      failures.push(classify(err, what));
+    }
+  }
+
+  const policy = snapshot.policies.find((p) => p.metadata.name === name);
+  if (!policy || isDeleting(policy)) {
+    // Children go with the policy through their ownerReferences; shared fields were released above.
+    if (failures.length) throw new RetryableError(failures.map((f) => f.message).join("; "));
+    return;
+  }
+  const spec = effectiveSpec(policy);
+  const enforce = spec.mode !== "Audit";
+  const desired = desiredState(policy, snapshot);
+
+  // The caches only hold labelled objects: look up what sits at the name of each missing child.
+  const managedKeys = new Set<string>();
+  const lists: [string, readonly KubernetesObject[]][] = [
+    ["NetworkPolicy", snapshot.networkPolicies],
+    ["ServiceAccount", snapshot.serviceAccounts],
+    ["Role", snapshot.roles],
+    ["RoleBinding", snapshot.roleBindings],
+  ];
+  for (const [kind, objs] of lists) {
+    for (const o of objs) if (o.metadata?.labels) managedKeys.add(objectKey(kind, o.metadata.namespace, o.metadata.name ?? ""));
+  }
+  const occupied = new Map<string, KubernetesObject>();
+  for (const c of desired.children) {
+    const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
+    if (managedKeys.has(key)) continue;
+    const live = await writer.read(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
+    if (live) occupied.set(key, live);
+  }
+  snapshot = { ...snapshot, occupied };
+
+  const drift = [...childDrift(policy, desired.children, snapshot), ...sharedDrift(policy, desired.namespaces, snapshot, states)];
+  const remaining: Drift[] = [];
+  const corrected: Drift[] = [];
+  for (const d of drift) {
+    if (!enforce || d.reason === "Conflict" || d.reason === "Unowned") {
+      remaining.push(d);
+      continue;
+    }
+    if (!d.repair) {
+      // Shared objects: repaired by the union write above when it succeeded.
+      const key = objectKey(d.kind, d.namespace, d.name);
+      (sharedDone.has(key) ? corrected : remaining).push(d);
+      continue;
+    }
+    try {
+      if (d.repair.action === "delete") await writer.delete(d.repair.object);
+      else {
+        const result = await writer.apply(d.repair.object);
+        // Fields another manager added survive an apply; replace them when they are still there.
+        if (ownedFieldDiff(d.repair.object, result as unknown as Record<string, unknown>).length > 0) await writer.replaceOwned(d.repair.object);
+      }
+      corrected.push(d);
+    } catch (err) {
+      const f = classify(err, objectKey(d.kind, d.namespace, d.name));
+      if (f.reason === "InvalidSpec" && d.repair.action === "apply") f.message = `${specFieldOf(d.repair.object, spec)}: ${errorMessage(err)}`;
+      failures.push(f);
+      remaining.push({ ...d, message: `${d.message}; write failed: ${errorMessage(err)}` });
+    }
+  }
+
+  const raw: Finding[] = policyFindings(policy, spec, snapshot);
+  const { counted } = applyExemptions(raw, spec.exemptions, snapshot.now, policy.metadata.name);
+
+  const failure = failures.find((f) => f.reason === "InvalidSpec") ?? failures.find((f) => f.reason === "Forbidden") ?? failures[0];
+  const status = computeStatus(
+    {
+      policy,
+      spec,
+      namespaces: desired.namespaces.length,
+      managedObjects: desired.children.length,
+      drift: remaining,
+      corrected,
+      findings: counted,
+      ...(failure ? { error: { reason: failure.reason, message: failures.map((f) => f.message).join("; ").slice(0, 2000) } } : {}),
+      now: snapshot.now,
+    },
+    policy.status,
+  );
+  if (statusChanged(policy.status, status)) await writer.patchStatus(name, status);
+
+  if (corrected.length > 0) {
+    const list = corrected.map((d) => `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason})`);
+    log.info("drift corrected", { corrected: list });
+    await writer.event(policy, "Normal", "DriftCorrected", `Corrected ${corrected.length}: ${list.slice(0, 10).join(", ")}`);
+  }
+  if (failure) {
+    log.warn("reconcile incomplete", { reason: failure.reason, failures: failures.map((f) => f.message) });
+    await writer.event(policy, "Warning", failure.reason, failure.message);
+    if (failure.reason !== "InvalidSpec") throw new RetryableError(failure.message);
+  }
+  log.debug("reconciled", { namespaces: desired.namespaces.length, drift: remaining.length, corrected: corrected.length });
+}

@@ -1,0 +1,105 @@
+import type { ClusterSecurityPolicy, PodSecurityLevel } from "../api/v1alpha1/policy.js";
+import type { Snapshot } from "../snapshot.js";
+import { selectNamespaces } from "./namespaces.js";
+import { effectiveSpec, isDeleting, isEnforcing } from "./spec.js";
+
+export const PSA_PREFIX = "pod-security.kubernetes.io/";
+const LEVEL_RANK: Record<PodSecurityLevel, number> = { privileged: 0, baseline: 1, restricted: 2 };
+
+/** One value a policy wants on a shared object, e.g. a Pod Security label on a namespace. */
+export interface Want {
+  policy: string;
+  value: string;
+}
+
+/**
+ * Namespaces and `default` ServiceAccounts are shared: several policies may select the same namespace and
+ * every write uses the one field manager `csp-operator`. A server-side apply replaces everything that
+ * manager owns on the object, so each write must carry the union of what ALL enforcing policies want there,
+ * or two policies would undo each other. This computes that union, resolving disagreements the same way on
+ * every reconcile (no flapping): the stricter Pod Security level wins; for `version` and other values the
+ * oldest policy wins (creation time, then name).
+ */
+export interface SharedNamespaceState {
+  /** The labels the operator should own on this namespace (value = winner). */
+  labels: Record<string, string>;
+  /** Every policy's wish per label key, including the losers, for Conflict reporting. */
+  wants: Record<string, Want[]>;
+  /** Whether the operator should set automountServiceAccountToken=false on the default ServiceAccount. */
+  disableDefaultTokenAutomount: boolean;
+  /**
+   * Label keys some policy in ANY mode still wants here. A policy switched to Audit freezes what is there
+   * (Audit never writes), so what the operator owns is released only when no policy wants it any more.
+   */
+  retainLabels: Set<string>;
+  retainAutomount: boolean;
+}
+
+/** Labels one policy wants on a namespace it selects. */
+export function wantedNamespaceLabels(policy: ClusterSecurityPolicy): Record<string, string> {
+  const ps = effectiveSpec(policy).podSecurity;
+  const labels: Record<string, string> = {};
+  if (!ps) return labels;
+  for (const mode of ["enforce", "audit", "warn"] as const) {
+    const level = ps[mode];
+    if (level) {
+      labels[`${PSA_PREFIX}${mode}`] = level;
+      if (ps.version) labels[`${PSA_PREFIX}${mode}-version`] = ps.version;
+    }
+  }
+  return labels;
+}
+
+function policyOrder(a: ClusterSecurityPolicy, b: ClusterSecurityPolicy): number {
+  const ta = new Date(a.metadata.creationTimestamp ?? 0).getTime();
+  const tb = new Date(b.metadata.creationTimestamp ?? 0).getTime();
+  return ta - tb || a.metadata.name.localeCompare(b.metadata.name);
+}
+
+function pickWinner(key: string, wants: Want[]): string {
+  const levelKey = /^pod-security\.kubernetes\.io\/(enforce|audit|warn)$/.test(key);
+  if (levelKey) {
+    return wants.reduce((best, w) =>
+      (LEVEL_RANK[w.value as PodSecurityLevel] ?? -1) > (LEVEL_RANK[best.value as PodSecurityLevel] ?? -1) ? w : best,
+    ).value;
+  }
+  return wants[0]!.value; // wants are in policy order: the oldest policy wins
+}
+
+/**
+ * The shared state of every namespace, from all policies that are enforcing and not being deleted.
+ * Namespaces no enforcing policy selects get an empty state, which releases whatever the operator owned.
+ */
+export function sharedNamespaceStates(snapshot: Snapshot): Map<string, SharedNamespaceState> {
+  const policies = snapshot.policies.filter((p) => !isDeleting(p)).sort(policyOrder);
+  const states = new Map<string, SharedNamespaceState>();
+  for (const ns of snapshot.namespaces) {
+    if (!ns.metadata?.name) continue;
+    states.set(ns.metadata.name, {
+      labels: {},
+      wants: {},
+      disableDefaultTokenAutomount: false,
+      retainLabels: new Set(),
+      retainAutomount: false,
+    });
+  }
+  for (const policy of policies) {
+    const spec = effectiveSpec(policy);
+    const labels = wantedNamespaceLabels(policy);
+    const enforcing = isEnforcing(policy);
+    const noAutomount = spec.serviceAccounts?.automountDefaultToken === false;
+    for (const name of selectNamespaces(spec, snapshot.namespaces)) {
+      const state = states.get(name)!;
+      for (const [key, value] of Object.entries(labels)) {
+        state.retainLabels.add(key);
+        if (enforcing) (state.wants[key] ??= []).push({ policy: policy.metadata.name, value });
+      }
+      if (noAutomount) state.retainAutomount = true;
+      if (noAutomount && enforcing) state.disableDefaultTokenAutomount = true;
+    }
+  }
+  for (const state of states.values()) {
+    for (const [key, wants] of Object.entries(state.wants)) state.labels[key] = pickWinner(key, wants);
+  }
+  return states;
+}

@@ -1,0 +1,34 @@
+import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import type { Child } from "./children.js";
+
+type GeneratedRole = NonNullable<NonNullable<ClusterSecurityPolicySpec["rbac"]>["roles"]>[number];
+
+/**
+ * Least-privilege access for one `spec.rbac.roles` entry in one namespace: a Role with exactly the given
+ * rules, a dedicated ServiceAccount whose token is not automounted (pods opt in with a projected token),
+ * and a RoleBinding between them. The Role and the binding share the entry's name and the binding's roleRef
+ * never changes, so the immutable roleRef never needs a replacement.
+ */
+export function desiredRoleObjects(
+  role: GeneratedRole,
+  namespace: string,
+  child: (kind: "Role" | "RoleBinding" | "ServiceAccount", name: string, fields: Record<string, unknown>) => Child,
+): Child[] {
+  const sa = role.serviceAccount ?? role.name;
+  const rules = role.rules.map((r) => {
+    const rule: Record<string, string[]> = {};
+    if (r.apiGroups) rule["apiGroups"] = [...r.apiGroups];
+    if (r.resources) rule["resources"] = [...r.resources];
+    if (r.resourceNames) rule["resourceNames"] = [...r.resourceNames];
+    rule["verbs"] = [...r.verbs];
+    return rule;
+  });
+  return [
+    child("ServiceAccount", sa, { automountServiceAccountToken: false }),
+    child("Role", role.name, { rules }),
+    child("RoleBinding", role.name, {
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.name },
+      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+    }),
+  ];
+}

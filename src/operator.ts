@@ -1,0 +1,52 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import { Applier } from "./cluster/applier.js";
+import { ClusterCache } from "./cluster/cache.js";
+import { reconcile } from "./controller/reconcile.js";
+import type { Logger } from "./observability/logger.js";
+import { Controller } from "./runtime/controller.js";
+
+export interface OperatorOptions {
+  workers: number;
+  resyncMs: number;
+}
+
+/** The running operator: caches, work queue and workers wired together. */
+export class Operator {
+  readonly cache: ClusterCache;
+  readonly applier: Applier;
+  readonly controller: Controller;
+
+  constructor(kc: KubeConfig, opts: OperatorOptions, private readonly log: Logger) {
+    this.applier = new Applier(kc);
+    this.controller = new Controller(
+      (key, reconcileId) =>
+        reconcile(key, {
+          snapshot: () => this.cache.snapshot(),
+          writer: this.applier,
+          log: log.child({ policy: key, reconcileId }),
+        }),
+      () => this.cache.policies.list().map((p) => p.metadata.name),
+      { workers: opts.workers, resyncMs: opts.resyncMs },
+      log,
+    );
+    // Events only enqueue; a missing policy name means "every policy" (namespaces, shared objects, RBAC).
+    this.cache = new ClusterCache(kc, log, (policy) => {
+      if (policy) this.controller.queue.add(policy);
+      else if (this.cache?.policies.hasSynced) this.controller.resync();
+    });
+  }
+
+  /** Fills the caches, then starts the workers and reconciles every policy once. */
+  async start(): Promise<void> {
+    await this.cache.start();
+    this.log.info("caches synced; starting workers");
+    this.controller.start();
+    this.controller.resync();
+  }
+
+  /** Drains in-flight reconciles and stops the watches. */
+  async stop(): Promise<void> {
+    await this.controller.stop();
+    await this.cache.stop();
+  }
+}

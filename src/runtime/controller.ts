@@ -1,0 +1,75 @@
+import type { Logger } from "../observability/logger.js";
+import { Backoff } from "./backoff.js";
+import { WorkQueue } from "./workqueue.js";
+
+export interface ControllerOptions {
+  /** Parallel reconciles (of different keys; one key is never reconciled twice at once). */
+  workers: number;
+  /** Every key is re-enqueued this often, catching anything a watch missed. */
+  resyncMs: number;
+}
+
+/**
+ * Drives a reconcile function from a work queue: N workers, per-key exponential backoff on failure,
+ * periodic resync of every known key, and a graceful stop that lets in-flight reconciles finish.
+ */
+export class Controller {
+  readonly queue = new WorkQueue();
+  private readonly backoff = new Backoff(500, 60_000);
+  private workers: Promise<void>[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  /** Counters for metrics and tests. */
+  readonly stats = { reconciles: 0, failures: 0 };
+
+  constructor(
+    private readonly reconcile: (key: string, reconcileId: string) => Promise<void>,
+    private readonly keys: () => string[],
+    private readonly opts: ControllerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
+    this.resyncTimer = setInterval(() => this.resync(), this.opts.resyncMs);
+  }
+
+  /** Enqueues every known key now. */
+  resync(): void {
+    for (const k of this.keys()) this.queue.add(k);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const started = Date.now();
+      const reconcileId = Math.random().toString(36).slice(2, 10);
+      try {
+        this.stats.reconciles++;
+        await this.reconcile(key, reconcileId);
+        this.backoff.forget(key);
+        this.log.debug("reconcile done", { policy: key, reconcileId, ms: Date.now() - started });
+      } catch (err) {
+        this.stats.failures++;
+        const delay = this.backoff.next(key);
+        this.log.warn("reconcile failed; retrying", {
+          policy: key,
+          reconcileId,
+          error: err instanceof Error ? err.message : String(err),
+          attempt: this.backoff.failuresOf(key),
+          retryInMs: delay,
+        });
+        this.queue.addAfter(key, delay);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** Stops taking work and waits for in-flight reconciles to finish. */
+  async stop(): Promise<void> {
+    clearInterval(this.resyncTimer);
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+  }
+}

@@ -1,0 +1,47 @@
+import type {
+  V1ClusterRole,
+  V1ClusterRoleBinding,
+  V1Namespace,
+  V1NetworkPolicy,
+  V1Role,
+  V1RoleBinding,
+  V1ServiceAccount,
+  KubernetesObject,
+} from "@kubernetes/client-node";
+import type { ClusterSecurityPolicy } from "./api/v1alpha1/policy.js";
+
+/**
+ * An immutable view of the cluster, read from the informer caches by the cluster layer. Everything that
+ * decides (desired state, drift, findings, status) is a pure function of a policy and a Snapshot, so it is
+ * unit-tested without an API server. New areas add fields here; absent fields mean "not watched".
+ */
+export interface Snapshot {
+  readonly policies: readonly ClusterSecurityPolicy[];
+  readonly namespaces: readonly V1Namespace[];
+  /** NetworkPolicies labelled managed-by csp-operator. */
+  readonly networkPolicies: readonly V1NetworkPolicy[];
+  /** Every namespace's `default` ServiceAccount plus the ServiceAccounts the operator manages. */
+  readonly serviceAccounts: readonly V1ServiceAccount[];
+  /** Roles and RoleBindings the operator manages. */
+  readonly roles: readonly V1Role[];
+  readonly roleBindings: readonly V1RoleBinding[];
+  /** All RBAC in the cluster, for findings. Undefined when RBAC auditing is not watched. */
+  readonly rbac?: {
+    readonly clusterRoles: readonly V1ClusterRole[];
+    readonly clusterRoleBindings: readonly V1ClusterRoleBinding[];
+    readonly roles: readonly V1Role[];
+    readonly roleBindings: readonly V1RoleBinding[];
+  };
+  /**
+   * Objects found by a live read at the name of a desired child that is not in the managed caches (the
+   * caches only hold labelled objects): whatever is there belongs to someone else. Keyed by objectKey().
+   */
+  readonly occupied?: ReadonlyMap<string, KubernetesObject>;
+  /** The time the snapshot was taken, for expiring exemptions. */
+  readonly now: Date;
+}
+
+/** `Kind/namespace/name`: the identity used to match desired objects with observed ones. */
+export function objectKey(kind: string, namespace: string | undefined, name: string): string {
+  return namespace ? `${kind}/${namespace}/${name}` : `${kind}/${name}`;
+}

@@ -1,0 +1,66 @@
+import { expect } from "chai";
+import { Backoff } from "../../../src/runtime/backoff.js";
+import { WorkQueue } from "../../../src/runtime/workqueue.js";
+
+describe("WorkQueue", () => {
+  it("collapses repeated adds of a waiting key", async () => {
+    const q = new WorkQueue();
+    q.add("a");
+    q.add("a");
+    q.add("b");
+    expect(q.length).to.equal(2);
+    expect(await q.get()).to.equal("a");
+    expect(await q.get()).to.equal("b");
+  });
+
+  it("never hands out a key that is being processed; re-adds it once done", async () => {
+    const q = new WorkQueue();
+    q.add("a");
+    const first = await q.get();
+    q.add("a");
+    q.add("a");
+    expect(q.length).to.equal(0, "a is in flight, so it must not be queued again yet");
+    q.done(first!);
+    expect(q.length).to.equal(1);
+    expect(await q.get()).to.equal("a");
+    q.done("a");
+    expect(q.length).to.equal(0);
+  });
+
+  it("wakes a blocked worker when a key arrives", async () => {
+    const q = new WorkQueue();
+    const pending = q.get();
+    q.add("x");
+    expect(await pending).to.equal("x");
+    expect(q.inFlight).to.equal(1);
+  });
+
+  it("keeps the earliest deadline for delayed adds", async () => {
+    const q = new WorkQueue();
+    q.addAfter("k", 5000);
+    q.addAfter("k", 10);
+    const start = Date.now();
+    expect(await q.get()).to.equal("k");
+    expect(Date.now() - start).to.be.lessThan(2000);
+    q.shutDown();
+  });
+
+  it("releases blocked workers on shutdown", async () => {
+    const q = new WorkQueue();
+    const pending = q.get();
+    q.shutDown();
+    expect(await pending).to.equal(undefined);
+    q.add("late");
+    expect(q.length).to.equal(0);
+  });
+});
+
+describe("Backoff", () => {
+  it("doubles per failure up to the cap and forgets on success", () => {
+    const b = new Backoff(100, 1000, () => 0.5);
+    expect([b.next("k"), b.next("k"), b.next("k"), b.next("k"), b.next("k")]).to.deep.equal([100, 200, 400, 800, 1000]);
+    expect(b.next("other")).to.equal(100, "keys back off independently");
+    b.forget("k");
+    expect(b.next("k")).to.equal(100);
+  });
+});
