@@ -26,7 +26,7 @@ export function sharedWrites(snapshot: Snapshot, states: ReadonlyMap<string, Sha
     if (!name || !state || ns.metadata?.deletionTimestamp) continue;
     const observed = ns.metadata?.labels ?? {};
     const owned = [...appliedPaths(ns, FIELD_MANAGER)]
-      .filter((p) => p.startsWith(LABELS) && !p.slice(LABELS.length).includes("."))
+      .filter((p) => p.startsWith(LABELS)) // label keys have no children, but may contain dots
       .map((p) => p.slice(LABELS.length));
     const labels: Record<string, string> = { ...state.labels };
     for (const key of owned) if (!(key in labels) && state.retainLabels.has(key) && observed[key] !== undefined) labels[key] = observed[key];
