@@ -1,11 +1,17 @@
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import { MANAGED_BY_VALUE } from "../desired/metadata.js";
 import type { Finding } from "../findings/finding.js";
+import { rbacFindings } from "../findings/rbac.js";
 import type { Snapshot } from "../snapshot.js";
 
 /**
  * All findings for one policy, from the areas it enables. Each area contributes a pure function of the
  * snapshot; areas are added here as they land.
  */
-export function policyFindings(_policy: ClusterSecurityPolicy, _spec: ClusterSecurityPolicySpec, _snapshot: Snapshot): Finding[] {
-  return [];
+export function policyFindings(_policy: ClusterSecurityPolicy, spec: ClusterSecurityPolicySpec, snapshot: Snapshot): Finding[] {
+  const findings: Finding[] = [];
+  if (spec.rbac?.audit && snapshot.rbac) {
+    findings.push(...rbacFindings(snapshot.rbac, spec.rbac.audit, { ignoreManagedBy: MANAGED_BY_VALUE }));
+  }
+  return findings;
 }
