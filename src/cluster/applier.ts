@@ -1,7 +1,6 @@
 import {
   CoreV1Api,
   CustomObjectsApi,
-  KubernetesObjectApi,
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
@@ -11,20 +10,21 @@ import { GROUP, PLURAL, VERSION, type ClusterSecurityPolicy, type ClusterSecurit
 import { OWNED_FIELDS, type Child } from "../desired/children.js";
 import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { statusCode } from "./client.js";
+import { objectPath, resourcePath, RestClient } from "./rest.js";
 
 /**
  * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
  * children and shared objects are written with server-side apply.
  */
 export class Applier {
-  private readonly objects: KubernetesObjectApi;
+  private readonly rest: RestClient;
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
   /** Counts requests that write, for tests and metrics. */
   writes = 0;
 
   constructor(kc: KubeConfig) {
-    this.objects = kc.makeApiClient(KubernetesObjectApi);
+    this.rest = new RestClient(kc);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
   }
@@ -32,7 +32,11 @@ export class Applier {
   /** Server-side apply with force: the policy is the source of truth for the fields it declares. */
   async apply<T extends KubernetesObject>(obj: T): Promise<T> {
     this.writes++;
-    return (await this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)) as T;
+    return this.rest.request<T>("PATCH", objectPath(obj), {
+      query: { fieldManager: FIELD_MANAGER, force: "true" },
+      body: obj,
+      contentType: PatchStrategy.ServerSideApply,
+    });
   }
 
   /**
@@ -41,25 +45,28 @@ export class Applier {
    * leaves fields owned by others in place, so apply alone cannot remove them.
    */
   async replaceOwned(child: Child): Promise<void> {
-    const live = (await this.objects.read(child)) as KubernetesObject & Record<string, unknown>;
+    const live = await this.rest.request<KubernetesObject & Record<string, unknown>>("GET", objectPath(child));
     for (const field of OWNED_FIELDS[child.kind]) {
       if (child[field] === undefined) delete live[field];
       else live[field] = child[field];
     }
     live.metadata = { ...live.metadata, labels: { ...(live.metadata?.labels ?? {}), ...child.metadata.labels } };
     this.writes++;
-    await this.objects.replace(live, undefined, undefined, FIELD_MANAGER);
+    await this.rest.request("PUT", objectPath(child), { query: { fieldManager: FIELD_MANAGER }, body: live });
   }
 
   /** Deletes an object, but only the exact one observed (uid precondition): never a newer namesake. */
   async delete(obj: KubernetesObject): Promise<void> {
     this.writes++;
     try {
-      await this.objects.delete(obj, undefined, undefined, undefined, undefined, "Background", {
-        apiVersion: "v1",
-        kind: "DeleteOptions",
-        preconditions: obj.metadata?.uid ? { uid: obj.metadata.uid } : undefined,
-      } as never);
+      await this.rest.request("DELETE", objectPath(obj), {
+        body: {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          propagationPolicy: "Background",
+          ...(obj.metadata?.uid ? { preconditions: { uid: obj.metadata.uid } } : {}),
+        },
+      });
     } catch (err) {
       if (statusCode(err) !== 404) throw err;
     }
@@ -68,7 +75,7 @@ export class Applier {
   /** Reads a live object; undefined when it does not exist. */
   async read(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<KubernetesObject | undefined> {
     try {
-      return await this.objects.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } });
+      return await this.rest.request<KubernetesObject>("GET", resourcePath(apiVersion, kind, namespace, name));
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw err;

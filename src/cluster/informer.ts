@@ -1,7 +1,8 @@
-import { KubernetesObjectApi, ListWatch, Watch, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type KubernetesListObject } from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { Backoff } from "../runtime/backoff.js";
 import { errorMessage } from "./client.js";
+import { RestClient } from "./rest.js";
 
 export interface InformerSpec {
   /** Watch path, e.g. /apis/networking.k8s.io/v1/networkpolicies (all namespaces). */
@@ -30,9 +31,12 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     onChange: (obj: T) => void,
     private readonly log: Logger,
   ) {
-    const api = kc.makeApiClient(KubernetesObjectApi);
-    const list = async () =>
-      (await api.list<T>(spec.apiVersion, spec.kind, undefined, undefined, undefined, undefined, spec.fieldSelector, spec.labelSelector)) as never;
+    // Lists travel as plain JSON, like watch events: client-node's models would rename fields (`_from`).
+    const rest = new RestClient(kc);
+    const query: Record<string, string> = {};
+    if (spec.labelSelector) query["labelSelector"] = spec.labelSelector;
+    if (spec.fieldSelector) query["fieldSelector"] = spec.fieldSelector;
+    const list = () => rest.request<KubernetesListObject<T>>("GET", spec.path, { query });
     this.lw = new ListWatch<T>(spec.path, new Watch(kc), list, false, spec.labelSelector, spec.fieldSelector);
     this.lw.on("add", onChange);
     this.lw.on("update", onChange);

@@ -22,12 +22,13 @@ const labelSelector = obj(
     matchExpressions: arrayOf(
       obj(
         {
-          key: str({ description: "The label key the expression applies to.", minLength: 1 }),
+          key: str({ description: "The label key the expression applies to.", minLength: 1, maxLength: 317 }),
           operator: enumOf(["In", "NotIn", "Exists", "DoesNotExist"] as const, {
             description: "How the key relates to the values.",
           }),
-          values: arrayOf(str({ description: "A label value." }), {
+          values: arrayOf(str({ description: "A label value.", maxLength: 63 }), {
             description: "Values for In and NotIn; must be empty for Exists and DoesNotExist.",
+            maxItems: 64,
           }),
         },
         {
@@ -41,7 +42,7 @@ const labelSelector = obj(
           ],
         },
       ),
-      { description: "Label selector requirements; all must match." },
+      { description: "Label selector requirements; all must match.", maxItems: 16 },
     ),
   },
   { description: "A standard Kubernetes label selector. Empty selects every namespace." },
@@ -49,18 +50,22 @@ const labelSelector = obj(
 
 const policyRule = obj(
   {
-    apiGroups: arrayOf(str({ description: "An API group; \"\" is the core group." }), {
+    apiGroups: arrayOf(str({ description: "An API group; \"\" is the core group.", maxLength: 253 }), {
       description: "API groups of the resources.",
+      maxItems: 32,
     }),
-    resources: arrayOf(str({ description: "A resource, optionally with a subresource (pods/log)." }), {
+    resources: arrayOf(str({ description: "A resource, optionally with a subresource (pods/log).", maxLength: 253 }), {
       description: "Resources this rule applies to.",
+      maxItems: 64,
     }),
-    resourceNames: arrayOf(str({ description: "An object name." }), {
+    resourceNames: arrayOf(str({ description: "An object name.", maxLength: 253 }), {
       description: "Restricts the rule to these object names.",
+      maxItems: 64,
     }),
-    verbs: arrayOf(str({ description: "A verb such as get, list, watch, create." }), {
+    verbs: arrayOf(str({ description: "A verb such as get, list, watch, create.", maxLength: 64 }), {
       description: "Verbs allowed on the resources.",
       minItems: 1,
+      maxItems: 16,
     }),
   },
   { description: "An rbac.authorization.k8s.io/v1 PolicyRule (namespaced: no nonResourceURLs).", required: ["verbs"] },
@@ -72,7 +77,7 @@ const riskyRule =
 const generatedRole = obj(
   {
     name: str({ description: "Name of the Role and RoleBinding (DNS-1123 label).", pattern: DNS_LABEL, maxLength: 63 }),
-    rules: arrayOf(policyRule, { description: "Exactly the permissions the Role grants.", minItems: 1 }),
+    rules: arrayOf(policyRule, { description: "Exactly the permissions the Role grants.", minItems: 1, maxItems: 32 }),
     serviceAccount: str({
       description: "Dedicated ServiceAccount bound to the Role; defaults to the role's name.",
       pattern: DNS_LABEL,
