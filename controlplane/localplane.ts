@@ -60,12 +60,81 @@ function openssl(dir: string, args: string[]): void {
 
 /** A self-made CA, a serving cert for 127.0.0.1, an admin client cert (system:masters), SA keys. */
 function makePki(dir: string): void {
-  openssl(dir, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=csp-local-ca"]);
-  writeFileSync(join(dir, "san.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n");
-  openssl(dir, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=kube-apiserver"]);
-  openssl(dir, ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf"]);
-  openssl(dir, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "admin.key", "-out", "admin.csr", "-subj", "/O=system:masters/CN=csp-admin"]);
-  openssl(dir, ["x509", "-req", "-in", "admin.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "admin.crt", "-days", "2"]);
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=csp-local-ca",
+  ]);
+  writeFileSync(
+    join(dir, "san.cnf"),
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n",
+  );
+  openssl(dir, [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=kube-apiserver",
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.crt",
+    "-days",
+    "2",
+    "-extfile",
+    "san.cnf",
+  ]);
+  openssl(dir, [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "admin.key",
+    "-out",
+    "admin.csr",
+    "-subj",
+    "/O=system:masters/CN=csp-admin",
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "admin.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "admin.crt",
+    "-days",
+    "2",
+  ]);
   openssl(dir, ["genrsa", "-out", "sa.key", "2048"]);
   openssl(dir, ["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
 }
@@ -138,19 +207,34 @@ export class LocalPlane {
 
   private async boot(opts: LocalPlaneOptions): Promise<void> {
     makePki(this.dir);
-    const [etcdPort, peerPort, apiPort, kcmPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const [etcdPort, peerPort, apiPort, kcmPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
     this.etcdUrl = `http://127.0.0.1:${etcdPort}`;
     this.server = `https://127.0.0.1:${apiPort}`;
     this.spawnLogged("etcd", [
-      "--data-dir", join(this.dir, "etcd"),
-      "--listen-client-urls", this.etcdUrl,
-      "--advertise-client-urls", this.etcdUrl,
-      "--listen-peer-urls", `http://127.0.0.1:${peerPort}`,
-      "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
-      "--initial-cluster", `default=http://127.0.0.1:${peerPort}`,
+      "--data-dir",
+      join(this.dir, "etcd"),
+      "--listen-client-urls",
+      this.etcdUrl,
+      "--advertise-client-urls",
+      this.etcdUrl,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-cluster",
+      `default=http://127.0.0.1:${peerPort}`,
       "--unsafe-no-fsync",
     ]);
-    const policy = opts.auditPolicy ?? { apiVersion: "audit.k8s.io/v1", kind: "Policy", rules: [{ level: "Metadata" }] };
+    const policy = opts.auditPolicy ?? {
+      apiVersion: "audit.k8s.io/v1",
+      kind: "Policy",
+      rules: [{ level: "Metadata" }],
+    };
     writeFileSync(join(this.dir, "audit-policy.yaml"), JSON.stringify(policy));
     const args = [
       `--etcd-servers=${this.etcdUrl}`,
@@ -173,7 +257,10 @@ export class LocalPlane {
     if (opts.encryptionConfig) {
       this.encryptionConfigPath = join(this.dir, "encryption-config.yaml");
       writeFileSync(this.encryptionConfigPath, opts.encryptionConfig, { mode: 0o600 });
-      args.push(`--encryption-provider-config=${this.encryptionConfigPath}`, "--encryption-provider-config-automatic-reload=true");
+      args.push(
+        `--encryption-provider-config=${this.encryptionConfigPath}`,
+        "--encryption-provider-config-automatic-reload=true",
+      );
     }
     this.spawnLogged("kube-apiserver", args);
     writeFileSync(
@@ -198,18 +285,29 @@ export class LocalPlane {
         "--use-service-account-credentials=false",
       ]);
       this.startWatchdog();
-      await this.waitFor(async () => (await this.kubectl(["get", "serviceaccount", "default", "-n", "default"])).code === 0, 60_000, "default ServiceAccount");
+      await this.waitFor(
+        async () => (await this.kubectl(["get", "serviceaccount", "default", "-n", "default"])).code === 0,
+        60_000,
+        "default ServiceAccount",
+      );
     }
   }
 
   /** Kills every component within ~1 s if this Node process dies, however it dies. */
   private startWatchdog(): void {
     this.watchdog?.kill("SIGKILL");
-    const pids = this.processes.map((p) => p.proc.pid).filter(Boolean).join(" ");
-    this.watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${pids} 2>/dev/null`], {
-      detached: true,
-      stdio: "ignore",
-    });
+    const pids = this.processes
+      .map((p) => p.proc.pid)
+      .filter(Boolean)
+      .join(" ");
+    this.watchdog = spawn(
+      "sh",
+      ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${pids} 2>/dev/null`],
+      {
+        detached: true,
+        stdio: "ignore",
+      },
+    );
     this.watchdog.unref();
   }
 
@@ -217,12 +315,17 @@ export class LocalPlane {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       for (const p of this.processes) {
-        if (p.proc.exitCode !== null) throw new Error(`${p.name} exited (${p.proc.exitCode}) while waiting for ${what}; log: ${p.log}\n${tail(p.log)}`);
+        if (p.proc.exitCode !== null)
+          throw new Error(
+            `${p.name} exited (${p.proc.exitCode}) while waiting for ${what}; log: ${p.log}\n${tail(p.log)}`,
+          );
       }
       if (await check().catch(() => false)) return;
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; logs in ${this.dir}\n${tail(join(this.dir, "kube-apiserver.log"))}`);
+    throw new Error(
+      `timed out after ${timeoutMs} ms waiting for ${what}; logs in ${this.dir}\n${tail(join(this.dir, "kube-apiserver.log"))}`,
+    );
   }
 
   private async waitReady(): Promise<void> {
@@ -254,9 +357,14 @@ export class LocalPlane {
   }
 
   /** Runs the kubectl built with this control plane, as a user would. */
-  kubectl(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  kubectl(
+    args: string[],
+    opts: { input?: string; kubeconfig?: string } = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const p = spawn(this.kubectlPath, args, { env: { ...process.env, KUBECONFIG: opts.kubeconfig ?? this.kubeconfigPath } });
+      const p = spawn(this.kubectlPath, args, {
+        env: { ...process.env, KUBECONFIG: opts.kubeconfig ?? this.kubeconfigPath },
+      });
       let stdout = "";
       let stderr = "";
       p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -279,7 +387,7 @@ export class LocalPlane {
 
   /** The audit log, parsed. */
   auditEvents(): Record<string, unknown>[] {
-    let text = "";
+    let text: string;
     try {
       text = readFileSync(this.auditLogPath, "utf8");
     } catch {
@@ -323,7 +431,8 @@ export class LocalPlane {
       clearTimeout(timer);
     }
     this.watchdog?.kill("SIGKILL");
-    if (process.env["CSP_KEEP_STATE"] !== "1" && !keepOnError) rmSync(this.dir, { recursive: true, force: true });
+    if (process.env["CSP_KEEP_STATE"] !== "1" && !keepOnError)
+      rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -11,7 +11,9 @@ import { Operator } from "./operator.js";
 
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 19)) {
-  console.error(`csp-operator needs Node >= 22.19 (Node 24 LTS recommended); this is ${process.version}. Run it through npm scripts, which use the project's Node.`);
+  console.error(
+    `csp-operator needs Node >= 22.19 (Node 24 LTS recommended); this is ${process.version}. Run it through npm scripts, which use the project's Node.`,
+  );
   process.exit(2);
 }
 
@@ -28,8 +30,10 @@ async function run(argv: string[]): Promise<number> {
   });
   const workers = Number(values.workers);
   const resync = Number(values.resync);
-  if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers must be a positive integer, got ${values.workers}`);
-  if (!Number.isFinite(resync) || resync <= 0) throw new UsageError(`--resync must be a positive number of seconds, got ${values.resync}`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new UsageError(`--workers must be a positive integer, got ${values.workers}`);
+  if (!Number.isFinite(resync) || resync <= 0)
+    throw new UsageError(`--resync must be a positive number of seconds, got ${values.resync}`);
   const log = createLogger(values["log-level"]);
   const kc = loadKubeConfig(values.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
   const operator = new Operator(kc, { workers, resyncMs: resync * 1000 }, log);
@@ -65,7 +69,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "check") {
     const { runCheckCommand } = await import("./cis/command.js");
-    return runCheckCommand(rest, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+    return runCheckCommand(rest, {
+      stdout: (s) => process.stdout.write(s),
+      stderr: (s) => process.stderr.write(s),
+    });
   }
   if (command === "run") return run(rest);
   if (command === undefined || command.startsWith("-")) return run(argv);

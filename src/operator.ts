@@ -16,7 +16,11 @@ export class Operator {
   readonly applier: Applier;
   readonly controller: Controller;
 
-  constructor(kc: KubeConfig, opts: OperatorOptions, private readonly log: Logger) {
+  constructor(
+    kc: KubeConfig,
+    opts: OperatorOptions,
+    private readonly log: Logger,
+  ) {
     this.applier = new Applier(kc);
     this.controller = new Controller(
       (key, reconcileId) =>

@@ -98,7 +98,10 @@ export function arrayOf<T>(
   return { openapi: base("array", c, extra) };
 }
 
-export function mapOf<T>(value: Schema<T>, c: Common & { maxProperties?: number }): Schema<Record<string, T>> {
+export function mapOf<T>(
+  value: Schema<T>,
+  c: Common & { maxProperties?: number },
+): Schema<Record<string, T>> {
   return { openapi: base("object", c, { additionalProperties: value.openapi }) };
 }
 

@@ -6,7 +6,13 @@ import {
   type KubeConfig,
   type KubernetesObject,
 } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION, type ClusterSecurityPolicy, type ClusterSecurityPolicyStatus } from "../api/v1alpha1/policy.js";
+import {
+  GROUP,
+  PLURAL,
+  VERSION,
+  type ClusterSecurityPolicy,
+  type ClusterSecurityPolicyStatus,
+} from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type Child } from "../desired/children.js";
 import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { statusCode } from "./client.js";
@@ -45,12 +51,18 @@ export class Applier {
    * leaves fields owned by others in place, so apply alone cannot remove them.
    */
   async replaceOwned(child: Child): Promise<void> {
-    const live = await this.rest.request<KubernetesObject & Record<string, unknown>>("GET", objectPath(child));
+    const live = await this.rest.request<KubernetesObject & Record<string, unknown>>(
+      "GET",
+      objectPath(child),
+    );
     for (const field of OWNED_FIELDS[child.kind]) {
       if (child[field] === undefined) delete live[field];
       else live[field] = child[field];
     }
-    live.metadata = { ...live.metadata, labels: { ...(live.metadata?.labels ?? {}), ...child.metadata.labels } };
+    live.metadata = {
+      ...live.metadata,
+      labels: { ...(live.metadata?.labels ?? {}), ...child.metadata.labels },
+    };
     this.writes++;
     await this.rest.request("PUT", objectPath(child), { query: { fieldManager: FIELD_MANAGER }, body: live });
   }
@@ -73,9 +85,17 @@ export class Applier {
   }
 
   /** Reads a live object; undefined when it does not exist. */
-  async read(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<KubernetesObject | undefined> {
+  async read(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<KubernetesObject | undefined> {
     try {
-      return await this.rest.request<KubernetesObject>("GET", resourcePath(apiVersion, kind, namespace, name));
+      return await this.rest.request<KubernetesObject>(
+        "GET",
+        resourcePath(apiVersion, kind, namespace, name),
+      );
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw err;
@@ -92,7 +112,12 @@ export class Applier {
   }
 
   /** Records a Kubernetes Event on the policy (`kubectl describe csp` shows it). */
-  async event(policy: ClusterSecurityPolicy, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+  async event(
+    policy: ClusterSecurityPolicy,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const now = new Date();
     this.writes++;
     await this.core.createNamespacedEvent({

@@ -9,7 +9,14 @@ import type {
   V1RoleBinding,
   V1ServiceAccount,
 } from "@kubernetes/client-node";
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import {
+  API_VERSION,
+  GROUP,
+  KIND,
+  PLURAL,
+  VERSION,
+  type ClusterSecurityPolicy,
+} from "../api/v1alpha1/policy.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../desired/metadata.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
@@ -48,21 +55,37 @@ export class ClusterCache {
       sel: { labelSelector?: string; fieldSelector?: string } = {},
     ) => new ResilientInformer<T>(kc, { path, apiVersion, kind, ...sel }, on, log);
 
-    this.policies = mk(`/apis/${GROUP}/${VERSION}/${PLURAL}`, API_VERSION, KIND, (p) => enqueue(p.metadata.name));
+    this.policies = mk(`/apis/${GROUP}/${VERSION}/${PLURAL}`, API_VERSION, KIND, (p) =>
+      enqueue(p.metadata.name),
+    );
     this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", everyPolicy);
-    this.networkPolicies = mk("/apis/networking.k8s.io/v1/networkpolicies", "networking.k8s.io/v1", "NetworkPolicy", byLabel, {
-      labelSelector: MANAGED,
-    });
+    this.networkPolicies = mk(
+      "/apis/networking.k8s.io/v1/networkpolicies",
+      "networking.k8s.io/v1",
+      "NetworkPolicy",
+      byLabel,
+      {
+        labelSelector: MANAGED,
+      },
+    );
     this.defaultServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", everyPolicy, {
       fieldSelector: "metadata.name=default",
     });
-    this.managedServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", byLabel, { labelSelector: MANAGED });
+    this.managedServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", byLabel, {
+      labelSelector: MANAGED,
+    });
     const rbac = "rbac.authorization.k8s.io/v1";
-    const rbacEvent = (o: KubernetesObject) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy());
+    const rbacEvent = (o: KubernetesObject) =>
+      o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy();
     this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", rbacEvent);
     this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent);
     this.clusterRoles = mk<V1ClusterRole>(`/apis/${rbac}/clusterroles`, rbac, "ClusterRole", everyPolicy);
-    this.clusterRoleBindings = mk<V1ClusterRoleBinding>(`/apis/${rbac}/clusterrolebindings`, rbac, "ClusterRoleBinding", everyPolicy);
+    this.clusterRoleBindings = mk<V1ClusterRoleBinding>(
+      `/apis/${rbac}/clusterrolebindings`,
+      rbac,
+      "ClusterRoleBinding",
+      everyPolicy,
+    );
     this.all = [
       this.policies,
       this.namespaces,

@@ -22,7 +22,8 @@ export function shareDispatcher(kc: KubeConfig): KubeConfig {
   const target = kc as unknown as DispatcherFactory;
   const original = target.createDispatcher.bind(kc);
   let shared: { value: unknown } | undefined;
-  target.createDispatcher = (cluster, agentOptions) => (shared ??= { value: original(cluster, agentOptions) }).value;
+  target.createDispatcher = (cluster, agentOptions) =>
+    (shared ??= { value: original(cluster, agentOptions) }).value;
   return kc;
 }
 
@@ -35,7 +36,8 @@ export function statusCode(err: unknown): number | undefined {
 /** The API server's message from a client-node error, without the headers dump. */
 export function errorMessage(err: unknown): string {
   const body = (err as { body?: unknown } | undefined)?.body;
-  if (body && typeof body === "object" && "message" in body) return String((body as { message: unknown }).message);
+  if (body && typeof body === "object" && "message" in body)
+    return String(body.message);
   if (typeof body === "string") {
     try {
       const parsed = JSON.parse(body) as { message?: string };

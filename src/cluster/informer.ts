@@ -1,4 +1,10 @@
-import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type KubernetesListObject } from "@kubernetes/client-node";
+import {
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesObject,
+  type KubernetesListObject,
+} from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { Backoff } from "../runtime/backoff.js";
 import { errorMessage } from "./client.js";
@@ -61,7 +67,11 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private restart(err: unknown): void {
     if (this.stopped) return;
     const delay = this.backoff.next("w");
-    this.log.warn("informer stopped; restarting", { kind: this.spec.kind, error: errorMessage(err), retryInMs: delay });
+    this.log.warn("informer stopped; restarting", {
+      kind: this.spec.kind,
+      error: errorMessage(err),
+      retryInMs: delay,
+    });
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       if (this.stopped) return;

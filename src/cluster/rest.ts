@@ -9,7 +9,11 @@ import { fetch, type Dispatcher } from "undici";
 export class RestClient {
   constructor(private readonly kc: KubeConfig) {}
 
-  async request<T>(method: string, path: string, opts: { query?: Record<string, string>; body?: unknown; contentType?: string } = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    opts: { query?: Record<string, string>; body?: unknown; contentType?: string } = {},
+  ): Promise<T> {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error("kubeconfig has no current cluster");
     const url = new URL(path, server);

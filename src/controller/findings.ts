@@ -8,7 +8,11 @@ import type { Snapshot } from "../snapshot.js";
  * All findings for one policy, from the areas it enables. Each area contributes a pure function of the
  * snapshot; areas are added here as they land.
  */
-export function policyFindings(_policy: ClusterSecurityPolicy, spec: ClusterSecurityPolicySpec, snapshot: Snapshot): Finding[] {
+export function policyFindings(
+  _policy: ClusterSecurityPolicy,
+  spec: ClusterSecurityPolicySpec,
+  snapshot: Snapshot,
+): Finding[] {
   const findings: Finding[] = [];
   if (spec.rbac?.audit && snapshot.rbac) {
     findings.push(...rbacFindings(snapshot.rbac, spec.rbac.audit, { ignoreManagedBy: MANAGED_BY_VALUE }));

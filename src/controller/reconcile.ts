@@ -6,7 +6,7 @@ import { desiredState } from "../desired/index.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { childDrift, ownedFieldDiff, sharedDrift, type Drift } from "../drift/checks.js";
-import { sharedWrites, type SharedWrite } from "../drift/shared.js";
+import { sharedWrites } from "../drift/shared.js";
 import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
 import type { Logger } from "../observability/logger.js";
@@ -21,9 +21,19 @@ export interface ReconcileDeps {
     apply<T extends KubernetesObject>(obj: T): Promise<T>;
     replaceOwned(child: Child): Promise<void>;
     delete(obj: KubernetesObject): Promise<void>;
-    read(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<KubernetesObject | undefined>;
+    read(
+      apiVersion: string,
+      kind: string,
+      namespace: string | undefined,
+      name: string,
+    ): Promise<KubernetesObject | undefined>;
     patchStatus(name: string, status: NonNullable<ClusterSecurityPolicy["status"]>): Promise<void>;
-    event(policy: ClusterSecurityPolicy, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+    event(
+      policy: ClusterSecurityPolicy,
+      type: "Normal" | "Warning",
+      reason: string,
+      message: string,
+    ): Promise<void>;
   };
   log: Logger;
 }
@@ -47,7 +57,8 @@ function classify(err: unknown, what: string): WriteFailure {
 function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string {
   const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`-${e.name}`));
   if (child.kind === "NetworkPolicy" && extra) return `spec.networkPolicies.extra[name=${extra.name}].spec`;
-  if (child.kind === "Role" || child.kind === "RoleBinding") return `spec.rbac.roles[name=${child.metadata.name}]`;
+  if (child.kind === "Role" || child.kind === "RoleBinding")
+    return `spec.rbac.roles[name=${child.metadata.name}]`;
   return `${child.kind} ${child.metadata.namespace}/${child.metadata.name}`;
 }
 
@@ -95,7 +106,8 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
     ["RoleBinding", snapshot.roleBindings],
   ];
   for (const [kind, objs] of lists) {
-    for (const o of objs) if (o.metadata?.labels) managedKeys.add(objectKey(kind, o.metadata.namespace, o.metadata.name ?? ""));
+    for (const o of objs)
+      if (o.metadata?.labels) managedKeys.add(objectKey(kind, o.metadata.namespace, o.metadata.name ?? ""));
   }
   const occupied = new Map<string, KubernetesObject>();
   for (const c of desired.children) {
@@ -106,7 +118,10 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
   }
   snapshot = { ...snapshot, occupied };
 
-  const drift = [...childDrift(policy, desired.children, snapshot), ...sharedDrift(policy, desired.namespaces, snapshot, states)];
+  const drift = [
+    ...childDrift(policy, desired.children, snapshot),
+    ...sharedDrift(policy, desired.namespaces, snapshot, states),
+  ];
   const remaining: Drift[] = [];
   const corrected: Drift[] = [];
   for (const d of drift) {
@@ -125,12 +140,14 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
       else {
         const result = await writer.apply(d.repair.object);
         // Fields another manager added survive an apply; replace them when they are still there.
-        if (ownedFieldDiff(d.repair.object, result as unknown as Record<string, unknown>).length > 0) await writer.replaceOwned(d.repair.object);
+        if (ownedFieldDiff(d.repair.object, result).length > 0)
+          await writer.replaceOwned(d.repair.object);
       }
       corrected.push(d);
     } catch (err) {
       const f = classify(err, objectKey(d.kind, d.namespace, d.name));
-      if (f.reason === "InvalidSpec" && d.repair.action === "apply") f.message = `${specFieldOf(d.repair.object, spec)}: ${errorMessage(err)}`;
+      if (f.reason === "InvalidSpec" && d.repair.action === "apply")
+        f.message = `${specFieldOf(d.repair.object, spec)}: ${errorMessage(err)}`;
       failures.push(f);
       remaining.push({ ...d, message: `${d.message}; write failed: ${errorMessage(err)}` });
     }
@@ -139,7 +156,10 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
   const raw: Finding[] = policyFindings(policy, spec, snapshot);
   const { counted } = applyExemptions(raw, spec.exemptions, snapshot.now, policy.metadata.name);
 
-  const failure = failures.find((f) => f.reason === "InvalidSpec") ?? failures.find((f) => f.reason === "Forbidden") ?? failures[0];
+  const failure =
+    failures.find((f) => f.reason === "InvalidSpec") ??
+    failures.find((f) => f.reason === "Forbidden") ??
+    failures[0];
   const status = computeStatus(
     {
       policy,
@@ -149,7 +169,17 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
       drift: remaining,
       corrected,
       findings: counted,
-      ...(failure ? { error: { reason: failure.reason, message: failures.map((f) => f.message).join("; ").slice(0, 2000) } } : {}),
+      ...(failure
+        ? {
+            error: {
+              reason: failure.reason,
+              message: failures
+                .map((f) => f.message)
+                .join("; ")
+                .slice(0, 2000),
+            },
+          }
+        : {}),
       now: snapshot.now,
     },
     policy.status,
@@ -157,14 +187,25 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
   if (statusChanged(policy.status, status)) await writer.patchStatus(name, status);
 
   if (corrected.length > 0) {
-    const list = corrected.map((d) => `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason})`);
+    const list = corrected.map(
+      (d) => `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason})`,
+    );
     log.info("drift corrected", { corrected: list });
-    await writer.event(policy, "Normal", "DriftCorrected", `Corrected ${corrected.length}: ${list.slice(0, 10).join(", ")}`);
+    await writer.event(
+      policy,
+      "Normal",
+      "DriftCorrected",
+      `Corrected ${corrected.length}: ${list.slice(0, 10).join(", ")}`,
+    );
   }
   if (failure) {
     log.warn("reconcile incomplete", { reason: failure.reason, failures: failures.map((f) => f.message) });
     await writer.event(policy, "Warning", failure.reason, failure.message);
     if (failure.reason !== "InvalidSpec") throw new RetryableError(failure.message);
   }
-  log.debug("reconciled", { namespaces: desired.namespaces.length, drift: remaining.length, corrected: corrected.length });
+  log.debug("reconciled", {
+    namespaces: desired.namespaces.length,
+    drift: remaining.length,
+    corrected: corrected.length,
+  });
 }

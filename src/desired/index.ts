@@ -33,7 +33,8 @@ export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot):
       },
       ...fields,
     });
-    if (spec.networkPolicies) children.push(...desiredNetworkPolicies(policy.metadata.name, namespace, spec.networkPolicies, child));
+    if (spec.networkPolicies)
+      children.push(...desiredNetworkPolicies(policy.metadata.name, namespace, spec.networkPolicies, child));
     for (const role of spec.rbac?.roles ?? []) children.push(...desiredRoleObjects(role, namespace, child));
   }
   children.sort(

@@ -5,7 +5,10 @@ import { OPERATOR_NAMESPACE } from "./metadata.js";
 type Selector = NonNullable<NonNullable<ClusterSecurityPolicySpec["namespaces"]>["selector"]>;
 
 /** Evaluates a metav1.LabelSelector against labels, with the API server's semantics. */
-export function matchesSelector(selector: Selector | undefined, labels: Record<string, string> = {}): boolean {
+export function matchesSelector(
+  selector: Selector | undefined,
+  labels: Record<string, string> = {},
+): boolean {
   if (!selector) return true;
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
   for (const e of selector.matchExpressions ?? []) {
@@ -34,7 +37,10 @@ export function matchesSelector(selector: Selector | undefined, labels: Record<s
  * The namespaces a policy applies to, sorted by name: those matching the selector, minus the excluded
  * ones, minus csp-system always, minus namespaces being deleted (writing into them only fails).
  */
-export function selectNamespaces(spec: ClusterSecurityPolicySpec, namespaces: readonly V1Namespace[]): string[] {
+export function selectNamespaces(
+  spec: ClusterSecurityPolicySpec,
+  namespaces: readonly V1Namespace[],
+): string[] {
   const exclude = new Set([...(spec.namespaces?.exclude ?? []), OPERATOR_NAMESPACE]);
   return namespaces
     .filter((ns) => ns.metadata?.name && !exclude.has(ns.metadata.name))

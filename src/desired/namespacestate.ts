@@ -60,7 +60,9 @@ function pickWinner(key: string, wants: Want[]): string {
   const levelKey = /^pod-security\.kubernetes\.io\/(enforce|audit|warn)$/.test(key);
   if (levelKey) {
     return wants.reduce((best, w) =>
-      (LEVEL_RANK[w.value as PodSecurityLevel] ?? -1) > (LEVEL_RANK[best.value as PodSecurityLevel] ?? -1) ? w : best,
+      (LEVEL_RANK[w.value as PodSecurityLevel] ?? -1) > (LEVEL_RANK[best.value as PodSecurityLevel] ?? -1)
+        ? w
+        : best,
     ).value;
   }
   return wants[0]!.value; // wants are in policy order: the oldest policy wins

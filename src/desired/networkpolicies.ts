@@ -30,7 +30,11 @@ export function desiredNetworkPolicies(
   if (spec.defaultDenyEgress) denied.push("Egress");
 
   if (denied.length > 0) {
-    out.push(child("NetworkPolicy", childName(policyName, "default-deny"), { spec: { podSelector: {}, policyTypes: denied } }));
+    out.push(
+      child("NetworkPolicy", childName(policyName, "default-deny"), {
+        spec: { podSelector: {}, policyTypes: denied },
+      }),
+    );
   }
   if (spec.allowDNS && spec.defaultDenyEgress) {
     out.push(

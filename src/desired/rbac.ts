@@ -12,7 +12,11 @@ type GeneratedRole = NonNullable<NonNullable<ClusterSecurityPolicySpec["rbac"]>[
 export function desiredRoleObjects(
   role: GeneratedRole,
   namespace: string,
-  child: (kind: "Role" | "RoleBinding" | "ServiceAccount", name: string, fields: Record<string, unknown>) => Child,
+  child: (
+    kind: "Role" | "RoleBinding" | "ServiceAccount",
+    name: string,
+    fields: Record<string, unknown>,
+  ) => Child,
 ): Child[] {
   const sa = role.serviceAccount ?? role.name;
   const rules = role.rules.map((r) => {

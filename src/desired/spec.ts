@@ -1,5 +1,9 @@
 import { applyDefaults } from "../api/defaults.js";
-import { specSchema, type ClusterSecurityPolicy, type ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import {
+  specSchema,
+  type ClusterSecurityPolicy,
+  type ClusterSecurityPolicySpec,
+} from "../api/v1alpha1/policy.js";
 
 /**
  * The policy's spec with every default filled in, exactly as the API server would have defaulted it.

@@ -12,7 +12,8 @@ import { diffPaths, normalizeField } from "./normalize.js";
 export type DriftReason = "Missing" | "Modified" | "Unowned" | "Conflict" | "Orphaned";
 
 /** The policy area a drift belongs to; each maps to a per-area condition. */
-export type Area = "networkPolicies" | "podSecurity" | "serviceAccounts" | "rbac" | "auditPolicy" | "encryption";
+export type Area =
+  "networkPolicies" | "podSecurity" | "serviceAccounts" | "rbac" | "auditPolicy" | "encryption";
 
 export interface Drift {
   kind: string;
@@ -60,7 +61,8 @@ export function ownedFieldDiff(desired: Child, observed: Record<string, unknown>
     paths.push(...diffPaths(want, have, field));
   }
   const labels = (observed["metadata"] as { labels?: Record<string, string> } | undefined)?.labels ?? {};
-  for (const [k, v] of Object.entries(desired.metadata.labels)) if (labels[k] !== v) paths.push(`metadata.labels.${k}`);
+  for (const [k, v] of Object.entries(desired.metadata.labels))
+    if (labels[k] !== v) paths.push(`metadata.labels.${k}`);
   return paths;
 }
 
@@ -69,7 +71,11 @@ export function ownedFieldDiff(desired: Child, observed: Record<string, unknown>
  * (Conflict) or occupied by an object the operator did not create (Unowned, never touched); each labelled
  * child the policy no longer wants is Orphaned.
  */
-export function childDrift(policy: ClusterSecurityPolicy, desired: readonly Child[], snapshot: Snapshot): Drift[] {
+export function childDrift(
+  policy: ClusterSecurityPolicy,
+  desired: readonly Child[],
+  snapshot: Snapshot,
+): Drift[] {
   const index = managedIndex(snapshot);
   const wanted = new Set<string>();
   const out: Drift[] = [];
@@ -81,7 +87,11 @@ export function childDrift(policy: ClusterSecurityPolicy, desired: readonly Chil
     const observed = index.get(key);
     if (observed && !isOwnedBy(observed.metadata?.labels, policy.metadata.name)) {
       const other = observed.metadata?.labels?.[POLICY_LABEL] ?? "?";
-      out.push({ ...at, reason: "Conflict", message: `${d.kind} ${namespace}/${name} is managed by policy ${other}` });
+      out.push({
+        ...at,
+        reason: "Conflict",
+        message: `${d.kind} ${namespace}/${name} is managed by policy ${other}`,
+      });
       continue;
     }
     if (observed) {
@@ -111,11 +121,20 @@ export function childDrift(policy: ClusterSecurityPolicy, desired: readonly Chil
           repair: { action: "apply", object: d },
         });
       } else {
-        out.push({ ...at, reason: "Unowned", message: `${d.kind} ${namespace}/${name} exists and was not created by csp-operator; left untouched` });
+        out.push({
+          ...at,
+          reason: "Unowned",
+          message: `${d.kind} ${namespace}/${name} exists and was not created by csp-operator; left untouched`,
+        });
       }
       continue;
     }
-    out.push({ ...at, reason: "Missing", message: `${d.kind} ${namespace}/${name} does not exist`, repair: { action: "apply", object: d } });
+    out.push({
+      ...at,
+      reason: "Missing",
+      message: `${d.kind} ${namespace}/${name} does not exist`,
+      repair: { action: "apply", object: d },
+    });
   }
   for (const [key, observed] of index) {
     if (wanted.has(key) || !isOwnedBy(observed.metadata?.labels, policy.metadata.name)) continue;
@@ -154,13 +173,23 @@ export function sharedDrift(
     const labels = observedNs?.metadata?.labels ?? {};
     const state = states.get(ns);
     for (const [key, value] of Object.entries(wanted).sort(([a], [b]) => a.localeCompare(b))) {
-      const at = { kind: "Namespace", name: ns, area: "podSecurity" as const, fields: [`metadata.labels.${key}`] };
+      const at = {
+        kind: "Namespace",
+        name: ns,
+        area: "podSecurity" as const,
+        fields: [`metadata.labels.${key}`],
+      };
       const others = (state?.wants[key] ?? []).filter((w) => w.policy !== self && w.value !== value);
       const winner = state?.labels[key];
       if (others.length > 0) {
         const who = others.map((w) => `${w.policy} wants ${w.value}`).join(", ");
-        const outcome = winner === value ? `${value} applies` : `${winner ?? labels[key] ?? "nothing"} applies`;
-        out.push({ ...at, reason: "Conflict", message: `${key}: this policy wants ${value}; ${who}; ${outcome}` });
+        const outcome =
+          winner === value ? `${value} applies` : `${winner ?? labels[key] ?? "nothing"} applies`;
+        out.push({
+          ...at,
+          reason: "Conflict",
+          message: `${key}: this policy wants ${value}; ${who}; ${outcome}`,
+        });
         continue;
       }
       if (labels[key] === value) continue;
@@ -173,9 +202,12 @@ export function sharedDrift(
       });
     }
     if (spec.serviceAccounts?.automountDefaultToken === false) {
-      const sa = snapshot.serviceAccounts.find((s) => s.metadata?.namespace === ns && s.metadata.name === "default");
+      const sa = snapshot.serviceAccounts.find(
+        (s) => s.metadata?.namespace === ns && s.metadata.name === "default",
+      );
       const at = { kind: "ServiceAccount", namespace: ns, name: "default", area: "serviceAccounts" as const };
-      if (!sa) out.push({ ...at, reason: "Missing", message: "the default ServiceAccount does not exist yet" });
+      if (!sa)
+        out.push({ ...at, reason: "Missing", message: "the default ServiceAccount does not exist yet" });
       else if (sa.automountServiceAccountToken !== false) {
         const manager = lastOtherManager(sa, FIELD_MANAGER, ["automountServiceAccountToken"]);
         out.push({
@@ -193,5 +225,7 @@ export function sharedDrift(
 
 /** Helper for tests and the gatherer: the default ServiceAccount of a namespace in the snapshot. */
 export function defaultServiceAccount(snapshot: Snapshot, namespace: string): V1ServiceAccount | undefined {
-  return snapshot.serviceAccounts.find((s) => s.metadata?.namespace === namespace && s.metadata.name === "default");
+  return snapshot.serviceAccounts.find(
+    (s) => s.metadata?.namespace === namespace && s.metadata.name === "default",
+  );
 }

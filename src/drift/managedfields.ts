@@ -25,7 +25,8 @@ interface HasManagedFields {
 export function appliedPaths(obj: HasManagedFields | undefined, manager: string): Set<string> {
   const paths = new Set<string>();
   for (const entry of obj?.metadata?.managedFields ?? []) {
-    if (entry.manager === manager && entry.operation === "Apply") for (const p of fieldPaths(entry.fieldsV1)) paths.add(p);
+    if (entry.manager === manager && entry.operation === "Apply")
+      for (const p of fieldPaths(entry.fieldsV1)) paths.add(p);
   }
   return paths;
 }
@@ -34,11 +35,17 @@ export function appliedPaths(obj: HasManagedFields | undefined, manager: string)
  * The most recent field manager other than `self` that owns a field under one of `prefixes` — the best
  * answer managedFields can give to "who changed this?". Undefined when nobody else touched those fields.
  */
-export function lastOtherManager(obj: HasManagedFields | undefined, self: string, prefixes: readonly string[]): string | undefined {
+export function lastOtherManager(
+  obj: HasManagedFields | undefined,
+  self: string,
+  prefixes: readonly string[],
+): string | undefined {
   let best: { manager: string; time: number } | undefined;
   for (const entry of obj?.metadata?.managedFields ?? []) {
     if (!entry.manager || entry.manager === self) continue;
-    const touches = fieldPaths(entry.fieldsV1).some((p) => prefixes.some((pre) => p === pre || p.startsWith(`${pre}.`)));
+    const touches = fieldPaths(entry.fieldsV1).some((p) =>
+      prefixes.some((pre) => p === pre || p.startsWith(`${pre}.`)),
+    );
     if (!touches) continue;
     const time = entry.time ? new Date(entry.time).getTime() : 0;
     if (!best || time >= best.time) best = { manager: entry.manager, time };

@@ -7,7 +7,7 @@ function compact(value: unknown): unknown {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) continue;
-      if (k === "matchLabels" && v && typeof v === "object" && Object.keys(v).length === 0) continue;
+      if (k === "matchLabels" && typeof v === "object" && Object.keys(v as object).length === 0) continue;
       out[k] = compact(v);
     }
     return out;
@@ -18,7 +18,9 @@ function compact(value: unknown): unknown {
 function withPortDefaults(rules: unknown): unknown {
   if (!Array.isArray(rules)) return rules;
   return rules.map((r: Record<string, unknown>) =>
-    Array.isArray(r["ports"]) ? { ...r, ports: r["ports"].map((p: Record<string, unknown>) => ({ protocol: "TCP", ...p })) } : r,
+    Array.isArray(r["ports"])
+      ? { ...r, ports: r["ports"].map((p: Record<string, unknown>) => ({ protocol: "TCP", ...p })) }
+      : r,
   );
 }
 
@@ -31,7 +33,8 @@ export function normalizeField(kind: ChildKind, field: string, value: unknown): 
   if (kind === "NetworkPolicy" && field === "spec" && value && typeof value === "object") {
     const spec = { ...(value as Record<string, unknown>) };
     if (!Array.isArray(spec["policyTypes"]) || spec["policyTypes"].length === 0) {
-      spec["policyTypes"] = Array.isArray(spec["egress"]) && spec["egress"].length > 0 ? ["Ingress", "Egress"] : ["Ingress"];
+      spec["policyTypes"] =
+        Array.isArray(spec["egress"]) && spec["egress"].length > 0 ? ["Ingress", "Egress"] : ["Ingress"];
     }
     spec["ingress"] = withPortDefaults(spec["ingress"]);
     spec["egress"] = withPortDefaults(spec["egress"]);
@@ -53,12 +56,17 @@ export function normalizeField(kind: ChildKind, field: string, value: unknown): 
 export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a) || Array.isArray(b)) {
-    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
+    return (
+      Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]))
+    );
   }
   if (a && b && typeof a === "object" && typeof b === "object") {
     const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
     const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-    return ka.length === kb.length && ka.every((k) => jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+    return (
+      ka.length === kb.length &&
+      ka.every((k) => jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+    );
   }
   return false;
 }
@@ -70,6 +78,11 @@ export function diffPaths(a: unknown, b: unknown, prefix: string, depth = 2): st
   if (depth <= 0 || !isObj(a) || !isObj(b)) return [prefix];
   const keys = [...new Set([...Object.keys(a as object), ...Object.keys(b as object)])].sort();
   return keys.flatMap((k) =>
-    diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${prefix}.${k}`, depth - 1),
+    diffPaths(
+      (a as Record<string, unknown>)[k],
+      (b as Record<string, unknown>)[k],
+      `${prefix}.${k}`,
+      depth - 1,
+    ),
   );
 }

@@ -18,7 +18,10 @@ const LABELS = "metadata.labels.";
  * written when the live object already matches, so a converged cluster costs zero writes; a key the
  * operator owns that no policy wants any more is released by applying without it.
  */
-export function sharedWrites(snapshot: Snapshot, states: ReadonlyMap<string, SharedNamespaceState>): SharedWrite[] {
+export function sharedWrites(
+  snapshot: Snapshot,
+  states: ReadonlyMap<string, SharedNamespaceState>,
+): SharedWrite[] {
   const out: SharedWrite[] = [];
   for (const ns of snapshot.namespaces) {
     const name = ns.metadata?.name;
@@ -29,24 +32,40 @@ export function sharedWrites(snapshot: Snapshot, states: ReadonlyMap<string, Sha
       .filter((p) => p.startsWith(LABELS)) // label keys have no children, but may contain dots
       .map((p) => p.slice(LABELS.length));
     const labels: Record<string, string> = { ...state.labels };
-    for (const key of owned) if (!(key in labels) && state.retainLabels.has(key) && observed[key] !== undefined) labels[key] = observed[key];
-    const changed = Object.entries(state.labels).filter(([k, v]) => observed[k] !== v).map(([k]) => k);
+    for (const key of owned)
+      if (!(key in labels) && state.retainLabels.has(key) && observed[key] !== undefined)
+        labels[key] = observed[key];
+    const changed = Object.entries(state.labels)
+      .filter(([k, v]) => observed[k] !== v)
+      .map(([k]) => k);
     const released = owned.filter((k) => !(k in labels));
     if (changed.length > 0 || released.length > 0) {
       const sorted = Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
       out.push({
         object: { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: sorted } },
-        reason: [changed.length ? `set ${changed.join(", ")}` : "", released.length ? `release ${released.join(", ")}` : ""]
+        reason: [
+          changed.length ? `set ${changed.join(", ")}` : "",
+          released.length ? `release ${released.join(", ")}` : "",
+        ]
           .filter(Boolean)
           .join("; "),
       });
     }
-    const sa = snapshot.serviceAccounts.find((s) => s.metadata?.namespace === name && s.metadata.name === "default");
+    const sa = snapshot.serviceAccounts.find(
+      (s) => s.metadata?.namespace === name && s.metadata.name === "default",
+    );
     const ownsAutomount = sa ? appliedPaths(sa, FIELD_MANAGER).has("automountServiceAccountToken") : false;
     const wantFalse = state.disableDefaultTokenAutomount || (ownsAutomount && state.retainAutomount);
     const base = { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: name } };
-    if (wantFalse && sa?.automountServiceAccountToken !== false && (sa || state.disableDefaultTokenAutomount)) {
-      out.push({ object: { ...base, automountServiceAccountToken: false }, reason: "set automountServiceAccountToken=false" });
+    if (
+      wantFalse &&
+      sa?.automountServiceAccountToken !== false &&
+      (sa || state.disableDefaultTokenAutomount)
+    ) {
+      out.push({
+        object: { ...base, automountServiceAccountToken: false },
+        reason: "set automountServiceAccountToken=false",
+      });
     } else if (!wantFalse && ownsAutomount) {
       out.push({ object: base, reason: "release automountServiceAccountToken" });
     }

@@ -26,9 +26,19 @@ export function exempts(e: Exemption, f: Finding): boolean {
 }
 
 /** Whether an active exemption takes a whole area out of a namespace (e.g. no default-deny there). */
-export function areaExemptInNamespace(exemptions: readonly Exemption[] | undefined, area: string, namespace: string, now: Date): boolean {
+export function areaExemptInNamespace(
+  exemptions: readonly Exemption[] | undefined,
+  area: string,
+  namespace: string,
+  now: Date,
+): boolean {
   return (exemptions ?? []).some(
-    (e) => isActive(e, now) && !e.findingId && e.area === area && !e.resource && (e.namespaces ?? []).includes(namespace),
+    (e) =>
+      isActive(e, now) &&
+      !e.findingId &&
+      e.area === area &&
+      !e.resource &&
+      (e.namespaces ?? []).includes(namespace),
   );
 }
 

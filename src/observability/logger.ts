@@ -6,7 +6,11 @@ export type Logger = winston.Logger;
 export function createLogger(level: string = process.env["LOG_LEVEL"] ?? "info"): Logger {
   return winston.createLogger({
     level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json()),
+    format: winston.format.combine(
+      winston.format.timestamp(),
+      winston.format.errors({ stack: true }),
+      winston.format.json(),
+    ),
     defaultMeta: { component: "csp-operator" },
     transports: [new winston.transports.Console({ stderrLevels: ["error", "warn"] })],
   });
@@ -14,5 +18,8 @@ export function createLogger(level: string = process.env["LOG_LEVEL"] ?? "info")
 
 /** A logger that drops everything, for unit tests of code that logs. */
 export function silentLogger(): Logger {
-  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+  return winston.createLogger({
+    silent: true,
+    transports: [new winston.transports.Console({ silent: true })],
+  });
 }

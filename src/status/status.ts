@@ -1,4 +1,10 @@
-import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec, ClusterSecurityPolicyStatus, Condition, DriftEntry } from "../api/v1alpha1/policy.js";
+import type {
+  ClusterSecurityPolicy,
+  ClusterSecurityPolicySpec,
+  ClusterSecurityPolicyStatus,
+  Condition,
+  DriftEntry,
+} from "../api/v1alpha1/policy.js";
 import type { Area, Drift } from "../drift/checks.js";
 import { jsonEqual } from "../drift/normalize.js";
 import { sortFindings, type Finding } from "../findings/finding.js";
@@ -7,10 +13,18 @@ import { sortFindings, type Finding } from "../findings/finding.js";
 export const MAX_LIST = 50;
 
 /** Per-area condition types (API.md) and the areas that feed each. */
-export const AREA_CONDITIONS: { type: string; areas: readonly string[]; inUse: (s: ClusterSecurityPolicySpec) => boolean }[] = [
+export const AREA_CONDITIONS: {
+  type: string;
+  areas: readonly string[];
+  inUse: (s: ClusterSecurityPolicySpec) => boolean;
+}[] = [
   { type: "NetworkIsolated", areas: ["networkPolicies"], inUse: (s) => !!s.networkPolicies },
   { type: "PodSecurityEnforced", areas: ["podSecurity"], inUse: (s) => !!s.podSecurity },
-  { type: "LeastPrivilegeRBAC", areas: ["rbac", "serviceAccounts"], inUse: (s) => !!s.rbac || !!s.serviceAccounts },
+  {
+    type: "LeastPrivilegeRBAC",
+    areas: ["rbac", "serviceAccounts"],
+    inUse: (s) => !!s.rbac || !!s.serviceAccounts,
+  },
   { type: "AuditPolicyApplied", areas: ["auditPolicy"], inUse: (s) => !!s.auditPolicy },
   { type: "EncryptionAtRest", areas: ["encryption"], inUse: (s) => !!s.encryption },
   { type: "ControlPlaneHardened", areas: ["controlPlane"], inUse: (s) => !!s.controlPlane },
@@ -74,13 +88,28 @@ function areaCondition(type: string, areas: readonly string[], o: ReconcileOutco
   const corrected = o.corrected.filter((d) => areas.includes(d.area));
   const verb = o.spec.mode === "Audit" ? "would be corrected in Enforce mode" : "could not be corrected";
   if (drift.length > 0) {
-    return { type, status: "False", reason: mostCommonReason(drift), message: `${drift.length} difference(s) (${countBy(drift)}); ${drift.some((d) => d.repair) ? verb : "see status.drift"}` };
+    return {
+      type,
+      status: "False",
+      reason: mostCommonReason(drift),
+      message: `${drift.length} difference(s) (${countBy(drift)}); ${drift.some((d) => d.repair) ? verb : "see status.drift"}`,
+    };
   }
   if (findings.length > 0) {
-    return { type, status: "False", reason: "FindingsPresent", message: `${findings.length} finding(s); see status.findings` };
+    return {
+      type,
+      status: "False",
+      reason: "FindingsPresent",
+      message: `${findings.length} finding(s); see status.findings`,
+    };
   }
   if (corrected.length > 0) {
-    return { type, status: "True", reason: "DriftCorrected", message: `corrected ${corrected.length} object(s): ${countBy(corrected)}` };
+    return {
+      type,
+      status: "True",
+      reason: "DriftCorrected",
+      message: `corrected ${corrected.length} object(s): ${countBy(corrected)}`,
+    };
   }
   return { type, status: "True", reason: "Compliant", message: "the cluster matches the policy" };
 }
@@ -89,12 +118,20 @@ function areaCondition(type: string, areas: readonly string[], o: ReconcileOutco
  * Builds the next status from a reconcile's outcome. A condition whose status, reason and message did not
  * change keeps its lastTransitionTime, so an unchanged cluster yields an identical status and no write.
  */
-export function computeStatus(o: ReconcileOutcome, previous: ClusterSecurityPolicyStatus | undefined): ClusterSecurityPolicyStatus {
+export function computeStatus(
+  o: ReconcileOutcome,
+  previous: ClusterSecurityPolicyStatus | undefined,
+): ClusterSecurityPolicyStatus {
   const generation = o.policy.metadata.generation ?? 0;
   const conds: NewCondition[] = [];
   if (o.error) {
     conds.push({ type: "Ready", status: "False", reason: o.error.reason, message: o.error.message });
-    conds.push({ type: "Compliant", status: "Unknown", reason: o.error.reason, message: "not evaluated: the policy could not be reconciled" });
+    conds.push({
+      type: "Compliant",
+      status: "Unknown",
+      reason: o.error.reason,
+      message: "not evaluated: the policy could not be reconciled",
+    });
   } else {
     const audit = o.spec.mode === "Audit";
     conds.push({
@@ -121,7 +158,10 @@ export function computeStatus(o: ReconcileOutcome, previous: ClusterSecurityPoli
     return {
       ...c,
       observedGeneration: generation,
-      lastTransitionTime: same && old.lastTransitionTime ? old.lastTransitionTime : o.now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      lastTransitionTime:
+        same && old.lastTransitionTime
+          ? old.lastTransitionTime
+          : o.now.toISOString().replace(/\.\d{3}Z$/, "Z"),
     };
   });
   return {
@@ -136,12 +176,21 @@ export function computeStatus(o: ReconcileOutcome, previous: ClusterSecurityPoli
     drift: sortDrift(o.drift).slice(0, MAX_LIST).map(driftEntry),
     findings: sortFindings(o.findings)
       .slice(0, MAX_LIST)
-      .map((f) => ({ id: f.id, severity: f.severity, resource: f.resource, message: f.message, area: f.area })),
+      .map((f) => ({
+        id: f.id,
+        severity: f.severity,
+        resource: f.resource,
+        message: f.message,
+        area: f.area,
+      })),
   };
 }
 
 /** Whether writing `next` would change anything (status is written only when it changed). */
-export function statusChanged(previous: ClusterSecurityPolicyStatus | undefined, next: ClusterSecurityPolicyStatus): boolean {
+export function statusChanged(
+  previous: ClusterSecurityPolicyStatus | undefined,
+  next: ClusterSecurityPolicyStatus,
+): boolean {
   return !jsonEqual(JSON.parse(JSON.stringify(previous ?? {})), JSON.parse(JSON.stringify(next)));
 }
 

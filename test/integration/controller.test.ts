@@ -9,7 +9,11 @@ import { Operator } from "../../src/operator.js";
 
 const CRD = "crds/security.csp-operator.io_clustersecuritypolicies.yaml";
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -21,7 +25,7 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined | fal
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
 }
 
 describe("ClusterSecurityPolicy controller (real API server)", function () {
@@ -36,14 +40,23 @@ describe("ClusterSecurityPolicy controller (real API server)", function () {
     expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
     return r.stdout;
   };
-  const csp = async (name: string) => JSON.parse(await ok("get", "csp", name, "-o", "json")) as { status?: Record<string, unknown> & { drift?: { reason: string; name: string; namespace?: string }[] } };
-  const nps = async (ns: string) => (await net.listNamespacedNetworkPolicy({ namespace: ns })).items.map((n) => n.metadata!.name!).sort();
+  const csp = async (name: string) =>
+    JSON.parse(await ok("get", "csp", name, "-o", "json")) as {
+      status?: Record<string, unknown> & { drift?: { reason: string; name: string; namespace?: string }[] };
+    };
+  const nps = async (ns: string) =>
+    (await net.listNamespacedNetworkPolicy({ namespace: ns })).items.map((n) => n.metadata!.name!).sort();
 
   before(async function () {
     this.timeout(180_000);
     cp = await LocalPlane.start({ name: "controller" });
     await ok("apply", "-f", CRD);
-    await ok("wait", "--for=condition=Established", "crd/clustersecuritypolicies.security.csp-operator.io", "--timeout=30s");
+    await ok(
+      "wait",
+      "--for=condition=Established",
+      "crd/clustersecuritypolicies.security.csp-operator.io",
+      "--timeout=30s",
+    );
     const kc = loadKubeConfig(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
     net = kc.makeApiClient(NetworkingV1Api);
@@ -75,15 +88,34 @@ describe("ClusterSecurityPolicy controller (real API server)", function () {
     await ok("apply", "-f", "samples/baseline.yaml");
     await ok("wait", "--for=condition=Ready", "csp/baseline", "--timeout=60s");
     await ok("wait", "--for=condition=Compliant", "csp/baseline", "--timeout=60s");
-    expect(await nps("team-a")).to.deep.equal(["csp-baseline-allow-dns", "csp-baseline-allow-same-namespace", "csp-baseline-default-deny"]);
+    expect(await nps("team-a")).to.deep.equal([
+      "csp-baseline-allow-dns",
+      "csp-baseline-allow-same-namespace",
+      "csp-baseline-default-deny",
+    ]);
     expect(await nps("team-b")).to.deep.equal([], "team-b is not selected");
-    const deny = await net.readNamespacedNetworkPolicy({ namespace: "team-a", name: "csp-baseline-default-deny" });
-    expect(deny.metadata?.labels).to.include({ "app.kubernetes.io/managed-by": "csp-operator", "security.csp-operator.io/policy": "baseline" });
-    expect(deny.metadata?.ownerReferences?.[0]).to.include({ kind: "ClusterSecurityPolicy", name: "baseline", controller: true });
+    const deny = await net.readNamespacedNetworkPolicy({
+      namespace: "team-a",
+      name: "csp-baseline-default-deny",
+    });
+    expect(deny.metadata?.labels).to.include({
+      "app.kubernetes.io/managed-by": "csp-operator",
+      "security.csp-operator.io/policy": "baseline",
+    });
+    expect(deny.metadata?.ownerReferences?.[0]).to.include({
+      kind: "ClusterSecurityPolicy",
+      name: "baseline",
+      controller: true,
+    });
     expect(deny.spec?.policyTypes).to.deep.equal(["Ingress", "Egress"]);
     const ns = await core.readNamespace({ name: "team-a" });
-    expect(ns.metadata?.labels).to.include({ "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest" });
-    const sa = await eventually("default SA", () => core.readNamespacedServiceAccount({ namespace: "team-a", name: "default" }));
+    expect(ns.metadata?.labels).to.include({
+      "pod-security.kubernetes.io/enforce": "restricted",
+      "pod-security.kubernetes.io/enforce-version": "latest",
+    });
+    const sa = await eventually("default SA", () =>
+      core.readNamespacedServiceAccount({ namespace: "team-a", name: "default" }),
+    );
     expect(sa.automountServiceAccountToken).to.equal(false);
     const out = await ok("get", "csp");
     expect(out).to.match(/NAME\s+MODE\s+READY\s+COMPLIANT\s+DRIFTED\s+FINDINGS\s+AGE/);
@@ -93,21 +125,48 @@ describe("ClusterSecurityPolicy controller (real API server)", function () {
   it("restores a deleted child and reports the correction as an Event", async () => {
     await ok("delete", "networkpolicy", "csp-baseline-default-deny", "-n", "team-a");
     await eventually("restored", async () => (await nps("team-a")).includes("csp-baseline-default-deny"));
-    const events = await ok("get", "events", "-n", "default", "--field-selector", "involvedObject.name=baseline", "-o", "jsonpath={.items[*].reason}");
+    const events = await ok(
+      "get",
+      "events",
+      "-n",
+      "default",
+      "--field-selector",
+      "involvedObject.name=baseline",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    );
     expect(events).to.contain("DriftCorrected");
   });
 
   it("removes a rule someone else added to a managed policy (allow-all ingress)", async () => {
-    await ok("patch", "networkpolicy", "csp-baseline-default-deny", "-n", "team-a", "--type=merge", "-p", '{"spec":{"ingress":[{}]}}');
+    await ok(
+      "patch",
+      "networkpolicy",
+      "csp-baseline-default-deny",
+      "-n",
+      "team-a",
+      "--type=merge",
+      "-p",
+      '{"spec":{"ingress":[{}]}}',
+    );
     await eventually("ingress removed", async () => {
-      const d = await net.readNamespacedNetworkPolicy({ namespace: "team-a", name: "csp-baseline-default-deny" });
+      const d = await net.readNamespacedNetworkPolicy({
+        namespace: "team-a",
+        name: "csp-baseline-default-deny",
+      });
       return (d.spec?.ingress ?? []).length === 0;
     });
   });
 
   it("restores a Pod Security label changed by hand", async () => {
     await ok("label", "--overwrite", "namespace", "team-a", "pod-security.kubernetes.io/enforce=privileged");
-    await eventually("label restored", async () => (await core.readNamespace({ name: "team-a" })).metadata?.labels?.["pod-security.kubernetes.io/enforce"] === "restricted");
+    await eventually(
+      "label restored",
+      async () =>
+        (await core.readNamespace({ name: "team-a" })).metadata?.labels?.[
+          "pod-security.kubernetes.io/enforce"
+        ] === "restricted",
+    );
   });
 
   it("never overwrites an object it does not own: reports it Unowned", async () => {
@@ -124,8 +183,14 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
       return s?.drift?.some((d) => d.reason === "Unowned" && d.namespace === "team-c") ? s : undefined;
     });
     expect(status.drift?.find((d) => d.reason === "Unowned")?.name).to.equal("csp-baseline-default-deny");
-    const np = await net.readNamespacedNetworkPolicy({ namespace: "team-c", name: "csp-baseline-default-deny" });
-    expect(np.spec?.podSelector?.matchLabels).to.deep.equal({ app: "mine" }, "the foreign object must be untouched");
+    const np = await net.readNamespacedNetworkPolicy({
+      namespace: "team-c",
+      name: "csp-baseline-default-deny",
+    });
+    expect(np.spec?.podSelector?.matchLabels).to.deep.equal(
+      { app: "mine" },
+      "the foreign object must be untouched",
+    );
     expect(np.metadata?.labels?.["app.kubernetes.io/managed-by"]).to.equal(undefined);
     await ok("wait", "--for=condition=Compliant=False", "csp/baseline", "--timeout=30s");
     await ok("delete", "namespace", "team-c", "--wait=false");
@@ -140,8 +205,14 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
     const writes = cp
       .auditEvents()
       .slice(before)
-      .filter((e) => ["create", "update", "patch", "delete"].includes(String(e["verb"])) && e["stage"] === "ResponseComplete")
-      .filter((e) => !String((e["objectRef"] as { resource?: string } | undefined)?.resource).startsWith("leases"))
+      .filter(
+        (e) =>
+          ["create", "update", "patch", "delete"].includes(String(e["verb"])) &&
+          e["stage"] === "ResponseComplete",
+      )
+      .filter(
+        (e) => !String((e["objectRef"] as { resource?: string } | undefined)?.resource).startsWith("leases"),
+      )
       .filter((e) => !String(e["userAgent"]).startsWith("kube-controller-manager"));
     expect(writes.map((w) => `${String(w["verb"])} ${String(w["requestURI"])}`)).to.deep.equal([]);
     expect(operator.controller.stats.reconciles).to.be.greaterThan(0);
@@ -150,7 +221,13 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
   it("cleans a namespace that leaves the selector", async () => {
     await ok("label", "namespace", "team-a", "csp.example.com/tier-");
     await eventually("children pruned", async () => (await nps("team-a")).length === 0);
-    await eventually("labels released", async () => (await core.readNamespace({ name: "team-a" })).metadata?.labels?.["pod-security.kubernetes.io/enforce"] === undefined);
+    await eventually(
+      "labels released",
+      async () =>
+        (await core.readNamespace({ name: "team-a" })).metadata?.labels?.[
+          "pod-security.kubernetes.io/enforce"
+        ] === undefined,
+    );
     await ok("label", "namespace", "team-a", "csp.example.com/tier=web");
     await eventually("re-covered", async () => (await nps("team-a")).length === 3);
   });
@@ -162,14 +239,24 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
     const s = (await csp("audit-only")).status!;
     expect(s.drift?.some((d) => d.reason === "Missing" && d.namespace === "audited")).to.equal(true);
     expect(await nps("audited")).to.deep.equal([]);
-    expect((await core.readNamespace({ name: "audited" })).metadata?.labels?.["pod-security.kubernetes.io/enforce"]).to.equal(undefined);
+    expect(
+      (await core.readNamespace({ name: "audited" })).metadata?.labels?.[
+        "pod-security.kubernetes.io/enforce"
+      ],
+    ).to.equal(undefined);
     await ok("wait", "--for=condition=Compliant=False", "csp/audit-only", "--timeout=30s");
     await ok("delete", "csp", "audit-only");
   });
 
   it("deleting the policy removes what it created and releases shared labels", async () => {
     await ok("delete", "csp", "baseline");
-    await eventually("labels released", async () => (await core.readNamespace({ name: "team-a" })).metadata?.labels?.["pod-security.kubernetes.io/enforce"] === undefined);
+    await eventually(
+      "labels released",
+      async () =>
+        (await core.readNamespace({ name: "team-a" })).metadata?.labels?.[
+          "pod-security.kubernetes.io/enforce"
+        ] === undefined,
+    );
     await eventually("children garbage-collected", async () => (await nps("team-a")).length === 0, 90_000);
   });
 });

@@ -50,14 +50,17 @@ const labelSelector = obj(
 
 const policyRule = obj(
   {
-    apiGroups: arrayOf(str({ description: "An API group; \"\" is the core group.", maxLength: 253 }), {
+    apiGroups: arrayOf(str({ description: 'An API group; "" is the core group.', maxLength: 253 }), {
       description: "API groups of the resources.",
       maxItems: 32,
     }),
-    resources: arrayOf(str({ description: "A resource, optionally with a subresource (pods/log).", maxLength: 253 }), {
-      description: "Resources this rule applies to.",
-      maxItems: 64,
-    }),
+    resources: arrayOf(
+      str({ description: "A resource, optionally with a subresource (pods/log).", maxLength: 253 }),
+      {
+        description: "Resources this rule applies to.",
+        maxItems: 64,
+      },
+    ),
     resourceNames: arrayOf(str({ description: "An object name.", maxLength: 253 }), {
       description: "Restricts the rule to these object names.",
       maxItems: 64,
@@ -68,7 +71,10 @@ const policyRule = obj(
       maxItems: 16,
     }),
   },
-  { description: "An rbac.authorization.k8s.io/v1 PolicyRule (namespaced: no nonResourceURLs).", required: ["verbs"] },
+  {
+    description: "An rbac.authorization.k8s.io/v1 PolicyRule (namespaced: no nonResourceURLs).",
+    required: ["verbs"],
+  },
 );
 
 const riskyRule =
@@ -76,8 +82,16 @@ const riskyRule =
 
 const generatedRole = obj(
   {
-    name: str({ description: "Name of the Role and RoleBinding (DNS-1123 label).", pattern: DNS_LABEL, maxLength: 63 }),
-    rules: arrayOf(policyRule, { description: "Exactly the permissions the Role grants.", minItems: 1, maxItems: 32 }),
+    name: str({
+      description: "Name of the Role and RoleBinding (DNS-1123 label).",
+      pattern: DNS_LABEL,
+      maxLength: 63,
+    }),
+    rules: arrayOf(policyRule, {
+      description: "Exactly the permissions the Role grants.",
+      minItems: 1,
+      maxItems: 32,
+    }),
     serviceAccount: str({
       description: "Dedicated ServiceAccount bound to the Role; defaults to the role's name.",
       pattern: DNS_LABEL,
@@ -89,13 +103,15 @@ const generatedRole = obj(
         ticket: str({ description: "Reference to the approval (ticket, review)." }),
       },
       {
-        description: "Explicitly allows wildcards and escalate/bind/impersonate verbs in this role, with a reason.",
+        description:
+          "Explicitly allows wildcards and escalate/bind/impersonate verbs in this role, with a reason.",
         required: ["reason"],
       },
     ),
   },
   {
-    description: "A least-privilege Role, a dedicated ServiceAccount and a RoleBinding in each selected namespace.",
+    description:
+      "A least-privilege Role, a dedicated ServiceAccount and a RoleBinding in each selected namespace.",
     required: ["name", "rules"],
     rules: [
       {
@@ -116,7 +132,12 @@ const subject = obj(
   {
     description: "An RBAC subject.",
     required: ["kind", "name"],
-    rules: [{ rule: "self.kind != 'ServiceAccount' || has(self.namespace)", message: "ServiceAccount subjects need a namespace" }],
+    rules: [
+      {
+        rule: "self.kind != 'ServiceAccount' || has(self.namespace)",
+        message: "ServiceAccount subjects need a namespace",
+      },
+    ],
   },
 );
 
@@ -172,16 +193,23 @@ export const exemptionSchema = obj(
       ] as const,
       { description: "Exempt a whole area." },
     ),
-    namespaces: arrayOf(str({ description: "A namespace name." }), { description: "Limit to these namespaces." }),
+    namespaces: arrayOf(str({ description: "A namespace name." }), {
+      description: "Limit to these namespaces.",
+    }),
     resource: str({ description: "Limit to one resource, written Kind/namespace/name or Kind/name." }),
     reason: str({ description: "Why the exemption is acceptable. Required.", minLength: 1 }),
     ticket: str({ description: "Reference to the approval." }),
-    expires: str({ description: "RFC 3339 time after which the exemption stops applying and is itself reported.", format: "date-time" }),
+    expires: str({
+      description: "RFC 3339 time after which the exemption stops applying and is itself reported.",
+      format: "date-time",
+    }),
   },
   {
     description: "An accepted deviation, with a reason and an optional expiry.",
     required: ["reason"],
-    rules: [{ rule: "has(self.findingId) || has(self.area)", message: "an exemption names a findingId or an area" }],
+    rules: [
+      { rule: "has(self.findingId) || has(self.area)", message: "an exemption names a findingId or an area" },
+    ],
   },
 );
 
@@ -204,36 +232,64 @@ export const specSchema = obj(
     ),
     networkPolicies: obj(
       {
-        defaultDenyIngress: bool({ description: "Deny all ingress not allowed by another policy.", default: true }),
-        defaultDenyEgress: bool({ description: "Deny all egress not allowed by another policy.", default: true }),
+        defaultDenyIngress: bool({
+          description: "Deny all ingress not allowed by another policy.",
+          default: true,
+        }),
+        defaultDenyEgress: bool({
+          description: "Deny all egress not allowed by another policy.",
+          default: true,
+        }),
         allowDNS: bool({ description: "Allow egress to cluster DNS on 53/UDP and 53/TCP.", default: true }),
-        allowSameNamespace: bool({ description: "Allow traffic between pods of the same namespace.", default: false }),
+        allowSameNamespace: bool({
+          description: "Allow traffic between pods of the same namespace.",
+          default: false,
+        }),
         extra: arrayOf(
           obj(
             {
-              name: str({ description: "Suffix of the NetworkPolicy's name (DNS-1123 label).", pattern: DNS_LABEL, maxLength: 40 }),
+              name: str({
+                description: "Suffix of the NetworkPolicy's name (DNS-1123 label).",
+                pattern: DNS_LABEL,
+                maxLength: 40,
+              }),
               spec: opaque<V1NetworkPolicySpec>({
-                description: "A networking.k8s.io/v1 NetworkPolicySpec, stamped into every selected namespace.",
+                description:
+                  "A networking.k8s.io/v1 NetworkPolicySpec, stamped into every selected namespace.",
               }),
             },
             { description: "An extra NetworkPolicy.", required: ["name", "spec"] },
           ),
-          { description: "Extra NetworkPolicies stamped into every selected namespace.", listType: "map", mapKeys: ["name"], maxItems: 32 },
+          {
+            description: "Extra NetworkPolicies stamped into every selected namespace.",
+            listType: "map",
+            mapKeys: ["name"],
+            maxItems: 32,
+          },
         ),
       },
       { description: "Network isolation for selected namespaces.", default: {} },
     ),
     podSecurity: obj(
       {
-        enforce: enumOf(["privileged", "baseline", "restricted"] as const, { description: "pod-security.kubernetes.io/enforce level." }),
-        audit: enumOf(["privileged", "baseline", "restricted"] as const, { description: "pod-security.kubernetes.io/audit level." }),
-        warn: enumOf(["privileged", "baseline", "restricted"] as const, { description: "pod-security.kubernetes.io/warn level." }),
+        enforce: enumOf(["privileged", "baseline", "restricted"] as const, {
+          description: "pod-security.kubernetes.io/enforce level.",
+        }),
+        audit: enumOf(["privileged", "baseline", "restricted"] as const, {
+          description: "pod-security.kubernetes.io/audit level.",
+        }),
+        warn: enumOf(["privileged", "baseline", "restricted"] as const, {
+          description: "pod-security.kubernetes.io/warn level.",
+        }),
         version: str({
           description: "Policy version for all modes: latest or v1.N.",
           pattern: "^(latest|v1\\.[0-9]+)$",
         }),
       },
-      { description: "Pod Security Admission labels set on selected namespaces; an unset level is left alone." },
+      {
+        description:
+          "Pod Security Admission labels set on selected namespaces; an unset level is left alone.",
+      },
     ),
     serviceAccounts: obj(
       {
@@ -254,12 +310,18 @@ export const specSchema = obj(
         }),
         audit: obj(
           {
-            forbidWildcards: bool({ description: "Report roles with '*' verbs, resources or groups where bound.", default: true }),
-            forbidClusterAdminBindings: bool({
-              description: "Report cluster-admin (or equivalent) granted outside allowedClusterAdminSubjects.",
+            forbidWildcards: bool({
+              description: "Report roles with '*' verbs, resources or groups where bound.",
               default: true,
             }),
-            allowedClusterAdminSubjects: arrayOf(subject, { description: "Subjects that may hold cluster-admin." }),
+            forbidClusterAdminBindings: bool({
+              description:
+                "Report cluster-admin (or equivalent) granted outside allowedClusterAdminSubjects.",
+              default: true,
+            }),
+            allowedClusterAdminSubjects: arrayOf(subject, {
+              description: "Subjects that may hold cluster-admin.",
+            }),
           },
           { description: "Findings about RBAC that already exists in the cluster.", default: {} },
         ),
@@ -272,7 +334,9 @@ export const specSchema = obj(
           description: "Default renders the built-in profile; Custom uses rules only.",
           default: "Default",
         }),
-        rules: arrayOf(auditRule, { description: "Rules placed before the profile's rules (first match wins)." }),
+        rules: arrayOf(auditRule, {
+          description: "Rules placed before the profile's rules (first match wins).",
+        }),
         omitStages: arrayOf(auditStage, { description: "Stages omitted for every rule." }),
         omitManagedFields: bool({ description: "Leave managedFields out of logged objects.", default: true }),
         logRotation: obj(
@@ -281,7 +345,10 @@ export const specSchema = obj(
             maxBackup: int({ description: "--audit-log-maxbackup (files).", minimum: 0, default: 10 }),
             maxSize: int({ description: "--audit-log-maxsize (MB).", minimum: 0, default: 100 }),
           },
-          { description: "Desired kube-apiserver audit log rotation, checked against its flags.", default: {} },
+          {
+            description: "Desired kube-apiserver audit log rotation, checked against its flags.",
+            default: {},
+          },
         ),
       },
       { description: "The API server's audit Policy, rendered and delivered by the operator." },
@@ -300,13 +367,19 @@ export const specSchema = obj(
         kms: obj(
           {
             name: str({ description: "KMS plugin name.", minLength: 1 }),
-            endpoint: str({ description: "unix:///path of the KMS v2 plugin socket.", pattern: "^unix:///.+" }),
+            endpoint: str({
+              description: "unix:///path of the KMS v2 plugin socket.",
+              pattern: "^unix:///.+",
+            }),
           },
           { description: "KMS v2 settings, required when provider is kms.", required: ["name", "endpoint"] },
         ),
         rotation: obj(
           {
-            period: str({ description: "Rotate keys older than this Go duration (e.g. 2160h).", pattern: "^([0-9]+(h|m|s))+$" }),
+            period: str({
+              description: "Rotate keys older than this Go duration (e.g. 2160h).",
+              pattern: "^([0-9]+(h|m|s))+$",
+            }),
             trigger: str({ description: "Change this value to rotate once, now." }),
           },
           { description: "Key rotation." },
@@ -314,7 +387,12 @@ export const specSchema = obj(
       },
       {
         description: "The API server's EncryptionConfiguration for resources at rest.",
-        rules: [{ rule: "self.provider != 'kms' || has(self.kms)", message: "provider kms needs spec.encryption.kms" }],
+        rules: [
+          {
+            rule: "self.provider != 'kms' || has(self.kms)",
+            message: "provider kms needs spec.encryption.kms",
+          },
+        ],
       },
     ),
     controlPlane: obj(
@@ -328,16 +406,31 @@ export const specSchema = obj(
           { description: "kubelet CIS 4.2.x checks.", default: {} },
         ),
       },
-      { description: "CIS Kubernetes Benchmark checks of control-plane settings, judged by effective values." },
+      {
+        description: "CIS Kubernetes Benchmark checks of control-plane settings, judged by effective values.",
+      },
     ),
     clusterVersion: obj(
-      { warnBeforeEndOfLifeDays: int({ description: "Report versions this close to end of life.", minimum: 0, default: 90 }) },
+      {
+        warnBeforeEndOfLifeDays: int({
+          description: "Report versions this close to end of life.",
+          minimum: 0,
+          default: 90,
+        }),
+      },
       { description: "Report API server and kubelet versions past or near end of life, and version skew." },
     ),
     credentials: obj(
       {
-        legacyTokenSecrets: bool({ description: "Report legacy ServiceAccount token Secrets.", default: true }),
-        certificateExpiryWarningDays: int({ description: "Report certificates expiring within this many days.", minimum: 1, default: 30 }),
+        legacyTokenSecrets: bool({
+          description: "Report legacy ServiceAccount token Secrets.",
+          default: true,
+        }),
+        certificateExpiryWarningDays: int({
+          description: "Report certificates expiring within this many days.",
+          minimum: 1,
+          default: 30,
+        }),
       },
       { description: "Credentials due for rotation." },
     ),
@@ -351,7 +444,11 @@ export const specSchema = obj(
     ),
     apiServerMonitoring: obj(
       {
-        authFailuresPerMinute: int({ description: "Report when 401/403 responses exceed this rate.", minimum: 1, default: 30 }),
+        authFailuresPerMinute: int({
+          description: "Report when 401/403 responses exceed this rate.",
+          minimum: 1,
+          default: 30,
+        }),
       },
       { description: "Authentication failure rates from the API server's /metrics." },
     ),
@@ -369,7 +466,10 @@ const condition = obj(
     reason: str({ description: "CamelCase reason.", maxLength: 1024 }),
     message: str({ description: "Human-readable detail.", maxLength: 32768 }),
   },
-  { description: "A metav1.Condition.", required: ["type", "status", "lastTransitionTime", "reason", "message"] },
+  {
+    description: "A metav1.Condition.",
+    required: ["type", "status", "lastTransitionTime", "reason", "message"],
+  },
 );
 
 export const driftSchema = obj(
@@ -382,7 +482,10 @@ export const driftSchema = obj(
     manager: str({ description: "Field manager that changed the object, where managedFields tell it." }),
     message: str({ description: "Detail." }),
   },
-  { description: "A difference between the policy and the live cluster.", required: ["kind", "name", "reason"] },
+  {
+    description: "A difference between the policy and the live cluster.",
+    required: ["kind", "name", "reason"],
+  },
 );
 
 export const findingSchema = obj(
@@ -393,13 +496,20 @@ export const findingSchema = obj(
     message: str({ description: "What is wrong." }),
     area: str({ description: "The policy area that produced it." }),
   },
-  { description: "Something unsafe the operator reports but does not own.", required: ["id", "severity", "resource", "message"] },
+  {
+    description: "Something unsafe the operator reports but does not own.",
+    required: ["id", "severity", "resource", "message"],
+  },
 );
 
 export const statusSchema = obj(
   {
     observedGeneration: int({ description: "The generation last reconciled.", minimum: 0 }),
-    conditions: arrayOf(condition, { description: "Ready, Compliant and one per area in use.", listType: "map", mapKeys: ["type"] }),
+    conditions: arrayOf(condition, {
+      description: "Ready, Compliant and one per area in use.",
+      listType: "map",
+      mapKeys: ["type"],
+    }),
     summary: obj(
       {
         namespaces: int({ description: "Namespaces selected.", minimum: 0 }),

@@ -13,7 +13,9 @@ describe("CRD", () => {
     const crd = parse(renderCRDYaml()) as { spec: { versions: { schema: { openAPIV3Schema: unknown } }[] } };
     const missing: string[] = [];
     const walk = (s: Record<string, unknown>, path: string) => {
-      for (const [k, v] of Object.entries((s["properties"] as Record<string, Record<string, unknown>>) ?? {})) {
+      for (const [k, v] of Object.entries(
+        (s["properties"] as Record<string, Record<string, unknown>>) ?? {},
+      )) {
         if (path.startsWith(".metadata") || ["apiVersion", "kind", "metadata"].includes(k)) continue;
         if (!v["description"]) missing.push(`${path}.${k}`);
         walk(v, `${path}.${k}`);

@@ -31,11 +31,17 @@ export class PolicyBuilder {
 export const policy = (name: string) => new PolicyBuilder(name);
 
 export function namespace(name: string, labels: Record<string, string> = {}): V1Namespace {
-  return { metadata: { name, labels: { "kubernetes.io/metadata.name": name, ...labels } }, status: { phase: "Active" } };
+  return {
+    metadata: { name, labels: { "kubernetes.io/metadata.name": name, ...labels } },
+    status: { phase: "Active" },
+  };
 }
 
 export function defaultSA(ns: string, automount?: boolean): V1ServiceAccount {
-  return { metadata: { name: "default", namespace: ns }, ...(automount === undefined ? {} : { automountServiceAccountToken: automount }) };
+  return {
+    metadata: { name: "default", namespace: ns },
+    ...(automount === undefined ? {} : { automountServiceAccountToken: automount }),
+  };
 }
 
 export function snapshot(s: Partial<Snapshot> = {}): Snapshot {

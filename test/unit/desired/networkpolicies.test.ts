@@ -7,8 +7,13 @@ import { namespace, policy, snapshot } from "../builders/policy.js";
 
 describe("desired NetworkPolicies", () => {
   it("renders default-deny + DNS for every selected namespace with ownership metadata", () => {
-    const p = policy("base").spec({ networkPolicies: { allowSameNamespace: false } }).build();
-    const d = desiredState(p, snapshot({ namespaces: [namespace("team-a"), namespace("kube-system"), namespace("csp-system")] }));
+    const p = policy("base")
+      .spec({ networkPolicies: { allowSameNamespace: false } })
+      .build();
+    const d = desiredState(
+      p,
+      snapshot({ namespaces: [namespace("team-a"), namespace("kube-system"), namespace("csp-system")] }),
+    );
     expect(d.namespaces).to.deep.equal(["team-a"]);
     expect(stringify(d.children)).to.equal(`- apiVersion: networking.k8s.io/v1
   kind: NetworkPolicy
@@ -64,10 +69,18 @@ describe("desired NetworkPolicies", () => {
   });
 
   it("creates no DNS allowance when egress is open (it would isolate egress)", () => {
-    const p = policy("p").spec({ networkPolicies: { defaultDenyEgress: false, allowDNS: true, allowSameNamespace: true } }).build();
-    const names = desiredState(p, snapshot({ namespaces: [namespace("a")] })).children.map((c) => [c.metadata.name, c["spec"]]);
+    const p = policy("p")
+      .spec({ networkPolicies: { defaultDenyEgress: false, allowDNS: true, allowSameNamespace: true } })
+      .build();
+    const names = desiredState(p, snapshot({ namespaces: [namespace("a")] })).children.map((c) => [
+      c.metadata.name,
+      c["spec"],
+    ]);
     expect(names).to.deep.equal([
-      ["csp-p-allow-same-namespace", { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: {} }] }] }],
+      [
+        "csp-p-allow-same-namespace",
+        { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: {} }] }] },
+      ],
       ["csp-p-default-deny", { podSelector: {}, policyTypes: ["Ingress"] }],
     ]);
   });
@@ -90,7 +103,12 @@ describe("desired NetworkPolicies", () => {
   it("selects by label selector and exclude list, never csp-system, never terminating namespaces", () => {
     const spec = effectiveSpec(
       policy("p")
-        .spec({ namespaces: { selector: { matchExpressions: [{ key: "tier", operator: "In", values: ["web", "db"] }] }, exclude: ["b"] } })
+        .spec({
+          namespaces: {
+            selector: { matchExpressions: [{ key: "tier", operator: "In", values: ["web", "db"] }] },
+            exclude: ["b"],
+          },
+        })
         .build(),
     );
     const nss = [
@@ -106,9 +124,18 @@ describe("desired NetworkPolicies", () => {
   it("applies the API server's defaults to an empty spec", () => {
     expect(effectiveSpec(policy("p").build())).to.deep.include({
       mode: "Enforce",
-      networkPolicies: { defaultDenyIngress: true, defaultDenyEgress: true, allowDNS: true, allowSameNamespace: false },
+      networkPolicies: {
+        defaultDenyIngress: true,
+        defaultDenyEgress: true,
+        allowDNS: true,
+        allowSameNamespace: false,
+      },
       serviceAccounts: { automountDefaultToken: false },
     });
-    expect(effectiveSpec(policy("p").build()).namespaces?.exclude).to.deep.equal(["kube-system", "kube-public", "kube-node-lease"]);
+    expect(effectiveSpec(policy("p").build()).namespaces?.exclude).to.deep.equal([
+      "kube-system",
+      "kube-public",
+      "kube-node-lease",
+    ]);
   });
 });

@@ -8,7 +8,10 @@ import { defaultSA, namespace, policy, snapshot } from "../builders/policy.js";
 
 const denyOnly = { networkPolicies: { defaultDenyEgress: false, allowDNS: false } };
 
-function observedDeny(spec: V1NetworkPolicy["spec"], managedFields: V1NetworkPolicy["metadata"] = {}): V1NetworkPolicy {
+function observedDeny(
+  spec: NonNullable<V1NetworkPolicy["spec"]>,
+  managedFields: V1NetworkPolicy["metadata"] = {},
+): V1NetworkPolicy {
   return {
     metadata: {
       name: "csp-p-default-deny",
@@ -33,7 +36,10 @@ describe("child drift", () => {
   });
 
   it("finds nothing when the observed object matches after server defaults", () => {
-    const s = snapshot({ ...base, networkPolicies: [observedDeny({ podSelector: {}, policyTypes: ["Ingress"] })] });
+    const s = snapshot({
+      ...base,
+      networkPolicies: [observedDeny({ podSelector: {}, policyTypes: ["Ingress"] })],
+    });
     expect(childDrift(p, desiredState(p, s).children, s)).to.deep.equal([]);
   });
 
@@ -43,7 +49,12 @@ describe("child drift", () => {
       {
         managedFields: [
           { manager: "csp-operator", operation: "Apply", fieldsV1: { "f:spec": { "f:policyTypes": {} } } },
-          { manager: "kubectl-edit", operation: "Update", time: new Date(), fieldsV1: { "f:spec": { "f:ingress": {} } } },
+          {
+            manager: "kubectl-edit",
+            operation: "Update",
+            time: new Date(),
+            fieldsV1: { "f:spec": { "f:ingress": {} } },
+          },
         ],
       },
     );
@@ -55,7 +66,9 @@ describe("child drift", () => {
   it("never touches an object it did not create (Unowned) and reports another policy's (Conflict)", () => {
     const s = snapshot({
       ...base,
-      occupied: new Map([["NetworkPolicy/a/csp-p-default-deny", { metadata: { name: "csp-p-default-deny", namespace: "a" } }]]),
+      occupied: new Map([
+        ["NetworkPolicy/a/csp-p-default-deny", { metadata: { name: "csp-p-default-deny", namespace: "a" } }],
+      ]),
     });
     const [d] = childDrift(p, desiredState(p, s).children, s);
     expect(d?.reason).to.equal("Unowned");
@@ -68,23 +81,41 @@ describe("child drift", () => {
   });
 
   it("reports children the policy no longer wants as Orphaned, with a delete repair", () => {
-    const s = snapshot({ namespaces: [namespace("a", { gone: "x" })], networkPolicies: [observedDeny({ podSelector: {} })] });
-    const q = policy("p").spec({ ...denyOnly, namespaces: { selector: { matchLabels: { other: "y" } } } }).build();
+    const s = snapshot({
+      namespaces: [namespace("a", { gone: "x" })],
+      networkPolicies: [observedDeny({ podSelector: {} })],
+    });
+    const q = policy("p")
+      .spec({ ...denyOnly, namespaces: { selector: { matchLabels: { other: "y" } } } })
+      .build();
     const drift = childDrift(q, desiredState(q, s).children, s);
     expect(drift.map((d) => [d.reason, d.repair?.action])).to.deep.equal([["Orphaned", "delete"]]);
   });
 });
 
 describe("shared namespace state", () => {
-  const strict = policy("strict").spec({ podSecurity: { enforce: "restricted" } }).createdAt("2026-02-01T00:00:00Z").build();
-  const lax = policy("lax").spec({ podSecurity: { enforce: "baseline" } }).createdAt("2026-01-01T00:00:00Z").build();
+  const strict = policy("strict")
+    .spec({ podSecurity: { enforce: "restricted" } })
+    .createdAt("2026-02-01T00:00:00Z")
+    .build();
+  const lax = policy("lax")
+    .spec({ podSecurity: { enforce: "baseline" } })
+    .createdAt("2026-01-01T00:00:00Z")
+    .build();
 
   it("resolves two policies deterministically: the stricter level wins, both report Conflict", () => {
-    const s = snapshot({ policies: [strict, lax], namespaces: [namespace("a")], serviceAccounts: [defaultSA("a", false)] });
+    const s = snapshot({
+      policies: [strict, lax],
+      namespaces: [namespace("a")],
+      serviceAccounts: [defaultSA("a", false)],
+    });
     const states = sharedNamespaceStates(s);
     expect(states.get("a")?.labels).to.deep.equal({ "pod-security.kubernetes.io/enforce": "restricted" });
     const reversed = sharedNamespaceStates(snapshot({ ...s, policies: [lax, strict] }));
-    expect(reversed.get("a")?.labels).to.deep.equal(states.get("a")?.labels, "order of policies must not matter");
+    expect(reversed.get("a")?.labels).to.deep.equal(
+      states.get("a")?.labels,
+      "order of policies must not matter",
+    );
     for (const p of [strict, lax]) {
       const [d] = sharedDrift(p, ["a"], s, states);
       expect(d).to.deep.include({ reason: "Conflict", kind: "Namespace", name: "a" });
@@ -92,11 +123,24 @@ describe("shared namespace state", () => {
   });
 
   it("writes the union of wants once, and nothing when the namespace already matches", () => {
-    const s = snapshot({ policies: [strict], namespaces: [namespace("a")], serviceAccounts: [defaultSA("a")] });
+    const s = snapshot({
+      policies: [strict],
+      namespaces: [namespace("a")],
+      serviceAccounts: [defaultSA("a")],
+    });
     const writes = sharedWrites(s, sharedNamespaceStates(s));
     expect(writes.map((w) => w.object)).to.deep.equal([
-      { apiVersion: "v1", kind: "Namespace", metadata: { name: "a", labels: { "pod-security.kubernetes.io/enforce": "restricted" } } },
-      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: "a" }, automountServiceAccountToken: false },
+      {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name: "a", labels: { "pod-security.kubernetes.io/enforce": "restricted" } },
+      },
+      {
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: { name: "default", namespace: "a" },
+        automountServiceAccountToken: false,
+      },
     ]);
     const converged = snapshot({
       policies: [strict],
@@ -109,13 +153,20 @@ describe("shared namespace state", () => {
   it("releases labels it owns once no policy wants them, but an Audit policy freezes them", () => {
     const owned = namespace("a", { "pod-security.kubernetes.io/enforce": "restricted" });
     owned.metadata!.managedFields = [
-      { manager: "csp-operator", operation: "Apply", fieldsV1: { "f:metadata": { "f:labels": { "f:pod-security.kubernetes.io/enforce": {} } } } },
+      {
+        manager: "csp-operator",
+        operation: "Apply",
+        fieldsV1: { "f:metadata": { "f:labels": { "f:pod-security.kubernetes.io/enforce": {} } } },
+      },
     ];
     const none = snapshot({ policies: [], namespaces: [owned], serviceAccounts: [defaultSA("a")] });
     expect(sharedWrites(none, sharedNamespaceStates(none)).map((w) => w.object)).to.deep.equal([
       { apiVersion: "v1", kind: "Namespace", metadata: { name: "a", labels: {} } },
     ]);
-    const audit = policy("strict").audit().spec({ podSecurity: { enforce: "restricted" } }).build();
+    const audit = policy("strict")
+      .audit()
+      .spec({ podSecurity: { enforce: "restricted" } })
+      .build();
     const frozen = snapshot({ policies: [audit], namespaces: [owned], serviceAccounts: [defaultSA("a")] });
     expect(sharedWrites(frozen, sharedNamespaceStates(frozen))).to.deep.equal([]);
   });
@@ -123,9 +174,16 @@ describe("shared namespace state", () => {
   it("reports a label someone else changed with their manager name", () => {
     const ns = namespace("a", { "pod-security.kubernetes.io/enforce": "privileged" });
     ns.metadata!.managedFields = [
-      { manager: "kubectl-label", operation: "Update", fieldsV1: { "f:metadata": { "f:labels": { "f:pod-security.kubernetes.io/enforce": {} } } } },
+      {
+        manager: "kubectl-label",
+        operation: "Update",
+        fieldsV1: { "f:metadata": { "f:labels": { "f:pod-security.kubernetes.io/enforce": {} } } },
+      },
     ];
     const s = snapshot({ policies: [strict], namespaces: [ns], serviceAccounts: [defaultSA("a", false)] });
-    expect(sharedDrift(strict, ["a"], s, sharedNamespaceStates(s))[0]).to.deep.include({ reason: "Modified", manager: "kubectl-label" });
+    expect(sharedDrift(strict, ["a"], s, sharedNamespaceStates(s))[0]).to.deep.include({
+      reason: "Modified",
+      manager: "kubectl-label",
+    });
   });
 });

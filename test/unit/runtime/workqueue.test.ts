@@ -58,7 +58,9 @@ describe("WorkQueue", () => {
 describe("Backoff", () => {
   it("doubles per failure up to the cap and forgets on success", () => {
     const b = new Backoff(100, 1000, () => 0.5);
-    expect([b.next("k"), b.next("k"), b.next("k"), b.next("k"), b.next("k")]).to.deep.equal([100, 200, 400, 800, 1000]);
+    expect([b.next("k"), b.next("k"), b.next("k"), b.next("k"), b.next("k")]).to.deep.equal([
+      100, 200, 400, 800, 1000,
+    ]);
     expect(b.next("other")).to.equal(100, "keys back off independently");
     b.forget("k");
     expect(b.next("k")).to.equal(100);

@@ -5,12 +5,28 @@ import { computeStatus, MAX_LIST, statusChanged } from "../../../src/status/stat
 import { policy } from "../builders/policy.js";
 
 const now = new Date("2026-06-01T00:00:00Z");
-const missing = (i: number): Drift => ({ kind: "NetworkPolicy", namespace: `ns-${String(i).padStart(3, "0")}`, name: "x", reason: "Missing", area: "networkPolicies", message: "m" });
+const missing = (i: number): Drift => ({
+  kind: "NetworkPolicy",
+  namespace: `ns-${String(i).padStart(3, "0")}`,
+  name: "x",
+  reason: "Missing",
+  area: "networkPolicies",
+  message: "m",
+});
 
 describe("status", () => {
   const p = policy("p").build();
   const spec = effectiveSpec(p);
-  const base = { policy: p, spec, namespaces: 2, managedObjects: 4, drift: [], corrected: [], findings: [], now };
+  const base = {
+    policy: p,
+    spec,
+    namespaces: 2,
+    managedObjects: 4,
+    drift: [],
+    corrected: [],
+    findings: [],
+    now,
+  };
 
   it("is Ready and Compliant when nothing differs, with per-area conditions", () => {
     const s = computeStatus(base, undefined);
@@ -28,21 +44,35 @@ describe("status", () => {
     const s = computeStatus({ ...base, drift }, undefined);
     expect(s.drift).to.have.length(MAX_LIST);
     expect(s.summary?.drifted).to.equal(120);
-    expect(s.conditions?.find((c) => c.type === "Compliant")).to.deep.include({ status: "False", reason: "Drifted" });
-    expect(s.conditions?.find((c) => c.type === "NetworkIsolated")).to.deep.include({ status: "False", reason: "Missing" });
+    expect(s.conditions?.find((c) => c.type === "Compliant")).to.deep.include({
+      status: "False",
+      reason: "Drifted",
+    });
+    expect(s.conditions?.find((c) => c.type === "NetworkIsolated")).to.deep.include({
+      status: "False",
+      reason: "Missing",
+    });
   });
 
   it("keeps lastTransitionTime when nothing changed, so an idle cluster causes no status write", () => {
     const first = computeStatus(base, undefined);
     const second = computeStatus({ ...base, now: new Date("2026-06-02T00:00:00Z") }, first);
     expect(statusChanged(first, second)).to.equal(false);
-    const drifted = computeStatus({ ...base, drift: [missing(1)], now: new Date("2026-06-03T00:00:00Z") }, first);
+    const drifted = computeStatus(
+      { ...base, drift: [missing(1)], now: new Date("2026-06-03T00:00:00Z") },
+      first,
+    );
     expect(statusChanged(first, drifted)).to.equal(true);
-    expect(drifted.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime).to.equal("2026-06-01T00:00:00Z");
+    expect(drifted.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime).to.equal(
+      "2026-06-01T00:00:00Z",
+    );
   });
 
   it("reports an error as Ready=False with its reason and Compliant=Unknown", () => {
-    const s = computeStatus({ ...base, error: { reason: "InvalidSpec", message: "spec.networkPolicies.extra[name=x].spec: bad" } }, undefined);
+    const s = computeStatus(
+      { ...base, error: { reason: "InvalidSpec", message: "spec.networkPolicies.extra[name=x].spec: bad" } },
+      undefined,
+    );
     expect(s.conditions?.slice(0, 2).map((c) => [c.type, c.status, c.reason])).to.deep.equal([
       ["Ready", "False", "InvalidSpec"],
       ["Compliant", "Unknown", "InvalidSpec"],
