@@ -36,8 +36,7 @@ export function statusCode(err: unknown): number | undefined {
 /** The API server's message from a client-node error, without the headers dump. */
 export function errorMessage(err: unknown): string {
   const body = (err as { body?: unknown } | undefined)?.body;
-  if (body && typeof body === "object" && "message" in body)
-    return String(body.message);
+  if (body && typeof body === "object" && "message" in body) return String(body.message);
   if (typeof body === "string") {
     try {
       const parsed = JSON.parse(body) as { message?: string };

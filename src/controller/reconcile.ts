@@ -140,8 +140,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
       else {
         const result = await writer.apply(d.repair.object);
         // Fields another manager added survive an apply; replace them when they are still there.
-        if (ownedFieldDiff(d.repair.object, result).length > 0)
-          await writer.replaceOwned(d.repair.object);
+        if (ownedFieldDiff(d.repair.object, result).length > 0) await writer.replaceOwned(d.repair.object);
       }
       corrected.push(d);
     } catch (err) {

@@ -1,0 +1,76 @@
+/**
+ * Shared vocabulary of the CIS checks. Each check is a named pure function of one component's inputs that
+ * returns a status and the evidence behind it, so offline and in-cluster runs judge identically and every
+ * verdict can be explained to the user.
+ */
+import type { Effective } from "./flags.js";
+
+/** The benchmark these checks implement, as printed in reports. */
+export const BENCHMARK = "cis-1.12";
+
+/**
+ * `Pass`/`Fail`: the effective setting does / does not meet the recommendation. `Manual`: the benchmark
+ * leaves the judgement to a human and the inputs do not settle it. `NotApplicable`: the recommendation has
+ * nothing to act on (e.g. log rotation when logging to stdout). `Unknown`: the inputs cannot determine the
+ * setting (unreadable file, invalid value the component would reject) — never guessed.
+ */
+export type CheckStatus = "Pass" | "Fail" | "Manual" | "NotApplicable" | "Unknown";
+
+/** What a check concluded and why. */
+export interface CheckOutcome {
+  readonly status: CheckStatus;
+  readonly evidence: string;
+}
+
+/** One benchmark recommendation, evaluated against one component's inputs. */
+export interface CisCheck<I> {
+  /** CIS Kubernetes Benchmark v1.12 number, e.g. `1.2.6`. */
+  readonly id: string;
+  readonly title: string;
+  /** Whether the benchmark marks it Automated (false: Manual). */
+  readonly automated: boolean;
+  readonly evaluate: (inputs: I) => CheckOutcome;
+}
+
+/** A check's outcome with its identity, as reported. */
+export interface CheckResult {
+  readonly id: string;
+  readonly title: string;
+  readonly status: CheckStatus;
+  readonly evidence: string;
+}
+
+/** Outcome constructors, to keep check bodies short. */
+export const pass = (evidence: string): CheckOutcome => ({ status: "Pass", evidence });
+/** @see pass */
+export const fail = (evidence: string): CheckOutcome => ({ status: "Fail", evidence });
+/** @see pass */
+export const manual = (evidence: string): CheckOutcome => ({ status: "Manual", evidence });
+/** @see pass */
+export const notApplicable = (evidence: string): CheckOutcome => ({ status: "NotApplicable", evidence });
+/** @see pass */
+export const unknown = (evidence: string): CheckOutcome => ({ status: "Unknown", evidence });
+
+/**
+ * Runs `judge` on an effective value, or reports Unknown with the reason it could not be determined —
+ * the one place where "cannot tell" turns into a status.
+ */
+export function withValue<T>(
+  e: Effective<T>,
+  judge: (value: T, source: string) => CheckOutcome,
+): CheckOutcome {
+  return e.ok ? judge(e.value, e.source) : unknown(e.reason);
+}
+
+/** Evaluates checks in order; a check that throws is reported Unknown rather than aborting the run. */
+export function evaluateAll<I>(checks: readonly CisCheck<I>[], inputs: I): CheckResult[] {
+  return checks.map((c) => {
+    let outcome: CheckOutcome;
+    try {
+      outcome = c.evaluate(inputs);
+    } catch (e) {
+      outcome = unknown(`internal error while evaluating: ${(e as Error).message}`);
+    }
+    return { id: c.id, title: c.title, status: outcome.status, evidence: outcome.evidence };
+  });
+}
