@@ -166,13 +166,13 @@ export function effectiveAuthorizers(i: ApiServerInputs): Effective<string[]> {
   const modes = listFlag(f, "authorization-mode", []);
   if (!modes.ok) return modes;
   if (cfg.value !== "") {
-    const legacy = f.occurrences.filter(
+    const legacy = f.occurrences.find(
       (o) => o.name === "authorization-mode" || o.name.startsWith("authorization-webhook-"),
     );
-    if (legacy.length > 0) {
+    if (legacy !== undefined) {
       return {
         ok: false,
-        reason: `--authorization-config cannot be combined with ${describeOccurrence(legacy[0] as (typeof legacy)[number])}; kube-apiserver refuses to start`,
+        reason: `--authorization-config cannot be combined with ${describeOccurrence(legacy)}; kube-apiserver refuses to start`,
       };
     }
     const parsed = configFile(i, "authorization-config", kindsOf("AuthorizationConfiguration"));
@@ -245,8 +245,9 @@ export function effectiveAdmissionPlugins(i: ApiServerInputs): Effective<Readonl
   const legacy = listFlag(f, "admission-control", []);
   const enable = listFlag(f, "enable-admission-plugins", []);
   const disable = listFlag(f, "disable-admission-plugins", []);
-  for (const e of [legacy, enable, disable]) if (!e.ok) return e;
-  if (!legacy.ok || !enable.ok || !disable.ok) return { ok: false, reason: "unreachable" };
+  if (!legacy.ok) return legacy;
+  if (!enable.ok) return enable;
+  if (!disable.ok) return disable;
   const legacySet = isFlagSet(f, "admission-control");
   if (legacySet && (isFlagSet(f, "enable-admission-plugins") || isFlagSet(f, "disable-admission-plugins"))) {
     return {

@@ -114,7 +114,14 @@ function parseOptions(argv: readonly string[]): Options {
 export function hostRootReader(root: string): HostReader {
   const onHost = (p: string) => join(root, posix.resolve("/", p));
   return {
-    readFile: (p) => readFile(onHost(p), "utf8"),
+    readFile: async (p) => {
+      try {
+        return await readFile(onHost(p), "utf8");
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new Error(`${code ?? (e as Error).message} (read as ${onHost(p)})`, { cause: e });
+      }
+    },
     listFiles: async (dir) => {
       const base = onHost(dir);
       const entries: Dirent[] = await readdir(base, { recursive: true, withFileTypes: true });

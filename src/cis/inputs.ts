@@ -8,6 +8,7 @@
  */
 import { posix } from "node:path";
 import { parseAllDocuments } from "yaml";
+import type { Tags } from "yaml";
 import type { ArgItem, FlagGrammar, ParsedFlags } from "./flags.js";
 import { parseFlags, stringFlag } from "./flags.js";
 
@@ -169,6 +170,13 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+// go-yaml v2 (under sigs.k8s.io/yaml) resolves neither sexagesimal numbers (`1:30`) nor timestamps, so
+// those stay strings as they do for the Go components.
+const goYamlTags = (tags: Tags): Tags =>
+  tags.filter(
+    (t) => typeof t === "string" || (t.format !== "TIME" && t.tag !== "tag:yaml.org,2002:timestamp"),
+  );
+
 /**
  * Parses a single YAML (or JSON) document into a mapping. Kubernetes components decode config through
  * sigs.k8s.io/yaml, which follows YAML 1.1 (`yes`/`on` are booleans), so we parse as 1.1 too. Duplicate
@@ -178,7 +186,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function parseYamlMapping(text: string): Parsed<Record<string, unknown>> {
   let docs;
   try {
-    docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: true });
+    docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: true, customTags: goYamlTags });
   } catch (e) {
     return { ok: false, reason: `is not valid YAML: ${(e as Error).message}` };
   }

@@ -64,7 +64,7 @@ function configField(k: KubeletInputs, path: readonly string[]): Field {
 }
 
 /** How to read one KubeletConfiguration setting and its command-line override. */
-interface Setting<T> {
+export interface KubeletSetting<T> {
   /** Flag that overrides the field, and how to read it (its fallback is irrelevant: only explicit counts). */
   readonly flag?: { readonly name: string; readonly read: (f: ParsedFlags, name: string) => Effective<T> };
   readonly path: readonly string[];
@@ -82,7 +82,7 @@ interface Setting<T> {
  * The effective value of a kubelet setting: explicit flag, else config field (type-checked the way the
  * kubelet's decoder would), else the default that applies to this kubelet.
  */
-export function kubeletSetting<T>(k: KubeletInputs, s: Setting<T>): Effective<T> {
+export function kubeletSetting<T>(k: KubeletInputs, s: KubeletSetting<T>): Effective<T> {
   const fmt = s.format ?? ((v: T) => JSON.stringify(v));
   const fieldName = s.path.join(".");
   const field = configField(k, s.path);
@@ -99,7 +99,10 @@ export function kubeletSetting<T>(k: KubeletInputs, s: Setting<T>): Effective<T>
     }
   }
   const notFlag = s.flag === undefined ? "" : ` and --${s.flag.name} is not set`;
-  if (field.state === "error") return { ok: false, reason: `${field.reason}${notFlag}` };
+  if (field.state === "error") {
+    const prefix = s.flag === undefined ? "" : `--${s.flag.name} is not set and `;
+    return { ok: false, reason: `${prefix}${field.reason}` };
+  }
   if (field.state === "present") {
     const v = s.decode(field.value);
     if (v === undefined) {
@@ -153,7 +156,7 @@ const boolSetting = (
   path: readonly string[],
   configDefault: boolean,
   flagsDefault = configDefault,
-): Setting<boolean> => ({
+): KubeletSetting<boolean> => ({
   flag: { name: flag, read: (f, n) => boolFlag(f, n, configDefault) },
   path,
   decode: asBool,
@@ -167,7 +170,7 @@ const stringSetting = (
   path: readonly string[],
   configDefault = "",
   flagsDefault = configDefault,
-): Setting<string> => ({
+): KubeletSetting<string> => ({
   flag: { name: flag, read: (f, n) => stringFlag(f, n) },
   path,
   decode: asString,
@@ -188,7 +191,7 @@ export const KUBELET_SETTINGS = {
     expected: "32-bit integer",
     configDefault: 0,
     flagsDefault: 10255,
-  } satisfies Setting<number>,
+  } satisfies KubeletSetting<number>,
   streamingConnectionIdleTimeout: {
     flag: { name: "streaming-connection-idle-timeout", read: (f, n) => durationFlag(f, n, FOUR_HOURS_NS) },
     path: ["streamingConnectionIdleTimeout"],
@@ -202,7 +205,7 @@ export const KUBELET_SETTINGS = {
       v === 0
         ? { value: FOUR_HOURS_NS, note: "the kubelet replaces 0 in its config with the default 4h0m0s" }
         : undefined,
-  } satisfies Setting<number>,
+  } satisfies KubeletSetting<number>,
   makeIPTablesUtilChains: boolSetting("make-iptables-util-chains", ["makeIPTablesUtilChains"], true),
   eventRecordQPS: {
     flag: { name: "event-qps", read: (f, n) => intFlag(f, n, 32, 50) },
@@ -211,7 +214,7 @@ export const KUBELET_SETTINGS = {
     expected: "32-bit integer",
     configDefault: 50,
     flagsDefault: 50,
-  } satisfies Setting<number>,
+  } satisfies KubeletSetting<number>,
   tlsCertFile: stringSetting("tls-cert-file", ["tlsCertFile"]),
   tlsPrivateKeyFile: stringSetting("tls-private-key-file", ["tlsPrivateKeyFile"]),
   serverTLSBootstrap: boolSetting("rotate-server-certificates", ["serverTLSBootstrap"], false),
@@ -224,7 +227,7 @@ export const KUBELET_SETTINGS = {
     configDefault: [] as string[],
     flagsDefault: [] as string[],
     format: (v: string[]) => (v.length === 0 ? "[] (Go defaults)" : `[${v.join(", ")}]`),
-  } satisfies Setting<string[]>,
+  } satisfies KubeletSetting<string[]>,
   tlsMinVersion: stringSetting("tls-min-version", ["tlsMinVersion"]),
   podPidsLimit: {
     flag: { name: "pod-max-pids", read: (f, n) => intFlag(f, n, 64, -1) },
@@ -235,14 +238,14 @@ export const KUBELET_SETTINGS = {
     flagsDefault: -1,
     normalize: (v: number) =>
       v < -1 ? { value: -1, note: "the kubelet replaces negative values with -1" } : undefined,
-  } satisfies Setting<number>,
+  } satisfies KubeletSetting<number>,
   seccompDefaultConfig: {
     path: ["seccompDefault"],
     decode: asBool,
     expected: "boolean",
     configDefault: false,
     flagsDefault: false,
-  } satisfies Setting<boolean>,
+  } satisfies KubeletSetting<boolean>,
 } as const;
 
 /** A feature gate: `--feature-gates` wins per key over the config's featureGates, else its v1.36 default. */
@@ -294,7 +297,7 @@ export function effectiveSeccompDefault(k: KubeletInputs): Effective<boolean> {
   return flag.explicit ? { ...cfg, source: `${flag.source}; ${cfg.source}` } : cfg;
 }
 
-function setting<T>(s: Setting<T>, judge: (v: T, src: string, k: KubeletInputs) => CheckOutcome) {
+function setting<T>(s: KubeletSetting<T>, judge: (v: T, src: string, k: KubeletInputs) => CheckOutcome) {
   return (k: KubeletInputs) => withValue(kubeletSetting(k, s), (v, src) => judge(v, src, k));
 }
 
@@ -391,8 +394,10 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
       const key = kubeletSetting(k, S.tlsPrivateKeyFile);
       const boot = kubeletSetting(k, S.serverTLSBootstrap);
       const gate = kubeletFeatureGate(k, "RotateKubeletServerCertificate", true);
-      for (const e of [cert, key, boot, gate]) if (!e.ok) return unknown(e.reason);
-      if (!cert.ok || !key.ok || !boot.ok || !gate.ok) return unknown("unreachable");
+      if (!cert.ok) return unknown(cert.reason);
+      if (!key.ok) return unknown(key.reason);
+      if (!boot.ok) return unknown(boot.reason);
+      if (!gate.ok) return unknown(gate.reason);
       if (cert.value !== "" && key.value !== "") return pass(`${cert.source}; ${key.source}`);
       if (boot.value && gate.value) {
         return pass(
