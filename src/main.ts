@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { loadKubeConfig } from "./cluster/client.js";
 import { createLogger } from "./observability/logger.js";
+import { AREAS } from "./controller/registry.js";
 import { Operator } from "./operator.js";
 
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
@@ -36,7 +37,7 @@ async function run(argv: string[]): Promise<number> {
     throw new UsageError(`--resync must be a positive number of seconds, got ${values.resync}`);
   const log = createLogger(values["log-level"]);
   const kc = loadKubeConfig(values.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
-  const operator = new Operator(kc, { workers, resyncMs: resync * 1000 }, log);
+  const operator = new Operator(kc, { workers, resyncMs: resync * 1000, areas: AREAS }, log);
   log.info("starting", { server: kc.getCurrentCluster()?.server, workers, resyncSeconds: resync });
 
   let stopping = false;

@@ -1,6 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Applier } from "./cluster/applier.js";
 import { ClusterCache } from "./cluster/cache.js";
+import type { AreaFactory, AreaReconciler } from "./controller/areas.js";
 import { reconcile } from "./controller/reconcile.js";
 import type { Logger } from "./observability/logger.js";
 import { Controller } from "./runtime/controller.js";
@@ -8,6 +9,8 @@ import { Controller } from "./runtime/controller.js";
 export interface OperatorOptions {
   workers: number;
   resyncMs: number;
+  /** Areas beyond namespaced children; each adds its own file (see controller/areas.ts). */
+  areas?: readonly AreaFactory[];
 }
 
 /** The running operator: caches, work queue and workers wired together. */
@@ -15,6 +18,7 @@ export class Operator {
   readonly cache: ClusterCache;
   readonly applier: Applier;
   readonly controller: Controller;
+  readonly areas: readonly AreaReconciler[];
 
   constructor(
     kc: KubeConfig,
@@ -28,21 +32,24 @@ export class Operator {
           snapshot: () => this.cache.snapshot(),
           writer: this.applier,
           log: log.child({ policy: key, reconcileId }),
+          areas: this.areas,
         }),
       () => this.cache.policies.list().map((p) => p.metadata.name),
       { workers: opts.workers, resyncMs: opts.resyncMs },
       log,
     );
     // Events only enqueue; a missing policy name means "every policy" (namespaces, shared objects, RBAC).
-    this.cache = new ClusterCache(kc, log, (policy) => {
+    const enqueue = (policy: string | undefined): void => {
       if (policy) this.controller.queue.add(policy);
       else if (this.cache?.policies.hasSynced) this.controller.resync();
-    });
+    };
+    this.cache = new ClusterCache(kc, log, enqueue);
+    this.areas = (opts.areas ?? []).map((make) => make({ kc, log, enqueue }));
   }
 
   /** Fills the caches, then starts the workers and reconciles every policy once. */
   async start(): Promise<void> {
-    await this.cache.start();
+    await Promise.all([this.cache.start(), ...this.areas.map((a) => a.start?.())]);
     this.log.info("caches synced; starting workers");
     this.controller.start();
     this.controller.resync();
@@ -51,6 +58,6 @@ export class Operator {
   /** Drains in-flight reconciles and stops the watches. */
   async stop(): Promise<void> {
     await this.controller.stop();
-    await this.cache.stop();
+    await Promise.all([this.cache.stop(), ...this.areas.map((a) => a.stop?.())]);
   }
 }

@@ -11,7 +11,9 @@ import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
 import type { Logger } from "../observability/logger.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
-import { computeStatus, statusChanged } from "../status/status.js";
+import { computeStatus, statusChanged, type AreaCondition } from "../status/status.js";
+import type { ReconcileResult } from "../runtime/controller.js";
+import { runAreas, type AreaReconciler } from "./areas.js";
 import { policyFindings } from "./findings.js";
 
 /** What reconcile needs from the cluster layer; the real ones are ClusterCache and Applier. */
@@ -36,6 +38,8 @@ export interface ReconcileDeps {
     ): Promise<void>;
   };
   log: Logger;
+  /** Areas beyond namespaced children (encryption, control plane, hygiene); see areas.ts. */
+  areas?: readonly AreaReconciler[];
 }
 
 /** A failure worth retrying with backoff (the queue does the waiting). */
@@ -43,8 +47,10 @@ export class RetryableError extends Error {}
 
 interface WriteFailure {
   what: string;
-  reason: "InvalidSpec" | "Forbidden" | "ApplyFailed";
+  reason: string;
   message: string;
+  /** A failure that retrying cannot fix (a spec the API server rejects): no backoff loop. */
+  terminal?: boolean;
 }
 
 function classify(err: unknown, what: string): WriteFailure {
@@ -68,7 +74,7 @@ function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string {
  * Every call recomputes everything (level-triggered); there is no shortcut on observedGeneration, which is
  * how deleted children would otherwise wait for a restart.
  */
-export async function reconcile(name: string, deps: ReconcileDeps): Promise<void> {
+export async function reconcile(name: string, deps: ReconcileDeps): Promise<ReconcileResult | void> {
   const { writer, log } = deps;
   let snapshot = deps.snapshot();
 
@@ -153,6 +159,16 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
   }
 
   const raw: Finding[] = policyFindings(policy, spec, snapshot);
+  const areaConditions: AreaCondition[] = [];
+  let requeueAfterMs: number | undefined;
+  for (const { report } of await runAreas(deps.areas ?? [], { policy, spec, snapshot, enforce, log })) {
+    raw.push(...(report.findings ?? []));
+    areaConditions.push(...(report.conditions ?? []));
+    if (report.failure)
+      failures.push({ what: report.failure.reason, ...report.failure, terminal: !report.failure.retryable });
+    if (report.requeueAfterMs !== undefined)
+      requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, report.requeueAfterMs);
+  }
   const { counted } = applyExemptions(raw, spec.exemptions, snapshot.now, policy.metadata.name);
 
   const failure =
@@ -168,6 +184,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
       drift: remaining,
       corrected,
       findings: counted,
+      areaConditions,
       ...(failure
         ? {
             error: {
@@ -200,11 +217,12 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<void
   if (failure) {
     log.warn("reconcile incomplete", { reason: failure.reason, failures: failures.map((f) => f.message) });
     await writer.event(policy, "Warning", failure.reason, failure.message);
-    if (failure.reason !== "InvalidSpec") throw new RetryableError(failure.message);
+    if (failure.reason !== "InvalidSpec" && !failure.terminal) throw new RetryableError(failure.message);
   }
   log.debug("reconciled", {
     namespaces: desired.namespaces.length,
     drift: remaining.length,
     corrected: corrected.length,
   });
+  return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
 }

@@ -2,6 +2,11 @@ import type { Logger } from "../observability/logger.js";
 import { Backoff } from "./backoff.js";
 import { WorkQueue } from "./workqueue.js";
 
+/** What a successful reconcile may ask for: to run again after a delay (waiting on something external). */
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
 export interface ControllerOptions {
   /** Parallel reconciles (of different keys; one key is never reconciled twice at once). */
   workers: number;
@@ -22,7 +27,7 @@ export class Controller {
   readonly stats = { reconciles: 0, failures: 0 };
 
   constructor(
-    private readonly reconcile: (key: string, reconcileId: string) => Promise<void>,
+    private readonly reconcile: (key: string, reconcileId: string) => Promise<ReconcileResult | void>,
     private readonly keys: () => string[],
     private readonly opts: ControllerOptions,
     private readonly log: Logger,
@@ -46,8 +51,9 @@ export class Controller {
       const reconcileId = Math.random().toString(36).slice(2, 10);
       try {
         this.stats.reconciles++;
-        await this.reconcile(key, reconcileId);
+        const result = await this.reconcile(key, reconcileId);
         this.backoff.forget(key);
+        if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
         this.log.debug("reconcile done", { policy: key, reconcileId, ms: Date.now() - started });
       } catch (err) {
         this.stats.failures++;

@@ -46,6 +46,12 @@ export interface ReconcileOutcome {
   findings: readonly Finding[];
   /** Set when the reconcile could not finish: Ready=False with this reason. */
   error?: { reason: string; message: string };
+  /**
+   * Conditions an area decides from its own evidence (e.g. EncryptionAtRest from API server metrics). Each
+   * replaces the condition of the same type computed from drift and findings; one with status False makes
+   * the policy non-compliant, one with status Unknown is named in Compliant's message.
+   */
+  areaConditions?: readonly AreaCondition[];
   now: Date;
 }
 
@@ -81,6 +87,8 @@ function mostCommonReason(items: readonly { reason: string }[]): string {
 }
 
 type NewCondition = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
+/** A condition without its bookkeeping fields, as areas report them. */
+export type AreaCondition = NewCondition;
 
 function areaCondition(type: string, areas: readonly string[], o: ReconcileOutcome): NewCondition {
   const drift = o.drift.filter((d) => areas.includes(d.area));
@@ -140,16 +148,38 @@ export function computeStatus(
       reason: audit ? "Evaluated" : "Reconciled",
       message: audit ? "generation evaluated (Audit mode: nothing written)" : "generation reconciled",
     });
-    const compliant = o.drift.length === 0 && o.findings.length === 0;
+    const areaConds: NewCondition[] = [];
+    const decided = new Map((o.areaConditions ?? []).map((c) => [c.type, c]));
+    for (const a of AREA_CONDITIONS) {
+      if (a.inUse(o.spec)) areaConds.push(decided.get(a.type) ?? areaCondition(a.type, a.areas, o));
+      decided.delete(a.type);
+    }
+    areaConds.push(...decided.values());
+    const failing = [...(o.areaConditions ?? [])].filter((c) => c.status === "False").map((c) => c.type);
+    const unknown = areaConds.filter((c) => c.status === "Unknown").map((c) => c.type);
+    const compliant = o.drift.length === 0 && o.findings.length === 0 && failing.length === 0;
+    const notes = [
+      ...(failing.length ? [`not met: ${failing.join(", ")}`] : []),
+      ...(unknown.length ? [`unverified: ${unknown.join(", ")}`] : []),
+    ];
     conds.push({
       type: "Compliant",
       status: compliant ? "True" : "False",
-      reason: compliant ? "Compliant" : o.drift.length > 0 ? "Drifted" : "FindingsPresent",
-      message: compliant
-        ? "the live cluster matches the policy"
-        : `${o.drift.length} difference(s), ${o.findings.length} finding(s)`,
+      reason: compliant
+        ? "Compliant"
+        : o.drift.length > 0
+          ? "Drifted"
+          : o.findings.length > 0
+            ? "FindingsPresent"
+            : "RequirementsNotMet",
+      message: [
+        compliant
+          ? "the live cluster matches the policy"
+          : `${o.drift.length} difference(s), ${o.findings.length} finding(s)`,
+        ...notes,
+      ].join("; "),
     });
-    for (const a of AREA_CONDITIONS) if (a.inUse(o.spec)) conds.push(areaCondition(a.type, a.areas, o));
+    conds.push(...areaConds);
   }
   const prev = new Map((previous?.conditions ?? []).map((c) => [c.type, c]));
   const conditions: Condition[] = conds.map((c) => {

@@ -78,4 +78,44 @@ describe("status", () => {
       ["Compliant", "Unknown", "InvalidSpec"],
     ]);
   });
+
+  it("lets an area decide its own condition from evidence: False breaks Compliant, Unknown is named", () => {
+    const withEnc = policy("p").build();
+    withEnc.spec = { ...withEnc.spec, encryption: { provider: "aescbc" } };
+    const encSpec = effectiveSpec(withEnc);
+    const unknown = computeStatus(
+      {
+        ...base,
+        policy: withEnc,
+        spec: encSpec,
+        areaConditions: [
+          { type: "EncryptionAtRest", status: "Unknown", reason: "NoEvidence", message: "no metrics" },
+        ],
+      },
+      undefined,
+    );
+    const compliant = unknown.conditions?.find((c) => c.type === "Compliant");
+    expect(compliant).to.deep.include({ status: "True" });
+    expect(compliant?.message).to.contain("unverified: EncryptionAtRest");
+    expect(unknown.conditions?.find((c) => c.type === "EncryptionAtRest")).to.deep.include({
+      status: "Unknown",
+      reason: "NoEvidence",
+    });
+    const failed = computeStatus(
+      {
+        ...base,
+        policy: withEnc,
+        spec: encSpec,
+        areaConditions: [
+          { type: "EncryptionAtRest", status: "False", reason: "NotEncrypted", message: "identity first" },
+        ],
+      },
+      undefined,
+    );
+    expect(failed.conditions?.find((c) => c.type === "Compliant")).to.deep.include({
+      status: "False",
+      reason: "RequirementsNotMet",
+    });
+    expect(failed.conditions?.filter((c) => c.type === "EncryptionAtRest")).to.have.length(1);
+  });
 });

@@ -1,0 +1,71 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import type { Finding } from "../findings/finding.js";
+import type { Logger } from "../observability/logger.js";
+import type { Snapshot } from "../snapshot.js";
+import type { AreaCondition } from "../status/status.js";
+
+/** What an area reconciler is given: the same immutable view every other part of a reconcile sees. */
+export interface AreaInput {
+  policy: ClusterSecurityPolicy;
+  spec: ClusterSecurityPolicySpec;
+  snapshot: Snapshot;
+  /** Enforce mode: the area may write what it owns. Audit mode: it only observes and reports. */
+  enforce: boolean;
+  log: Logger;
+}
+
+/** What an area learned. Everything is optional: an area that found nothing returns `{}`. */
+export interface AreaReport {
+  findings?: Finding[];
+  /** Conditions decided from the area's own evidence; they replace the computed ones of the same type. */
+  conditions?: AreaCondition[];
+  /** The area could not do its part: Ready=False with this reason (unless a worse failure exists). */
+  failure?: { reason: string; message: string; retryable: boolean };
+  /** Run the policy again after this long (waiting on something outside the API: a file, a reload). */
+  requeueAfterMs?: number;
+}
+
+/**
+ * A part of the policy that is more than "children in namespaces": control-plane files and their keys,
+ * CIS checks, cluster hygiene. Each area is its own file and plugs in here; reconcile calls every area in
+ * use after the children are handled and folds the reports into one status. An area reads from the
+ * snapshot and does its own I/O through the clients it was built with (the cluster layer).
+ */
+export interface AreaReconciler {
+  /** The spec field it serves, e.g. `encryption`; used in logs. */
+  readonly name: string;
+  inUse(spec: ClusterSecurityPolicySpec): boolean;
+  reconcile(input: AreaInput): Promise<AreaReport>;
+  /** Watches of its own (informers), started before the workers and stopped on shutdown. */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+/**
+ * How the operator builds its areas: with the cluster's KubeConfig, a logger, and `enqueue`, which an
+ * area's watch calls with a policy name (or undefined for every policy) when something it reads changed.
+ */
+export type AreaFactory = (ctx: {
+  kc: KubeConfig;
+  log: Logger;
+  enqueue: (policy: string | undefined) => void;
+}) => AreaReconciler;
+
+/** Runs every area in use; an area that throws becomes a retryable failure of that area, never a crash. */
+export async function runAreas(
+  areas: readonly AreaReconciler[],
+  input: AreaInput,
+): Promise<{ name: string; report: AreaReport }[]> {
+  const out: { name: string; report: AreaReport }[] = [];
+  for (const area of areas) {
+    if (!area.inUse(input.spec)) continue;
+    try {
+      out.push({ name: area.name, report: await area.reconcile(input) });
+    } catch (err) {
+      const message = `${area.name}: ${err instanceof Error ? err.message : String(err)}`;
+      out.push({ name: area.name, report: { failure: { reason: "AreaFailed", message, retryable: true } } });
+    }
+  }
+  return out;
+}

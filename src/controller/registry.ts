@@ -1,0 +1,7 @@
+import type { AreaFactory } from "./areas.js";
+
+/**
+ * Every area the operator runs besides the namespaced children, in the order their reports are folded
+ * into status. An area lands by adding its factory here; nothing else in the controller changes.
+ */
+export const AREAS: readonly AreaFactory[] = [];
