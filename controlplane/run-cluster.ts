@@ -1,18 +1,46 @@
-/**
- * `npm run cluster`: a local control plane in the foreground. Prints one line, `export KUBECONFIG=...`,
- * on stdout; Ctrl-C (or SIGTERM) stops it and removes its state.
- */
-import { LocalPlane } from "./localplane.js";
+// `npm run cluster`: a throwaway local control plane in the foreground, for trying the operator by hand.
+//
+//   eval "$(npm run --silent cluster)" does not work (it never returns); instead, in one terminal:
+//     npm run cluster            # prints: export KUBECONFIG=/tmp/csp-cp-cluster-XXXX/admin.kubeconfig
+//   and paste that line into another. Ctrl-C stops everything and removes the state (CSP_KEEP_STATE=1 keeps it).
+//
+// stdout carries exactly that one line so scripts can read it; everything else goes to stderr.
+import { startControlPlane, type ControlPlane } from "./harness.js";
 
-const cp = await LocalPlane.start({ name: "cluster" });
-process.stderr.write(`control plane ready at ${cp.server} (kubectl: ${cp.kubectlPath})\n`);
-process.stdout.write(`export KUBECONFIG=${cp.kubeconfigPath}\n`);
-const stop = () => {
+let cp: ControlPlane | undefined;
+let stopping = false;
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (stopping) return;
+  stopping = true;
+  // Registered before the harness installs its own handlers, so the harness leaves exiting to us.
+  if (cp === undefined) process.exit(0); // still starting: the harness's exit hook kills what was started
+  process.stderr.write(`[cluster] ${signal}: stopping the control plane\n`);
   cp.stop().then(
     () => process.exit(0),
-    () => process.exit(1),
+    (err: unknown) => {
+      process.stderr.write(`[cluster] stop failed: ${String(err)}\n`);
+      process.exit(1);
+    },
   );
-};
-process.once("SIGINT", stop);
-process.once("SIGTERM", stop);
-setInterval(() => undefined, 1 << 30);
+}
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
+
+try {
+  cp = await startControlPlane({ name: "cluster" });
+} catch (err) {
+  process.stderr.write(`[cluster] ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
+process.stdout.write(`export KUBECONFIG=${cp.kubeconfigPath}\n`);
+process.stderr.write(
+  [
+    `[cluster] API server ${cp.server}; kubectl ${cp.kubectlPath} (the one built with it)`,
+    `[cluster] logs:\n${cp.logs()}`,
+    "[cluster] Ctrl-C to stop",
+    "",
+  ].join("\n"),
+);
+// The component child processes keep the event loop (and so this process) alive until a signal arrives.

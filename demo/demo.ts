@@ -3,13 +3,13 @@
  * one drift corrected in front of you — then it keeps running until Ctrl-C so you can try things.
  */
 import { spawn } from "node:child_process";
-import { LocalPlane } from "../controlplane/localplane.js";
+import { startControlPlane } from "../controlplane/harness.js";
 
 const say = (s: string) => process.stderr.write(`\n\x1b[1m==> ${s}\x1b[0m\n`);
 
 async function main(): Promise<void> {
   say("starting a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager v1.36.3)");
-  const cp = await LocalPlane.start({ name: "demo" });
+  const cp = await startControlPlane({ name: "demo" });
   const kubectl = async (...args: string[]) => {
     const r = await cp.kubectl(args);
     process.stdout.write(r.stdout);

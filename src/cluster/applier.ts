@@ -16,6 +16,10 @@ import {
 import { OWNED_FIELDS, type Child } from "../desired/children.js";
 import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { statusCode } from "./client.js";
+import { EventAggregator } from "./events.js";
+
+/** Events about cluster-scoped objects live in `default`, as client-go's recorder puts them. */
+const EVENT_NAMESPACE = "default";
 import { objectPath, resourcePath, RestClient } from "./rest.js";
 
 /**
@@ -28,6 +32,7 @@ export class Applier {
   private readonly core: CoreV1Api;
   /** Counts requests that write, for tests and metrics. */
   writes = 0;
+  private readonly events = new EventAggregator();
 
   constructor(kc: KubeConfig) {
     this.rest = new RestClient(kc);
@@ -111,36 +116,54 @@ export class Applier {
     );
   }
 
-  /** Records a Kubernetes Event on the policy (`kubectl describe csp` shows it). */
+  /**
+   * Records a Kubernetes Event on the policy (`kubectl describe csp` shows it). A repeat of the same
+   * event bumps the count of the first one instead of creating another (see EventAggregator).
+   */
   async event(
     policy: ClusterSecurityPolicy,
     type: "Normal" | "Warning",
     reason: string,
     message: string,
   ): Promise<void> {
-    const now = new Date();
-    this.writes++;
-    await this.core.createNamespacedEvent({
-      namespace: "default",
-      body: {
-        metadata: { generateName: `${policy.metadata.name}.` },
+    const name = policy.metadata.name;
+    const uid = policy.metadata.uid ?? "";
+    const text = message.slice(0, 1024);
+    const write = this.events.next(
+      { uid, name, type, reason, message: text },
+      {
+        metadata: { generateName: `${name}.`, namespace: EVENT_NAMESPACE },
         involvedObject: {
           apiVersion: `${GROUP}/${VERSION}`,
           kind: "ClusterSecurityPolicy",
-          name: policy.metadata.name,
-          ...(policy.metadata.uid ? { uid: policy.metadata.uid } : {}),
+          name,
+          ...(uid ? { uid } : {}),
         },
         reason,
-        message: message.slice(0, 1024),
+        message: text,
         type,
-        source: { component: "csp-operator" },
-        reportingComponent: "csp-operator",
-        reportingInstance: process.env["POD_NAME"] ?? "csp-operator",
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
+        source: { component: FIELD_MANAGER },
+        reportingComponent: FIELD_MANAGER,
+        reportingInstance: process.env["POD_NAME"] ?? FIELD_MANAGER,
       },
-    });
+      new Date(),
+    );
+    this.writes++;
+    if (write.action === "patch") {
+      try {
+        await this.core.patchNamespacedEvent(
+          { name: write.eventName, namespace: EVENT_NAMESPACE, body: write.patch },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        return;
+      } catch (err) {
+        if (statusCode(err) !== 404) throw err;
+        this.events.forget(write.eventName); // expired (event TTL): record it anew
+        return this.event(policy, type, reason, message);
+      }
+    }
+    const created = await this.core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: write.body });
+    if (created.metadata?.name) write.remember(created.metadata.name);
   }
 }
 

@@ -2,7 +2,7 @@
 import { expect } from "chai";
 import { readdirSync } from "node:fs";
 import { CoreV1Api, NetworkingV1Api } from "@kubernetes/client-node";
-import { LocalPlane } from "../../controlplane/localplane.js";
+import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
@@ -30,7 +30,7 @@ async function eventually<T>(
 
 describe("ClusterSecurityPolicy controller (real API server)", function () {
   this.timeout(120_000);
-  let cp: LocalPlane;
+  let cp: ControlPlane;
   let operator: Operator;
   let core: CoreV1Api;
   let net: NetworkingV1Api;
@@ -49,7 +49,7 @@ describe("ClusterSecurityPolicy controller (real API server)", function () {
 
   before(async function () {
     this.timeout(180_000);
-    cp = await LocalPlane.start({ name: "controller" });
+    cp = await startControlPlane({ name: "controller" });
     await ok("apply", "-f", CRD);
     await ok(
       "wait",
@@ -199,11 +199,10 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
   it("costs zero writes once converged, across a forced resync", async () => {
     await eventually("converged", async () => ((await csp("baseline")).status?.drift ?? []).length === 0);
     await new Promise((r) => setTimeout(r, 2000));
-    const before = cp.auditEvents().length;
+    const before = (await cp.auditEvents()).length;
     operator.controller.resync();
     await new Promise((r) => setTimeout(r, 3000));
-    const writes = cp
-      .auditEvents()
+    const writes = (await cp.auditEvents())
       .slice(before)
       .filter(
         (e) =>
