@@ -91,6 +91,7 @@ const CONTROLLERS = [
   "serviceaccount-controller",
   "serviceaccount-token-controller",
   "root-ca-certificate-publisher-controller",
+  "clusterrole-aggregation-controller",
 ];
 const DEFAULT_AUDIT_POLICY = {
   apiVersion: "audit.k8s.io/v1",

@@ -53,10 +53,31 @@ interface WriteFailure {
   terminal?: boolean;
 }
 
+/** The API server's RBAC escalation check refused a Role or binding: the operator does not hold it. */
+const NOT_GRANTABLE = /attempting to grant RBAC permissions not currently held:?\s*([\s\S]*)/;
+
+/** The ClusterRole that bounds what generated Roles may grant (config/rbac/grantable_cluster_role.yaml). */
+export const GRANTABLE_CLUSTER_ROLE = "csp-operator-grantable";
+
 function classify(err: unknown, what: string): WriteFailure {
   const code = statusCode(err);
+  const text = errorMessage(err);
+  const notGrantable = code === 403 ? NOT_GRANTABLE.exec(text) : null;
+  if (notGrantable) {
+    const missing = (notGrantable[1] ?? "").replace(/\s+/g, " ").trim().slice(0, 600);
+    return {
+      what,
+      reason: "RoleNotGrantable",
+      message:
+        `${what}: the operator may not grant ${missing || "these permissions"}; what generated Roles may grant ` +
+        `is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ClusterRole labelled ` +
+        `security.csp-operator.io/aggregate-to-grantable=true)`,
+      // A change to any ClusterRole re-enqueues every policy: no backoff loop is needed to notice the fix.
+      terminal: true,
+    };
+  }
   const reason = code === 422 || code === 400 ? "InvalidSpec" : code === 403 ? "Forbidden" : "ApplyFailed";
-  return { what, reason, message: `${what}: ${errorMessage(err)}` };
+  return { what, reason, message: `${what}: ${text}` };
 }
 
 /** Where in the spec a child comes from, so an InvalidSpec message names the field. */
@@ -153,6 +174,8 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       const f = classify(err, objectKey(d.kind, d.namespace, d.name));
       if (f.reason === "InvalidSpec" && d.repair.action === "apply")
         f.message = `${specFieldOf(d.repair.object, spec)}: ${errorMessage(err)}`;
+      if (f.reason === "RoleNotGrantable" && d.repair.action === "apply")
+        f.message = `${specFieldOf(d.repair.object, spec)} in namespace ${d.namespace ?? ""}: ${f.message.slice(f.what.length + 2)}`;
       failures.push(f);
       remaining.push({ ...d, message: `${d.message}; write failed: ${errorMessage(err)}` });
     }
@@ -173,6 +196,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
 
   const failure =
     failures.find((f) => f.reason === "InvalidSpec") ??
+    failures.find((f) => f.reason === "RoleNotGrantable") ??
     failures.find((f) => f.reason === "Forbidden") ??
     failures[0];
   const status = computeStatus(

@@ -6,27 +6,8 @@ import { startControlPlane, type ControlPlane } from "../../controlplane/harness
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
-
-const CRD = "crds/security.csp-operator.io_clustersecuritypolicies.yaml";
-
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
-}
+import { eventually } from "../support/eventually.js";
+import { installCrd } from "../support/crd.js";
 
 describe("ClusterSecurityPolicy controller (real API server)", function () {
   this.timeout(120_000);
@@ -50,13 +31,7 @@ describe("ClusterSecurityPolicy controller (real API server)", function () {
   before(async function () {
     this.timeout(180_000);
     cp = await startControlPlane({ name: "controller" });
-    await ok("apply", "-f", CRD);
-    await ok(
-      "wait",
-      "--for=condition=Established",
-      "crd/clustersecuritypolicies.security.csp-operator.io",
-      "--timeout=30s",
-    );
+    await installCrd(cp);
     const kc = loadKubeConfig(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
     net = kc.makeApiClient(NetworkingV1Api);

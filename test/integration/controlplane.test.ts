@@ -2,7 +2,6 @@
 // built, CRDs get structural-schema and CEL validation, the controller manager garbage-collects and finalizes
 // namespaces, Secrets are encrypted in etcd, and the audit log records our requests.
 import { randomBytes } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "chai";
 import {
   ApiextensionsV1Api,
@@ -11,6 +10,7 @@ import {
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 import { useControlPlane } from "../support/controlplane.js";
+import { eventually } from "../support/eventually.js";
 
 const GROUP = "harness.csp-operator.io";
 const VERSION = "v1";
@@ -66,17 +66,6 @@ const widgetCrd: V1CustomResourceDefinition = {
   },
 };
 
-/** Polls fn until it returns a value other than undefined, or fails after timeoutMs. */
-async function eventually<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s: ${what}`);
-    await sleep(250);
-  }
-}
-
 function widget(name: string, replicas: number, maxReplicas: number): object {
   return {
     apiVersion: `${GROUP}/${VERSION}`,
@@ -122,11 +111,15 @@ describe("local control plane (etcd + kube-apiserver + kube-controller-manager v
     } catch (err) {
       if (httpCode(err) !== 409) throw err;
     }
-    await eventually("CRD Established", 30_000, async () => {
-      const crd = await crds.readCustomResourceDefinition({ name: `${PLURAL}.${GROUP}` });
-      const established = crd.status?.conditions?.find((c) => c.type === "Established");
-      return established?.status === "True" ? true : undefined;
-    });
+    await eventually(
+      "CRD Established",
+      async () => {
+        const crd = await crds.readCustomResourceDefinition({ name: `${PLURAL}.${GROUP}` });
+        const established = crd.status?.conditions?.find((c) => c.type === "Established");
+        return established?.status === "True" ? true : undefined;
+      },
+      30_000,
+    );
   }
 
   it("serves v1.36.3 to the kubectl built with it and lists the system namespaces", async function () {
@@ -196,8 +189,10 @@ describe("local control plane (etcd + kube-apiserver + kube-controller-manager v
     await core.createNamespace({ body: { metadata: { name: "doomed" } } });
     await core.createNamespacedConfigMap({ namespace: "doomed", body: { metadata: { name: "content" } } });
     await core.deleteNamespace({ name: "doomed" });
-    await eventually("namespace doomed to be gone", 60_000, () =>
-      isGone(() => core.readNamespace({ name: "doomed" })),
+    await eventually(
+      "namespace doomed to be gone",
+      () => isGone(() => core.readNamespace({ name: "doomed" })),
+      60_000,
     );
     expect(await cp().etcdGet("/registry/configmaps/doomed/content")).to.equal(undefined);
   });
@@ -237,17 +232,20 @@ describe("local control plane (etcd + kube-apiserver + kube-controller-manager v
       namespace: "audit-check",
       body: { metadata: { name: "audited" } },
     });
-    const event = await eventually("the ConfigMap create in the audit log", 20_000, async () =>
-      (await cp().auditEvents()).find((e) => {
-        const ref = e.objectRef as { resource?: string; namespace?: string; name?: string } | undefined;
-        return (
-          e.verb === "create" &&
-          e.stage === "ResponseComplete" &&
-          ref?.resource === "configmaps" &&
-          ref.namespace === "audit-check" &&
-          ref.name === "audited"
-        );
-      }),
+    const event = await eventually(
+      "the ConfigMap create in the audit log",
+      async () =>
+        (await cp().auditEvents()).find((e) => {
+          const ref = e.objectRef as { resource?: string; namespace?: string; name?: string } | undefined;
+          return (
+            e.verb === "create" &&
+            e.stage === "ResponseComplete" &&
+            ref?.resource === "configmaps" &&
+            ref.namespace === "audit-check" &&
+            ref.name === "audited"
+          );
+        }),
+      20_000,
     );
     const user = event.user as { username?: string; groups?: string[] } | undefined;
     expect(user?.username).to.equal("csp-admin");
@@ -300,13 +298,18 @@ describe("local control plane (etcd + kube-apiserver + kube-controller-manager v
       propagationPolicy: "Foreground",
     });
     const t0 = Date.now();
-    await eventually("the owned ConfigMap to be garbage-collected", 60_000, () =>
-      isGone(() => core.readNamespacedConfigMap({ namespace: "gc-check", name: "owned" })),
+    await eventually(
+      "the owned ConfigMap to be garbage-collected",
+      () => isGone(() => core.readNamespacedConfigMap({ namespace: "gc-check", name: "owned" })),
+      60_000,
     );
-    await eventually("the GC to release the owner's foregroundDeletion finalizer", 30_000, () =>
-      isGone(() =>
-        custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name: "gc-owner" }),
-      ),
+    await eventually(
+      "the GC to release the owner's foregroundDeletion finalizer",
+      () =>
+        isGone(() =>
+          custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name: "gc-owner" }),
+        ),
+      30_000,
     );
     process.stderr.write(
       `      (owner and dependent gone ${((Date.now() - t0) / 1000).toFixed(1)} s after the delete)\n`,

@@ -8,24 +8,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { CoreV1Api, NetworkingV1Api } from "@kubernetes/client-node";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { eventually } from "../support/eventually.js";
+import { installCrd } from "../support/crd.js";
 
-const CRD = "crds/security.csp-operator.io_clustersecuritypolicies.yaml";
 const NAMESPACES = Array.from({ length: 40 }, (_, i) => `load-${String(i).padStart(2, "0")}`);
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
-}
 
 function policyYaml(name: string, selector: string, enforce: string, extra = ""): string {
   return `apiVersion: security.csp-operator.io/v1alpha1
@@ -86,8 +72,7 @@ describe("convergence (real API server, operator as a process)", function () {
   before(async function () {
     this.timeout(180_000);
     cp = await startControlPlane({ name: "convergence" });
-    await ok(["apply", "-f", CRD]);
-    await ok(["wait", "--for=condition=Established", "crd/clustersecuritypolicies.security.csp-operator.io"]);
+    await installCrd(cp);
     const kc = loadKubeConfig(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
     net = kc.makeApiClient(NetworkingV1Api);

@@ -1,0 +1,262 @@
+/**
+ * Needs the local control plane (built on first use by controlplane/build.sh).
+ * Least privilege, proven on a real API server: the operator runs with a token of its own ServiceAccount
+ * bound to the ClusterRoles in config/rbac, generates Roles that grant exactly what they say, is refused
+ * (and says so) when a policy asks for more than it may grant, and reports risky RBAC as it comes and goes.
+ */
+import { expect } from "chai";
+import { loadKubeConfig } from "../../src/cluster/client.js";
+import { silentLogger } from "../../src/observability/logger.js";
+import { Operator } from "../../src/operator.js";
+import { useControlPlane } from "../support/controlplane.js";
+import { eventually } from "../support/eventually.js";
+import { installCrd } from "../support/crd.js";
+
+const POLICY = `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: { name: least }
+spec:
+  namespaces: { selector: { matchLabels: { app: shop } } }
+  networkPolicies: { defaultDenyIngress: true, defaultDenyEgress: true, allowDNS: true }
+  podSecurity: { enforce: restricted }
+  serviceAccounts: { automountDefaultToken: false }
+  rbac:
+    roles:
+      - name: catalog-reader
+        serviceAccount: catalog
+        rules:
+          - { apiGroups: [""], resources: [configmaps, pods], verbs: [get, list, watch] }
+    audit: { forbidWildcards: true, forbidClusterAdminBindings: true }
+`;
+
+/** Risky RBAC a user might already have, each with the finding it must produce on its binding. */
+const RISKY: { id: string; resource: string; yaml: string }[] = [
+  {
+    id: "RBAC-CLUSTER-ADMIN",
+    resource: "ClusterRoleBinding/mallory-admin",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: mallory-admin }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin }
+subjects: [{ kind: User, name: mallory, apiGroup: rbac.authorization.k8s.io }]`,
+  },
+  {
+    id: "RBAC-WILDCARD",
+    resource: "RoleBinding/shop/dev-everything",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: everything, namespace: shop }
+rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: dev-everything, namespace: shop }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: everything }
+subjects: [{ kind: Group, name: developers, apiGroup: rbac.authorization.k8s.io }]`,
+  },
+  {
+    id: "RBAC-ANONYMOUS",
+    resource: "ClusterRoleBinding/anonymous-view",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: anonymous-view }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view }
+subjects: [{ kind: User, name: "system:anonymous", apiGroup: rbac.authorization.k8s.io }]`,
+  },
+  {
+    id: "RBAC-AUTHENTICATED",
+    resource: "ClusterRoleBinding/everyone-edit",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: everyone-edit }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit }
+subjects: [{ kind: Group, name: "system:authenticated", apiGroup: rbac.authorization.k8s.io }]`,
+  },
+  {
+    id: "RBAC-SECRETS-READ",
+    resource: "ClusterRoleBinding/bob-secrets",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: { name: secret-reader }
+rules: [{ apiGroups: [""], resources: [secrets], verbs: [get, list] }]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: bob-secrets }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: secret-reader }
+subjects: [{ kind: User, name: bob, apiGroup: rbac.authorization.k8s.io }]`,
+  },
+  {
+    id: "RBAC-NODES-PROXY",
+    resource: "ClusterRoleBinding/carol-kubelet",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: { name: kubelet-api }
+rules: [{ apiGroups: [""], resources: [nodes/proxy], verbs: [get, create] }]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: carol-kubelet }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubelet-api }
+subjects: [{ kind: User, name: carol, apiGroup: rbac.authorization.k8s.io }]`,
+  },
+  {
+    id: "RBAC-ESCALATION",
+    resource: "RoleBinding/shop/dave-escalate",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: role-admin, namespace: shop }
+rules: [{ apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [get, escalate, bind] }]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: dave-escalate, namespace: shop }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: role-admin }
+subjects: [{ kind: User, name: dave, apiGroup: rbac.authorization.k8s.io }]`,
+  },
+  {
+    id: "RBAC-DEFAULT-SA",
+    resource: "RoleBinding/shop/default-edit",
+    yaml: `apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: default-edit, namespace: shop }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit }
+subjects: [{ kind: ServiceAccount, name: default, namespace: shop }]`,
+  },
+];
+
+interface Status {
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  findings?: { id: string; resource: string; severity: string }[];
+}
+
+describe("least privilege (real API server, operator on its own ServiceAccount token)", function () {
+  this.timeout(120_000);
+  const cp = useControlPlane({ name: "rbac" });
+  let operator: Operator | undefined;
+  const ok = async (args: string[], input?: string) => {
+    const r = await cp().kubectl(args, input === undefined ? {} : { input });
+    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
+    return r.stdout;
+  };
+  const status = async () =>
+    (JSON.parse(await ok(["get", "csp", "least", "-o", "json"])) as { status?: Status }).status ?? {};
+  const condition = async (type: string) => (await status()).conditions?.find((c) => c.type === type);
+  const canI = async (verb: string, resource: string, as: string) =>
+    (await cp().kubectl(["auth", "can-i", verb, resource, "-n", "shop", `--as=${as}`])).stdout.trim();
+
+  before(async function () {
+    this.timeout(120_000);
+    await installCrd(cp());
+    await ok(["create", "namespace", "csp-system"]);
+    await ok(["apply", "-k", "config/rbac"]);
+    await ok(["create", "namespace", "shop"]);
+    await ok(["label", "namespace", "shop", "app=shop"]);
+    // The aggregation controller fills csp-operator-grantable from its labelled parts.
+    await eventually("grantable role aggregated", async () =>
+      (
+        await ok(["get", "clusterrole", "csp-operator-grantable", "-o", "jsonpath={.rules[*].resources}"])
+      ).includes("configmaps"),
+    );
+    const kubeconfig = await cp().serviceAccountKubeconfig("csp-system", "csp-operator");
+    operator = new Operator(loadKubeConfig(kubeconfig), { workers: 2, resyncMs: 600_000 }, silentLogger());
+    await operator.start();
+  });
+
+  after(async () => {
+    await operator?.stop();
+  });
+
+  it("does its whole job under the ClusterRoles in config/rbac, and no more", async () => {
+    await ok(["apply", "-f", "-"], POLICY);
+    await ok(["wait", "--for=condition=Ready", "csp/least", "--timeout=60s"]);
+    await ok(["wait", "--for=condition=Compliant", "csp/least", "--timeout=60s"]);
+    const sa = "system:serviceaccount:csp-system:csp-operator";
+    expect(await canI("escalate", "roles", sa)).to.equal("no");
+    expect(await canI("bind", "clusterroles", sa)).to.equal("no");
+    expect(await canI("get", "secrets", sa)).to.equal("no");
+    expect(await canI("create", "clusterrolebindings", sa)).to.equal("no");
+  });
+
+  it("the generated ServiceAccount can do what its Role says and nothing else", async () => {
+    const app = "system:serviceaccount:shop:catalog";
+    expect(await canI("list", "configmaps", app)).to.equal("yes");
+    expect(await canI("watch", "pods", app)).to.equal("yes");
+    expect(await canI("delete", "pods", app)).to.equal("no");
+    expect(await canI("get", "secrets", app)).to.equal("no");
+    expect(await canI("list", "configmaps", "system:serviceaccount:shop:default")).to.equal("no");
+    const token = await ok([
+      "get",
+      "serviceaccount",
+      "catalog",
+      "-n",
+      "shop",
+      "-o",
+      "jsonpath={.automountServiceAccountToken}",
+    ]);
+    expect(token).to.equal("false");
+  });
+
+  it("restores a generated Role and RoleBinding changed by hand", async () => {
+    await ok([
+      "patch",
+      "role",
+      "catalog-reader",
+      "-n",
+      "shop",
+      "--type=json",
+      "-p",
+      '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["services"],"verbs":["get"]}}]',
+    ]);
+    await ok(["delete", "rolebinding", "catalog-reader", "-n", "shop"]);
+    await eventually(
+      "binding restored",
+      async () => (await cp().kubectl(["get", "rolebinding", "catalog-reader", "-n", "shop"])).code === 0,
+    );
+    await eventually(
+      "extra rule removed",
+      async () => (await canI("get", "services", "system:serviceaccount:shop:catalog")) === "no",
+    );
+    expect(await canI("list", "configmaps", "system:serviceaccount:shop:catalog")).to.equal("yes");
+  });
+
+  it("says so in status when a Role asks for more than the operator may grant, and recovers", async () => {
+    const greedy = POLICY.replace(
+      '          - { apiGroups: [""], resources: [configmaps, pods], verbs: [get, list, watch] }',
+      '          - { apiGroups: [""], resources: [configmaps, pods], verbs: [get, list, watch] }\n          - { apiGroups: [""], resources: [secrets], verbs: [get] }',
+    );
+    expect(greedy).to.not.equal(POLICY);
+    await ok(["apply", "-f", "-"], greedy);
+    const ready = await eventually("RoleNotGrantable", async () => {
+      const c = await condition("Ready");
+      return c?.reason === "RoleNotGrantable" ? c : undefined;
+    });
+    expect(ready.status).to.equal("False");
+    expect(ready.message).to.contain("spec.rbac.roles[name=catalog-reader]");
+    expect(ready.message).to.contain("secrets");
+    expect(ready.message).to.contain("csp-operator-grantable");
+    // The Role was not widened, and the access already granted stays as it was.
+    expect(await canI("get", "secrets", "system:serviceaccount:shop:catalog")).to.equal("no");
+    expect(await canI("list", "configmaps", "system:serviceaccount:shop:catalog")).to.equal("yes");
+    await ok(["apply", "-f", "-"], POLICY);
+    await eventually("Ready again", async () => (await condition("Ready"))?.status === "True");
+  });
+
+  it("reports each kind of risky RBAC when it appears, and stops when it is removed", async () => {
+    await ok(["apply", "-f", "-"], RISKY.map((r) => r.yaml).join("\n---\n"));
+    const findings = await eventually("every finding", async () => {
+      const f = (await status()).findings ?? [];
+      return RISKY.every((r) => f.some((x) => x.id === r.id && x.resource === r.resource)) ? f : undefined;
+    });
+    expect(findings.find((f) => f.id === "RBAC-CLUSTER-ADMIN")?.severity).to.equal("Critical");
+    const least = await condition("LeastPrivilegeRBAC");
+    expect(least).to.include({ status: "False", reason: "FindingsPresent" });
+    await ok(["wait", "--for=condition=Compliant=False", "csp/least", "--timeout=30s"]);
+    // Never "fixed" by the operator: the risky bindings are still there.
+    expect((await cp().kubectl(["get", "clusterrolebinding", "mallory-admin"])).code).to.equal(0);
+
+    await ok(["delete", "-f", "-"], RISKY.map((r) => r.yaml).join("\n---\n"));
+    await eventually("findings gone", async () => ((await status()).findings ?? []).length === 0);
+    await ok(["wait", "--for=condition=Compliant", "csp/least", "--timeout=30s"]);
+  });
+});
