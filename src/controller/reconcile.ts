@@ -248,5 +248,11 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     drift: remaining.length,
     corrected: corrected.length,
   });
+  // An exemption that expires changes the desired state then: come back at that moment, not at resync.
+  for (const e of spec.exemptions ?? []) {
+    const left = e.expires ? Date.parse(e.expires) - snapshot.now.getTime() : NaN;
+    // Capped: timers beyond ~24.8 days fire at once in Node, and the periodic resync covers long waits.
+    if (left > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left + 1000, 6 * 3_600_000);
+  }
   return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
 }

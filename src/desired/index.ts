@@ -1,4 +1,5 @@
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { areaExemptInNamespace } from "../findings/exemptions.js";
 import type { Snapshot } from "../snapshot.js";
 import { API_VERSIONS, type Child, type ChildKind } from "./children.js";
 import { ownerReference, ownershipLabels } from "./metadata.js";
@@ -33,9 +34,11 @@ export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot):
       },
       ...fields,
     });
-    if (spec.networkPolicies)
+    const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, namespace, snapshot.now);
+    if (spec.networkPolicies && !exempt("networkPolicies"))
       children.push(...desiredNetworkPolicies(policy.metadata.name, namespace, spec.networkPolicies, child));
-    for (const role of spec.rbac?.roles ?? []) children.push(...desiredRoleObjects(role, namespace, child));
+    if (!exempt("rbac"))
+      for (const role of spec.rbac?.roles ?? []) children.push(...desiredRoleObjects(role, namespace, child));
   }
   children.sort(
     (a, b) =>

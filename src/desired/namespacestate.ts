@@ -1,4 +1,5 @@
 import type { ClusterSecurityPolicy, PodSecurityLevel } from "../api/v1alpha1/policy.js";
+import { areaExemptInNamespace } from "../findings/exemptions.js";
 import type { Snapshot } from "../snapshot.js";
 import { selectNamespaces } from "./namespaces.js";
 import { effectiveSpec, isDeleting, isEnforcing } from "./spec.js";
@@ -92,12 +93,17 @@ export function sharedNamespaceStates(snapshot: Snapshot): Map<string, SharedNam
     const noAutomount = spec.serviceAccounts?.automountDefaultToken === false;
     for (const name of selectNamespaces(spec, snapshot.namespaces)) {
       const state = states.get(name)!;
-      for (const [key, value] of Object.entries(labels)) {
-        state.retainLabels.add(key);
-        if (enforcing) (state.wants[key] ??= []).push({ policy: policy.metadata.name, value });
+      const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, name, snapshot.now);
+      if (!exempt("podSecurity")) {
+        for (const [key, value] of Object.entries(labels)) {
+          state.retainLabels.add(key);
+          if (enforcing) (state.wants[key] ??= []).push({ policy: policy.metadata.name, value });
+        }
       }
-      if (noAutomount) state.retainAutomount = true;
-      if (noAutomount && enforcing) state.disableDefaultTokenAutomount = true;
+      if (noAutomount && !exempt("serviceAccounts")) {
+        state.retainAutomount = true;
+        if (enforcing) state.disableDefaultTokenAutomount = true;
+      }
     }
   }
   for (const state of states.values()) {

@@ -4,6 +4,7 @@ import { OWNED_FIELDS, type Child, type ChildKind } from "../desired/children.js
 import { FIELD_MANAGER, isOwnedBy, POLICY_LABEL } from "../desired/metadata.js";
 import { wantedNamespaceLabels, type SharedNamespaceState } from "../desired/namespacestate.js";
 import { effectiveSpec } from "../desired/spec.js";
+import { areaExemptInNamespace } from "../findings/exemptions.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
 import { diffPaths, normalizeField } from "./normalize.js";
@@ -172,7 +173,9 @@ export function sharedDrift(
     const observedNs = byName.get(ns);
     const labels = observedNs?.metadata?.labels ?? {};
     const state = states.get(ns);
-    for (const [key, value] of Object.entries(wanted).sort(([a], [b]) => a.localeCompare(b))) {
+    const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, ns, snapshot.now);
+    const wantedHere = exempt("podSecurity") ? {} : wanted;
+    for (const [key, value] of Object.entries(wantedHere).sort(([a], [b]) => a.localeCompare(b))) {
       const at = {
         kind: "Namespace",
         name: ns,
@@ -201,7 +204,7 @@ export function sharedDrift(
         message: `${key} is ${labels[key] ?? "unset"}, want ${value}`,
       });
     }
-    if (spec.serviceAccounts?.automountDefaultToken === false) {
+    if (spec.serviceAccounts?.automountDefaultToken === false && !exempt("serviceAccounts")) {
       const sa = snapshot.serviceAccounts.find(
         (s) => s.metadata?.namespace === ns && s.metadata.name === "default",
       );

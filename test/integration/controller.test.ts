@@ -174,6 +174,17 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
   it("costs zero writes once converged, across a forced resync", async () => {
     await eventually("converged", async () => ((await csp("baseline")).status?.drift ?? []).length === 0);
     await new Promise((r) => setTimeout(r, 2000));
+    const versions = async () => {
+      const policies = await net.listNetworkPolicyForAllNamespaces({
+        labelSelector: "app.kubernetes.io/managed-by=csp-operator",
+      });
+      const namespaces = await core.listNamespace();
+      return [...policies.items, ...namespaces.items]
+        .map((o) => `${o.metadata!.namespace ?? ""}/${o.metadata!.name!}@${o.metadata!.resourceVersion!}`)
+        .sort();
+    };
+    const versionsBefore = await versions();
+    expect(versionsBefore.length).to.be.greaterThan(3);
     const before = (await cp.auditEvents()).length;
     operator.controller.resync();
     await new Promise((r) => setTimeout(r, 3000));
@@ -192,6 +203,7 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
       .filter((e) => !String(e["userAgent"]).startsWith("kube-controller-manager"));
     expect(writes.map((w) => `${String(w["verb"])} ${String(w["requestURI"])}`)).to.deep.equal([]);
     expect(operator.controller.stats.reconciles).to.be.greaterThan(0);
+    expect(await versions()).to.deep.equal(versionsBefore, "managed objects' resourceVersions are unchanged");
   });
 
   it("cleans a namespace that leaves the selector", async () => {

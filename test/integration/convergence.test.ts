@@ -162,11 +162,15 @@ describe("convergence (real API server, operator as a process)", function () {
         ),
       );
     }
-    const events = (
-      await core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=load" })
-    ).items.filter(
-      (e) => e.reason === "DriftCorrected" && e.message?.includes("load-01/csp-load-default-deny"),
-    );
+    // The Event is written after the object is restored: wait for the third count to land.
+    const events = await eventually("the third occurrence counted", async () => {
+      const list = (
+        await core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=load" })
+      ).items.filter(
+        (e) => e.reason === "DriftCorrected" && e.message?.includes("load-01/csp-load-default-deny"),
+      );
+      return list.some((e) => (e.count ?? 0) >= 3) ? list : undefined;
+    });
     expect(events).to.have.length(1);
     expect(events[0]?.count).to.equal(3);
   });
