@@ -183,6 +183,12 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
         .map((o) => `${o.metadata!.namespace ?? ""}/${o.metadata!.name!}@${o.metadata!.resourceVersion!}`)
         .sort();
     };
+    // team-c (deleted by the previous test) must finish terminating first: that is not the operator's write.
+    await eventually(
+      "no namespace terminating",
+      async () => (await core.listNamespace()).items.every((n) => !n.metadata?.deletionTimestamp),
+      60_000,
+    );
     const versionsBefore = await versions();
     expect(versionsBefore.length).to.be.greaterThan(3);
     const before = (await cp.auditEvents()).length;
