@@ -258,5 +258,53 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
       expect(node.map((f) => f.id)).to.not.include("CIS-4.2.5");
       expect(condition(s)).to.include({ status: "False", reason: "ChecksFailed" });
     });
+
+    it("works under the operator's own RBAC (config/rbac), and degrades to Unknown/Forbidden without nodes/proxy", async () => {
+      await operator?.stop();
+      operator = undefined;
+      await ok(["create", "namespace", "csp-system"]);
+      for (const f of ["service_account", "cluster_role", "cluster_role_binding", "apiserver_pods_role"])
+        await ok(["apply", "-f", `config/rbac/${f}.yaml`]);
+      await ok([
+        "patch",
+        "csp",
+        "cis",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { controlPlane: { apiServer: { enabled: false } } } }),
+      ]);
+      const kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
+      const area = controlPlaneArea({ maxNodes: 5, timeoutMs: 5_000, concurrency: 2, reuseMs: 0 }, 1_000);
+      operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: [area] }, silentLogger());
+      await operator.start();
+      await eventually("4.2.x findings read with the operator's ServiceAccount", async () => {
+        const st = await status("cis");
+        return (
+          condition(st)?.reason === "ChecksFailed" && (st.findings ?? []).some((f) => f.id === "CIS-4.2.2")
+        );
+      });
+
+      const role = JSON.parse(await ok(["get", "clusterrole", "csp-operator", "-o", "json"])) as {
+        rules: { resources?: string[] }[];
+      };
+      const index = role.rules.findIndex((r) => r.resources?.includes("nodes/proxy"));
+      expect(index).to.be.greaterThan(-1);
+      await ok([
+        "patch",
+        "clusterrole",
+        "csp-operator",
+        "--type=json",
+        "-p",
+        JSON.stringify([{ op: "remove", path: `/rules/${index}` }]),
+      ]);
+      const c = await eventually("ControlPlaneHardened Unknown/Forbidden", async () => {
+        const found = condition(await status("cis"));
+        return found?.status === "Unknown" ? found : undefined;
+      });
+      expect(c.reason).to.equal("Forbidden");
+      expect(c.message).to.include("nodes/proxy");
+      const ids = ((await status("cis")).findings ?? []).map((f) => f.id);
+      expect(ids.filter((id) => id.startsWith("CIS-4.2."))).to.deep.equal([]);
+    });
   });
 });
