@@ -7,8 +7,10 @@
  * manifest, YAML that is not a Pod, ...), with a message naming the problem on stderr.
  */
 import type { Dirent } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
 import { join, posix, relative } from "node:path";
+import type { FileTargets, StatReader } from "./files.js";
+import { fileCheckPaths, fileChecks } from "./files.js";
 import { splitCommandLine } from "./flags.js";
 import type { GatherRequest, HostReader } from "./inputs.js";
 import { gatherInputs, parseApiServerManifest, parseConfigObject } from "./inputs.js";
@@ -25,13 +27,16 @@ export interface CommandIO {
 export const CHECK_USAGE = `Usage: csp-operator check [options]
 
 Runs the CIS Kubernetes Benchmark v1.12 checks of kube-apiserver (1.2.x) and kubelet (4.2.x),
-judging each setting by the value the component actually runs with.
+judging each setting by the value the component actually runs with, and with --file-checks the
+permissions and ownership of the node's files (1.1.x control plane, 4.1.x worker) under --host-root.
 
 Options:
   --apiserver-manifest FILE   kube-apiserver static pod manifest (flags from spec.containers[].command/args)
   --kubelet-flags "FLAGS"     the kubelet's command line, as one string
   --kubelet-config FILE       the kubelet's KubeletConfiguration (default: the file its --config names)
   --host-root DIR             where files named by flags are read from (default /)
+  --file-checks WHICH         also check node file permissions/ownership under --host-root:
+                              master (1.1.x), node (4.1.x) or all; kubelet paths follow its flags
   -o, --output json|table     output format (default table)
   -h, --help                  show this help
 
@@ -43,17 +48,25 @@ interface Options {
   kubeletFlags?: string;
   kubeletConfig?: string;
   hostRoot: string;
+  fileChecks?: FileTargets;
   output: "json" | "table";
   help: boolean;
 }
 
 class UsageError extends Error {}
 
+const FILE_TARGETS: Readonly<Record<string, FileTargets>> = {
+  master: { master: true, node: false },
+  node: { master: false, node: true },
+  all: { master: true, node: true },
+};
+
 const VALUE_OPTIONS: Readonly<Record<string, keyof Options>> = {
   "--apiserver-manifest": "apiserverManifest",
   "--kubelet-flags": "kubeletFlags",
   "--kubelet-config": "kubeletConfig",
   "--host-root": "hostRoot",
+  "--file-checks": "fileChecks",
   "--output": "output",
   "-o": "output",
 };
@@ -97,6 +110,12 @@ function parseOptions(argv: readonly string[]): Options {
         throw new UsageError(`-o must be json or table, not ${JSON.stringify(value)}`);
       }
       opts.output = value;
+    } else if (key === "fileChecks") {
+      const targets = FILE_TARGETS[value];
+      if (targets === undefined) {
+        throw new UsageError(`--file-checks must be master, node or all, not ${JSON.stringify(value)}`);
+      }
+      opts.fileChecks = targets;
     } else if (key === "hostRoot") {
       opts.hostRoot = value;
     } else if (key === "apiserverManifest" || key === "kubeletFlags" || key === "kubeletConfig") {
@@ -111,9 +130,26 @@ function parseOptions(argv: readonly string[]): Options {
  * Reads host files under `root`: `/etc/kubernetes/x.yaml` is `<root>/etc/kubernetes/x.yaml`, and `..`
  * cannot climb above `root`.
  */
-export function hostRootReader(root: string): HostReader {
+export function hostRootReader(root: string): HostReader & StatReader {
   const onHost = (p: string) => join(root, posix.resolve("/", p));
   return {
+    stat: async (p) => {
+      const resolved = await resolveInRoot(root, p);
+      if (resolved === undefined) return undefined;
+      const s = await stat(onHost(resolved));
+      return {
+        type: s.isFile() ? "file" : s.isDirectory() ? "directory" : "other",
+        mode: s.mode & 0o7777,
+        uid: s.uid,
+        gid: s.gid,
+      };
+    },
+    listAll: async (dir) => {
+      const resolved = (await resolveInRoot(root, dir)) ?? dir;
+      const base = onHost(resolved);
+      const entries: Dirent[] = await readdir(base, { recursive: true, withFileTypes: true });
+      return entries.map((e) => relative(base, join(e.parentPath, e.name)).split("\\").join("/"));
+    },
     readFile: async (p) => {
       try {
         return await readFile(onHost(p), "utf8");
@@ -130,6 +166,34 @@ export function hostRootReader(root: string): HostReader {
         .map((e) => relative(base, join(e.parentPath, e.name)).split("\\").join("/"));
     },
   };
+}
+
+/**
+ * Resolves symlinks in `path` as the host would, but inside `root`: an absolute link target on a mounted
+ * host filesystem points into the host, not into the process's own root. Undefined when it does not exist.
+ */
+async function resolveInRoot(root: string, path: string): Promise<string | undefined> {
+  const todo = posix.resolve("/", path).split("/").filter(Boolean);
+  let done = "/";
+  for (let hops = 0; todo.length > 0;) {
+    const next = posix.join(done, todo.shift() as string);
+    let st;
+    try {
+      st = await lstat(join(root, next));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e;
+    }
+    if (!st.isSymbolicLink()) {
+      done = next;
+      continue;
+    }
+    if (++hops > 40) throw new Error(`too many levels of symbolic links in ${path}`);
+    const target = await readlink(join(root, next));
+    todo.unshift(...target.split("/").filter(Boolean));
+    if (target.startsWith("/")) done = "/";
+  }
+  return done;
 }
 
 async function readInput(option: string, file: string): Promise<string> {
@@ -158,10 +222,11 @@ export async function runCheckCommand(argv: readonly string[], io: CommandIO): P
     if (
       opts.apiserverManifest === undefined &&
       opts.kubeletFlags === undefined &&
-      opts.kubeletConfig === undefined
+      opts.kubeletConfig === undefined &&
+      opts.fileChecks === undefined
     ) {
       throw new UsageError(
-        "nothing to check: give --apiserver-manifest and/or --kubelet-flags/--kubelet-config",
+        "nothing to check: give --apiserver-manifest, --kubelet-flags/--kubelet-config and/or --file-checks",
       );
     }
     const root = await stat(opts.hostRoot).catch(() => undefined);
@@ -207,9 +272,19 @@ export async function runCheckCommand(argv: readonly string[], io: CommandIO): P
     throw e;
   }
 
-  const inputs = await gatherInputs(request, hostRootReader(opts.hostRoot));
+  const reader = hostRootReader(opts.hostRoot);
+  const inputs = await gatherInputs(request, reader);
   for (const p of commandLineProblems(inputs)) io.stderr(`warning: ${p}\n`);
-  const results = runCisChecks(inputs);
+  const checked = runCisChecks(inputs);
+  const files =
+    opts.fileChecks === undefined ? [] : await fileChecks(reader, fileCheckPaths(inputs), opts.fileChecks);
+  // Benchmark order: 1.1 files, 1.2 API server, 4.1 files, 4.2 kubelet.
+  const results = [
+    ...files.filter((r) => r.id.startsWith("1.")),
+    ...checked.filter((r) => r.id.startsWith("1.")),
+    ...files.filter((r) => r.id.startsWith("4.")),
+    ...checked.filter((r) => r.id.startsWith("4.")),
+  ];
   io.stdout(opts.output === "json" ? renderJson(results) : renderTable(results));
   return results.some((r) => r.status === "Fail") ? 1 : 0;
 }

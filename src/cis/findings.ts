@@ -11,6 +11,27 @@ import type { CheckResult } from "./check.js";
  * Critical/High, missing TLS identities and audit are Medium, hardening and hygiene are Low.
  */
 export const CIS_SEVERITY: Readonly<Record<string, Severity>> = {
+  "1.1.1": "Medium",
+  "1.1.2": "Medium",
+  "1.1.3": "Medium",
+  "1.1.4": "Medium",
+  "1.1.5": "Medium",
+  "1.1.6": "Medium",
+  "1.1.7": "Medium",
+  "1.1.8": "Medium",
+  "1.1.9": "Low",
+  "1.1.10": "Low",
+  "1.1.11": "High",
+  "1.1.12": "Low",
+  "1.1.13": "High",
+  "1.1.14": "High",
+  "1.1.15": "High",
+  "1.1.16": "Medium",
+  "1.1.17": "High",
+  "1.1.18": "Medium",
+  "1.1.19": "Medium",
+  "1.1.20": "Low",
+  "1.1.21": "High",
   "1.2.1": "Medium",
   "1.2.2": "Medium",
   "1.2.3": "Low",
@@ -41,6 +62,16 @@ export const CIS_SEVERITY: Readonly<Record<string, Severity>> = {
   "1.2.28": "Medium",
   "1.2.29": "Low",
   "1.2.30": "Low",
+  "4.1.1": "Medium",
+  "4.1.2": "Medium",
+  "4.1.3": "Medium",
+  "4.1.4": "Medium",
+  "4.1.5": "High",
+  "4.1.6": "Medium",
+  "4.1.7": "Medium",
+  "4.1.8": "Medium",
+  "4.1.9": "Medium",
+  "4.1.10": "Medium",
   "4.2.1": "High",
   "4.2.2": "Critical",
   "4.2.3": "Medium",
@@ -63,6 +94,8 @@ export interface CisTargets {
   readonly apiserver?: string;
   /** Default `Node/unknown`; the in-cluster path passes `Node/<name>`. */
   readonly kubelet?: string;
+  /** Whose files the 1.1.x/4.1.x results are about; default the kubelet target, else `Node/unknown`. */
+  readonly node?: string;
 }
 
 /**
@@ -73,9 +106,12 @@ export function cisFindings(results: readonly CheckResult[], targets: CisTargets
   const out: Finding[] = [];
   for (const r of results) {
     if (r.status !== "Fail" && r.status !== "Unknown") continue;
-    const resource = r.id.startsWith("4.")
-      ? (targets.kubelet ?? "Node/unknown")
-      : (targets.apiserver ?? "Pod/kube-system/kube-apiserver");
+    const resource =
+      r.id.startsWith("1.1.") || r.id.startsWith("4.1.")
+        ? (targets.node ?? targets.kubelet ?? "Node/unknown")
+        : r.id.startsWith("4.")
+          ? (targets.kubelet ?? "Node/unknown")
+          : (targets.apiserver ?? "Pod/kube-system/kube-apiserver");
     out.push({
       id: `CIS-${r.id}`,
       severity: r.status === "Fail" ? (CIS_SEVERITY[r.id] ?? "Medium") : "Info",

@@ -66,6 +66,11 @@ export interface KubeletInputs {
    * flag defaults, e.g. anonymous auth on, AlwaysAllow, read-only port 10255).
    */
   readonly defaults: "configFile" | "flags";
+  /**
+   * Set when the kubelet's command line cannot be seen (in-cluster, settings come from its configz, which
+   * merges config-backed flags but not command-line-only ones such as --hostname-override): the reason.
+   */
+  readonly flagsUnavailable?: string;
 }
 
 /** The inputs of one run; a component without inputs is not checked. */

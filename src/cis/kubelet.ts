@@ -364,13 +364,15 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
     title: "Ensure that the --hostname-override argument is not set",
     automated: false,
     evaluate: (k) =>
-      withValue(stringFlag(k.flags, "hostname-override"), (v, src) =>
-        v === ""
-          ? pass(src)
-          : manual(
-              `${src}: some cloud providers need it; confirm it matches the node name in the kubelet's TLS certificate`,
-            ),
-      ),
+      k.flagsUnavailable !== undefined
+        ? unknown(k.flagsUnavailable)
+        : withValue(stringFlag(k.flags, "hostname-override"), (v, src) =>
+            v === ""
+              ? pass(src)
+              : manual(
+                  `${src}: some cloud providers need it; confirm it matches the node name in the kubelet's TLS certificate`,
+                ),
+          ),
   },
   {
     id: "4.2.8",

@@ -30,6 +30,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private readonly backoff = new Backoff(500, 30_000);
   private restartTimer: NodeJS.Timeout | undefined;
   private synced = false;
+  private failure: unknown;
 
   constructor(
     kc: KubeConfig,
@@ -49,6 +50,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     this.lw.on("delete", onChange);
     this.lw.on("connect", () => {
       this.backoff.forget("w");
+      this.failure = undefined;
     });
     this.lw.on("error", (err) => this.restart(err));
   }
@@ -64,8 +66,14 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     return this.synced;
   }
 
+  /** The error that stopped the list or watch since it last (re)connected: a 403 means no permission. */
+  get lastError(): unknown {
+    return this.failure;
+  }
+
   private restart(err: unknown): void {
     if (this.stopped) return;
+    this.failure = err;
     const delay = this.backoff.next("w");
     this.log.warn("informer stopped; restarting", {
       kind: this.spec.kind,

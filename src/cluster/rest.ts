@@ -12,7 +12,7 @@ export class RestClient {
   async request<T>(
     method: string,
     path: string,
-    opts: { query?: Record<string, string>; body?: unknown; contentType?: string } = {},
+    opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {},
   ): Promise<T> {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error("kubeconfig has no current cluster");
@@ -26,6 +26,7 @@ export class RestClient {
       method,
       headers,
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+      ...(opts.timeoutMs !== undefined ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
       ...(ctx.getDispatcher() ? { dispatcher: ctx.getDispatcher() as Dispatcher } : {}),
     });
     const text = await res.text();

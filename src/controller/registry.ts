@@ -1,7 +1,8 @@
 import type { AreaFactory } from "./areas.js";
+import { controlPlaneArea } from "./controlplane.js";
 
 /**
  * Every area the operator runs besides the namespaced children, in the order their reports are folded
  * into status. An area lands by adding its factory here; nothing else in the controller changes.
  */
-export const AREAS: readonly AreaFactory[] = [];
+export const AREAS: readonly AreaFactory[] = [controlPlaneArea()];

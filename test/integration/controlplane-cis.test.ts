@@ -1,0 +1,310 @@
+/** In-cluster CIS checks against the real local control plane (built on first use by controlplane/build.sh). */
+import { expect } from "chai";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadKubeConfig } from "../../src/cluster/client.js";
+import { controlPlaneArea } from "../../src/controller/controlplane.js";
+import { silentLogger } from "../../src/observability/logger.js";
+import { Operator } from "../../src/operator.js";
+import { useControlPlane } from "../support/controlplane.js";
+
+const CRD = "crds/security.csp-operator.io_clustersecuritypolicies.yaml";
+
+interface Status {
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  findings?: { id: string; resource: string; severity: string; message: string }[];
+}
+
+async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+}
+
+/** An address the API server may proxy to: its node proxy refuses loopback and link-local addresses. */
+function proxyableAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? [])
+      if (a.family === "IPv4" && !a.internal && !a.address.startsWith("169.254.")) return a.address;
+  }
+  return undefined;
+}
+
+function apiServerPod(name: string, flags: string[]) {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name,
+      namespace: "kube-system",
+      labels: { component: "kube-apiserver", tier: "control-plane" },
+    },
+    spec: {
+      automountServiceAccountToken: false,
+      containers: [
+        {
+          name: "kube-apiserver",
+          image: "registry.k8s.io/kube-apiserver:v1.36.3",
+          command: ["kube-apiserver", ...flags],
+        },
+      ],
+    },
+  };
+}
+
+describe("controlPlane area: in-cluster CIS checks (real API server)", function () {
+  this.timeout(120_000);
+  const cp = useControlPlane({ name: "cis-incluster" });
+  let operator: Operator | undefined;
+
+  const ok = async (args: string[], input?: string) => {
+    const r = await cp().kubectl(args, input === undefined ? {} : { input });
+    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
+    return r.stdout;
+  };
+  const status = async (name: string): Promise<Status> =>
+    (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: Status }).status ?? {};
+  const condition = (s: Status) => s.conditions?.find((c) => c.type === "ControlPlaneHardened");
+
+  before(async function () {
+    await ok(["apply", "-f", CRD]);
+    await ok([
+      "wait",
+      "--for=condition=Established",
+      "crd/clustersecuritypolicies.security.csp-operator.io",
+      "--timeout=30s",
+    ]);
+    const kc = loadKubeConfig(cp().kubeconfigPath);
+    const area = controlPlaneArea({ maxNodes: 5, timeoutMs: 5_000, concurrency: 2, reuseMs: 0 }, 1_000);
+    operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: [area] }, silentLogger());
+    await operator.start();
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "cis" },
+        spec: { mode: "Audit", controlPlane: {} },
+      }),
+    );
+  });
+
+  after(async () => {
+    await operator?.stop();
+  });
+
+  it("reports ControlPlaneHardened Unknown/NoMirrorPod when the API server is not a static pod", async () => {
+    const c = await eventually("the ControlPlaneHardened condition", async () =>
+      condition(await status("cis")),
+    );
+    expect(c.status).to.equal("Unknown");
+    expect(c.reason).to.equal("NoMirrorPod");
+    expect(c.message).to.include("component=kube-apiserver");
+    expect(c.message).to.include("no Node objects");
+  });
+
+  it("reports unsafe kube-apiserver flags of a labelled pod in kube-system, and clears them once fixed", async () => {
+    const flags = [
+      "--anonymous-auth=true",
+      "--profiling=false",
+      "--profiling=true",
+      "--authorization-mode=Node,RBAC",
+    ];
+    await ok(["apply", "-f", "-"], JSON.stringify(apiServerPod("kube-apiserver-cp1", flags)));
+    const bad = await eventually("findings of the unsafe pod", async () => {
+      const s = await status("cis");
+      const ids = (s.findings ?? [])
+        .filter((f) => f.resource === "Pod/kube-system/kube-apiserver-cp1")
+        .map((f) => f.id);
+      return ids.includes("CIS-1.2.1") && ids.includes("CIS-1.2.15") ? s : undefined;
+    });
+    expect(condition(bad)).to.include({ status: "False", reason: "ChecksFailed" });
+    const profiling = bad.findings!.find((f) => f.id === "CIS-1.2.15")!;
+    expect(profiling.message).to.match(/true/);
+
+    await ok(["delete", "pod", "-n", "kube-system", "kube-apiserver-cp1", "--wait=true"]);
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify(apiServerPod("kube-apiserver-cp1", ["--anonymous-auth=false", "--profiling=false"])),
+    );
+    await eventually("the fixed findings to disappear", async () => {
+      const ids = (await status("cis")).findings?.map((f) => f.id) ?? [];
+      return !ids.includes("CIS-1.2.1") && !ids.includes("CIS-1.2.15");
+    });
+    await ok(["delete", "pod", "-n", "kube-system", "kube-apiserver-cp1", "--wait=true"]);
+  });
+
+  describe("kubelet configz through the API server's nodes/proxy", () => {
+    let server: Server | undefined;
+    let dir: string | undefined;
+    const address = proxyableAddress();
+
+    before(async function () {
+      if (address === undefined) this.skip();
+      dir = mkdtempSync(join(tmpdir(), "csp-configz-"));
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          join(dir, "tls.key"),
+          "-out",
+          join(dir, "tls.crt"),
+          "-days",
+          "1",
+          "-subj",
+          "/CN=fake-kubelet",
+        ],
+        { stdio: "ignore" },
+      );
+      const configz = {
+        kubeletconfig: {
+          authentication: {
+            anonymous: { enabled: true },
+            webhook: { enabled: true },
+            x509: { clientCAFile: "/etc/kubernetes/pki/ca.crt" },
+          },
+          authorization: { mode: "AlwaysAllow" },
+          readOnlyPort: 10255,
+          streamingConnectionIdleTimeout: "4h0m0s",
+          makeIPTablesUtilChains: true,
+          rotateCertificates: true,
+          serverTLSBootstrap: true,
+          podPidsLimit: 4096,
+          seccompDefault: true,
+          tlsMinVersion: "VersionTLS13",
+          eventRecordQPS: 50,
+        },
+      };
+      server = createServer(
+        { key: readFileSync(join(dir, "tls.key")), cert: readFileSync(join(dir, "tls.crt")) },
+        (req, res) => {
+          if (req.url === "/configz") {
+            res.writeHead(200, { "Content-Type": "application/json" });
+            res.end(JSON.stringify(configz));
+          } else {
+            res.writeHead(404);
+            res.end();
+          }
+        },
+      );
+      await new Promise<void>((resolve) => server!.listen(0, address, resolve));
+      const port = (server.address() as AddressInfo).port;
+      await ok(
+        ["apply", "-f", "-"],
+        JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: "cis-node-1" } }),
+      );
+      await ok([
+        "patch",
+        "node",
+        "cis-node-1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        JSON.stringify({
+          status: {
+            addresses: [{ type: "InternalIP", address }],
+            daemonEndpoints: { kubeletEndpoint: { Port: port } },
+          },
+        }),
+      ]);
+    });
+
+    after(async () => {
+      await new Promise((r) => (server ? server.close(r) : r(undefined)));
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("reaches the fake kubelet through nodes/proxy", async () => {
+      const out = await ok(["get", "--raw", "/api/v1/nodes/cis-node-1/proxy/configz"]);
+      expect(JSON.parse(out)).to.have.nested.property("kubeletconfig.authorization.mode", "AlwaysAllow");
+    });
+
+    it("turns the kubelet's unsafe configz into 4.2.x findings on the node", async () => {
+      const s = await eventually("4.2.x findings", async () => {
+        const st = await status("cis");
+        const ids = (st.findings ?? []).filter((f) => f.resource === "Node/cis-node-1").map((f) => f.id);
+        return ids.includes("CIS-4.2.1") && ids.includes("CIS-4.2.2") && ids.includes("CIS-4.2.4")
+          ? st
+          : undefined;
+      });
+      const node = s.findings!.filter((f) => f.resource === "Node/cis-node-1");
+      expect(node.find((f) => f.id === "CIS-4.2.2")!.severity).to.equal("Critical");
+      // Command-line-only flags are not in configz: Unknown with the reason, never a pass.
+      expect(node.find((f) => f.id === "CIS-4.2.7")).to.include({ severity: "Info" });
+      expect(node.map((f) => f.id)).to.not.include("CIS-4.2.5");
+      expect(condition(s)).to.include({ status: "False", reason: "ChecksFailed" });
+    });
+
+    it("works under the operator's own RBAC (config/rbac), and degrades to Unknown/Forbidden without nodes/proxy", async () => {
+      await operator?.stop();
+      operator = undefined;
+      await ok(["create", "namespace", "csp-system"]);
+      for (const f of ["service_account", "cluster_role", "cluster_role_binding", "apiserver_pods_role"])
+        await ok(["apply", "-f", `config/rbac/${f}.yaml`]);
+      await ok([
+        "patch",
+        "csp",
+        "cis",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { controlPlane: { apiServer: { enabled: false } } } }),
+      ]);
+      const kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
+      const area = controlPlaneArea({ maxNodes: 5, timeoutMs: 5_000, concurrency: 2, reuseMs: 0 }, 1_000);
+      operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: [area] }, silentLogger());
+      await operator.start();
+      await eventually("4.2.x findings read with the operator's ServiceAccount", async () => {
+        const st = await status("cis");
+        return (
+          condition(st)?.reason === "ChecksFailed" && (st.findings ?? []).some((f) => f.id === "CIS-4.2.2")
+        );
+      });
+
+      const role = JSON.parse(await ok(["get", "clusterrole", "csp-operator", "-o", "json"])) as {
+        rules: { resources?: string[] }[];
+      };
+      const index = role.rules.findIndex((r) => r.resources?.includes("nodes/proxy"));
+      expect(index).to.be.greaterThan(-1);
+      await ok([
+        "patch",
+        "clusterrole",
+        "csp-operator",
+        "--type=json",
+        "-p",
+        JSON.stringify([{ op: "remove", path: `/rules/${index}` }]),
+      ]);
+      const c = await eventually("ControlPlaneHardened Unknown/Forbidden", async () => {
+        const found = condition(await status("cis"));
+        return found?.status === "Unknown" ? found : undefined;
+      });
+      expect(c.reason).to.equal("Forbidden");
+      expect(c.message).to.include("nodes/proxy");
+      const ids = ((await status("cis")).findings ?? []).map((f) => f.id);
+      expect(ids.filter((id) => id.startsWith("CIS-4.2."))).to.deep.equal([]);
+    });
+  });
+});
