@@ -86,13 +86,22 @@ function mostCommonReason(items: readonly { reason: string }[]): string {
   return sorted[0]?.reason ?? "Drifted";
 }
 
+/**
+ * Whether a finding counts against compliance. Info findings (a check that could not be evaluated, a binding
+ * to a role that does not exist) are listed in status.findings but are not failures: a cluster must be able
+ * to be Compliant while, say, file checks wait for the node agent. The area's own condition says Unknown.
+ */
+function counts(f: Finding): boolean {
+  return f.severity !== "Info";
+}
+
 type NewCondition = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
 /** A condition without its bookkeeping fields, as areas report them. */
 export type AreaCondition = NewCondition;
 
 function areaCondition(type: string, areas: readonly string[], o: ReconcileOutcome): NewCondition {
   const drift = o.drift.filter((d) => areas.includes(d.area));
-  const findings = o.findings.filter((f) => areas.includes(f.area));
+  const findings = o.findings.filter((f) => areas.includes(f.area) && counts(f));
   const corrected = o.corrected.filter((d) => areas.includes(d.area));
   const verb = o.spec.mode === "Audit" ? "would be corrected in Enforce mode" : "could not be corrected";
   if (drift.length > 0) {
@@ -157,7 +166,8 @@ export function computeStatus(
     areaConds.push(...decided.values());
     const failing = [...(o.areaConditions ?? [])].filter((c) => c.status === "False").map((c) => c.type);
     const unknown = areaConds.filter((c) => c.status === "Unknown").map((c) => c.type);
-    const compliant = o.drift.length === 0 && o.findings.length === 0 && failing.length === 0;
+    const open = o.findings.filter(counts).length;
+    const compliant = o.drift.length === 0 && open === 0 && failing.length === 0;
     const notes = [
       ...(failing.length ? [`not met: ${failing.join(", ")}`] : []),
       ...(unknown.length ? [`unverified: ${unknown.join(", ")}`] : []),
@@ -169,13 +179,13 @@ export function computeStatus(
         ? "Compliant"
         : o.drift.length > 0
           ? "Drifted"
-          : o.findings.length > 0
+          : open > 0
             ? "FindingsPresent"
             : "RequirementsNotMet",
       message: [
         compliant
           ? "the live cluster matches the policy"
-          : `${o.drift.length} difference(s), ${o.findings.length} finding(s)`,
+          : `${o.drift.length} difference(s), ${open} finding(s)`,
         ...notes,
       ].join("; "),
     });
@@ -201,7 +211,7 @@ export function computeStatus(
       namespaces: o.namespaces,
       managedObjects: o.managedObjects,
       drifted: o.drift.length,
-      findings: o.findings.length,
+      findings: o.findings.filter(counts).length,
     },
     drift: sortDrift(o.drift).slice(0, MAX_LIST).map(driftEntry),
     findings: sortFindings(o.findings)

@@ -118,4 +118,26 @@ describe("status", () => {
     });
     expect(failed.conditions?.filter((c) => c.type === "EncryptionAtRest")).to.have.length(1);
   });
+
+  it("lists Info findings without counting them against compliance", () => {
+    const info = {
+      id: "CIS-1.2.27",
+      severity: "Info" as const,
+      resource: "Pod/kube-system/kube-apiserver-cp1",
+      message: "could not be evaluated: the file needs the node agent",
+      area: "networkPolicies",
+    };
+    const s = computeStatus({ ...base, findings: [info] }, undefined);
+    expect(s.findings).to.have.length(1);
+    expect(s.summary?.findings).to.equal(0);
+    expect(s.conditions?.find((c) => c.type === "Compliant")?.status).to.equal("True");
+    const high = { ...info, id: "CIS-1.2.1", severity: "High" as const };
+    const t = computeStatus({ ...base, findings: [info, high] }, undefined);
+    expect(t.summary?.findings).to.equal(1);
+    expect(t.findings?.map((f) => f.id)).to.deep.equal(["CIS-1.2.1", "CIS-1.2.27"]);
+    expect(t.conditions?.find((c) => c.type === "NetworkIsolated")).to.deep.include({
+      status: "False",
+      reason: "FindingsPresent",
+    });
+  });
 });
