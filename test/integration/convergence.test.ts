@@ -174,4 +174,13 @@ describe("convergence (real API server, operator as a process)", function () {
     expect(events).to.have.length(1);
     expect(events[0]?.count).to.equal(3);
   });
+
+  it("drains and exits 0 on SIGTERM", async () => {
+    expect(operator?.exitCode).to.equal(null, "the operator is running");
+    const started = Date.now();
+    expect(await stopOperator("SIGTERM")).to.equal(0);
+    expect(operatorLog).to.contain('"message":"draining"');
+    expect(operatorLog).to.contain('"message":"stopped"');
+    console.log(`      (stopped ${Date.now() - started} ms after SIGTERM)`);
+  });
 });
