@@ -11,31 +11,12 @@ import { controlPlaneArea } from "../../src/controller/controlplane.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
-
-const CRD = "crds/security.csp-operator.io_clustersecuritypolicies.yaml";
+import { installCrd } from "../support/crd.js";
+import { eventually } from "../support/eventually.js";
 
 interface Status {
   conditions?: { type: string; status: string; reason: string; message: string }[];
   findings?: { id: string; resource: string; severity: string; message: string }[];
-}
-
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
 }
 
 /** An address the API server may proxy to: its node proxy refuses loopback and link-local addresses. */
@@ -84,13 +65,7 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
   const condition = (s: Status) => s.conditions?.find((c) => c.type === "ControlPlaneHardened");
 
   before(async function () {
-    await ok(["apply", "-f", CRD]);
-    await ok([
-      "wait",
-      "--for=condition=Established",
-      "crd/clustersecuritypolicies.security.csp-operator.io",
-      "--timeout=30s",
-    ]);
+    await installCrd(cp());
     const kc = loadKubeConfig(cp().kubeconfigPath);
     const area = controlPlaneArea({ maxNodes: 5, timeoutMs: 5_000, concurrency: 2, reuseMs: 0 }, 1_000);
     operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: [area] }, silentLogger());
