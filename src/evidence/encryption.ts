@@ -93,7 +93,14 @@ export function auditedEncryptionCondition(resources: readonly string[], view: M
       message:
         "no API server reports an encryption configuration (needs --encryption-provider-config with automatic reload); Audit mode: nothing written",
     };
-  const plain = plaintextWrites(view.metrics, resources);
+  // Counters are cumulative since the API server started: plaintext writes only count against the
+  // cluster while no encrypted write of that resource has been seen.
+  const encryptedSeen = new Set(
+    view.metrics.transformations
+      .filter((t) => t.type === "to_storage" && t.count > 0 && t.prefix.startsWith("k8s:enc:"))
+      .map((t) => t.resource),
+  );
+  const plain = plaintextWrites(view.metrics, resources).filter((r) => !encryptedSeen.has(r));
   if (plain.length > 0)
     return {
       type: ENCRYPTION_AT_REST,
