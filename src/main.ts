@@ -3,6 +3,8 @@
  * csp-operator entry point.
  *   csp-operator [run] [--kubeconfig FILE] [--workers N] [--resync SECONDS]   run the operator
  *   csp-operator check [...]                                                  offline CIS checks (see --help)
+ *   csp-operator agent --node-name N [--audit-policy-path F] [--encryption-config-path F] [--policy P]
+ *                                         node agent: writes the rendered control-plane files to the host
  */
 import { parseArgs } from "node:util";
 import { loadKubeConfig } from "./cluster/client.js";
@@ -64,6 +66,61 @@ async function run(argv: string[]): Promise<number> {
   return stopped;
 }
 
+/** `csp-operator agent`: the node agent (a DaemonSet on control-plane nodes, see config/agent). */
+async function agent(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: "string" },
+      "node-name": { type: "string", default: process.env["NODE_NAME"] ?? "" },
+      "audit-policy-path": { type: "string" },
+      "encryption-config-path": { type: "string" },
+      policy: { type: "string" },
+      resync: { type: "string", default: "60" },
+      "log-level": { type: "string", default: process.env["LOG_LEVEL"] ?? "info" },
+    },
+    strict: true,
+  });
+  const node = values["node-name"];
+  if (!node) throw new UsageError("--node-name (or $NODE_NAME) is required");
+  if (!values["audit-policy-path"] && !values["encryption-config-path"])
+    throw new UsageError("give --audit-policy-path and/or --encryption-config-path: nothing to deliver");
+  for (const flag of ["audit-policy-path", "encryption-config-path"] as const) {
+    const v = values[flag];
+    if (v !== undefined && !v.startsWith("/"))
+      throw new UsageError(`--${flag} must be an absolute path, got ${v}`);
+  }
+  const resync = Number(values.resync);
+  if (!Number.isFinite(resync) || resync <= 0)
+    throw new UsageError(`--resync must be a positive number of seconds, got ${values.resync}`);
+  const { Agent } = await import("./agent/agent.js");
+  const log = createLogger(values["log-level"]).child({ component: "csp-operator-agent", node });
+  const kc = loadKubeConfig(values.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
+  const a = new Agent(
+    kc,
+    {
+      node,
+      resyncMs: resync * 1000,
+      ...(values["audit-policy-path"] ? { auditPolicyPath: values["audit-policy-path"] } : {}),
+      ...(values["encryption-config-path"] ? { encryptionConfigPath: values["encryption-config-path"] } : {}),
+      ...(values.policy ? { policy: values.policy } : {}),
+    },
+    log,
+  );
+  await a.start();
+  log.info("agent started");
+  return new Promise<number>((resolve) => {
+    const stop = () => {
+      a.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
 class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
@@ -76,8 +133,9 @@ async function main(argv: string[]): Promise<number> {
     });
   }
   if (command === "run") return run(rest);
+  if (command === "agent") return agent(rest);
   if (command === undefined || command.startsWith("-")) return run(argv);
-  console.error(`unknown command ${command}; commands: run (default), check`);
+  console.error(`unknown command ${command}; commands: run (default), check, agent`);
   return 2;
 }
 

@@ -1,5 +1,6 @@
 import type {
   V1ClusterRole,
+  V1ConfigMap,
   V1ClusterRoleBinding,
   V1Namespace,
   V1NetworkPolicy,
@@ -25,6 +26,11 @@ export interface Snapshot {
   /** Roles and RoleBindings the operator manages. */
   readonly roles: readonly V1Role[];
   readonly roleBindings: readonly V1RoleBinding[];
+  /**
+   * ConfigMaps in csp-system labelled managed-by csp-operator: children such as the rendered audit policy,
+   * and the node agents' reports. Undefined when not watched.
+   */
+  readonly configMaps?: readonly V1ConfigMap[];
   /** All RBAC in the cluster, for findings. Undefined when RBAC auditing is not watched. */
   readonly rbac?: {
     readonly clusterRoles: readonly V1ClusterRole[];

@@ -3,6 +3,7 @@ import type {
   KubernetesObject,
   V1ClusterRole,
   V1ClusterRoleBinding,
+  V1ConfigMap,
   V1Namespace,
   V1NetworkPolicy,
   V1Role,
@@ -17,7 +18,7 @@ import {
   VERSION,
   type ClusterSecurityPolicy,
 } from "../api/v1alpha1/policy.js";
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../desired/metadata.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
 import { ResilientInformer } from "./informer.js";
@@ -42,6 +43,8 @@ export class ClusterCache {
   private readonly roleBindings: ResilientInformer<V1RoleBinding>;
   private readonly clusterRoles: ResilientInformer<V1ClusterRole>;
   private readonly clusterRoleBindings: ResilientInformer<V1ClusterRoleBinding>;
+  /** Labelled ConfigMaps in csp-system only: rendered control-plane files and the agents' reports. */
+  private readonly configMaps: ResilientInformer<V1ConfigMap>;
   private readonly all: ResilientInformer[];
 
   constructor(kc: KubeConfig, log: Logger, enqueue: (policy: string | undefined) => void) {
@@ -86,6 +89,13 @@ export class ClusterCache {
       "ClusterRoleBinding",
       everyPolicy,
     );
+    this.configMaps = mk<V1ConfigMap>(
+      `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`,
+      "v1",
+      "ConfigMap",
+      (o) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy()),
+      { labelSelector: MANAGED },
+    );
     this.all = [
       this.policies,
       this.namespaces,
@@ -96,6 +106,7 @@ export class ClusterCache {
       this.roleBindings,
       this.clusterRoles,
       this.clusterRoleBindings,
+      this.configMaps,
     ] as ResilientInformer[];
   }
 
@@ -125,6 +136,7 @@ export class ClusterCache {
       serviceAccounts: [...this.defaultServiceAccounts.list(), ...this.managedServiceAccounts.list()],
       roles: managed(roles),
       roleBindings: managed(roleBindings),
+      configMaps: [...this.configMaps.list()],
       rbac: {
         clusterRoles: [...this.clusterRoles.list()],
         clusterRoleBindings: [...this.clusterRoleBindings.list()],

@@ -9,6 +9,22 @@ import { fetch, type Dispatcher } from "undici";
 export class RestClient {
   constructor(private readonly kc: KubeConfig) {}
 
+  /** GET a non-JSON endpoint (the API server's Prometheus /metrics) as text. */
+  async text(path: string): Promise<string> {
+    const server = this.kc.getCurrentCluster()?.server;
+    if (!server) throw new Error("kubeconfig has no current cluster");
+    const url = new URL(path, server);
+    const ctx = new RequestContext(url.toString(), "GET");
+    await this.kc.applySecurityAuthentication(ctx);
+    const res = await fetch(url, {
+      headers: { ...ctx.getHeaders(), Accept: "text/plain" },
+      ...(ctx.getDispatcher() ? { dispatcher: ctx.getDispatcher() as Dispatcher } : {}),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new ApiError(res.status, { message: text.slice(0, 200) });
+    return text;
+  }
+
   async request<T>(
     method: string,
     path: string,

@@ -131,6 +131,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     ["ServiceAccount", snapshot.serviceAccounts],
     ["Role", snapshot.roles],
     ["RoleBinding", snapshot.roleBindings],
+    ["ConfigMap", snapshot.configMaps ?? []],
   ];
   for (const [kind, objs] of lists) {
     for (const o of objs)

@@ -1,6 +1,7 @@
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { areaExemptInNamespace } from "../findings/exemptions.js";
 import type { Snapshot } from "../snapshot.js";
+import { auditPolicyConfigMap, renderAuditPolicyYaml } from "./auditpolicy.js";
 import { API_VERSIONS, type Child, type ChildKind } from "./children.js";
 import { ownerReference, ownershipLabels } from "./metadata.js";
 import { selectNamespaces } from "./namespaces.js";
@@ -39,6 +40,21 @@ export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot):
       children.push(...desiredNetworkPolicies(policy.metadata.name, namespace, spec.networkPolicies, child));
     if (!exempt("rbac"))
       for (const role of spec.rbac?.roles ?? []) children.push(...desiredRoleObjects(role, namespace, child));
+  }
+  if (spec.auditPolicy) {
+    // The rendered audit Policy, for the node agent (or a person) to place at --audit-policy-file.
+    const cm = auditPolicyConfigMap(policy.metadata.name, renderAuditPolicyYaml(spec.auditPolicy));
+    children.push({
+      apiVersion: API_VERSIONS.ConfigMap,
+      kind: "ConfigMap",
+      metadata: {
+        name: cm.metadata!.name!,
+        namespace: cm.metadata!.namespace!,
+        labels: ownershipLabels(policy.metadata.name),
+        ownerReferences: [ownerReference(policy)],
+      },
+      data: cm.data,
+    });
   }
   children.sort(
     (a, b) =>

@@ -50,6 +50,7 @@ function managedIndex(snapshot: Snapshot): Map<string, Observed> {
   add("ServiceAccount", snapshot.serviceAccounts);
   add("Role", snapshot.roles);
   add("RoleBinding", snapshot.roleBindings);
+  add("ConfigMap", snapshot.configMaps ?? []);
   return index;
 }
 

@@ -1,0 +1,234 @@
+import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Secret } from "@kubernetes/client-node";
+import { ResilientInformer } from "../cluster/informer.js";
+import { errorMessage } from "../cluster/client.js";
+import { RestClient } from "../cluster/rest.js";
+import { AUDIT_POLICY_KEY } from "../desired/auditpolicy.js";
+import { COMPONENT_LABEL, ENCRYPTION_COMPONENT, ENCRYPTION_CONFIG_KEY } from "../desired/encryptionstate.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
+import {
+  agentReportConfigMap,
+  contentHash,
+  type AgentFile,
+  type FileReport,
+} from "../evidence/agentreports.js";
+import type { Logger } from "../observability/logger.js";
+import { fileState, writeFileAtomic } from "./files.js";
+
+/** The agent's field manager: its report is its own, distinct from the operator's children. */
+export const AGENT_FIELD_MANAGER = "csp-operator-agent";
+
+export interface AgentOptions {
+  /** The node this agent runs on (the DaemonSet passes spec.nodeName). */
+  node: string;
+  /** Where kube-apiserver reads --audit-policy-file; unset: the audit policy is not delivered. */
+  auditPolicyPath?: string;
+  /** Where kube-apiserver reads --encryption-provider-config; unset: not delivered. */
+  encryptionConfigPath?: string;
+  /** Deliver only this policy's files (needed when several policies render one). */
+  policy?: string;
+  /** Re-check files on disk this often, restoring one changed by hand. */
+  resyncMs?: number;
+}
+
+interface Source {
+  file: AgentFile;
+  path: string;
+  ref: string;
+  content: string;
+}
+
+/**
+ * `csp-operator agent`: runs on each control-plane node, copies the rendered audit Policy (ConfigMap)
+ * and EncryptionConfiguration (Secret) from csp-system to the host paths kube-apiserver reads, and
+ * reports what it wrote (path, hash, time, node — never content) in ConfigMap csp-system/csp-agent-<node>,
+ * which the operator folds into the policy's status. It never deletes a file: a key the API server may
+ * still need to read stored objects must not vanish because a Secret did.
+ */
+export class Agent {
+  private readonly configMaps: ResilientInformer<V1ConfigMap>;
+  private readonly secrets: ResilientInformer<V1Secret>;
+  private readonly rest: RestClient;
+  private readonly reports = new Map<AgentFile, FileReport>();
+  private lastReport = "";
+  private running: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly opts: AgentOptions,
+    private readonly log: Logger,
+  ) {
+    this.rest = new RestClient(kc);
+    const base = `/api/v1/namespaces/${OPERATOR_NAMESPACE}`;
+    const onChange = () => this.kick();
+    this.configMaps = new ResilientInformer<V1ConfigMap>(
+      kc,
+      {
+        path: `${base}/configmaps`,
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      },
+      onChange,
+      log,
+    );
+    this.secrets = new ResilientInformer<V1Secret>(
+      kc,
+      {
+        path: `${base}/secrets`,
+        apiVersion: "v1",
+        kind: "Secret",
+        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${COMPONENT_LABEL}=${ENCRYPTION_COMPONENT}`,
+      },
+      onChange,
+      log,
+    );
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await Promise.all([this.configMaps.start(), this.secrets.start()]);
+    this.kick();
+    this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await Promise.all([this.configMaps.stop(), this.secrets.stop()]);
+    await this.running;
+  }
+
+  /** Resolves once every change seen so far is on disk and reported. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Runs one sync at a time; a change during a sync runs another one after it. */
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.syncLoop().finally(() => (this.running = undefined));
+  }
+
+  private async syncLoop(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        await this.sync();
+      } catch (err) {
+        this.log.warn("agent sync failed", { error: errorMessage(err) });
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  private pick<T extends KubernetesObject & { data?: Record<string, string> }>(
+    file: AgentFile,
+    path: string | undefined,
+    objs: readonly T[],
+    kind: string,
+    key: string,
+    decode: (v: string) => string,
+  ): Source | { error: string; file: AgentFile; path: string } | undefined {
+    if (!path) return undefined;
+    const candidates = objs
+      .filter((o) => o.data?.[key] !== undefined && o.metadata?.labels?.[POLICY_LABEL])
+      .filter((o) => !this.opts.policy || o.metadata?.labels?.[POLICY_LABEL] === this.opts.policy)
+      .sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
+    if (candidates.length === 0) return undefined;
+    if (candidates.length > 1) {
+      const names = candidates.map((c) => c.metadata?.labels?.[POLICY_LABEL]).join(", ");
+      return {
+        file,
+        path,
+        error: `several policies render ${file} (${names}); start the agent with --policy`,
+      };
+    }
+    const o = candidates[0]!;
+    return {
+      file,
+      path,
+      ref: `${kind}/${OPERATOR_NAMESPACE}/${o.metadata!.name!}`,
+      content: decode(o.data![key]!),
+    };
+  }
+
+  private async sync(): Promise<void> {
+    const sources = [
+      this.pick(
+        "audit-policy",
+        this.opts.auditPolicyPath,
+        this.configMaps.list(),
+        "ConfigMap",
+        AUDIT_POLICY_KEY,
+        (v) => v,
+      ),
+      this.pick(
+        "encryption-config",
+        this.opts.encryptionConfigPath,
+        this.secrets.list(),
+        "Secret",
+        ENCRYPTION_CONFIG_KEY,
+        (v) => Buffer.from(v, "base64").toString("utf8"),
+      ),
+    ];
+    for (const s of sources) {
+      if (!s) continue;
+      if ("error" in s) {
+        const on = await fileState(s.path);
+        this.reports.set(s.file, {
+          file: s.file,
+          source: "",
+          path: s.path,
+          sha256: on?.sha256 ?? "",
+          writtenAt: (on?.mtime ?? new Date(0)).toISOString(),
+          node: this.opts.node,
+          error: s.error,
+        });
+        continue;
+      }
+      const want = contentHash(s.content);
+      const on = await fileState(s.path);
+      let writtenAt = on?.mtime ?? new Date();
+      const prev = this.reports.get(s.file);
+      if (on?.sha256 !== want) {
+        await writeFileAtomic(s.path, s.content);
+        writtenAt = new Date();
+        this.log.info("file written", { file: s.file, path: s.path, sha256: want, source: s.ref });
+      } else if (prev && prev.sha256 === want && prev.source === s.ref) {
+        writtenAt = new Date(prev.writtenAt);
+      }
+      this.reports.set(s.file, {
+        file: s.file,
+        source: s.ref,
+        path: s.path,
+        sha256: want,
+        writtenAt: writtenAt.toISOString(),
+        node: this.opts.node,
+      });
+    }
+    await this.report();
+  }
+
+  /** Applies the node's report when it changed (server-side apply, the agent's own field manager). */
+  private async report(): Promise<void> {
+    const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()]);
+    const text = JSON.stringify(cm);
+    if (text === this.lastReport) return;
+    await this.rest.request(
+      "PATCH",
+      `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps/${cm.metadata!.name!}`,
+      {
+        query: { fieldManager: AGENT_FIELD_MANAGER, force: "true" },
+        body: cm,
+        contentType: "application/apply-patch+yaml",
+      },
+    );
+    this.lastReport = text;
+  }
+}

@@ -1,0 +1,197 @@
+import { errorMessage, statusCode } from "../cluster/client.js";
+import { EncryptionClient, type StoredSecret } from "../cluster/encryption.js";
+import {
+  encryptionConfigHash,
+  renderEncryptionConfigurationYaml,
+  RotationStateError,
+  type EncryptionSpec,
+} from "../desired/encryption.js";
+import {
+  EMPTY_RECORD,
+  encryptionSecret,
+  encryptionSecretName,
+  parseEncryptionRecord,
+  planEncryption,
+  secretConfigYaml,
+  withRewriteDone,
+  type EncryptionRecord,
+} from "../desired/encryptionstate.js";
+import { isOwnedBy, OPERATOR_NAMESPACE } from "../desired/metadata.js";
+import { fileReports, judgeDelivery } from "../evidence/agentreports.js";
+import {
+  encryptionMetrics,
+  judgeLoaded,
+  type LoadedConfig,
+  type LoadJudgement,
+} from "../evidence/apiserver.js";
+import {
+  auditedEncryptionCondition,
+  ENCRYPTION_AT_REST,
+  enforcedEncryptionCondition,
+  type MetricsView,
+} from "../evidence/encryption.js";
+import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
+
+/** How soon to look again while something outside the API is expected to change. */
+const REQUEUE = { afterWrite: 1_000, waitForReload: 5_000, configNotLoaded: 15_000 } as const;
+/**
+ * Without metrics, a file the agents report written counts as loaded after this long: kube-apiserver
+ * polls its encryption config about once a minute with automatic reload (measured on v1.36.3: 59 s).
+ */
+const RELOAD_GRACE_MS = 90_000;
+
+/**
+ * Encryption at rest: holds the key ring in a Secret in csp-system, drives the rotation state machine one
+ * step per reconcile from evidence (what each API server reports having loaded), and rewrites stored
+ * objects once a new key is primary everywhere. The node agent copies the configuration to disk.
+ */
+export class EncryptionArea implements AreaReconciler {
+  readonly name = "encryption";
+  /** The last config hash each API server reported, across scrapes (a scrape reaches one server). */
+  private readonly seen = new Map<string, LoadedConfig>();
+
+  constructor(private readonly client: EncryptionClient) {}
+
+  inUse(spec: AreaInput["spec"]): boolean {
+    return !!spec.encryption;
+  }
+
+  async reconcile(input: AreaInput): Promise<AreaReport> {
+    const spec = input.spec.encryption!;
+    const view = await this.metricsView();
+    if (!input.enforce)
+      return { conditions: [auditedEncryptionCondition(spec.resources ?? ["secrets"], view)] };
+
+    const policyName = input.policy.metadata.name;
+    const secretName = encryptionSecretName(policyName);
+    const where = `Secret ${OPERATOR_NAMESPACE}/${secretName}`;
+    const live = await this.client.readSecret(secretName);
+    if (live && !isOwnedBy(live.metadata.labels, policyName)) {
+      return this.failed(
+        "Unowned",
+        `${where} exists and was not created by csp-operator for this policy; left untouched`,
+        false,
+      );
+    }
+    let record: EncryptionRecord;
+    try {
+      record = live ? parseEncryptionRecord(live.data) : EMPTY_RECORD;
+    } catch (err) {
+      if (err instanceof RotationStateError)
+        return this.failed("InvalidEncryptionState", `${where}: ${err.message}`, false);
+      throw err;
+    }
+    let hash: string;
+    try {
+      hash = encryptionConfigHash(renderEncryptionConfigurationYaml(spec, record.ring));
+    } catch (err) {
+      return this.failed("InvalidSpec", `spec.encryption: ${errorMessage(err)}`, false);
+    }
+
+    const identities = view.ok ? await this.client.apiServerIdentities(input.snapshot.now) : undefined;
+    const judge = (h: string): LoadJudgement | undefined =>
+      view.ok
+        ? judgeLoaded(h, [...this.seen.values()], identities)
+        : this.judgeFromAgents(input, secretName, h);
+    const plan = planEncryption(
+      spec,
+      record,
+      { allServersLoaded: judge(hash)?.allLoaded ?? false },
+      input.snapshot.now,
+    );
+
+    // Persist first: a key is stored before any API server can be told about it.
+    let current = plan.record;
+    let resourceVersion = live?.metadata.resourceVersion;
+    const persist = async (r: EncryptionRecord) => {
+      await this.client.writeSecret(encryptionSecret(input.policy, spec, r), resourceVersion);
+      resourceVersion = (await this.client.readSecret(secretName))?.metadata.resourceVersion;
+    };
+    try {
+      if (!live || plan.persist || !this.secretCurrent(live, spec, plan.record)) await persist(plan.record);
+      if (plan.persist)
+        input.log.info("encryption step", { phase: plan.record.phase, message: plan.message });
+      if (plan.action === "RewriteObjects") {
+        const written = await this.client.rewrite(spec.resources ?? ["secrets"]);
+        current = withRewriteDone(plan.record);
+        await persist(current);
+        input.log.info("stored objects rewritten", { objects: written, key: plan.record.newKey });
+      }
+    } catch (err) {
+      if (statusCode(err) === 409)
+        return { failure: { reason: "Conflict", message: `${where} changed meanwhile`, retryable: true } };
+      if (statusCode(err) === 403 && plan.action === "RewriteObjects")
+        // A new ClusterRoleBinding re-enqueues every policy, so no retry loop is needed to notice the fix.
+        return this.failed(
+          "RewriteForbidden",
+          `key ${plan.record.newKey ?? ""} is primary, but the operator may not rewrite ` +
+            `${(spec.resources ?? ["secrets"]).join(", ")} to re-encrypt them: apply config/encryption ` +
+            `(kubectl apply -k config/encryption); the old key is kept until the rewrite is done (${errorMessage(err)})`,
+          false,
+        );
+      throw err;
+    }
+
+    const currentHash = encryptionConfigHash(renderEncryptionConfigurationYaml(spec, current.ring));
+    const loaded = judge(currentHash);
+    // EncryptionAtRest rests on metrics only; the agents' word moves a rotation on, it proves nothing.
+    const condition = enforcedEncryptionCondition(current, view, view.ok ? loaded : undefined, plan.message);
+    const requeueAfterMs =
+      plan.action === "Apply" || plan.action === "RewriteObjects"
+        ? REQUEUE.afterWrite
+        : plan.action === "WaitForAPIServers"
+          ? REQUEUE.waitForReload
+          : loaded?.allLoaded
+            ? undefined
+            : REQUEUE.configNotLoaded;
+    return { conditions: [condition], ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+  }
+
+  /** The Secret holds what this record and spec render (spec.encryption.resources may have changed). */
+  private secretCurrent(live: StoredSecret, spec: EncryptionSpec, record: EncryptionRecord): boolean {
+    return secretConfigYaml(live.data) === renderEncryptionConfigurationYaml(spec, record.ring);
+  }
+
+  private failed(reason: string, message: string, retryable: boolean): AreaReport {
+    return {
+      conditions: [{ type: ENCRYPTION_AT_REST, status: "False", reason, message }],
+      failure: { reason, message, retryable },
+    };
+  }
+
+  /** Scrapes /metrics, remembering what each API server reported; the reason when that is not allowed. */
+  private async metricsView(): Promise<MetricsView> {
+    try {
+      const metrics = encryptionMetrics(await this.client.metrics());
+      for (const l of metrics.loaded) this.seen.set(l.apiServerIdHash, l);
+      return { ok: true, metrics };
+    } catch (err) {
+      const code = statusCode(err);
+      const why =
+        code === 403
+          ? "the operator may not read the API server's /metrics (grant get on nonResourceURLs /metrics)"
+          : `reading the API server's /metrics failed: ${errorMessage(err)}`;
+      return { ok: false, why };
+    }
+  }
+
+  /**
+   * Without metrics: the agents' reports of the file they wrote, and the time the API server needs to
+   * notice a changed file. Good enough to move a rotation on; never enough for EncryptionAtRest=True.
+   */
+  private judgeFromAgents(input: AreaInput, secretName: string, hash: string): LoadJudgement {
+    const source = `Secret/${OPERATOR_NAMESPACE}/${secretName}`;
+    const d = judgeDelivery(source, hash, fileReports(input.snapshot.configMaps ?? []));
+    const newest = Math.max(0, ...d.reports.map((r) => Date.parse(r.writtenAt) || 0));
+    const settled = input.snapshot.now.getTime() - newest >= RELOAD_GRACE_MS;
+    return {
+      allLoaded: d.delivered && settled,
+      servers: d.reports.length,
+      loaded: d.delivered && settled ? d.reports.length : 0,
+      message: `agents: ${d.message}`,
+    };
+  }
+}
+
+/** Registered in registry.ts. */
+export const encryptionArea: AreaFactory = ({ kc }) => new EncryptionArea(new EncryptionClient(kc));

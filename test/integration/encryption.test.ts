@@ -1,0 +1,310 @@
+/**
+ * Audit policy and encryption at rest against a REAL kube-apiserver (v1.36.3, controlplane/harness.ts):
+ * the rendered files are accepted; the operator, the node agent and the API server's automatic reload
+ * together enable encryption and rotate keys; a crash between rotation steps recovers. The API server
+ * polls its encryption config about once a minute, so the end-to-end tests take several minutes.
+ */
+import { expect } from "chai";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { loadKubeConfig } from "../../src/cluster/client.js";
+import { Agent } from "../../src/agent/agent.js";
+import { AREAS } from "../../src/controller/registry.js";
+import { renderAuditPolicy, renderAuditPolicyYaml } from "../../src/desired/auditpolicy.js";
+import { generateKey, renderEncryptionConfigurationYaml } from "../../src/desired/encryption.js";
+import {
+  ENCRYPTION_CONFIG_KEY,
+  parseEncryptionRecord,
+  PHASE_ANNOTATION,
+  PRIMARY_ANNOTATION,
+} from "../../src/desired/encryptionstate.js";
+import { lintAuditPolicy } from "../../src/findings/auditpolicy-lint.js";
+import { silentLogger } from "../../src/observability/logger.js";
+import { Operator } from "../../src/operator.js";
+import { useControlPlane } from "../support/controlplane.js";
+
+const CRD = "crds/security.csp-operator.io_clustersecuritypolicies.yaml";
+
+async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+}
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+describe("rendered audit Policy and EncryptionConfiguration (real kube-apiserver)", function () {
+  this.timeout(120_000);
+  const key = generateKey("aescbc", "key-render", "2026-01-01T00:00:00Z");
+  const auditPolicy = renderAuditPolicy({});
+  const cp = useControlPlane({
+    name: "enc-render",
+    controllerManager: false,
+    auditPolicy,
+    encryptionConfig: renderEncryptionConfigurationYaml(
+      { provider: "aescbc" },
+      { primary: key.name, keys: [key] },
+    ),
+  });
+
+  it("starts with both files, encrypts Secrets with the rendered key and logs Secrets at Metadata only", async () => {
+    expect(lintAuditPolicy(auditPolicy, "ConfigMap/csp-system/x")).to.deep.equal([]);
+    const run = async (...args: string[]) => {
+      const r = await cp().kubectl(args, args[0] === "apply" ? { input: args.pop()! } : {});
+      expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
+      return r.stdout;
+    };
+    await run("create", "namespace", "render");
+    await run("create", "secret", "generic", "s1", "-n", "render", "--from-literal=password=hunter2");
+    await run("get", "secret", "s1", "-n", "render", "-o", "yaml");
+    const raw = await cp().etcdGet("/registry/secrets/render/s1");
+    expect(raw?.subarray(0, 40).toString("latin1")).to.match(/^k8s:enc:aescbc:v1:key-render:/);
+    expect(raw?.includes("hunter2")).to.equal(false);
+
+    const events = await eventually("audit events for the secret", async () => {
+      const evs = (await cp().auditEvents()).filter(
+        (e) => (e["objectRef"] as { resource?: string } | undefined)?.resource === "secrets",
+      );
+      return evs.some((e) => e["verb"] === "create") && evs.some((e) => e["verb"] === "get") && evs;
+    });
+    for (const e of events) {
+      expect(e["level"], JSON.stringify(e).slice(0, 200)).to.equal("Metadata");
+      expect(e).not.to.have.property("requestObject");
+      expect(e).not.to.have.property("responseObject");
+    }
+    expect(JSON.stringify(events)).not.to.include("hunter2");
+  });
+});
+
+describe("encryption at rest end to end: operator, agent, API server reload (real kube-apiserver)", function () {
+  this.timeout(400_000);
+  // Start unencrypted: identity only, as a cluster is before the policy exists.
+  const cp = useControlPlane({
+    name: "enc-e2e",
+    controllerManager: false,
+    encryptionConfig: renderEncryptionConfigurationYaml({}, { primary: "", keys: [] }),
+  });
+  let operator: Operator | undefined;
+  let agent: Agent | undefined;
+  let auditPath = "";
+
+  const ok = async (args: string[], input?: string) => {
+    const r = await cp().kubectl(args, input === undefined ? {} : { input });
+    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
+    return r.stdout;
+  };
+  const startOperator = async () => {
+    operator = new Operator(
+      loadKubeConfig(cp().kubeconfigPath),
+      { workers: 1, resyncMs: 600_000, areas: AREAS },
+      silentLogger(),
+    );
+    await operator.start();
+  };
+  const conditions = async (name: string): Promise<Condition[]> =>
+    (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: { conditions?: Condition[] } })
+      .status?.conditions ?? [];
+  const condition = async (name: string, type: string) =>
+    (await conditions(name)).find((c) => c.type === type);
+  const stateSecret = async () =>
+    JSON.parse(await ok(["get", "secret", "csp-e2e-encryption", "-n", "csp-system", "-o", "json"])) as {
+      metadata: { annotations: Record<string, string> };
+      data: Record<string, string>;
+    };
+  const rawPrefix = async (ns: string, name: string) =>
+    (await cp().etcdGet(`/registry/secrets/${ns}/${name}`))?.subarray(0, 40).toString("latin1") ?? "";
+  const allSecrets = async () =>
+    (
+      JSON.parse(await ok(["get", "secrets", "-A", "-o", "json"])) as {
+        items: { metadata: { namespace: string; name: string } }[];
+      }
+    ).items.map((s) => s.metadata);
+
+  before(async function () {
+    this.timeout(120_000);
+    await ok(["apply", "-f", CRD]);
+    await ok(["wait", "--for=condition=Established", "crd/clustersecuritypolicies.security.csp-operator.io"]);
+    await ok(["create", "namespace", "csp-system"]);
+    await ok(["create", "namespace", "app"]);
+    await ok(["create", "secret", "generic", "before", "-n", "app", "--from-literal=k=plaintext-before"]);
+    expect(await rawPrefix("app", "before")).not.to.match(/^k8s:enc:/); // stored in plaintext
+    auditPath = join(cp().dir, "agent", "audit-policy.yaml");
+    agent = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node: "cp-1", encryptionConfigPath: cp().encryptionConfigPath!, auditPolicyPath: auditPath },
+      silentLogger(),
+    );
+    await agent.start();
+    await startOperator();
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await agent?.stop();
+  });
+
+  const policy = (trigger?: string) => `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: {name: e2e}
+spec:
+  mode: Enforce
+  namespaces: {selector: {matchLabels: {none: none}}}
+  auditPolicy: {}
+  encryption:
+    provider: aescbc
+    resources: [secrets]
+${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
+
+  it("delivers the audit policy through the agent, restores its ConfigMap, and says so in AuditPolicyApplied", async () => {
+    await ok(["apply", "-f", "-"], policy());
+    const c = await eventually("AuditPolicyApplied=True", async () => {
+      const cond = await condition("e2e", "AuditPolicyApplied");
+      return cond?.status === "True" && cond;
+    });
+    expect(c.reason).to.equal("Delivered");
+    expect(readFileSync(auditPath, "utf8")).to.equal(renderAuditPolicyYaml({}));
+    expect(statSync(auditPath).mode & 0o777).to.equal(0o600);
+    const cm = JSON.parse(
+      await ok(["get", "cm", "csp-e2e-audit-policy", "-n", "csp-system", "-o", "json"]),
+    ) as {
+      metadata: { labels: Record<string, string>; ownerReferences: { kind: string; name: string }[] };
+    };
+    expect(cm.metadata.labels).to.include({
+      "app.kubernetes.io/managed-by": "csp-operator",
+      "security.csp-operator.io/policy": "e2e",
+    });
+    expect(cm.metadata.ownerReferences[0]).to.include({ kind: "ClusterSecurityPolicy", name: "e2e" });
+    await ok(["delete", "cm", "csp-e2e-audit-policy", "-n", "csp-system"]);
+    await eventually("the audit policy ConfigMap restored", async () => {
+      const r = await cp().kubectl(["get", "cm", "csp-e2e-audit-policy", "-n", "csp-system"]);
+      return r.code === 0;
+    });
+  });
+
+  it("generates a key, waits for the API server to load it, promotes it and rewrites stored Secrets", async () => {
+    const c = await eventually(
+      "EncryptionAtRest=True",
+      async () => {
+        const cond = await condition("e2e", "EncryptionAtRest");
+        return cond?.status === "True" && cond.reason === "Encrypted" && cond;
+      },
+      300_000,
+    );
+    const secret = await stateSecret();
+    const primary = secret.metadata.annotations[PRIMARY_ANNOTATION]!;
+    expect(primary).to.match(/^key-\d{14}$/);
+    expect(c.message).to.include(primary);
+    // The Secret stored in plaintext before the policy was rewritten; a new one is encrypted.
+    expect(await rawPrefix("app", "before")).to.match(new RegExp(`^k8s:enc:aescbc:v1:${primary}:`));
+    await ok(["create", "secret", "generic", "after", "-n", "app", "--from-literal=k=v"]);
+    expect(await rawPrefix("app", "after")).to.match(new RegExp(`^k8s:enc:aescbc:v1:${primary}:`));
+    // The agent wrote exactly what the Secret carries, 0600.
+    const path = cp().encryptionConfigPath!;
+    expect(readFileSync(path, "utf8")).to.equal(
+      Buffer.from(secret.data[ENCRYPTION_CONFIG_KEY]!, "base64").toString("utf8"),
+    );
+    expect(statSync(path).mode & 0o777).to.equal(0o600);
+    // No key material in the policy (spec, status) or in events.
+    const keyMaterial = parseEncryptionRecord(secret.data).ring.keys.map((k) => k.secret);
+    const visible =
+      (await ok(["get", "csp", "e2e", "-o", "json"])) + (await ok(["get", "events", "-A", "-o", "json"]));
+    for (const k of keyMaterial) expect(visible).not.to.include(k);
+  });
+
+  it("rotates on a changed trigger across two operator crashes: every Secret carries the new key, the old key is gone", async () => {
+    const old = (await stateSecret()).metadata.annotations[PRIMARY_ANNOTATION]!;
+    await ok(["apply", "-f", "-"], policy("rotate-1"));
+    const phase = async () => (await stateSecret()).metadata.annotations[PHASE_ANNOTATION];
+    // Crash 1: the new key is stored and being delivered, not yet loaded everywhere.
+    await eventually("phase NewKeyAdded", async () => (await phase()) === "NewKeyAdded", 30_000);
+    await operator!.stop();
+    operator = undefined;
+    await startOperator();
+    // Crash 2: the new key is primary; stored objects still need the old key.
+    await eventually("phase Promoted", async () => (await phase()) === "Promoted", 200_000);
+    await operator!.stop();
+    operator = undefined;
+    const mid = parseEncryptionRecord((await stateSecret()).data);
+    expect(mid.ring.keys.map((k) => k.name)).to.include(old); // nothing lost while objects need it
+    await startOperator();
+
+    const done = await eventually(
+      "rotation back to Stable with a new primary",
+      async () => {
+        const s = await stateSecret();
+        return s.metadata.annotations[PHASE_ANNOTATION] === "Stable" &&
+          s.metadata.annotations[PRIMARY_ANNOTATION] !== old
+          ? s
+          : undefined;
+      },
+      200_000,
+    );
+    const fresh = done.metadata.annotations[PRIMARY_ANNOTATION]!;
+    const record = parseEncryptionRecord(done.data);
+    expect(record.ring.keys.map((k) => k.name)).to.deep.equal([fresh]);
+    expect(record.lastTrigger).to.equal("rotate-1");
+    for (const s of await allSecrets()) {
+      expect(await rawPrefix(s.namespace, s.name), `${s.namespace}/${s.name}`).to.match(
+        new RegExp(`^k8s:enc:aescbc:v1:${fresh}:`),
+      );
+    }
+    // The old key is gone from the configuration the agent wrote.
+    await eventually("the agent wrote the final configuration", () => {
+      const text = readFileSync(cp().encryptionConfigPath!, "utf8");
+      return Promise.resolve(text.includes(fresh) && !text.includes(old));
+    });
+    // And the API server confirms it runs it.
+    await eventually(
+      "EncryptionAtRest=True with the new key",
+      async () => {
+        const cond = await condition("e2e", "EncryptionAtRest");
+        return cond?.status === "True" && cond.reason === "Encrypted" && cond.message.includes(fresh);
+      },
+      150_000,
+    );
+  });
+
+  it("in Audit mode writes no Secret and no ConfigMap, and reports EncryptionAtRest from metrics", async () => {
+    await ok(
+      ["apply", "-f", "-"],
+      `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: {name: observer}
+spec:
+  mode: Audit
+  namespaces: {selector: {matchLabels: {none: none}}}
+  auditPolicy: {}
+  encryption: {provider: aescbc}
+`,
+    );
+    const c = await eventually("EncryptionAtRest on the Audit policy", () =>
+      condition("observer", "EncryptionAtRest"),
+    );
+    expect(c.status).to.equal("True");
+    expect(
+      (await cp().kubectl(["get", "secret", "csp-observer-encryption", "-n", "csp-system"])).code,
+    ).to.not.equal(0);
+    expect(
+      (await cp().kubectl(["get", "cm", "csp-observer-audit-policy", "-n", "csp-system"])).code,
+    ).to.not.equal(0);
+    expect((await condition("observer", "AuditPolicyApplied"))?.reason).to.equal("NotDelivered");
+  });
+});

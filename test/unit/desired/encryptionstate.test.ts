@@ -1,0 +1,161 @@
+import { expect } from "chai";
+import { keyFromBytes, type EncryptionKey } from "../../../src/desired/encryption.js";
+import {
+  CONFIG_HASH_ANNOTATION,
+  EMPTY_RECORD,
+  ENCRYPTION_CONFIG_KEY,
+  encryptionSecret,
+  KEYS_ANNOTATION,
+  parseEncryptionRecord,
+  planEncryption,
+  secretConfigYaml,
+  withRewriteDone,
+  type EncryptionRecord,
+} from "../../../src/desired/encryptionstate.js";
+import { policy } from "../builders/policy.js";
+
+const bytes = (fill: number) => () => new Uint8Array(32).fill(fill);
+const key = (name: string, fill: number): EncryptionKey =>
+  keyFromBytes("aescbc", name, "2026-01-01T00:00:00.000Z", new Uint8Array(32).fill(fill));
+const p = policy("prod").build();
+const spec = { provider: "aescbc" as const, resources: ["secrets"] };
+const at = (iso: string) => new Date(iso);
+const loaded = { allServersLoaded: true };
+const notLoaded = { allServersLoaded: false };
+
+/** Walks the workflow as the reconciler does: persist what each step returns, step again. */
+function walk(
+  start: EncryptionRecord,
+  s: typeof spec & { rotation?: { trigger?: string; period?: string } },
+  now: Date,
+  fill: number,
+) {
+  const phases: string[] = [];
+  let record = start;
+  for (let i = 0; i < 10; i++) {
+    const plan = planEncryption(s, record, loaded, now, bytes(fill));
+    if (plan.action === "None") break;
+    phases.push(`${plan.record.phase}:${plan.action}`);
+    record = plan.action === "RewriteObjects" ? withRewriteDone(plan.record) : plan.record;
+  }
+  return { record, phases };
+}
+
+describe("encryption state (Secret) and plan", () => {
+  it("round-trips the record through the Secret and keeps key material out of labels and annotations", () => {
+    const k = key("key-1", 7);
+    const record: EncryptionRecord = {
+      phase: "Stable",
+      ring: { primary: "key-1", keys: [k] },
+      lastTrigger: "t1",
+    };
+    const secret = encryptionSecret(p, spec, record);
+    expect(secret.metadata).to.deep.include({ name: "csp-prod-encryption", namespace: "csp-system" });
+    expect(secret.metadata.labels).to.include({
+      "app.kubernetes.io/managed-by": "csp-operator",
+      "security.csp-operator.io/policy": "prod",
+    });
+    expect(secret.metadata.ownerReferences[0]).to.include({ kind: "ClusterSecurityPolicy", uid: "uid-prod" });
+    expect(JSON.stringify(secret.metadata)).not.to.include(k.secret);
+    expect(secret.metadata.annotations[KEYS_ANNOTATION]).to.match(/^key-1:aescbc:[0-9a-f]{16}$/);
+    expect(secret.metadata.annotations[CONFIG_HASH_ANNOTATION]).to.match(/^sha256:[0-9a-f]{64}$/);
+    expect(parseEncryptionRecord(secret.data)).to.deep.equal(record);
+    expect(secretConfigYaml(secret.data)).to.include("name: key-1");
+    expect(Object.keys(secret.data).sort()).to.deep.equal([ENCRYPTION_CONFIG_KEY, "state.json"]);
+  });
+
+  it("rejects a hand-edited state with an error naming the field and no key material", () => {
+    const b64 = (o: unknown) => ({ "state.json": Buffer.from(JSON.stringify(o)).toString("base64") });
+    expect(() => parseEncryptionRecord(undefined)).to.throw(/data.state.json is missing/);
+    expect(() => parseEncryptionRecord(b64({ phase: "Bogus", ring: { primary: "", keys: [] } }))).to.throw(
+      /phase must be one of/,
+    );
+    const secretValue = key("k", 3).secret;
+    const bad = () =>
+      parseEncryptionRecord(
+        b64({ phase: "Stable", ring: { primary: "k", keys: [{ name: "k", secret: secretValue }] } }),
+      );
+    expect(bad).to.throw(/ring.keys\[0\] needs/);
+    try {
+      bad();
+    } catch (err) {
+      expect((err as Error).message).not.to.include(secretValue);
+    }
+  });
+
+  it("enables encryption on an empty ring: add, wait for the servers, promote, rewrite, settle", () => {
+    const now = at("2026-06-01T10:00:00Z");
+    const first = planEncryption(spec, EMPTY_RECORD, notLoaded, now, bytes(1));
+    expect(first).to.deep.include({ action: "Apply", persist: true });
+    expect(first.record.phase).to.equal("NewKeyAdded");
+    expect(first.record.ring.primary).to.equal("");
+    expect(first.record.newKey).to.equal("key-20260601100000");
+    expect(first.message).to.include("NoKey");
+    // Not loaded yet: wait, persist nothing.
+    const wait = planEncryption(spec, first.record, notLoaded, now);
+    expect(wait).to.deep.include({ action: "WaitForAPIServers", persist: false });
+    expect(wait.record).to.equal(first.record);
+    const { record, phases } = walk(first.record, spec, now, 1);
+    expect(phases).to.deep.equal([
+      "NewKeyLoaded:Apply",
+      "Promoted:Apply",
+      "Promoted:RewriteObjects",
+      "Rewritten:Apply",
+      "Stable:Apply",
+    ]);
+    expect(record).to.deep.equal({
+      phase: "Stable",
+      ring: { primary: "key-20260601100000", keys: [first.record.ring.keys[0]] },
+    });
+  });
+
+  it("rotates once per trigger value, keeps the old key until the rewrite is recorded, then drops it", () => {
+    const now = at("2026-06-02T00:00:00Z");
+    const start: EncryptionRecord = {
+      phase: "Stable",
+      ring: { primary: "key-old", keys: [key("key-old", 9)] },
+    };
+    const triggered = { ...spec, rotation: { trigger: "r1" } };
+    const { record, phases } = walk(start, triggered, now, 2);
+    expect(phases[0]).to.equal("NewKeyAdded:Apply");
+    expect(record.ring.keys.map((k) => k.name)).to.deep.equal(["key-20260602000000"]);
+    expect(record.lastTrigger).to.equal("r1");
+    // Same trigger again: nothing to do.
+    expect(planEncryption(triggered, record, loaded, now).action).to.equal("None");
+  });
+
+  it("resumes after a crash at any phase from the stored record alone, never losing the old key early", () => {
+    const now = at("2026-06-02T00:00:00Z");
+    const start: EncryptionRecord = {
+      phase: "Stable",
+      ring: { primary: "key-old", keys: [key("key-old", 9)] },
+    };
+    const triggered = { ...spec, rotation: { trigger: "r1" } };
+    let record = start;
+    const seen: EncryptionRecord[] = [];
+    for (let i = 0; i < 10; i++) {
+      // A "crash" after every step: only the persisted record survives, serialized through the Secret.
+      const plan = planEncryption(triggered, record, loaded, now, bytes(4));
+      if (plan.action === "None") break;
+      const kept = plan.action === "RewriteObjects" ? withRewriteDone(plan.record) : plan.record;
+      record = parseEncryptionRecord(encryptionSecret(p, triggered, kept).data);
+      seen.push(record);
+    }
+    // Until the rewrite was recorded, every persisted ring still holds the old key.
+    for (const r of seen) {
+      if (r.phase !== "Stable") expect(r.ring.keys.map((k) => k.name)).to.include("key-old");
+    }
+    expect(record.phase).to.equal("Stable");
+    expect(record.ring.keys.map((k) => k.name)).to.deep.equal(["key-20260602000000"]);
+  });
+
+  it("keeps generated key names unique within one second", () => {
+    const now = at("2026-06-02T00:00:00Z");
+    const start: EncryptionRecord = {
+      phase: "Stable",
+      ring: { primary: "key-20260602000000", keys: [key("key-20260602000000", 9)] },
+    };
+    const plan = planEncryption({ ...spec, rotation: { trigger: "x" } }, start, loaded, now, bytes(5));
+    expect(plan.record.newKey).to.equal("key-20260602000000-1");
+  });
+});
