@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Secret } from "@kubernetes/client-node";
 import { ResilientInformer } from "../cluster/informer.js";
 import { errorMessage } from "../cluster/client.js";
@@ -8,11 +9,13 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE, POLICY_LABEL } 
 import {
   agentReportConfigMap,
   contentHash,
+  fileReports,
   type AgentFile,
   type FileReport,
 } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
 import { fileState, writeFileAtomic } from "./files.js";
+import { keysDropped } from "./keyguard.js";
 
 /** The agent's field manager: its report is its own, distinct from the operator's children. */
 export const AGENT_FIELD_MANAGER = "csp-operator-agent";
@@ -90,6 +93,9 @@ export class Agent {
   async start(): Promise<void> {
     this.stopped = false;
     await Promise.all([this.configMaps.start(), this.secrets.start()]);
+    // What this node's agent wrote before a restart: a file with that hash is its own, not a foreign one.
+    for (const r of fileReports(this.configMaps.list()))
+      if (r.node === this.opts.node && !r.error && !this.reports.has(r.file)) this.reports.set(r.file, r);
     this.kick();
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
   }
@@ -194,6 +200,11 @@ export class Agent {
       }
       const want = contentHash(s.content);
       const on = await fileState(s.path);
+      const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s, on.sha256) : undefined;
+      if (refusal) {
+        this.reports.set(s.file, { ...refusal, writtenAt: on!.mtime.toISOString() });
+        continue;
+      }
       let writtenAt = on?.mtime ?? new Date();
       const prev = this.reports.get(s.file);
       if (on?.sha256 !== want) {
@@ -213,6 +224,37 @@ export class Agent {
       });
     }
     await this.report();
+  }
+
+  /**
+   * An EncryptionConfiguration on disk that this agent did not write (its hash is not the one last
+   * reported for this path) is replaced only if the replacement keeps every key it holds: those keys may
+   * be all that can read objects stored before the operator arrived. The report says what to do instead.
+   */
+  private async refuseOverwrite(s: Source, onDisk: string): Promise<FileReport | undefined> {
+    if (s.file !== "encryption-config") return undefined;
+    const mine = this.reports.get(s.file);
+    if (mine && !mine.error && mine.sha256 === onDisk) return undefined;
+    let existing: string;
+    try {
+      existing = await readFile(s.path, "utf8");
+    } catch (err) {
+      return this.refusal(s, onDisk, `cannot read the existing file to check its keys: ${errorMessage(err)}`);
+    }
+    const dropped = keysDropped(existing, s.content);
+    if (dropped.length === 0) return undefined;
+    return this.refusal(
+      s,
+      onDisk,
+      `not overwriting ${s.path}: it was not written by csp-operator and holds keys the rendered configuration ` +
+        `lacks (${dropped.join(", ")}); objects stored with them would become unreadable. Rewrite the stored ` +
+        `objects with a key the operator manages first, or move the file aside if those keys are unused`,
+    );
+  }
+
+  private refusal(s: Source, sha256: string, error: string): FileReport {
+    this.log.warn("file not written", { file: s.file, path: s.path, error });
+    return { file: s.file, source: s.ref, path: s.path, sha256, writtenAt: "", node: this.opts.node, error };
   }
 
   /** Applies the node's report when it changed (server-side apply, the agent's own field manager). */

@@ -5,7 +5,7 @@
  * polls its encryption config about once a minute, so the end-to-end tests take several minutes.
  */
 import { expect } from "chai";
-import { readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { Agent } from "../../src/agent/agent.js";
@@ -22,27 +22,8 @@ import { lintAuditPolicy } from "../../src/findings/auditpolicy-lint.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
-
-const CRD = "crds/security.csp-operator.io_clustersecuritypolicies.yaml";
-
-async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
-}
+import { installCrd } from "../support/crd.js";
+import { eventually } from "../support/eventually.js";
 
 interface Condition {
   type: string;
@@ -140,8 +121,7 @@ describe("encryption at rest end to end: operator, agent, API server reload (rea
 
   before(async function () {
     this.timeout(120_000);
-    await ok(["apply", "-f", CRD]);
-    await ok(["wait", "--for=condition=Established", "crd/clustersecuritypolicies.security.csp-operator.io"]);
+    await installCrd(cp());
     await ok(["create", "namespace", "csp-system"]);
     await ok(["create", "namespace", "app"]);
     await ok(["create", "secret", "generic", "before", "-n", "app", "--from-literal=k=plaintext-before"]);
@@ -197,6 +177,58 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
       const r = await cp().kubectl(["get", "cm", "csp-e2e-audit-policy", "-n", "csp-system"]);
       return r.code === 0;
     });
+  });
+
+  it("never overwrites an EncryptionConfiguration it did not write when that would drop a key", async () => {
+    // A node where encryption was set up by hand, with a key the operator knows nothing about.
+    const dir = mkdtempSync(join(cp().dir, "foreign-"));
+    const path = join(dir, "encryption-config.yaml");
+    const foreign = renderEncryptionConfigurationYaml(
+      { provider: "aesgcm", resources: ["secrets"] },
+      {
+        primary: "legacy-1",
+        keys: [
+          {
+            name: "legacy-1",
+            secret: Buffer.alloc(32, 7).toString("base64"),
+            createdAt: "2025-01-01T00:00:00Z",
+            provider: "aesgcm",
+          },
+        ],
+      },
+    );
+    writeFileSync(path, foreign, { mode: 0o600 });
+    await eventually(
+      "the key-ring Secret",
+      async () =>
+        (await cp().kubectl(["get", "secret", "csp-e2e-encryption", "-n", "csp-system"])).code === 0,
+    );
+    const other = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node: "cp-2", encryptionConfigPath: path },
+      silentLogger(),
+    );
+    await other.start();
+    try {
+      const report = await eventually("cp-2's report", async () => {
+        const r = await cp().kubectl([
+          "get",
+          "cm",
+          "csp-agent-cp-2",
+          "-n",
+          "csp-system",
+          "-o",
+          "jsonpath={.data.files\\.json}",
+        ]);
+        return r.code === 0 && r.stdout.includes("encryption-config") ? r.stdout : undefined;
+      });
+      expect(report).to.include("aesgcm/legacy-1");
+      expect(report).to.include("not overwriting");
+      expect(readFileSync(path, "utf8")).to.equal(foreign, "the file is untouched");
+    } finally {
+      await other.stop();
+      await ok(["delete", "cm", "csp-agent-cp-2", "-n", "csp-system", "--ignore-not-found"]);
+    }
   });
 
   it("generates a key, waits for the API server to load it, promotes it and rewrites stored Secrets", async () => {
