@@ -76,6 +76,7 @@ async function agent(argv: string[]): Promise<number> {
       "audit-policy-path": { type: "string" },
       "encryption-config-path": { type: "string" },
       policy: { type: "string" },
+      "host-root": { type: "string" },
       resync: { type: "string", default: "60" },
       "log-level": { type: "string", default: process.env["LOG_LEVEL"] ?? "info" },
     },
@@ -83,9 +84,11 @@ async function agent(argv: string[]): Promise<number> {
   });
   const node = values["node-name"];
   if (!node) throw new UsageError("--node-name (or $NODE_NAME) is required");
-  if (!values["audit-policy-path"] && !values["encryption-config-path"])
-    throw new UsageError("give --audit-policy-path and/or --encryption-config-path: nothing to deliver");
-  for (const flag of ["audit-policy-path", "encryption-config-path"] as const) {
+  if (!values["audit-policy-path"] && !values["encryption-config-path"] && !values["host-root"])
+    throw new UsageError(
+      "give --audit-policy-path, --encryption-config-path and/or --host-root: nothing to deliver or check",
+    );
+  for (const flag of ["audit-policy-path", "encryption-config-path", "host-root"] as const) {
     const v = values[flag];
     if (v !== undefined && !v.startsWith("/"))
       throw new UsageError(`--${flag} must be an absolute path, got ${v}`);
@@ -104,6 +107,7 @@ async function agent(argv: string[]): Promise<number> {
       ...(values["audit-policy-path"] ? { auditPolicyPath: values["audit-policy-path"] } : {}),
       ...(values["encryption-config-path"] ? { encryptionConfigPath: values["encryption-config-path"] } : {}),
       ...(values.policy ? { policy: values.policy } : {}),
+      ...(values["host-root"] ? { hostRoot: values["host-root"] } : {}),
     },
     log,
   );

@@ -16,6 +16,9 @@ import {
 import type { Logger } from "../observability/logger.js";
 import { fileState, writeFileAtomic } from "./files.js";
 import { keysDropped } from "./keyguard.js";
+import type { CheckResult } from "../cis/check.js";
+import { hostRootReader } from "../cis/command.js";
+import { fileChecks } from "../cis/files.js";
 
 /** The agent's field manager: its report is its own, distinct from the operator's children. */
 export const AGENT_FIELD_MANAGER = "csp-operator-agent";
@@ -31,6 +34,11 @@ export interface AgentOptions {
   policy?: string;
   /** Re-check files on disk this often, restoring one changed by hand. */
   resyncMs?: number;
+  /**
+   * Where the host's root is mounted: when set, the agent also runs the CIS 1.1.x/4.1.x file permission
+   * and ownership checks there and reports the results (the controlPlane area turns them into findings).
+   */
+  hostRoot?: string;
 }
 
 interface Source {
@@ -223,7 +231,9 @@ export class Agent {
         node: this.opts.node,
       });
     }
-    await this.report();
+    const checks =
+      this.opts.hostRoot === undefined ? undefined : await fileChecks(hostRootReader(this.opts.hostRoot));
+    await this.report(checks);
   }
 
   /**
@@ -258,8 +268,8 @@ export class Agent {
   }
 
   /** Applies the node's report when it changed (server-side apply, the agent's own field manager). */
-  private async report(): Promise<void> {
-    const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()]);
+  private async report(checks: readonly CheckResult[] | undefined): Promise<void> {
+    const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()], checks);
     const text = JSON.stringify(cm);
     if (text === this.lastReport) return;
     await this.rest.request(

@@ -1,6 +1,7 @@
 import { controlPlaneReport, evaluateControlPlane } from "../cis/incluster.js";
 import type { ControlPlaneObservation } from "../cis/incluster.js";
 import { ControlPlaneReader, DEFAULT_KUBELET_LIMITS, type KubeletLimits } from "../cluster/controlplane.js";
+import { agentFileChecks } from "../evidence/agentreports.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
 
 /**
@@ -29,8 +30,14 @@ export function controlPlaneArea(
         const obs: { -readonly [K in keyof ControlPlaneObservation]: ControlPlaneObservation[K] } = {};
         if (cp.apiServer?.enabled !== false) obs.apiServer = reader.apiServerPods();
         if (cp.kubelet?.enabled !== false) obs.kubelet = await reader.kubelets();
+        const evaluation = await evaluateControlPlane(obs);
+        // Node files (CIS 1.1.x/4.1.x) can only be checked on the node: the agents report them.
+        const fromAgents = agentFileChecks(snapshot.configMaps ?? []).map((a) => ({
+          resource: `Node/${a.node}`,
+          results: a.results,
+        }));
         const { findings, condition } = controlPlaneReport(
-          await evaluateControlPlane(obs),
+          { ...evaluation, targets: [...evaluation.targets, ...fromAgents] },
           spec.exemptions,
           snapshot.now,
         );

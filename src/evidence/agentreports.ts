@@ -6,12 +6,17 @@
  */
 import { createHash } from "node:crypto";
 import type { V1ConfigMap } from "@kubernetes/client-node";
+import type { CheckResult } from "../cis/check.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { COMPONENT_LABEL } from "../desired/encryptionstate.js";
 
 export const AGENT_REPORT_COMPONENT = "agent-report";
 /** The report ConfigMap's data key. */
 export const AGENT_REPORT_KEY = "files.json";
+/** The data key of the node's CIS 1.1.x/4.1.x file-permission results (when the agent checks them). */
+export const AGENT_FILE_CHECKS_KEY = "cis-files.json";
+/** At most this many results are kept per node, far below the ConfigMap size limit. */
+const MAX_FILE_CHECK_RESULTS = 200;
 
 /** Which file of the control plane an entry is about. */
 export type AgentFile = "audit-policy" | "encryption-config";
@@ -44,8 +49,27 @@ export function agentReportName(node: string): string {
 }
 
 /** The report ConfigMap a node's agent applies. Entries are sorted so an unchanged report is identical. */
-export function agentReportConfigMap(node: string, files: readonly FileReport[]): V1ConfigMap {
+export function agentReportConfigMap(
+  node: string,
+  files: readonly FileReport[],
+  fileChecks?: readonly CheckResult[],
+): V1ConfigMap {
   const sorted = [...files].sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path));
+  const checks =
+    fileChecks === undefined
+      ? {}
+      : {
+          [AGENT_FILE_CHECKS_KEY]: JSON.stringify(
+            fileChecks.slice(0, MAX_FILE_CHECK_RESULTS).map((r) => ({
+              id: r.id,
+              title: r.title,
+              status: r.status,
+              evidence: r.evidence.slice(0, 500),
+            })),
+            null,
+            1,
+          ),
+        };
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -54,13 +78,47 @@ export function agentReportConfigMap(node: string, files: readonly FileReport[])
       namespace: OPERATOR_NAMESPACE,
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [COMPONENT_LABEL]: AGENT_REPORT_COMPONENT },
     },
-    data: { [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1) },
+    data: { [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1), ...checks },
   };
 }
 
 /** True for a ConfigMap that is an agent report. */
 export function isAgentReport(cm: V1ConfigMap): boolean {
   return cm.metadata?.labels?.[COMPONENT_LABEL] === AGENT_REPORT_COMPONENT;
+}
+
+const CHECK_STATUSES: ReadonlySet<string> = new Set(["Pass", "Fail", "Manual", "NotApplicable", "Unknown"]);
+
+/**
+ * The CIS file checks each node's agent ran on its host (`Node/<node>` and the results), for the
+ * controlPlane area. Malformed entries are skipped; a node whose agent does not check files has none.
+ */
+export function agentFileChecks(
+  configMaps: readonly V1ConfigMap[],
+): { node: string; results: CheckResult[] }[] {
+  const out: { node: string; results: CheckResult[] }[] = [];
+  for (const cm of configMaps) {
+    const raw = cm.data?.[AGENT_FILE_CHECKS_KEY];
+    if (!isAgentReport(cm) || raw === undefined) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      continue;
+    }
+    if (!Array.isArray(parsed)) continue;
+    const results = (parsed as Partial<CheckResult>[]).filter(
+      (r): r is CheckResult =>
+        typeof r.id === "string" &&
+        typeof r.title === "string" &&
+        typeof r.status === "string" &&
+        CHECK_STATUSES.has(r.status) &&
+        typeof r.evidence === "string",
+    );
+    const node = cm.metadata?.name?.replace(/^csp-agent-/, "") ?? "";
+    if (node && results.length > 0) out.push({ node, results });
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
 }
 
 /** Every well-formed entry of every report; malformed entries are skipped (a report is advisory). */

@@ -5,7 +5,7 @@
  * polls its encryption config about once a minute, so the end-to-end tests take several minutes.
  */
 import { expect } from "chai";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { Agent } from "../../src/agent/agent.js";
@@ -198,6 +198,13 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
       },
     );
     writeFileSync(path, foreign, { mode: 0o600 });
+    // The same agent checks the node's files: a kube-apiserver manifest readable by everyone fails 1.1.1.
+    const hostRoot = join(dir, "host");
+    mkdirSync(join(hostRoot, "etc/kubernetes/manifests"), { recursive: true });
+    writeFileSync(join(hostRoot, "etc/kubernetes/manifests/kube-apiserver.yaml"), "kind: Pod\n", {
+      mode: 0o644,
+    });
+    chmodSync(join(hostRoot, "etc/kubernetes/manifests/kube-apiserver.yaml"), 0o644);
     await eventually(
       "the key-ring Secret",
       async () =>
@@ -205,7 +212,7 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
     );
     const other = new Agent(
       loadKubeConfig(cp().kubeconfigPath),
-      { node: "cp-2", encryptionConfigPath: path },
+      { node: "cp-2", encryptionConfigPath: path, hostRoot },
       silentLogger(),
     );
     await other.start();
@@ -225,6 +232,18 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
       expect(report).to.include("aesgcm/legacy-1");
       expect(report).to.include("not overwriting");
       expect(readFileSync(path, "utf8")).to.equal(foreign, "the file is untouched");
+      const checks = JSON.parse(
+        await ok([
+          "get",
+          "cm",
+          "csp-agent-cp-2",
+          "-n",
+          "csp-system",
+          "-o",
+          "jsonpath={.data.cis-files\\.json}",
+        ]),
+      ) as { id: string; status: string; evidence: string }[];
+      expect(checks.find((c) => c.id === "1.1.1")).to.include({ status: "Fail" });
     } finally {
       await other.stop();
       await ok(["delete", "cm", "csp-agent-cp-2", "-n", "csp-system", "--ignore-not-found"]);
