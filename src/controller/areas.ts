@@ -24,6 +24,8 @@ export interface AreaReport {
   failure?: { reason: string; message: string; retryable: boolean };
   /** Run the policy again after this long (waiting on something outside the API: a file, a reload). */
   requeueAfterMs?: number;
+  /** Kubernetes Events to record on the policy (a step taken, e.g. a key rotation phase). */
+  events?: { type: "Normal" | "Warning"; reason: string; message: string }[];
 }
 
 /**

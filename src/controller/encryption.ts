@@ -107,6 +107,10 @@ export class EncryptionArea implements AreaReconciler {
       await this.client.writeSecret(encryptionSecret(input.policy, spec, r), resourceVersion);
       resourceVersion = (await this.client.readSecret(secretName))?.metadata.resourceVersion;
     };
+    // Key names only: plan messages never carry key material.
+    const events: NonNullable<AreaReport["events"]> = plan.persist
+      ? [{ type: "Normal", reason: "EncryptionStep", message: `${plan.record.phase}: ${plan.message}` }]
+      : [];
     try {
       if (!live || plan.persist || !this.secretCurrent(live, spec, plan.record)) await persist(plan.record);
       if (plan.persist)
@@ -116,6 +120,11 @@ export class EncryptionArea implements AreaReconciler {
         current = withRewriteDone(plan.record);
         await persist(current);
         input.log.info("stored objects rewritten", { objects: written, key: plan.record.newKey });
+        events.push({
+          type: "Normal",
+          reason: "EncryptionRewrite",
+          message: `rewrote ${written} stored object(s) of ${(spec.resources ?? ["secrets"]).join(", ")} with key ${plan.record.newKey ?? ""}`,
+        });
       }
     } catch (err) {
       if (statusCode(err) === 409)
@@ -144,7 +153,11 @@ export class EncryptionArea implements AreaReconciler {
           : loaded?.allLoaded
             ? undefined
             : REQUEUE.configNotLoaded;
-    return { conditions: [condition], ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+    return {
+      conditions: [condition],
+      events,
+      ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }),
+    };
   }
 
   /** The Secret holds what this record and spec render (spec.encryption.resources may have changed). */

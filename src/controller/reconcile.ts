@@ -13,7 +13,7 @@ import type { Logger } from "../observability/logger.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { computeStatus, statusChanged, type AreaCondition } from "../status/status.js";
 import type { ReconcileResult } from "../runtime/controller.js";
-import { runAreas, type AreaReconciler } from "./areas.js";
+import { runAreas, type AreaReconciler, type AreaReport } from "./areas.js";
 import { policyFindings } from "./findings.js";
 
 /** What reconcile needs from the cluster layer; the real ones are ClusterCache and Applier. */
@@ -184,9 +184,11 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
 
   const raw: Finding[] = policyFindings(policy, spec, snapshot);
   const areaConditions: AreaCondition[] = [];
+  const areaEvents: NonNullable<AreaReport["events"]> = [];
   let requeueAfterMs: number | undefined;
   for (const { report } of await runAreas(deps.areas ?? [], { policy, spec, snapshot, enforce, log })) {
     raw.push(...(report.findings ?? []));
+    areaEvents.push(...(report.events ?? []));
     areaConditions.push(...(report.conditions ?? []));
     if (report.failure)
       failures.push({ what: report.failure.reason, ...report.failure, terminal: !report.failure.retryable });
@@ -239,6 +241,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       `Corrected ${corrected.length}: ${list.slice(0, 10).join(", ")}`,
     );
   }
+  for (const e of areaEvents) await writer.event(policy, e.type, e.reason, e.message);
   if (failure) {
     log.warn("reconcile incomplete", { reason: failure.reason, failures: failures.map((f) => f.message) });
     await writer.event(policy, "Warning", failure.reason, failure.message);

@@ -26,7 +26,7 @@ import {
   type RotationPhase,
   type RotationState,
 } from "./encryption.js";
-import { childName, OPERATOR_NAMESPACE, ownerReference, ownershipLabels } from "./metadata.js";
+import { childName, OPERATOR_NAMESPACE, ownershipLabels } from "./metadata.js";
 
 /** The Secret's data key holding the EncryptionConfiguration file (what the agent writes to disk). */
 export const ENCRYPTION_CONFIG_KEY = "encryption-config.yaml";
@@ -66,7 +66,6 @@ export interface EncryptionSecret {
     namespace: string;
     labels: Record<string, string>;
     annotations: Record<string, string>;
-    ownerReferences: ReturnType<typeof ownerReference>[];
     resourceVersion?: string;
   };
   type: "Opaque";
@@ -106,7 +105,9 @@ export function encryptionSecret(
           .keys.map((k) => `${k.name}:${k.provider}:${k.fingerprint}`)
           .join(","),
       },
-      ownerReferences: [ownerReference(policy)],
+      // Deliberately no ownerReference: deleting the policy must not garbage-collect the only copy of keys
+      // that stored objects (and the file on the control-plane nodes) still need. A policy of the same name
+      // adopts it again; otherwise delete it by hand once nothing is encrypted with its keys.
     },
     type: "Opaque",
     data: { [ENCRYPTION_CONFIG_KEY]: b64(yaml), [ENCRYPTION_STATE_KEY]: b64(JSON.stringify(state)) },

@@ -278,6 +278,9 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
     const visible =
       (await ok(["get", "csp", "e2e", "-o", "json"])) + (await ok(["get", "events", "-A", "-o", "json"]));
     for (const k of keyMaterial) expect(visible).not.to.include(k);
+    // Each rotation step is an Event on the policy, naming keys only.
+    expect(visible).to.include("EncryptionStep");
+    expect(visible).to.include("EncryptionRewrite");
   });
 
   it("rotates on a changed trigger across two operator crashes: every Secret carries the new key, the old key is gone", async () => {

@@ -55,7 +55,8 @@ describe("encryption state (Secret) and plan", () => {
       "app.kubernetes.io/managed-by": "csp-operator",
       "security.csp-operator.io/policy": "prod",
     });
-    expect(secret.metadata.ownerReferences[0]).to.include({ kind: "ClusterSecurityPolicy", uid: "uid-prod" });
+    // Keys outlive the policy: no ownerReference, so deleting the policy never garbage-collects them.
+    expect(secret.metadata).to.not.have.property("ownerReferences");
     expect(JSON.stringify(secret.metadata)).not.to.include(k.secret);
     expect(secret.metadata.annotations[KEYS_ANNOTATION]).to.match(/^key-1:aescbc:[0-9a-f]{16}$/);
     expect(secret.metadata.annotations[CONFIG_HASH_ANNOTATION]).to.match(/^sha256:[0-9a-f]{64}$/);
