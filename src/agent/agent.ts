@@ -10,15 +10,15 @@ import {
   agentReportConfigMap,
   contentHash,
   fileReports,
+  type AgentCheckKind,
   type AgentFile,
   type FileReport,
 } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
 import { fileState, writeFileAtomic } from "./files.js";
+import { hostChecks } from "./hostchecks.js";
 import { keysDropped } from "./keyguard.js";
 import type { CheckResult } from "../cis/check.js";
-import { hostRootReader } from "../cis/command.js";
-import { fileChecks } from "../cis/files.js";
 
 /** The agent's field manager: its report is its own, distinct from the operator's children. */
 export const AGENT_FIELD_MANAGER = "csp-operator-agent";
@@ -231,8 +231,12 @@ export class Agent {
         node: this.opts.node,
       });
     }
-    const checks =
-      this.opts.hostRoot === undefined ? undefined : await fileChecks(hostRootReader(this.opts.hostRoot));
+    let checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {};
+    if (this.opts.hostRoot !== undefined) {
+      const host = await hostChecks(this.opts.hostRoot);
+      if (host.problem) this.log.warn("kube-apiserver manifest not checked", { problem: host.problem });
+      checks = host.checks;
+    }
     await this.report(checks);
   }
 
@@ -268,7 +272,7 @@ export class Agent {
   }
 
   /** Applies the node's report when it changed (server-side apply, the agent's own field manager). */
-  private async report(checks: readonly CheckResult[] | undefined): Promise<void> {
+  private async report(checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>>): Promise<void> {
     const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()], checks);
     const text = JSON.stringify(cm);
     if (text === this.lastReport) return;

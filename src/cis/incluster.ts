@@ -6,6 +6,8 @@
  * What the API cannot show is Unknown with the reason, never guessed: files named by flags live on the
  * node (only the node agent can read them), and the kubelet's command-line-only flags are not in configz.
  */
+import type { V1ConfigMap } from "@kubernetes/client-node";
+import { agentCheckResults } from "../evidence/agentreports.js";
 import type { Exemption } from "../api/v1alpha1/policy.js";
 import { exempts, isActive } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
@@ -209,6 +211,33 @@ const MAX_MESSAGE = 1000;
 function bounded(parts: readonly string[]): string {
   const text = parts.filter((p) => p !== "").join("; ");
   return text.length <= MAX_MESSAGE ? text : `${text.slice(0, MAX_MESSAGE - 1)}…`;
+}
+
+/**
+ * Adds what only the nodes can tell, from the agents' reports: each node's files (1.1.x/4.1.x), and its
+ * kube-apiserver judged from the static Pod manifest and the files it names. The latter supersedes the
+ * mirror pod's evaluation of the same API server (`kube-apiserver-<node>`), which cannot read those files.
+ */
+export function withAgentResults(
+  evaluation: ControlPlaneEvaluation,
+  configMaps: readonly V1ConfigMap[],
+  apiServerEnabled: boolean,
+): ControlPlaneEvaluation {
+  const fromAgents: TargetResults[] = [
+    ...agentCheckResults(configMaps, "files").map((a) => ({
+      resource: `Node/${a.node}`,
+      results: a.results,
+    })),
+    ...(apiServerEnabled ? agentCheckResults(configMaps, "apiserver") : []).map((a) => ({
+      resource: `Pod/kube-system/kube-apiserver-${a.node}`,
+      results: a.results,
+    })),
+  ];
+  const superseded = new Set(fromAgents.map((t) => t.resource));
+  return {
+    ...evaluation,
+    targets: [...evaluation.targets.filter((t) => !superseded.has(t.resource)), ...fromAgents],
+  };
 }
 
 /**

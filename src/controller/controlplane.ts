@@ -1,7 +1,6 @@
-import { controlPlaneReport, evaluateControlPlane } from "../cis/incluster.js";
+import { controlPlaneReport, evaluateControlPlane, withAgentResults } from "../cis/incluster.js";
 import type { ControlPlaneObservation } from "../cis/incluster.js";
 import { ControlPlaneReader, DEFAULT_KUBELET_LIMITS, type KubeletLimits } from "../cluster/controlplane.js";
-import { agentFileChecks } from "../evidence/agentreports.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
 
 /**
@@ -31,13 +30,8 @@ export function controlPlaneArea(
         if (cp.apiServer?.enabled !== false) obs.apiServer = reader.apiServerPods();
         if (cp.kubelet?.enabled !== false) obs.kubelet = await reader.kubelets();
         const evaluation = await evaluateControlPlane(obs);
-        // Node files (CIS 1.1.x/4.1.x) can only be checked on the node: the agents report them.
-        const fromAgents = agentFileChecks(snapshot.configMaps ?? []).map((a) => ({
-          resource: `Node/${a.node}`,
-          results: a.results,
-        }));
         const { findings, condition } = controlPlaneReport(
-          { ...evaluation, targets: [...evaluation.targets, ...fromAgents] },
+          withAgentResults(evaluation, snapshot.configMaps ?? [], cp.apiServer?.enabled !== false),
           spec.exemptions,
           snapshot.now,
         );

@@ -13,10 +13,15 @@ import { COMPONENT_LABEL } from "../desired/encryptionstate.js";
 export const AGENT_REPORT_COMPONENT = "agent-report";
 /** The report ConfigMap's data key. */
 export const AGENT_REPORT_KEY = "files.json";
-/** The data key of the node's CIS 1.1.x/4.1.x file-permission results (when the agent checks them). */
-export const AGENT_FILE_CHECKS_KEY = "cis-files.json";
-/** At most this many results are kept per node, far below the ConfigMap size limit. */
-const MAX_FILE_CHECK_RESULTS = 200;
+/**
+ * CIS results the agent computed on its node, by data key: the 1.1.x/4.1.x file permission checks, and
+ * the 1.2.x kube-apiserver checks judged from the static Pod manifest on the host together with every file
+ * its flags name (which the in-cluster mirror-pod path cannot read).
+ */
+export const AGENT_CHECK_KEYS = { files: "cis-files.json", apiserver: "cis-apiserver.json" } as const;
+export type AgentCheckKind = keyof typeof AGENT_CHECK_KEYS;
+/** At most this many results are kept per kind and node, far below the ConfigMap size limit. */
+const MAX_CHECK_RESULTS = 200;
 
 /** Which file of the control plane an entry is about. */
 export type AgentFile = "audit-policy" | "encryption-config";
@@ -52,24 +57,22 @@ export function agentReportName(node: string): string {
 export function agentReportConfigMap(
   node: string,
   files: readonly FileReport[],
-  fileChecks?: readonly CheckResult[],
+  checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {},
 ): V1ConfigMap {
   const sorted = [...files].sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path));
-  const checks =
-    fileChecks === undefined
-      ? {}
-      : {
-          [AGENT_FILE_CHECKS_KEY]: JSON.stringify(
-            fileChecks.slice(0, MAX_FILE_CHECK_RESULTS).map((r) => ({
-              id: r.id,
-              title: r.title,
-              status: r.status,
-              evidence: r.evidence.slice(0, 500),
-            })),
-            null,
-            1,
-          ),
-        };
+  const checkData: Record<string, string> = {};
+  for (const [kind, results] of Object.entries(checks) as [AgentCheckKind, readonly CheckResult[]][]) {
+    checkData[AGENT_CHECK_KEYS[kind]] = JSON.stringify(
+      results.slice(0, MAX_CHECK_RESULTS).map((r) => ({
+        id: r.id,
+        title: r.title,
+        status: r.status,
+        evidence: r.evidence.slice(0, 500),
+      })),
+      null,
+      1,
+    );
+  }
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -78,7 +81,7 @@ export function agentReportConfigMap(
       namespace: OPERATOR_NAMESPACE,
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [COMPONENT_LABEL]: AGENT_REPORT_COMPONENT },
     },
-    data: { [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1), ...checks },
+    data: { [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1), ...checkData },
   };
 }
 
@@ -90,15 +93,16 @@ export function isAgentReport(cm: V1ConfigMap): boolean {
 const CHECK_STATUSES: ReadonlySet<string> = new Set(["Pass", "Fail", "Manual", "NotApplicable", "Unknown"]);
 
 /**
- * The CIS file checks each node's agent ran on its host (`Node/<node>` and the results), for the
- * controlPlane area. Malformed entries are skipped; a node whose agent does not check files has none.
+ * The CIS results of one kind each node's agent computed on its host, for the controlPlane area. Malformed
+ * entries are skipped; a node whose agent did not run that kind has none.
  */
-export function agentFileChecks(
+export function agentCheckResults(
   configMaps: readonly V1ConfigMap[],
+  kind: AgentCheckKind,
 ): { node: string; results: CheckResult[] }[] {
   const out: { node: string; results: CheckResult[] }[] = [];
   for (const cm of configMaps) {
-    const raw = cm.data?.[AGENT_FILE_CHECKS_KEY];
+    const raw = cm.data?.[AGENT_CHECK_KEYS[kind]];
     if (!isAgentReport(cm) || raw === undefined) continue;
     let parsed: unknown;
     try {
