@@ -198,13 +198,18 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
       },
     );
     writeFileSync(path, foreign, { mode: 0o600 });
-    // The same agent checks the node's files: a kube-apiserver manifest readable by everyone fails 1.1.1.
+    // The same agent checks its node: a kube-apiserver manifest readable by everyone fails 1.1.1, and the
+    // encryption config its flags name (read on the host, as the mirror pod never can) decides 1.2.28.
     const hostRoot = join(dir, "host");
+    const manifest = join(hostRoot, "etc/kubernetes/manifests/kube-apiserver.yaml");
     mkdirSync(join(hostRoot, "etc/kubernetes/manifests"), { recursive: true });
-    writeFileSync(join(hostRoot, "etc/kubernetes/manifests/kube-apiserver.yaml"), "kind: Pod\n", {
-      mode: 0o644,
-    });
-    chmodSync(join(hostRoot, "etc/kubernetes/manifests/kube-apiserver.yaml"), 0o644);
+    mkdirSync(join(hostRoot, "etc/kubernetes/enc"), { recursive: true });
+    writeFileSync(join(hostRoot, "etc/kubernetes/enc/config.yaml"), foreign, { mode: 0o600 });
+    writeFileSync(
+      manifest,
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver}\nspec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --encryption-provider-config=/etc/kubernetes/enc/config.yaml]\n",
+    );
+    chmodSync(manifest, 0o644);
     await eventually(
       "the key-ring Secret",
       async () =>
@@ -231,6 +236,14 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
         status: string;
       }[];
       expect(checks.find((c) => c.id === "1.1.1")).to.include({ status: "Fail" });
+      const apiserver = JSON.parse((await reportKey("cis-apiserver\\.json")).stdout) as {
+        id: string;
+        status: string;
+        evidence: string;
+      }[];
+      const enc = apiserver.find((c) => c.id === "1.2.28");
+      expect(enc).to.include({ status: "Fail" }); // aesgcm is not a provider CIS accepts
+      expect(enc?.evidence).to.contain("aesgcm");
     } finally {
       await other.stop();
       await ok(["delete", "cm", "csp-agent-cp-2", "-n", "csp-system", "--ignore-not-found"]);
