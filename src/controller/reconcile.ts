@@ -230,15 +230,20 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   if (statusChanged(policy.status, status)) await writer.patchStatus(name, status);
 
   if (corrected.length > 0) {
-    const list = corrected.map(
-      (d) => `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason})`,
-    );
+    // One entry per object and reason: six Pod Security labels restored on one namespace read as one.
+    const counts = new Map<string, number>();
+    for (const d of corrected) {
+      const key = `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason})`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const list = [...counts].map(([key, n]) => (n > 1 ? `${key} x${n}` : key));
     log.info("drift corrected", { corrected: list });
+    const more = list.length > 10 ? `, and ${list.length - 10} more` : "";
     await writer.event(
       policy,
       "Normal",
       "DriftCorrected",
-      `Corrected ${corrected.length}: ${list.slice(0, 10).join(", ")}`,
+      `Corrected ${list.length} object(s): ${list.slice(0, 10).join(", ")}${more}`,
     );
   }
   for (const e of areaEvents) await writer.event(policy, e.type, e.reason, e.message);
