@@ -65,6 +65,7 @@ export class Agent {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private nodeUid: string | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -101,6 +102,7 @@ export class Agent {
   async start(): Promise<void> {
     this.stopped = false;
     await Promise.all([this.configMaps.start(), this.secrets.start()]);
+    this.nodeUid = await this.readNodeUid();
     // What this node's agent wrote before a restart: a file with that hash is its own, not a foreign one.
     for (const r of fileReports(this.configMaps.list()))
       if (r.node === this.opts.node && !r.error && !this.reports.has(r.file)) this.reports.set(r.file, r);
@@ -271,9 +273,26 @@ export class Agent {
     return { file: s.file, source: s.ref, path: s.path, sha256, writtenAt: "", node: this.opts.node, error };
   }
 
+  /** The uid of this agent's Node, which owns its report; undefined (with a warning) when it cannot be read. */
+  private async readNodeUid(): Promise<string | undefined> {
+    try {
+      const node = await this.rest.request<{ metadata?: { uid?: string } }>(
+        "GET",
+        `/api/v1/nodes/${encodeURIComponent(this.opts.node)}`,
+      );
+      return node.metadata?.uid;
+    } catch (err) {
+      this.log.warn("the node's report will not be removed with the node", {
+        node: this.opts.node,
+        error: errorMessage(err),
+      });
+      return undefined;
+    }
+  }
+
   /** Applies the node's report when it changed (server-side apply, the agent's own field manager). */
   private async report(checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>>): Promise<void> {
-    const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()], checks);
+    const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()], checks, this.nodeUid);
     const text = JSON.stringify(cm);
     if (text === this.lastReport) return;
     await this.rest.request(

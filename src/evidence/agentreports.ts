@@ -58,6 +58,7 @@ export function agentReportConfigMap(
   node: string,
   files: readonly FileReport[],
   checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {},
+  nodeUid?: string,
 ): V1ConfigMap {
   const sorted = [...files].sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path));
   const checkData: Record<string, string> = {};
@@ -80,6 +81,9 @@ export function agentReportConfigMap(
       name: agentReportName(node),
       namespace: OPERATOR_NAMESPACE,
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [COMPONENT_LABEL]: AGENT_REPORT_COMPONENT },
+      // Owned by its Node: when the node leaves the cluster, the garbage collector removes its report, so
+      // a stale report never holds delivery back ("not current on a node that no longer exists").
+      ...(nodeUid ? { ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node, uid: nodeUid }] } : {}),
     },
     data: { [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1), ...checkData },
   };

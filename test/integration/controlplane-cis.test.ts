@@ -1,11 +1,12 @@
 /** In-cluster CIS checks against the real local control plane (built on first use by controlplane/build.sh). */
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
+import { Agent } from "../../src/agent/agent.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
 import { silentLogger } from "../../src/observability/logger.js";
@@ -237,7 +238,8 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     it("works under the operator's own RBAC (config/rbac), and degrades to Unknown/Forbidden without nodes/proxy", async () => {
       await operator?.stop();
       operator = undefined;
-      await ok(["create", "namespace", "csp-system"]);
+      if ((await cp().kubectl(["get", "namespace", "csp-system"])).code !== 0)
+        await ok(["create", "namespace", "csp-system"]);
       for (const f of ["service_account", "cluster_role", "cluster_role_binding", "apiserver_pods_role"])
         await ok(["apply", "-f", `config/rbac/${f}.yaml`]);
       await ok([
@@ -281,5 +283,54 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
       const ids = ((await status("cis")).findings ?? []).map((f) => f.id);
       expect(ids.filter((id) => id.startsWith("CIS-4.2."))).to.deep.equal([]);
     });
+  });
+
+  it("folds the node agent's host checks into the policy; the agent's report goes with its Node", async () => {
+    if ((await cp().kubectl(["get", "namespace", "csp-system"])).code !== 0)
+      await ok(["create", "namespace", "csp-system"]);
+    await ok(["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: { name: agent-node }\n");
+    const hostRoot = mkdtempSync(join(tmpdir(), "csp-agent-host-"));
+    const manifest = join(hostRoot, "etc/kubernetes/manifests/kube-apiserver.yaml");
+    mkdirSync(join(hostRoot, "etc/kubernetes/manifests"), { recursive: true });
+    writeFileSync(
+      manifest,
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver}\nspec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --anonymous-auth=true]\n",
+    );
+    chmodSync(manifest, 0o644);
+    const agent = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node: "agent-node", hostRoot },
+      silentLogger(),
+    );
+    await agent.start();
+    try {
+      const owner = await eventually("the agent's report, owned by its Node", async () => {
+        const r = await cp().kubectl(["get", "cm", "csp-agent-agent-node", "-n", "csp-system", "-o", "json"]);
+        if (r.code !== 0) return undefined;
+        return (JSON.parse(r.stdout) as { metadata: { ownerReferences?: { kind: string; name: string }[] } })
+          .metadata.ownerReferences?.[0];
+      });
+      expect(owner).to.include({ kind: "Node", name: "agent-node" });
+      const findings = await eventually("the host checks as findings", async () => {
+        const f = (await status("cis")).findings ?? [];
+        const mine = f.filter((x) => x.resource.includes("agent-node")).map((x) => `${x.id} ${x.resource}`);
+        if (
+          !mine.includes("CIS-1.1.1 Node/agent-node") ||
+          !mine.includes("CIS-1.2.28 Pod/kube-system/kube-apiserver-agent-node")
+        )
+          throw new Error(`agent-node findings so far (${f.length} in all): ${mine.join(", ")}`);
+        return f;
+      });
+      expect(findings.length).to.be.greaterThan(1);
+    } finally {
+      await agent.stop();
+      rmSync(hostRoot, { recursive: true, force: true });
+    }
+    await ok(["delete", "node", "agent-node"]);
+    await eventually(
+      "the report garbage-collected with its Node",
+      async () => (await cp().kubectl(["get", "cm", "csp-agent-agent-node", "-n", "csp-system"])).code !== 0,
+      90_000,
+    );
   });
 });
