@@ -65,4 +65,11 @@ describe("agent file-check reports", () => {
     const disabled = withAgentResults({ targets: [], problems: [], notes: [] }, [cm], false);
     expect(disabled.targets.map((t) => t.resource)).to.deep.equal(["Node/cp-1"]);
   });
+
+  it("makes the node the owner of its report when the agent knows the node's uid", () => {
+    expect(agentReportConfigMap("cp-1", [], {}, "uid-1").metadata?.ownerReferences).to.deep.equal([
+      { apiVersion: "v1", kind: "Node", name: "cp-1", uid: "uid-1" },
+    ]);
+    expect(agentReportConfigMap("cp-1", []).metadata).to.not.have.property("ownerReferences");
+  });
 });
