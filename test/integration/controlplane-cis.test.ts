@@ -14,6 +14,7 @@ import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
 
 interface Status {
   conditions?: { type: string; status: string; reason: string; message: string }[];
@@ -56,11 +57,7 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
   const cp = useControlPlane({ name: "cis-incluster" });
   let operator: Operator | undefined;
 
-  const ok = async (args: string[], input?: string) => {
-    const r = await cp().kubectl(args, input === undefined ? {} : { input });
-    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
-    return r.stdout;
-  };
+  const ok = kubectlOk(cp);
   const status = async (name: string): Promise<Status> =>
     (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: Status }).status ?? {};
   const condition = (s: Status) => s.conditions?.find((c) => c.type === "ControlPlaneHardened");

@@ -9,6 +9,7 @@ import { CoreV1Api, NetworkingV1Api } from "@kubernetes/client-node";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
 import { installCrd } from "../support/crd.js";
 
 const NAMESPACES = Array.from({ length: 40 }, (_, i) => `load-${String(i).padStart(2, "0")}`);
@@ -32,11 +33,7 @@ describe("convergence (real API server, operator as a process)", function () {
   let operator: ChildProcess | undefined;
   let operatorLog = "";
 
-  const ok = async (args: string[], input?: string) => {
-    const r = await cp.kubectl(args, input === undefined ? {} : { input });
-    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
-    return r.stdout;
-  };
+  const ok = kubectlOk(() => cp);
   const startOperator = () => {
     operator = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "run", "--resync=3600"], {
       env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, LOG_LEVEL: "info" },

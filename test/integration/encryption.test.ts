@@ -24,6 +24,7 @@ import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
 
 interface Condition {
   type: string;
@@ -87,11 +88,7 @@ describe("encryption at rest end to end: operator, agent, API server reload (rea
   let agent: Agent | undefined;
   let auditPath = "";
 
-  const ok = async (args: string[], input?: string) => {
-    const r = await cp().kubectl(args, input === undefined ? {} : { input });
-    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
-    return r.stdout;
-  };
+  const ok = kubectlOk(cp);
   const startOperator = async () => {
     operator = new Operator(
       loadKubeConfig(cp().kubeconfigPath),

@@ -10,6 +10,7 @@ import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
 import { installCrd } from "../support/crd.js";
 
 const POLICY = `apiVersion: security.csp-operator.io/v1alpha1
@@ -141,11 +142,7 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
   this.timeout(120_000);
   const cp = useControlPlane({ name: "rbac" });
   let operator: Operator | undefined;
-  const ok = async (args: string[], input?: string) => {
-    const r = await cp().kubectl(args, input === undefined ? {} : { input });
-    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
-    return r.stdout;
-  };
+  const ok = kubectlOk(cp);
   const status = async () =>
     (JSON.parse(await ok(["get", "csp", "least", "-o", "json"])) as { status?: Status }).status ?? {};
   const condition = async (type: string) => (await status()).conditions?.find((c) => c.type === type);
