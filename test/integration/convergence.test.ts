@@ -91,17 +91,21 @@ describe("convergence (real API server, operator as a process)", function () {
   it("killed mid-way (SIGKILL) and restarted, converges with nothing duplicated or lost", async () => {
     await ok(["apply", "-f", "-"], policyYaml("load", 'load: "yes"', "baseline"));
     startOperator();
-    const partial = await eventually("the first children", async () => {
-      const n = (await managedPolicies()).length;
-      return n > 0 ? n : undefined;
-    });
-    expect(await stopOperator("SIGKILL")).to.equal(null, "killed, not drained");
+    // Poll tightly (not with eventually's growing interval): the kill must land while it is still writing.
+    let partial = 0;
+    for (const deadline = Date.now() + 60_000; partial === 0 && Date.now() < deadline;) {
+      partial = (await managedPolicies()).length;
+      if (partial === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    const killed = await stopOperator("SIGKILL");
     const afterKill = (await managedPolicies()).length;
+    startOperator(); // restarted before asserting, so the tests after this one still have an operator
+    expect(killed).to.equal(null, "killed, not drained");
+    expect(partial, "the operator never started writing").to.be.greaterThan(0);
     expect(afterKill, "the kill must land mid-way for this test to mean anything").to.be.lessThan(
       NAMESPACES.length * 2,
     );
 
-    startOperator();
     await ok(["wait", "--for=condition=Ready", "csp/load", "--timeout=90s"]);
     await ok(["wait", "--for=condition=Compliant", "csp/load", "--timeout=90s"]);
     const all = await managedPolicies();
@@ -164,7 +168,9 @@ describe("convergence (real API server, operator as a process)", function () {
       const list = (
         await core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=load" })
       ).items.filter(
-        (e) => e.reason === "DriftCorrected" && e.message?.includes("load-01/csp-load-default-deny"),
+        (e) =>
+          e.reason === "DriftCorrected" &&
+          e.message === "Corrected 1 object(s): NetworkPolicy load-01/csp-load-default-deny (Missing)",
       );
       return list.some((e) => (e.count ?? 0) >= 3) ? list : undefined;
     });
