@@ -1,11 +1,10 @@
 import { readFile } from "node:fs/promises";
-import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Secret } from "@kubernetes/client-node";
-import { ResilientInformer } from "../cluster/informer.js";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import { AgentClient } from "../cluster/agentclient.js";
 import { errorMessage } from "../cluster/client.js";
-import { RestClient } from "../cluster/rest.js";
 import { AUDIT_POLICY_KEY } from "../desired/auditpolicy.js";
-import { COMPONENT_LABEL, ENCRYPTION_COMPONENT, ENCRYPTION_CONFIG_KEY } from "../desired/encryptionstate.js";
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
+import { ENCRYPTION_CONFIG_KEY } from "../desired/encryptionstate.js";
+import { OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
 import {
   agentReportConfigMap,
   contentHash,
@@ -19,9 +18,6 @@ import { fileState, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
 import { keysDropped } from "./keyguard.js";
 import type { CheckResult } from "../cis/check.js";
-
-/** The agent's field manager: its report is its own, distinct from the operator's children. */
-export const AGENT_FIELD_MANAGER = "csp-operator-agent";
 
 export interface AgentOptions {
   /** The node this agent runs on (the DaemonSet passes spec.nodeName). */
@@ -56,9 +52,7 @@ interface Source {
  * still need to read stored objects must not vanish because a Secret did.
  */
 export class Agent {
-  private readonly configMaps: ResilientInformer<V1ConfigMap>;
-  private readonly secrets: ResilientInformer<V1Secret>;
-  private readonly rest: RestClient;
+  private readonly client: AgentClient;
   private readonly reports = new Map<AgentFile, FileReport>();
   private lastReport = "";
   private running: Promise<void> | undefined;
@@ -72,39 +66,15 @@ export class Agent {
     private readonly opts: AgentOptions,
     private readonly log: Logger,
   ) {
-    this.rest = new RestClient(kc);
-    const base = `/api/v1/namespaces/${OPERATOR_NAMESPACE}`;
-    const onChange = () => this.kick();
-    this.configMaps = new ResilientInformer<V1ConfigMap>(
-      kc,
-      {
-        path: `${base}/configmaps`,
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-      },
-      onChange,
-      log,
-    );
-    this.secrets = new ResilientInformer<V1Secret>(
-      kc,
-      {
-        path: `${base}/secrets`,
-        apiVersion: "v1",
-        kind: "Secret",
-        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${COMPONENT_LABEL}=${ENCRYPTION_COMPONENT}`,
-      },
-      onChange,
-      log,
-    );
+    this.client = new AgentClient(kc, log, () => this.kick());
   }
 
   async start(): Promise<void> {
     this.stopped = false;
-    await Promise.all([this.configMaps.start(), this.secrets.start()]);
+    await this.client.start();
     this.nodeUid = await this.readNodeUid();
     // What this node's agent wrote before a restart: a file with that hash is its own, not a foreign one.
-    for (const r of fileReports(this.configMaps.list()))
+    for (const r of fileReports(this.client.configMapList()))
       if (r.node === this.opts.node && !r.error && !this.reports.has(r.file)) this.reports.set(r.file, r);
     this.kick();
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
@@ -113,7 +83,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await Promise.all([this.configMaps.stop(), this.secrets.stop()]);
+    await this.client.stop();
     await this.running;
   }
 
@@ -179,7 +149,7 @@ export class Agent {
       this.pick(
         "audit-policy",
         this.opts.auditPolicyPath,
-        this.configMaps.list(),
+        this.client.configMapList(),
         "ConfigMap",
         AUDIT_POLICY_KEY,
         (v) => v,
@@ -187,7 +157,7 @@ export class Agent {
       this.pick(
         "encryption-config",
         this.opts.encryptionConfigPath,
-        this.secrets.list(),
+        this.client.secretList(),
         "Secret",
         ENCRYPTION_CONFIG_KEY,
         (v) => Buffer.from(v, "base64").toString("utf8"),
@@ -196,23 +166,14 @@ export class Agent {
     for (const s of sources) {
       if (!s) continue;
       if ("error" in s) {
-        const on = await fileState(s.path);
-        this.reports.set(s.file, {
-          file: s.file,
-          source: "",
-          path: s.path,
-          sha256: on?.sha256 ?? "",
-          writtenAt: (on?.mtime ?? new Date(0)).toISOString(),
-          node: this.opts.node,
-          error: s.error,
-        });
+        this.reports.set(s.file, this.notWritten(s.file, s.path, "", await fileState(s.path), s.error));
         continue;
       }
       const want = contentHash(s.content);
       const on = await fileState(s.path);
       const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s, on.sha256) : undefined;
       if (refusal) {
-        this.reports.set(s.file, { ...refusal, writtenAt: on!.mtime.toISOString() });
+        this.reports.set(s.file, this.notWritten(s.file, s.path, s.ref, on, refusal));
         continue;
       }
       let writtenAt = on?.mtime ?? new Date();
@@ -245,9 +206,9 @@ export class Agent {
   /**
    * An EncryptionConfiguration on disk that this agent did not write (its hash is not the one last
    * reported for this path) is replaced only if the replacement keeps every key it holds: those keys may
-   * be all that can read objects stored before the operator arrived. The report says what to do instead.
+   * be all that can read objects stored before the operator arrived. Returns why not, for the report.
    */
-  private async refuseOverwrite(s: Source, onDisk: string): Promise<FileReport | undefined> {
+  private async refuseOverwrite(s: Source, onDisk: string): Promise<string | undefined> {
     if (s.file !== "encryption-config") return undefined;
     const mine = this.reports.get(s.file);
     if (mine && !mine.error && mine.sha256 === onDisk) return undefined;
@@ -255,32 +216,41 @@ export class Agent {
     try {
       existing = await readFile(s.path, "utf8");
     } catch (err) {
-      return this.refusal(s, onDisk, `cannot read the existing file to check its keys: ${errorMessage(err)}`);
+      return `cannot read the existing file to check its keys: ${errorMessage(err)}`;
     }
     const dropped = keysDropped(existing, s.content);
     if (dropped.length === 0) return undefined;
-    return this.refusal(
-      s,
-      onDisk,
+    return (
       `not overwriting ${s.path}: it was not written by csp-operator and holds keys the rendered configuration ` +
-        `lacks (${dropped.join(", ")}); objects stored with them would become unreadable. Rewrite the stored ` +
-        `objects with a key the operator manages first, or move the file aside if those keys are unused`,
+      `lacks (${dropped.join(", ")}); objects stored with them would become unreadable. Rewrite the stored ` +
+      `objects with a key the operator manages first, or move the file aside if those keys are unused`
     );
   }
 
-  private refusal(s: Source, sha256: string, error: string): FileReport {
-    this.log.warn("file not written", { file: s.file, path: s.path, error });
-    return { file: s.file, source: s.ref, path: s.path, sha256, writtenAt: "", node: this.opts.node, error };
+  /** A report of a file not written: what is on disk (if anything) stays, with the reason. */
+  private notWritten(
+    file: AgentFile,
+    path: string,
+    source: string,
+    on: { sha256: string; mtime: Date } | undefined,
+    error: string,
+  ): FileReport {
+    this.log.warn("file not written", { file, path, error });
+    return {
+      file,
+      source,
+      path,
+      sha256: on?.sha256 ?? "",
+      writtenAt: (on?.mtime ?? new Date(0)).toISOString(),
+      node: this.opts.node,
+      error,
+    };
   }
 
   /** The uid of this agent's Node, which owns its report; undefined (with a warning) when it cannot be read. */
   private async readNodeUid(): Promise<string | undefined> {
     try {
-      const node = await this.rest.request<{ metadata?: { uid?: string } }>(
-        "GET",
-        `/api/v1/nodes/${encodeURIComponent(this.opts.node)}`,
-      );
-      return node.metadata?.uid;
+      return await this.client.nodeUid(this.opts.node);
     } catch (err) {
       this.log.warn("the node's report will not be removed with the node", {
         node: this.opts.node,
@@ -295,15 +265,7 @@ export class Agent {
     const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()], checks, this.nodeUid);
     const text = JSON.stringify(cm);
     if (text === this.lastReport) return;
-    await this.rest.request(
-      "PATCH",
-      `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps/${cm.metadata!.name!}`,
-      {
-        query: { fieldManager: AGENT_FIELD_MANAGER, force: "true" },
-        body: cm,
-        contentType: "application/apply-patch+yaml",
-      },
-    );
+    await this.client.applyReport(cm);
     this.lastReport = text;
   }
 }

@@ -494,6 +494,14 @@ function secretsWriteProvider(i: ApiServerInputs): Effective<string | undefined>
   return { ok: true, value: undefined, explicit: true, source: path };
 }
 
+/** Pass when the effective authorizer chain includes `name`. */
+function authorizerIncluded(name: string): (i: ApiServerInputs) => CheckOutcome {
+  return (i) =>
+    withValue(effectiveAuthorizers(i), (m, src) =>
+      m.includes(name) ? pass(src) : fail(`${src}: no ${name} authorizer`),
+    );
+}
+
 /** The 1.2.x checks, in benchmark order. */
 export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   {
@@ -561,19 +569,13 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
     id: "1.2.7",
     title: "Ensure that the --authorization-mode argument includes Node",
     automated: true,
-    evaluate: (i) =>
-      withValue(effectiveAuthorizers(i), (m, src) =>
-        m.includes("Node") ? pass(src) : fail(`${src}: no Node authorizer`),
-      ),
+    evaluate: authorizerIncluded("Node"),
   },
   {
     id: "1.2.8",
     title: "Ensure that the --authorization-mode argument includes RBAC",
     automated: true,
-    evaluate: (i) =>
-      withValue(effectiveAuthorizers(i), (m, src) =>
-        m.includes("RBAC") ? pass(src) : fail(`${src}: no RBAC authorizer`),
-      ),
+    evaluate: authorizerIncluded("RBAC"),
   },
   {
     id: "1.2.9",

@@ -30,8 +30,6 @@ export class Applier {
   private readonly rest: RestClient;
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
-  /** Counts requests that write, for tests and metrics. */
-  writes = 0;
   private readonly events = new EventAggregator();
 
   constructor(kc: KubeConfig) {
@@ -42,7 +40,6 @@ export class Applier {
 
   /** Server-side apply with force: the policy is the source of truth for the fields it declares. */
   async apply<T extends KubernetesObject>(obj: T): Promise<T> {
-    this.writes++;
     return this.rest.request<T>("PATCH", objectPath(obj), {
       query: { fieldManager: FIELD_MANAGER, force: "true" },
       body: obj,
@@ -68,13 +65,11 @@ export class Applier {
       ...live.metadata,
       labels: { ...(live.metadata?.labels ?? {}), ...child.metadata.labels },
     };
-    this.writes++;
     await this.rest.request("PUT", objectPath(child), { query: { fieldManager: FIELD_MANAGER }, body: live });
   }
 
   /** Deletes an object, but only the exact one observed (uid precondition): never a newer namesake. */
   async delete(obj: KubernetesObject): Promise<void> {
-    this.writes++;
     try {
       await this.rest.request("DELETE", objectPath(obj), {
         body: {
@@ -109,7 +104,6 @@ export class Applier {
 
   /** Writes the status subresource with a JSON merge patch (client-node would default to JSON-Patch). */
   async patchStatus(name: string, status: ClusterSecurityPolicyStatus): Promise<void> {
-    this.writes++;
     await this.custom.patchClusterCustomObjectStatus(
       { group: GROUP, version: VERSION, plural: PLURAL, name, body: { status }, fieldManager: FIELD_MANAGER },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
@@ -148,7 +142,6 @@ export class Applier {
       },
       new Date(),
     );
-    this.writes++;
     if (write.action === "patch") {
       try {
         await this.core.patchNamespacedEvent(

@@ -11,15 +11,7 @@ export class RestClient {
 
   /** GET a non-JSON endpoint (the API server's Prometheus /metrics) as text. */
   async text(path: string): Promise<string> {
-    const server = this.kc.getCurrentCluster()?.server;
-    if (!server) throw new Error("kubeconfig has no current cluster");
-    const url = new URL(path, server);
-    const ctx = new RequestContext(url.toString(), "GET");
-    await this.kc.applySecurityAuthentication(ctx);
-    const res = await fetch(url, {
-      headers: { ...ctx.getHeaders(), Accept: "text/plain" },
-      ...(ctx.getDispatcher() ? { dispatcher: ctx.getDispatcher() as Dispatcher } : {}),
-    });
+    const res = await this.send("GET", path, { accept: "text/plain" });
     const text = await res.text();
     if (!res.ok) throw new ApiError(res.status, { message: text.slice(0, 200) });
     return text;
@@ -30,25 +22,40 @@ export class RestClient {
     path: string,
     opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {},
   ): Promise<T> {
+    const res = await this.send(method, path, { ...opts, accept: "application/json" });
+    const text = await res.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!res.ok) throw new ApiError(res.status, parsed);
+    return parsed as T;
+  }
+
+  /** One authenticated request over the KubeConfig's (shared) dispatcher. */
+  private async send(
+    method: string,
+    path: string,
+    opts: {
+      accept: string;
+      query?: Record<string, string>;
+      body?: unknown;
+      contentType?: string;
+      timeoutMs?: number;
+    },
+  ) {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error("kubeconfig has no current cluster");
     const url = new URL(path, server);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
     const ctx = new RequestContext(url.toString(), method as never);
     await this.kc.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: "application/json" };
+    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: opts.accept };
     if (opts.body !== undefined) headers["Content-Type"] = opts.contentType ?? "application/json";
-    const res = await fetch(url, {
+    return fetch(url, {
       method,
       headers,
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
       ...(opts.timeoutMs !== undefined ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
       ...(ctx.getDispatcher() ? { dispatcher: ctx.getDispatcher() as Dispatcher } : {}),
     });
-    const text = await res.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
-    if (!res.ok) throw new ApiError(res.status, parsed);
-    return parsed as T;
   }
 }
 

@@ -46,7 +46,6 @@ export interface ReconcileDeps {
 export class RetryableError extends Error {}
 
 interface WriteFailure {
-  what: string;
   reason: string;
   message: string;
   /** A failure that retrying cannot fix (a spec the API server rejects): no backoff loop. */
@@ -59,34 +58,37 @@ const NOT_GRANTABLE = /attempting to grant RBAC permissions not currently held:?
 /** The ClusterRole that bounds what generated Roles may grant (config/rbac/grantable_cluster_role.yaml). */
 export const GRANTABLE_CLUSTER_ROLE = "csp-operator-grantable";
 
-function classify(err: unknown, what: string): WriteFailure {
+/**
+ * Why a write failed, in words a user can act on. `object` is `Kind/namespace/name`; `field` is the spec
+ * entry the object comes from, when there is one, so the message points at what to fix in the policy.
+ */
+function classify(err: unknown, object: string, field?: string): WriteFailure {
   const code = statusCode(err);
   const text = errorMessage(err);
   const notGrantable = code === 403 ? NOT_GRANTABLE.exec(text) : null;
   if (notGrantable) {
     const missing = (notGrantable[1] ?? "").replace(/\s+/g, " ").trim().slice(0, 600);
     return {
-      what,
       reason: "RoleNotGrantable",
       message:
-        `${what}: the operator may not grant ${missing || "these permissions"}; what generated Roles may grant ` +
-        `is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ClusterRole labelled ` +
-        `security.csp-operator.io/aggregate-to-grantable=true)`,
+        `${field ? `${field} (${object})` : object}: the operator may not grant ${missing || "these permissions"}; ` +
+        `what generated Roles may grant is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ` +
+        `ClusterRole labelled security.csp-operator.io/aggregate-to-grantable=true)`,
       // A change to any ClusterRole re-enqueues every policy: no backoff loop is needed to notice the fix.
       terminal: true,
     };
   }
   const reason = code === 422 || code === 400 ? "InvalidSpec" : code === 403 ? "Forbidden" : "ApplyFailed";
-  return { what, reason, message: `${what}: ${text}` };
+  return { reason, message: `${(reason === "InvalidSpec" && field) || object}: ${text}` };
 }
 
-/** Where in the spec a child comes from, so an InvalidSpec message names the field. */
-function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string {
+/** The spec entry a child comes from, so a message names what to fix; undefined for fixed children. */
+function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string | undefined {
   const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`-${e.name}`));
   if (child.kind === "NetworkPolicy" && extra) return `spec.networkPolicies.extra[name=${extra.name}].spec`;
   if (child.kind === "Role" || child.kind === "RoleBinding")
     return `spec.rbac.roles[name=${child.metadata.name}]`;
-  return `${child.kind} ${child.metadata.namespace}/${child.metadata.name}`;
+  return undefined;
 }
 
 /**
@@ -172,11 +174,8 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       }
       corrected.push(d);
     } catch (err) {
-      const f = classify(err, objectKey(d.kind, d.namespace, d.name));
-      if (f.reason === "InvalidSpec" && d.repair.action === "apply")
-        f.message = `${specFieldOf(d.repair.object, spec)}: ${errorMessage(err)}`;
-      if (f.reason === "RoleNotGrantable" && d.repair.action === "apply")
-        f.message = `${specFieldOf(d.repair.object, spec)} in namespace ${d.namespace ?? ""}: ${f.message.slice(f.what.length + 2)}`;
+      const field = d.repair.action === "apply" ? specFieldOf(d.repair.object, spec) : undefined;
+      const f = classify(err, objectKey(d.kind, d.namespace, d.name), field);
       failures.push(f);
       remaining.push({ ...d, message: `${d.message}; write failed: ${errorMessage(err)}` });
     }
@@ -190,8 +189,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     raw.push(...(report.findings ?? []));
     areaEvents.push(...(report.events ?? []));
     areaConditions.push(...(report.conditions ?? []));
-    if (report.failure)
-      failures.push({ what: report.failure.reason, ...report.failure, terminal: !report.failure.retryable });
+    if (report.failure) failures.push({ ...report.failure, terminal: !report.failure.retryable });
     if (report.requeueAfterMs !== undefined)
       requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, report.requeueAfterMs);
   }

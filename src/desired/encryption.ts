@@ -10,6 +10,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { stringify } from "yaml";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import { parseGoDuration } from "../cis/flags.js";
 
 /** `spec.encryption` of a ClusterSecurityPolicy. */
 export type EncryptionSpec = NonNullable<ClusterSecurityPolicySpec["encryption"]>;
@@ -217,21 +218,12 @@ export function renderEncryptionConfigurationYaml(spec: EncryptionSpec, ring: Ke
  * `apiserver_encryption_config_controller_last_config_info` for the configuration it has loaded, so the
  * caller can tell whether every API server runs a given ring (RotationObservations.allServersLoaded).
  */
-export function encryptionConfigHash(yaml: string): string {
-  return `sha256:${createHash("sha256").update(yaml, "utf8").digest("hex")}`;
+export function encryptionConfigHash(content: string | Buffer): string {
+  return `sha256:${createHash("sha256").update(content).digest("hex")}`;
 }
 
 /** Why a rotation is due, or undefined. */
 export type RotationReason = "NoKey" | "ProviderChanged" | "Triggered" | "PeriodElapsed";
-
-/** Milliseconds of a Go duration made of h/m/s parts (the schema's pattern), or undefined. */
-export function parseGoDuration(text: string): number | undefined {
-  if (!/^([0-9]+(h|m|s))+$/.test(text)) return undefined;
-  const unit = { h: 3_600_000, m: 60_000, s: 1000 } as const;
-  let ms = 0;
-  for (const [, n, u] of text.matchAll(/([0-9]+)(h|m|s)/g)) ms += Number(n) * unit[u as keyof typeof unit];
-  return ms;
-}
 
 /**
  * Whether the Stable ring should be rotated: no primary key yet, the primary's provider differs from the
@@ -252,7 +244,9 @@ export function rotationReason(
   if (primary.provider !== provider) return "ProviderChanged";
   const trigger = spec.rotation?.trigger;
   if (trigger !== undefined && trigger !== "" && trigger !== lastTrigger) return "Triggered";
-  const period = spec.rotation?.period === undefined ? undefined : parseGoDuration(spec.rotation.period);
+  // The schema admits h/m/s only; parsed like Go's time.ParseDuration (nanoseconds) and turned into ms.
+  const periodNs = spec.rotation?.period === undefined ? undefined : parseGoDuration(spec.rotation.period);
+  const period = periodNs === undefined ? undefined : periodNs / 1e6;
   const created = Date.parse(primary.createdAt);
   if (period !== undefined && period > 0 && !Number.isNaN(created) && now.getTime() - created >= period) {
     return "PeriodElapsed";

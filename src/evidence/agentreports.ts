@@ -4,7 +4,6 @@
  * csp-system (`csp-agent-<node>`) with one JSON entry per file: which object it came from, where it was
  * written, the sha256 of the bytes written, when and on which node — never the content.
  */
-import { createHash } from "node:crypto";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import type { CheckResult } from "../cis/check.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
@@ -41,10 +40,11 @@ export interface FileReport {
   error?: string;
 }
 
-/** `sha256:<hex>` of a file's text: the same form as the API server's config hash. */
-export function contentHash(text: string | Buffer): string {
-  return `sha256:${createHash("sha256").update(text).digest("hex")}`;
-}
+/**
+ * `sha256:<hex>` of a file's bytes: the form kube-apiserver reports for its loaded encryption config, used
+ * for every file the agent writes so reports compare directly with what the operator rendered.
+ */
+export { encryptionConfigHash as contentHash } from "../desired/encryption.js";
 
 export function agentReportName(node: string): string {
   return `csp-agent-${node}`

@@ -1,5 +1,6 @@
 import type { Exemption } from "../api/v1alpha1/policy.js";
-import { resourceRef, type Finding } from "./finding.js";
+import { objectKey } from "../snapshot.js";
+import type { Finding } from "./finding.js";
 
 export const EXEMPTION_EXPIRED = "EXEMPTION-EXPIRED";
 
@@ -59,7 +60,7 @@ export function applyExemptions(
       id: EXEMPTION_EXPIRED,
       severity: "Medium",
       area: e.area ?? "exemptions",
-      resource: resourceRef("ClusterSecurityPolicy", policyName),
+      resource: objectKey("ClusterSecurityPolicy", undefined, policyName),
       message: `spec.exemptions[${i}] (${e.findingId ?? e.area}) expired at ${e.expires}: the exempted checks apply again; renew it or fix the cause (reason was: ${e.reason})`,
     });
   });

@@ -31,8 +31,3 @@ export function sortFindings(findings: readonly Finding[]): Finding[] {
       a.message.localeCompare(b.message),
   );
 }
-
-/** `Kind/namespace/name`, or `Kind/name` when the object is cluster-scoped. */
-export function resourceRef(kind: string, name: string, namespace?: string): string {
-  return namespace ? `${kind}/${namespace}/${name}` : `${kind}/${name}`;
-}

@@ -20,7 +20,8 @@ import type {
 } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { Finding, Severity } from "./finding.js";
-import { resourceRef, sortFindings } from "./finding.js";
+import { objectKey } from "../snapshot.js";
+import { sortFindings } from "./finding.js";
 
 /** A bound role's rules include `*` verbs, resources or API groups (or `*\/subresource`). */
 export const RBAC_WILDCARD = "RBAC-WILDCARD";
@@ -328,7 +329,7 @@ function analyseBinding(v: BindingView, index: RoleIndex, ctx: Context): Finding
   const lookup = lookupRole(v, index);
   if (!lookup) return [];
   const subjects = subjectsOf(v);
-  const ref = resourceRef(v.kind, v.name, v.namespace);
+  const ref = objectKey(v.kind, v.namespace, v.name);
   if (!lookup.role) return [danglingFinding(ref, lookup.kind, lookup.name, subjects)];
   if (subjects.length === 0) return [];
   const grant = toGrant(v, ref, { ...lookup, role: lookup.role }, subjects, ctx);

@@ -7,6 +7,7 @@ import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
 import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
 import { installCrd } from "../support/crd.js";
 
 describe("ClusterSecurityPolicy controller (real API server)", function () {
@@ -16,15 +17,14 @@ describe("ClusterSecurityPolicy controller (real API server)", function () {
   let core: CoreV1Api;
   let net: NetworkingV1Api;
   const kubectl = (...args: string[]) => cp.kubectl(args);
-  const ok = async (...args: string[]) => {
-    const r = await cp.kubectl(args);
-    expect(r.code, `kubectl ${args.join(" ")}: ${r.stderr}`).to.equal(0);
-    return r.stdout;
-  };
+  const mustSucceed = kubectlOk(() => cp);
+  const ok = (...args: string[]) => mustSucceed(args);
   const csp = async (name: string) =>
     JSON.parse(await ok("get", "csp", name, "-o", "json")) as {
       status?: Record<string, unknown> & { drift?: { reason: string; name: string; namespace?: string }[] };
     };
+  const psaEnforce = async (ns: string) =>
+    (await core.readNamespace({ name: ns })).metadata?.labels?.["pod-security.kubernetes.io/enforce"];
   const nps = async (ns: string) =>
     (await net.listNamespacedNetworkPolicy({ namespace: ns })).items.map((n) => n.metadata!.name!).sort();
 
@@ -144,13 +144,7 @@ describe("ClusterSecurityPolicy controller (real API server)", function () {
 
   it("restores a Pod Security label changed by hand", async () => {
     await ok("label", "--overwrite", "namespace", "team-a", "pod-security.kubernetes.io/enforce=privileged");
-    await eventually(
-      "label restored",
-      async () =>
-        (await core.readNamespace({ name: "team-a" })).metadata?.labels?.[
-          "pod-security.kubernetes.io/enforce"
-        ] === "restricted",
-    );
+    await eventually("label restored", async () => (await psaEnforce("team-a")) === "restricted");
   });
 
   it("never overwrites an object it does not own: reports it Unowned", async () => {
@@ -224,13 +218,7 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
   it("cleans a namespace that leaves the selector", async () => {
     await ok("label", "namespace", "team-a", "csp.example.com/tier-");
     await eventually("children pruned", async () => (await nps("team-a")).length === 0);
-    await eventually(
-      "labels released",
-      async () =>
-        (await core.readNamespace({ name: "team-a" })).metadata?.labels?.[
-          "pod-security.kubernetes.io/enforce"
-        ] === undefined,
-    );
+    await eventually("labels released", async () => (await psaEnforce("team-a")) === undefined);
     const relabelled = Date.now();
     await ok("label", "namespace", "team-a", "csp.example.com/tier=web");
     await eventually("re-covered", async () => (await nps("team-a")).length === 3);
@@ -244,24 +232,14 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
     const s = (await csp("audit-only")).status!;
     expect(s.drift?.some((d) => d.reason === "Missing" && d.namespace === "audited")).to.equal(true);
     expect(await nps("audited")).to.deep.equal([]);
-    expect(
-      (await core.readNamespace({ name: "audited" })).metadata?.labels?.[
-        "pod-security.kubernetes.io/enforce"
-      ],
-    ).to.equal(undefined);
+    expect(await psaEnforce("audited")).to.equal(undefined);
     await ok("wait", "--for=condition=Compliant=False", "csp/audit-only", "--timeout=30s");
     await ok("delete", "csp", "audit-only");
   });
 
   it("deleting the policy removes what it created and releases shared labels", async () => {
     await ok("delete", "csp", "baseline");
-    await eventually(
-      "labels released",
-      async () =>
-        (await core.readNamespace({ name: "team-a" })).metadata?.labels?.[
-          "pod-security.kubernetes.io/enforce"
-        ] === undefined,
-    );
+    await eventually("labels released", async () => (await psaEnforce("team-a")) === undefined);
     await eventually("children garbage-collected", async () => (await nps("team-a")).length === 0, 90_000);
   });
 });

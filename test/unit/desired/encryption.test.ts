@@ -12,7 +12,6 @@ import {
   keyFromBytes,
   keyName,
   nextRotationStep,
-  parseGoDuration,
   renderEncryptionConfiguration,
   renderEncryptionConfigurationYaml,
   rotationReason,
@@ -251,10 +250,17 @@ describe("rotationReason", () => {
     expect(rotationReason(spec, { primary: "", keys: [] }, now)).to.equal(undefined);
   });
 
-  it("parses Go durations", () => {
-    expect(parseGoDuration("2160h")).to.equal(2160 * 3_600_000);
-    expect(parseGoDuration("1h30m10s")).to.equal(3_600_000 + 30 * 60_000 + 10_000);
-    expect(parseGoDuration("90d")).to.equal(undefined);
+  it("reads rotation.period as a Go duration, to the second", () => {
+    const created = Date.parse(K2.createdAt);
+    const at = (ms: number) => new Date(created + ms);
+    const period = defaulted({ rotation: { period: "1h30m10s" } });
+    const exact = 3_600_000 + 30 * 60_000 + 10_000;
+    expect(rotationReason(period, ring, at(exact - 1000))).to.equal(undefined);
+    expect(rotationReason(period, ring, at(exact))).to.equal("PeriodElapsed");
+    // Not a Go duration (the schema rejects it at admission): never a reason to rotate.
+    expect(rotationReason(defaulted({ rotation: { period: "90d" } }), ring, at(365 * 86_400_000))).to.equal(
+      undefined,
+    );
   });
 });
 
