@@ -7,6 +7,7 @@
 import { expect } from "chai";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
+import { EncryptionClient } from "../../src/cluster/encryption.js";
 import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { eventually } from "../support/eventually.js";
@@ -26,7 +27,7 @@ spec:
       - name: catalog-reader
         serviceAccount: catalog
         rules:
-          - { apiGroups: [""], resources: [configmaps, pods], verbs: [get, list, watch] }
+          - { apiGroups: [""], resources: [services, pods], verbs: [get, list, watch] }
     audit: { forbidWildcards: true, forbidClusterAdminBindings: true }
   exemptions:
     - findingId: RBAC-NODES-PROXY
@@ -142,12 +143,13 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
   this.timeout(120_000);
   const cp = useControlPlane({ name: "rbac" });
   let operator: Operator | undefined;
+  let kubeconfig = "";
   const ok = kubectlOk(cp);
   const status = async () =>
     (JSON.parse(await ok(["get", "csp", "least", "-o", "json"])) as { status?: Status }).status ?? {};
   const condition = async (type: string) => (await status()).conditions?.find((c) => c.type === type);
-  const canI = async (verb: string, resource: string, as: string) =>
-    (await cp().kubectl(["auth", "can-i", verb, resource, "-n", "shop", `--as=${as}`])).stdout.trim();
+  const canI = async (verb: string, resource: string, as: string, namespace = "shop") =>
+    (await cp().kubectl(["auth", "can-i", verb, resource, "-n", namespace, `--as=${as}`])).stdout.trim();
 
   before(async function () {
     this.timeout(120_000);
@@ -160,9 +162,9 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
     await eventually("grantable role aggregated", async () =>
       (
         await ok(["get", "clusterrole", "csp-operator-grantable", "-o", "jsonpath={.rules[*].resources}"])
-      ).includes("configmaps"),
+      ).includes("services"),
     );
-    const kubeconfig = await cp().serviceAccountKubeconfig("csp-system", "csp-operator");
+    kubeconfig = await cp().serviceAccountKubeconfig("csp-system", "csp-operator");
     operator = new Operator(loadKubeConfig(kubeconfig), { workers: 2, resyncMs: 600_000 }, silentLogger());
     await operator.start();
   });
@@ -191,13 +193,53 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
     expect(await canI("create", "clusterrolebindings", sa)).to.equal("no");
   });
 
+  it("holds no write on Leases and no ConfigMaps or pod logs outside csp-system", async () => {
+    const sa = "system:serviceaccount:csp-system:csp-operator";
+    // kube-system's leader-election Leases and the API servers' identity Leases are not the operator's to
+    // write: a forged identity Lease would let a key rotation proceed without that API server.
+    for (const verb of ["create", "update", "patch", "delete"])
+      expect(await canI(verb, "leases", sa, "kube-system"), `${verb} leases in kube-system`).to.equal("no");
+    expect(await canI("update", "leases", sa, "shop")).to.equal("no");
+    expect(await canI("list", "leases", sa, "shop")).to.equal("no");
+    expect(await canI("get", "configmaps", sa, "kube-system")).to.equal("no");
+    expect(await canI("list", "configmaps", sa, "shop")).to.equal("no");
+    // (`can-i get pods/log` would ask about a pod named "log": the subresource is a flag.)
+    for (const ns of ["shop", "kube-system"]) {
+      const logs = await cp().kubectl([
+        "auth",
+        "can-i",
+        "get",
+        "pods",
+        "--subresource=log",
+        "-n",
+        ns,
+        `--as=${sa}`,
+      ]);
+      expect(logs.stdout.trim(), `pods/log in ${ns}`).to.equal("no");
+    }
+    // What it does need stays: the identity Leases (read), its own future leader-election Lease by name,
+    // and its ConfigMaps in csp-system.
+    expect(await canI("list", "leases", sa, "kube-system")).to.equal("yes");
+    expect(await canI("update", "leases/csp-operator-leader", sa, "csp-system")).to.equal("yes");
+    expect(await canI("update", "leases/someone-else", sa, "csp-system")).to.equal("no");
+    expect(await canI("delete", "leases/csp-operator-leader", sa, "csp-system")).to.equal("no");
+    expect(await canI("list", "configmaps", sa, "csp-system")).to.equal("yes");
+  });
+
+  it("reads the API servers' identity Leases with exactly the request the rotation makes", async () => {
+    // The same call the encryption area makes, on the operator's own token: undefined would mean Forbidden.
+    const ids = await new EncryptionClient(loadKubeConfig(kubeconfig)).apiServerIdentities(new Date());
+    expect(ids).to.be.an("array").that.is.not.empty;
+    expect(ids![0]).to.match(/^apiserver-/);
+  });
+
   it("the generated ServiceAccount can do what its Role says and nothing else", async () => {
     const app = "system:serviceaccount:shop:catalog";
-    expect(await canI("list", "configmaps", app)).to.equal("yes");
+    expect(await canI("list", "services", app)).to.equal("yes");
     expect(await canI("watch", "pods", app)).to.equal("yes");
     expect(await canI("delete", "pods", app)).to.equal("no");
     expect(await canI("get", "secrets", app)).to.equal("no");
-    expect(await canI("list", "configmaps", "system:serviceaccount:shop:default")).to.equal("no");
+    expect(await canI("list", "services", "system:serviceaccount:shop:default")).to.equal("no");
     const token = await ok([
       "get",
       "serviceaccount",
@@ -219,7 +261,7 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
       "shop",
       "--type=json",
       "-p",
-      '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["services"],"verbs":["get"]}}]',
+      '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["endpoints"],"verbs":["get"]}}]',
     ]);
     await ok(["delete", "rolebinding", "catalog-reader", "-n", "shop"]);
     await eventually(
@@ -228,15 +270,15 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
     );
     await eventually(
       "extra rule removed",
-      async () => (await canI("get", "services", "system:serviceaccount:shop:catalog")) === "no",
+      async () => (await canI("get", "endpoints", "system:serviceaccount:shop:catalog")) === "no",
     );
-    expect(await canI("list", "configmaps", "system:serviceaccount:shop:catalog")).to.equal("yes");
+    expect(await canI("list", "services", "system:serviceaccount:shop:catalog")).to.equal("yes");
   });
 
   it("says so in status when a Role asks for more than the operator may grant, and recovers", async () => {
     const greedy = POLICY.replace(
-      '          - { apiGroups: [""], resources: [configmaps, pods], verbs: [get, list, watch] }',
-      '          - { apiGroups: [""], resources: [configmaps, pods], verbs: [get, list, watch] }\n          - { apiGroups: [""], resources: [secrets], verbs: [get] }',
+      '          - { apiGroups: [""], resources: [services, pods], verbs: [get, list, watch] }',
+      '          - { apiGroups: [""], resources: [services, pods], verbs: [get, list, watch] }\n          - { apiGroups: [""], resources: [secrets, configmaps, pods/log], verbs: [get] }',
     );
     expect(greedy).to.not.equal(POLICY);
     await ok(["apply", "-f", "-"], greedy);
@@ -247,10 +289,13 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
     expect(ready.status).to.equal("False");
     expect(ready.message).to.contain("spec.rbac.roles[name=catalog-reader]");
     expect(ready.message).to.contain("secrets");
+    // Neither ConfigMaps nor pod logs are grantable by default: the operator does not hold them.
+    expect(ready.message).to.contain("configmaps");
+    expect(ready.message).to.contain("pods/log");
     expect(ready.message).to.contain("csp-operator-grantable");
     // The Role was not widened, and the access already granted stays as it was.
     expect(await canI("get", "secrets", "system:serviceaccount:shop:catalog")).to.equal("no");
-    expect(await canI("list", "configmaps", "system:serviceaccount:shop:catalog")).to.equal("yes");
+    expect(await canI("list", "services", "system:serviceaccount:shop:catalog")).to.equal("yes");
     await ok(["apply", "-f", "-"], POLICY);
     await eventually("Ready again", async () => (await condition("Ready"))?.status === "True");
   });
