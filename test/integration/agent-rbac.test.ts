@@ -1,0 +1,386 @@
+/**
+ * Needs the local control plane (built on first use by controlplane/build.sh).
+ * What the node agent (config/agent) may do, proven on a real API server: with a token bound to a Pod on a
+ * node, as the kubelet mounts it, the agent writes its own node's report `csp-agent-<node>` and nothing else
+ * in csp-system (not another node's report, not the audit-policy ConfigMap); a token not bound to a Pod writes
+ * nothing. The DaemonSet mounts only the host paths the agent checks, read-only, plus the one directory it
+ * writes, and its Pod passes Pod Security admission in its namespace. Every kustomization in config/ renders
+ * and is accepted by a server-side dry run.
+ */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { expect } from "chai";
+import { parse, parseAllDocuments, stringify } from "yaml";
+import { APISERVER_MANIFEST } from "../../src/agent/hostchecks.js";
+import { DEFAULT_FILE_PATHS } from "../../src/cis/files.js";
+import { useControlPlane } from "../support/controlplane.js";
+import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
+
+interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: unknown;
+}
+
+interface Container {
+  name: string;
+  args?: string[];
+  securityContext?: {
+    runAsUser?: number;
+    runAsGroup?: number;
+    privileged?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: string[]; add?: string[] };
+  };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
+}
+
+interface PodSpec {
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  hostNetwork?: boolean;
+  securityContext?: { seccompProfile?: { type?: string } };
+  containers: Container[];
+  volumes?: { name: string; hostPath?: { path: string; type?: string } }[];
+}
+
+const KUSTOMIZATIONS = [
+  "config/crd",
+  "config/rbac",
+  "config/manager",
+  "config/default",
+  "config/agent",
+  "config/encryption",
+];
+const REPORTS_NS = "csp-system";
+/** The host directory the agent writes the rendered files into (the only writable host mount). */
+const WRITE_DIR = "/etc/kubernetes/csp-operator";
+
+/** A genuine-looking agent report, as the agent server-side applies it. */
+function report(name: string, data: string): string {
+  return stringify({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name,
+      namespace: REPORTS_NS,
+      labels: {
+        "app.kubernetes.io/managed-by": "csp-operator",
+        "security.csp-operator.io/component": "agent-report",
+      },
+    },
+    data: { "files.json": data },
+  });
+}
+
+/** A Pod on `node` running as the agent's ServiceAccount; never started (no kubelet), only bound to. */
+function agentPod(name: string, namespace: string, sa: string, node: string): string {
+  return stringify({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace },
+    spec: {
+      nodeName: node,
+      serviceAccountName: sa,
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } },
+      containers: [
+        {
+          name: "agent",
+          image: "registry.invalid/none:0",
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+        },
+      ],
+    },
+  });
+}
+
+describe("node agent RBAC and admission (real API server, tokens bound to Pods on nodes)", function () {
+  this.timeout(180_000);
+  const cp = useControlPlane({ name: "agent-rbac" });
+  const ok = kubectlOk(cp);
+  let rendered: Obj[] = [];
+  let agentNs = "";
+  let agentSa = "";
+  let boundToA = "";
+  let unbound = "";
+
+  /** A kubeconfig for this control plane that authenticates with `token` only. */
+  const tokenKubeconfig = async (file: string, token: string): Promise<string> => {
+    const admin = parse(await ok(["config", "view", "--raw", "--minify"])) as {
+      clusters: unknown[];
+      contexts: { name: string; context: { cluster: string; user: string } }[];
+    };
+    const path = join(cp().dir, file);
+    const ctx = admin.contexts[0]!;
+    await writeFile(
+      path,
+      stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: admin.clusters,
+        users: [{ name: "token", user: { token } }],
+        contexts: [{ name: "token", context: { cluster: ctx.context.cluster, user: "token" } }],
+        "current-context": "token",
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  };
+  const as = (kubeconfig: string) => (args: string[], input?: string) =>
+    cp().kubectl(args, { kubeconfig, ...(input === undefined ? {} : { input }) });
+  const applyAsAgent = (kubeconfig: string, yaml: string) =>
+    as(kubeconfig)(
+      ["apply", "--server-side", "--force-conflicts", "--field-manager=csp-operator-agent", "-f", "-"],
+      yaml,
+    );
+  /** The agent on cp-a was refused by the admission policy for the right reason (not an evaluation error). */
+  const refusedAsNotItsReport = (r: { code: number; stderr: string }, name: string) => {
+    expect(r.code, `${name} written`).to.not.equal(0);
+    expect(r.stderr).to.contain(`may write only ConfigMap csp-system/csp-agent-cp-a, not ${name}`);
+  };
+  const dataOf = async (name: string) =>
+    (await cp().kubectl(["get", "cm", name, "-n", REPORTS_NS, "-o", "jsonpath={.data.files\\.json}"])).stdout;
+  const canI = async (verb: string, resource: string, namespace?: string) =>
+    (
+      await cp().kubectl([
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        ...(namespace ? ["-n", namespace] : []),
+        `--as=system:serviceaccount:${agentNs}:${agentSa}`,
+      ])
+    ).stdout.trim();
+
+  before(async function () {
+    this.timeout(180_000);
+    rendered = parseAllDocuments(await ok(["kustomize", "config/agent"])).map((d) => d.toJSON() as Obj);
+    const sa = rendered.find((o) => o.kind === "ServiceAccount");
+    agentNs = sa!.metadata.namespace!;
+    agentSa = sa!.metadata.name;
+    await ok(["apply", "-k", "config/default"]);
+    await ok(["apply", "-k", "config/agent"]);
+    for (const node of ["cp-a", "cp-b"])
+      await ok(["apply", "-f", "-"], `apiVersion: v1\nkind: Node\nmetadata: { name: ${node} }\n`);
+    await ok(["apply", "-f", "-"], agentPod("agent-on-cp-a", agentNs, agentSa, "cp-a"));
+    const token = async (...extra: string[]) =>
+      (await ok(["create", "token", agentSa, "-n", agentNs, "--duration=1h", ...extra])).trim();
+    boundToA = await tokenKubeconfig(
+      "agent-cp-a.kubeconfig",
+      await token("--bound-object-kind=Pod", "--bound-object-name=agent-on-cp-a"),
+    );
+    unbound = await tokenKubeconfig("agent-unbound.kubeconfig", await token());
+    // A ValidatingAdmissionPolicy takes effect once the API server has loaded it: wait until a server-side
+    // dry run (which runs admission and stores nothing) is refused.
+    if (rendered.some((o) => o.kind === "ValidatingAdmissionPolicyBinding"))
+      await eventually("the agent's admission policy to be in force", async () => {
+        const r = await as(unbound)([
+          "create",
+          "cm",
+          "csp-agent-probe",
+          "-n",
+          REPORTS_NS,
+          "--dry-run=server",
+        ]);
+        return r.code !== 0 && /ValidatingAdmissionPolicy/.test(r.stderr);
+      });
+  });
+
+  it("a token bound to a Pod carries the Pod's node name (authentication.kubernetes.io/node-name)", async () => {
+    const who = async (kubeconfig: string) =>
+      (
+        JSON.parse((await as(kubeconfig)(["auth", "whoami", "-o", "json"])).stdout) as {
+          status: { userInfo: { username: string; extra?: Record<string, string[]> } };
+        }
+      ).status.userInfo;
+    const a = await who(boundToA);
+    expect(a.username).to.equal(`system:serviceaccount:${agentNs}:${agentSa}`);
+    expect(a.extra?.["authentication.kubernetes.io/node-name"]).to.deep.equal(["cp-a"]);
+    expect((await who(unbound)).extra?.["authentication.kubernetes.io/node-name"]).to.equal(undefined);
+  });
+
+  it("writes its own node's report, and changes it again", async () => {
+    const first = await applyAsAgent(boundToA, report("csp-agent-cp-a", "[]"));
+    expect(first.code, first.stderr).to.equal(0);
+    const second = await applyAsAgent(boundToA, report("csp-agent-cp-a", '[{"node":"cp-a"}]'));
+    expect(second.code, second.stderr).to.equal(0);
+    expect(await dataOf("csp-agent-cp-a")).to.equal('[{"node":"cp-a"}]');
+  });
+
+  it("cannot create or change another node's report", async () => {
+    const forged = await applyAsAgent(boundToA, report("csp-agent-cp-b", '[{"node":"cp-b","forged":true}]'));
+    refusedAsNotItsReport(forged, "csp-agent-cp-b");
+    expect((await cp().kubectl(["get", "cm", "csp-agent-cp-b", "-n", REPORTS_NS])).code).to.not.equal(0);
+    // Node cp-b's genuine report exists: the agent on cp-a can neither patch nor overwrite it.
+    await ok(
+      ["apply", "--server-side", "--field-manager=csp-operator-agent", "-f", "-"],
+      report("csp-agent-cp-b", "[]"),
+    );
+    expect((await applyAsAgent(boundToA, report("csp-agent-cp-b", '[{"forged":true}]'))).code).to.not.equal(
+      0,
+    );
+    const patched = await as(boundToA)([
+      "patch",
+      "cm",
+      "csp-agent-cp-b",
+      "-n",
+      REPORTS_NS,
+      "-p",
+      '{"data":{"files.json":"[{\\"forged\\":true}]"}}',
+    ]);
+    refusedAsNotItsReport(patched, "csp-agent-cp-b");
+    expect(await dataOf("csp-agent-cp-b")).to.equal("[]");
+  });
+
+  it("cannot touch the audit-policy ConfigMap or create any other ConfigMap in csp-system", async () => {
+    await ok(
+      ["apply", "-f", "-"],
+      stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: {
+          name: "csp-baseline-audit-policy",
+          namespace: REPORTS_NS,
+          labels: { "app.kubernetes.io/managed-by": "csp-operator" },
+        },
+        data: { "policy.yaml": "rules: [{level: Metadata}]" },
+      }),
+    );
+    const tampered = await as(boundToA)([
+      "patch",
+      "cm",
+      "csp-baseline-audit-policy",
+      "-n",
+      REPORTS_NS,
+      "-p",
+      '{"data":{"policy.yaml":"rules: [{level: None}]"}}',
+    ]);
+    refusedAsNotItsReport(tampered, "csp-baseline-audit-policy");
+    expect(
+      (
+        await cp().kubectl([
+          "get",
+          "cm",
+          "csp-baseline-audit-policy",
+          "-n",
+          REPORTS_NS,
+          "-o",
+          "jsonpath={.data.policy\\.yaml}",
+        ])
+      ).stdout,
+    ).to.equal("rules: [{level: Metadata}]");
+    // A name that merely starts with its own report's name is another ConfigMap.
+    for (const name of ["csp-agent-cp-a-extra", "csp-other"]) {
+      const r = await as(boundToA)(["create", "cm", name, "-n", REPORTS_NS]);
+      refusedAsNotItsReport(r, name);
+    }
+  });
+
+  it("with a token not bound to a Pod on a node, writes nothing", async () => {
+    const r = await applyAsAgent(unbound, report("csp-agent-cp-a", '[{"unbound":true}]'));
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr).to.contain("token is not bound to a Pod on a node");
+    expect(await dataOf("csp-agent-cp-a")).to.equal('[{"node":"cp-a"}]');
+  });
+
+  it("reads what it copies to disk in csp-system, and nothing elsewhere", async () => {
+    expect(await canI("list", "configmaps", REPORTS_NS)).to.equal("yes");
+    expect(await canI("watch", "secrets", REPORTS_NS)).to.equal("yes");
+    expect(await canI("get", "nodes")).to.equal("yes");
+    expect(await canI("delete", "configmaps", REPORTS_NS)).to.equal("no");
+    expect(await canI("update", "secrets", REPORTS_NS)).to.equal("no");
+    expect(await canI("get", "secrets", "kube-system")).to.equal("no");
+    expect(await canI("get", "configmaps", "kube-system")).to.equal("no");
+    expect(await canI("create", "configmaps", agentNs === REPORTS_NS ? "default" : agentNs)).to.equal("no");
+    expect(await canI("list", "nodes")).to.equal("no");
+  });
+
+  it("the DaemonSet mounts only what the agent checks, read-only, and writes only its own directory", () => {
+    const ds = rendered.find((o) => o.kind === "DaemonSet") as Obj & {
+      spec: { template: { spec: PodSpec } };
+    };
+    const pod = ds.spec.template.spec;
+    expect(pod.hostPID ?? false).to.equal(false);
+    expect(pod.hostIPC ?? false).to.equal(false);
+    expect(pod.hostNetwork ?? false).to.equal(false);
+    expect(pod.securityContext?.seccompProfile?.type).to.equal("RuntimeDefault");
+    expect(pod.containers).to.have.length(1);
+    const c = pod.containers[0]!;
+    expect(c.args).to.include("--host-root=/host");
+    expect(c.securityContext).to.deep.include({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsUser: 0,
+      runAsGroup: 0,
+    });
+    expect(c.securityContext?.privileged ?? false).to.equal(false);
+    expect(c.securityContext?.capabilities?.drop).to.deep.equal(["ALL"]);
+    expect(c.securityContext?.capabilities?.add ?? []).to.deep.equal([]);
+
+    const hostPaths = new Map<string, string>();
+    for (const v of pod.volumes ?? []) if (v.hostPath) hostPaths.set(v.name, v.hostPath.path);
+    expect([...hostPaths.values()]).to.not.include("/");
+    const mounts = (c.volumeMounts ?? []).filter((m) => hostPaths.has(m.name));
+    expect(mounts).to.have.length(hostPaths.size);
+    for (const m of mounts) {
+      const host = hostPaths.get(m.name)!;
+      expect(m.subPath, m.name).to.equal(undefined);
+      // Each host path appears at the same path under /host, so --host-root=/host reads the host's layout.
+      expect(m.mountPath, m.name).to.equal(`/host${host}`);
+      expect(m.readOnly ?? false, `${host} read-only`).to.equal(host !== WRITE_DIR);
+    }
+    expect([...hostPaths.values()]).to.include(WRITE_DIR);
+    // Every host path the agent's checks read is under some mount (or the check would see "missing").
+    const checked: string[] = [
+      APISERVER_MANIFEST,
+      ...Object.values(DEFAULT_FILE_PATHS as unknown as Record<string, string | string[]>).flat(),
+      "/etc/passwd",
+      "/etc/group",
+    ];
+    const covered = (p: string) => [...hostPaths.values()].some((h) => p === h || p.startsWith(`${h}/`));
+    expect(
+      checked.filter((p) => !covered(p)),
+      "host paths the agent checks but cannot see",
+    ).to.deep.equal([]);
+    // The write flags point into the writable directory.
+    for (const a of (c.args ?? []).filter((x) => x.endsWith("-path=") || /-path=/.test(x)))
+      expect(a.split("=")[1]!.startsWith(`/host${WRITE_DIR}/`), a).to.equal(true);
+  });
+
+  it("the DaemonSet's Pod passes Pod Security admission in its namespace", async () => {
+    const ds = rendered.find((o) => o.kind === "DaemonSet") as Obj & {
+      spec: { template: { metadata: object; spec: PodSpec } };
+    };
+    // No kubelet and no DaemonSet controller run here: create the Pod the controller would create, dry-run.
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "agent-dry-run", namespace: ds.metadata.namespace, ...ds.spec.template.metadata },
+      spec: { ...ds.spec.template.spec, nodeName: "cp-a" },
+    };
+    const r = await cp().kubectl(["create", "--dry-run=server", "-f", "-"], { input: JSON.stringify(pod) });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.not.match(/violate PodSecurity/);
+  });
+
+  it("every kustomization in config/ renders and passes a server-side dry run", async () => {
+    for (const dir of KUSTOMIZATIONS) {
+      expect(await ok(["kustomize", dir]), dir).to.match(/kind: /);
+      await ok(["apply", "--dry-run=server", "-k", dir]);
+    }
+  });
+
+  it("the opt-in Secret rewrite grants exactly list and update, nothing more", async () => {
+    await ok(["apply", "-k", "config/encryption"]);
+    const op = "--as=system:serviceaccount:csp-system:csp-operator";
+    const can = async (verb: string, ns: string) =>
+      (await cp().kubectl(["auth", "can-i", verb, "secrets", "-n", ns, op])).stdout.trim();
+    expect(await can("list", "default")).to.equal("yes");
+    expect(await can("update", "default")).to.equal("yes");
+    for (const verb of ["get", "watch", "create", "patch", "delete"])
+      expect(await can(verb, "default"), verb).to.equal("no");
+  });
+});
