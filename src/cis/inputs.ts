@@ -11,6 +11,7 @@ import { parseAllDocuments } from "yaml";
 import type { Tags } from "yaml";
 import type { ArgItem, FlagGrammar, ParsedFlags } from "./flags.js";
 import { parseFlags, stringFlag } from "./flags.js";
+import { quote } from "./text.js";
 
 /** Reads one file by absolute host path; rejects when it cannot. */
 export type ReadFile = (path: string) => Promise<string>;
@@ -182,27 +183,72 @@ const goYamlTags = (tags: Tags): Tags =>
     (t) => typeof t === "string" || (t.format !== "TIME" && t.tag !== "tag:yaml.org,2002:timestamp"),
   );
 
+// What each yaml error code means, in words of our own: the parser's messages may quote the offending
+// source (a tag, an escape sequence) and its code frame quotes whole lines, so neither is ever shown.
+const YAML_ERRORS: Readonly<Record<string, string>> = {
+  ALIAS_PROPS: "an alias has an anchor or tag",
+  BAD_ALIAS: "an alias is invalid",
+  BAD_DIRECTIVE: "a directive is invalid",
+  BAD_DQ_ESCAPE: "a double-quoted string has an invalid escape sequence",
+  BAD_INDENT: "bad indentation",
+  BAD_PROP_ORDER: "anchors and tags are in the wrong order",
+  BAD_SCALAR_START: "a plain value starts with a reserved character",
+  BLOCK_AS_IMPLICIT_KEY: "a block collection is used as an implicit key",
+  BLOCK_IN_FLOW: "a block collection is inside a flow collection",
+  DUPLICATE_KEY: "a mapping has a duplicate key",
+  IMPOSSIBLE: "the document cannot be parsed",
+  KEY_OVER_1024_CHARS: "an implicit key is longer than 1024 characters",
+  MISSING_CHAR: "a required character is missing",
+  MULTILINE_IMPLICIT_KEY: "an implicit key spans several lines",
+  MULTIPLE_ANCHORS: "a node has several anchors",
+  MULTIPLE_DOCS: "several documents where one is expected",
+  MULTIPLE_TAGS: "a node has several tags",
+  NON_STRING_KEY: "a mapping key is not a string",
+  RESOURCE_EXHAUSTION: "too many aliases (a YAML alias bomb?)",
+  TAB_AS_INDENT: "a tab is used for indentation",
+  TAG_RESOLVE_FAILED: "a tag cannot be resolved",
+  UNEXPECTED_TOKEN: "an unexpected token",
+  BAD_COLLECTION_TYPE: "a tag does not fit its collection",
+};
+
+/** At most this many aliases are expanded per document; more is an alias bomb, refused. */
+export const MAX_YAML_ALIASES = 100;
+
+function yamlErrorText(e: { code?: unknown; linePos?: readonly { line: number; col: number }[] }): string {
+  const what = (typeof e.code === "string" ? YAML_ERRORS[e.code] : undefined) ?? "a syntax error";
+  const at = e.linePos?.[0];
+  return at === undefined ? what : `${what} at line ${at.line}, column ${at.col}`;
+}
+
 /**
  * Parses a single YAML (or JSON) document into a mapping. Kubernetes components decode config through
  * sigs.k8s.io/yaml, which follows YAML 1.1 (`yes`/`on` are booleans), so we parse as 1.1 too. Duplicate
  * keys are rejected: the lenient Go decoders keep one of them "in an undefined order", which we will not
- * guess at.
+ * guess at. Errors name the problem and its line and column, never the file's content (a config file may
+ * hold keys); an alias bomb (more than {@link MAX_YAML_ALIASES} aliases) is an error, not an expansion.
  */
 export function parseYamlMapping(text: string): Parsed<Record<string, unknown>> {
-  let docs;
+  let value: unknown;
   try {
-    docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: true, customTags: goYamlTags });
+    const docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: true, customTags: goYamlTags });
+    if (!Array.isArray(docs)) return { ok: false, reason: "is not valid YAML" };
+    const firstError = docs.flatMap((d) => d.errors)[0];
+    if (firstError !== undefined)
+      return { ok: false, reason: `is not valid YAML: ${yamlErrorText(firstError)}` };
+    const nonEmpty = docs.filter((d) => d.contents !== null);
+    if (nonEmpty.length === 0) return { ok: false, reason: "is empty" };
+    if (nonEmpty.length > 1)
+      return { ok: false, reason: `holds ${nonEmpty.length} YAML documents, expected one` };
+    value = (nonEmpty[0] as (typeof nonEmpty)[number]).toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (e) {
-    return { ok: false, reason: `is not valid YAML: ${(e as Error).message}` };
+    if (e instanceof ReferenceError && /alias/i.test(e.message)) {
+      return /excessive/i.test(e.message)
+        ? { ok: false, reason: `is not valid YAML: ${YAML_ERRORS.RESOURCE_EXHAUSTION}` }
+        : { ok: false, reason: "is not valid YAML: an alias refers to no anchor" };
+    }
+    if (e instanceof RangeError) return { ok: false, reason: "is not valid YAML: it is nested too deeply" };
+    return { ok: false, reason: `is not valid YAML: ${yamlErrorText(e as { code?: unknown })}` };
   }
-  if (!Array.isArray(docs)) return { ok: false, reason: "is not valid YAML" };
-  const nonEmpty = docs.filter((d) => d.contents !== null);
-  const firstError = docs.flatMap((d) => d.errors)[0];
-  if (firstError !== undefined) return { ok: false, reason: `is not valid YAML: ${firstError.message}` };
-  if (nonEmpty.length === 0) return { ok: false, reason: "is empty" };
-  if (nonEmpty.length > 1)
-    return { ok: false, reason: `holds ${nonEmpty.length} YAML documents, expected one` };
-  const value: unknown = (nonEmpty[0] as (typeof nonEmpty)[number]).toJS();
   if (!isRecord(value)) return { ok: false, reason: "is not a YAML mapping" };
   return { ok: true, value };
 }
@@ -222,7 +268,7 @@ export function parseConfigObject(
     const want = accepted.map((a) => `${a.apiVersion} ${a.kind}`).join(" or ");
     return {
       ok: false,
-      reason: `has apiVersion ${JSON.stringify(apiVersion)} kind ${JSON.stringify(kind)}, expected ${want}`,
+      reason: `has apiVersion ${quote(apiVersion)} kind ${quote(kind)}, expected ${want}`,
     };
   }
   return doc;
@@ -313,7 +359,7 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
   if (!doc.ok) return doc;
   const pod = doc.value;
   if (pod.kind !== "Pod") {
-    return { ok: false, reason: `is not a Pod (kind: ${JSON.stringify(pod.kind ?? null)})` };
+    return { ok: false, reason: `is not a Pod (kind: ${quote(pod.kind ?? null)})` };
   }
   const spec = pod.spec;
   if (!isRecord(spec) || !Array.isArray(spec.containers) || spec.containers.length === 0) {
@@ -337,7 +383,7 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
     if (bin !== "kube-apiserver") {
       return {
         ok: false,
-        reason: `runs ${JSON.stringify(cmd[0])}, not kube-apiserver, so its flags cannot be read from command/args`,
+        reason: `runs ${quote(cmd[0])}, not kube-apiserver, so its flags cannot be read from command/args`,
       };
     }
     cmd = cmd.slice(1);
@@ -494,7 +540,12 @@ export interface KubeletRequest {
   /** Where argv came from, for evidence. */
   readonly source: string;
   /** A config file supplied directly (takes precedence over the kubelet's own `--config`). */
-  readonly config?: { readonly source: string; readonly text: string };
+  readonly config?: {
+    readonly source: string;
+    readonly text: string;
+    /** The text already parsed as a KubeletConfiguration, when the caller validated it. */
+    readonly data?: Readonly<Record<string, unknown>>;
+  };
 }
 
 /**
@@ -513,7 +564,10 @@ export async function gatherKubeletInputs(req: KubeletRequest, reader: HostReade
   let loadedFile = false;
   const configFlag = stringFlag(flags, "config");
   if (req.config !== undefined) {
-    const parsed = parseConfigObject(req.config.text, KUBELET_CONFIG_KIND);
+    const parsed: Parsed<Record<string, unknown>> =
+      req.config.data === undefined
+        ? parseConfigObject(req.config.text, KUBELET_CONFIG_KIND)
+        : { ok: true, value: { ...req.config.data } };
     if (!parsed.ok)
       return {
         source: req.source,
