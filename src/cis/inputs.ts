@@ -7,8 +7,8 @@
  * the reason, and the checks that need it report Unknown — they never guess its content.
  */
 import { posix } from "node:path";
-import { parseAllDocuments } from "yaml";
-import type { Tags } from "yaml";
+import { isScalar, parseAllDocuments, visit } from "yaml";
+import type { Document, Tags } from "yaml";
 import type { ArgItem, FlagGrammar, ParsedFlags } from "./flags.js";
 import { parseFlags, stringFlag } from "./flags.js";
 import { quote } from "./text.js";
@@ -204,7 +204,7 @@ const YAML_ERRORS: Readonly<Record<string, string>> = {
   MULTIPLE_DOCS: "several documents where one is expected",
   MULTIPLE_TAGS: "a node has several tags",
   NON_STRING_KEY: "a mapping key is not a string",
-  RESOURCE_EXHAUSTION: "too many aliases (a YAML alias bomb?)",
+  RESOURCE_EXHAUSTION: "it is nested too deeply",
   TAB_AS_INDENT: "a tab is used for indentation",
   TAG_RESOLVE_FAILED: "a tag cannot be resolved",
   UNEXPECTED_TOKEN: "an unexpected token",
@@ -213,6 +213,40 @@ const YAML_ERRORS: Readonly<Record<string, string>> = {
 
 /** At most this many aliases are expanded per document; more is an alias bomb, refused. */
 export const MAX_YAML_ALIASES = 100;
+
+/** A duplicate key in any mapping of `doc`, as the offset of the second occurrence. */
+function duplicateKeyOffset(doc: Document.Parsed): number | undefined {
+  // yaml's own uniqueKeys check compares each key with every earlier one: quadratic, minutes for a 1 MiB
+  // file of keys. The same rule (scalars with equal values), with a set per mapping.
+  let found: number | undefined;
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const v: unknown = pair.key.value;
+        const id = `${typeof v}:${String(v)}`;
+        if (seen.has(id)) {
+          found = pair.key.range?.[0] ?? 0;
+          return visit.BREAK;
+        }
+        seen.add(id);
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+function lineAndColumn(text: string, offset: number): string {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return `line ${line}, column ${offset - start + 1}`;
+}
 
 function yamlErrorText(e: { code?: unknown; linePos?: readonly { line: number; col: number }[] }): string {
   const what = (typeof e.code === "string" ? YAML_ERRORS[e.code] : undefined) ?? "a syntax error";
@@ -230,11 +264,20 @@ function yamlErrorText(e: { code?: unknown; linePos?: readonly { line: number; c
 export function parseYamlMapping(text: string): Parsed<Record<string, unknown>> {
   let value: unknown;
   try {
-    const docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: true, customTags: goYamlTags });
+    const docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: false, customTags: goYamlTags });
     if (!Array.isArray(docs)) return { ok: false, reason: "is not valid YAML" };
     const firstError = docs.flatMap((d) => d.errors)[0];
     if (firstError !== undefined)
       return { ok: false, reason: `is not valid YAML: ${yamlErrorText(firstError)}` };
+    for (const d of docs) {
+      const dup = duplicateKeyOffset(d);
+      if (dup !== undefined) {
+        return {
+          ok: false,
+          reason: `is not valid YAML: ${YAML_ERRORS.DUPLICATE_KEY} at ${lineAndColumn(text, dup)}`,
+        };
+      }
+    }
     const nonEmpty = docs.filter((d) => d.contents !== null);
     if (nonEmpty.length === 0) return { ok: false, reason: "is empty" };
     if (nonEmpty.length > 1)
@@ -243,10 +286,12 @@ export function parseYamlMapping(text: string): Parsed<Record<string, unknown>> 
   } catch (e) {
     if (e instanceof ReferenceError && /alias/i.test(e.message)) {
       return /excessive/i.test(e.message)
-        ? { ok: false, reason: `is not valid YAML: ${YAML_ERRORS.RESOURCE_EXHAUSTION}` }
+        ? { ok: false, reason: "is not valid YAML: too many aliases (a YAML alias bomb?)" }
         : { ok: false, reason: "is not valid YAML: an alias refers to no anchor" };
     }
-    if (e instanceof RangeError) return { ok: false, reason: "is not valid YAML: it is nested too deeply" };
+    if (e instanceof RangeError) {
+      return { ok: false, reason: `is not valid YAML: ${YAML_ERRORS.RESOURCE_EXHAUSTION}` };
+    }
     return { ok: false, reason: `is not valid YAML: ${yamlErrorText(e as { code?: unknown })}` };
   }
   if (!isRecord(value)) return { ok: false, reason: "is not a YAML mapping" };
@@ -533,6 +578,9 @@ function walkOrder(a: string, b: string): number {
   return pa.length - pb.length;
 }
 
+/** Drop-ins read per kubelet, in characters altogether (each file is also limited by its reader). */
+export const MAX_DROP_IN_CHARS = 4 * 1024 * 1024;
+
 /** What the gatherer needs to know about the kubelet. */
 export interface KubeletRequest {
   /** The kubelet's command line; a leading `kubelet` binary path is dropped. */
@@ -621,10 +669,16 @@ export async function gatherKubeletInputs(req: KubeletRequest, reader: HostReade
       };
     }
     const used: string[] = [];
+    let budget = MAX_DROP_IN_CHARS;
     for (const name of names.filter((n) => posix.extname(n) === ".conf")) {
       const path = posix.join(dir, name);
       const file = await readVia(reader, path, path);
       if (!file.ok) return { source: req.source, flags, config: fail(src, file.reason), defaults };
+      budget -= file.text.length;
+      if (budget < 0) {
+        const why = `the drop-ins in ${dir} hold more than ${MAX_DROP_IN_CHARS} characters together; not read`;
+        return { source: req.source, flags, config: fail(src, why), defaults };
+      }
       const parsed = parseConfigObject(file.text, KUBELET_CONFIG_KIND);
       if (!parsed.ok)
         return { source: req.source, flags, config: fail(src, `${path} ${parsed.reason}`), defaults };

@@ -449,6 +449,29 @@ resources:
       expect(code).to.equal(3);
     });
 
+    it("parses a 1 MiB config of distinct keys in linear time, and names a duplicate by line", async function () {
+      this.timeout(60_000);
+      const keys = Array.from({ length: 100_000 }, (_, i) => `k${i}: 1`).join("\n");
+      const path = put(join(dir, "keys.yaml"), big(0) + keys + "\n");
+      const started = Date.now();
+      const { code } = await run(["--kubelet-config", path]);
+      expect(code).to.equal(1);
+      // yaml's own duplicate check compares every key with every earlier one: minutes here.
+      expect(Date.now() - started).to.be.below(30_000);
+      writeFileSync(path, `${big(0)}a: 1\nb: 2\na: 3\n`);
+      expect((await run(["--kubelet-config", path])).stderr).to.equal(
+        `csp-operator check: --kubelet-config ${path} is not valid YAML: a mapping has a duplicate key at line 6, column 1\n`,
+      );
+    });
+
+    it("refuses a config nested too deeply, in one line", async function () {
+      this.timeout(60_000);
+      const path = put(join(dir, "deep.yaml"), `${big(0)}x: ${"[".repeat(150_000)}${"]".repeat(150_000)}\n`);
+      const { code, stderr } = await run(["--kubelet-config", path]);
+      expect(code).to.equal(2);
+      expect(stderr).to.match(/is not valid YAML: it is nested too deeply( at line 4, column \d+)?\n$/);
+    });
+
     it("bounds the output of a manifest full of flags", async () => {
       const plugins = Array.from({ length: 20_000 }, (_, i) => `Plugin${i}`).join(",");
       const stray = Array.from({ length: 15_000 }, (_, i) => `stray${i}`);
