@@ -1,8 +1,9 @@
 import type { CheckResult } from "../cis/check.js";
-import { hostRootReader } from "../cis/command.js";
 import { fileChecks } from "../cis/files.js";
 import { gatherInputs, parseApiServerManifest } from "../cis/inputs.js";
 import { runCisChecks } from "../cis/run.js";
+import { hostRootReader, InputFileError } from "../cis/safefs.js";
+import { MAX_MESSAGE_CHARS, safeText } from "../cis/text.js";
 import type { AgentCheckKind } from "../evidence/agentreports.js";
 
 /** Where kubeadm (and most self-managed control planes) keep the kube-apiserver static Pod. */
@@ -13,7 +14,9 @@ export const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml
  * permissions and ownership of the node's files (1.1.x/4.1.x), and — where a kube-apiserver static Pod
  * manifest exists — the 1.2.x checks judged from that manifest and every file its flags name (encryption
  * config, audit policy, authorization config...), which the in-cluster mirror-pod path cannot read. A
- * manifest that cannot be parsed yields no apiserver results (and `problem` says why), never a guess.
+ * manifest that cannot be read (a FIFO, over 1 MiB, not UTF-8, a symlink resolving to nothing inside the
+ * host root) or parsed yields no apiserver results (and `problem` says why, in one line), never a guess.
+ * Every file is read inside `hostRoot`, as if it were `/`.
  */
 export async function hostChecks(
   hostRoot: string,
@@ -22,13 +25,19 @@ export async function hostChecks(
   const reader = hostRootReader(hostRoot);
   const checks: Partial<Record<AgentCheckKind, CheckResult[]>> = { files: await fileChecks(reader) };
   let text: string;
+  const problem = (why: string) => ({
+    checks,
+    problem: safeText(`${manifestPath}: ${why}`, MAX_MESSAGE_CHARS),
+  });
   try {
     text = await reader.readFile(manifestPath);
-  } catch {
-    return { checks }; // not a node with a kube-apiserver static Pod
+  } catch (e) {
+    // No manifest: not a node with a kube-apiserver static Pod.
+    if (e instanceof InputFileError && e.code === "ENOENT") return { checks };
+    return problem(`cannot read it: ${(e as Error).message}`);
   }
   const manifest = parseApiServerManifest(text);
-  if (!manifest.ok) return { checks, problem: `${manifestPath}: ${manifest.reason}` };
+  if (!manifest.ok) return problem(manifest.reason);
   const inputs = await gatherInputs(
     { apiserver: { manifest: manifest.value, source: manifestPath } },
     reader,

@@ -23,6 +23,7 @@ import {
 import type { ApiServerInputs, FileResult, Parsed } from "./inputs.js";
 import { parseConfigObject } from "./inputs.js";
 import { judgeCiphers } from "./tls.js";
+import { quote } from "./text.js";
 
 /** Every admission plugin kube-apiserver v1.36 registers (pkg/kubeapiserver/options/plugins.go). */
 export const ADMISSION_PLUGINS: ReadonlySet<string> = new Set([
@@ -190,7 +191,7 @@ export function effectiveAuthorizers(i: ApiServerInputs): Effective<string[]> {
       if (typeof type !== "string" || !AUTHORIZATION_MODES.has(type)) {
         return {
           ok: false,
-          reason: `--authorization-config=${cfg.value}: authorizers[${n}].type ${JSON.stringify(type ?? null)} is not a valid authorizer type; kube-apiserver rejects it`,
+          reason: `--authorization-config=${cfg.value}: authorizers[${n}].type ${quote(type ?? null)} is not a valid authorizer type; kube-apiserver rejects it`,
         };
       }
       if (type !== "Webhook" && types.includes(type)) {
@@ -222,7 +223,7 @@ export function effectiveAuthorizers(i: ApiServerInputs): Effective<string[]> {
   if (bad !== undefined) {
     return {
       ok: false,
-      reason: `${modes.source}: ${JSON.stringify(bad)} is not a valid authorization mode; kube-apiserver refuses to start`,
+      reason: `${modes.source}: ${quote(bad)} is not a valid authorization mode; kube-apiserver refuses to start`,
     };
   }
   if (new Set(modes.value).size !== modes.value.length) {
@@ -265,7 +266,7 @@ export function effectiveAdmissionPlugins(i: ApiServerInputs): Effective<Readonl
     if (unknownName !== undefined) {
       return {
         ok: false,
-        reason: `--${flag} names ${JSON.stringify(unknownName)}, which is not a kube-apiserver v1.36 admission plugin; kube-apiserver refuses to start`,
+        reason: `--${flag} names ${quote(unknownName)}, which is not a kube-apiserver v1.36 admission plugin; kube-apiserver refuses to start`,
       };
     }
   }

@@ -4,6 +4,7 @@
  * verdict can be explained to the user.
  */
 import type { Effective } from "./flags.js";
+import { MAX_EVIDENCE_CHARS, safeText } from "./text.js";
 
 /** The benchmark these checks implement, as printed in reports. */
 export const BENCHMARK = "cis-1.12";
@@ -62,7 +63,11 @@ export function withValue<T>(
   return e.ok ? judge(e.value, e.source) : unknown(e.reason);
 }
 
-/** Evaluates checks in order; a check that throws is reported Unknown rather than aborting the run. */
+/**
+ * Evaluates checks in order; a check that throws is reported Unknown rather than aborting the run.
+ * Evidence quotes input (flag values, paths), so it is made one safe line of bounded length here, for
+ * every consumer (reports, findings).
+ */
 export function evaluateAll<I>(checks: readonly CisCheck<I>[], inputs: I): CheckResult[] {
   return checks.map((c) => {
     let outcome: CheckOutcome;
@@ -71,6 +76,11 @@ export function evaluateAll<I>(checks: readonly CisCheck<I>[], inputs: I): Check
     } catch (e) {
       outcome = unknown(`internal error while evaluating: ${(e as Error).message}`);
     }
-    return { id: c.id, title: c.title, status: outcome.status, evidence: outcome.evidence };
+    return {
+      id: c.id,
+      title: c.title,
+      status: outcome.status,
+      evidence: safeText(outcome.evidence, MAX_EVIDENCE_CHARS),
+    };
   });
 }

@@ -1,21 +1,41 @@
 /**
  * `csp-operator check`: the offline CIS checks of kube-apiserver and kubelet. It reads the inputs given on
- * its command line directly and every file those inputs refer to under `--host-root`, then runs the same
- * checks the in-cluster path runs.
+ * its command line directly and every file those inputs refer to under `--host-root` (never outside it),
+ * then runs the same checks the in-cluster path runs.
  *
- * Exit codes: 0 when no check fails, 1 when at least one fails, 2 on bad input (unknown option, unreadable
- * manifest, YAML that is not a Pod, ...), with a message naming the problem on stderr.
+ * Exit codes (see {@link EXIT}): 0 every check that could be evaluated passes (Manual and NotApplicable
+ * included) and none is Unknown; 1 at least one check fails; 3 none fails but at least one could not be
+ * evaluated (Unknown), e.g. a file a flag names is missing; 2 the run could not be made (unknown option,
+ * unreadable, oversized or malformed input), with one line naming the problem on stderr.
  */
-import type { Dirent } from "node:fs";
-import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
-import { join, posix, relative } from "node:path";
-import type { FileTargets, StatReader } from "./files.js";
+import { stat } from "node:fs/promises";
+import type { CheckResult } from "./check.js";
+import type { FileTargets } from "./files.js";
 import { fileCheckPaths, fileChecks } from "./files.js";
 import { splitCommandLine } from "./flags.js";
-import type { GatherRequest, HostReader } from "./inputs.js";
+import type { GatherRequest } from "./inputs.js";
 import { gatherInputs, parseApiServerManifest, parseConfigObject } from "./inputs.js";
 import { renderJson, renderTable } from "./report.js";
 import { commandLineProblems, runCisChecks } from "./run.js";
+import { hostRootReader, InputFileError, MAX_INPUT_BYTES, readRegularFile } from "./safefs.js";
+import { MAX_MESSAGE_CHARS, safeText } from "./text.js";
+
+export { hostRootReader } from "./safefs.js";
+
+/** The exit codes of `csp-operator check`. */
+export const EXIT = {
+  /** Every evaluated check passes (or is Manual / NotApplicable), none is Unknown. */
+  ok: 0,
+  /** At least one check fails. */
+  failed: 1,
+  /** Bad usage or input: nothing was checked. */
+  usage: 2,
+  /** No check fails, but at least one could not be evaluated. */
+  unknown: 3,
+} as const;
+
+/** Warnings printed at most; the rest are counted. */
+export const MAX_WARNINGS = 20;
 
 /** Where the command writes; injected so tests and main.ts decide. */
 export interface CommandIO {
@@ -40,7 +60,14 @@ Options:
   -o, --output json|table     output format (default table)
   -h, --help                  show this help
 
-Exit codes: 0 nothing fails, 1 a check fails, 2 bad input.
+Input files (the manifest, the kubelet config, files named by flags) must be regular files of at most
+1 MiB in UTF-8; files under --host-root are read as if it were / (symlinks cannot leave it).
+
+Exit codes:
+  0  every check that could be evaluated passes (Manual and NotApplicable included), none is Unknown
+  1  at least one check fails
+  2  bad usage or input (one line on stderr names it); nothing was checked
+  3  no check fails, but at least one could not be evaluated (Unknown)
 `;
 
 interface Options {
@@ -126,155 +153,104 @@ function parseOptions(argv: readonly string[]): Options {
   return opts;
 }
 
-/**
- * Reads host files under `root`: `/etc/kubernetes/x.yaml` is `<root>/etc/kubernetes/x.yaml`, and `..`
- * cannot climb above `root`.
- */
-export function hostRootReader(root: string): HostReader & StatReader {
-  const onHost = (p: string) => join(root, posix.resolve("/", p));
-  return {
-    stat: async (p) => {
-      const resolved = await resolveInRoot(root, p);
-      if (resolved === undefined) return undefined;
-      const s = await stat(onHost(resolved));
-      return {
-        type: s.isFile() ? "file" : s.isDirectory() ? "directory" : "other",
-        mode: s.mode & 0o7777,
-        uid: s.uid,
-        gid: s.gid,
-      };
-    },
-    listAll: async (dir) => {
-      const resolved = (await resolveInRoot(root, dir)) ?? dir;
-      const base = onHost(resolved);
-      const entries: Dirent[] = await readdir(base, { recursive: true, withFileTypes: true });
-      return entries.map((e) => relative(base, join(e.parentPath, e.name)).split("\\").join("/"));
-    },
-    readFile: async (p) => {
-      try {
-        return await readFile(onHost(p), "utf8");
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new Error(`${code ?? (e as Error).message} (read as ${onHost(p)})`, { cause: e });
-      }
-    },
-    listFiles: async (dir) => {
-      const base = onHost(dir);
-      const entries: Dirent[] = await readdir(base, { recursive: true, withFileTypes: true });
-      return entries
-        .filter((e) => !e.isDirectory())
-        .map((e) => relative(base, join(e.parentPath, e.name)).split("\\").join("/"));
-    },
-  };
-}
-
-/**
- * Resolves symlinks in `path` as the host would, but inside `root`: an absolute link target on a mounted
- * host filesystem points into the host, not into the process's own root. Undefined when it does not exist.
- */
-async function resolveInRoot(root: string, path: string): Promise<string | undefined> {
-  const todo = posix.resolve("/", path).split("/").filter(Boolean);
-  let done = "/";
-  for (let hops = 0; todo.length > 0;) {
-    const next = posix.join(done, todo.shift() as string);
-    let st;
-    try {
-      st = await lstat(join(root, next));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e;
-    }
-    if (!st.isSymbolicLink()) {
-      done = next;
-      continue;
-    }
-    if (++hops > 40) throw new Error(`too many levels of symbolic links in ${path}`);
-    const target = await readlink(join(root, next));
-    todo.unshift(...target.split("/").filter(Boolean));
-    if (target.startsWith("/")) done = "/";
-  }
-  return done;
-}
-
 async function readInput(option: string, file: string): Promise<string> {
   try {
-    return await readFile(file, "utf8");
+    return await readRegularFile(file, { maxBytes: MAX_INPUT_BYTES });
   } catch (e) {
-    throw new UsageError(
-      `cannot read ${option} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    );
+    const why = e instanceof InputFileError ? e.message : ((e as NodeJS.ErrnoException).code ?? "EIO");
+    throw new UsageError(`cannot read ${option} ${file}: ${why}`);
   }
 }
 
+/** The exit code for a set of results: a failure wins over an Unknown. */
+export function exitCodeOf(results: readonly CheckResult[]): number {
+  if (results.some((r) => r.status === "Fail")) return EXIT.failed;
+  if (results.some((r) => r.status === "Unknown")) return EXIT.unknown;
+  return EXIT.ok;
+}
+
 /**
- * Runs `csp-operator check` with `argv` (the arguments after `check`). Never throws for bad input: it
- * reports on stderr and returns 2.
+ * Runs `csp-operator check` with `argv` (the arguments after `check`) and returns its exit code. Never
+ * throws: bad input, and any unexpected error, is one line on stderr and exit code 2.
  */
 export async function runCheckCommand(argv: readonly string[], io: CommandIO): Promise<number> {
-  let opts: Options;
-  let request: GatherRequest;
+  const say = (line: string) => io.stderr(`${safeText(line, MAX_MESSAGE_CHARS)}\n`);
   try {
-    opts = parseOptions(argv);
-    if (opts.help) {
-      io.stdout(CHECK_USAGE);
-      return 0;
-    }
-    if (
-      opts.apiserverManifest === undefined &&
-      opts.kubeletFlags === undefined &&
-      opts.kubeletConfig === undefined &&
-      opts.fileChecks === undefined
-    ) {
-      throw new UsageError(
-        "nothing to check: give --apiserver-manifest, --kubelet-flags/--kubelet-config and/or --file-checks",
-      );
-    }
-    const root = await stat(opts.hostRoot).catch(() => undefined);
-    if (root === undefined || !root.isDirectory()) {
-      throw new UsageError(`--host-root ${opts.hostRoot} is not a directory`);
-    }
-    const req: { -readonly [K in keyof GatherRequest]: GatherRequest[K] } = {};
-    if (opts.apiserverManifest !== undefined) {
-      const text = await readInput("--apiserver-manifest", opts.apiserverManifest);
-      const manifest = parseApiServerManifest(text);
-      if (!manifest.ok)
-        throw new UsageError(`--apiserver-manifest ${opts.apiserverManifest} ${manifest.reason}`);
-      req.apiserver = { manifest: manifest.value, source: opts.apiserverManifest };
-    }
-    if (opts.kubeletFlags !== undefined || opts.kubeletConfig !== undefined) {
-      let kubeletArgv: string[] = [];
-      try {
-        kubeletArgv = splitCommandLine(opts.kubeletFlags ?? "");
-      } catch (e) {
-        throw new UsageError(`--kubelet-flags: ${(e as Error).message}`);
-      }
-      let config: { source: string; text: string } | undefined;
-      if (opts.kubeletConfig !== undefined) {
-        const text = await readInput("--kubelet-config", opts.kubeletConfig);
-        const parsed = parseConfigObject(text, [
-          { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration" },
-        ]);
-        if (!parsed.ok) throw new UsageError(`--kubelet-config ${opts.kubeletConfig} ${parsed.reason}`);
-        config = { source: opts.kubeletConfig, text };
-      }
-      req.kubelet = {
-        argv: kubeletArgv,
-        source: opts.kubeletFlags === undefined ? "no kubelet flags given" : "--kubelet-flags",
-        ...(config === undefined ? {} : { config }),
-      };
-    }
-    request = req;
+    return await check(argv, io, say);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.stderr(`csp-operator check: ${e.message}\n`);
-      return 2;
+      say(`csp-operator check: ${e.message}`);
+    } else {
+      say(
+        `csp-operator check: internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+      );
     }
-    throw e;
+    return EXIT.usage;
   }
+}
+
+async function check(argv: readonly string[], io: CommandIO, say: (line: string) => void): Promise<number> {
+  const opts = parseOptions(argv);
+  if (opts.help) {
+    io.stdout(CHECK_USAGE);
+    return EXIT.ok;
+  }
+  if (
+    opts.apiserverManifest === undefined &&
+    opts.kubeletFlags === undefined &&
+    opts.kubeletConfig === undefined &&
+    opts.fileChecks === undefined
+  ) {
+    throw new UsageError(
+      "nothing to check: give --apiserver-manifest, --kubelet-flags/--kubelet-config and/or --file-checks",
+    );
+  }
+  const root = await stat(opts.hostRoot).catch(() => undefined);
+  if (root === undefined || !root.isDirectory()) {
+    throw new UsageError(`--host-root ${opts.hostRoot} is not a directory`);
+  }
+  const req: { -readonly [K in keyof GatherRequest]: GatherRequest[K] } = {};
+  if (opts.apiserverManifest !== undefined) {
+    const text = await readInput("--apiserver-manifest", opts.apiserverManifest);
+    const manifest = parseApiServerManifest(text);
+    if (!manifest.ok)
+      throw new UsageError(`--apiserver-manifest ${opts.apiserverManifest} ${manifest.reason}`);
+    req.apiserver = { manifest: manifest.value, source: opts.apiserverManifest };
+  }
+  if (opts.kubeletFlags !== undefined || opts.kubeletConfig !== undefined) {
+    if ((opts.kubeletFlags ?? "").length > MAX_INPUT_BYTES) {
+      throw new UsageError(`--kubelet-flags is longer than ${MAX_INPUT_BYTES} characters`);
+    }
+    let kubeletArgv: string[];
+    try {
+      kubeletArgv = splitCommandLine(opts.kubeletFlags ?? "");
+    } catch (e) {
+      throw new UsageError(`--kubelet-flags: ${(e as Error).message}`);
+    }
+    let config: { source: string; text: string; data: Record<string, unknown> } | undefined;
+    if (opts.kubeletConfig !== undefined) {
+      const text = await readInput("--kubelet-config", opts.kubeletConfig);
+      const parsed = parseConfigObject(text, [
+        { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration" },
+      ]);
+      if (!parsed.ok) throw new UsageError(`--kubelet-config ${opts.kubeletConfig} ${parsed.reason}`);
+      config = { source: opts.kubeletConfig, text, data: parsed.value };
+    }
+    req.kubelet = {
+      argv: kubeletArgv,
+      source: opts.kubeletFlags === undefined ? "no kubelet flags given" : "--kubelet-flags",
+      ...(config === undefined ? {} : { config }),
+    };
+  }
+  const request: GatherRequest = req;
 
   const reader = hostRootReader(opts.hostRoot);
   const inputs = await gatherInputs(request, reader);
-  for (const p of commandLineProblems(inputs)) io.stderr(`warning: ${p}\n`);
+  const problems = commandLineProblems(inputs);
+  for (const p of problems.slice(0, MAX_WARNINGS)) say(`warning: ${p}`);
+  if (problems.length > MAX_WARNINGS) {
+    say(`warning: and ${problems.length - MAX_WARNINGS} more command-line problems`);
+  }
   const checked = runCisChecks(inputs);
   const files =
     opts.fileChecks === undefined ? [] : await fileChecks(reader, fileCheckPaths(inputs), opts.fileChecks);
@@ -286,5 +262,5 @@ export async function runCheckCommand(argv: readonly string[], io: CommandIO): P
     ...checked.filter((r) => r.id.startsWith("4.")),
   ];
   io.stdout(opts.output === "json" ? renderJson(results) : renderTable(results));
-  return results.some((r) => r.status === "Fail") ? 1 : 0;
+  return exitCodeOf(results);
 }

@@ -7,10 +7,11 @@
  * the reason, and the checks that need it report Unknown — they never guess its content.
  */
 import { posix } from "node:path";
-import { parseAllDocuments } from "yaml";
-import type { Tags } from "yaml";
+import { isScalar, parseAllDocuments, visit } from "yaml";
+import type { Document, Tags } from "yaml";
 import type { ArgItem, FlagGrammar, ParsedFlags } from "./flags.js";
 import { parseFlags, stringFlag } from "./flags.js";
+import { quote } from "./text.js";
 
 /** Reads one file by absolute host path; rejects when it cannot. */
 export type ReadFile = (path: string) => Promise<string>;
@@ -182,27 +183,117 @@ const goYamlTags = (tags: Tags): Tags =>
     (t) => typeof t === "string" || (t.format !== "TIME" && t.tag !== "tag:yaml.org,2002:timestamp"),
   );
 
+// What each yaml error code means, in words of our own: the parser's messages may quote the offending
+// source (a tag, an escape sequence) and its code frame quotes whole lines, so neither is ever shown.
+const YAML_ERRORS: Readonly<Record<string, string>> = {
+  ALIAS_PROPS: "an alias has an anchor or tag",
+  BAD_ALIAS: "an alias is invalid",
+  BAD_DIRECTIVE: "a directive is invalid",
+  BAD_DQ_ESCAPE: "a double-quoted string has an invalid escape sequence",
+  BAD_INDENT: "bad indentation",
+  BAD_PROP_ORDER: "anchors and tags are in the wrong order",
+  BAD_SCALAR_START: "a plain value starts with a reserved character",
+  BLOCK_AS_IMPLICIT_KEY: "a block collection is used as an implicit key",
+  BLOCK_IN_FLOW: "a block collection is inside a flow collection",
+  DUPLICATE_KEY: "a mapping has a duplicate key",
+  IMPOSSIBLE: "the document cannot be parsed",
+  KEY_OVER_1024_CHARS: "an implicit key is longer than 1024 characters",
+  MISSING_CHAR: "a required character is missing",
+  MULTILINE_IMPLICIT_KEY: "an implicit key spans several lines",
+  MULTIPLE_ANCHORS: "a node has several anchors",
+  MULTIPLE_DOCS: "several documents where one is expected",
+  MULTIPLE_TAGS: "a node has several tags",
+  NON_STRING_KEY: "a mapping key is not a string",
+  RESOURCE_EXHAUSTION: "it is nested too deeply",
+  TAB_AS_INDENT: "a tab is used for indentation",
+  TAG_RESOLVE_FAILED: "a tag cannot be resolved",
+  UNEXPECTED_TOKEN: "an unexpected token",
+  BAD_COLLECTION_TYPE: "a tag does not fit its collection",
+};
+
+/** At most this many aliases are expanded per document; more is an alias bomb, refused. */
+export const MAX_YAML_ALIASES = 100;
+
+/** A duplicate key in any mapping of `doc`, as the offset of the second occurrence. */
+function duplicateKeyOffset(doc: Document.Parsed): number | undefined {
+  // yaml's own uniqueKeys check compares each key with every earlier one: quadratic, minutes for a 1 MiB
+  // file of keys. The same rule (scalars with equal values), with a set per mapping.
+  let found: number | undefined;
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const v: unknown = pair.key.value;
+        const id = `${typeof v}:${String(v)}`;
+        if (seen.has(id)) {
+          found = pair.key.range?.[0] ?? 0;
+          return visit.BREAK;
+        }
+        seen.add(id);
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+function lineAndColumn(text: string, offset: number): string {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return `line ${line}, column ${offset - start + 1}`;
+}
+
+function yamlErrorText(e: { code?: unknown; linePos?: readonly { line: number; col: number }[] }): string {
+  const what = (typeof e.code === "string" ? YAML_ERRORS[e.code] : undefined) ?? "a syntax error";
+  const at = e.linePos?.[0];
+  return at === undefined ? what : `${what} at line ${at.line}, column ${at.col}`;
+}
+
 /**
  * Parses a single YAML (or JSON) document into a mapping. Kubernetes components decode config through
  * sigs.k8s.io/yaml, which follows YAML 1.1 (`yes`/`on` are booleans), so we parse as 1.1 too. Duplicate
  * keys are rejected: the lenient Go decoders keep one of them "in an undefined order", which we will not
- * guess at.
+ * guess at. Errors name the problem and its line and column, never the file's content (a config file may
+ * hold keys); an alias bomb (more than {@link MAX_YAML_ALIASES} aliases) is an error, not an expansion.
  */
 export function parseYamlMapping(text: string): Parsed<Record<string, unknown>> {
-  let docs;
+  let value: unknown;
   try {
-    docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: true, customTags: goYamlTags });
+    const docs = parseAllDocuments(text, { version: "1.1", uniqueKeys: false, customTags: goYamlTags });
+    if (!Array.isArray(docs)) return { ok: false, reason: "is not valid YAML" };
+    const firstError = docs.flatMap((d) => d.errors)[0];
+    if (firstError !== undefined)
+      return { ok: false, reason: `is not valid YAML: ${yamlErrorText(firstError)}` };
+    for (const d of docs) {
+      const dup = duplicateKeyOffset(d);
+      if (dup !== undefined) {
+        return {
+          ok: false,
+          reason: `is not valid YAML: ${YAML_ERRORS.DUPLICATE_KEY} at ${lineAndColumn(text, dup)}`,
+        };
+      }
+    }
+    const nonEmpty = docs.filter((d) => d.contents !== null);
+    if (nonEmpty.length === 0) return { ok: false, reason: "is empty" };
+    if (nonEmpty.length > 1)
+      return { ok: false, reason: `holds ${nonEmpty.length} YAML documents, expected one` };
+    value = (nonEmpty[0] as (typeof nonEmpty)[number]).toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (e) {
-    return { ok: false, reason: `is not valid YAML: ${(e as Error).message}` };
+    if (e instanceof ReferenceError && /alias/i.test(e.message)) {
+      return /excessive/i.test(e.message)
+        ? { ok: false, reason: "is not valid YAML: too many aliases (a YAML alias bomb?)" }
+        : { ok: false, reason: "is not valid YAML: an alias refers to no anchor" };
+    }
+    if (e instanceof RangeError) {
+      return { ok: false, reason: `is not valid YAML: ${YAML_ERRORS.RESOURCE_EXHAUSTION}` };
+    }
+    return { ok: false, reason: `is not valid YAML: ${yamlErrorText(e as { code?: unknown })}` };
   }
-  if (!Array.isArray(docs)) return { ok: false, reason: "is not valid YAML" };
-  const nonEmpty = docs.filter((d) => d.contents !== null);
-  const firstError = docs.flatMap((d) => d.errors)[0];
-  if (firstError !== undefined) return { ok: false, reason: `is not valid YAML: ${firstError.message}` };
-  if (nonEmpty.length === 0) return { ok: false, reason: "is empty" };
-  if (nonEmpty.length > 1)
-    return { ok: false, reason: `holds ${nonEmpty.length} YAML documents, expected one` };
-  const value: unknown = (nonEmpty[0] as (typeof nonEmpty)[number]).toJS();
   if (!isRecord(value)) return { ok: false, reason: "is not a YAML mapping" };
   return { ok: true, value };
 }
@@ -222,7 +313,7 @@ export function parseConfigObject(
     const want = accepted.map((a) => `${a.apiVersion} ${a.kind}`).join(" or ");
     return {
       ok: false,
-      reason: `has apiVersion ${JSON.stringify(apiVersion)} kind ${JSON.stringify(kind)}, expected ${want}`,
+      reason: `has apiVersion ${quote(apiVersion)} kind ${quote(kind)}, expected ${want}`,
     };
   }
   return doc;
@@ -313,7 +404,7 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
   if (!doc.ok) return doc;
   const pod = doc.value;
   if (pod.kind !== "Pod") {
-    return { ok: false, reason: `is not a Pod (kind: ${JSON.stringify(pod.kind ?? null)})` };
+    return { ok: false, reason: `is not a Pod (kind: ${quote(pod.kind ?? null)})` };
   }
   const spec = pod.spec;
   if (!isRecord(spec) || !Array.isArray(spec.containers) || spec.containers.length === 0) {
@@ -337,7 +428,7 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
     if (bin !== "kube-apiserver") {
       return {
         ok: false,
-        reason: `runs ${JSON.stringify(cmd[0])}, not kube-apiserver, so its flags cannot be read from command/args`,
+        reason: `runs ${quote(cmd[0])}, not kube-apiserver, so its flags cannot be read from command/args`,
       };
     }
     cmd = cmd.slice(1);
@@ -487,6 +578,9 @@ function walkOrder(a: string, b: string): number {
   return pa.length - pb.length;
 }
 
+/** Drop-ins read per kubelet, in characters altogether (each file is also limited by its reader). */
+export const MAX_DROP_IN_CHARS = 4 * 1024 * 1024;
+
 /** What the gatherer needs to know about the kubelet. */
 export interface KubeletRequest {
   /** The kubelet's command line; a leading `kubelet` binary path is dropped. */
@@ -494,7 +588,12 @@ export interface KubeletRequest {
   /** Where argv came from, for evidence. */
   readonly source: string;
   /** A config file supplied directly (takes precedence over the kubelet's own `--config`). */
-  readonly config?: { readonly source: string; readonly text: string };
+  readonly config?: {
+    readonly source: string;
+    readonly text: string;
+    /** The text already parsed as a KubeletConfiguration, when the caller validated it. */
+    readonly data?: Readonly<Record<string, unknown>>;
+  };
 }
 
 /**
@@ -513,7 +612,10 @@ export async function gatherKubeletInputs(req: KubeletRequest, reader: HostReade
   let loadedFile = false;
   const configFlag = stringFlag(flags, "config");
   if (req.config !== undefined) {
-    const parsed = parseConfigObject(req.config.text, KUBELET_CONFIG_KIND);
+    const parsed: Parsed<Record<string, unknown>> =
+      req.config.data === undefined
+        ? parseConfigObject(req.config.text, KUBELET_CONFIG_KIND)
+        : { ok: true, value: { ...req.config.data } };
     if (!parsed.ok)
       return {
         source: req.source,
@@ -567,10 +669,16 @@ export async function gatherKubeletInputs(req: KubeletRequest, reader: HostReade
       };
     }
     const used: string[] = [];
+    let budget = MAX_DROP_IN_CHARS;
     for (const name of names.filter((n) => posix.extname(n) === ".conf")) {
       const path = posix.join(dir, name);
       const file = await readVia(reader, path, path);
       if (!file.ok) return { source: req.source, flags, config: fail(src, file.reason), defaults };
+      budget -= file.text.length;
+      if (budget < 0) {
+        const why = `the drop-ins in ${dir} hold more than ${MAX_DROP_IN_CHARS} characters together; not read`;
+        return { source: req.source, flags, config: fail(src, why), defaults };
+      }
       const parsed = parseConfigObject(file.text, KUBELET_CONFIG_KIND);
       if (!parsed.ok)
         return { source: req.source, flags, config: fail(src, `${path} ${parsed.reason}`), defaults };

@@ -32,6 +32,7 @@ import {
 } from "./flags.js";
 import type { KubeletInputs } from "./inputs.js";
 import { judgeCiphers } from "./tls.js";
+import { quote } from "./text.js";
 
 /** Cipher suites CIS 4.2.12 accepts for the kubelet. */
 export const KUBELET_STRONG_CIPHERS: ReadonlySet<string> = new Set([
@@ -55,10 +56,18 @@ function configField(k: KubeletInputs, path: readonly string[]): Field {
       reason: `the kubelet config ${k.config.source} cannot be used: ${k.config.reason}`,
     };
   }
+  // A struct field the kubelet's decoder meets as a string, number or list is a decode error (the kubelet
+  // refuses to start), never "not set": `authentication: "yes"` must not read as the default.
   let v: unknown = k.config.data;
-  for (const p of path) {
-    if (typeof v !== "object" || v === null || Array.isArray(v)) return { state: "absent" };
-    v = (v as Record<string, unknown>)[p];
+  for (const [i, p] of path.entries()) {
+    if (v === undefined || v === null) return { state: "absent" };
+    if (typeof v !== "object" || Array.isArray(v)) {
+      return {
+        state: "error",
+        reason: `${path.slice(0, i).join(".")}: ${quote(v)} in ${k.config.source} is not an object; the kubelet cannot decode its config`,
+      };
+    }
+    v = Object.hasOwn(v, p) ? (v as Record<string, unknown>)[p] : undefined;
   }
   return v === undefined || v === null ? { state: "absent" } : { state: "present", value: v };
 }
@@ -83,7 +92,7 @@ export interface KubeletSetting<T> {
  * kubelet's decoder would), else the default that applies to this kubelet.
  */
 export function kubeletSetting<T>(k: KubeletInputs, s: KubeletSetting<T>): Effective<T> {
-  const fmt = s.format ?? ((v: T) => JSON.stringify(v));
+  const fmt = s.format ?? ((v: T) => quote(v, 300));
   const fieldName = s.path.join(".");
   const field = configField(k, s.path);
   const src = k.config.state === "none" ? "" : k.config.source;
@@ -92,9 +101,7 @@ export function kubeletSetting<T>(k: KubeletInputs, s: KubeletSetting<T>): Effec
     if (!f.ok) return f;
     if (f.explicit) {
       const over =
-        field.state === "present"
-          ? ` (overrides ${fieldName}: ${JSON.stringify(field.value)} in ${src})`
-          : "";
+        field.state === "present" ? ` (overrides ${fieldName}: ${quote(field.value)} in ${src})` : "";
       return { ...f, source: `${f.source}${over}` };
     }
   }
@@ -108,7 +115,7 @@ export function kubeletSetting<T>(k: KubeletInputs, s: KubeletSetting<T>): Effec
     if (v === undefined) {
       return {
         ok: false,
-        reason: `${fieldName}: ${JSON.stringify(field.value)} in ${src} is not a ${s.expected}; the kubelet cannot decode its config`,
+        reason: `${fieldName}: ${quote(field.value)} in ${src} is not a ${s.expected}; the kubelet cannot decode its config`,
       };
     }
     const norm = s.normalize?.(v);
@@ -263,7 +270,7 @@ export function kubeletFeatureGate(k: KubeletInputs, gate: string, dflt: boolean
     if (typeof field.value !== "boolean") {
       return {
         ok: false,
-        reason: `featureGates.${gate}: ${JSON.stringify(field.value)} in ${src} is not a boolean; the kubelet cannot decode its config`,
+        reason: `featureGates.${gate}: ${quote(field.value)} in ${src} is not a boolean; the kubelet cannot decode its config`,
       };
     }
     return {

@@ -4,6 +4,7 @@
  */
 import type { CheckResult, CheckStatus } from "./check.js";
 import { BENCHMARK } from "./check.js";
+import { MAX_EVIDENCE_CHARS, safeText } from "./text.js";
 
 /** The `-o json` document. */
 export interface CisReport {
@@ -11,11 +12,19 @@ export interface CisReport {
   readonly results: readonly CheckResult[];
 }
 
-/** Builds the report object with exactly the documented keys per result. */
+/**
+ * Builds the report object with exactly the documented keys per result; titles and evidence are single
+ * lines with control characters escaped and evidence bounded, whoever produced the results.
+ */
 export function toReport(results: readonly CheckResult[]): CisReport {
   return {
     benchmark: BENCHMARK,
-    results: results.map((r) => ({ id: r.id, title: r.title, status: r.status, evidence: r.evidence })),
+    results: results.map((r) => ({
+      id: safeText(r.id, 40),
+      title: safeText(r.title, 300),
+      status: r.status,
+      evidence: safeText(r.evidence, MAX_EVIDENCE_CHARS),
+    })),
   };
 }
 
@@ -37,7 +46,8 @@ export function summarize(results: readonly CheckResult[]): Record<CheckStatus, 
  * A readable table: one line per check (id, status, title) with its evidence indented below, then a
  * summary line.
  */
-export function renderTable(results: readonly CheckResult[]): string {
+export function renderTable(checked: readonly CheckResult[]): string {
+  const results = toReport(checked).results;
   const idWidth = Math.max(2, ...results.map((r) => r.id.length));
   const statusWidth = Math.max(6, ...results.map((r) => r.status.length));
   const pad = (s: string, n: number) => s + " ".repeat(Math.max(0, n - s.length));

@@ -8,6 +8,7 @@ import { evaluateAll } from "./check.js";
 import type { ParsedFlags } from "./flags.js";
 import type { CisInputs } from "./inputs.js";
 import { KUBELET_CHECKS } from "./kubelet.js";
+import { quote } from "./text.js";
 
 /** Results in benchmark order: 1.2.x when there are API server inputs, then 4.2.x for the kubelet. */
 export function runCisChecks(inputs: CisInputs): CheckResult[] {
@@ -21,7 +22,7 @@ function problemsOf(flags: ParsedFlags): string[] {
   const out = [...flags.errors];
   for (const p of flags.positional) {
     if (flags.grammar.component === "kube-apiserver" && p.text === "") continue; // it ignores empty args
-    out.push(`stray argument ${JSON.stringify(p.text)} at position ${p.index}`);
+    out.push(`stray argument ${quote(p.text)} at position ${p.index}`);
   }
   return out.map(
     (m) => `${flags.grammar.component}: ${m} (the ${flags.grammar.component} would refuse to start)`,

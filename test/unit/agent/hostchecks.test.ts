@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hostChecks } from "../../../src/agent/hostchecks.js";
@@ -50,5 +51,61 @@ ${["kube-apiserver", ...flags].map((f) => `        - ${f}`).join("\n")}
     const broken = await hostChecks(root);
     expect(broken.checks.apiserver).to.equal(undefined);
     expect(broken.problem).to.contain("/etc/kubernetes/manifests/kube-apiserver.yaml");
+  });
+
+  it("reads the manifest and the files its flags name only inside the host root", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "csp-outside-"));
+    try {
+      writeFileSync(join(outside, "kube-apiserver.yaml"), manifest(["--anonymous-auth=true"]));
+      mkdirSync(join(root, "etc/kubernetes/manifests"), { recursive: true });
+      symlinkSync(
+        join(outside, "kube-apiserver.yaml"),
+        join(root, "etc/kubernetes/manifests/kube-apiserver.yaml"),
+      );
+      const escaped = await hostChecks(root);
+      expect(escaped.checks.apiserver).to.equal(undefined); // the link resolves to nothing inside the root
+      expect(escaped.problem).to.equal(undefined);
+
+      writeFileSync(join(outside, "enc.yaml"), "CANARY-OUTSIDE: [\n");
+      rmSync(join(root, "etc/kubernetes/manifests/kube-apiserver.yaml"));
+      put(
+        "etc/kubernetes/manifests/kube-apiserver.yaml",
+        manifest(["--anonymous-auth=false", "--encryption-provider-config=/etc/kubernetes/enc/config.yaml"]),
+      );
+      mkdirSync(join(root, "etc/kubernetes/enc"), { recursive: true });
+      symlinkSync(join(outside, "enc.yaml"), join(root, "etc/kubernetes/enc/config.yaml"));
+      const { checks } = await hostChecks(root);
+      const r = checks.apiserver?.find((x) => x.id === "1.2.28");
+      expect(r?.status).to.equal("Unknown");
+      expect(r?.evidence).to.include("ENOENT");
+      expect(JSON.stringify(checks)).not.to.include("CANARY-OUTSIDE");
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it("says, in one line, why a FIFO, oversized or alias-bomb manifest yields no results, without hanging", async () => {
+    const path = "etc/kubernetes/manifests/kube-apiserver.yaml";
+    mkdirSync(join(root, "etc/kubernetes/manifests"), { recursive: true });
+    execFileSync("mkfifo", [join(root, path)]);
+    const fifo = await hostChecks(root);
+    expect(fifo.checks.apiserver).to.equal(undefined);
+    expect(fifo.problem).to.equal(
+      `/${path}: cannot read it: is a FIFO, not a regular file (read as ${join(root, path)})`,
+    );
+    rmSync(join(root, path));
+    put(path, `kind: Pod\n# ${"x".repeat(2 * 1024 * 1024)}\n`);
+    expect((await hostChecks(root)).problem).to.include("is larger than 1 MiB");
+    let bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n';
+    for (let i = 0; i < 9; i++)
+      bomb += `b${i}: &b${i} [${Array(9)
+        .fill(i === 0 ? "*a" : `*b${i - 1}`)
+        .join(",")}]\n`;
+    put(path, bomb);
+    expect((await hostChecks(root)).problem).to.equal(
+      `/${path}: is not valid YAML: too many aliases (a YAML alias bomb?)`,
+    );
+    put(path, 'kind: "\\e[2J"\n');
+    expect((await hostChecks(root)).problem).to.equal(`/${path}: is not a Pod (kind: "\\x1b[2J")`);
   });
 });

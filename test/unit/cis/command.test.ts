@@ -92,7 +92,7 @@ describe("cis/command: csp-operator check", () => {
     });
   });
 
-  it("reports Unknown (never a guess) when the files flags name are missing under --host-root", async () => {
+  it("reports Unknown (never a guess) and exits 3 when the files flags name are missing under --host-root", async () => {
     const empty = mkdtempSync(join(tmpdir(), "cis-root-"));
     try {
       const { code, stdout } = await run([
@@ -105,7 +105,7 @@ describe("cis/command: csp-operator check", () => {
         "-o",
         "json",
       ]);
-      expect(code).to.equal(0);
+      expect(code).to.equal(3);
       const report = JSON.parse(stdout) as Report;
       const unknown = report.results.filter((r) => r.status === "Unknown").map((r) => r.id);
       expect(unknown).to.deep.equal([

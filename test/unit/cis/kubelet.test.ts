@@ -362,6 +362,16 @@ describe("cis/kubelet drop-in directory", () => {
       (await kubeletCheck("4.2.4", `${line} --read-only-port=0`, cfg("readOnlyPort: 0\n"), files)).status,
     ).to.equal("Pass");
   });
+  it("stops at 4 MiB of drop-ins altogether, reporting Unknown instead of reading on", async () => {
+    const pad = `# ${"x".repeat(1024 * 1024 - 100)}\n`;
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 5; i++) files[`/etc/kubelet.d/${i}.conf`] = cfg(pad);
+    const r = await kubeletCheck("4.2.1", `${WITH_CONFIG} --config-dir=/etc/kubelet.d`, cfg(""), files);
+    expect(r.status).to.equal("Unknown");
+    expect(r.evidence).to.contain(
+      "the drop-ins in /etc/kubelet.d hold more than 4194304 characters together",
+    );
+  });
   it("keeps legacy defaults for drop-ins without a --config file", async () => {
     const files = { "/etc/kubelet.d/10.conf": cfg("seccompDefault: true\n") };
     expect((await kubeletCheck("4.2.1", "--config-dir=/etc/kubelet.d", undefined, files)).status).to.equal(
