@@ -84,7 +84,7 @@ function classify(err: unknown, object: string, field?: string): WriteFailure {
 
 /** The spec entry a child comes from, so a message names what to fix; undefined for fixed children. */
 function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string | undefined {
-  const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`-${e.name}`));
+  const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`.${e.name}`));
   if (child.kind === "NetworkPolicy" && extra) return `spec.networkPolicies.extra[name=${extra.name}].spec`;
   if (child.kind === "Role" || child.kind === "RoleBinding")
     return `spec.rbac.roles[name=${child.metadata.name}]`;
@@ -125,6 +125,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const spec = effectiveSpec(policy);
   const enforce = spec.mode !== "Audit";
   const desired = desiredState(policy, snapshot);
+  for (const message of desired.invalid) failures.push({ reason: "InvalidSpec", message, terminal: true });
 
   // The caches only hold labelled objects: look up what sits at the name of each missing child.
   const managedKeys = new Set<string>();
