@@ -16,6 +16,8 @@ export interface ValidationRule {
   rule: string;
   message: string;
   messageExpression?: string;
+  /** Evaluate the rule on create too, with `oldSelf` an optional that has no value there. */
+  optionalOldSelf?: boolean;
   fieldPath?: string;
   reason?: string;
 }

@@ -26,7 +26,10 @@ export function clusterSecurityPolicyCRD(): V1CustomResourceDefinition {
       {
         // Extra NetworkPolicies are named csp-<policy>.<extra>: with no '.' in policy names, the '.' tells
         // where the policy's name ends, so no two policies (nor a built-in and an extra) share a name.
-        rule: "!self.metadata.name.contains('.')",
+        // Checked on create only (names never change): a policy stored before this rule keeps accepting
+        // updates, and the operator can still write its status.
+        rule: "oldSelf.hasValue() || !self.metadata.name.contains('.')",
+        optionalOldSelf: true,
         message:
           "metadata.name must not contain '.' (it prefixes the names of the objects it creates, where '.' " +
           "separates the policy's name from an extra NetworkPolicy's name)",

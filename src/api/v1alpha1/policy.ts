@@ -23,6 +23,9 @@ export const BUILT_IN_NETWORK_POLICIES = ["default-deny", "allow-dns", "allow-sa
 
 /** CEL: the ServiceAccount a `spec.rbac.roles` entry `r` generates. */
 const roleServiceAccount = (r: string) => `(has(${r}.serviceAccount) ? ${r}.serviceAccount : ${r}.name)`;
+/** CEL, on the roles list: `value` of every entry whose ServiceAccount another entry generates too. */
+const sharing = (value: string) =>
+  `self.map(r, self.exists(o, o.name != r.name && ${roleServiceAccount("o")} == ${roleServiceAccount("r")}), ${value})`;
 
 const labelSelector = obj(
   {
@@ -356,11 +359,12 @@ export const specSchema = obj(
               // unless this holds. Two entries on one ServiceAccount would each claim the same object.
               rule: `self.all(r, !self.exists(o, o.name != r.name && ${roleServiceAccount("o")} == ${roleServiceAccount("r")}))`,
               message: "two entries generate the same ServiceAccount: give each entry its own serviceAccount",
+              // Names the first two such entries. map(r, predicate, value) keeps the strings' maxLength for the
+              // API server's cost estimate, where filter() and join() lose it and the CRD would be refused.
               messageExpression:
-                `'entries ' + self.filter(r, self.exists(o, o.name != r.name && ${roleServiceAccount("o")} == ` +
-                `${roleServiceAccount("r")})).map(r, 'name=' + r.name + ' (ServiceAccount ' + ` +
-                `${roleServiceAccount("r")} + ')').join(', ') + ' generate the same ServiceAccount: give each ` +
-                `entry its own serviceAccount'`,
+                `'entries name=' + ${sharing("r.name")}[0] + ' and name=' + ${sharing("r.name")}[1] + ` +
+                `' generate the same ServiceAccount ' + ${sharing(roleServiceAccount("r"))}[0] + ` +
+                `': give each entry its own serviceAccount'`,
             },
           ],
         }),
