@@ -1,7 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import { errorMessage, statusCode } from "../cluster/client.js";
-import type { Child } from "../desired/children.js";
+import { withTypeMeta, type Child, type ChildKind } from "../desired/children.js";
 import { desiredState } from "../desired/index.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
@@ -167,7 +167,8 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       continue;
     }
     try {
-      if (d.repair.action === "delete") await writer.delete(d.repair.object);
+      if (d.repair.action === "delete")
+        await writer.delete(withTypeMeta(d.kind as ChildKind, d.repair.object));
       else {
         const result = await writer.apply(d.repair.object);
         // Fields another manager added survive an apply; replace them when they are still there.

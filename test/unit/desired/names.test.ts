@@ -2,7 +2,7 @@ import type { V1NetworkPolicy } from "@kubernetes/client-node";
 import { expect } from "chai";
 import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
 import { auditPolicyConfigMap } from "../../../src/desired/auditpolicy.js";
-import type { Child } from "../../../src/desired/children.js";
+import { withTypeMeta, type Child } from "../../../src/desired/children.js";
 import { encryptionSecretName } from "../../../src/desired/encryptionstate.js";
 import { desiredState, duplicateChildKeys } from "../../../src/desired/index.js";
 import { objectKey } from "../../../src/snapshot.js";
@@ -235,6 +235,21 @@ describe("renamed extra NetworkPolicies: create before prune", () => {
     expect(d.children.find((c) => c.metadata.name === "csp-q-default-deny")?.["spec"]).to.deep.equal({
       podSelector: {},
       policyTypes: ["Ingress", "Egress"],
+    });
+  });
+});
+
+describe("withTypeMeta", () => {
+  it("gives an object from a LIST (no apiVersion, no kind) what a request path needs, keeping the rest", () => {
+    const listed = { metadata: { name: "csp-up-web", namespace: "ns", uid: "u1" } };
+    expect(withTypeMeta("NetworkPolicy", listed)).to.deep.equal({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "csp-up-web", namespace: "ns", uid: "u1" },
+    });
+    expect(withTypeMeta("Role", { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role" })).to.deep.equal({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
     });
   });
 });
