@@ -7,6 +7,21 @@
  * the `x-kubernetes-*` extensions.
  */
 
+/**
+ * A CEL validation rule. `message` is what the API server shows when the rule fails; `messageExpression`,
+ * when given, is a CEL string expression that replaces it (so the message can name the offending entries),
+ * and `message` stays the fallback should the expression itself fail.
+ */
+export interface ValidationRule {
+  rule: string;
+  message: string;
+  messageExpression?: string;
+  /** Evaluate the rule on create too, with `oldSelf` an optional that has no value there. */
+  optionalOldSelf?: boolean;
+  fieldPath?: string;
+  reason?: string;
+}
+
 /** A structural schema as the API server wants it. */
 export interface OpenApiSchema {
   type?: "object" | "array" | "string" | "integer" | "boolean" | "number";
@@ -25,7 +40,7 @@ export interface OpenApiSchema {
   maxLength?: number;
   minItems?: number;
   maxItems?: number;
-  "x-kubernetes-validations"?: { rule: string; message: string; fieldPath?: string; reason?: string }[];
+  "x-kubernetes-validations"?: ValidationRule[];
   "x-kubernetes-preserve-unknown-fields"?: boolean;
   "x-kubernetes-embedded-resource"?: boolean;
   "x-kubernetes-list-type"?: "atomic" | "set" | "map";
@@ -45,7 +60,7 @@ export type Static<S> = S extends Schema<infer T> ? T : never;
 export interface Common {
   description: string;
   default?: unknown;
-  rules?: { rule: string; message: string; fieldPath?: string; reason?: string }[];
+  rules?: ValidationRule[];
 }
 
 function base(type: OpenApiSchema["type"], c: Common, extra: OpenApiSchema = {}): OpenApiSchema {

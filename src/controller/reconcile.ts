@@ -1,7 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import { errorMessage, statusCode } from "../cluster/client.js";
-import type { Child } from "../desired/children.js";
+import { withTypeMeta, type Child, type ChildKind } from "../desired/children.js";
 import { desiredState } from "../desired/index.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
@@ -84,7 +84,7 @@ function classify(err: unknown, object: string, field?: string): WriteFailure {
 
 /** The spec entry a child comes from, so a message names what to fix; undefined for fixed children. */
 function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string | undefined {
-  const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`-${e.name}`));
+  const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`.${e.name}`));
   if (child.kind === "NetworkPolicy" && extra) return `spec.networkPolicies.extra[name=${extra.name}].spec`;
   if (child.kind === "Role" || child.kind === "RoleBinding")
     return `spec.rbac.roles[name=${child.metadata.name}]`;
@@ -125,6 +125,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const spec = effectiveSpec(policy);
   const enforce = spec.mode !== "Audit";
   const desired = desiredState(policy, snapshot);
+  for (const message of desired.invalid) failures.push({ reason: "InvalidSpec", message, terminal: true });
 
   // The caches only hold labelled objects: look up what sits at the name of each missing child.
   const managedKeys = new Set<string>();
@@ -166,7 +167,8 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       continue;
     }
     try {
-      if (d.repair.action === "delete") await writer.delete(d.repair.object);
+      if (d.repair.action === "delete")
+        await writer.delete(withTypeMeta(d.kind as ChildKind, d.repair.object));
       else {
         const result = await writer.apply(d.repair.object);
         // Fields another manager added survive an apply; replace them when they are still there.

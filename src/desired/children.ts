@@ -1,4 +1,4 @@
-import type { V1OwnerReference } from "@kubernetes/client-node";
+import type { KubernetesObject, V1OwnerReference } from "@kubernetes/client-node";
 
 /** Kinds of objects a policy creates and owns entirely (labels + ownerReference). */
 export type ChildKind = "NetworkPolicy" | "ServiceAccount" | "Role" | "RoleBinding" | "ConfigMap";
@@ -35,3 +35,12 @@ export const API_VERSIONS: Record<ChildKind, string> = {
   RoleBinding: "rbac.authorization.k8s.io/v1",
   ConfigMap: "v1",
 };
+
+/**
+ * The object with its apiVersion and kind set. Objects from a LIST carry neither (only watch events do),
+ * and a request path cannot be built without them: a child seen only in the informer's first list could
+ * otherwise never be deleted when it is orphaned.
+ */
+export function withTypeMeta<T extends KubernetesObject>(kind: ChildKind, obj: T): T {
+  return { ...obj, apiVersion: obj.apiVersion ?? API_VERSIONS[kind], kind: obj.kind ?? kind };
+}

@@ -1,6 +1,6 @@
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { areaExemptInNamespace } from "../findings/exemptions.js";
-import type { Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../snapshot.js";
 import { auditPolicyConfigMap, renderAuditPolicyYaml } from "./auditpolicy.js";
 import { API_VERSIONS, type Child, type ChildKind } from "./children.js";
 import { ownerReference, ownershipLabels } from "./metadata.js";
@@ -12,39 +12,96 @@ import { effectiveSpec } from "./spec.js";
 /** What one policy wants in the cluster: the namespaces it selects and the children it owns there. */
 export interface DesiredState {
   namespaces: string[];
+  /** Every child exactly once: no Kind/namespace/name appears twice. */
   children: Child[];
+  /**
+   * Spec problems admission could not refuse (a policy stored before a rule existed): one message per
+   * pair of spec fields that generate the same object, naming both. Report them as InvalidSpec.
+   */
+  invalid: string[];
+}
+
+/** One Kind/namespace/name generated more than once, and the spec fields that generated it, in order. */
+export interface DuplicateChild {
+  key: string;
+  sources: string[];
+}
+
+/**
+ * Finds every desired child key (Kind/namespace/name) that occurs more than once. Two children with one
+ * key would both be applied on every reconcile, each undoing the other and each write re-enqueueing the
+ * policy: a flapping object. Pure; `sourceOf` names the spec field a child comes from.
+ */
+export function duplicateChildKeys(
+  children: readonly Child[],
+  sourceOf: (child: Child) => string | undefined = () => undefined,
+): DuplicateChild[] {
+  const byKey = new Map<string, string[]>();
+  for (const c of children) {
+    const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
+    const list = byKey.get(key) ?? [];
+    list.push(sourceOf(c) ?? "?");
+    byKey.set(key, list);
+  }
+  return [...byKey].filter(([, sources]) => sources.length > 1).map(([key, sources]) => ({ key, sources }));
+}
+
+/** One message per set of colliding spec fields, however many namespaces it happens in. */
+function duplicateMessages(duplicates: readonly DuplicateChild[]): string[] {
+  const groups = new Map<string, { kind: string; objects: string[] }>();
+  for (const d of duplicates) {
+    const [kind = "", ...rest] = d.key.split("/");
+    const fields = `${d.sources.join(" and ")}|${kind}`;
+    const g = groups.get(fields) ?? { kind, objects: [] };
+    g.objects.push(rest.join("/"));
+    groups.set(fields, g);
+  }
+  return [...groups].map(([fields, g]) => {
+    const more = g.objects.length > 1 ? ` and ${g.objects.length - 1} more` : "";
+    return (
+      `${fields.split("|")[0]} generate the same ${g.kind} (${g.objects[0]}${more}); ` +
+      "only the first is applied"
+    );
+  });
 }
 
 /**
  * Computes a policy's desired children from the snapshot. Pure and deterministic: children are sorted by
- * kind, namespace and name, and carry the ownership labels and ownerReference.
+ * kind, namespace and name, carry the ownership labels and ownerReference, and each key occurs once (the
+ * first generated wins; the collision is reported in `invalid`).
  */
 export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot): DesiredState {
   const spec = effectiveSpec(policy);
   const namespaces = selectNamespaces(spec, snapshot.namespaces);
-  const children: Child[] = [];
+  const all: Child[] = [];
+  const sources = new Map<Child, string>();
+  const live = { policyUid: policy.metadata.uid, objects: snapshot.networkPolicies };
   for (const namespace of namespaces) {
-    const child = (kind: ChildKind, name: string, fields: Record<string, unknown>): Child => ({
-      apiVersion: API_VERSIONS[kind],
-      kind,
-      metadata: {
-        name,
-        namespace,
-        labels: ownershipLabels(policy.metadata.name),
-        ownerReferences: [ownerReference(policy)],
-      },
-      ...fields,
-    });
+    const child = (kind: ChildKind, name: string, fields: Record<string, unknown>, source: string): Child => {
+      const c: Child = {
+        apiVersion: API_VERSIONS[kind],
+        kind,
+        metadata: {
+          name,
+          namespace,
+          labels: ownershipLabels(policy.metadata.name),
+          ownerReferences: [ownerReference(policy)],
+        },
+        ...fields,
+      };
+      sources.set(c, source);
+      return c;
+    };
     const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, namespace, snapshot.now);
     if (spec.networkPolicies && !exempt("networkPolicies"))
-      children.push(...desiredNetworkPolicies(policy.metadata.name, namespace, spec.networkPolicies, child));
+      all.push(...desiredNetworkPolicies(policy.metadata.name, namespace, spec.networkPolicies, child, live));
     if (!exempt("rbac"))
-      for (const role of spec.rbac?.roles ?? []) children.push(...desiredRoleObjects(role, namespace, child));
+      for (const role of spec.rbac?.roles ?? []) all.push(...desiredRoleObjects(role, namespace, child));
   }
   if (spec.auditPolicy) {
     // The rendered audit Policy, for the node agent (or a person) to place at --audit-policy-file.
     const cm = auditPolicyConfigMap(policy.metadata.name, renderAuditPolicyYaml(spec.auditPolicy));
-    children.push({
+    all.push({
       apiVersion: API_VERSIONS.ConfigMap,
       kind: "ConfigMap",
       metadata: {
@@ -56,11 +113,19 @@ export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot):
       data: cm.data,
     });
   }
+  const duplicates = duplicateChildKeys(all, (c) => sources.get(c));
+  const seen = new Set<string>();
+  const children = all.filter((c) => {
+    const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   children.sort(
     (a, b) =>
       a.kind.localeCompare(b.kind) ||
       a.metadata.namespace.localeCompare(b.metadata.namespace) ||
       a.metadata.name.localeCompare(b.metadata.name),
   );
-  return { namespaces, children };
+  return { namespaces, children, invalid: duplicateMessages(duplicates) };
 }

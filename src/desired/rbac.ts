@@ -7,7 +7,8 @@ type GeneratedRole = NonNullable<NonNullable<ClusterSecurityPolicySpec["rbac"]>[
  * Least-privilege access for one `spec.rbac.roles` entry in one namespace: a Role with exactly the given
  * rules, a dedicated ServiceAccount whose token is not automounted (pods opt in with a projected token),
  * and a RoleBinding between them. The Role and the binding share the entry's name and the binding's roleRef
- * never changes, so the immutable roleRef never needs a replacement.
+ * never changes, so the immutable roleRef never needs a replacement. Admission keeps each entry's
+ * ServiceAccount distinct from every other entry's and from `default`.
  */
 export function desiredRoleObjects(
   role: GeneratedRole,
@@ -16,9 +17,11 @@ export function desiredRoleObjects(
     kind: "Role" | "RoleBinding" | "ServiceAccount",
     name: string,
     fields: Record<string, unknown>,
+    source: string,
   ) => Child,
 ): Child[] {
   const sa = role.serviceAccount ?? role.name;
+  const field = `spec.rbac.roles[name=${role.name}]`;
   const rules = role.rules.map((r) => {
     const rule: Record<string, string[]> = {};
     if (r.apiGroups) rule["apiGroups"] = [...r.apiGroups];
@@ -28,11 +31,21 @@ export function desiredRoleObjects(
     return rule;
   });
   return [
-    child("ServiceAccount", sa, { automountServiceAccountToken: false }),
-    child("Role", role.name, { rules }),
-    child("RoleBinding", role.name, {
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.name },
-      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
-    }),
+    child(
+      "ServiceAccount",
+      sa,
+      { automountServiceAccountToken: false },
+      `${field}.${role.serviceAccount === undefined ? "name" : "serviceAccount"}`,
+    ),
+    child("Role", role.name, { rules }, field),
+    child(
+      "RoleBinding",
+      role.name,
+      {
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.name },
+        subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+      },
+      field,
+    ),
   ];
 }

@@ -23,6 +23,17 @@ export function clusterSecurityPolicyCRD(): V1CustomResourceDefinition {
         message:
           "metadata.name must be at most 40 characters (it prefixes the names of the objects it creates)",
       },
+      {
+        // Extra NetworkPolicies are named csp-<policy>.<extra>: with no '.' in policy names, the '.' tells
+        // where the policy's name ends, so no two policies (nor a built-in and an extra) share a name.
+        // Checked on create only (names never change): a policy stored before this rule keeps accepting
+        // updates, and the operator can still write its status.
+        rule: "oldSelf.hasValue() || !self.metadata.name.contains('.')",
+        optionalOldSelf: true,
+        message:
+          "metadata.name must not contain '.' (it prefixes the names of the objects it creates, where '.' " +
+          "separates the policy's name from an extra NetworkPolicy's name)",
+      },
     ],
   };
   const cond = (type: string) => `.status.conditions[?(@.type=="${type}")].status`;

@@ -14,6 +14,19 @@ export const PLURAL = "clustersecuritypolicies";
 
 const DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
+/**
+ * Suffixes of the NetworkPolicies the operator builds in itself (`csp-<policy>-<suffix>`). An extra
+ * NetworkPolicy may not take one of these names: two objects called default-deny in one namespace, one
+ * denying and one allowing, would be unreadable even though their names differ.
+ */
+export const BUILT_IN_NETWORK_POLICIES = ["default-deny", "allow-dns", "allow-same-namespace"] as const;
+
+/** CEL: the ServiceAccount a `spec.rbac.roles` entry `r` generates. */
+const roleServiceAccount = (r: string) => `(has(${r}.serviceAccount) ? ${r}.serviceAccount : ${r}.name)`;
+/** CEL, on the roles list: `value` of every entry whose ServiceAccount another entry generates too. */
+const sharing = (value: string) =>
+  `self.map(r, self.exists(o, o.name != r.name && ${roleServiceAccount("o")} == ${roleServiceAccount("r")}), ${value})`;
+
 const labelSelector = obj(
   {
     matchLabels: mapOf(str({ description: "Label value.", maxLength: 63 }), {
@@ -83,7 +96,8 @@ const riskyRule =
 const generatedRole = obj(
   {
     name: str({
-      description: "Name of the Role and RoleBinding (DNS-1123 label).",
+      description:
+        "Name of the Role and RoleBinding (DNS-1123 label), and of the ServiceAccount unless serviceAccount is set.",
       pattern: DNS_LABEL,
       maxLength: 63,
     }),
@@ -93,7 +107,9 @@ const generatedRole = obj(
       maxItems: 32,
     }),
     serviceAccount: str({
-      description: "Dedicated ServiceAccount bound to the Role; defaults to the role's name.",
+      description:
+        "Dedicated ServiceAccount bound to the Role; defaults to the role's name. Never `default`, and never " +
+        "the ServiceAccount of another entry.",
       pattern: DNS_LABEL,
       maxLength: 63,
     }),
@@ -118,6 +134,20 @@ const generatedRole = obj(
         rule: `has(self.riskAcceptance) || !(${riskyRule})`,
         message: "wildcards ('*') and the verbs escalate, bind and impersonate need riskAcceptance.reason",
         fieldPath: ".rules",
+      },
+      {
+        rule: "!has(self.serviceAccount) || self.serviceAccount != 'default'",
+        message:
+          "serviceAccount must not be 'default': the namespace's default ServiceAccount is shared by every pod " +
+          "and is not the policy's to own or bind; name a dedicated one",
+        fieldPath: ".serviceAccount",
+      },
+      {
+        rule: "has(self.serviceAccount) || self.name != 'default'",
+        message:
+          "a role named 'default' would generate the namespace's default ServiceAccount: set serviceAccount " +
+          "to a dedicated name",
+        fieldPath: ".name",
       },
     ],
   },
@@ -249,7 +279,9 @@ export const specSchema = obj(
           obj(
             {
               name: str({
-                description: "Suffix of the NetworkPolicy's name (DNS-1123 label).",
+                description:
+                  "The NetworkPolicy is named csp-<policy>.<name> (DNS-1123 label; not default-deny, allow-dns " +
+                  "or allow-same-namespace, the built-in NetworkPolicies' names).",
                 pattern: DNS_LABEL,
                 maxLength: 40,
               }),
@@ -258,7 +290,19 @@ export const specSchema = obj(
                   "A networking.k8s.io/v1 NetworkPolicySpec, stamped into every selected namespace.",
               }),
             },
-            { description: "An extra NetworkPolicy.", required: ["name", "spec"] },
+            {
+              description: "An extra NetworkPolicy.",
+              required: ["name", "spec"],
+              rules: [
+                {
+                  rule: `!(self.name in ${JSON.stringify(BUILT_IN_NETWORK_POLICIES).replaceAll('"', "'")})`,
+                  message:
+                    "name must not be default-deny, allow-dns or allow-same-namespace: those are the built-in " +
+                    "NetworkPolicies' names",
+                  fieldPath: ".name",
+                },
+              ],
+            },
           ),
           {
             description: "Extra NetworkPolicies stamped into every selected namespace.",
@@ -303,10 +347,26 @@ export const specSchema = obj(
     rbac: obj(
       {
         roles: arrayOf(generatedRole, {
-          description: "Generated least-privilege access per selected namespace.",
+          description:
+            "Generated least-privilege access per selected namespace. Each entry has its own ServiceAccount: " +
+            "put every rule one workload needs into one entry.",
           listType: "map",
           mapKeys: ["name"],
           maxItems: 64,
+          rules: [
+            {
+              // Role and RoleBinding names are unique (the list is keyed by name); the ServiceAccount is not
+              // unless this holds. Two entries on one ServiceAccount would each claim the same object.
+              rule: `self.all(r, !self.exists(o, o.name != r.name && ${roleServiceAccount("o")} == ${roleServiceAccount("r")}))`,
+              message: "two entries generate the same ServiceAccount: give each entry its own serviceAccount",
+              // Names the first two such entries. map(r, predicate, value) keeps the strings' maxLength for the
+              // API server's cost estimate, where filter() and join() lose it and the CRD would be refused.
+              messageExpression:
+                `'entries name=' + ${sharing("r.name")}[0] + ' and name=' + ${sharing("r.name")}[1] + ` +
+                `' generate the same ServiceAccount ' + ${sharing(roleServiceAccount("r"))}[0] + ` +
+                `': give each entry its own serviceAccount'`,
+            },
+          ],
         }),
         audit: obj(
           {

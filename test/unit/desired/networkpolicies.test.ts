@@ -96,7 +96,7 @@ describe("desired NetworkPolicies", () => {
       })
       .build();
     const [c] = desiredState(p, snapshot({ namespaces: [namespace("a")] })).children;
-    expect(c?.metadata.name).to.equal("csp-p-allow-web");
+    expect(c?.metadata.name).to.equal("csp-p.allow-web");
     expect(c?.["spec"]).to.deep.equal({ podSelector: {}, ingress: [{ ports: [{ port: 8080 }] }] });
   });
 
