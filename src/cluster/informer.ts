@@ -95,6 +95,9 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
       });
       if (!result || !Array.isArray(result.items))
         throw new Error(`LIST ${spec.path}: the response is not a list`);
+      // ListWatch indexes items by metadata without checking; a malformed item would throw inside it.
+      if (result.items.some((o) => typeof o?.metadata?.name !== "string"))
+        throw new Error(`LIST ${spec.path}: an item has no metadata.name`);
       this.listed = true;
       return result;
     };
