@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadKubeConfig } from "./cluster/client.js";
-import { createLogger } from "./observability/logger.js";
+import { createLogger, type Logger } from "./observability/logger.js";
 import { AREAS } from "./controller/registry.js";
 import { Operator } from "./operator.js";
 
@@ -38,6 +38,7 @@ async function run(argv: string[]): Promise<number> {
   if (!Number.isFinite(resync) || resync <= 0)
     throw new UsageError(`--resync must be a positive number of seconds, got ${values.resync}`);
   const log = createLogger(values["log-level"]);
+  logUnhandledRejections(log);
   const kc = loadKubeConfig(values.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
   const operator = new Operator(kc, { workers, resyncMs: resync * 1000, areas: AREAS }, log);
   log.info("starting", { server: kc.getCurrentCluster()?.server, workers, resyncSeconds: resync });
@@ -98,6 +99,7 @@ async function agent(argv: string[]): Promise<number> {
     throw new UsageError(`--resync must be a positive number of seconds, got ${values.resync}`);
   const { Agent } = await import("./agent/agent.js");
   const log = createLogger(values["log-level"]).child({ component: "csp-operator-agent", node });
+  logUnhandledRejections(log);
   const kc = loadKubeConfig(values.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
   const a = new Agent(
     kc,
@@ -126,6 +128,19 @@ async function agent(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/**
+ * Last resort only: every failure is handled where it happens (informers retry with backoff, reconciles
+ * fail into the queue's backoff). A rejection nobody handled is a bug; log it with its stack instead of
+ * letting Node end the process and every watch with it.
+ */
+function logUnhandledRejections(log: Logger): void {
+  process.on("unhandledRejection", (reason: unknown) => {
+    log.error("unhandled promise rejection (a bug; the operator keeps running)", {
+      error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
+    });
+  });
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

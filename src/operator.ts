@@ -47,16 +47,24 @@ export class Operator {
     this.areas = (opts.areas ?? []).map((make) => make({ kc, log, enqueue }));
   }
 
-  /** Fills the caches, then starts the workers and reconciles every policy once. */
+  /**
+   * Fills the caches, then starts the workers and reconciles every policy once. Workers start only once
+   * every cache has synced (a first LIST that fails is retried with backoff meanwhile); stop() before
+   * that leaves them unstarted.
+   */
   async start(): Promise<void> {
-    await Promise.all([this.cache.start(), ...this.areas.map((a) => a.start?.())]);
+    const [synced] = await Promise.all([this.cache.start(), ...this.areas.map((a) => a.start?.())]);
+    if (!synced || this.stopping) return;
     this.log.info("caches synced; starting workers");
     this.controller.start();
     this.controller.resync();
   }
 
+  private stopping = false;
+
   /** Drains in-flight reconciles and stops the watches. */
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.controller.stop();
     await Promise.all([this.cache.stop(), ...this.areas.map((a) => a.stop?.())]);
   }

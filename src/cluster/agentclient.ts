@@ -1,8 +1,8 @@
-import type { KubeConfig, V1ConfigMap, V1Secret } from "@kubernetes/client-node";
+import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Secret } from "@kubernetes/client-node";
 import { COMPONENT_LABEL, ENCRYPTION_COMPONENT } from "../desired/encryptionstate.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import type { Logger } from "../observability/logger.js";
-import { ResilientInformer } from "./informer.js";
+import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 import { RestClient } from "./rest.js";
 
 /** The agent's field manager: its report is its own, distinct from the operator's children. */
@@ -41,22 +41,28 @@ export class AgentClient {
     );
   }
 
-  async start(): Promise<void> {
+  /** Starts both watches and resolves once both caches have synced (false when stopped first). */
+  async start(): Promise<boolean> {
     await Promise.all([this.configMaps.start(), this.secrets.start()]);
+    const synced = await Promise.all([this.configMaps.waitForSync(), this.secrets.waitForSync()]);
+    return synced.every(Boolean);
   }
 
   async stop(): Promise<void> {
     await Promise.all([this.configMaps.stop(), this.secrets.stop()]);
   }
 
-  /** The operator's labelled ConfigMaps in csp-system (rendered audit policies, agents' reports). */
+  /**
+   * The operator's labelled ConfigMaps in csp-system (rendered audit policies, agents' reports). Throws
+   * CacheNotSyncedError while the cache has not synced since its last failure.
+   */
   configMapList(): readonly V1ConfigMap[] {
-    return this.configMaps.list();
+    return synced(this.configMaps).list();
   }
 
-  /** The encryption key-ring Secrets in csp-system. */
+  /** The encryption key-ring Secrets in csp-system; throws CacheNotSyncedError like configMapList(). */
   secretList(): readonly V1Secret[] {
-    return this.secrets.list();
+    return synced(this.secrets).list();
   }
 
   /** The uid of a Node (throws when it cannot be read). */
@@ -80,4 +86,9 @@ export class AgentClient {
       },
     );
   }
+}
+
+function synced<T extends KubernetesObject>(informer: ResilientInformer<T>): ResilientInformer<T> {
+  if (!informer.hasSynced) throw new CacheNotSyncedError([informer.description]);
+  return informer;
 }

@@ -21,7 +21,10 @@ import {
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
-import { ResilientInformer } from "./informer.js";
+import { errorMessage } from "./client.js";
+import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
+
+export { CacheNotSyncedError } from "./informer.js";
 
 const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
@@ -110,9 +113,19 @@ export class ClusterCache {
     ] as ResilientInformer[];
   }
 
-  /** Starts every informer and resolves once all caches hold their first list. */
-  async start(): Promise<void> {
+  /**
+   * Starts every informer and resolves once every cache has synced (a LIST succeeded); informers whose
+   * first LIST fails keep retrying with backoff meanwhile. Resolves false when stopped before that.
+   */
+  async start(): Promise<boolean> {
     await Promise.all(this.all.map((i) => i.start()));
+    const synced = await Promise.all(this.all.map((i) => i.waitForSync()));
+    return synced.every(Boolean);
+  }
+
+  /** Every cache has synced since its last failure. */
+  get hasSynced(): boolean {
+    return this.all.every((i) => i.hasSynced);
   }
 
   async stop(): Promise<void> {
@@ -123,8 +136,21 @@ export class ClusterCache {
     return this.policies.list().find((p) => p.metadata.name === name);
   }
 
-  /** An immutable snapshot of the caches for one reconcile. */
+  /**
+   * An immutable snapshot of the caches for one reconcile. Throws CacheNotSyncedError (retryable) when
+   * any cache has not synced since its last failure: an object missing from such a cache may exist, so
+   * nothing (above all no delete, no Orphaned judgement) may be computed from it.
+   */
   snapshot(now = new Date()): Snapshot {
+    const unsynced = this.all.filter((i) => !i.hasSynced);
+    if (unsynced.length > 0) {
+      throw new CacheNotSyncedError(
+        unsynced.map((i) => i.description),
+        unsynced
+          .filter((i) => i.lastError !== undefined)
+          .map((i) => `${i.spec.kind}: ${errorMessage(i.lastError)}`),
+      );
+    }
     const managed = <T extends KubernetesObject>(objs: readonly T[]) =>
       objs.filter((o) => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
     const roles = this.roles.list();

@@ -7,6 +7,7 @@ import {
 } from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { Backoff } from "../runtime/backoff.js";
+import { keepAliveClock, type Clock } from "../runtime/clock.js";
 import { errorMessage } from "./client.js";
 import { RestClient } from "./rest.js";
 
@@ -19,71 +20,209 @@ export interface InformerSpec {
   fieldSelector?: string;
 }
 
+export interface InformerOptions {
+  /** Restart delays after a failure; default 0.5 s doubling up to 30 s, with jitter. */
+  backoff?: Backoff;
+  /** Time source of the restart timer (a fake one in tests). */
+  clock?: Clock;
+}
+
+/**
+ * A cache read while it has not synced since its last failure (its first LIST failed, or its list/watch
+ * broke and has not been listed again). Retryable: the caller must act on nothing it read and try later.
+ * Absence of an object in such a cache is no evidence that the object is absent.
+ */
+export class CacheNotSyncedError extends Error {
+  constructor(
+    /** The kinds (and selectors) of the caches that are not synced, e.g. `Namespace`. */
+    readonly informers: readonly string[],
+    /** Why, per cache, when known (the last list or watch error). */
+    readonly reasons: readonly string[] = [],
+  ) {
+    super(
+      `cache not synced: ${informers.join(", ")}${reasons.length ? ` (${reasons.join("; ")})` : ""}; ` +
+        "nothing is decided from it until a LIST succeeds",
+    );
+    this.name = "CacheNotSyncedError";
+  }
+}
+
+/** A LIST may be large (every RoleBinding of a big cluster): its own timeout and size cap. */
+const LIST_TIMEOUT_MS = 120_000;
+const LIST_MAX_BYTES = 1024 * 1024 * 1024;
+
 /**
  * A cache of one resource kept current by list+watch, that never stops by itself: client-node's
- * ListWatch relists on 410 Gone but stops for good on any other error (network, 403, 500), so this
+ * ListWatch relists on 410 Gone but stops for good on any other error (network, 401/403, 500), so this
  * restarts it with per-informer exponential backoff until stop() is called. Handlers only enqueue work.
+ *
+ * Synced means "a LIST succeeded since the last failure and is in the cache": false from the start
+ * until the first successful LIST, false again from any list/watch error until the next successful
+ * LIST (a restart always lists again). Readers must check it: an unsynced cache may be empty or stale.
+ * The backoff is forgotten only on sync, so a LIST that keeps failing is retried ever more slowly.
  */
 export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private readonly lw: ListWatch<T>;
   private stopped = false;
-  private readonly backoff = new Backoff(500, 30_000);
-  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly backoff: Backoff;
+  private readonly clock: Clock;
+  private restartTimer: unknown;
+  /** A LIST succeeded since the last failure (its items go into the cache right after). */
+  private listed = false;
   private synced = false;
   private failure: unknown;
+  private syncWaiters: ((synced: boolean) => void)[] = [];
 
   constructor(
     kc: KubeConfig,
     readonly spec: InformerSpec,
     onChange: (obj: T) => void,
     private readonly log: Logger,
+    opts: InformerOptions = {},
   ) {
+    this.backoff = opts.backoff ?? new Backoff(500, 30_000);
+    this.clock = opts.clock ?? keepAliveClock;
     // Lists travel as plain JSON, like watch events: client-node's models would rename fields (`_from`).
     const rest = new RestClient(kc);
     const query: Record<string, string> = {};
     if (spec.labelSelector) query["labelSelector"] = spec.labelSelector;
     if (spec.fieldSelector) query["fieldSelector"] = spec.fieldSelector;
-    const list = () => rest.request<KubernetesListObject<T>>("GET", spec.path, { query });
-    this.lw = new ListWatch<T>(spec.path, new Watch(kc), list, false, spec.labelSelector, spec.fieldSelector);
-    this.lw.on("add", onChange);
-    this.lw.on("update", onChange);
-    this.lw.on("delete", onChange);
-    this.lw.on("connect", () => {
-      this.backoff.forget("w");
-      this.failure = undefined;
+    const list = async () => {
+      const result = await rest.request<KubernetesListObject<T>>("GET", spec.path, {
+        query,
+        timeoutMs: LIST_TIMEOUT_MS,
+        maxBytes: LIST_MAX_BYTES,
+      });
+      if (!result || !Array.isArray(result.items))
+        throw new Error(`LIST ${spec.path}: the response is not a list`);
+      // ListWatch indexes items by metadata without checking; a malformed item would throw inside it.
+      if (result.items.some((o) => typeof o?.metadata?.name !== "string"))
+        throw new Error(`LIST ${spec.path}: an item has no metadata.name`);
+      this.listed = true;
+      return result;
+    };
+    this.lw = new ListWatch<T>(
+      spec.path,
+      this.guardedWatch(kc),
+      list,
+      false,
+      spec.labelSelector,
+      spec.fieldSelector,
+    );
+    const handler = (obj: T) => {
+      try {
+        onChange(obj);
+      } catch (err) {
+        this.log.error("informer handler failed", { kind: this.spec.kind, error: errorMessage(err) });
+      }
+    };
+    this.lw.on("add", handler);
+    this.lw.on("update", handler);
+    this.lw.on("delete", handler);
+    this.lw.on("error", (err) => {
+      try {
+        this.failed(err);
+      } catch (e) {
+        this.log.error("informer restart failed", { kind: this.spec.kind, error: errorMessage(e) });
+      }
     });
-    this.lw.on("error", (err) => this.restart(err));
   }
 
-  /** Lists (fills the cache) and starts watching; resolves once the first list is in the cache. */
+  /**
+   * client-node's Watch, with two guarantees the ListWatch relies on but does not get: a failure before
+   * the request is sent (credentials that cannot be loaded, a revoked exec plugin token) reaches the
+   * ListWatch as an error instead of rejecting a promise nobody awaits (which ends the process), and the
+   * moment a watch starts right after a successful LIST is recorded as the cache being synced.
+   */
+  private guardedWatch(kc: KubeConfig): Watch {
+    const watch = new Watch(kc);
+    const original = watch.watch.bind(watch);
+    watch.watch = async (path, queryParams, callback, done) => {
+      // ListWatch calls watch() only after the LIST result is in its cache.
+      this.markSyncedIfListed();
+      const guardedCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => {
+        try {
+          const r = callback(phase, apiObj, watchObj) as unknown;
+          if (r instanceof Promise) r.catch((err: unknown) => this.eventFailed(err));
+        } catch (err) {
+          this.eventFailed(err);
+        }
+      };
+      try {
+        return await original(path, queryParams, guardedCallback, done);
+      } catch (err) {
+        const controller = new AbortController();
+        queueMicrotask(() => done(err));
+        return controller;
+      }
+    };
+    return watch;
+  }
+
+  private eventFailed(err: unknown): void {
+    this.log.error("informer could not apply a watch event", {
+      kind: this.spec.kind,
+      error: errorMessage(err),
+    });
+  }
+
+  private markSyncedIfListed(): void {
+    if (this.synced || !this.listed || this.stopped) return;
+    this.synced = true;
+    if (this.failure !== undefined)
+      this.log.info("informer synced again", { kind: this.spec.kind, path: this.spec.path });
+    this.failure = undefined;
+    this.backoff.forget("w");
+    for (const w of this.syncWaiters.splice(0)) w(true);
+  }
+
+  /** Lists (fills the cache) and starts watching; resolves after the first attempt, synced or not. */
   async start(): Promise<void> {
     this.stopped = false;
     await this.lw.start();
-    this.synced = true;
   }
 
+  /** Resolves true once the cache is synced (now or later), false when the informer is stopped first. */
+  waitForSync(): Promise<boolean> {
+    if (this.synced) return Promise.resolve(true);
+    if (this.stopped) return Promise.resolve(false);
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  /** A LIST succeeded since the last list/watch failure: the cache may be trusted. */
   get hasSynced(): boolean {
     return this.synced;
   }
 
-  /** The error that stopped the list or watch since it last (re)connected: a 403 means no permission. */
+  /** The error that broke the list or watch, until the next successful LIST: a 403 means no permission. */
   get lastError(): unknown {
     return this.failure;
   }
 
-  private restart(err: unknown): void {
+  /** `Kind` with its selectors, for messages. */
+  get description(): string {
+    const sel = [this.spec.labelSelector, this.spec.fieldSelector].filter(Boolean).join(",");
+    return sel ? `${this.spec.kind}(${sel})` : this.spec.kind;
+  }
+
+  private failed(err: unknown): void {
+    this.synced = false;
+    this.listed = false;
+    // The next start must LIST again: only a successful LIST makes the cache trustworthy again.
+    (this.lw as unknown as { resourceVersion: string }).resourceVersion = "";
     if (this.stopped) return;
     this.failure = err;
     const delay = this.backoff.next("w");
     this.log.warn("informer stopped; restarting", {
       kind: this.spec.kind,
       error: errorMessage(err),
+      attempt: this.backoff.failuresOf("w"),
       retryInMs: delay,
     });
-    clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => {
+    this.clock.clearTimeout(this.restartTimer);
+    this.restartTimer = this.clock.setTimeout(() => {
       if (this.stopped) return;
-      this.lw.start().catch((e: unknown) => this.restart(e));
+      this.lw.start().catch((e: unknown) => this.failed(e));
     }, delay);
   }
 
@@ -93,7 +232,9 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.restartTimer);
+    this.synced = false;
+    this.clock.clearTimeout(this.restartTimer);
+    for (const w of this.syncWaiters.splice(0)) w(false);
     await this.lw.stop();
   }
 }

@@ -1,45 +1,135 @@
 import { RequestContext, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { fetch, type Dispatcher } from "undici";
 
+/** Without a timeout a stalled API server holds a worker for undici's 300 s; every call gets this default. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Text bodies (/metrics) are read whole into memory: bounded, so a huge answer is an error, not an OOM. */
+export const DEFAULT_TEXT_MAX_BYTES = 16 * 1024 * 1024;
+/** JSON bodies (objects, pages of lists, kubelet configz): a bound well above any sane page. */
+export const DEFAULT_JSON_MAX_BYTES = 64 * 1024 * 1024;
+
+export interface RequestOptions {
+  query?: Record<string, string>;
+  body?: unknown;
+  contentType?: string;
+  /** Whole request, body included; default DEFAULT_TIMEOUT_MS. */
+  timeoutMs?: number;
+  /** Largest response body accepted; default DEFAULT_JSON_MAX_BYTES (DEFAULT_TEXT_MAX_BYTES for text). */
+  maxBytes?: number;
+}
+
+/** No complete response within the request's timeout. Retryable. */
+export class RequestTimeoutError extends Error {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${method} ${path}: no complete response within ${timeoutMs} ms`);
+    this.name = "RequestTimeoutError";
+  }
+}
+
+/** The response body was larger than the request accepts; it was not read further. */
+export class ResponseTooLargeError extends Error {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly maxBytes: number,
+  ) {
+    super(`${method} ${path}: response larger than ${maxBytes} bytes; not read`);
+    this.name = "ResponseTooLargeError";
+  }
+}
+
 /**
  * Raw JSON requests with the KubeConfig's authentication and its shared dispatcher. client-node's typed
  * models rename fields (NetworkPolicy `from` becomes `_from`) and silently drop what they do not know, so
  * objects the operator compares or server-side applies must travel as plain JSON.
+ *
+ * Every request has a timeout (default 30 s, body included) and a response size cap; watches do not go
+ * through here (client-node's Watch has its own inactivity timeout).
  */
 export class RestClient {
-  constructor(private readonly kc: KubeConfig) {}
+  private readonly defaultTimeoutMs: number;
 
-  /** GET a non-JSON endpoint (the API server's Prometheus /metrics) as text. */
-  async text(path: string): Promise<string> {
-    const res = await this.send("GET", path, { accept: "text/plain" });
-    const text = await res.text();
-    if (!res.ok) throw new ApiError(res.status, { message: text.slice(0, 200) });
-    return text;
+  constructor(
+    private readonly kc: KubeConfig,
+    opts: { defaultTimeoutMs?: number } = {},
+  ) {
+    this.defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  async request<T>(
-    method: string,
-    path: string,
-    opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {},
-  ): Promise<T> {
-    const res = await this.send(method, path, { ...opts, accept: "application/json" });
-    const text = await res.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
+  /** GET a non-JSON endpoint (the API server's Prometheus /metrics) as text, at most 16 MiB by default. */
+  async text(path: string, opts: { timeoutMs?: number; maxBytes?: number } = {}): Promise<string> {
+    const text = await this.exchange("GET", path, {
+      ...opts,
+      accept: "text/plain",
+      maxBytes: opts.maxBytes ?? DEFAULT_TEXT_MAX_BYTES,
+    });
+    if (!text.ok) throw new ApiError(text.status, { message: text.body.slice(0, 200) });
+    return text.body;
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.exchange(method, path, { ...opts, accept: "application/json" });
+    let parsed: unknown;
+    try {
+      parsed = res.body ? JSON.parse(res.body) : undefined;
+    } catch {
+      // A proxy or load balancer in front of the API server may answer in plain text.
+      if (!res.ok) throw new ApiError(res.status, { message: res.body.slice(0, 200) });
+      throw new Error(`${method} ${path}: the response is not JSON`);
+    }
     if (!res.ok) throw new ApiError(res.status, parsed);
     return parsed as T;
+  }
+
+  /** One request, its body read within the timeout and the size cap. */
+  private async exchange(
+    method: string,
+    path: string,
+    opts: RequestOptions & { accept: string },
+  ): Promise<{ ok: boolean; status: number; body: string }> {
+    const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
+    const maxBytes = opts.maxBytes ?? DEFAULT_JSON_MAX_BYTES;
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const res = await this.send(method, path, opts, signal);
+      const declared = Number(res.headers.get("content-length") ?? "NaN");
+      if (declared > maxBytes) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new ResponseTooLargeError(method, path, maxBytes);
+      }
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      if (res.body) {
+        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          size += value.byteLength;
+          if (size > maxBytes) {
+            await reader.cancel().catch(() => undefined);
+            throw new ResponseTooLargeError(method, path, maxBytes);
+          }
+          chunks.push(value);
+        }
+      }
+      return { ok: res.ok, status: res.status, body: Buffer.concat(chunks).toString("utf8") };
+    } catch (err) {
+      if (signal.aborted && !(err instanceof ResponseTooLargeError))
+        throw new RequestTimeoutError(method, path, timeoutMs);
+      throw err;
+    }
   }
 
   /** One authenticated request over the KubeConfig's (shared) dispatcher. */
   private async send(
     method: string,
     path: string,
-    opts: {
-      accept: string;
-      query?: Record<string, string>;
-      body?: unknown;
-      contentType?: string;
-      timeoutMs?: number;
-    },
+    opts: { accept: string; query?: Record<string, string>; body?: unknown; contentType?: string },
+    signal: AbortSignal,
   ) {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error("kubeconfig has no current cluster");
@@ -52,8 +142,8 @@ export class RestClient {
     return fetch(url, {
       method,
       headers,
+      signal,
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-      ...(opts.timeoutMs !== undefined ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
       ...(ctx.getDispatcher() ? { dispatcher: ctx.getDispatcher() as Dispatcher } : {}),
     });
   }

@@ -1,5 +1,6 @@
 import type { Logger } from "../observability/logger.js";
 import { Backoff } from "./backoff.js";
+import { realClock, type Clock } from "./clock.js";
 import { WorkQueue } from "./workqueue.js";
 
 /** What a successful reconcile may ask for: to run again after a delay (waiting on something external). */
@@ -12,6 +13,10 @@ export interface ControllerOptions {
   workers: number;
   /** Every key is re-enqueued this often, catching anything a watch missed. */
   resyncMs: number;
+  /** Time source of the queue and backoff (a fake one in tests). */
+  clock?: Clock;
+  /** Per-key retry delays; default 0.5 s doubling up to 60 s, with jitter. */
+  backoff?: Backoff;
 }
 
 /**
@@ -19,8 +24,9 @@ export interface ControllerOptions {
  * periodic resync of every known key, and a graceful stop that lets in-flight reconciles finish.
  */
 export class Controller {
-  readonly queue = new WorkQueue();
-  private readonly backoff = new Backoff(500, 60_000);
+  readonly queue: WorkQueue;
+  private readonly backoff: Backoff;
+  private readonly clock: Clock;
   private workers: Promise<void>[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   /** Counters for metrics and tests. */
@@ -31,7 +37,11 @@ export class Controller {
     private readonly keys: () => string[],
     private readonly opts: ControllerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.clock = opts.clock ?? realClock;
+    this.queue = new WorkQueue(this.clock);
+    this.backoff = opts.backoff ?? new Backoff(500, 60_000);
+  }
 
   start(): void {
     for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
@@ -47,14 +57,14 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      const started = Date.now();
+      const started = this.clock.now();
       const reconcileId = Math.random().toString(36).slice(2, 10);
       try {
         this.stats.reconciles++;
         const result = await this.reconcile(key, reconcileId);
         this.backoff.forget(key);
         if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
-        this.log.debug("reconcile done", { policy: key, reconcileId, ms: Date.now() - started });
+        this.log.debug("reconcile done", { policy: key, reconcileId, ms: this.clock.now() - started });
       } catch (err) {
         this.stats.failures++;
         const delay = this.backoff.next(key);
@@ -65,7 +75,8 @@ export class Controller {
           attempt: this.backoff.failuresOf(key),
           retryInMs: delay,
         });
-        this.queue.addAfter(key, delay);
+        // Not addAfter: an event that arrived meanwhile must not cut the backoff short.
+        this.queue.retryAfter(key, delay);
       } finally {
         this.queue.done(key);
       }

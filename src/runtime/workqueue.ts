@@ -1,21 +1,33 @@
+import { realClock, type Clock } from "./clock.js";
+
 /**
  * A keyed work queue with the guarantees controllers rely on (modelled on client-go's workqueue):
  * - a key is never processed by two workers at once;
  * - adding a key that is already waiting is a no-op (events collapse);
  * - adding a key while it is being processed marks it dirty, so it runs once more afterwards;
- * - delayed adds (backoff, requeue-after) keep only the earliest deadline per key.
+ * - delayed adds (requeue-after) keep only the earliest deadline per key, and an event may run the key
+ *   sooner;
+ * - a key that failed waits its retry delay whatever happens meanwhile: events, resyncs and the dirty
+ *   mark of an event that arrived during the failed run shorten nothing (client-go's rate-limited
+ *   requeue; without it a failing key loops hot in a busy cluster).
  */
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly waiting = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly timers = new Map<string, { at: number; timer: unknown }>();
+  /** Keys waiting out a retry delay after a failure, with their timer. */
+  private readonly held = new Map<string, unknown>();
   private readonly takers: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
 
+  constructor(private readonly clock: Clock = realClock) {}
+
   add(key: string): void {
     if (this.shuttingDown) return;
+    // A failed key runs when its retry delay ends (the hold's timer adds it), not sooner.
+    if (this.held.has(key)) return;
     if (this.processing.has(key)) {
       this.dirty.add(key);
       return;
@@ -36,16 +48,46 @@ export class WorkQueue {
   addAfter(key: string, ms: number): void {
     if (this.shuttingDown) return;
     if (ms <= 0) return this.add(key);
-    const at = Date.now() + ms;
+    const at = this.clock.now() + ms;
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
-    if (existing) clearTimeout(existing.timer);
-    const timer = setTimeout(() => {
+    if (existing) this.clock.clearTimeout(existing.timer);
+    const timer = this.clock.setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, ms);
-    timer.unref();
     this.timers.set(key, { at, timer });
+  }
+
+  /**
+   * `key` failed: it runs again after `ms`, and nothing before then (an event, a resync, the dirty mark
+   * of an event during the failed run, a pending requeue-after) makes it run sooner.
+   */
+  retryAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return;
+    const pending = this.timers.get(key);
+    if (pending) {
+      this.clock.clearTimeout(pending.timer);
+      this.timers.delete(key);
+    }
+    this.dirty.delete(key);
+    const previous = this.held.get(key);
+    if (previous !== undefined) this.clock.clearTimeout(previous);
+    this.held.set(
+      key,
+      this.clock.setTimeout(
+        () => {
+          this.held.delete(key);
+          this.add(key);
+        },
+        Math.max(0, ms),
+      ),
+    );
+  }
+
+  /** Keys waiting out a retry delay. */
+  get retrying(): number {
+    return this.held.size;
   }
 
   /** Resolves with the next key to process, or undefined once the queue shuts down. */
@@ -60,7 +102,7 @@ export class WorkQueue {
     return new Promise((resolve) => this.takers.push(resolve));
   }
 
-  /** Marks `key` finished; if it was added meanwhile, it is queued again. */
+  /** Marks `key` finished; if it was added meanwhile (and did not fail), it is queued again. */
   done(key: string): void {
     this.processing.delete(key);
     if (this.dirty.delete(key)) this.add(key);
@@ -77,8 +119,10 @@ export class WorkQueue {
   /** Stops handing out keys; workers blocked in get() receive undefined. Pending timers are dropped. */
   shutDown(): void {
     this.shuttingDown = true;
-    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) this.clock.clearTimeout(timer);
     this.timers.clear();
+    for (const timer of this.held.values()) this.clock.clearTimeout(timer);
+    this.held.clear();
     for (const taker of this.takers.splice(0)) taker(undefined);
   }
 }

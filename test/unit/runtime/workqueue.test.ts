@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { Backoff } from "../../../src/runtime/backoff.js";
 import { WorkQueue } from "../../../src/runtime/workqueue.js";
+import { FakeClock } from "./fakeclock.js";
 
 describe("WorkQueue", () => {
   it("collapses repeated adds of a waiting key", async () => {
@@ -64,5 +65,29 @@ describe("Backoff", () => {
     expect(b.next("other")).to.equal(100, "keys back off independently");
     b.forget("k");
     expect(b.next("k")).to.equal(100);
+  });
+});
+
+describe("WorkQueue.retryAfter", () => {
+  it("holds a failed key for its delay: adds meanwhile shorten nothing; shutdown drops the hold", async () => {
+    const clock = new FakeClock();
+    const q = new WorkQueue(clock);
+    q.add("k");
+    expect(await q.get()).to.equal("k");
+    q.add("k"); // an event during the failing run
+    q.retryAfter("k", 1000);
+    q.done("k");
+    q.add("k");
+    q.addAfter("k", 10);
+    await clock.advance(999);
+    expect(q.length).to.equal(0, "nothing may run the key before its retry delay ends");
+    await clock.advance(1);
+    expect(q.length).to.equal(1);
+    expect(await q.get()).to.equal("k");
+    q.retryAfter("k", 1000);
+    q.done("k");
+    q.shutDown();
+    expect(q.retrying).to.equal(0);
+    expect(clock.pending).to.equal(0);
   });
 });
