@@ -39,8 +39,9 @@ export class Operator {
       log,
     );
     // Events only enqueue; a missing policy name means "every policy" (namespaces, shared objects, RBAC).
-    const enqueue = (policy: string | undefined): void => {
-      if (policy) this.controller.queue.add(policy);
+    const enqueue = (policy: string | undefined, specChanged = false): void => {
+      if (policy && specChanged) this.controller.queue.expedite(policy);
+      else if (policy) this.controller.queue.add(policy);
       else if (this.cache?.policies.hasSynced) this.controller.resync();
     };
     this.cache = new ClusterCache(kc, log, enqueue);

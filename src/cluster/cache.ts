@@ -50,7 +50,11 @@ export class ClusterCache {
   private readonly configMaps: ResilientInformer<V1ConfigMap>;
   private readonly all: ResilientInformer[];
 
-  constructor(kc: KubeConfig, log: Logger, enqueue: (policy: string | undefined) => void) {
+  constructor(
+    kc: KubeConfig,
+    log: Logger,
+    enqueue: (policy: string | undefined, specChanged?: boolean) => void,
+  ) {
     const byLabel = (o: KubernetesObject) => enqueue(o.metadata?.labels?.[POLICY_LABEL]);
     const everyPolicy = () => enqueue(undefined);
     const mk = <T extends KubernetesObject>(
@@ -61,9 +65,14 @@ export class ClusterCache {
       sel: { labelSelector?: string; fieldSelector?: string } = {},
     ) => new ResilientInformer<T>(kc, { path, apiVersion, kind, ...sel }, on, log);
 
-    this.policies = mk(`/apis/${GROUP}/${VERSION}/${PLURAL}`, API_VERSION, KIND, (p) =>
-      enqueue(p.metadata.name),
-    );
+    // A new generation is a spec the user changed: it runs at once, even while a failure backs off.
+    const generations = new Map<string, number | undefined>();
+    this.policies = mk(`/apis/${GROUP}/${VERSION}/${PLURAL}`, API_VERSION, KIND, (p) => {
+      const name = p.metadata.name;
+      const seen = generations.get(name);
+      generations.set(name, p.metadata.generation);
+      enqueue(name, seen !== undefined && seen !== p.metadata.generation);
+    });
     this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", everyPolicy);
     this.networkPolicies = mk(
       "/apis/networking.k8s.io/v1/networkpolicies",

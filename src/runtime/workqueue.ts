@@ -85,6 +85,21 @@ export class WorkQueue {
     );
   }
 
+  /**
+   * The object behind `key` itself changed (a new generation of the policy: the user fixed what failed),
+   * so a retry delay no longer applies: the key runs now. Only for changes the user made, never for
+   * events of other objects, or a failing key would loop hot again.
+   */
+  expedite(key: string): void {
+    if (this.shuttingDown) return;
+    const held = this.held.get(key);
+    if (held !== undefined) {
+      this.clock.clearTimeout(held);
+      this.held.delete(key);
+    }
+    this.add(key);
+  }
+
   /** Keys waiting out a retry delay. */
   get retrying(): number {
     return this.held.size;

@@ -90,4 +90,22 @@ describe("WorkQueue.retryAfter", () => {
     expect(q.retrying).to.equal(0);
     expect(clock.pending).to.equal(0);
   });
+
+  it("runs a held key at once when its own object changed (expedite), exactly once", async () => {
+    const clock = new FakeClock();
+    const q = new WorkQueue(clock);
+    q.add("k");
+    expect(await q.get()).to.equal("k");
+    q.retryAfter("k", 60_000);
+    q.done("k");
+    q.add("k");
+    expect(q.length).to.equal(0, "an unrelated event does not shorten the hold");
+    q.expedite("k");
+    expect(q.length).to.equal(1, "a changed spec runs now");
+    expect(q.retrying).to.equal(0);
+    expect(await q.get()).to.equal("k");
+    q.done("k");
+    await clock.advance(60_000);
+    expect(q.length).to.equal(0, "the old hold's timer was cancelled, so the key does not run twice");
+  });
 });
