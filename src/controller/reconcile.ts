@@ -6,6 +6,7 @@ import { desiredState } from "../desired/index.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { childDrift, ownedFieldDiff, sharedDrift, type Drift } from "../drift/checks.js";
+import { observedIndex } from "../drift/ownership.js";
 import { sharedWrites } from "../drift/shared.js";
 import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
@@ -126,23 +127,13 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const enforce = spec.mode !== "Audit";
   const desired = desiredState(policy, snapshot);
 
-  // The caches only hold labelled objects: look up what sits at the name of each missing child.
-  const managedKeys = new Set<string>();
-  const lists: [string, readonly KubernetesObject[]][] = [
-    ["NetworkPolicy", snapshot.networkPolicies],
-    ["ServiceAccount", snapshot.serviceAccounts],
-    ["Role", snapshot.roles],
-    ["RoleBinding", snapshot.roleBindings],
-    ["ConfigMap", snapshot.configMaps ?? []],
-  ];
-  for (const [kind, objs] of lists) {
-    for (const o of objs)
-      if (o.metadata?.labels) managedKeys.add(objectKey(kind, o.metadata.namespace, o.metadata.name ?? ""));
-  }
+  // The caches only hold labelled objects (and every default ServiceAccount): look up what sits at the
+  // name of each desired child they do not hold, whatever its labels say. ownership.ts judges it.
+  const cached = observedIndex(snapshot);
   const occupied = new Map<string, KubernetesObject>();
   for (const c of desired.children) {
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
-    if (managedKeys.has(key)) continue;
+    if (cached.has(key)) continue;
     const live = await writer.read(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
     if (live) occupied.set(key, live);
   }
