@@ -21,7 +21,8 @@ import { policyFindings } from "./findings.js";
 export interface ReconcileDeps {
   snapshot(): Snapshot;
   writer: {
-    apply<T extends KubernetesObject>(obj: T): Promise<T>;
+    /** Server-side apply with force, as the operator's field manager unless another is given. */
+    apply<T extends KubernetesObject>(obj: T, fieldManager?: string): Promise<T>;
     replaceOwned(child: Child): Promise<void>;
     delete(obj: KubernetesObject): Promise<void>;
     read(
@@ -106,13 +107,18 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const states = sharedNamespaceStates(snapshot);
   const sharedDone = new Set<string>();
   const failures: WriteFailure[] = [];
+  const sharedFailed = new Set<string>();
   for (const w of sharedWrites(snapshot, states)) {
     const what = objectKey(w.object.kind!, w.object.metadata?.namespace, w.object.metadata!.name!);
+    // Writes to one object run in order: after a failed give-back, releasing the label would delete it.
+    if (sharedFailed.has(what)) continue;
     try {
-      await writer.apply(w.object);
+      await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
       sharedDone.add(what);
       log.info("shared object written", { object: what, change: w.reason });
     } catch (err) {
+      sharedFailed.add(what);
+      sharedDone.delete(what);
       failures.push(classify(err, what));
     }
   }

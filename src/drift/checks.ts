@@ -9,6 +9,7 @@ import { objectKey, type Snapshot } from "../snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
 import { diffPaths, normalizeField } from "./normalize.js";
 import { observedIndex, ownershipOf } from "./ownership.js";
+import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity.js";
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
 export type DriftReason = "Missing" | "Modified" | "Unowned" | "Conflict" | "Orphaned";
@@ -176,9 +177,10 @@ export function sharedDrift(
   for (const ns of namespaces) {
     const observedNs = byName.get(ns);
     const labels = observedNs?.metadata?.labels ?? {};
+    const owned = ownedLabelKeys(observedNs);
     const state = states.get(ns);
     const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, ns, snapshot.now);
-    const wantedHere = exempt("podSecurity") ? {} : wanted;
+    const wantedHere: Record<string, string> = exempt("podSecurity") ? {} : wanted;
     for (const [key, value] of Object.entries(wantedHere).sort(([a], [b]) => a.localeCompare(b))) {
       const at = {
         kind: "Namespace",
@@ -199,7 +201,11 @@ export function sharedDrift(
         });
         continue;
       }
-      if (labels[key] === value) continue;
+      if (isLevelKey(key) ? levelRank(labels[key]) >= levelRank(value) : labels[key] === value) continue;
+      // A version goes with its level: the namespace's own level (at or above the policy's) keeps its own.
+      const level = levelKeyOf(key);
+      const wantedLevel = level === undefined ? undefined : wantedHere[level];
+      if (level && !owned.has(level) && levelRank(labels[level]) >= levelRank(wantedLevel)) continue;
       const manager = lastOtherManager(observedNs, FIELD_MANAGER, [`metadata.labels.${key}`]);
       out.push({
         ...at,

@@ -149,7 +149,14 @@ describe("shared namespace state", () => {
       {
         apiVersion: "v1",
         kind: "Namespace",
-        metadata: { name: "a", labels: { "pod-security.kubernetes.io/enforce": "restricted" } },
+        metadata: {
+          name: "a",
+          labels: { "pod-security.kubernetes.io/enforce": "restricted" },
+          // The label was absent before: releasing it removes it.
+          annotations: {
+            "security.csp-operator.io/pod-security-originals": '{"pod-security.kubernetes.io/enforce":null}',
+          },
+        },
       },
       {
         apiVersion: "v1",
