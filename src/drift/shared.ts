@@ -33,19 +33,26 @@ export function sharedWrites(
     const sa = snapshot.serviceAccounts.find(
       (s) => s.metadata?.namespace === name && s.metadata.name === "default",
     );
-    const ownsAutomount = sa ? appliedPaths(sa, FIELD_MANAGER).has("automountServiceAccountToken") : false;
+    const applied = sa ? appliedPaths(sa, FIELD_MANAGER) : new Set<string>();
+    const ownsAutomount = applied.has("automountServiceAccountToken");
     const wantFalse = state.disableDefaultTokenAutomount || (ownsAutomount && state.retainAutomount);
     const base = { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: name } };
+    // Labels or an ownerReference the operator once applied (an earlier version treated `default` as a
+    // child): the garbage collector would delete the ServiceAccount with the policy. The apply below
+    // carries only the shared field, which releases them.
+    const takenOver = [...applied].some(
+      (p) => p.startsWith("metadata.labels.") || p.startsWith("metadata.ownerReferences"),
+    );
     if (
       wantFalse &&
-      sa?.automountServiceAccountToken !== false &&
+      (sa?.automountServiceAccountToken !== false || takenOver) &&
       (sa || state.disableDefaultTokenAutomount)
     ) {
       out.push({
         object: { ...base, automountServiceAccountToken: false },
         reason: "set automountServiceAccountToken=false",
       });
-    } else if (!wantFalse && ownsAutomount) {
+    } else if (!wantFalse && (ownsAutomount || takenOver)) {
       out.push({ object: base, reason: "release automountServiceAccountToken" });
     }
   }

@@ -1,7 +1,9 @@
 import { expect } from "chai";
 import type { V1ManagedFieldsEntry, V1NetworkPolicy, V1ServiceAccount } from "@kubernetes/client-node";
 import { desiredState } from "../../../src/desired/index.js";
+import { sharedNamespaceStates } from "../../../src/desired/namespacestate.js";
 import { childDrift } from "../../../src/drift/checks.js";
+import { sharedWrites } from "../../../src/drift/shared.js";
 import type { Snapshot } from "../../../src/snapshot.js";
 import { namespace, policy, snapshot } from "../builders/policy.js";
 
@@ -150,5 +152,41 @@ describe("ownership by identity, not labels", () => {
       const drift = childDrift(none, desiredState(none, s).children, s);
       expect(drift.filter((d) => d.kind === "ServiceAccount")).to.deep.equal([]);
     });
+  });
+});
+
+describe("a default ServiceAccount an earlier version took over", () => {
+  it("is given back: the shared apply drops the operator's labels and ownerReference", () => {
+    const takenOver: V1ServiceAccount = {
+      metadata: {
+        name: "default",
+        namespace: "a",
+        labels: labelsFor("p"),
+        ownerReferences: [refTo("p")],
+        managedFields: [
+          {
+            manager: "csp-operator",
+            operation: "Apply",
+            fieldsV1: {
+              "f:automountServiceAccountToken": {},
+              "f:metadata": {
+                "f:labels": { "f:app.kubernetes.io/managed-by": {}, "f:security.csp-operator.io/policy": {} },
+                "f:ownerReferences": { 'k:{"uid":"uid-p"}': {} },
+              },
+            },
+          },
+        ],
+      },
+      automountServiceAccountToken: false,
+    };
+    const s = snapshot({ policies: [policy("p").build()], ...base, serviceAccounts: [takenOver] });
+    expect(sharedWrites(s, sharedNamespaceStates(s)).map((w) => w.object)).to.deep.equal([
+      {
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: { name: "default", namespace: "a" },
+        automountServiceAccountToken: false,
+      },
+    ]);
   });
 });
