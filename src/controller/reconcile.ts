@@ -44,6 +44,9 @@ export interface ReconcileDeps {
   areas?: readonly AreaReconciler[];
 }
 
+/** How soon a child blocked by an object the operator may not write is looked at again. */
+export const BLOCKED_RECHECK_MS = 30_000;
+
 /** A failure worth retrying with backoff (the queue does the waiting). */
 export class RetryableError extends Error {}
 
@@ -258,5 +261,8 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     // Capped: timers beyond ~24.8 days fire at once in Node, and the periodic resync covers long waits.
     if (left > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left + 1000, 6 * 3_600_000);
   }
+  // An object blocking a child (Unowned, Conflict) is outside the caches: no event says when it goes.
+  if (remaining.some((d) => d.repair === undefined && (d.reason === "Unowned" || d.reason === "Conflict")))
+    requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, BLOCKED_RECHECK_MS);
   return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
 }
