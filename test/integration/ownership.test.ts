@@ -354,10 +354,56 @@ ${ACCEPT_EDITOR}`;
       );
     });
 
+    it("gives back a default ServiceAccount an earlier version took over (its labels and ownerReference)", async () => {
+      // What an earlier version left behind: its labels and a controlling ownerReference on `default`,
+      // applied under the operator's field manager.
+      const grabUid = await uidOf("grab");
+      const takeover = {
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: {
+          name: "default",
+          namespace: "own-e",
+          labels: { [MANAGED_BY]: "csp-operator", [GROUP_LABEL]: "grab" },
+          ownerReferences: [
+            {
+              apiVersion: "security.csp-operator.io/v1alpha1",
+              kind: "ClusterSecurityPolicy",
+              name: "grab",
+              uid: grabUid,
+              controller: true,
+            },
+          ],
+        },
+        automountServiceAccountToken: false,
+      };
+      await ok(
+        ["apply", "--server-side", "--field-manager=csp-operator", "--force-conflicts", "-f", "-"],
+        JSON.stringify(takeover),
+      );
+      operator.controller.resync();
+      const def = await eventually("given back", async () => {
+        const d = await get("serviceaccount", "own-e", "default");
+        return d && !d.metadata?.ownerReferences?.length ? d : undefined;
+      });
+      expect(def.metadata?.labels).to.deep.equal({ team: "payments" });
+      expect(def.metadata?.uid).to.equal(defaultUid);
+      expect(def.automountServiceAccountToken).to.equal(false);
+    });
+
     it("deleting the policy leaves both ServiceAccounts in place with their UIDs", async () => {
       await ok(["delete", "csp", "grab"]);
-      // The Role the policy created is garbage-collected: proof the collector has processed the deletion.
-      await eventually("Role garbage-collected", async () => !(await get("role", "own-e", "reader")), 90_000);
+      // Everything the policy created is garbage-collected: proof the collector has processed the deletion.
+      await eventually(
+        "children garbage-collected",
+        async () => {
+          const left = JSON.parse(
+            await ok(["get", "networkpolicy,role,rolebinding", "-n", "own-e", "-o", "json"]),
+          ) as { items: Obj[] };
+          return left.items.every((o) => !o.metadata?.ownerReferences?.length); // alice-edit stays
+        },
+        90_000,
+      );
       expect((await get("serviceaccount", "own-e", "default"))?.metadata?.uid).to.equal(defaultUid);
       expect((await get("serviceaccount", "own-e", "reader-sa"))?.metadata?.uid).to.equal(readerUid);
     });
