@@ -38,10 +38,13 @@ export class Applier {
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
-  /** Server-side apply with force: the policy is the source of truth for the fields it declares. */
-  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+  /**
+   * Server-side apply with force: the policy is the source of truth for the fields it declares. Another
+   * field manager is used only to give a shared label back (see drift/podsecurity.ts).
+   */
+  async apply<T extends KubernetesObject>(obj: T, fieldManager: string = FIELD_MANAGER): Promise<T> {
     return this.rest.request<T>("PATCH", objectPath(obj), {
-      query: { fieldManager: FIELD_MANAGER, force: "true" },
+      query: { fieldManager, force: "true" },
       body: obj,
       contentType: PatchStrategy.ServerSideApply,
     });

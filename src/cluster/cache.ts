@@ -21,6 +21,7 @@ import {
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
+import { controllingPolicy } from "../drift/ownership.js";
 import { errorMessage } from "./client.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 
@@ -55,7 +56,12 @@ export class ClusterCache {
     log: Logger,
     enqueue: (policy: string | undefined, specChanged?: boolean) => void,
   ) {
-    const byLabel = (o: KubernetesObject) => enqueue(o.metadata?.labels?.[POLICY_LABEL]);
+    // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both.
+    const byLabel = (o: KubernetesObject) => {
+      const owner = controllingPolicy(o);
+      if (owner) enqueue(owner);
+      if (!owner || o.metadata?.labels?.[POLICY_LABEL] !== owner) enqueue(o.metadata?.labels?.[POLICY_LABEL]);
+    };
     const everyPolicy = () => enqueue(undefined);
     const mk = <T extends KubernetesObject>(
       path: string,

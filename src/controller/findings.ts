@@ -1,5 +1,7 @@
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import { MANAGED_BY_VALUE } from "../desired/metadata.js";
+import { selectNamespaces } from "../desired/namespaces.js";
+import { stricterNamespaceFindings } from "../drift/podsecurity.js";
 import type { Finding } from "../findings/finding.js";
 import { rbacFindings } from "../findings/rbac.js";
 import type { Snapshot } from "../snapshot.js";
@@ -9,11 +11,15 @@ import type { Snapshot } from "../snapshot.js";
  * snapshot; areas are added here as they land.
  */
 export function policyFindings(
-  _policy: ClusterSecurityPolicy,
+  policy: ClusterSecurityPolicy,
   spec: ClusterSecurityPolicySpec,
   snapshot: Snapshot,
 ): Finding[] {
   const findings: Finding[] = [];
+  if (spec.podSecurity)
+    findings.push(
+      ...stricterNamespaceFindings(policy, selectNamespaces(spec, snapshot.namespaces), snapshot),
+    );
   if (spec.rbac?.audit && snapshot.rbac) {
     findings.push(...rbacFindings(snapshot.rbac, spec.rbac.audit, { ignoreManagedBy: MANAGED_BY_VALUE }));
   }

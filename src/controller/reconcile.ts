@@ -6,6 +6,7 @@ import { desiredState } from "../desired/index.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { childDrift, ownedFieldDiff, sharedDrift, type Drift } from "../drift/checks.js";
+import { observedIndex } from "../drift/ownership.js";
 import { sharedWrites } from "../drift/shared.js";
 import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
@@ -20,7 +21,8 @@ import { policyFindings } from "./findings.js";
 export interface ReconcileDeps {
   snapshot(): Snapshot;
   writer: {
-    apply<T extends KubernetesObject>(obj: T): Promise<T>;
+    /** Server-side apply with force, as the operator's field manager unless another is given. */
+    apply<T extends KubernetesObject>(obj: T, fieldManager?: string): Promise<T>;
     replaceOwned(child: Child): Promise<void>;
     delete(obj: KubernetesObject): Promise<void>;
     read(
@@ -41,6 +43,9 @@ export interface ReconcileDeps {
   /** Areas beyond namespaced children (encryption, control plane, hygiene); see areas.ts. */
   areas?: readonly AreaReconciler[];
 }
+
+/** How soon a child blocked by an object the operator may not write is looked at again. */
+export const BLOCKED_RECHECK_MS = 30_000;
 
 /** A failure worth retrying with backoff (the queue does the waiting). */
 export class RetryableError extends Error {}
@@ -105,13 +110,18 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const states = sharedNamespaceStates(snapshot);
   const sharedDone = new Set<string>();
   const failures: WriteFailure[] = [];
+  const sharedFailed = new Set<string>();
   for (const w of sharedWrites(snapshot, states)) {
     const what = objectKey(w.object.kind!, w.object.metadata?.namespace, w.object.metadata!.name!);
+    // Writes to one object run in order: after a failed give-back, releasing the label would delete it.
+    if (sharedFailed.has(what)) continue;
     try {
-      await writer.apply(w.object);
+      await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
       sharedDone.add(what);
       log.info("shared object written", { object: what, change: w.reason });
     } catch (err) {
+      sharedFailed.add(what);
+      sharedDone.delete(what);
       failures.push(classify(err, what));
     }
   }
@@ -127,23 +137,13 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const desired = desiredState(policy, snapshot);
   for (const message of desired.invalid) failures.push({ reason: "InvalidSpec", message, terminal: true });
 
-  // The caches only hold labelled objects: look up what sits at the name of each missing child.
-  const managedKeys = new Set<string>();
-  const lists: [string, readonly KubernetesObject[]][] = [
-    ["NetworkPolicy", snapshot.networkPolicies],
-    ["ServiceAccount", snapshot.serviceAccounts],
-    ["Role", snapshot.roles],
-    ["RoleBinding", snapshot.roleBindings],
-    ["ConfigMap", snapshot.configMaps ?? []],
-  ];
-  for (const [kind, objs] of lists) {
-    for (const o of objs)
-      if (o.metadata?.labels) managedKeys.add(objectKey(kind, o.metadata.namespace, o.metadata.name ?? ""));
-  }
+  // The caches only hold labelled objects (and every default ServiceAccount): look up what sits at the
+  // name of each desired child they do not hold, whatever its labels say. ownership.ts judges it.
+  const cached = observedIndex(snapshot);
   const occupied = new Map<string, KubernetesObject>();
   for (const c of desired.children) {
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
-    if (managedKeys.has(key)) continue;
+    if (cached.has(key)) continue;
     const live = await writer.read(c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name);
     if (live) occupied.set(key, live);
   }
@@ -263,5 +263,8 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     // Capped: timers beyond ~24.8 days fire at once in Node, and the periodic resync covers long waits.
     if (left > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left + 1000, 6 * 3_600_000);
   }
+  // An object blocking a child (Unowned, Conflict) is outside the caches: no event says when it goes.
+  if (remaining.some((d) => d.repair === undefined && (d.reason === "Unowned" || d.reason === "Conflict")))
+    requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, BLOCKED_RECHECK_MS);
   return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
 }

@@ -1,13 +1,15 @@
 import type { KubernetesObject, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type Child, type ChildKind } from "../desired/children.js";
-import { FIELD_MANAGER, isOwnedBy, POLICY_LABEL } from "../desired/metadata.js";
+import { FIELD_MANAGER } from "../desired/metadata.js";
 import { wantedNamespaceLabels, type SharedNamespaceState } from "../desired/namespacestate.js";
 import { effectiveSpec } from "../desired/spec.js";
 import { areaExemptInNamespace } from "../findings/exemptions.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
 import { diffPaths, normalizeField } from "./normalize.js";
+import { observedIndex, ownershipOf } from "./ownership.js";
+import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity.js";
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
 export type DriftReason = "Missing" | "Modified" | "Unowned" | "Conflict" | "Orphaned";
@@ -37,24 +39,10 @@ export function areaOf(kind: ChildKind, name?: string): Area {
 
 type Observed = KubernetesObject & Record<string, unknown>;
 
-/** Every labelled child in the snapshot, keyed by Kind/namespace/name. */
-function managedIndex(snapshot: Snapshot): Map<string, Observed> {
-  const index = new Map<string, Observed>();
-  const add = (kind: string, objs: readonly KubernetesObject[]) => {
-    for (const o of objs) {
-      if (!o.metadata?.labels?.[POLICY_LABEL] || !o.metadata.name) continue;
-      index.set(objectKey(kind, o.metadata.namespace, o.metadata.name), o as Observed);
-    }
-  };
-  add("NetworkPolicy", snapshot.networkPolicies);
-  add("ServiceAccount", snapshot.serviceAccounts);
-  add("Role", snapshot.roles);
-  add("RoleBinding", snapshot.roleBindings);
-  add("ConfigMap", snapshot.configMaps ?? []);
-  return index;
-}
-
-/** Compares the fields the operator owns; returns the differing paths (empty when equal). */
+/**
+ * Compares the fields the operator owns, its labels and its controller ownerReference; returns the
+ * differing paths (empty when equal).
+ */
 export function ownedFieldDiff(desired: Child, observed: Record<string, unknown>): string[] {
   const paths: string[] = [];
   for (const field of OWNED_FIELDS[desired.kind]) {
@@ -62,23 +50,29 @@ export function ownedFieldDiff(desired: Child, observed: Record<string, unknown>
     const have = normalizeField(desired.kind, field, observed[field]);
     paths.push(...diffPaths(want, have, field));
   }
-  const labels = (observed["metadata"] as { labels?: Record<string, string> } | undefined)?.labels ?? {};
+  const meta = observed["metadata"] as KubernetesObject["metadata"];
+  const labels = meta?.labels ?? {};
   for (const [k, v] of Object.entries(desired.metadata.labels))
     if (labels[k] !== v) paths.push(`metadata.labels.${k}`);
+  for (const ref of desired.metadata.ownerReferences)
+    if (!meta?.ownerReferences?.some((r) => r.uid === ref.uid && r.controller === ref.controller))
+      paths.push("metadata.ownerReferences");
   return paths;
 }
 
 /**
- * Drift of the children a policy owns: each desired child is Missing, Modified, owned by another policy
- * (Conflict) or occupied by an object the operator did not create (Unowned, never touched); each labelled
- * child the policy no longer wants is Orphaned.
+ * Drift of the children a policy owns. What sits at a desired child's name is judged by identity
+ * (ownership.ts), never by labels: this policy's object is Missing or Modified (relabelled or stripped
+ * ones included, and restored in place); another policy's is a Conflict naming it; anything else, and
+ * always the shared `default` ServiceAccount, is Unowned and never touched. Orphaned (deleted) are only
+ * objects carrying this policy's UID in their ownerReferences that it no longer wants.
  */
 export function childDrift(
   policy: ClusterSecurityPolicy,
   desired: readonly Child[],
   snapshot: Snapshot,
 ): Drift[] {
-  const index = managedIndex(snapshot);
+  const index = observedIndex(snapshot);
   const wanted = new Set<string>();
   const out: Drift[] = [];
   for (const d of desired) {
@@ -86,61 +80,71 @@ export function childDrift(
     const key = objectKey(d.kind, namespace, name);
     wanted.add(key);
     const at = { kind: d.kind, namespace, name, area: areaOf(d.kind, name) };
-    const observed = index.get(key);
-    if (observed && !isOwnedBy(observed.metadata?.labels, policy.metadata.name)) {
-      const other = observed.metadata?.labels?.[POLICY_LABEL] ?? "?";
+    const observed = (index.get(key) ?? snapshot.occupied?.get(key)) as Observed | undefined;
+    if (!observed) {
       out.push({
         ...at,
-        reason: "Conflict",
-        message: `${d.kind} ${namespace}/${name} is managed by policy ${other}`,
+        reason: "Missing",
+        message: `${d.kind} ${namespace}/${name} does not exist`,
+        repair: { action: "apply", object: d },
       });
       continue;
     }
-    if (observed) {
-      const fields = ownedFieldDiff(d, observed);
-      if (fields.length > 0) {
-        const manager = lastOtherManager(observed, FIELD_MANAGER, OWNED_FIELDS[d.kind]);
-        out.push({
-          ...at,
-          reason: "Modified",
-          fields,
-          ...(manager ? { manager } : {}),
-          message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}`,
-          repair: { action: "apply", object: d },
-        });
-      }
+    const owner = ownershipOf(observed, d.kind, policy);
+    if (owner.kind === "shared") {
+      out.push({
+        ...at,
+        reason: "Unowned",
+        message: `${d.kind} ${namespace}/${name} belongs to the namespace and is never owned by a policy; left untouched (use a dedicated ServiceAccount)`,
+      });
       continue;
     }
-    const occupant = snapshot.occupied?.get(key) as Observed | undefined;
-    if (occupant) {
-      const ours = occupant.metadata?.ownerReferences?.some((r) => r.uid && r.uid === policy.metadata.uid);
-      if (ours) {
-        out.push({
-          ...at,
-          reason: "Modified",
-          fields: ["metadata.labels"],
-          message: "the operator's labels were removed",
-          repair: { action: "apply", object: d },
-        });
-      } else {
-        out.push({
-          ...at,
-          reason: "Unowned",
-          message: `${d.kind} ${namespace}/${name} exists and was not created by csp-operator; left untouched`,
-        });
-      }
+    if (owner.kind === "otherPolicy") {
+      const which =
+        owner.policy === policy.metadata.name
+          ? `an earlier policy named ${owner.policy} (uid ${owner.uid}), until it is garbage-collected`
+          : `policy ${owner.policy}`;
+      out.push({
+        ...at,
+        reason: "Conflict",
+        message: `${d.kind} ${namespace}/${name} is controlled by ${which}; left untouched`,
+      });
       continue;
     }
+    if (owner.kind === "foreign") {
+      out.push({
+        ...at,
+        reason: "Unowned",
+        message: `${d.kind} ${namespace}/${name} exists and was not created by csp-operator${owner.controller ? ` (controlled by ${owner.controller})` : ""}; left untouched`,
+      });
+      continue;
+    }
+    const fields = ownedFieldDiff(d, observed);
+    if (fields.length === 0) continue;
+    const manager = lastOtherManager(observed, FIELD_MANAGER, [
+      ...OWNED_FIELDS[d.kind],
+      "metadata.labels",
+      "metadata.ownerReferences",
+    ]);
+    const readopt =
+      owner.via === "managedFields"
+        ? "; its ownerReference was removed (created by csp-operator, per managedFields)"
+        : "";
     out.push({
       ...at,
-      reason: "Missing",
-      message: `${d.kind} ${namespace}/${name} does not exist`,
+      reason: "Modified",
+      fields,
+      ...(manager ? { manager } : {}),
+      message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}`,
       repair: { action: "apply", object: d },
     });
   }
   for (const [key, observed] of index) {
-    if (wanted.has(key) || !isOwnedBy(observed.metadata?.labels, policy.metadata.name)) continue;
+    if (wanted.has(key)) continue;
     const kind = key.split("/")[0] as ChildKind;
+    // Deleted only on the garbage collector's own evidence: this policy's UID, and no other controller.
+    const owner = ownershipOf(observed, kind, policy);
+    if (owner.kind !== "ours" || owner.via !== "ownerReference") continue;
     out.push({
       kind,
       ...(observed.metadata?.namespace ? { namespace: observed.metadata.namespace } : {}),
@@ -173,9 +177,10 @@ export function sharedDrift(
   for (const ns of namespaces) {
     const observedNs = byName.get(ns);
     const labels = observedNs?.metadata?.labels ?? {};
+    const owned = ownedLabelKeys(observedNs);
     const state = states.get(ns);
     const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, ns, snapshot.now);
-    const wantedHere = exempt("podSecurity") ? {} : wanted;
+    const wantedHere: Record<string, string> = exempt("podSecurity") ? {} : wanted;
     for (const [key, value] of Object.entries(wantedHere).sort(([a], [b]) => a.localeCompare(b))) {
       const at = {
         kind: "Namespace",
@@ -196,7 +201,11 @@ export function sharedDrift(
         });
         continue;
       }
-      if (labels[key] === value) continue;
+      if (isLevelKey(key) ? levelRank(labels[key]) >= levelRank(value) : labels[key] === value) continue;
+      // A version goes with its level: the namespace's own level (at or above the policy's) keeps its own.
+      const level = levelKeyOf(key);
+      const wantedLevel = level === undefined ? undefined : wantedHere[level];
+      if (level && !owned.has(level) && levelRank(labels[level]) >= levelRank(wantedLevel)) continue;
       const manager = lastOtherManager(observedNs, FIELD_MANAGER, [`metadata.labels.${key}`]);
       out.push({
         ...at,

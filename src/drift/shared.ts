@@ -1,22 +1,24 @@
-import type { KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
 import { FIELD_MANAGER } from "../desired/metadata.js";
 import type { SharedNamespaceState } from "../desired/namespacestate.js";
 import type { Snapshot } from "../snapshot.js";
 import { appliedPaths } from "./managedfields.js";
+import { namespaceLabelPlan, ORIGINALS_ANNOTATION, ownedLabelKeys, RESTORE_MANAGER } from "./podsecurity.js";
 
 /** A server-side apply of a shared object (a namespace, a default ServiceAccount) with the union of wants. */
 export interface SharedWrite {
   object: KubernetesObject & Record<string, unknown>;
   /** Why it is written, for events and logs. */
   reason: string;
+  /** The field manager to apply as; the operator's own unless a label is being given back. */
+  manager?: string;
 }
-
-const LABELS = "metadata.labels.";
 
 /**
  * The writes that bring shared objects to the union state, for every namespace at once. Nothing is
  * written when the live object already matches, so a converged cluster costs zero writes; a key the
- * operator owns that no policy wants any more is released by applying without it.
+ * operator owns that no policy wants any more is released by applying without it, after its original value
+ * (when it had one) was given back (see podsecurity.ts). Writes for one object are in the order to run them.
  */
 export function sharedWrites(
   snapshot: Snapshot,
@@ -27,48 +29,88 @@ export function sharedWrites(
     const name = ns.metadata?.name;
     const state = name ? states.get(name) : undefined;
     if (!name || !state || ns.metadata?.deletionTimestamp) continue;
-    const observed = ns.metadata?.labels ?? {};
-    const owned = [...appliedPaths(ns, FIELD_MANAGER)]
-      .filter((p) => p.startsWith(LABELS)) // label keys have no children, but may contain dots
-      .map((p) => p.slice(LABELS.length));
-    const labels: Record<string, string> = { ...state.labels };
-    for (const key of owned)
-      if (!(key in labels) && state.retainLabels.has(key) && observed[key] !== undefined)
-        labels[key] = observed[key];
-    const changed = Object.entries(state.labels)
-      .filter(([k, v]) => observed[k] !== v)
-      .map(([k]) => k);
-    const released = owned.filter((k) => !(k in labels));
-    if (changed.length > 0 || released.length > 0) {
-      const sorted = Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
-      out.push({
-        object: { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: sorted } },
-        reason: [
-          changed.length ? `set ${changed.join(", ")}` : "",
-          released.length ? `release ${released.join(", ")}` : "",
-        ]
-          .filter(Boolean)
-          .join("; "),
-      });
-    }
+    out.push(...namespaceWrites(ns, name, state));
     const sa = snapshot.serviceAccounts.find(
       (s) => s.metadata?.namespace === name && s.metadata.name === "default",
     );
-    const ownsAutomount = sa ? appliedPaths(sa, FIELD_MANAGER).has("automountServiceAccountToken") : false;
+    const applied = sa ? appliedPaths(sa, FIELD_MANAGER) : new Set<string>();
+    const ownsAutomount = applied.has("automountServiceAccountToken");
     const wantFalse = state.disableDefaultTokenAutomount || (ownsAutomount && state.retainAutomount);
     const base = { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: name } };
+    // Labels or an ownerReference the operator once applied (an earlier version treated `default` as a
+    // child): the garbage collector would delete the ServiceAccount with the policy. The apply below
+    // carries only the shared field, which releases them.
+    const takenOver = [...applied].some(
+      (p) => p.startsWith("metadata.labels.") || p.startsWith("metadata.ownerReferences"),
+    );
     if (
       wantFalse &&
-      sa?.automountServiceAccountToken !== false &&
+      (sa?.automountServiceAccountToken !== false || takenOver) &&
       (sa || state.disableDefaultTokenAutomount)
     ) {
       out.push({
         object: { ...base, automountServiceAccountToken: false },
         reason: "set automountServiceAccountToken=false",
       });
-    } else if (!wantFalse && ownsAutomount) {
+    } else if (!wantFalse && (ownsAutomount || takenOver)) {
       out.push({ object: base, reason: "release automountServiceAccountToken" });
     }
   }
   return out;
+}
+
+function namespaceWrites(ns: V1Namespace, name: string, state: SharedNamespaceState): SharedWrite[] {
+  const out: SharedWrite[] = [];
+  const observed = ns.metadata?.labels ?? {};
+  const annotations = ns.metadata?.annotations ?? {};
+  const plan = namespaceLabelPlan(ns, state);
+  const owned = ownedLabelKeys(ns);
+  const restored = Object.keys(plan.restore);
+  if (restored.length > 0) {
+    // Everything this manager already holds goes along: an apply without a key would delete it.
+    const held: Record<string, string> = {};
+    for (const key of ownedLabelKeys(ns, RESTORE_MANAGER))
+      if (observed[key] !== undefined) held[key] = observed[key];
+    out.push({
+      object: {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name, labels: sortedRecord({ ...held, ...plan.restore }) },
+      },
+      reason: `restore ${restored.map((k) => `${k}=${plan.restore[k]}`).join(", ")}`,
+      manager: RESTORE_MANAGER,
+    });
+  }
+  const changed = Object.entries(plan.labels)
+    .filter(([k, v]) => observed[k] !== v)
+    .map(([k]) => k);
+  const released = [...owned].filter((k) => !(k in plan.labels));
+  const ownsRecord = appliedPaths(ns, FIELD_MANAGER).has(`metadata.annotations.${ORIGINALS_ANNOTATION}`);
+  const record = plan.annotations[ORIGINALS_ANNOTATION];
+  const recordChanged = record !== undefined ? annotations[ORIGINALS_ANNOTATION] !== record : ownsRecord;
+  if (changed.length > 0 || released.length > 0 || recordChanged) {
+    out.push({
+      object: {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: {
+          name,
+          labels: plan.labels,
+          ...(Object.keys(plan.annotations).length > 0 ? { annotations: plan.annotations } : {}),
+        },
+      },
+      reason: [
+        changed.length ? `set ${changed.join(", ")}` : "",
+        released.length ? `release ${released.join(", ")}` : "",
+        !changed.length && !released.length && recordChanged ? "record original Pod Security labels" : "",
+      ]
+        .filter(Boolean)
+        .join("; "),
+    });
+  }
+  return out;
+}
+
+function sortedRecord(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 }

@@ -17,9 +17,21 @@ function observedDeny(
       name: "csp-p-default-deny",
       namespace: "a",
       labels: { "app.kubernetes.io/managed-by": "csp-operator", "security.csp-operator.io/policy": "p" },
+      ownerReferences: [ownerRef("p")],
       ...managedFields,
     },
     spec,
+  };
+}
+
+/** The controller ownerReference the operator puts on policy `name`'s children (builder uid `uid-<name>`). */
+function ownerRef(name: string) {
+  return {
+    apiVersion: "security.csp-operator.io/v1alpha1",
+    kind: "ClusterSecurityPolicy",
+    name,
+    uid: `uid-${name}`,
+    controller: true,
   };
 }
 
@@ -76,8 +88,12 @@ describe("child drift", () => {
 
     const other = observedDeny({ podSelector: {} });
     other.metadata!.labels!["security.csp-operator.io/policy"] = "q";
+    other.metadata!.ownerReferences = [ownerRef("q")];
     const s2 = snapshot({ ...base, networkPolicies: [other] });
-    expect(childDrift(p, desiredState(p, s2).children, s2)[0]).to.deep.include({ reason: "Conflict" });
+    const [c] = childDrift(p, desiredState(p, s2).children, s2);
+    expect(c).to.deep.include({ reason: "Conflict" });
+    expect(c?.message).to.match(/policy q\b/);
+    expect(c?.repair).to.equal(undefined);
   });
 
   it("reports children the policy no longer wants as Orphaned, with a delete repair", () => {
@@ -133,7 +149,14 @@ describe("shared namespace state", () => {
       {
         apiVersion: "v1",
         kind: "Namespace",
-        metadata: { name: "a", labels: { "pod-security.kubernetes.io/enforce": "restricted" } },
+        metadata: {
+          name: "a",
+          labels: { "pod-security.kubernetes.io/enforce": "restricted" },
+          // The label was absent before: releasing it removes it.
+          annotations: {
+            "security.csp-operator.io/pod-security-originals": '{"pod-security.kubernetes.io/enforce":null}',
+          },
+        },
       },
       {
         apiVersion: "v1",

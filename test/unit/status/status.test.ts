@@ -54,6 +54,19 @@ describe("status", () => {
     });
   });
 
+  it("is not Compliant, nor its area, while a child is blocked by an object it may not write", () => {
+    for (const reason of ["Unowned", "Conflict"] as const) {
+      const blocked: Drift = { ...missing(0), reason, message: "controlled by policy q; left untouched" };
+      const s = computeStatus({ ...base, drift: [blocked] }, undefined);
+      expect(s.conditions?.find((c) => c.type === "Compliant")?.status).to.equal("False", reason);
+      expect(s.conditions?.find((c) => c.type === "NetworkIsolated")).to.deep.include({
+        status: "False",
+        reason,
+      });
+      expect(s.conditions?.find((c) => c.type === "NetworkIsolated")?.message).to.match(/see status.drift/);
+    }
+  });
+
   it("keeps lastTransitionTime when nothing changed, so an idle cluster causes no status write", () => {
     const first = computeStatus(base, undefined);
     const second = computeStatus({ ...base, now: new Date("2026-06-02T00:00:00Z") }, first);

@@ -1,0 +1,116 @@
+import type { KubernetesObject, V1OwnerReference } from "@kubernetes/client-node";
+import { API_VERSION, KIND, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { OWNED_FIELDS, type ChildKind } from "../desired/children.js";
+import { FIELD_MANAGER, MANAGED_BY_LABEL, POLICY_LABEL } from "../desired/metadata.js";
+import { objectKey, type Snapshot } from "../snapshot.js";
+import { fieldPaths } from "./managedfields.js";
+
+/**
+ * Who an object at the name of a desired child belongs to. Labels never decide it: anyone with `edit` in a
+ * namespace can change them. The operator's identity marks are
+ * - its controller ownerReference carrying the policy's UID (what the garbage collector follows), and
+ * - its own field manager's entries in `managedFields` (only the operator writes as `csp-operator`).
+ *
+ * - `ours`: this policy's object; restored in full (spec, labels and ownerReference) when it drifted.
+ * - `otherPolicy`: another ClusterSecurityPolicy is its controller: a collision, reported, never written.
+ * - `foreign`: someone else's object (a user's, another controller's): reported Unowned, never written.
+ * - `shared`: an object no policy may own (a namespace, the `default` ServiceAccount): only fields in it
+ *   are managed, through the shared writes.
+ */
+export type Ownership =
+  | { kind: "ours"; via: "ownerReference" | "managedFields" }
+  | { kind: "otherPolicy"; policy: string; uid: string }
+  | { kind: "foreign"; controller?: string }
+  | { kind: "shared" };
+
+/**
+ * Objects that belong to the namespace, not to any policy. The `default` ServiceAccount is used by every
+ * pod that names no ServiceAccount: a policy that owned it would have it garbage-collected with the policy
+ * (a new UID invalidates every running pod's bound token). Policies only set fields in these.
+ */
+export function isSharedObject(kind: string, name: string | undefined): boolean {
+  return kind === "Namespace" || (kind === "ServiceAccount" && name === "default");
+}
+
+function isPolicyRef(ref: V1OwnerReference): boolean {
+  return ref.kind === KIND && ref.apiVersion.split("/")[0] === API_VERSION.split("/")[0];
+}
+
+/** The object's controller ownerReference, if any (Kubernetes allows at most one). */
+export function controllerRef(obj: KubernetesObject | undefined): V1OwnerReference | undefined {
+  return obj?.metadata?.ownerReferences?.find((r) => r.controller === true);
+}
+
+/** Whether the object carries an ownerReference with this policy's UID (the garbage collector's view). */
+export function hasOwnerReference(obj: KubernetesObject | undefined, policy: ClusterSecurityPolicy): boolean {
+  const uid = policy.metadata.uid;
+  return !!uid && !!obj?.metadata?.ownerReferences?.some((r) => r.uid === uid && isPolicyRef(r));
+}
+
+/** Whether the object carries this policy's controller ownerReference, exactly as the operator writes it. */
+export function hasControllerReference(
+  obj: KubernetesObject | undefined,
+  policy: ClusterSecurityPolicy,
+): boolean {
+  const ref = controllerRef(obj);
+  return !!ref && !!policy.metadata.uid && ref.uid === policy.metadata.uid && isPolicyRef(ref);
+}
+
+/**
+ * Whether the operator's own field manager has written the fields that make this kind of object a child
+ * (its spec-like fields, the ownership labels, the ownerReference). The operator applies those only to
+ * children it created, so they survive a user stripping labels and ownerReferences with an update.
+ */
+export function writtenByOperator(obj: KubernetesObject | undefined, kind: string): boolean {
+  const prefixes = [
+    ...(OWNED_FIELDS[kind as ChildKind] ?? []),
+    `metadata.labels.${MANAGED_BY_LABEL}`,
+    `metadata.labels.${POLICY_LABEL}`,
+    "metadata.ownerReferences",
+  ];
+  return (obj?.metadata?.managedFields ?? []).some(
+    (e) =>
+      e.manager === FIELD_MANAGER &&
+      fieldPaths(e.fieldsV1).some((p) => prefixes.some((pre) => p === pre || p.startsWith(`${pre}.`))),
+  );
+}
+
+/**
+ * Decides who owns `obj`, an object of `kind` found at the name of one of `policy`'s desired children.
+ * Order matters: a controller reference is authoritative; an object without one is this policy's only when
+ * it carries the policy's UID in a non-controller reference or the operator's own managedFields entries
+ * (its ownerReference was removed by hand). Labels are never consulted.
+ */
+export function ownershipOf(obj: KubernetesObject, kind: string, policy: ClusterSecurityPolicy): Ownership {
+  if (isSharedObject(kind, obj.metadata?.name)) return { kind: "shared" };
+  const ref = controllerRef(obj);
+  if (ref) {
+    if (hasControllerReference(obj, policy)) return { kind: "ours", via: "ownerReference" };
+    if (isPolicyRef(ref)) return { kind: "otherPolicy", policy: ref.name, uid: ref.uid };
+    return { kind: "foreign", controller: `${ref.kind}/${ref.name}` };
+  }
+  if (hasOwnerReference(obj, policy)) return { kind: "ours", via: "ownerReference" };
+  if (writtenByOperator(obj, kind)) return { kind: "ours", via: "managedFields" };
+  return { kind: "foreign" };
+}
+
+/** The policy name an object's controller ownerReference points at, for enqueueing its reconcile. */
+export function controllingPolicy(obj: KubernetesObject | undefined): string | undefined {
+  const ref = controllerRef(obj);
+  return ref && isPolicyRef(ref) ? ref.name : undefined;
+}
+
+/** Every object the snapshot holds in the lists children live in, keyed by `Kind/namespace/name`. */
+export function observedIndex(snapshot: Snapshot): Map<string, KubernetesObject> {
+  const index = new Map<string, KubernetesObject>();
+  const add = (kind: string, objs: readonly KubernetesObject[]) => {
+    for (const o of objs)
+      if (o.metadata?.name) index.set(objectKey(kind, o.metadata.namespace, o.metadata.name), o);
+  };
+  add("NetworkPolicy", snapshot.networkPolicies);
+  add("ServiceAccount", snapshot.serviceAccounts);
+  add("Role", snapshot.roles);
+  add("RoleBinding", snapshot.roleBindings);
+  add("ConfigMap", snapshot.configMaps ?? []);
+  return index;
+}

@@ -1,0 +1,192 @@
+import { expect } from "chai";
+import type { V1ManagedFieldsEntry, V1NetworkPolicy, V1ServiceAccount } from "@kubernetes/client-node";
+import { desiredState } from "../../../src/desired/index.js";
+import { sharedNamespaceStates } from "../../../src/desired/namespacestate.js";
+import { childDrift } from "../../../src/drift/checks.js";
+import { sharedWrites } from "../../../src/drift/shared.js";
+import type { Snapshot } from "../../../src/snapshot.js";
+import { namespace, policy, snapshot } from "../builders/policy.js";
+
+const MANAGED = { "app.kubernetes.io/managed-by": "csp-operator" };
+const labelsFor = (p: string) => ({ ...MANAGED, "security.csp-operator.io/policy": p });
+const refTo = (p: string, uid = `uid-${p}`) => ({
+  apiVersion: "security.csp-operator.io/v1alpha1",
+  kind: "ClusterSecurityPolicy",
+  name: p,
+  uid,
+  controller: true,
+});
+/** What the API server records after the operator applied a deny NetworkPolicy. */
+const appliedByOperator: V1ManagedFieldsEntry = {
+  manager: "csp-operator",
+  operation: "Apply",
+  fieldsV1: { "f:spec": { "f:podSelector": {}, "f:policyTypes": {} } },
+};
+
+const p = policy("p")
+  .spec({ networkPolicies: { defaultDenyEgress: false, allowDNS: false } })
+  .build();
+const base = { namespaces: [namespace("a")] };
+const denyName = (s: Snapshot) => desiredState(p, s).children[0]!.metadata.name;
+
+function deny(meta: V1NetworkPolicy["metadata"], spec: V1NetworkPolicy["spec"] = { podSelector: {} }) {
+  return { metadata: { name: denyName(snapshot(base)), namespace: "a", ...meta }, spec };
+}
+const key = () => `NetworkPolicy/a/${denyName(snapshot(base))}`;
+const driftOf = (s: Snapshot) => childDrift(p, desiredState(p, s).children, s);
+
+describe("ownership by identity, not labels", () => {
+  it("restores its own child relabelled to another policy (ownerReference decides)", () => {
+    const np = deny(
+      { labels: labelsFor("q"), ownerReferences: [refTo("p")] },
+      { podSelector: {}, ingress: [{}] },
+    );
+    const [d, ...rest] = driftOf(snapshot({ ...base, networkPolicies: [np] }));
+    expect(rest).to.deep.equal([]);
+    expect(d).to.deep.include({ reason: "Modified" });
+    expect(d?.fields).to.include.members(["spec.ingress", "metadata.labels.security.csp-operator.io/policy"]);
+    expect(d?.repair?.action).to.equal("apply");
+  });
+
+  it("restores its own child relabelled to a policy that does not exist", () => {
+    const np = deny({ labels: labelsFor("ghost"), ownerReferences: [refTo("p")] });
+    const [d] = driftOf(snapshot({ ...base, networkPolicies: [np] }));
+    expect(d).to.deep.include({
+      reason: "Modified",
+      fields: ["metadata.labels.security.csp-operator.io/policy"],
+    });
+    expect(d?.repair?.action).to.equal("apply");
+  });
+
+  it("re-adopts a child stripped of labels and ownerReferences when managedFields show the operator wrote it", () => {
+    const np = deny({ managedFields: [appliedByOperator] });
+    const [d] = driftOf(snapshot({ ...base, occupied: new Map([[key(), np]]) }));
+    expect(d).to.deep.include({ reason: "Modified" });
+    expect(d?.fields).to.include("metadata.ownerReferences");
+    expect(d?.repair?.action).to.equal("apply");
+    const applied = d?.repair?.action === "apply" ? d.repair.object : undefined;
+    expect(applied?.metadata.ownerReferences).to.deep.equal([refTo("p")]);
+  });
+
+  it("never adopts an object carrying forged ownership labels (Unowned), nor deletes one it no longer wants", () => {
+    const np = deny({ labels: labelsFor("p") });
+    const [d] = driftOf(snapshot({ ...base, networkPolicies: [np] }));
+    expect(d).to.deep.include({ reason: "Unowned" });
+    expect(d?.repair).to.equal(undefined);
+    const stray = {
+      metadata: { name: "forged", namespace: "a", labels: labelsFor("p") },
+      spec: { podSelector: {} },
+    };
+    expect(driftOf(snapshot({ ...base, networkPolicies: [stray] })).map((x) => x.reason)).to.deep.equal([
+      "Missing",
+    ]);
+  });
+
+  it("reports an object another policy controls as a Conflict naming it, whatever its labels say", () => {
+    const np = deny({ labels: labelsFor("p"), ownerReferences: [refTo("q")] });
+    const [d] = driftOf(snapshot({ ...base, networkPolicies: [np] }));
+    expect(d).to.deep.include({ reason: "Conflict" });
+    expect(d?.message).to.match(/policy q\b/);
+    expect(d?.repair).to.equal(undefined);
+  });
+
+  it("deletes as Orphaned only what carries its UID, never another policy's object labelled with its name", () => {
+    const gone = policy("p")
+      .spec({
+        networkPolicies: { defaultDenyEgress: false, allowDNS: false },
+        namespaces: { selector: { matchLabels: { x: "y" } } },
+      })
+      .build();
+    const mine = {
+      metadata: { name: "old", namespace: "a", labels: labelsFor("q"), ownerReferences: [refTo("p")] },
+    };
+    const theirs = {
+      metadata: { name: "theirs", namespace: "a", labels: labelsFor("p"), ownerReferences: [refTo("q")] },
+    };
+    const s = snapshot({ ...base, networkPolicies: [mine, theirs] });
+    const drift = childDrift(gone, desiredState(gone, s).children, s);
+    expect(drift.map((d) => [d.reason, d.name, d.repair?.action])).to.deep.equal([
+      ["Orphaned", "old", "delete"],
+    ]);
+  });
+
+  describe("the default ServiceAccount is never a child", () => {
+    const grab = policy("p")
+      .spec({
+        rbac: {
+          roles: [
+            {
+              name: "reader",
+              serviceAccount: "default",
+              rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get"] }],
+            },
+          ],
+        },
+      })
+      .build();
+    const labelled: V1ServiceAccount = {
+      metadata: {
+        name: "default",
+        namespace: "a",
+        labels: { team: "payments" },
+        managedFields: [
+          { manager: "csp-operator", operation: "Apply", fieldsV1: { "f:automountServiceAccountToken": {} } },
+        ],
+      },
+      automountServiceAccountToken: false,
+    };
+
+    it("reports it Unowned and never writes labels or an ownerReference onto it", () => {
+      const s = snapshot({ ...base, serviceAccounts: [labelled] });
+      const drift = childDrift(grab, desiredState(grab, s).children, s);
+      const sa = drift.find((d) => d.kind === "ServiceAccount" && d.name === "default");
+      expect(sa).to.deep.include({ reason: "Unowned" });
+      expect(sa?.repair).to.equal(undefined);
+      expect(drift.filter((d) => d.repair?.object.metadata?.name === "default")).to.deep.equal([]);
+    });
+
+    it("never deletes it as Orphaned, even when an earlier version put the policy's ownerReference on it", () => {
+      const takenOver = { ...labelled, metadata: { ...labelled.metadata, ownerReferences: [refTo("p")] } };
+      const none = policy("p").build();
+      const s = snapshot({ ...base, serviceAccounts: [takenOver] });
+      const drift = childDrift(none, desiredState(none, s).children, s);
+      expect(drift.filter((d) => d.kind === "ServiceAccount")).to.deep.equal([]);
+    });
+  });
+});
+
+describe("a default ServiceAccount an earlier version took over", () => {
+  it("is given back: the shared apply drops the operator's labels and ownerReference", () => {
+    const takenOver: V1ServiceAccount = {
+      metadata: {
+        name: "default",
+        namespace: "a",
+        labels: labelsFor("p"),
+        ownerReferences: [refTo("p")],
+        managedFields: [
+          {
+            manager: "csp-operator",
+            operation: "Apply",
+            fieldsV1: {
+              "f:automountServiceAccountToken": {},
+              "f:metadata": {
+                "f:labels": { "f:app.kubernetes.io/managed-by": {}, "f:security.csp-operator.io/policy": {} },
+                "f:ownerReferences": { 'k:{"uid":"uid-p"}': {} },
+              },
+            },
+          },
+        ],
+      },
+      automountServiceAccountToken: false,
+    };
+    const s = snapshot({ policies: [policy("p").build()], ...base, serviceAccounts: [takenOver] });
+    expect(sharedWrites(s, sharedNamespaceStates(s)).map((w) => w.object)).to.deep.equal([
+      {
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: { name: "default", namespace: "a" },
+        automountServiceAccountToken: false,
+      },
+    ]);
+  });
+});
