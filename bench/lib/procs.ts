@@ -6,6 +6,7 @@ import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { BenchCluster } from "./cluster.js";
 import { withTimeout } from "./observer.js";
 
 const CLK_TCK = 100; // Linux USER_HZ
@@ -180,4 +181,18 @@ export class OperatorProcess extends Child {
 /** A TypeScript workload of bench/workloads run in its own Node process (same Node as the operator). */
 export function tsChild(script: string, args: string[], logPath: string): Child {
   return new Child(["--import", "tsx", script, ...args], logPath);
+}
+
+let touches = 0;
+
+/**
+ * Forces one reconcile of `policy` (an annotation change is a watch event) and waits until a reconcile
+ * that started after the change has completed: then everything queued before has been worked off.
+ */
+export async function touch(c: BenchCluster, op: OperatorProcess, policy: string): Promise<void> {
+  const t = performance.now();
+  await c.admin.mergePatch(`/apis/security.csp-operator.io/v1alpha1/clustersecuritypolicies/${policy}`, {
+    metadata: { annotations: { "bench/touch": String(++touches) } },
+  });
+  await op.reconciledSince(policy, t);
 }

@@ -8,7 +8,7 @@ import { createNamespaces, names, startBenchCluster, USERS, type BenchCluster } 
 import { baselinePolicy, OBJECTS_PER_NAMESPACE, POLICY_NAME, SELECTOR_LABEL } from "../lib/desired.js";
 import { pool } from "../lib/kube.js";
 import { keysOf } from "../lib/observer.js";
-import { OperatorProcess } from "../lib/procs.js";
+import { OperatorProcess, touch } from "../lib/procs.js";
 import { percentile } from "../lib/stats.js";
 import { injectFaults } from "./faults.js";
 
@@ -184,8 +184,8 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
 
 /** Waits until every selected namespace is converged and a reconcile that started afterwards completed. */
 async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]): Promise<void> {
-  const at = await c.observer.converged(keysOf(selected), 600_000 + selected.length * 500);
-  await op.reconciledSince(POLICY_NAME, at);
+  await c.observer.converged(keysOf(selected), 600_000 + selected.length * 500);
+  await touch(c, op, POLICY_NAME);
 }
 
 async function memoryPoint(op: OperatorProcess, label: string, managedObjects: number): Promise<MemoryPoint> {
@@ -193,16 +193,7 @@ async function memoryPoint(op: OperatorProcess, label: string, managedObjects: n
   return { label, managedObjects, rssBytes: await op.rssBytes(), heapUsedBytes: m.heapUsed };
 }
 
-let touches = 0;
-/** Forces one reconcile of `policy` (an annotation change is a watch event) and waits for it. */
-async function touch(c: BenchCluster, op: OperatorProcess, policy: string): Promise<void> {
-  const t = performance.now();
-  await c.admin.mergePatch(`${POLICIES}/${policy}`, {
-    metadata: { annotations: { "bench/touch": String(++touches) } },
-  });
-  await op.reconciledSince(policy, t);
-}
-
+/** Forces k reconciles of `policy`; requests are the operator's, per reconcile of that policy. */
 async function forcedReconciles(
   c: BenchCluster,
   op: OperatorProcess,
@@ -210,12 +201,11 @@ async function forcedReconciles(
   k: number,
 ): Promise<PerReconcile> {
   const m0 = await c.audit.mark();
-  const before = [...op.reconciles.values()].reduce((a, b) => a + b, 0);
+  const before = op.count(policy);
   for (let i = 0; i < k; i++) await touch(c, op, policy);
   const m1 = await c.audit.mark();
   const s = summarize(c.audit.between(m0, m1, USERS.operator));
-  const reconciles = [...op.reconciles.values()].reduce((a, b) => a + b, 0) - before;
-  return { reconciles, gets: s.gets, lists: s.lists, writes: s.writes };
+  return { reconciles: op.count(policy) - before, gets: s.gets, lists: s.lists, writes: s.writes };
 }
 
 function driftSummary(latencies: number[], load: number, loadMs: number): DriftUnderLoad {
