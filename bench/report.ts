@@ -1,5 +1,5 @@
 // Turns the raw results into the headline figures, the markdown report and the chart.
-import { cpus, freemem, loadavg, release, totalmem } from "node:os";
+import { cpus, freemem, release, totalmem } from "node:os";
 import type { ConvergeResult } from "./workloads/converge.js";
 import type { LabResult } from "./workloads/lab.js";
 import { convergeChart } from "./chart.js";
@@ -312,10 +312,48 @@ export function markdown(
       "",
     );
   }
+  L.push(...METHOD, "");
   L.push(JSON.stringify(h));
   return `${L.join("\n")}\n`;
 }
 
-export function machineLoad(): number[] {
-  return loadavg();
-}
+const METHOD = [
+  "## Method, and why figures miss",
+  "",
+  "- **Fresh control plane per converge run**, alternating operator and bare client (the order flips every",
+  "  repetition); medians of the repetitions are the headline figures. The operator is the compiled",
+  "  `node dist/src/main.js` (`--workers 2 --log-level debug`: one `reconcile done` line per reconcile is how",
+  "  reconciles are counted), on a token of its own ServiceAccount `csp-system/csp-operator` bound to exactly",
+  "  `config/rbac`. The bare and reflex clients run in their own Node processes on their own ServiceAccount tokens",
+  "  bound to the same ClusterRole; the probe has its own ServiceAccount (an ordinary API Priority and Fairness",
+  "  flow). The observer (convergence and repair timing) and the fault injector are cluster admin, which APF exempts.",
+  "- **Same concurrency.** The operator never reconciles one policy twice at once and writes one object at a time",
+  "  within a reconcile, so with one policy its write concurrency is 1; the bare client runs at `--concurrency`",
+  "  (default 1). Both use @kubernetes/client-node with one shared keep-alive undici dispatcher.",
+  "- **Minimal writes** are 5 server-side applies per namespace (3 NetworkPolicies, the namespace's 6 Pod Security",
+  "  labels, the default ServiceAccount's automount). The bare client writes exactly those, with the same labels and",
+  "  ownerReference (the policy object exists in its cluster too; nobody reconciles it).",
+  "- **End of an operator converge**: the observer sees all 5N objects desired; the requests counted run until a",
+  "  forced reconcile (an annotation on the policy) that started after that has completed, so the status write and",
+  "  Event of the converge are included, and one steady-state reconcile too.",
+  "- **GETs during a cold converge and in Audit mode**: the operator's caches hold only labelled children, so for",
+  "  every desired child missing from the cache it GETs that name to tell `Missing` from `Unowned` (an object of the",
+  "  same name it did not create). That is 3 GETs per namespace per reconcile while children are missing, and in",
+  "  Audit mode, where nothing is ever applied, on every reconcile (the Audit row above).",
+  "- **Writes per repair**: an allow-all rule added to a managed NetworkPolicy is repaired with a server-side apply",
+  "  followed by an update (apply cannot remove fields another manager owns), i.e. 2 writes; every repairing",
+  "  reconcile also writes the policy status (drift counters) and a `DriftCorrected` Event.",
+  "- **Drift during a converge**: one policy is one work-queue key and a reconcile walks every namespace serially,",
+  "  so a fault that arrives while a large reconcile is writing waits for that reconcile to finish and for the next",
+  "  one to reach it: repair time grows with the backlog.",
+  "- **Idle window**: for windows shorter than 10 minutes the operator is started with `--resync` = a third of the",
+  "  window (at least 5 s) so periodic resyncs happen inside it; the full run uses `--idle-seconds 600` with the",
+  "  default 300 s resync. A forced resync closes the window.",
+  "- **Memory**: heap used after a forced full GC, via the `bench/memprobe.js` preload (`--expose-gc`, SIGUSR2), and",
+  "  VmRSS. Heap per managed object = (heap at the largest N - heap at N=0) / 5N; at small N it is dominated by",
+  "  noise and fixed costs, so only the N >= 1000 figures mean anything. No `--max-old-space-size` experiment was run.",
+  "- **Percentiles** are nearest-rank over the faults of one repetition (with 20 faults, p99 is the maximum).",
+  "  Under load (burst, backlog) one fault is started every 500 ms, each on another namespace, while the load lasts",
+  "  (at most `--faults`), each timed on its own; without load, faults are sequential.",
+  "- Not measured yet: a restarted API server, a failed LIST, several policies.",
+];

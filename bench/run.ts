@@ -5,11 +5,12 @@
 //
 //   npm run bench -- --namespaces 100            quick run (a few minutes)
 //   npm run bench -- --namespaces 100,1000,5000 --idle-seconds 600   the full run
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+//   npx tsx bench/run.ts --from <results.json>   re-renders the report from a run's saved raw results
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { chart, headline, markdown } from "./report.js";
+import { chart, headline, markdown, type RunInfo } from "./report.js";
 import { runConverge, type ConvergeResult } from "./workloads/converge.js";
 import { runLab, type LabResult } from "./workloads/lab.js";
 
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     unrelated: { type: "string", default: "10000" },
     "skip-lab": { type: "boolean", default: false },
     out: { type: "string", default: "docs/benchmarks.md" },
+    from: { type: "string" },
   },
   strict: true,
 });
@@ -55,47 +57,69 @@ const logDir = mkdtempSync(join(tmpdir(), "csp-bench-"));
 const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 say(`options ${JSON.stringify(opts)}; process logs in ${logDir}`);
 
-const startedAt = new Date();
-const loadBefore = loadavg();
-const results: ConvergeResult[] = [];
-for (const n of namespaces) {
-  for (let rep = 0; rep < opts.reps; rep++) {
-    const order = rep % 2 === 0 ? (["operator", "bare"] as const) : (["bare", "operator"] as const);
-    for (const client of order) {
-      say(`converge N=${n} rep ${rep + 1}/${opts.reps}: ${client}`);
-      const r = await runConverge(client, n, rep, {
-        concurrency: opts.concurrency,
-        faults: opts.faults,
-        logDir,
-      });
-      say(
-        `  ${client}: ${(r.convergeMs / 1000).toFixed(2)} s, ${r.requests.writes} writes, ${r.requests.gets} GETs, drift p99 ${Math.round(r.drift.p99Ms)} ms`,
-      );
-      results.push(r);
-    }
-  }
-}
-let lab: LabResult | undefined;
-if (!opts.skipLab) {
-  say(`lab: memory, steady state, idle ${opts.idleSeconds} s, drift under load`);
-  lab = await runLab({ ...opts, logDir });
+interface Saved {
+  results: ConvergeResult[];
+  lab?: LabResult;
+  info: Omit<RunInfo, "startedAt" | "finishedAt"> & { startedAt: string; finishedAt: string };
 }
 
+let saved: Saved;
+if (values.from) {
+  saved = JSON.parse(readFileSync(values.from, "utf8")) as Saved;
+} else {
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  const results: ConvergeResult[] = [];
+  const info = () => ({
+    command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    loadBefore,
+    loadAfter: loadavg(),
+    options: opts,
+  });
+  const save = (lab?: LabResult) =>
+    writeFileSync(
+      join(logDir, "results.json"),
+      JSON.stringify({ results, ...(lab ? { lab } : {}), info: info() }, null, 2),
+    );
+  for (const n of namespaces) {
+    for (let rep = 0; rep < opts.reps; rep++) {
+      const order = rep % 2 === 0 ? (["operator", "bare"] as const) : (["bare", "operator"] as const);
+      for (const client of order) {
+        say(`converge N=${n} rep ${rep + 1}/${opts.reps}: ${client}`);
+        const r = await runConverge(client, n, rep, {
+          concurrency: opts.concurrency,
+          faults: opts.faults,
+          logDir,
+        });
+        say(
+          `  ${client}: ${(r.convergeMs / 1000).toFixed(2)} s, ${r.requests.writes} writes, ${r.requests.gets} GETs, drift p99 ${Math.round(r.drift.p99Ms)} ms`,
+        );
+        results.push(r);
+        save();
+      }
+    }
+  }
+  let lab: LabResult | undefined;
+  if (!opts.skipLab) {
+    say(`lab: memory, steady state, idle ${opts.idleSeconds} s, drift under load`);
+    lab = await runLab({ ...opts, logDir });
+  }
+
+  saved = { results, ...(lab ? { lab } : {}), info: info() };
+  save(lab);
+}
 const out = values.out ?? "docs/benchmarks.md";
 const chartFile = `${basename(out, ".md")}-converge.svg`;
 mkdirSync(join(out, ".."), { recursive: true });
-writeFileSync(join(out, "..", chartFile), chart(results, opts.concurrency));
-const command = `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim();
-writeFileSync(
-  out,
-  markdown(
-    results,
-    lab,
-    { command, startedAt, finishedAt: new Date(), loadBefore, loadAfter: loadavg(), options: opts },
-    chartFile,
-  ),
-);
-writeFileSync(join(logDir, "results.json"), JSON.stringify({ results, lab }, null, 2));
-say(`wrote ${out} and ${chartFile}; raw results in ${join(logDir, "results.json")}`);
-console.log(JSON.stringify(headline(results, lab)));
+writeFileSync(join(out, "..", chartFile), chart(saved.results, saved.info.options["concurrency"] as number));
+const runInfo: RunInfo = {
+  ...saved.info,
+  startedAt: new Date(saved.info.startedAt),
+  finishedAt: new Date(saved.info.finishedAt),
+};
+writeFileSync(out, markdown(saved.results, saved.lab, runInfo, chartFile));
+say(`wrote ${out} and ${chartFile}; raw results in ${values.from ?? join(logDir, "results.json")}`);
+console.log(JSON.stringify(headline(saved.results, saved.lab)));
 process.exit(0);

@@ -57,18 +57,19 @@ async function inject(c: BenchCluster, kind: number, ns: string): Promise<{ k: s
 }
 
 /**
- * Injects up to `count` faults into converged namespaces, waiting for each repair before the next; stops
- * early when `keepGoing` returns false (e.g. once a concurrent backlog has converged).
+ * Injects up to `count` faults into converged namespaces. Sequential by default: each repair is awaited
+ * before the next fault. With `everyMs`, faults are started at that pace (each on another namespace) while
+ * `keepGoing` holds, so a long load still yields many samples; each is timed independently.
  */
 export async function injectFaults(
   c: BenchCluster,
   namespaces: readonly string[],
   count: number,
-  opts: { keepGoing?: () => boolean; timeoutMs?: number } = {},
+  opts: { keepGoing?: () => boolean; everyMs?: number; timeoutMs?: number } = {},
 ): Promise<FaultRun> {
   const out: FaultRun = { latenciesMs: [], seenAt: [], fixedAt: [] };
-  const timeoutMs = opts.timeoutMs ?? 120_000;
-  for (let i = 0; i < count && (opts.keepGoing?.() ?? true); i++) {
+  const timeoutMs = opts.timeoutMs ?? 600_000;
+  const one = async (i: number) => {
     const ns = namespaces[(i * 7) % namespaces.length]!;
     const { k, rv } = await inject(c, i % FAULT_KINDS.length, ns);
     const seen = await c.observer.event(k, rv, timeoutMs);
@@ -76,6 +77,18 @@ export async function injectFaults(
     out.latenciesMs.push(fixed.at - seen.at);
     out.seenAt.push(seen.at);
     out.fixedAt.push(fixed.at);
+  };
+  const running: Promise<void>[] = [];
+  for (let i = 0; i < count && (opts.keepGoing?.() ?? true); i++) {
+    if (opts.everyMs === undefined) {
+      await one(i);
+      continue;
+    }
+    const p = one(i);
+    p.catch(() => undefined); // awaited below
+    running.push(p);
+    await new Promise((r) => setTimeout(r, opts.everyMs)); // the injection pace
   }
+  await Promise.all(running);
   return out;
 }

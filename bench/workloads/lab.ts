@@ -61,6 +61,9 @@ export interface LabResult {
   unrelated: { objects: number; before: MemoryPoint; after: MemoryPoint };
 }
 
+/** Under load, one fault is started this often (on another namespace) while the load lasts. */
+const FAULT_PACE_MS = 500;
+
 const POLICIES = "/apis/security.csp-operator.io/v1alpha1/clustersecuritypolicies";
 
 export async function runLab(o: LabOptions): Promise<LabResult> {
@@ -111,7 +114,10 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
     const b0 = performance.now();
     let burstDone = false;
     const burst = createNamespaces(c, burstNames, {}, false).finally(() => (burstDone = true));
-    const burstFaults = await injectFaults(c, selected, o.faults, { keepGoing: () => !burstDone });
+    const burstFaults = await injectFaults(c, selected, o.faults, {
+      keepGoing: () => !burstDone,
+      everyMs: FAULT_PACE_MS,
+    });
     await burst;
     const burstMs = performance.now() - b0;
     await touch(c, op, POLICY_NAME); // the queue has drained once a reconcile started after this completes
@@ -127,7 +133,10 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
     const converge = createNamespaces(c, backlog, { [SELECTOR_LABEL]: "web" }, false)
       .then(() => c.observer.converged(keysOf(backlog), 600_000 + o.backlog * 500))
       .finally(() => (backlogDone = true));
-    const convergeFaults = await injectFaults(c, selected, o.faults, { keepGoing: () => !backlogDone });
+    const convergeFaults = await injectFaults(c, selected, o.faults, {
+      keepGoing: () => !backlogDone,
+      everyMs: FAULT_PACE_MS,
+    });
     const backlogAt = await converge;
     selected = [...selected, ...backlog];
     await settle(c, op, selected);
