@@ -26,8 +26,8 @@ export function convergeChart(series: Series[], title: string): string {
   const yMax = niceMax(Math.max(...series.flatMap((s) => s.points.map((p) => p.seconds)), 0.001));
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
-  const x = (n: number) => M.left + (n / xMax) * pw;
-  const y = (v: number) => M.top + ph - (v / yMax) * ph;
+  const x = (n: number) => +(M.left + (n / xMax) * pw).toFixed(1);
+  const y = (v: number) => +(M.top + ph - (v / yMax) * ph).toFixed(1);
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
