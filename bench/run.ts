@@ -1,0 +1,125 @@
+// `npm run bench`: the reconcile benchmark. Operator (compiled) against a bare client doing exactly the
+// minimal writes, alternately, on fresh local control planes; then the operator's steady-state, idle,
+// load and memory figures on one more. Writes docs/benchmarks.md (+ its SVG chart) and prints the
+// headline figures as one JSON object on the last line.
+//
+//   npm run bench -- --namespaces 100            quick run (a few minutes)
+//   npm run bench -- --namespaces 100,1000,5000 --idle-seconds 600   the full run
+//   npx tsx bench/run.ts --from <results.json>   re-renders the report from a run's saved raw results
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { parseArgs } from "node:util";
+import { chart, headline, markdown, type RunInfo } from "./report.js";
+import { runConverge, type ConvergeResult } from "./workloads/converge.js";
+import { runLab, type LabResult } from "./workloads/lab.js";
+
+const { values } = parseArgs({
+  options: {
+    namespaces: { type: "string", default: "100,1000,5000" },
+    reps: { type: "string", default: "3" },
+    "idle-seconds": { type: "string", default: "30" },
+    concurrency: { type: "string", default: "1" },
+    faults: { type: "string", default: "20" },
+    backlog: { type: "string" },
+    burst: { type: "string", default: "1000" },
+    unrelated: { type: "string", default: "10000" },
+    "skip-lab": { type: "boolean", default: false },
+    out: { type: "string", default: "docs/benchmarks.md" },
+    from: { type: "string" },
+  },
+  strict: true,
+});
+
+function int(flag: string, v: string | undefined, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+const namespaces = (values.namespaces ?? "")
+  .split(",")
+  .map((v) => int("namespaces", v.trim(), 1))
+  .sort((a, b) => a - b);
+const maxN = namespaces.at(-1)!;
+const opts = {
+  namespaces,
+  reps: int("reps", values.reps, 1),
+  idleSeconds: int("idle-seconds", values["idle-seconds"], 0),
+  concurrency: int("concurrency", values.concurrency, 1),
+  faults: int("faults", values.faults, 1),
+  backlog: int("backlog", values.backlog ?? String(Math.min(1000, maxN)), 1),
+  burst: int("burst", values.burst, 1),
+  unrelated: int("unrelated", values.unrelated, 0),
+  skipLab: values["skip-lab"] ?? false,
+};
+const logDir = mkdtempSync(join(tmpdir(), "csp-bench-"));
+const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+say(`options ${JSON.stringify(opts)}; process logs in ${logDir}`);
+
+interface Saved {
+  results: ConvergeResult[];
+  lab?: LabResult;
+  info: Omit<RunInfo, "startedAt" | "finishedAt"> & { startedAt: string; finishedAt: string };
+}
+
+let saved: Saved;
+if (values.from) {
+  saved = JSON.parse(readFileSync(values.from, "utf8")) as Saved;
+} else {
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  const results: ConvergeResult[] = [];
+  const info = () => ({
+    command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    loadBefore,
+    loadAfter: loadavg(),
+    options: opts,
+  });
+  const save = (lab?: LabResult) =>
+    writeFileSync(
+      join(logDir, "results.json"),
+      JSON.stringify({ results, ...(lab ? { lab } : {}), info: info() }, null, 2),
+    );
+  for (const n of namespaces) {
+    for (let rep = 0; rep < opts.reps; rep++) {
+      const order = rep % 2 === 0 ? (["operator", "bare"] as const) : (["bare", "operator"] as const);
+      for (const client of order) {
+        say(`converge N=${n} rep ${rep + 1}/${opts.reps}: ${client}`);
+        const r = await runConverge(client, n, rep, {
+          concurrency: opts.concurrency,
+          faults: opts.faults,
+          logDir,
+        });
+        say(
+          `  ${client}: ${(r.convergeMs / 1000).toFixed(2)} s, ${r.requests.writes} writes, ${r.requests.gets} GETs, drift p99 ${Math.round(r.drift.p99Ms)} ms`,
+        );
+        results.push(r);
+        save();
+      }
+    }
+  }
+  let lab: LabResult | undefined;
+  if (!opts.skipLab) {
+    say(`lab: memory, steady state, idle ${opts.idleSeconds} s, drift under load`);
+    lab = await runLab({ ...opts, logDir });
+  }
+
+  saved = { results, ...(lab ? { lab } : {}), info: info() };
+  save(lab);
+}
+const out = values.out ?? "docs/benchmarks.md";
+const chartFile = `${basename(out, ".md")}-converge.svg`;
+mkdirSync(join(out, ".."), { recursive: true });
+writeFileSync(join(out, "..", chartFile), chart(saved.results, saved.info.options["concurrency"] as number));
+const runInfo: RunInfo = {
+  ...saved.info,
+  startedAt: new Date(saved.info.startedAt),
+  finishedAt: new Date(saved.info.finishedAt),
+};
+writeFileSync(out, markdown(saved.results, saved.lab, runInfo, chartFile));
+say(`wrote ${out} and ${chartFile}; raw results in ${values.from ?? join(logDir, "results.json")}`);
+console.log(JSON.stringify(headline(saved.results, saved.lab)));
+process.exit(0);

@@ -1,0 +1,228 @@
+// The operator's steady-state measurements, on one cluster with one compiled operator process:
+// memory at N = 0 and each N; GETs/LISTs per forced reconcile in Enforce and in Audit; an idle window
+// plus a forced resync; drift repair during an unrelated burst and during a cold converge backlog;
+// memory before and after an unrelated load of ConfigMaps and RoleBindings.
+import { join } from "node:path";
+import { summarize } from "../lib/audit.js";
+import { createNamespaces, names, startBenchCluster, USERS, type BenchCluster } from "../lib/cluster.js";
+import { baselinePolicy, OBJECTS_PER_NAMESPACE, POLICY_NAME, SELECTOR_LABEL } from "../lib/desired.js";
+import { pool } from "../lib/kube.js";
+import { keysOf } from "../lib/observer.js";
+import { OperatorProcess, touch } from "../lib/procs.js";
+import { percentile } from "../lib/stats.js";
+import { injectFaults } from "./faults.js";
+
+export interface LabOptions {
+  namespaces: number[];
+  idleSeconds: number;
+  faults: number;
+  backlog: number;
+  burst: number;
+  unrelated: number;
+  logDir: string;
+}
+
+export interface MemoryPoint {
+  label: string;
+  managedObjects: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+}
+
+export interface PerReconcile {
+  reconciles: number;
+  gets: number;
+  lists: number;
+  writes: number;
+}
+
+export interface DriftUnderLoad {
+  load: number;
+  loadMs: number;
+  faults: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface LabResult {
+  resyncSeconds: number;
+  memory: MemoryPoint[];
+  enforce: PerReconcile;
+  audit: PerReconcile & { namespaces: number };
+  idle: {
+    seconds: number;
+    writes: number;
+    requests: number;
+    byVerb: Record<string, number>;
+    reconciles: number;
+  };
+  duringBurst: DriftUnderLoad & { cpuSeconds: number };
+  duringConverge: DriftUnderLoad;
+  unrelated: { objects: number; before: MemoryPoint; after: MemoryPoint };
+}
+
+/** Under load, one fault is started this often (on another namespace) while the load lasts. */
+const FAULT_PACE_MS = 500;
+
+const POLICIES = "/apis/security.csp-operator.io/v1alpha1/clustersecuritypolicies";
+
+export async function runLab(o: LabOptions): Promise<LabResult> {
+  const c = await startBenchCluster("bench-lab");
+  const resyncSeconds = o.idleSeconds >= 600 ? 300 : Math.max(5, Math.floor(o.idleSeconds / 3));
+  const op = new OperatorProcess(c.kubeconfigs.operator, resyncSeconds, join(o.logDir, "lab-operator.log"));
+  try {
+    await op.synced();
+    await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
+    await op.reconciled(POLICY_NAME, 1);
+    const memory: MemoryPoint[] = [await memoryPoint(op, "N=0", 0)];
+
+    let selected: string[] = [];
+    for (const n of [...o.namespaces].sort((a, b) => a - b)) {
+      const more = names("lab", selected.length, n);
+      await createNamespaces(c, more, { [SELECTOR_LABEL]: "web" });
+      selected = [...selected, ...more];
+      await settle(c, op, selected);
+      memory.push(await memoryPoint(op, `N=${n}`, n * OBJECTS_PER_NAMESPACE));
+    }
+
+    const enforce = await forcedReconciles(c, op, POLICY_NAME, 5);
+
+    // Idle: nothing changes; periodic resyncs run (resyncSeconds); then one forced resync.
+    const i0 = await c.audit.mark();
+    const r0 = op.count(POLICY_NAME);
+    await new Promise((r) => setTimeout(r, o.idleSeconds * 1000)); // the idle window itself
+    await touch(c, op, POLICY_NAME);
+    const i1 = await c.audit.mark();
+    const idleSummary = summarize(c.audit.between(i0, i1, USERS.operator));
+    const idle = {
+      seconds: o.idleSeconds,
+      writes: idleSummary.writes,
+      requests: idleSummary.total,
+      byVerb: idleSummary.byVerb,
+      reconciles: op.count(POLICY_NAME) - r0,
+    };
+
+    // Audit mode: a second policy over the same namespaces that reports only; its children never exist.
+    await c.admin.json("POST", POLICIES, { body: baselinePolicy("audit", "Audit") });
+    await op.reconciled("audit", 1);
+    const audit = { ...(await forcedReconciles(c, op, "audit", 3)), namespaces: selected.length };
+    await c.admin.json("DELETE", `${POLICIES}/audit`);
+
+    // Drift during a burst of unrelated namespace creations.
+    const burstNames = names("unrelated", 0, o.burst);
+    const cpu0 = await op.cpuSeconds();
+    const b0 = performance.now();
+    let burstDone = false;
+    const burst = createNamespaces(c, burstNames, {}, false).finally(() => (burstDone = true));
+    const burstFaults = await injectFaults(c, selected, o.faults, {
+      keepGoing: () => !burstDone,
+      everyMs: FAULT_PACE_MS,
+    });
+    await burst;
+    const burstMs = performance.now() - b0;
+    await touch(c, op, POLICY_NAME); // the queue has drained once a reconcile started after this completes
+    const duringBurst = {
+      ...driftSummary(burstFaults.latenciesMs, o.burst, burstMs),
+      cpuSeconds: (await op.cpuSeconds()) - cpu0,
+    };
+
+    // Drift during the cold converge of a backlog of newly selected namespaces.
+    const backlog = names("backlog", 0, o.backlog);
+    const k0 = performance.now();
+    let backlogDone = false;
+    const converge = createNamespaces(c, backlog, { [SELECTOR_LABEL]: "web" }, false)
+      .then(() => c.observer.converged(keysOf(backlog), 600_000 + o.backlog * 500))
+      .finally(() => (backlogDone = true));
+    const convergeFaults = await injectFaults(c, selected, o.faults, {
+      keepGoing: () => !backlogDone,
+      everyMs: FAULT_PACE_MS,
+    });
+    const backlogAt = await converge;
+    selected = [...selected, ...backlog];
+    await settle(c, op, selected);
+    const duringConverge = driftSummary(convergeFaults.latenciesMs, o.backlog, backlogAt - k0);
+
+    // Unrelated load: ConfigMaps and RoleBindings the policy has nothing to do with.
+    const before = await memoryPoint(op, `N=${selected.length}`, selected.length * OBJECTS_PER_NAMESPACE);
+    await createNamespaces(c, ["unrelated-load"], {}, false);
+    const half = Math.floor(o.unrelated / 2);
+    const idx = Array.from({ length: o.unrelated }, (_, i) => i);
+    await pool(idx, 16, async (i) => {
+      const meta = { name: `load-${i}`, namespace: "unrelated-load" };
+      if (i < half)
+        await c.admin.json("POST", "/api/v1/namespaces/unrelated-load/configmaps", {
+          body: { apiVersion: "v1", kind: "ConfigMap", metadata: meta, data: { key: `value-${i}` } },
+        });
+      else
+        await c.admin.json(
+          "POST",
+          "/apis/rbac.authorization.k8s.io/v1/namespaces/unrelated-load/rolebindings",
+          {
+            body: {
+              apiVersion: "rbac.authorization.k8s.io/v1",
+              kind: "RoleBinding",
+              metadata: meta,
+              roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+              subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: `user-${i}` }],
+            },
+          },
+        );
+    });
+    await touch(c, op, POLICY_NAME);
+    const after = await memoryPoint(
+      op,
+      `N=${selected.length} + ${o.unrelated} unrelated`,
+      before.managedObjects,
+    );
+
+    return {
+      resyncSeconds,
+      memory,
+      enforce,
+      audit,
+      idle,
+      duringBurst,
+      duringConverge,
+      unrelated: { objects: o.unrelated, before, after },
+    };
+  } finally {
+    await op.stop();
+    await c.stop();
+  }
+}
+
+/** Waits until every selected namespace is converged and a reconcile that started afterwards completed. */
+async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]): Promise<void> {
+  await c.observer.converged(keysOf(selected), 600_000 + selected.length * 500);
+  await touch(c, op, POLICY_NAME);
+}
+
+async function memoryPoint(op: OperatorProcess, label: string, managedObjects: number): Promise<MemoryPoint> {
+  const m = await op.memory();
+  return { label, managedObjects, rssBytes: await op.rssBytes(), heapUsedBytes: m.heapUsed };
+}
+
+/** Forces k reconciles of `policy`; requests are the operator's, per reconcile of that policy. */
+async function forcedReconciles(
+  c: BenchCluster,
+  op: OperatorProcess,
+  policy: string,
+  k: number,
+): Promise<PerReconcile> {
+  const m0 = await c.audit.mark();
+  const before = op.count(policy);
+  for (let i = 0; i < k; i++) await touch(c, op, policy);
+  const m1 = await c.audit.mark();
+  const s = summarize(c.audit.between(m0, m1, USERS.operator));
+  return { reconciles: op.count(policy) - before, gets: s.gets, lists: s.lists, writes: s.writes };
+}
+
+function driftSummary(latencies: number[], load: number, loadMs: number): DriftUnderLoad {
+  return {
+    load,
+    loadMs,
+    faults: latencies.length,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
+}
