@@ -7,12 +7,26 @@
  * writes, and its Pod passes Pod Security admission in its namespace. Every kustomization in config/ renders
  * and is accepted by a server-side dry run.
  */
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { parse, parseAllDocuments, stringify } from "yaml";
+import { Agent } from "../../src/agent/agent.js";
 import { APISERVER_MANIFEST } from "../../src/agent/hostchecks.js";
 import { DEFAULT_FILE_PATHS } from "../../src/cis/files.js";
+import { loadKubeConfig } from "../../src/cluster/client.js";
+import { AUDIT_POLICY_KEY, auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
+import { COMPONENT_LABEL } from "../../src/desired/encryptionstate.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../../src/desired/metadata.js";
+import {
+  AGENT_CHECK_KEYS,
+  AGENT_REPORT_COMPONENT,
+  AGENT_REPORT_KEY,
+  agentReportConfigMap,
+  fileReports,
+} from "../../src/evidence/agentreports.js";
+import { silentLogger } from "../../src/observability/logger.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
@@ -59,20 +73,16 @@ const REPORTS_NS = "csp-system";
 /** The host directory the agent writes the rendered files into (the only writable host mount). */
 const WRITE_DIR = "/etc/kubernetes/csp-operator";
 
+/** The labels a genuine agent report carries (src/evidence/agentreports.ts agentReportConfigMap). */
+const REPORT_LABELS = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [COMPONENT_LABEL]: AGENT_REPORT_COMPONENT };
+
 /** A genuine-looking agent report, as the agent server-side applies it. */
 function report(name: string, data: string): string {
   return stringify({
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: {
-      name,
-      namespace: REPORTS_NS,
-      labels: {
-        "app.kubernetes.io/managed-by": "csp-operator",
-        "security.csp-operator.io/component": "agent-report",
-      },
-    },
-    data: { "files.json": data },
+    metadata: { name, namespace: REPORTS_NS, labels: REPORT_LABELS },
+    data: { [AGENT_REPORT_KEY]: data },
   });
 }
 
@@ -382,5 +392,204 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     expect(await can("update", "default")).to.equal("yes");
     for (const verb of ["get", "watch", "create", "patch", "delete"])
       expect(await can(verb, "default"), verb).to.equal("no");
+  });
+
+  it("its own report may carry only a report's labels, data keys and owner: no audit Policy (W1)", async () => {
+    const NONE = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None}]\n";
+    const own = (metadata: Record<string, unknown>, rest: Record<string, unknown>) =>
+      stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "csp-agent-cp-a", namespace: REPORTS_NS, ...metadata },
+        ...rest,
+      });
+    const cpB = JSON.parse(await ok(["get", "node", "cp-b", "-o", "json"])) as { metadata: { uid: string } };
+    const forgeries: [string, string, RegExp][] = [
+      [
+        "an audit Policy under a policy label (the attack on every other node's audit log)",
+        own(
+          { labels: { ...REPORT_LABELS, [POLICY_LABEL]: "baseline" } },
+          { data: { [AGENT_REPORT_KEY]: "[]", [AUDIT_POLICY_KEY]: NONE } },
+        ),
+        /metadata\.labels/,
+      ],
+      [
+        "an audit Policy key under the report's labels",
+        own({ labels: REPORT_LABELS }, { data: { [AGENT_REPORT_KEY]: "[]", [AUDIT_POLICY_KEY]: NONE } }),
+        /data .*audit-policy\.yaml/,
+      ],
+      [
+        "no component label",
+        own({ labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } }, {}),
+        /metadata\.labels/,
+      ],
+      [
+        "binaryData",
+        own(
+          { labels: REPORT_LABELS },
+          { binaryData: { [AUDIT_POLICY_KEY]: Buffer.from(NONE).toString("base64") } },
+        ),
+        /binaryData/,
+      ],
+      [
+        "another node as owner",
+        own(
+          {
+            labels: REPORT_LABELS,
+            ownerReferences: [{ apiVersion: "v1", kind: "Node", name: "cp-b", uid: cpB.metadata.uid }],
+          },
+          { data: { [AGENT_REPORT_KEY]: "[]" } },
+        ),
+        /metadata\.ownerReferences/,
+      ],
+      [
+        "a finalizer",
+        own(
+          { labels: REPORT_LABELS, finalizers: ["example.com/keep"] },
+          { data: { [AGENT_REPORT_KEY]: "[]" } },
+        ),
+        /metadata\.finalizers/,
+      ],
+    ];
+    for (const [what, yaml, field] of forgeries) {
+      const r = await applyAsAgent(boundToA, yaml);
+      expect(r.code, `${what}: written`).to.not.equal(0);
+      expect(r.stderr, what).to.match(field);
+    }
+    const stored = JSON.parse(await ok(["get", "cm", "csp-agent-cp-a", "-n", REPORTS_NS, "-o", "json"])) as {
+      metadata: { labels?: Record<string, string>; finalizers?: string[] };
+      data?: Record<string, string>;
+      binaryData?: Record<string, string>;
+    };
+    expect(stored.metadata.labels).to.deep.equal(REPORT_LABELS);
+    expect(stored.metadata.finalizers).to.equal(undefined);
+    expect(Object.keys(stored.data ?? {})).to.deep.equal([AGENT_REPORT_KEY]);
+    expect(stored.binaryData).to.equal(undefined);
+
+    // A genuine report, built by the agent's own code with every key and its Node as owner, still passes.
+    const cpA = JSON.parse(await ok(["get", "node", "cp-a", "-o", "json"])) as { metadata: { uid: string } };
+    const result = { id: "1.1.1", title: "t", status: "Pass" as const, evidence: "e" };
+    const genuine = agentReportConfigMap(
+      "cp-a",
+      [
+        {
+          file: "audit-policy",
+          source: "ConfigMap/csp-system/csp-baseline-audit-policy",
+          path: "/etc/kubernetes/csp-operator/audit-policy.yaml",
+          sha256: "sha256:00",
+          writtenAt: new Date(0).toISOString(),
+          node: "cp-a",
+        },
+      ],
+      { files: [result], apiserver: [result] },
+      cpA.metadata.uid,
+    );
+    const r = await applyAsAgent(boundToA, stringify(genuine));
+    expect(r.code, r.stderr).to.equal(0);
+    const keys = JSON.parse(
+      await ok(["get", "cm", "csp-agent-cp-a", "-n", REPORTS_NS, "-o", "jsonpath={.data}"]),
+    ) as Record<string, string>;
+    expect(Object.keys(keys).sort()).to.deep.equal(
+      [AGENT_REPORT_KEY, AGENT_CHECK_KEYS.files, AGENT_CHECK_KEYS.apiserver].sort(),
+    );
+  });
+
+  it("the agent delivers the audit Policy only from the operator's rendered ConfigMap, never from a report (W1)", async () => {
+    const NONE = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None}]\n";
+    const GENUINE = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n";
+    // Written by an admin (admission does not stop one): a report carrying an audit Policy under a policy
+    // label, as a report forged before its content was checked, and a stray labelled ConfigMap.
+    const cm = (name: string, labels: Record<string, string>) =>
+      stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: REPORTS_NS, labels },
+        data: { [AGENT_REPORT_KEY]: "[]", [AUDIT_POLICY_KEY]: NONE },
+      });
+    await ok(["apply", "-f", "-"], cm("csp-agent-cp-x", { ...REPORT_LABELS, [POLICY_LABEL]: "forged" }));
+    await ok(
+      ["apply", "-f", "-"],
+      cm("csp-forged-extra", { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POLICY_LABEL]: "x" }),
+    );
+    await ok(["apply", "-f", "-"], stringify(auditPolicyConfigMap("prod", GENUINE)));
+    // The agent on node cp-c, with the token the kubelet would mount into its Pod.
+    await ok(["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: { name: cp-c }\n");
+    await ok(["apply", "-f", "-"], agentPod("agent-on-cp-c", agentNs, agentSa, "cp-c"));
+    const kubeconfig = await tokenKubeconfig(
+      "agent-cp-c.kubeconfig",
+      (
+        await ok([
+          "create",
+          "token",
+          agentSa,
+          "-n",
+          agentNs,
+          "--duration=1h",
+          "--bound-object-kind=Pod",
+          "--bound-object-name=agent-on-cp-c",
+        ])
+      ).trim(),
+    );
+    const dir = await mkdtemp(join(tmpdir(), "csp-agent-cp-c-"));
+    const path = join(dir, "audit-policy.yaml");
+    const agent = new Agent(
+      loadKubeConfig(kubeconfig),
+      { node: "cp-c", auditPolicyPath: path },
+      silentLogger(),
+    );
+    try {
+      await agent.start();
+      await agent.idle();
+      const r = await cp().kubectl(["get", "cm", "csp-agent-cp-c", "-n", REPORTS_NS, "-o", "json"]);
+      expect(r.code, `the agent's report: ${r.stderr}`).to.equal(0);
+      const entries = fileReports([JSON.parse(r.stdout) as never]);
+      expect(entries).to.have.length(1);
+      expect(entries[0]!.error).to.equal(undefined);
+      expect(entries[0]).to.include({
+        file: "audit-policy",
+        source: `ConfigMap/${REPORTS_NS}/csp-prod-audit-policy`,
+        node: "cp-c",
+      });
+      expect(await readFile(path, "utf8")).to.equal(GENUINE);
+    } finally {
+      await agent.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a token bound to a Node but to no Pod writes nothing, not even that node's report (W2)", async () => {
+    // A namespace user with `edit` in the agent's namespace may mint the agent's tokens: that is being any
+    // node's agent, which is why the token must also be bound to a Pod.
+    await ok([
+      "create",
+      "rolebinding",
+      "mallory-edit",
+      "--clusterrole=edit",
+      "--user=mallory",
+      "-n",
+      agentNs,
+    ]);
+    const minted = await cp().kubectl([
+      "create",
+      "token",
+      agentSa,
+      "-n",
+      agentNs,
+      "--duration=1h",
+      "--bound-object-kind=Node",
+      "--bound-object-name=cp-b",
+      "--as=mallory",
+    ]);
+    expect(minted.code, minted.stderr).to.equal(0);
+    const nodeBound = await tokenKubeconfig("agent-node-cp-b.kubeconfig", minted.stdout.trim());
+    const who = JSON.parse((await as(nodeBound)(["auth", "whoami", "-o", "json"])).stdout) as {
+      status: { userInfo: { extra?: Record<string, string[]> } };
+    };
+    expect(who.status.userInfo.extra?.["authentication.kubernetes.io/node-name"]).to.deep.equal(["cp-b"]);
+    expect(who.status.userInfo.extra?.["authentication.kubernetes.io/pod-name"]).to.equal(undefined);
+    const r = await applyAsAgent(nodeBound, report("csp-agent-cp-b", '[{"node":"cp-b","forged":true}]'));
+    expect(r.code, "node-bound token wrote cp-b's report").to.not.equal(0);
+    expect(r.stderr).to.contain("token is not bound to a Pod on a node");
+    expect(await dataOf("csp-agent-cp-b")).to.equal("[]");
   });
 });
