@@ -592,4 +592,53 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     expect(r.stderr).to.contain("token is not bound to a Pod on a node");
     expect(await dataOf("csp-agent-cp-b")).to.equal("[]");
   });
+
+  it("no ServiceAccount token Secret can be created in csp-system; the agent cannot get Secrets by name (W5)", async () => {
+    const tokenSecret = (name: string) =>
+      stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "kubernetes.io/service-account-token",
+        metadata: {
+          name,
+          namespace: REPORTS_NS,
+          annotations: { "kubernetes.io/service-account.name": "csp-operator" },
+        },
+      });
+    await eventually(
+      "the token Secret admission policy to be in force",
+      async () => {
+        const r = await cp().kubectl(["create", "--dry-run=server", "-f", "-"], {
+          input: tokenSecret("probe"),
+        });
+        return r.code !== 0 && /ValidatingAdmissionPolicy/.test(r.stderr);
+      },
+      20_000,
+    );
+    for (const who of [["--as=system:serviceaccount:csp-system:csp-operator"], []]) {
+      const r = await cp().kubectl(["create", ...who, "-f", "-"], {
+        input: tokenSecret("csp-operator-forever"),
+      });
+      expect(r.code, `created ${who.join(" ")}`).to.not.equal(0);
+      expect(r.stderr).to.contain("kubernetes.io/service-account-token");
+    }
+    expect(
+      (await cp().kubectl(["get", "secret", "csp-operator-forever", "-n", REPORTS_NS])).code,
+    ).to.not.equal(0);
+    // The operator still creates its ordinary Secrets there (the encryption key ring).
+    const opaque = stringify({
+      apiVersion: "v1",
+      kind: "Secret",
+      type: "Opaque",
+      metadata: { name: "csp-x-encryption", namespace: REPORTS_NS },
+      stringData: { k: "v" },
+    });
+    const r = await cp().kubectl(
+      ["create", "--dry-run=server", "--as=system:serviceaccount:csp-system:csp-operator", "-f", "-"],
+      { input: opaque },
+    );
+    expect(r.code, r.stderr).to.equal(0);
+    expect(await canI("get", "secrets", REPORTS_NS)).to.equal("no");
+    expect(await canI("list", "secrets", REPORTS_NS)).to.equal("yes");
+  });
 });
