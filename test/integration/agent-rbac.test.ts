@@ -2,10 +2,14 @@
  * Needs the local control plane (built on first use by controlplane/build.sh).
  * What the node agent (config/agent) may do, proven on a real API server: with a token bound to a Pod on a
  * node, as the kubelet mounts it, the agent writes its own node's report `csp-agent-<node>` and nothing else
- * in csp-system (not another node's report, not the audit-policy ConfigMap); a token not bound to a Pod writes
- * nothing. The DaemonSet mounts only the host paths the agent checks, read-only, plus the one directory it
- * writes, and its Pod passes Pod Security admission in its namespace. Every kustomization in config/ renders
- * and is accepted by a server-side dry run.
+ * in csp-system (not another node's report, not the audit-policy ConfigMap), and that report carries only a
+ * report's labels, data keys and its own Node as owner (no audit Policy for other nodes to pick up); the
+ * real agent delivers the audit Policy only from the operator's rendered ConfigMap; a token not bound to a
+ * Pod (bound to nothing, or to a Node only) writes nothing. No ServiceAccount token Secret can be created in
+ * csp-system. With config/encryption, the operator may write a Secret outside csp-system back only
+ * unchanged. The DaemonSet mounts only the host paths the agent checks, read-only, plus the one directory it
+ * writes, and its Pod passes Pod Security admission in its namespace. Every kustomization in config/
+ * renders and is accepted by a server-side dry run.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,6 +20,7 @@ import { Agent } from "../../src/agent/agent.js";
 import { APISERVER_MANIFEST } from "../../src/agent/hostchecks.js";
 import { DEFAULT_FILE_PATHS } from "../../src/cis/files.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { EncryptionClient } from "../../src/cluster/encryption.js";
 import { AUDIT_POLICY_KEY, auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
 import { COMPONENT_LABEL } from "../../src/desired/encryptionstate.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../../src/desired/metadata.js";
@@ -640,5 +645,90 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     expect(r.code, r.stderr).to.equal(0);
     expect(await canI("get", "secrets", REPORTS_NS)).to.equal("no");
     expect(await canI("list", "secrets", REPORTS_NS)).to.equal("yes");
+  });
+
+  it("the operator's Secret rewrite writes Secrets back unchanged and can change nothing in them (W4)", async () => {
+    await ok(["apply", "-k", "config/encryption"]);
+    await ok(["create", "namespace", "app"]);
+    // `create`, not `apply`: kubectl replace would rewrite apply's last-applied annotation.
+    await ok(
+      ["create", "-f", "-"],
+      stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "Opaque",
+        metadata: { name: "db", namespace: "app", labels: { app: "db" }, annotations: { team: "a" } },
+        stringData: { pw: "original" },
+      }),
+    );
+    type Stored = {
+      type?: string;
+      immutable?: boolean;
+      data?: Record<string, string>;
+      stringData?: Record<string, string>;
+      metadata: {
+        labels?: Record<string, string>;
+        annotations?: Record<string, string>;
+        ownerReferences?: unknown[];
+        finalizers?: string[];
+        resourceVersion?: string;
+      };
+    };
+    const stored = async () =>
+      JSON.parse(await ok(["get", "secret", "db", "-n", "app", "-o", "json"])) as Stored;
+    const operator = await cp().serviceAccountKubeconfig(REPORTS_NS, "csp-operator");
+    const putAsOperator = async (change: (s: Stored) => void, dryRun = false) => {
+      const s = await stored();
+      change(s);
+      return cp().kubectl(["replace", ...(dryRun ? ["--dry-run=server"] : []), "-f", "-"], {
+        kubeconfig: operator,
+        input: JSON.stringify(s),
+      });
+    };
+    const pw = Buffer.from("changed").toString("base64");
+    await eventually(
+      "the Secret rewrite admission policy to be in force",
+      async () => {
+        const r = await putAsOperator((s) => (s.data = { pw }), true);
+        return r.code !== 0 && /ValidatingAdmissionPolicy/.test(r.stderr);
+      },
+      20_000,
+    );
+    const changes: [string, (s: Stored) => void, RegExp][] = [
+      ["data", (s) => (s.data = { pw }), /data/],
+      ["stringData", (s) => (s.stringData = { pw: "changed" }), /data/],
+      ["a new data key", (s) => (s.data = { ...s.data, extra: pw }), /data/],
+      ["labels", (s) => (s.metadata.labels = { app: "other" }), /metadata\.labels/],
+      ["annotations", (s) => (s.metadata.annotations = {}), /metadata\.annotations/],
+      [
+        "an owner",
+        (s) =>
+          (s.metadata.ownerReferences = [
+            {
+              apiVersion: "v1",
+              kind: "ConfigMap",
+              name: "gone",
+              uid: "00000000-0000-0000-0000-000000000000",
+            },
+          ]),
+        /metadata\.ownerReferences/,
+      ],
+      ["a finalizer", (s) => (s.metadata.finalizers = ["example.com/keep"]), /metadata\.finalizers/],
+      ["immutable", (s) => (s.immutable = true), /immutable/],
+    ];
+    for (const [what, change, field] of changes) {
+      const r = await putAsOperator(change);
+      expect(r.code, `${what} changed by the operator`).to.not.equal(0);
+      expect(r.stderr, what).to.match(field);
+    }
+    const after = await stored();
+    expect(Buffer.from(after.data!.pw!, "base64").toString()).to.equal("original");
+    expect(after.metadata.labels).to.deep.equal({ app: "db" });
+    expect(after.metadata.annotations).to.deep.equal({ team: "a" });
+    // An unchanged PUT, and the operator's real rewrite, pass.
+    const unchanged = await putAsOperator(() => undefined);
+    expect(unchanged.code, unchanged.stderr).to.equal(0);
+    expect(await new EncryptionClient(loadKubeConfig(operator)).rewrite(["secrets"])).to.be.greaterThan(0);
+    expect(Buffer.from((await stored()).data!.pw!, "base64").toString()).to.equal("original");
   });
 });
