@@ -204,7 +204,7 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
       });
   });
 
-  it("a token bound to a Pod carries the Pod's node name (authentication.kubernetes.io/node-name)", async () => {
+  it("a token bound to a Pod carries the Pod's name and node (authentication.kubernetes.io/pod-name, node-name)", async () => {
     const who = async (kubeconfig: string) =>
       (
         JSON.parse((await as(kubeconfig)(["auth", "whoami", "-o", "json"])).stdout) as {
@@ -214,6 +214,7 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     const a = await who(boundToA);
     expect(a.username).to.equal(`system:serviceaccount:${agentNs}:${agentSa}`);
     expect(a.extra?.["authentication.kubernetes.io/node-name"]).to.deep.equal(["cp-a"]);
+    expect(a.extra?.["authentication.kubernetes.io/pod-name"]).to.deep.equal(["agent-on-cp-a"]);
     expect((await who(unbound)).extra?.["authentication.kubernetes.io/node-name"]).to.equal(undefined);
   });
 
