@@ -149,7 +149,7 @@ export class Agent {
       this.pick(
         "audit-policy",
         this.opts.auditPolicyPath,
-        this.client.configMapList(),
+        this.client.renderedAuditPolicies(),
         "ConfigMap",
         AUDIT_POLICY_KEY,
         (v) => v,

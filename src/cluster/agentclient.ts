@@ -1,6 +1,13 @@
 import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Secret } from "@kubernetes/client-node";
 import { COMPONENT_LABEL, ENCRYPTION_COMPONENT } from "../desired/encryptionstate.js";
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
+import {
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OPERATOR_NAMESPACE,
+  POLICY_LABEL,
+  childName,
+} from "../desired/metadata.js";
+import { isAgentReport } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 import { RestClient } from "./rest.js";
@@ -60,6 +67,16 @@ export class AgentClient {
     return synced(this.configMaps).list();
   }
 
+  /**
+   * The audit Policy ConfigMaps the operator rendered, and only those: named `csp-<policy>-audit-policy`
+   * after their own policy label (src/desired/auditpolicy.ts auditPolicyConfigMap) and not an agent report.
+   * Every node's agent writes a labelled ConfigMap in csp-system (its report), so the labels alone would let
+   * one node's agent hand every other node an audit Policy of its choosing. Throws like configMapList().
+   */
+  renderedAuditPolicies(): readonly V1ConfigMap[] {
+    return this.configMapList().filter((cm) => isRenderedAuditPolicy(cm));
+  }
+
   /** The encryption key-ring Secrets in csp-system; throws CacheNotSyncedError like configMapList(). */
   secretList(): readonly V1Secret[] {
     return synced(this.secrets).list();
@@ -86,6 +103,12 @@ export class AgentClient {
       },
     );
   }
+}
+
+/** True for the operator's rendered audit Policy ConfigMap of the policy its label names. */
+export function isRenderedAuditPolicy(cm: V1ConfigMap): boolean {
+  const policy = cm.metadata?.labels?.[POLICY_LABEL];
+  return !!policy && !isAgentReport(cm) && cm.metadata?.name === childName(policy, "audit-policy");
 }
 
 function synced<T extends KubernetesObject>(informer: ResilientInformer<T>): ResilientInformer<T> {

@@ -2,17 +2,36 @@
  * Needs the local control plane (built on first use by controlplane/build.sh).
  * What the node agent (config/agent) may do, proven on a real API server: with a token bound to a Pod on a
  * node, as the kubelet mounts it, the agent writes its own node's report `csp-agent-<node>` and nothing else
- * in csp-system (not another node's report, not the audit-policy ConfigMap); a token not bound to a Pod writes
- * nothing. The DaemonSet mounts only the host paths the agent checks, read-only, plus the one directory it
- * writes, and its Pod passes Pod Security admission in its namespace. Every kustomization in config/ renders
- * and is accepted by a server-side dry run.
+ * in csp-system (not another node's report, not the audit-policy ConfigMap), and that report carries only a
+ * report's labels, data keys and its own Node as owner (no audit Policy for other nodes to pick up); the
+ * real agent delivers the audit Policy only from the operator's rendered ConfigMap; a token not bound to a
+ * Pod (bound to nothing, or to a Node only) writes nothing. No ServiceAccount token Secret can be created in
+ * csp-system. With config/encryption, the operator may write a Secret outside csp-system back only
+ * unchanged. The DaemonSet mounts only the host paths the agent checks, read-only, plus the one directory it
+ * writes, and its Pod passes Pod Security admission in its namespace. Every kustomization in config/
+ * renders and is accepted by a server-side dry run.
  */
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { parse, parseAllDocuments, stringify } from "yaml";
+import { Agent } from "../../src/agent/agent.js";
 import { APISERVER_MANIFEST } from "../../src/agent/hostchecks.js";
 import { DEFAULT_FILE_PATHS } from "../../src/cis/files.js";
+import { loadKubeConfig } from "../../src/cluster/client.js";
+import { EncryptionClient } from "../../src/cluster/encryption.js";
+import { AUDIT_POLICY_KEY, auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
+import { COMPONENT_LABEL } from "../../src/desired/encryptionstate.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../../src/desired/metadata.js";
+import {
+  AGENT_CHECK_KEYS,
+  AGENT_REPORT_COMPONENT,
+  AGENT_REPORT_KEY,
+  agentReportConfigMap,
+  fileReports,
+} from "../../src/evidence/agentreports.js";
+import { silentLogger } from "../../src/observability/logger.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
@@ -59,20 +78,16 @@ const REPORTS_NS = "csp-system";
 /** The host directory the agent writes the rendered files into (the only writable host mount). */
 const WRITE_DIR = "/etc/kubernetes/csp-operator";
 
+/** The labels a genuine agent report carries (src/evidence/agentreports.ts agentReportConfigMap). */
+const REPORT_LABELS = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [COMPONENT_LABEL]: AGENT_REPORT_COMPONENT };
+
 /** A genuine-looking agent report, as the agent server-side applies it. */
 function report(name: string, data: string): string {
   return stringify({
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: {
-      name,
-      namespace: REPORTS_NS,
-      labels: {
-        "app.kubernetes.io/managed-by": "csp-operator",
-        "security.csp-operator.io/component": "agent-report",
-      },
-    },
-    data: { "files.json": data },
+    metadata: { name, namespace: REPORTS_NS, labels: REPORT_LABELS },
+    data: { [AGENT_REPORT_KEY]: data },
   });
 }
 
@@ -189,7 +204,7 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
       });
   });
 
-  it("a token bound to a Pod carries the Pod's node name (authentication.kubernetes.io/node-name)", async () => {
+  it("a token bound to a Pod carries the Pod's name and node (authentication.kubernetes.io/pod-name, node-name)", async () => {
     const who = async (kubeconfig: string) =>
       (
         JSON.parse((await as(kubeconfig)(["auth", "whoami", "-o", "json"])).stdout) as {
@@ -199,6 +214,7 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     const a = await who(boundToA);
     expect(a.username).to.equal(`system:serviceaccount:${agentNs}:${agentSa}`);
     expect(a.extra?.["authentication.kubernetes.io/node-name"]).to.deep.equal(["cp-a"]);
+    expect(a.extra?.["authentication.kubernetes.io/pod-name"]).to.deep.equal(["agent-on-cp-a"]);
     expect((await who(unbound)).extra?.["authentication.kubernetes.io/node-name"]).to.equal(undefined);
   });
 
@@ -382,5 +398,338 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     expect(await can("update", "default")).to.equal("yes");
     for (const verb of ["get", "watch", "create", "patch", "delete"])
       expect(await can(verb, "default"), verb).to.equal("no");
+  });
+
+  it("its own report may carry only a report's labels, data keys and owner: no audit Policy (W1)", async () => {
+    const NONE = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None}]\n";
+    const own = (metadata: Record<string, unknown>, rest: Record<string, unknown>) =>
+      stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "csp-agent-cp-a", namespace: REPORTS_NS, ...metadata },
+        ...rest,
+      });
+    const cpB = JSON.parse(await ok(["get", "node", "cp-b", "-o", "json"])) as { metadata: { uid: string } };
+    const forgeries: [string, string, RegExp][] = [
+      [
+        "an audit Policy under a policy label (the attack on every other node's audit log)",
+        own(
+          { labels: { ...REPORT_LABELS, [POLICY_LABEL]: "baseline" } },
+          { data: { [AGENT_REPORT_KEY]: "[]", [AUDIT_POLICY_KEY]: NONE } },
+        ),
+        /metadata\.labels/,
+      ],
+      [
+        "an audit Policy key under the report's labels",
+        own({ labels: REPORT_LABELS }, { data: { [AGENT_REPORT_KEY]: "[]", [AUDIT_POLICY_KEY]: NONE } }),
+        /data .*audit-policy\.yaml/,
+      ],
+      [
+        "no component label",
+        own({ labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } }, {}),
+        /metadata\.labels/,
+      ],
+      [
+        "binaryData",
+        own(
+          { labels: REPORT_LABELS },
+          { binaryData: { [AUDIT_POLICY_KEY]: Buffer.from(NONE).toString("base64") } },
+        ),
+        /binaryData/,
+      ],
+      [
+        "another node as owner",
+        own(
+          {
+            labels: REPORT_LABELS,
+            ownerReferences: [{ apiVersion: "v1", kind: "Node", name: "cp-b", uid: cpB.metadata.uid }],
+          },
+          { data: { [AGENT_REPORT_KEY]: "[]" } },
+        ),
+        /metadata\.ownerReferences/,
+      ],
+      [
+        "a finalizer",
+        own(
+          { labels: REPORT_LABELS, finalizers: ["example.com/keep"] },
+          { data: { [AGENT_REPORT_KEY]: "[]" } },
+        ),
+        /metadata\.finalizers/,
+      ],
+    ];
+    for (const [what, yaml, field] of forgeries) {
+      const r = await applyAsAgent(boundToA, yaml);
+      expect(r.code, `${what}: written`).to.not.equal(0);
+      expect(r.stderr, what).to.match(field);
+    }
+    const stored = JSON.parse(await ok(["get", "cm", "csp-agent-cp-a", "-n", REPORTS_NS, "-o", "json"])) as {
+      metadata: { labels?: Record<string, string>; finalizers?: string[] };
+      data?: Record<string, string>;
+      binaryData?: Record<string, string>;
+    };
+    expect(stored.metadata.labels).to.deep.equal(REPORT_LABELS);
+    expect(stored.metadata.finalizers).to.equal(undefined);
+    expect(Object.keys(stored.data ?? {})).to.deep.equal([AGENT_REPORT_KEY]);
+    expect(stored.binaryData).to.equal(undefined);
+
+    // A genuine report, built by the agent's own code with every key and its Node as owner, still passes.
+    const cpA = JSON.parse(await ok(["get", "node", "cp-a", "-o", "json"])) as { metadata: { uid: string } };
+    const result = { id: "1.1.1", title: "t", status: "Pass" as const, evidence: "e" };
+    const genuine = agentReportConfigMap(
+      "cp-a",
+      [
+        {
+          file: "audit-policy",
+          source: "ConfigMap/csp-system/csp-baseline-audit-policy",
+          path: "/etc/kubernetes/csp-operator/audit-policy.yaml",
+          sha256: "sha256:00",
+          writtenAt: new Date(0).toISOString(),
+          node: "cp-a",
+        },
+      ],
+      { files: [result], apiserver: [result] },
+      cpA.metadata.uid,
+    );
+    const r = await applyAsAgent(boundToA, stringify(genuine));
+    expect(r.code, r.stderr).to.equal(0);
+    const keys = JSON.parse(
+      await ok(["get", "cm", "csp-agent-cp-a", "-n", REPORTS_NS, "-o", "jsonpath={.data}"]),
+    ) as Record<string, string>;
+    expect(Object.keys(keys).sort()).to.deep.equal(
+      [AGENT_REPORT_KEY, AGENT_CHECK_KEYS.files, AGENT_CHECK_KEYS.apiserver].sort(),
+    );
+  });
+
+  it("the agent delivers the audit Policy only from the operator's rendered ConfigMap, never from a report (W1)", async () => {
+    const NONE = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: None}]\n";
+    const GENUINE = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n";
+    // Written by an admin (admission does not stop one): a report carrying an audit Policy under a policy
+    // label, as a report forged before its content was checked, and a stray labelled ConfigMap.
+    const cm = (name: string, labels: Record<string, string>) =>
+      stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: REPORTS_NS, labels },
+        data: { [AGENT_REPORT_KEY]: "[]", [AUDIT_POLICY_KEY]: NONE },
+      });
+    await ok(["apply", "-f", "-"], cm("csp-agent-cp-x", { ...REPORT_LABELS, [POLICY_LABEL]: "forged" }));
+    await ok(
+      ["apply", "-f", "-"],
+      cm("csp-forged-extra", { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POLICY_LABEL]: "x" }),
+    );
+    await ok(["apply", "-f", "-"], stringify(auditPolicyConfigMap("prod", GENUINE)));
+    // The agent on node cp-c, with the token the kubelet would mount into its Pod.
+    await ok(["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: { name: cp-c }\n");
+    await ok(["apply", "-f", "-"], agentPod("agent-on-cp-c", agentNs, agentSa, "cp-c"));
+    const kubeconfig = await tokenKubeconfig(
+      "agent-cp-c.kubeconfig",
+      (
+        await ok([
+          "create",
+          "token",
+          agentSa,
+          "-n",
+          agentNs,
+          "--duration=1h",
+          "--bound-object-kind=Pod",
+          "--bound-object-name=agent-on-cp-c",
+        ])
+      ).trim(),
+    );
+    const dir = await mkdtemp(join(tmpdir(), "csp-agent-cp-c-"));
+    const path = join(dir, "audit-policy.yaml");
+    const agent = new Agent(
+      loadKubeConfig(kubeconfig),
+      { node: "cp-c", auditPolicyPath: path },
+      silentLogger(),
+    );
+    try {
+      await agent.start();
+      await agent.idle();
+      const r = await cp().kubectl(["get", "cm", "csp-agent-cp-c", "-n", REPORTS_NS, "-o", "json"]);
+      expect(r.code, `the agent's report: ${r.stderr}`).to.equal(0);
+      const entries = fileReports([JSON.parse(r.stdout) as never]);
+      expect(entries).to.have.length(1);
+      expect(entries[0]!.error).to.equal(undefined);
+      expect(entries[0]).to.include({
+        file: "audit-policy",
+        source: `ConfigMap/${REPORTS_NS}/csp-prod-audit-policy`,
+        node: "cp-c",
+      });
+      expect(await readFile(path, "utf8")).to.equal(GENUINE);
+    } finally {
+      await agent.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a token bound to a Node but to no Pod writes nothing, not even that node's report (W2)", async () => {
+    // A namespace user with `edit` in the agent's namespace may mint the agent's tokens: that is being any
+    // node's agent, which is why the token must also be bound to a Pod.
+    await ok([
+      "create",
+      "rolebinding",
+      "mallory-edit",
+      "--clusterrole=edit",
+      "--user=mallory",
+      "-n",
+      agentNs,
+    ]);
+    const minted = await cp().kubectl([
+      "create",
+      "token",
+      agentSa,
+      "-n",
+      agentNs,
+      "--duration=1h",
+      "--bound-object-kind=Node",
+      "--bound-object-name=cp-b",
+      "--as=mallory",
+    ]);
+    expect(minted.code, minted.stderr).to.equal(0);
+    const nodeBound = await tokenKubeconfig("agent-node-cp-b.kubeconfig", minted.stdout.trim());
+    const who = JSON.parse((await as(nodeBound)(["auth", "whoami", "-o", "json"])).stdout) as {
+      status: { userInfo: { extra?: Record<string, string[]> } };
+    };
+    expect(who.status.userInfo.extra?.["authentication.kubernetes.io/node-name"]).to.deep.equal(["cp-b"]);
+    expect(who.status.userInfo.extra?.["authentication.kubernetes.io/pod-name"]).to.equal(undefined);
+    const r = await applyAsAgent(nodeBound, report("csp-agent-cp-b", '[{"node":"cp-b","forged":true}]'));
+    expect(r.code, "node-bound token wrote cp-b's report").to.not.equal(0);
+    expect(r.stderr).to.contain("token is not bound to a Pod on a node");
+    expect(await dataOf("csp-agent-cp-b")).to.equal("[]");
+  });
+
+  it("no ServiceAccount token Secret can be created in csp-system; the agent cannot get Secrets by name (W5)", async () => {
+    const tokenSecret = (name: string) =>
+      stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "kubernetes.io/service-account-token",
+        metadata: {
+          name,
+          namespace: REPORTS_NS,
+          annotations: { "kubernetes.io/service-account.name": "csp-operator" },
+        },
+      });
+    await eventually(
+      "the token Secret admission policy to be in force",
+      async () => {
+        const r = await cp().kubectl(["create", "--dry-run=server", "-f", "-"], {
+          input: tokenSecret("probe"),
+        });
+        return r.code !== 0 && /ValidatingAdmissionPolicy/.test(r.stderr);
+      },
+      20_000,
+    );
+    for (const who of [["--as=system:serviceaccount:csp-system:csp-operator"], []]) {
+      const r = await cp().kubectl(["create", ...who, "-f", "-"], {
+        input: tokenSecret("csp-operator-forever"),
+      });
+      expect(r.code, `created ${who.join(" ")}`).to.not.equal(0);
+      expect(r.stderr).to.contain("kubernetes.io/service-account-token");
+    }
+    expect(
+      (await cp().kubectl(["get", "secret", "csp-operator-forever", "-n", REPORTS_NS])).code,
+    ).to.not.equal(0);
+    // The operator still creates its ordinary Secrets there (the encryption key ring).
+    const opaque = stringify({
+      apiVersion: "v1",
+      kind: "Secret",
+      type: "Opaque",
+      metadata: { name: "csp-x-encryption", namespace: REPORTS_NS },
+      stringData: { k: "v" },
+    });
+    const r = await cp().kubectl(
+      ["create", "--dry-run=server", "--as=system:serviceaccount:csp-system:csp-operator", "-f", "-"],
+      { input: opaque },
+    );
+    expect(r.code, r.stderr).to.equal(0);
+    expect(await canI("get", "secrets", REPORTS_NS)).to.equal("no");
+    expect(await canI("list", "secrets", REPORTS_NS)).to.equal("yes");
+  });
+
+  it("the operator's Secret rewrite writes Secrets back unchanged and can change nothing in them (W4)", async () => {
+    await ok(["apply", "-k", "config/encryption"]);
+    await ok(["create", "namespace", "app"]);
+    // `create`, not `apply`: kubectl replace would rewrite apply's last-applied annotation.
+    await ok(
+      ["create", "-f", "-"],
+      stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "Opaque",
+        metadata: { name: "db", namespace: "app", labels: { app: "db" }, annotations: { team: "a" } },
+        stringData: { pw: "original" },
+      }),
+    );
+    type Stored = {
+      type?: string;
+      immutable?: boolean;
+      data?: Record<string, string>;
+      stringData?: Record<string, string>;
+      metadata: {
+        labels?: Record<string, string>;
+        annotations?: Record<string, string>;
+        ownerReferences?: unknown[];
+        finalizers?: string[];
+        resourceVersion?: string;
+      };
+    };
+    const stored = async () =>
+      JSON.parse(await ok(["get", "secret", "db", "-n", "app", "-o", "json"])) as Stored;
+    const operator = await cp().serviceAccountKubeconfig(REPORTS_NS, "csp-operator");
+    const putAsOperator = async (change: (s: Stored) => void, dryRun = false) => {
+      const s = await stored();
+      change(s);
+      return cp().kubectl(["replace", ...(dryRun ? ["--dry-run=server"] : []), "-f", "-"], {
+        kubeconfig: operator,
+        input: JSON.stringify(s),
+      });
+    };
+    const pw = Buffer.from("changed").toString("base64");
+    await eventually(
+      "the Secret rewrite admission policy to be in force",
+      async () => {
+        const r = await putAsOperator((s) => (s.data = { pw }), true);
+        return r.code !== 0 && /ValidatingAdmissionPolicy/.test(r.stderr);
+      },
+      20_000,
+    );
+    const changes: [string, (s: Stored) => void, RegExp][] = [
+      ["data", (s) => (s.data = { pw }), /data/],
+      ["stringData", (s) => (s.stringData = { pw: "changed" }), /data/],
+      ["a new data key", (s) => (s.data = { ...s.data, extra: pw }), /data/],
+      ["labels", (s) => (s.metadata.labels = { app: "other" }), /metadata\.labels/],
+      ["annotations", (s) => (s.metadata.annotations = {}), /metadata\.annotations/],
+      [
+        "an owner",
+        (s) =>
+          (s.metadata.ownerReferences = [
+            {
+              apiVersion: "v1",
+              kind: "ConfigMap",
+              name: "gone",
+              uid: "00000000-0000-0000-0000-000000000000",
+            },
+          ]),
+        /metadata\.ownerReferences/,
+      ],
+      ["a finalizer", (s) => (s.metadata.finalizers = ["example.com/keep"]), /metadata\.finalizers/],
+      ["immutable", (s) => (s.immutable = true), /immutable/],
+    ];
+    for (const [what, change, field] of changes) {
+      const r = await putAsOperator(change);
+      expect(r.code, `${what} changed by the operator`).to.not.equal(0);
+      expect(r.stderr, what).to.match(field);
+    }
+    const after = await stored();
+    expect(Buffer.from(after.data!.pw!, "base64").toString()).to.equal("original");
+    expect(after.metadata.labels).to.deep.equal({ app: "db" });
+    expect(after.metadata.annotations).to.deep.equal({ team: "a" });
+    // An unchanged PUT, and the operator's real rewrite, pass.
+    const unchanged = await putAsOperator(() => undefined);
+    expect(unchanged.code, unchanged.stderr).to.equal(0);
+    expect(await new EncryptionClient(loadKubeConfig(operator)).rewrite(["secrets"])).to.be.greaterThan(0);
+    expect(Buffer.from((await stored()).data!.pw!, "base64").toString()).to.equal("original");
   });
 });
