@@ -362,6 +362,47 @@ spec:
     }
   });
 
+  it("applies an entry as soon as csp-operator-grantable is extended to cover it", async () => {
+    const extension = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: grantable-configmaps
+  labels: { security.csp-operator.io/aggregate-to-grantable: "true" }
+rules: [{ apiGroups: [""], resources: [configmaps], verbs: [get] }]
+`;
+    const config = `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: { name: config }
+spec:
+  namespaces: { selector: { matchLabels: { app: shop } } }
+  rbac:
+    roles:
+      - name: config-reader
+        rules: [{ apiGroups: [""], resources: [configmaps], resourceNames: [app], verbs: [get] }]
+`;
+    const ready = async () =>
+      (
+        JSON.parse(await ok(["get", "csp", "config", "-o", "json"])) as { status?: Status }
+      ).status?.conditions?.find((c) => c.type === "Ready");
+    const app = "system:serviceaccount:shop:config-reader";
+    try {
+      await ok(["apply", "-f", "-"], config);
+      const refused = await eventually("RoleNotGrantable", async () => {
+        const c = await ready();
+        return c?.reason === "RoleNotGrantable" ? c : undefined;
+      });
+      expect(refused.message).to.contain('configmaps "app" [get]');
+      expect(await canI("get", "configmaps/app", app)).to.equal("no");
+      await ok(["apply", "-f", "-"], extension);
+      await eventually("Ready", async () => (await ready())?.status === "True", 60_000);
+      expect(await canI("get", "configmaps/app", app)).to.equal("yes");
+      expect(await canI("get", "configmaps/other", app)).to.equal("no");
+    } finally {
+      await ok(["delete", "csp", "config", "--ignore-not-found"]);
+      await ok(["delete", "clusterrole", "grantable-configmaps", "--ignore-not-found"]);
+    }
+  });
+
   it("reports each kind of risky RBAC when it appears, and stops when it is removed", async () => {
     await ok(["apply", "-f", "-"], RISKY.map((r) => r.yaml).join("\n---\n"));
     const findings = await eventually("every finding", async () => {
