@@ -10,6 +10,13 @@ import {
   type RuleLike,
 } from "../../../src/desired/grantable.js";
 import { ungrantableRoles } from "../../../src/desired/rbac.js";
+import type { KubernetesObject, V1Role } from "@kubernetes/client-node";
+import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
+import { reconcile } from "../../../src/controller/reconcile.js";
+import { ownerReference, ownershipLabels } from "../../../src/desired/metadata.js";
+import { silentLogger } from "../../../src/observability/logger.js";
+import type { Snapshot } from "../../../src/snapshot.js";
+import { namespace, policy, snapshot } from "../builders/policy.js";
 
 const r = (
   verbs: string[],
@@ -373,6 +380,107 @@ describe("ungrantableRoles: spec.rbac.roles entries beyond csp-operator-grantabl
     expect(
       ungrantableRoles([reader], [grantable(undefined)], "csp-operator-grantable").get("reader"),
     ).to.equal("pods [get]");
+  });
+});
+
+describe("reconcile never writes a generated Role or RoleBinding beyond csp-operator-grantable", () => {
+  const roles = [
+    {
+      name: "reader",
+      rules: [{ apiGroups: [""], resources: ["pods", "services"], verbs: ["get", "list", "watch"] }],
+    },
+    {
+      name: "helper",
+      rules: [
+        { apiGroups: [""], resources: ["secrets"], verbs: ["list", "update"] },
+        {
+          apiGroups: ["rbac.authorization.k8s.io"],
+          resources: ["roles", "rolebindings"],
+          verbs: ["create", "update", "patch", "delete"],
+        },
+      ],
+    },
+  ];
+  const shipped: V1ClusterRole = {
+    metadata: { name: "csp-operator-grantable" },
+    rules: shippedGrantableRules() as V1PolicyRule[],
+  };
+
+  /** Runs one reconcile against a writer that accepts everything, as an API server would for an admin. */
+  async function run(p: ClusterSecurityPolicy, extra: Partial<Snapshot> = {}, clusterRoles = [shipped]) {
+    const applied: KubernetesObject[] = [];
+    const statuses: NonNullable<ClusterSecurityPolicy["status"]>[] = [];
+    const snap = snapshot({
+      policies: [p],
+      namespaces: [namespace("shop"), namespace("web")],
+      rbac: { clusterRoles, clusterRoleBindings: [], roles: [], roleBindings: [] },
+      ...extra,
+    });
+    await reconcile(p.metadata.name, {
+      snapshot: () => snap,
+      log: silentLogger(),
+      writer: {
+        apply: <T extends KubernetesObject>(o: T) => {
+          applied.push(o);
+          return Promise.resolve(o);
+        },
+        replaceOwned: () => Promise.resolve(),
+        delete: () => Promise.resolve(),
+        read: () => Promise.resolve(undefined),
+        patchStatus: (_name, status) => {
+          statuses.push(status);
+          return Promise.resolve();
+        },
+        event: () => Promise.resolve(),
+      },
+    });
+    const ready = statuses.at(-1)?.conditions?.find((c) => c.type === "Ready");
+    const written = applied.map((o) => `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`);
+    return { ready, written };
+  }
+
+  it("applies the covered entry, not the other, and says which and why", async () => {
+    const { ready, written } = await run(policy("p").spec({ rbac: { roles } }).build());
+    expect(written).to.include.members(["Role/shop/reader", "RoleBinding/shop/reader", "Role/web/reader"]);
+    expect(written.filter((w) => /^Role(Binding)?\/.*\/helper$/.test(w))).to.deep.equal([]);
+    expect(ready).to.include({ status: "False", reason: "RoleNotGrantable" });
+    expect(ready?.message).to.contain("spec.rbac.roles[name=helper] (Role/shop/helper and 1 more)");
+    expect(ready?.message).to.contain("secrets [list update]");
+    expect(ready?.message).to.contain("csp-operator-grantable");
+    expect(ready?.message).to.not.contain("roles[name=reader]");
+  });
+
+  it("grants nothing when csp-operator-grantable is not in the cache", async () => {
+    const { ready, written } = await run(
+      policy("p")
+        .spec({ rbac: { roles: [roles[0]!] } })
+        .build(),
+      {},
+      [],
+    );
+    expect(written.filter((w) => w.startsWith("Role"))).to.deep.equal([]);
+    expect(ready?.reason).to.equal("RoleNotGrantable");
+    expect(ready?.message).to.contain("ClusterRole csp-operator-grantable does not exist");
+  });
+
+  it("still reports a Role beyond it that already exists (left by an earlier version), without rewriting it", async () => {
+    const p = policy("p")
+      .spec({ rbac: { roles: [roles[1]!] } })
+      .build();
+    const existing: V1Role = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: {
+        name: "helper",
+        namespace: "shop",
+        labels: ownershipLabels("p"),
+        ownerReferences: [ownerReference(p)],
+      },
+      rules: roles[1]!.rules,
+    };
+    const { ready, written } = await run(p, { roles: [existing] });
+    expect(written.filter((w) => w.startsWith("Role"))).to.deep.equal([]);
+    expect(ready).to.include({ status: "False", reason: "RoleNotGrantable" });
   });
 });
 
