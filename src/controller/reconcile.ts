@@ -3,6 +3,7 @@ import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1
 import { errorMessage, statusCode } from "../cluster/client.js";
 import { withTypeMeta, type Child, type ChildKind } from "../desired/children.js";
 import { desiredState } from "../desired/index.js";
+import { ungrantableRoles } from "../desired/rbac.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { childDrift, ownedFieldDiff, sharedDrift, type Drift } from "../drift/checks.js";
@@ -63,6 +64,20 @@ const NOT_GRANTABLE = /attempting to grant RBAC permissions not currently held:?
 /** The ClusterRole that bounds what generated Roles may grant (config/rbac/grantable_cluster_role.yaml). */
 export const GRANTABLE_CLUSTER_ROLE = "csp-operator-grantable";
 
+/** A Role beyond what the operator may grant, found by the operator itself or by the API server. */
+function notGrantableFailure(object: string, field: string | undefined, missing: string): WriteFailure {
+  missing = missing.replace(/\s+/g, " ").trim().slice(0, 600);
+  return {
+    reason: "RoleNotGrantable",
+    message:
+      `${field ? `${field} (${object})` : object}: the operator may not grant ${missing || "these permissions"}; ` +
+      `what generated Roles may grant is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ` +
+      `ClusterRole labelled security.csp-operator.io/aggregate-to-grantable=true)`,
+    // A change to any ClusterRole re-enqueues every policy: no backoff loop is needed to notice the fix.
+    terminal: true,
+  };
+}
+
 /**
  * Why a write failed, in words a user can act on. `object` is `Kind/namespace/name`; `field` is the spec
  * entry the object comes from, when there is one, so the message points at what to fix in the policy.
@@ -71,18 +86,7 @@ function classify(err: unknown, object: string, field?: string): WriteFailure {
   const code = statusCode(err);
   const text = errorMessage(err);
   const notGrantable = code === 403 ? NOT_GRANTABLE.exec(text) : null;
-  if (notGrantable) {
-    const missing = (notGrantable[1] ?? "").replace(/\s+/g, " ").trim().slice(0, 600);
-    return {
-      reason: "RoleNotGrantable",
-      message:
-        `${field ? `${field} (${object})` : object}: the operator may not grant ${missing || "these permissions"}; ` +
-        `what generated Roles may grant is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ` +
-        `ClusterRole labelled security.csp-operator.io/aggregate-to-grantable=true)`,
-      // A change to any ClusterRole re-enqueues every policy: no backoff loop is needed to notice the fix.
-      terminal: true,
-    };
-  }
+  if (notGrantable) return notGrantableFailure(object, field, notGrantable[1] ?? "");
   const reason = code === 422 || code === 400 ? "InvalidSpec" : code === 403 ? "Forbidden" : "ApplyFailed";
   return { reason, message: `${(reason === "InvalidSpec" && field) || object}: ${text}` };
 }
@@ -136,6 +140,18 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const enforce = spec.mode !== "Audit";
   const desired = desiredState(policy, snapshot);
   for (const message of desired.invalid) failures.push({ reason: "InvalidSpec", message, terminal: true });
+  // Roles beyond csp-operator-grantable are never applied, however much more the operator itself holds.
+  const ungrantable = ungrantableRoles(
+    spec.rbac?.roles ?? [],
+    snapshot.rbac?.clusterRoles ?? [],
+    GRANTABLE_CLUSTER_ROLE,
+  );
+  for (const [name, missing] of ungrantable) {
+    const roles = desired.children.filter((c) => c.kind === "Role" && c.metadata.name === name);
+    const more = roles.length > 1 ? ` and ${roles.length - 1} more` : "";
+    const first = roles[0] && objectKey("Role", roles[0].metadata.namespace, name) + more;
+    if (first) failures.push(notGrantableFailure(first, `spec.rbac.roles[name=${name}]`, missing));
+  }
 
   // The caches only hold labelled objects (and every default ServiceAccount): look up what sits at the
   // name of each desired child they do not hold, whatever its labels say. ownership.ts judges it.
@@ -164,6 +180,10 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       // Shared objects: repaired by the union write above when it succeeded.
       const key = objectKey(d.kind, d.namespace, d.name);
       (sharedDone.has(key) ? corrected : remaining).push(d);
+      continue;
+    }
+    if (d.repair.action === "apply" && /^Role(Binding)?$/.test(d.kind) && ungrantable.has(d.name)) {
+      remaining.push({ ...d, message: `${d.message}; not applied: beyond ${GRANTABLE_CLUSTER_ROLE}` });
       continue;
     }
     try {

@@ -1,7 +1,9 @@
+import type { V1ClusterRole } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { Child } from "./children.js";
+import { describePermissions, uncovered } from "./grantable.js";
 
-type GeneratedRole = NonNullable<NonNullable<ClusterSecurityPolicySpec["rbac"]>["roles"]>[number];
+export type GeneratedRole = NonNullable<NonNullable<ClusterSecurityPolicySpec["rbac"]>["roles"]>[number];
 
 /**
  * Least-privilege access for one `spec.rbac.roles` entry in one namespace: a Role with exactly the given
@@ -48,4 +50,29 @@ export function desiredRoleObjects(
       field,
     ),
   ];
+}
+
+/**
+ * The `spec.rbac.roles` entries whose rules fall outside the granting ClusterRole's rules (as the
+ * aggregation controller filled them in), each with the permissions it is missing in words. Such an entry
+ * must not be applied: the API server's own escalation check would let through anything the operator
+ * holds for its other work (Roles, bindings, Secrets with the encryption overlay), not only what it may
+ * grant. An absent ClusterRole grants nothing. Pure.
+ */
+export function ungrantableRoles(
+  roles: readonly GeneratedRole[],
+  clusterRoles: readonly V1ClusterRole[],
+  grantableName: string,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  const grantable = clusterRoles.find((r) => r.metadata?.name === grantableName);
+  for (const role of roles) {
+    const missing = uncovered(grantable?.rules ?? [], role.rules);
+    if (missing.length === 0) continue;
+    out.set(
+      role.name,
+      describePermissions(missing) + (grantable ? "" : ` (ClusterRole ${grantableName} does not exist)`),
+    );
+  }
+  return out;
 }

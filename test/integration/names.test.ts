@@ -57,6 +57,13 @@ describe("child names unique by construction (real API server)", function () {
     this.timeout(240_000);
     cp = await startControlPlane({ name: "names" });
     await installCrd(cp);
+    // Generated Roles are bounded by csp-operator-grantable even for an operator on an admin token.
+    await ok(["apply", "-f", "config/rbac/grantable_cluster_role.yaml"]);
+    await eventually("grantable role aggregated", async () =>
+      (
+        await ok(["get", "clusterrole", "csp-operator-grantable", "-o", "jsonpath={.rules[*].resources}"])
+      ).includes("pods"),
+    );
     kc = loadKubeConfig(cp.kubeconfigPath);
     net = kc.makeApiClient(NetworkingV1Api);
     await startOperator();
@@ -209,7 +216,7 @@ describe("child names unique by construction (real API server)", function () {
             {
               name: "writer",
               serviceAccount: "reader",
-              rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }],
+              rules: [{ apiGroups: [""], resources: ["services"], verbs: ["get"] }],
             },
           ],
         },

@@ -300,6 +300,109 @@ describe("least privilege (real API server, operator on its own ServiceAccount t
     await eventually("Ready again", async () => (await condition("Ready"))?.status === "True");
   });
 
+  it("grants only what csp-operator-grantable lists, not everything the operator holds", async () => {
+    // With the encryption overlay the operator holds Secret list/update cluster-wide, and it always holds
+    // Role, RoleBinding and NetworkPolicy writes: the API server's escalation check alone would let a
+    // policy hand all of that to a workload.
+    await ok(["apply", "-k", "config/encryption"]);
+    const sa = "system:serviceaccount:csp-system:csp-operator";
+    await eventually(
+      "operator holds secrets list",
+      async () => (await canI("list", "secrets", sa)) === "yes",
+    );
+    const grant = `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: { name: grant }
+spec:
+  namespaces: { selector: { matchLabels: { app: shop } } }
+  rbac:
+    roles:
+      - name: helper
+        rules:
+          - { apiGroups: [""], resources: [secrets], verbs: [list, update] }
+          - { apiGroups: [rbac.authorization.k8s.io], resources: [roles, rolebindings], verbs: [create, update, patch, delete] }
+          - { apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [delete] }
+      - name: reader
+        rules:
+          - { apiGroups: [""], resources: [pods, services], verbs: [get, list, watch] }
+`;
+    const grantStatus = async () =>
+      (JSON.parse(await ok(["get", "csp", "grant", "-o", "json"])) as { status?: Status }).status ?? {};
+    try {
+      await ok(["apply", "-f", "-"], grant);
+      const ready = await eventually(
+        "RoleNotGrantable",
+        async () => {
+          const c = (await grantStatus()).conditions?.find((x) => x.type === "Ready");
+          return c?.reason === "RoleNotGrantable" ? c : undefined;
+        },
+        60_000,
+      );
+      expect(ready.status).to.equal("False");
+      expect(ready.message).to.contain("spec.rbac.roles[name=helper]");
+      expect(ready.message).to.contain("secrets [list update]");
+      expect(ready.message).to.contain("rbac.authorization.k8s.io/roles [create update patch delete]");
+      expect(ready.message).to.contain("networking.k8s.io/networkpolicies [delete]");
+      expect(ready.message).to.contain("csp-operator-grantable");
+      expect(ready.message).to.not.contain("roles[name=reader]");
+      // The entry within bounds is applied; the other is not, in any part.
+      const helper = "system:serviceaccount:shop:helper";
+      await eventually("reader works", async () => {
+        return (await canI("list", "pods", "system:serviceaccount:shop:reader")) === "yes";
+      });
+      expect(await canI("watch", "services", "system:serviceaccount:shop:reader")).to.equal("yes");
+      expect(await canI("list", "secrets", helper)).to.equal("no");
+      expect(await canI("create", "roles", helper)).to.equal("no");
+      expect(await canI("delete", "networkpolicies", helper)).to.equal("no");
+      expect((await cp().kubectl(["get", "role", "helper", "-n", "shop"])).code).to.not.equal(0);
+      expect((await cp().kubectl(["get", "rolebinding", "helper", "-n", "shop"])).code).to.not.equal(0);
+    } finally {
+      await ok(["delete", "csp", "grant", "--ignore-not-found"]);
+      await ok(["delete", "-k", "config/encryption", "--ignore-not-found"]);
+    }
+  });
+
+  it("applies an entry as soon as csp-operator-grantable is extended to cover it", async () => {
+    const extension = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: grantable-configmaps
+  labels: { security.csp-operator.io/aggregate-to-grantable: "true" }
+rules: [{ apiGroups: [""], resources: [configmaps], verbs: [get] }]
+`;
+    const config = `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: { name: config }
+spec:
+  namespaces: { selector: { matchLabels: { app: shop } } }
+  rbac:
+    roles:
+      - name: config-reader
+        rules: [{ apiGroups: [""], resources: [configmaps], resourceNames: [app], verbs: [get] }]
+`;
+    const ready = async () =>
+      (
+        JSON.parse(await ok(["get", "csp", "config", "-o", "json"])) as { status?: Status }
+      ).status?.conditions?.find((c) => c.type === "Ready");
+    const app = "system:serviceaccount:shop:config-reader";
+    try {
+      await ok(["apply", "-f", "-"], config);
+      const refused = await eventually("RoleNotGrantable", async () => {
+        const c = await ready();
+        return c?.reason === "RoleNotGrantable" ? c : undefined;
+      });
+      expect(refused.message).to.contain('configmaps "app" [get]');
+      expect(await canI("get", "configmaps/app", app)).to.equal("no");
+      await ok(["apply", "-f", "-"], extension);
+      await eventually("Ready", async () => (await ready())?.status === "True", 60_000);
+      expect(await canI("get", "configmaps/app", app)).to.equal("yes");
+      expect(await canI("get", "configmaps/other", app)).to.equal("no");
+    } finally {
+      await ok(["delete", "csp", "config", "--ignore-not-found"]);
+      await ok(["delete", "clusterrole", "grantable-configmaps", "--ignore-not-found"]);
+    }
+  });
+
   it("reports each kind of risky RBAC when it appears, and stops when it is removed", async () => {
     await ok(["apply", "-f", "-"], RISKY.map((r) => r.yaml).join("\n---\n"));
     const findings = await eventually("every finding", async () => {
