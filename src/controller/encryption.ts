@@ -1,17 +1,13 @@
 import { errorMessage, statusCode } from "../cluster/client.js";
 import { EncryptionClient, type StoredSecret } from "../cluster/encryption.js";
-import {
-  encryptionConfigHash,
-  renderEncryptionConfigurationYaml,
-  RotationStateError,
-  type EncryptionSpec,
-} from "../desired/encryption.js";
+import { encryptionConfigHash, RotationStateError, type EncryptionSpec } from "../desired/encryption.js";
 import {
   EMPTY_RECORD,
   encryptionSecret,
   encryptionSecretName,
   parseEncryptionRecord,
   planEncryption,
+  recordConfigYaml,
   secretConfigYaml,
   withRewriteDone,
   type EncryptionRecord,
@@ -83,7 +79,7 @@ export class EncryptionArea implements AreaReconciler {
     }
     let hash: string;
     try {
-      hash = encryptionConfigHash(renderEncryptionConfigurationYaml(spec, record.ring));
+      hash = encryptionConfigHash(recordConfigYaml(spec, record));
     } catch (err) {
       return this.failed("InvalidSpec", `spec.encryption: ${errorMessage(err)}`, false);
     }
@@ -116,7 +112,7 @@ export class EncryptionArea implements AreaReconciler {
       if (plan.persist)
         input.log.info("encryption step", { phase: plan.record.phase, message: plan.message });
       if (plan.action === "RewriteObjects") {
-        const written = await this.client.rewrite(spec.resources ?? ["secrets"]);
+        const written = await this.client.rewrite(plan.rewrite?.resources ?? spec.resources ?? ["secrets"]);
         current = withRewriteDone(plan.record);
         await persist(current);
         input.log.info("stored objects rewritten", { objects: written, key: plan.record.newKey });
@@ -141,7 +137,7 @@ export class EncryptionArea implements AreaReconciler {
       throw err;
     }
 
-    const currentHash = encryptionConfigHash(renderEncryptionConfigurationYaml(spec, current.ring));
+    const currentHash = encryptionConfigHash(recordConfigYaml(spec, current));
     const loaded = judge(currentHash);
     // EncryptionAtRest rests on metrics only; the agents' word moves a rotation on, it proves nothing.
     const condition = enforcedEncryptionCondition(current, view, view.ok ? loaded : undefined, plan.message);
@@ -162,7 +158,7 @@ export class EncryptionArea implements AreaReconciler {
 
   /** The Secret holds what this record and spec render (spec.encryption.resources may have changed). */
   private secretCurrent(live: StoredSecret, spec: EncryptionSpec, record: EncryptionRecord): boolean {
-    return secretConfigYaml(live.data) === renderEncryptionConfigurationYaml(spec, record.ring);
+    return secretConfigYaml(live.data) === recordConfigYaml(spec, record);
   }
 
   private failed(reason: string, message: string, retryable: boolean): AreaReport {

@@ -38,6 +38,11 @@ export interface FileReport {
   node: string;
   /** Set when the file could not be written; sha256 then describes what is on disk ("" if nothing). */
   error?: string;
+  /**
+   * EncryptionConfiguration only: `<provider>/<name>` of every key the file on disk can decrypt with (names,
+   * never key material). Evidence that keys exist even when the key-ring Secret is gone.
+   */
+  keys?: string[];
 }
 
 /**
@@ -149,8 +154,15 @@ export function fileReports(configMaps: readonly V1ConfigMap[]): FileReport[] {
         typeof e.sha256 === "string" &&
         typeof e.writtenAt === "string" &&
         typeof e.node === "string"
-      )
-        out.push(e as FileReport);
+      ) {
+        const entry = e as FileReport;
+        if (
+          entry.keys !== undefined &&
+          !(Array.isArray(entry.keys) && entry.keys.every((k) => typeof k === "string"))
+        )
+          delete entry.keys;
+        out.push(entry);
+      }
     }
   }
   return out;
