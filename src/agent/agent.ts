@@ -9,6 +9,7 @@ import {
   agentReportConfigMap,
   contentHash,
   fileReports,
+  redactKeyMaterial,
   type AgentCheckKind,
   type AgentFile,
   type FileReport,
@@ -110,7 +111,7 @@ export class Agent {
       try {
         await this.sync();
       } catch (err) {
-        this.log.warn("agent sync failed", { error: errorMessage(err) });
+        this.log.warn("agent sync failed", { error: redactKeyMaterial(errorMessage(err)) });
       }
     } while (this.again && !this.stopped);
   }
@@ -204,7 +205,8 @@ export class Agent {
     let checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {};
     if (this.opts.hostRoot !== undefined) {
       const host = await hostChecks(this.opts.hostRoot);
-      if (host.problem) this.log.warn("kube-apiserver manifest not checked", { problem: host.problem });
+      if (host.problem)
+        this.log.warn("kube-apiserver manifest not checked", { problem: redactKeyMaterial(host.problem) });
       checks = host.checks;
     }
     await this.report(checks);
@@ -222,7 +224,7 @@ export class Agent {
     try {
       existing = await readFile(s.path, "utf8");
     } catch (err) {
-      return `cannot read the existing file to check its keys: ${errorMessage(err)}`;
+      return `cannot read the existing file to check its keys: ${redactKeyMaterial(errorMessage(err))}`;
     }
     return overwriteRefusal(s.path, existing, s.content, s.retired);
   }
@@ -245,7 +247,8 @@ export class Agent {
     on: { sha256: string; mtime: Date } | undefined,
     error: string,
   ): FileReport {
-    this.log.warn("file not written", { file, path, error });
+    const safe = redactKeyMaterial(error);
+    this.log.warn("file not written", { file, path, error: safe });
     return {
       file,
       source,
@@ -253,7 +256,7 @@ export class Agent {
       sha256: on?.sha256 ?? "",
       writtenAt: (on?.mtime ?? new Date(0)).toISOString(),
       node: this.opts.node,
-      error,
+      error: safe,
     };
   }
 

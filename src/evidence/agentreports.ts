@@ -51,6 +51,20 @@ export interface FileReport {
  */
 export { encryptionConfigHash as contentHash } from "../desired/encryption.js";
 
+/**
+ * Removes what could be key material from a message about a key-bearing file before it is published (the
+ * agent's report, logs, findings): a YAML parser's code frame (the source lines it quotes after "at line L,
+ * column C:"), the value of any `secret:` field, and any long run of the base64 alphabet that is not a
+ * plain hex digest. Positions, file names, key names and hashes stay.
+ */
+export function redactKeyMaterial(text: string): string {
+  return text
+    .replace(/(at line \d+, column \d+):\n[\s\S]*?\^+[ \t]*(\n|$)/g, "$1")
+    .replace(/(at line \d+, column \d+):\n[\s\S]*$/g, "$1")
+    .replace(/\b(secret["']?\s*[:=]\s*["']?)[^\s"',}]+/gi, "$1<redacted>")
+    .replace(/[A-Za-z0-9+/]{32,}={0,2}/g, (run) => (/^[0-9a-f]+$/.test(run) ? run : "<redacted>"));
+}
+
 export function agentReportName(node: string): string {
   return `csp-agent-${node}`
     .toLowerCase()
@@ -65,7 +79,9 @@ export function agentReportConfigMap(
   checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {},
   nodeUid?: string,
 ): V1ConfigMap {
-  const sorted = [...files].sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path));
+  const sorted = [...files]
+    .sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path))
+    .map((f) => (f.error === undefined ? f : { ...f, error: redactKeyMaterial(f.error) }));
   const checkData: Record<string, string> = {};
   for (const [kind, results] of Object.entries(checks) as [AgentCheckKind, readonly CheckResult[]][]) {
     checkData[AGENT_CHECK_KEYS[kind]] = JSON.stringify(
@@ -73,7 +89,7 @@ export function agentReportConfigMap(
         id: r.id,
         title: r.title,
         status: r.status,
-        evidence: r.evidence.slice(0, 500),
+        evidence: redactKeyMaterial(r.evidence).slice(0, 500),
       })),
       null,
       1,
@@ -120,14 +136,16 @@ export function agentCheckResults(
       continue;
     }
     if (!Array.isArray(parsed)) continue;
-    const results = (parsed as Partial<CheckResult>[]).filter(
-      (r): r is CheckResult =>
-        typeof r.id === "string" &&
-        typeof r.title === "string" &&
-        typeof r.status === "string" &&
-        CHECK_STATUSES.has(r.status) &&
-        typeof r.evidence === "string",
-    );
+    const results = (parsed as Partial<CheckResult>[])
+      .filter(
+        (r): r is CheckResult =>
+          typeof r.id === "string" &&
+          typeof r.title === "string" &&
+          typeof r.status === "string" &&
+          CHECK_STATUSES.has(r.status) &&
+          typeof r.evidence === "string",
+      )
+      .map((r) => ({ ...r, evidence: redactKeyMaterial(r.evidence) }));
     const node = cm.metadata?.name?.replace(/^csp-agent-/, "") ?? "";
     if (node && results.length > 0) out.push({ node, results });
   }
@@ -155,7 +173,8 @@ export function fileReports(configMaps: readonly V1ConfigMap[]): FileReport[] {
         typeof e.writtenAt === "string" &&
         typeof e.node === "string"
       ) {
-        const entry = e as FileReport;
+        const entry = { ...(e as FileReport) };
+        if (entry.error !== undefined) entry.error = redactKeyMaterial(String(entry.error));
         if (
           entry.keys !== undefined &&
           !(Array.isArray(entry.keys) && entry.keys.every((k) => typeof k === "string"))
