@@ -86,6 +86,53 @@ export class EncryptionClient {
   }
 
   /**
+   * Names of the control-plane nodes (label node-role.kubernetes.io/control-plane), where the agents must
+   * deliver the configuration; undefined when nodes may not be listed.
+   */
+  async controlPlaneNodes(): Promise<string[] | undefined> {
+    try {
+      const list = await this.rest.request<KubernetesListObject<KubernetesObject>>("GET", "/api/v1/nodes", {
+        query: { labelSelector: "node-role.kubernetes.io/control-plane" },
+      });
+      return list.items
+        .map((n) => n.metadata?.name ?? "")
+        .filter((n) => n !== "")
+        .sort();
+    } catch (err) {
+      if (statusCode(err) === 403) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The distinct addresses of the API servers behind Service default/kubernetes (its EndpointSlices, or
+   * its Endpoints where slices are not served); undefined when neither may be read.
+   */
+  async apiServerEndpoints(): Promise<string[] | undefined> {
+    try {
+      const slices = await this.rest.request<{ items: { endpoints?: { addresses?: string[] }[] }[] }>(
+        "GET",
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        { query: { labelSelector: "kubernetes.io/service-name=kubernetes" } },
+      );
+      const addrs = slices.items.flatMap((s) => (s.endpoints ?? []).flatMap((e) => e.addresses ?? []));
+      if (addrs.length > 0) return [...new Set(addrs)].sort();
+    } catch (err) {
+      if (statusCode(err) !== 403 && statusCode(err) !== 404) throw err;
+    }
+    try {
+      const ep = await this.rest.request<{ subsets?: { addresses?: { ip: string }[] }[] }>(
+        "GET",
+        "/api/v1/namespaces/default/endpoints/kubernetes",
+      );
+      return [...new Set((ep.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)))].sort();
+    } catch (err) {
+      if (statusCode(err) === 403 || statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Rewrites every stored object of `resources` (EncryptionConfiguration names: `secrets`, or
    * `<resource>.<group>`) by reading it and writing it back unchanged. The API server reports an object
    * read with a key that is not the primary as stale, so the unchanged update is stored again, encrypted

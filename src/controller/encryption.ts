@@ -84,11 +84,17 @@ export class EncryptionArea implements AreaReconciler {
       return this.failed("InvalidSpec", `spec.encryption: ${errorMessage(err)}`, false);
     }
 
-    const identities = view.ok ? await this.client.apiServerIdentities(input.snapshot.now) : undefined;
+    const expected = view.ok
+      ? {
+          identities: await this.client.apiServerIdentities(input.snapshot.now),
+          endpoints: await this.client.apiServerEndpoints(),
+        }
+      : undefined;
+    const nodes = expected ? undefined : await this.client.controlPlaneNodes();
     const judge = (h: string): LoadJudgement | undefined =>
-      view.ok
-        ? judgeLoaded(h, [...this.seen.values()], identities)
-        : this.judgeFromAgents(input, secretName, h);
+      expected
+        ? judgeLoaded(h, [...this.seen.values()], expected)
+        : this.judgeFromAgents(input, secretName, h, nodes);
     const plan = planEncryption(
       spec,
       record,
@@ -188,9 +194,20 @@ export class EncryptionArea implements AreaReconciler {
    * Without metrics: the agents' reports of the file they wrote, and the time the API server needs to
    * notice a changed file. Good enough to move a rotation on; never enough for EncryptionAtRest=True.
    */
-  private judgeFromAgents(input: AreaInput, secretName: string, hash: string): LoadJudgement {
+  private judgeFromAgents(
+    input: AreaInput,
+    secretName: string,
+    hash: string,
+    controlPlaneNodes: string[] | undefined,
+  ): LoadJudgement {
     const source = `Secret/${OPERATOR_NAMESPACE}/${secretName}`;
-    const d = judgeDelivery(source, hash, fileReports(input.snapshot.configMaps ?? []));
+    // Every control-plane node must report the file; when they cannot be listed, nothing is proven.
+    const d = judgeDelivery(
+      source,
+      hash,
+      fileReports(input.snapshot.configMaps ?? []),
+      controlPlaneNodes ?? [],
+    );
     const newest = Math.max(0, ...d.reports.map((r) => Date.parse(r.writtenAt) || 0));
     const settled = input.snapshot.now.getTime() - newest >= RELOAD_GRACE_MS;
     return {

@@ -196,25 +196,34 @@ export interface DeliveryJudgement {
   message: string;
 }
 
-/** Whether the agents wrote `expectedHash` for `source`; names nodes that lag or failed. */
+/**
+ * Whether the agents wrote `expectedHash` for `source`; names nodes that lag, failed or never reported.
+ * With `expectedNodes` (the control-plane nodes, where an API server reads the file) every one of them
+ * must report the content: an agent that never reported is a node not proven, never one ignored.
+ */
 export function judgeDelivery(
   source: string,
   expectedHash: string,
   reports: readonly FileReport[],
+  expectedNodes?: readonly string[],
 ): DeliveryJudgement {
   const mine = reports.filter((r) => r.source === source);
   const current = mine.filter((r) => r.sha256 === expectedHash && !r.error);
   const lagging = mine.filter((r) => r.sha256 !== expectedHash || r.error);
-  const delivered = current.length > 0 && lagging.length === 0;
+  const silent = (expectedNodes ?? []).filter((n) => !mine.some((r) => r.node === n)).sort();
+  const unknownSet = expectedNodes !== undefined && expectedNodes.length === 0;
+  const delivered = current.length > 0 && lagging.length === 0 && silent.length === 0 && !unknownSet;
   const nodes = (rs: FileReport[]) => [...new Set(rs.map((r) => `${r.node}:${r.path}`))].sort().join(", ");
-  const message =
-    mine.length === 0
+  const problems = [
+    ...lagging.map((r) => `${r.node}:${r.path}${r.error ? ` (${r.error})` : ""}`).sort(),
+    ...silent.map((n) => `${n} (no agent report)`),
+  ];
+  const message = unknownSet
+    ? "no control-plane node found (label node-role.kubernetes.io/control-plane): cannot tell where the file must be"
+    : mine.length === 0 && silent.length === 0
       ? "no agent reported writing it"
       : delivered
         ? `written with hash ${expectedHash.slice(0, 19)} on ${nodes(current)}`
-        : `${lagging.length} of ${mine.length} node file(s) not current: ${lagging
-            .map((r) => `${r.node}:${r.path}${r.error ? ` (${r.error})` : ""}`)
-            .sort()
-            .join(", ")}`;
+        : `${problems.length} node file(s) not current: ${problems.join(", ")}`;
   return { delivered, reports: mine, message };
 }

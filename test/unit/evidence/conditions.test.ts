@@ -1,6 +1,11 @@
 import { expect } from "chai";
 import { keyFromBytes } from "../../../src/desired/encryption.js";
-import { agentReportConfigMap, fileReports, type FileReport } from "../../../src/evidence/agentreports.js";
+import {
+  agentReportConfigMap,
+  fileReports,
+  judgeDelivery,
+  type FileReport,
+} from "../../../src/evidence/agentreports.js";
 import { auditPolicyCondition } from "../../../src/evidence/auditpolicy.js";
 import { auditedEncryptionCondition, enforcedEncryptionCondition } from "../../../src/evidence/encryption.js";
 
@@ -30,6 +35,18 @@ describe("evidence-based conditions", () => {
     expect(none.message).to.include("--audit-policy-file");
     expect(none.message).to.include("config/agent");
     expect(auditPolicyCondition(cm, "sha256:aaa", reports, false).message).to.match(/^Audit mode/);
+  });
+
+  it("delivery counts every expected control-plane node, not only the agents that reported", () => {
+    const src = "Secret/csp-system/csp-p-encryption";
+    const r = report({ file: "encryption-config", source: src, node: "cp-1" });
+    // cp-2's agent never reported: the file is not proven on cp-2.
+    const d = judgeDelivery(src, "sha256:aaa", [r], ["cp-1", "cp-2"]);
+    expect(d.delivered).to.equal(false);
+    expect(d.message).to.include("cp-2");
+    expect(judgeDelivery(src, "sha256:aaa", [r], ["cp-1"]).delivered).to.equal(true);
+    // No control-plane node known: nothing is proven.
+    expect(judgeDelivery(src, "sha256:aaa", [r], []).delivered).to.equal(false);
   });
 
   it("ignores malformed agent reports instead of failing", () => {
