@@ -24,12 +24,19 @@ import {
   auditedEncryptionCondition,
   ENCRYPTION_AT_REST,
   enforcedEncryptionCondition,
+  keyRingEvidence,
+  keyRingMissingCondition,
   type MetricsView,
 } from "../evidence/encryption.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
 
 /** How soon to look again while something outside the API is expected to change. */
-const REQUEUE = { afterWrite: 1_000, waitForReload: 5_000, configNotLoaded: 15_000 } as const;
+const REQUEUE = {
+  afterWrite: 1_000,
+  waitForReload: 5_000,
+  configNotLoaded: 15_000,
+  keyRingMissing: 60_000,
+} as const;
 /**
  * Without metrics, a file the agents report written counts as loaded after this long: kube-apiserver
  * polls its encryption config about once a minute with automatic reload (measured on v1.36.3: 59 s).
@@ -68,6 +75,23 @@ export class EncryptionArea implements AreaReconciler {
         `${where} exists and was not created by csp-operator for this policy; left untouched`,
         false,
       );
+    }
+    if (!live) {
+      const evidence = keyRingEvidence(
+        `Secret/${OPERATOR_NAMESPACE}/${secretName}`,
+        fileReports(input.snapshot.configMaps ?? []),
+        view.ok ? view.metrics : undefined,
+        spec.resources ?? ["secrets"],
+      );
+      if (evidence.length > 0) {
+        const condition = keyRingMissingCondition(where, evidence);
+        return {
+          conditions: [condition],
+          events: [{ type: "Warning", reason: "KeyRingMissing", message: condition.message }],
+          failure: { reason: "KeyRingMissing", message: condition.message, retryable: false },
+          requeueAfterMs: REQUEUE.keyRingMissing,
+        };
+      }
     }
     let record: EncryptionRecord;
     try {

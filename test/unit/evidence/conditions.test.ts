@@ -7,7 +7,12 @@ import {
   type FileReport,
 } from "../../../src/evidence/agentreports.js";
 import { auditPolicyCondition } from "../../../src/evidence/auditpolicy.js";
-import { auditedEncryptionCondition, enforcedEncryptionCondition } from "../../../src/evidence/encryption.js";
+import {
+  auditedEncryptionCondition,
+  enforcedEncryptionCondition,
+  keyRingEvidence,
+  keyRingMissingCondition,
+} from "../../../src/evidence/encryption.js";
 
 const report = (over: Partial<FileReport> = {}): FileReport => ({
   file: "audit-policy",
@@ -47,6 +52,36 @@ describe("evidence-based conditions", () => {
     expect(judgeDelivery(src, "sha256:aaa", [r], ["cp-1"]).delivered).to.equal(true);
     // No control-plane node known: nothing is proven.
     expect(judgeDelivery(src, "sha256:aaa", [r], []).delivered).to.equal(false);
+  });
+
+  it("a missing key-ring Secret is refused when an agent or the API server shows keys existed", () => {
+    const src = "Secret/csp-system/csp-p-encryption";
+    const delivered = report({
+      file: "encryption-config",
+      source: src,
+      path: "/etc/kubernetes/csp-operator/encryption-config.yaml",
+      keys: ["aescbc/key-1"],
+    });
+    const enc = {
+      resource: "secrets",
+      type: "from_storage" as const,
+      prefix: "k8s:enc:aescbc:v1:",
+      status: "OK",
+      count: 3,
+    };
+    expect(keyRingEvidence(src, [], { loaded: [], transformations: [] }, ["secrets"])).to.deep.equal([]);
+    expect(keyRingEvidence(src, [delivered], undefined, ["secrets"])[0]).to.include("aescbc/key-1");
+    expect(keyRingEvidence(src, [], { loaded: [], transformations: [enc] }, ["secrets"])).to.have.length(1);
+    // Another policy's file, or encryption of a resource this policy does not name, is not this ring.
+    expect(
+      keyRingEvidence(src, [{ ...delivered, source: "Secret/csp-system/other" }], undefined, ["secrets"]),
+    ).to.deep.equal([]);
+    expect(keyRingEvidence(src, [], { loaded: [], transformations: [enc] }, ["configmaps"])).to.deep.equal(
+      [],
+    );
+    const c = keyRingMissingCondition("Secret csp-system/csp-p-encryption", ["x"]);
+    expect(c).to.deep.include({ status: "False", reason: "KeyRingMissing" });
+    expect(c.message).to.match(/backup/);
   });
 
   it("ignores malformed agent reports instead of failing", () => {
