@@ -1,5 +1,5 @@
 import { errorMessage, statusCode } from "../cluster/client.js";
-import { EncryptionClient, type StoredSecret } from "../cluster/encryption.js";
+import { EncryptionClient, type RewriteResult, type StoredSecret } from "../cluster/encryption.js";
 import { encryptionConfigHash, RotationStateError, type EncryptionSpec } from "../desired/encryption.js";
 import {
   EMPTY_RECORD,
@@ -10,6 +10,7 @@ import {
   recordConfigYaml,
   secretConfigYaml,
   withRewriteDone,
+  withRewriteProgress,
   type EncryptionRecord,
 } from "../desired/encryptionstate.js";
 import { isOwnedBy, OPERATOR_NAMESPACE } from "../desired/metadata.js";
@@ -36,6 +37,7 @@ const REQUEUE = {
   waitForReload: 5_000,
   configNotLoaded: 15_000,
   keyRingMissing: 60_000,
+  rewriteForbidden: 60_000,
 } as const;
 /**
  * Without metrics, a file the agents report written counts as loaded after this long: kube-apiserver
@@ -141,15 +143,31 @@ export class EncryptionArea implements AreaReconciler {
       if (!live || plan.persist || !this.secretCurrent(live, spec, plan.record)) await persist(plan.record);
       if (plan.persist)
         input.log.info("encryption step", { phase: plan.record.phase, message: plan.message });
-      if (plan.action === "RewriteObjects") {
-        const written = await this.client.rewrite(plan.rewrite?.resources ?? spec.resources ?? ["secrets"]);
-        current = withRewriteDone(plan.record);
+      if (plan.action === "RewriteObjects" && plan.rewrite) {
+        const { resources, target } = plan.rewrite;
+        const what = target.startsWith("drain:") ? "in plaintext" : `with key ${target}`;
+        const start = current.rewrite?.target === target ? current.rewrite : { target, done: [] as string[] };
+        const result = await this.client.rewrite(resources, start, async (progress) => {
+          current = withRewriteProgress(current, progress);
+          await persist(current);
+        });
+        input.log.info("stored objects rewritten", {
+          objects: result.written,
+          failed: result.failed,
+          complete: result.complete,
+          target,
+        });
+        if (!result.complete) {
+          current = withRewriteProgress(current, result.progress);
+          await persist(current);
+          return this.rewriteIncomplete(result, resources, what, events);
+        }
+        current = withRewriteDone(current);
         await persist(current);
-        input.log.info("stored objects rewritten", { objects: written, key: plan.record.newKey });
         events.push({
           type: "Normal",
           reason: "EncryptionRewrite",
-          message: `rewrote ${written} stored object(s) of ${(spec.resources ?? ["secrets"]).join(", ")} with key ${plan.record.newKey ?? ""}`,
+          message: `rewrote ${result.written} stored object(s) of ${resources.join(", ")} ${what}`,
         });
       }
     } catch (err) {
@@ -159,9 +177,9 @@ export class EncryptionArea implements AreaReconciler {
         // A new ClusterRoleBinding re-enqueues every policy, so no retry loop is needed to notice the fix.
         return this.failed(
           "RewriteForbidden",
-          `key ${plan.record.newKey ?? ""} is primary, but the operator may not rewrite ` +
-            `${(spec.resources ?? ["secrets"]).join(", ")} to re-encrypt them: apply config/encryption ` +
-            `(kubectl apply -k config/encryption); the old key is kept until the rewrite is done (${errorMessage(err)})`,
+          `the operator may not list ${(plan.rewrite?.resources ?? []).join(", ")} to rewrite them: apply ` +
+            `config/encryption (kubectl apply -k config/encryption); every key is kept until the rewrite is ` +
+            `done, which resumes where it stopped (${errorMessage(err)})`,
           false,
         );
       throw err;
@@ -189,6 +207,36 @@ export class EncryptionArea implements AreaReconciler {
   /** The Secret holds what this record and spec render (spec.encryption.resources may have changed). */
   private secretCurrent(live: StoredSecret, spec: EncryptionSpec, record: EncryptionRecord): boolean {
     return secretConfigYaml(live.data) === recordConfigYaml(spec, record);
+  }
+
+  /**
+   * A rewrite that left objects behind: RewriteForbidden when the API server refused an update (403),
+   * RewriteFailed otherwise, with the count and the first objects named. Its progress is saved, so the
+   * retry resumes instead of starting over; every key stays until the rewrite is complete.
+   */
+  private rewriteIncomplete(
+    result: RewriteResult,
+    resources: readonly string[],
+    what: string,
+    events: NonNullable<AreaReport["events"]>,
+  ): AreaReport {
+    const reason = result.forbidden ? "RewriteForbidden" : "RewriteFailed";
+    const first = result.failures
+      .map((f) => `${f.resource} ${f.object} (${f.code ?? "no status"}: ${f.message})`)
+      .join("; ");
+    const fix = result.forbidden ? "grant update on them (kubectl apply -k config/encryption); " : "";
+    const message =
+      `rewriting ${resources.join(", ")} ${what}: ${result.failed} object(s) could not be rewritten ` +
+      `(first: ${first}); ${fix}every key is kept until each stored object is rewritten, and the retry ` +
+      `resumes with what is left (${result.written} written in this attempt)`;
+    events.push({ type: "Warning", reason, message });
+    return {
+      conditions: [{ type: ENCRYPTION_AT_REST, status: "False", reason, message }],
+      events,
+      failure: { reason, message, retryable: !result.forbidden },
+      // A namespace-scoped grant re-enqueues nothing: look again now and then.
+      ...(result.forbidden ? { requeueAfterMs: REQUEUE.rewriteForbidden } : {}),
+    };
   }
 
   private failed(reason: string, message: string, retryable: boolean): AreaReport {

@@ -93,6 +93,8 @@ export interface RewriteProgress {
   /** Objects of `resource` that failed in a finished pass (first MAX_FAILED_NAMES); retried one by one. */
   failed?: string[];
   failedCount?: number;
+  /** The last pass over `resource` finished; only the `failed` objects are left to retry. */
+  failedOnly?: boolean;
 }
 
 /** Failed objects remembered by name; beyond this a retry lists the resource again. */
@@ -315,6 +317,10 @@ function parseProgress(v: unknown): RewriteProgress {
   if (v["failedCount"] !== undefined) {
     if (typeof v["failedCount"] !== "number") throw bad();
     progress.failedCount = v["failedCount"];
+  }
+  if (v["failedOnly"] !== undefined) {
+    if (typeof v["failedOnly"] !== "boolean") throw bad();
+    progress.failedOnly = v["failedOnly"];
   }
   return progress;
 }
