@@ -54,15 +54,18 @@ export { encryptionConfigHash as contentHash } from "../desired/encryption.js";
 /**
  * Removes what could be key material from a message about a key-bearing file before it is published (the
  * agent's report, logs, findings): a YAML parser's code frame (the source lines it quotes after "at line L,
- * column C:"), the value of any `secret:` field, and any long run of the base64 alphabet that is not a
- * plain hex digest. Positions, file names, key names and hashes stay.
+ * column C:"), the value of any `secret:` field, and any long run of the base64 alphabet mixing upper and
+ * lower case letters and digits (as key material does; paths and hex digests do not). Positions, file
+ * names, key names and hashes stay.
  */
 export function redactKeyMaterial(text: string): string {
   return text
     .replace(/(at line \d+, column \d+):\n[\s\S]*?\^+[ \t]*(\n|$)/g, "$1")
     .replace(/(at line \d+, column \d+):\n[\s\S]*$/g, "$1")
     .replace(/\b(secret["']?\s*[:=]\s*["']?)[^\s"',}]+/gi, "$1<redacted>")
-    .replace(/[A-Za-z0-9+/]{32,}={0,2}/g, (run) => (/^[0-9a-f]+$/.test(run) ? run : "<redacted>"));
+    .replace(/[A-Za-z0-9+/]{24,}={0,2}/g, (run) =>
+      /[A-Z]/.test(run) && /[a-z]/.test(run) && /[0-9]/.test(run) ? "<redacted>" : run,
+    );
 }
 
 export function agentReportName(node: string): string {

@@ -81,5 +81,10 @@ describe("key material never leaves a malformed key-bearing file", () => {
     expect(redactKeyMaterial(`{ name: k, secret: "${KEY}" }`)).to.not.include(KEY);
     const hash = `sha256:${"ab".repeat(32)}`;
     expect(redactKeyMaterial(`hash ${hash} key-20260101000000`)).to.equal(`hash ${hash} key-20260101000000`);
+    const path = "/etc/kubernetes/encryptionconfiguration/providers.yaml";
+    expect(redactKeyMaterial(path)).to.equal(path);
+    expect(redactKeyMaterial(`a 24-byte key ${Buffer.alloc(24, 0xab).toString("base64")}x9Q`)).to.include(
+      "<redacted>",
+    );
   });
 });
