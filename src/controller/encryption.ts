@@ -3,6 +3,7 @@ import { EncryptionClient, type RewriteResult, type StoredSecret } from "../clus
 import { encryptionConfigHash, RotationStateError, type EncryptionSpec } from "../desired/encryption.js";
 import {
   EMPTY_RECORD,
+  ENCRYPTION_STATE_KEY,
   encryptionSecret,
   encryptionSecretName,
   parseEncryptionRecord,
@@ -86,11 +87,12 @@ export class EncryptionArea implements AreaReconciler {
         spec.resources ?? ["secrets"],
       );
       if (evidence.length > 0) {
+        // A condition, not a failure: the rest of the policy is reconciled, and EncryptionAtRest (hence
+        // Compliant) says what is wrong and how to restore the Secret.
         const condition = keyRingMissingCondition(where, evidence);
         return {
           conditions: [condition],
           events: [{ type: "Warning", reason: "KeyRingMissing", message: condition.message }],
-          failure: { reason: "KeyRingMissing", message: condition.message, retryable: false },
           requeueAfterMs: REQUEUE.keyRingMissing,
         };
       }
@@ -131,8 +133,20 @@ export class EncryptionArea implements AreaReconciler {
     // Persist first: a key is stored before any API server can be told about it.
     let current = plan.record;
     let resourceVersion = live?.metadata.resourceVersion;
+    let storedState = live?.data?.[ENCRYPTION_STATE_KEY];
     const persist = async (r: EncryptionRecord) => {
-      await this.client.writeSecret(encryptionSecret(input.policy, spec, r), resourceVersion);
+      const secret = encryptionSecret(input.policy, spec, r);
+      try {
+        await this.client.writeSecret(secret, resourceVersion);
+      } catch (err) {
+        // The rewrite re-stores this very Secret (it is a Secret too), which bumps its resourceVersion
+        // without changing it: retry once when what is stored is still what this reconcile last wrote.
+        if (statusCode(err) !== 409) throw err;
+        const fresh = await this.client.readSecret(secretName);
+        if (!fresh || fresh.data?.[ENCRYPTION_STATE_KEY] !== storedState) throw err;
+        await this.client.writeSecret(secret, fresh.metadata.resourceVersion);
+      }
+      storedState = secret.data[ENCRYPTION_STATE_KEY];
       resourceVersion = (await this.client.readSecret(secretName))?.metadata.resourceVersion;
     };
     // Key names only: plan messages never carry key material.
@@ -229,7 +243,7 @@ export class EncryptionArea implements AreaReconciler {
       `rewriting ${resources.join(", ")} ${what}: ${result.failed} object(s) could not be rewritten ` +
       `(first: ${first}); ${fix}every key is kept until each stored object is rewritten, and the retry ` +
       `resumes with what is left (${result.written} written in this attempt)`;
-    events.push({ type: "Warning", reason, message });
+    // The failure becomes a Warning event on the policy (reconcile records one per failure).
     return {
       conditions: [{ type: ENCRYPTION_AT_REST, status: "False", reason, message }],
       events,
