@@ -3,12 +3,13 @@ import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { AgentClient } from "../cluster/agentclient.js";
 import { errorMessage } from "../cluster/client.js";
 import { AUDIT_POLICY_KEY } from "../desired/auditpolicy.js";
-import { ENCRYPTION_CONFIG_KEY } from "../desired/encryptionstate.js";
+import { ENCRYPTION_CONFIG_KEY, retiredFromAnnotations } from "../desired/encryptionstate.js";
 import { OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
 import {
   agentReportConfigMap,
   contentHash,
   fileReports,
+  redactKeyMaterial,
   type AgentCheckKind,
   type AgentFile,
   type FileReport,
@@ -16,7 +17,7 @@ import {
 import type { Logger } from "../observability/logger.js";
 import { fileState, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
-import { keysDropped } from "./keyguard.js";
+import { decryptionKeys, overwriteRefusal, type Retired } from "./keyguard.js";
 import type { CheckResult } from "../cis/check.js";
 
 export interface AgentOptions {
@@ -42,6 +43,8 @@ interface Source {
   path: string;
   ref: string;
   content: string;
+  /** What the operator declared no stored object needs any more (encryption config only). */
+  retired?: Retired;
 }
 
 /**
@@ -108,7 +111,7 @@ export class Agent {
       try {
         await this.sync();
       } catch (err) {
-        this.log.warn("agent sync failed", { error: errorMessage(err) });
+        this.log.warn("agent sync failed", { error: redactKeyMaterial(errorMessage(err)) });
       }
     } while (this.again && !this.stopped);
   }
@@ -141,6 +144,7 @@ export class Agent {
       path,
       ref: `${kind}/${OPERATOR_NAMESPACE}/${o.metadata!.name!}`,
       content: decode(o.data![key]!),
+      retired: retiredFromAnnotations(o.metadata?.annotations),
     };
   }
 
@@ -171,9 +175,11 @@ export class Agent {
       }
       const want = contentHash(s.content);
       const on = await fileState(s.path);
-      const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s, on.sha256) : undefined;
+      const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s) : undefined;
       if (refusal) {
-        this.reports.set(s.file, this.notWritten(s.file, s.path, s.ref, on, refusal));
+        const report = this.notWritten(s.file, s.path, s.ref, on, refusal);
+        const keys = await this.keysOnDisk(s.file, s.path);
+        this.reports.set(s.file, keys ? { ...report, keys } : report);
         continue;
       }
       let writtenAt = on?.mtime ?? new Date();
@@ -185,6 +191,7 @@ export class Agent {
       } else if (prev && prev.sha256 === want && prev.source === s.ref) {
         writtenAt = new Date(prev.writtenAt);
       }
+      const keys = s.file === "encryption-config" ? [...decryptionKeys(s.content)].sort() : undefined;
       this.reports.set(s.file, {
         file: s.file,
         source: s.ref,
@@ -192,39 +199,44 @@ export class Agent {
         sha256: want,
         writtenAt: writtenAt.toISOString(),
         node: this.opts.node,
+        ...(keys ? { keys } : {}),
       });
     }
     let checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {};
     if (this.opts.hostRoot !== undefined) {
       const host = await hostChecks(this.opts.hostRoot);
-      if (host.problem) this.log.warn("kube-apiserver manifest not checked", { problem: host.problem });
+      if (host.problem)
+        this.log.warn("kube-apiserver manifest not checked", { problem: redactKeyMaterial(host.problem) });
       checks = host.checks;
     }
     await this.report(checks);
   }
 
   /**
-   * An EncryptionConfiguration on disk that this agent did not write (its hash is not the one last
-   * reported for this path) is replaced only if the replacement keeps every key it holds: those keys may
-   * be all that can read objects stored before the operator arrived. Returns why not, for the report.
+   * An EncryptionConfiguration on disk is replaced only if, for every resource, whatever could decrypt its
+   * stored objects before still can afterwards, except what the operator declared retired after rewriting
+   * them. This holds for files this agent wrote itself too: a key ring started afresh (its Secret deleted)
+   * or a resource dropped from the policy would otherwise make stored objects unreadable. Returns why not.
    */
-  private async refuseOverwrite(s: Source, onDisk: string): Promise<string | undefined> {
+  private async refuseOverwrite(s: Source): Promise<string | undefined> {
     if (s.file !== "encryption-config") return undefined;
-    const mine = this.reports.get(s.file);
-    if (mine && !mine.error && mine.sha256 === onDisk) return undefined;
     let existing: string;
     try {
       existing = await readFile(s.path, "utf8");
     } catch (err) {
-      return `cannot read the existing file to check its keys: ${errorMessage(err)}`;
+      return `cannot read the existing file to check its keys: ${redactKeyMaterial(errorMessage(err))}`;
     }
-    const dropped = keysDropped(existing, s.content);
-    if (dropped.length === 0) return undefined;
-    return (
-      `not overwriting ${s.path}: it was not written by csp-operator and holds keys the rendered configuration ` +
-      `lacks (${dropped.join(", ")}); objects stored with them would become unreadable. Rewrite the stored ` +
-      `objects with a key the operator manages first, or move the file aside if those keys are unused`
-    );
+    return overwriteRefusal(s.path, existing, s.content, s.retired);
+  }
+
+  /** `<provider>/<name>` of the keys in the EncryptionConfiguration at `path` (names only, never secrets). */
+  private async keysOnDisk(file: AgentFile, path: string): Promise<string[] | undefined> {
+    if (file !== "encryption-config") return undefined;
+    try {
+      return [...decryptionKeys(await readFile(path, "utf8"))].sort();
+    } catch {
+      return undefined;
+    }
   }
 
   /** A report of a file not written: what is on disk (if anything) stays, with the reason. */
@@ -235,7 +247,8 @@ export class Agent {
     on: { sha256: string; mtime: Date } | undefined,
     error: string,
   ): FileReport {
-    this.log.warn("file not written", { file, path, error });
+    const safe = redactKeyMaterial(error);
+    this.log.warn("file not written", { file, path, error: safe });
     return {
       file,
       source,
@@ -243,7 +256,7 @@ export class Agent {
       sha256: on?.sha256 ?? "",
       writtenAt: (on?.mtime ?? new Date(0)).toISOString(),
       node: this.opts.node,
-      error,
+      error: safe,
     };
   }
 

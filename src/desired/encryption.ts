@@ -173,44 +173,81 @@ function keyBlocks(ring: KeyRing): ProviderConfiguration[] {
   });
 }
 
+/** A KMS v2 provider by name and endpoint (its keys live in the KMS). */
+export interface KmsRef {
+  name: string;
+  endpoint: string;
+}
+
+/**
+ * What stored objects may still need beyond the spec, persisted with the key ring (EncryptionRecord):
+ * - `resources`: the resources the configuration encrypts, when they differ from the spec's (a removed
+ *   resource stays until its objects are rewritten);
+ * - `draining`: resources leaving the configuration: written in plaintext (identity first) and still read
+ *   with every key, until every stored object of theirs is rewritten;
+ * - `kms`: KMS providers objects were written with; kept for decryption after the ring's keys.
+ */
+export interface RenderExtras {
+  resources?: readonly string[];
+  draining?: readonly string[];
+  kms?: readonly KmsRef[];
+}
+
+function kmsProvider(k: KmsRef): ProviderConfiguration {
+  return { kms: { apiVersion: "v2", name: k.name, endpoint: k.endpoint, timeout: KMS_TIMEOUT } };
+}
+
 /**
  * The EncryptionConfiguration for `spec.encryption.resources` (default: secrets). The API server encrypts
  * with the first provider and decrypts with whichever provider/key wrote an object, so:
  * - the writing provider comes first: `kms` when the spec says so (KMS v2, the plugin manages its keys),
- *   otherwise the ring's primary key; every other ring key follows so older objects stay readable;
+ *   otherwise the ring's primary key; every other ring key follows so older objects stay readable, then
+ *   any KMS provider objects were written with before (`extras.kms`);
  * - `identity: {}` comes last so objects stored before encryption was enabled stay readable — or first
- *   while the ring has no primary (keys distributed for reading, writes still plaintext).
+ *   while the ring has no primary (keys distributed for reading, writes still plaintext);
+ * - resources leaving the configuration (`extras.draining`) get an entry of their own with identity first
+ *   and every key after it: new writes are plaintext, every stored object stays readable until rewritten.
  * Note the Kubernetes docs ask for aesgcm keys to be rotated every 200,000 writes (random nonces) and
  * advise against aescbc (padding-oracle exposure); aescbc stays the schema's default, which is not ours to change.
  * Throws on an inconsistent ring or a kms provider without `spec.encryption.kms`; messages never contain keys.
  */
-export function renderEncryptionConfiguration(spec: EncryptionSpec, ring: KeyRing): EncryptionConfiguration {
+export function renderEncryptionConfiguration(
+  spec: EncryptionSpec,
+  ring: KeyRing,
+  extras: RenderExtras = {},
+): EncryptionConfiguration {
   assertValidRing(ring);
-  const resources = [...new Set(spec.resources ?? ["secrets"])];
+  const resources = [...new Set(extras.resources ?? spec.resources ?? ["secrets"])];
   if (resources.length === 0) throw new Error("spec.encryption.resources is empty: nothing to encrypt");
   const identity: ProviderConfiguration = { identity: {} };
+  const current = (spec.provider ?? "aescbc") === "kms" ? spec.kms : undefined;
+  if ((spec.provider ?? "aescbc") === "kms" && !current)
+    throw new Error("provider kms needs spec.encryption.kms");
+  const oldKms = (extras.kms ?? [])
+    .filter((k) => !current || k.name !== current.name)
+    .filter((k, i, all) => all.findIndex((o) => o.name === k.name) === i)
+    .map(kmsProvider);
+  const readers = [...keyBlocks(ring), ...oldKms];
   let providers: ProviderConfiguration[];
-  if ((spec.provider ?? "aescbc") === "kms") {
-    if (!spec.kms) throw new Error("provider kms needs spec.encryption.kms");
-    const kms: ProviderConfiguration = {
-      kms: { apiVersion: "v2", name: spec.kms.name, endpoint: spec.kms.endpoint, timeout: KMS_TIMEOUT },
-    };
-    providers = [kms, ...keyBlocks(ring), identity];
-  } else if (ring.primary === "") {
-    providers = [identity, ...keyBlocks(ring)];
-  } else {
-    providers = [...keyBlocks(ring), identity];
+  if (current) providers = [kmsProvider(current), ...readers, identity];
+  else if (ring.primary === "") providers = [identity, ...readers];
+  else providers = [...readers, identity];
+  const draining = [...new Set(extras.draining ?? [])].filter((r) => !resources.includes(r));
+  const entries = [{ resources, providers }];
+  if (draining.length > 0) {
+    const all = current ? [kmsProvider(current), ...readers] : readers;
+    entries.push({ resources: draining, providers: [identity, ...all] });
   }
-  return {
-    apiVersion: ENCRYPTION_API_VERSION,
-    kind: "EncryptionConfiguration",
-    resources: [{ resources, providers }],
-  };
+  return { apiVersion: ENCRYPTION_API_VERSION, kind: "EncryptionConfiguration", resources: entries };
 }
 
 /** The configuration file's text. Deterministic: fixed key order, no timestamps, no line folding. */
-export function renderEncryptionConfigurationYaml(spec: EncryptionSpec, ring: KeyRing): string {
-  return stringify(renderEncryptionConfiguration(spec, ring), { lineWidth: 0 });
+export function renderEncryptionConfigurationYaml(
+  spec: EncryptionSpec,
+  ring: KeyRing,
+  extras?: RenderExtras,
+): string {
+  return stringify(renderEncryptionConfiguration(spec, ring, extras), { lineWidth: 0 });
 }
 
 /**

@@ -38,6 +38,11 @@ export interface FileReport {
   node: string;
   /** Set when the file could not be written; sha256 then describes what is on disk ("" if nothing). */
   error?: string;
+  /**
+   * EncryptionConfiguration only: `<provider>/<name>` of every key the file on disk can decrypt with (names,
+   * never key material). Evidence that keys exist even when the key-ring Secret is gone.
+   */
+  keys?: string[];
 }
 
 /**
@@ -45,6 +50,23 @@ export interface FileReport {
  * for every file the agent writes so reports compare directly with what the operator rendered.
  */
 export { encryptionConfigHash as contentHash } from "../desired/encryption.js";
+
+/**
+ * Removes what could be key material from a message about a key-bearing file before it is published (the
+ * agent's report, logs, findings): a YAML parser's code frame (the source lines it quotes after "at line L,
+ * column C:"), the value of any `secret:` field, and any long run of the base64 alphabet mixing upper and
+ * lower case letters and digits (as key material does; paths and hex digests do not). Positions, file
+ * names, key names and hashes stay.
+ */
+export function redactKeyMaterial(text: string): string {
+  return text
+    .replace(/(at line \d+, column \d+):\n[\s\S]*?\^+[ \t]*(\n|$)/g, "$1")
+    .replace(/(at line \d+, column \d+):\n[\s\S]*$/g, "$1")
+    .replace(/\b(secret["']?\s*[:=]\s*["']?)[^\s"',}]+/gi, "$1<redacted>")
+    .replace(/[A-Za-z0-9+/]{24,}={0,2}/g, (run) =>
+      /[A-Z]/.test(run) && /[a-z]/.test(run) && /[0-9]/.test(run) ? "<redacted>" : run,
+    );
+}
 
 export function agentReportName(node: string): string {
   return `csp-agent-${node}`
@@ -60,7 +82,9 @@ export function agentReportConfigMap(
   checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {},
   nodeUid?: string,
 ): V1ConfigMap {
-  const sorted = [...files].sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path));
+  const sorted = [...files]
+    .sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path))
+    .map((f) => (f.error === undefined ? f : { ...f, error: redactKeyMaterial(f.error) }));
   const checkData: Record<string, string> = {};
   for (const [kind, results] of Object.entries(checks) as [AgentCheckKind, readonly CheckResult[]][]) {
     checkData[AGENT_CHECK_KEYS[kind]] = JSON.stringify(
@@ -68,7 +92,7 @@ export function agentReportConfigMap(
         id: r.id,
         title: r.title,
         status: r.status,
-        evidence: r.evidence.slice(0, 500),
+        evidence: redactKeyMaterial(r.evidence).slice(0, 500),
       })),
       null,
       1,
@@ -115,14 +139,16 @@ export function agentCheckResults(
       continue;
     }
     if (!Array.isArray(parsed)) continue;
-    const results = (parsed as Partial<CheckResult>[]).filter(
-      (r): r is CheckResult =>
-        typeof r.id === "string" &&
-        typeof r.title === "string" &&
-        typeof r.status === "string" &&
-        CHECK_STATUSES.has(r.status) &&
-        typeof r.evidence === "string",
-    );
+    const results = (parsed as Partial<CheckResult>[])
+      .filter(
+        (r): r is CheckResult =>
+          typeof r.id === "string" &&
+          typeof r.title === "string" &&
+          typeof r.status === "string" &&
+          CHECK_STATUSES.has(r.status) &&
+          typeof r.evidence === "string",
+      )
+      .map((r) => ({ ...r, evidence: redactKeyMaterial(r.evidence) }));
     const node = cm.metadata?.name?.replace(/^csp-agent-/, "") ?? "";
     if (node && results.length > 0) out.push({ node, results });
   }
@@ -149,8 +175,16 @@ export function fileReports(configMaps: readonly V1ConfigMap[]): FileReport[] {
         typeof e.sha256 === "string" &&
         typeof e.writtenAt === "string" &&
         typeof e.node === "string"
-      )
-        out.push(e as FileReport);
+      ) {
+        const entry = { ...(e as FileReport) };
+        if (entry.error !== undefined) entry.error = redactKeyMaterial(String(entry.error));
+        if (
+          entry.keys !== undefined &&
+          !(Array.isArray(entry.keys) && entry.keys.every((k) => typeof k === "string"))
+        )
+          delete entry.keys;
+        out.push(entry);
+      }
     }
   }
   return out;
@@ -165,25 +199,34 @@ export interface DeliveryJudgement {
   message: string;
 }
 
-/** Whether the agents wrote `expectedHash` for `source`; names nodes that lag or failed. */
+/**
+ * Whether the agents wrote `expectedHash` for `source`; names nodes that lag, failed or never reported.
+ * With `expectedNodes` (the control-plane nodes, where an API server reads the file) every one of them
+ * must report the content: an agent that never reported is a node not proven, never one ignored.
+ */
 export function judgeDelivery(
   source: string,
   expectedHash: string,
   reports: readonly FileReport[],
+  expectedNodes?: readonly string[],
 ): DeliveryJudgement {
   const mine = reports.filter((r) => r.source === source);
   const current = mine.filter((r) => r.sha256 === expectedHash && !r.error);
   const lagging = mine.filter((r) => r.sha256 !== expectedHash || r.error);
-  const delivered = current.length > 0 && lagging.length === 0;
+  const silent = (expectedNodes ?? []).filter((n) => !mine.some((r) => r.node === n)).sort();
+  const unknownSet = expectedNodes !== undefined && expectedNodes.length === 0;
+  const delivered = current.length > 0 && lagging.length === 0 && silent.length === 0 && !unknownSet;
   const nodes = (rs: FileReport[]) => [...new Set(rs.map((r) => `${r.node}:${r.path}`))].sort().join(", ");
-  const message =
-    mine.length === 0
+  const problems = [
+    ...lagging.map((r) => `${r.node}:${r.path}${r.error ? ` (${r.error})` : ""}`).sort(),
+    ...silent.map((n) => `${n} (no agent report)`),
+  ];
+  const message = unknownSet
+    ? "no control-plane node found (label node-role.kubernetes.io/control-plane): cannot tell where the file must be"
+    : mine.length === 0 && silent.length === 0
       ? "no agent reported writing it"
       : delivered
         ? `written with hash ${expectedHash.slice(0, 19)} on ${nodes(current)}`
-        : `${lagging.length} of ${mine.length} node file(s) not current: ${lagging
-            .map((r) => `${r.node}:${r.path}${r.error ? ` (${r.error})` : ""}`)
-            .sort()
-            .join(", ")}`;
+        : `${problems.length} node file(s) not current: ${problems.join(", ")}`;
   return { delivered, reports: mine, message };
 }

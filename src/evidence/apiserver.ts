@@ -97,30 +97,67 @@ export function apiServerIdHash(identity: string): string {
 /** Whether every API server runs the configuration with `expectedHash`, and who does not. */
 export interface LoadJudgement {
   allLoaded: boolean;
-  /** API servers known (identity Leases), or those seen in metrics when the Leases are not readable. */
+  /** API servers expected (identity Leases); 0 when the expected set is unknown. */
   servers: number;
   loaded: number;
   message: string;
 }
 
 /**
+ * The API servers that must have loaded a configuration before a rotation may move on, as far as the
+ * cluster tells: the names of the live kube-apiserver identity Leases (undefined: not readable), and the
+ * distinct addresses behind the `kubernetes` Service (undefined: not readable), which catch a server that
+ * runs without an identity Lease.
+ */
+export interface ExpectedServers {
+  identities?: readonly string[] | undefined;
+  endpoints?: readonly string[] | undefined;
+}
+
+/**
  * Judges from the configs each API server reported (accumulated across scrapes, since a scrape through a
- * load balancer reaches one server) whether all of them loaded `expectedHash`. With `identities` (the
- * identity Lease names) an API server never scraped counts as not loaded; without them, the servers seen.
+ * load balancer reaches one server) whether all EXPECTED servers loaded `expectedHash`. Never from the
+ * servers that happened to report: without the identity Leases, or with more addresses behind the
+ * `kubernetes` Service than identities, nothing is proven and the message says what is missing.
  */
 export function judgeLoaded(
   expectedHash: string,
   reported: readonly LoadedConfig[],
-  identities?: readonly string[],
+  expected: ExpectedServers,
 ): LoadJudgement {
   const byServer = new Map(reported.map((r) => [r.apiServerIdHash, r.hash]));
-  const servers = identities ? identities.map(apiServerIdHash) : [...byServer.keys()];
-  const loaded = servers.filter((s) => byServer.get(s) === expectedHash).length;
-  const allLoaded = servers.length > 0 && loaded === servers.length;
-  const short = expectedHash.slice(0, 19);
-  const message =
-    servers.length === 0
-      ? "no API server reports an encryption configuration (is --encryption-provider-config-automatic-reload=true set?)"
-      : `${loaded} of ${servers.length} API server(s) loaded configuration ${short}`;
-  return { allLoaded, servers: servers.length, loaded, message };
+  const short = (h: string) => h.slice(0, 19);
+  const blocked = (message: string): LoadJudgement => ({ allLoaded: false, servers: 0, loaded: 0, message });
+  if (expected.identities === undefined)
+    return blocked(
+      "cannot tell which API servers exist: the kube-apiserver identity Leases in kube-system are not " +
+        "readable (grant list on leases in kube-system); a server that never reported may lack the configuration",
+    );
+  if (expected.identities.length === 0)
+    return blocked(
+      "no kube-apiserver identity Lease in kube-system (label apiserver.kubernetes.io/identity=kube-apiserver): " +
+        "cannot tell which API servers must load the configuration",
+    );
+  const identities = [...expected.identities].sort();
+  const current = identities.filter((id) => byServer.get(apiServerIdHash(id)) === expectedHash);
+  const missing = identities
+    .filter((id) => !current.includes(id))
+    .map((id) => {
+      const h = byServer.get(apiServerIdHash(id));
+      return h === undefined ? `${id} (never reported)` : `${id} (reported ${short(h)})`;
+    });
+  const endpoints = expected.endpoints === undefined ? undefined : new Set(expected.endpoints);
+  const hidden = endpoints !== undefined && endpoints.size > identities.length;
+  let message = `${current.length} of ${identities.length} API server(s) loaded configuration ${short(expectedHash)}`;
+  if (missing.length > 0) message += `; missing: ${missing.join(", ")}`;
+  if (hidden)
+    message +=
+      `; Service default/kubernetes has ${endpoints.size} endpoint address(es) but only ${identities.length} ` +
+      `identity Lease(s): a server without a Lease cannot be checked`;
+  return {
+    allLoaded: missing.length === 0 && !hidden,
+    servers: identities.length,
+    loaded: current.length,
+    message,
+  };
 }

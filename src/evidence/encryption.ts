@@ -5,6 +5,7 @@
 import { describeKeyRing } from "../desired/encryption.js";
 import type { EncryptionRecord } from "../desired/encryptionstate.js";
 import type { AreaCondition } from "../status/status.js";
+import type { FileReport } from "./agentreports.js";
 import type { EncryptionMetrics, LoadJudgement } from "./apiserver.js";
 
 export const ENCRYPTION_AT_REST = "EncryptionAtRest";
@@ -121,5 +122,45 @@ export function auditedEncryptionCondition(resources: readonly string[], view: M
     status: "True",
     reason: "EncryptedWrites",
     message: `writes of ${resources.join(", ")} go through an encrypting provider; Audit mode: keys not managed`,
+  };
+}
+
+/**
+ * Evidence that a key ring existed although its Secret is gone: an agent reports having delivered that
+ * Secret's configuration (with the keys it holds on disk), or an API server reports reading or writing
+ * the policy's resources through an encrypting transformer (`k8s:enc:` prefix). Starting a fresh ring then
+ * would replace the only copy of keys stored objects need: the caller refuses instead.
+ */
+export function keyRingEvidence(
+  source: string,
+  reports: readonly FileReport[],
+  metrics: EncryptionMetrics | undefined,
+  resources: readonly string[],
+): string[] {
+  const out: string[] = [];
+  for (const r of reports) {
+    if (r.file !== "encryption-config" || r.source !== source) continue;
+    const keys = r.keys?.length ? ` holding keys ${r.keys.join(", ")}` : "";
+    out.push(`node ${r.node} has ${r.path} from ${source}${keys}`);
+  }
+  const prefixes = new Set(
+    (metrics?.transformations ?? [])
+      .filter((t) => t.count > 0 && t.prefix.startsWith("k8s:enc:") && resources.includes(t.resource))
+      .map((t) => `${t.resource} via ${t.prefix}`),
+  );
+  if (prefixes.size > 0) out.push(`the API server reads or writes ${[...prefixes].sort().join(", ")}`);
+  return out.sort();
+}
+
+/** EncryptionAtRest while the key-ring Secret is missing although keys existed: how to restore it. */
+export function keyRingMissingCondition(where: string, evidence: readonly string[]): AreaCondition {
+  return {
+    type: ENCRYPTION_AT_REST,
+    status: "False",
+    reason: "KeyRingMissing",
+    message:
+      `${where} is missing but keys existed (${evidence.join("; ")}); the operator will not start a new key ` +
+      `ring, which would lose the keys stored objects need. Restore the Secret from a backup ` +
+      `(kubectl apply -f <backup of ${where}>); the node agents keep the configuration file on disk unchanged meanwhile`,
   };
 }

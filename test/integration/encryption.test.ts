@@ -9,17 +9,19 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSyn
 import { join } from "node:path";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { Agent } from "../../src/agent/agent.js";
+import { EncryptionClient } from "../../src/cluster/encryption.js";
 import { AREAS } from "../../src/controller/registry.js";
 import { renderAuditPolicy, renderAuditPolicyYaml } from "../../src/desired/auditpolicy.js";
 import { generateKey, renderEncryptionConfigurationYaml } from "../../src/desired/encryption.js";
 import {
   ENCRYPTION_CONFIG_KEY,
   parseEncryptionRecord,
+  type RewriteProgress,
   PHASE_ANNOTATION,
   PRIMARY_ANNOTATION,
 } from "../../src/desired/encryptionstate.js";
 import { lintAuditPolicy } from "../../src/findings/auditpolicy-lint.js";
-import { silentLogger } from "../../src/observability/logger.js";
+import { createLogger, silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
@@ -93,7 +95,7 @@ describe("encryption at rest end to end: operator, agent, API server reload (rea
     operator = new Operator(
       loadKubeConfig(cp().kubeconfigPath),
       { workers: 1, resyncMs: 600_000, areas: AREAS },
-      silentLogger(),
+      process.env["CSP_TEST_LOG"] ? createLogger("debug") : silentLogger(),
     );
     await operator.start();
   };
@@ -333,6 +335,40 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
     );
   });
 
+  it("refuses to start a new key ring when its Secret is deleted, and carries on once it is restored", async () => {
+    const saved = JSON.parse(
+      await ok(["get", "secret", "csp-e2e-encryption", "-n", "csp-system", "-o", "json"]),
+    ) as { metadata: Record<string, unknown> };
+    const path = cp().encryptionConfigPath!;
+    const fileBefore = readFileSync(path, "utf8");
+    await ok(["delete", "secret", "csp-e2e-encryption", "-n", "csp-system"]);
+    await ok(["annotate", "csp", "e2e", "touched=deleted-ring", "--overwrite"]);
+    const c = await eventually("EncryptionAtRest=False/KeyRingMissing", async () => {
+      const cond = await condition("e2e", "EncryptionAtRest");
+      return cond?.reason === "KeyRingMissing" && cond;
+    });
+    expect(c.status).to.equal("False");
+    expect(c.message).to.include("backup");
+    const events = await ok(["get", "events", "-A", "-o", "json"]);
+    expect(events).to.include("KeyRingMissing");
+    // No fresh ring was started, and the node's file still holds the only other copy of the keys.
+    expect(
+      (await cp().kubectl(["get", "secret", "csp-e2e-encryption", "-n", "csp-system"])).code,
+    ).to.not.equal(0);
+    expect(readFileSync(path, "utf8")).to.equal(fileBefore);
+    // Restored from the backup: the operator carries on with the same keys.
+    for (const field of ["resourceVersion", "uid", "creationTimestamp", "managedFields"])
+      delete saved.metadata[field];
+    await ok(["create", "-f", "-"], JSON.stringify(saved));
+    await ok(["annotate", "csp", "e2e", "touched=restored-ring", "--overwrite"]);
+    await eventually(
+      "EncryptionAtRest=True again",
+      async () => (await condition("e2e", "EncryptionAtRest"))?.reason === "Encrypted",
+      120_000,
+    );
+    expect(readFileSync(path, "utf8")).to.equal(fileBefore);
+  });
+
   it("in Audit mode writes no Secret and no ConfigMap, and reports EncryptionAtRest from metrics", async () => {
     await ok(
       ["apply", "-f", "-"],
@@ -357,5 +393,92 @@ spec:
       (await cp().kubectl(["get", "cm", "csp-observer-audit-policy", "-n", "csp-system"])).code,
     ).to.not.equal(0);
     expect((await condition("observer", "AuditPolicyApplied"))?.reason).to.equal("NotDelivered");
+  });
+});
+
+describe("rewrite of stored Secrets under a token that may not update all of them (real kube-apiserver)", function () {
+  this.timeout(180_000);
+  const cp = useControlPlane({ name: "enc-rewrite", controllerManager: false });
+  const ok = kubectlOk(cp);
+  const user = "system:serviceaccount:csp-system:rewriter";
+  const updatesBy = async (namespace: string) =>
+    (await cp().auditEvents()).filter(
+      (e) =>
+        e["verb"] === "update" &&
+        (e["user"] as { username?: string } | undefined)?.username === user &&
+        (e["objectRef"] as { namespace?: string } | undefined)?.namespace === namespace &&
+        e["stage"] === "ResponseComplete",
+    ).length;
+
+  it("reports each 403 with its status, rewrites the rest, and the retry writes only what was left", async () => {
+    for (const ns of ["csp-system", "open", "locked"]) await ok(["create", "namespace", ns]);
+    for (const ns of ["open", "locked"])
+      for (const i of [1, 2, 3])
+        await ok(["create", "secret", "generic", `s${i}`, "-n", ns, `--from-literal=k=v${i}`]);
+    await ok(["create", "serviceaccount", "rewriter", "-n", "csp-system"]);
+    await ok(["create", "clusterrole", "secret-reader", "--verb=get,list", "--resource=secrets"]);
+    await ok([
+      "create",
+      "clusterrolebinding",
+      "rewriter-read",
+      "--clusterrole=secret-reader",
+      `--serviceaccount=csp-system:rewriter`,
+    ]);
+    await ok(["create", "role", "secret-writer", "-n", "open", "--verb=update", "--resource=secrets"]);
+    await ok([
+      "create",
+      "rolebinding",
+      "rewriter-write",
+      "-n",
+      "open",
+      "--role=secret-writer",
+      `--serviceaccount=csp-system:rewriter`,
+    ]);
+    const all = (
+      JSON.parse(await ok(["get", "secrets", "-A", "-o", "json"])) as {
+        items: { metadata: { namespace: string; name: string } }[];
+      }
+    ).items.map((s) => `${s.metadata.namespace}/${s.metadata.name}`);
+    const lockedOut = all.filter((k) => !k.startsWith("open/"));
+
+    const client = new EncryptionClient(
+      loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "rewriter")),
+    );
+    const saved: RewriteProgress[] = [];
+    const save = (p: RewriteProgress) => {
+      saved.push(p);
+      return Promise.resolve();
+    };
+    const first = await client.rewrite(["secrets"], { target: "key-x", done: [] }, save);
+    expect(first).to.deep.include({ complete: false, forbidden: true, written: 3, failed: lockedOut.length });
+    for (const f of first.failures) {
+      expect(f.code, f.object).to.equal(403);
+      expect(lockedOut).to.include(f.object);
+    }
+    expect(first.progress).to.deep.include({ failedOnly: true, failed: lockedOut });
+    expect(saved.at(-1)).to.deep.equal(first.progress);
+
+    // An admin grants the missing right; the retry resumes with exactly the objects left behind.
+    for (const ns of [...new Set(lockedOut.map((k) => k.split("/")[0]!))]) {
+      await ok(["create", "role", "secret-writer", "-n", ns, "--verb=update", "--resource=secrets"]);
+      await ok([
+        "create",
+        "rolebinding",
+        "rewriter-write",
+        "-n",
+        ns,
+        "--role=secret-writer",
+        `--serviceaccount=csp-system:rewriter`,
+      ]);
+    }
+    const retry = await client.rewrite(["secrets"], first.progress, save);
+    expect(retry).to.deep.include({ complete: true, forbidden: false, written: lockedOut.length, failed: 0 });
+    expect(retry.progress).to.deep.equal({ target: "key-x", done: ["secrets"] });
+    // Counted by the API server itself: the Secrets in "open" were updated once, not again on the retry.
+    const opened = await eventually("the audit log has the updates", async () => {
+      const n = await updatesBy("open");
+      return n >= 3 && (await updatesBy("locked")) >= 3 ? n : undefined;
+    });
+    expect(opened).to.equal(3);
   });
 });

@@ -12,6 +12,7 @@ import {
   withRewriteDone,
   type EncryptionRecord,
 } from "../../../src/desired/encryptionstate.js";
+import { keysDropped } from "../../../src/agent/keyguard.js";
 import { policy } from "../builders/policy.js";
 
 const bytes = (fill: number) => () => new Uint8Array(32).fill(fill);
@@ -48,6 +49,7 @@ describe("encryption state (Secret) and plan", () => {
       phase: "Stable",
       ring: { primary: "key-1", keys: [k] },
       lastTrigger: "t1",
+      resources: ["secrets"],
     };
     const secret = encryptionSecret(p, spec, record);
     expect(secret.metadata).to.deep.include({ name: "csp-prod-encryption", namespace: "csp-system" });
@@ -107,6 +109,7 @@ describe("encryption state (Secret) and plan", () => {
     expect(record).to.deep.equal({
       phase: "Stable",
       ring: { primary: "key-20260601100000", keys: [first.record.ring.keys[0]] },
+      resources: ["secrets"],
     });
   });
 
@@ -158,5 +161,81 @@ describe("encryption state (Secret) and plan", () => {
     };
     const plan = planEncryption({ ...spec, rotation: { trigger: "x" } }, start, loaded, now, bytes(5));
     expect(plan.record.newKey).to.equal("key-20260602000000-1");
+  });
+
+  /**
+   * Drives the plan like the reconciler and a cluster would, checking each configuration delivered against
+   * the previous one with the node agent's key guard (per resource, honouring what the Secret declares
+   * retired): nothing that could decrypt a stored object may vanish before its objects were rewritten.
+   */
+  function deliverAll(s: Parameters<typeof planEncryption>[0], start: EncryptionRecord, now: Date) {
+    let record = start;
+    let config = secretConfigYaml(encryptionSecret(p, s, record).data)!;
+    const steps: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const plan = planEncryption(s, record, loaded, now, bytes(6));
+      if (plan.action === "None") break;
+      steps.push(`${plan.record.phase}:${plan.action}`);
+      record = plan.action === "RewriteObjects" ? withRewriteDone(plan.record) : plan.record;
+      const secret = encryptionSecret(p, s, record);
+      const next = secretConfigYaml(secret.data)!;
+      const annotations = secret.metadata.annotations;
+      const retired = {
+        keys: (annotations["security.csp-operator.io/retired-keys"] ?? "").split(",").filter(Boolean),
+        resources: (annotations["security.csp-operator.io/retired-resources"] ?? "")
+          .split(",")
+          .filter(Boolean),
+      };
+      expect(keysDropped(config, next, retired), `step ${i}: ${plan.message}`).to.deep.equal([]);
+      config = next;
+    }
+    return { record, steps, config };
+  }
+
+  it("removing a resource drains it: plaintext writes first, rewrite, and only then out of the configuration", () => {
+    const now = at("2026-06-03T00:00:00Z");
+    const both = { provider: "aescbc" as const, resources: ["secrets", "configmaps"] };
+    const start: EncryptionRecord = {
+      phase: "Stable",
+      ring: { primary: "key-a", keys: [key("key-a", 9)] },
+    };
+    // The Secret as the operator stored it while both resources were encrypted.
+    const stored = parseEncryptionRecord(encryptionSecret(p, both, start).data);
+    const { record, steps, config } = deliverAll(spec, stored, now);
+    expect(steps).to.include("Stable:RewriteObjects", "the drained objects are rewritten before removal");
+    expect(config).not.to.include("configmaps");
+    expect(record.ring.keys.map((k) => k.name)).to.deep.equal(["key-a"]);
+    // The rewrite asked for covers exactly the resource leaving.
+    const draining = planEncryption(
+      spec,
+      parseEncryptionRecord(encryptionSecret(p, spec, planEncryption(spec, stored, loaded, now).record).data),
+      loaded,
+      now,
+    );
+    expect(draining.action).to.equal("RewriteObjects");
+    expect(draining.rewrite?.resources).to.deep.equal(["configmaps"]);
+  });
+
+  it("a rotation never removes a key a stored object may need, across resource and provider changes", () => {
+    const now = at("2026-06-04T00:00:00Z");
+    const start: EncryptionRecord = {
+      phase: "Stable",
+      ring: { primary: "key-a", keys: [key("key-a", 9)] },
+    };
+    const both = { provider: "aescbc" as const, resources: ["secrets", "configmaps"] };
+    // Provider switch and resource removal at once.
+    const gcm = { provider: "aesgcm" as const, resources: ["secrets"], rotation: { trigger: "x" } };
+    const { record } = deliverAll(gcm, parseEncryptionRecord(encryptionSecret(p, both, start).data), now);
+    expect(record.ring.keys.map((k) => k.provider)).to.deep.equal(["aesgcm"]);
+    // Away from KMS: its provider stays readable until a rotation rewrote every object.
+    const kmsSpec = {
+      provider: "kms" as const,
+      resources: ["secrets"],
+      kms: { name: "v", endpoint: "unix:///k" },
+    };
+    const onKms = planEncryption(kmsSpec, start, loaded, now).record;
+    expect(secretConfigYaml(encryptionSecret(p, kmsSpec, onKms).data)).to.include("name: v");
+    const back = deliverAll(spec, parseEncryptionRecord(encryptionSecret(p, kmsSpec, onKms).data), now);
+    expect(back.config).not.to.include("kms");
   });
 });

@@ -38,14 +38,35 @@ describe("API server evidence", () => {
   it("counts a server as loaded only with the expected hash, and unseen identities as not loaded", () => {
     const a = { apiServerIdHash: apiServerIdHash("a"), hash: "sha256:new" };
     const b = { apiServerIdHash: apiServerIdHash("b"), hash: "sha256:old" };
-    expect(judgeLoaded("sha256:new", [a], ["a"]).allLoaded).to.equal(true);
-    expect(judgeLoaded("sha256:new", [a, b], ["a", "b"])).to.deep.include({
+    expect(judgeLoaded("sha256:new", [a], { identities: ["a"] }).allLoaded).to.equal(true);
+    expect(judgeLoaded("sha256:new", [a, b], { identities: ["a", "b"] })).to.deep.include({
       allLoaded: false,
       loaded: 1,
       servers: 2,
     });
-    expect(judgeLoaded("sha256:new", [a], ["a", "c"]).allLoaded).to.equal(false);
-    expect(judgeLoaded("sha256:new", [a, b]).allLoaded).to.equal(false);
-    expect(judgeLoaded("sha256:new", []).message).to.match(/no API server reports/);
+    const unseen = judgeLoaded("sha256:new", [a], { identities: ["a", "c"] });
+    expect(unseen.allLoaded).to.equal(false);
+    expect(unseen.message).to.include("c (never reported)");
+    expect(judgeLoaded("sha256:new", [a, b], { identities: ["a", "b"] }).message).to.include(
+      "b (reported sha256:old)",
+    );
+  });
+
+  it("never counts only the servers that reported: the expected set must be known and complete", () => {
+    const a = { apiServerIdHash: apiServerIdHash("a"), hash: "sha256:new" };
+    // Identity Leases not readable: the servers seen in /metrics prove nothing about the others.
+    const blind = judgeLoaded("sha256:new", [a], {});
+    expect(blind.allLoaded).to.equal(false);
+    expect(blind.message).to.match(/identity Leases/);
+    expect(judgeLoaded("sha256:new", [], {}).allLoaded).to.equal(false);
+    // No identity Lease at all: nothing known, nothing proven.
+    expect(judgeLoaded("sha256:new", [a], { identities: [] }).allLoaded).to.equal(false);
+    // More endpoints behind the kubernetes Service than identities: a server without a Lease is unchecked.
+    const hidden = judgeLoaded("sha256:new", [a], { identities: ["a"], endpoints: ["10.0.0.1", "10.0.0.2"] });
+    expect(hidden.allLoaded).to.equal(false);
+    expect(hidden.message).to.match(/2 endpoint/);
+    expect(judgeLoaded("sha256:new", [a], { identities: ["a"], endpoints: ["10.0.0.1"] }).allLoaded).to.equal(
+      true,
+    );
   });
 });

@@ -1,8 +1,18 @@
 import { expect } from "chai";
 import { keyFromBytes } from "../../../src/desired/encryption.js";
-import { agentReportConfigMap, fileReports, type FileReport } from "../../../src/evidence/agentreports.js";
+import {
+  agentReportConfigMap,
+  fileReports,
+  judgeDelivery,
+  type FileReport,
+} from "../../../src/evidence/agentreports.js";
 import { auditPolicyCondition } from "../../../src/evidence/auditpolicy.js";
-import { auditedEncryptionCondition, enforcedEncryptionCondition } from "../../../src/evidence/encryption.js";
+import {
+  auditedEncryptionCondition,
+  enforcedEncryptionCondition,
+  keyRingEvidence,
+  keyRingMissingCondition,
+} from "../../../src/evidence/encryption.js";
 
 const report = (over: Partial<FileReport> = {}): FileReport => ({
   file: "audit-policy",
@@ -30,6 +40,48 @@ describe("evidence-based conditions", () => {
     expect(none.message).to.include("--audit-policy-file");
     expect(none.message).to.include("config/agent");
     expect(auditPolicyCondition(cm, "sha256:aaa", reports, false).message).to.match(/^Audit mode/);
+  });
+
+  it("delivery counts every expected control-plane node, not only the agents that reported", () => {
+    const src = "Secret/csp-system/csp-p-encryption";
+    const r = report({ file: "encryption-config", source: src, node: "cp-1" });
+    // cp-2's agent never reported: the file is not proven on cp-2.
+    const d = judgeDelivery(src, "sha256:aaa", [r], ["cp-1", "cp-2"]);
+    expect(d.delivered).to.equal(false);
+    expect(d.message).to.include("cp-2");
+    expect(judgeDelivery(src, "sha256:aaa", [r], ["cp-1"]).delivered).to.equal(true);
+    // No control-plane node known: nothing is proven.
+    expect(judgeDelivery(src, "sha256:aaa", [r], []).delivered).to.equal(false);
+  });
+
+  it("a missing key-ring Secret is refused when an agent or the API server shows keys existed", () => {
+    const src = "Secret/csp-system/csp-p-encryption";
+    const delivered = report({
+      file: "encryption-config",
+      source: src,
+      path: "/etc/kubernetes/csp-operator/encryption-config.yaml",
+      keys: ["aescbc/key-1"],
+    });
+    const enc = {
+      resource: "secrets",
+      type: "from_storage" as const,
+      prefix: "k8s:enc:aescbc:v1:",
+      status: "OK",
+      count: 3,
+    };
+    expect(keyRingEvidence(src, [], { loaded: [], transformations: [] }, ["secrets"])).to.deep.equal([]);
+    expect(keyRingEvidence(src, [delivered], undefined, ["secrets"])[0]).to.include("aescbc/key-1");
+    expect(keyRingEvidence(src, [], { loaded: [], transformations: [enc] }, ["secrets"])).to.have.length(1);
+    // Another policy's file, or encryption of a resource this policy does not name, is not this ring.
+    expect(
+      keyRingEvidence(src, [{ ...delivered, source: "Secret/csp-system/other" }], undefined, ["secrets"]),
+    ).to.deep.equal([]);
+    expect(keyRingEvidence(src, [], { loaded: [], transformations: [enc] }, ["configmaps"])).to.deep.equal(
+      [],
+    );
+    const c = keyRingMissingCondition("Secret csp-system/csp-p-encryption", ["x"]);
+    expect(c).to.deep.include({ status: "False", reason: "KeyRingMissing" });
+    expect(c.message).to.match(/backup/);
   });
 
   it("ignores malformed agent reports instead of failing", () => {
