@@ -729,7 +729,13 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     // An unchanged PUT, and the operator's real rewrite, pass.
     const unchanged = await putAsOperator(() => undefined);
     expect(unchanged.code, unchanged.stderr).to.equal(0);
-    expect(await new EncryptionClient(loadKubeConfig(operator)).rewrite(["secrets"])).to.be.greaterThan(0);
+    const rewritten = await new EncryptionClient(loadKubeConfig(operator)).rewrite(
+      ["secrets"],
+      { target: "agent-rbac", done: [] },
+      async () => undefined,
+    );
+    expect(rewritten.failed, JSON.stringify(rewritten.failures)).to.equal(0);
+    expect(rewritten.written).to.be.greaterThan(0);
     expect(Buffer.from((await stored()).data!.pw!, "base64").toString()).to.equal("original");
   });
 });
