@@ -149,6 +149,9 @@ export function computeStatus(
       reason: o.error.reason,
       message: "not evaluated: the policy could not be reconciled",
     });
+    // What an area decided from evidence (EncryptionAtRest from the API server's metrics, ...) stays true
+    // whatever else failed: dropping it would make `kubectl wait --for=condition=...` lose the fact.
+    conds.push(...(o.areaConditions ?? []));
   } else {
     const audit = o.spec.mode === "Audit";
     conds.push({

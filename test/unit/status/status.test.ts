@@ -92,6 +92,24 @@ describe("status", () => {
     ]);
   });
 
+  it("keeps the conditions areas decided from evidence when the reconcile failed", () => {
+    const s = computeStatus(
+      {
+        ...base,
+        error: { reason: "RewriteForbidden", message: "3 object(s) could not be rewritten" },
+        areaConditions: [
+          { type: "EncryptionAtRest", status: "False", reason: "PlaintextWrites", message: "identity first" },
+        ],
+      },
+      undefined,
+    );
+    expect(s.conditions?.map((c) => [c.type, c.status, c.reason])).to.deep.equal([
+      ["Ready", "False", "RewriteForbidden"],
+      ["Compliant", "Unknown", "RewriteForbidden"],
+      ["EncryptionAtRest", "False", "PlaintextWrites"],
+    ]);
+  });
+
   it("lets an area decide its own condition from evidence: False breaks Compliant, Unknown is named", () => {
     const withEnc = policy("p").build();
     withEnc.spec = { ...withEnc.spec, encryption: { provider: "aescbc" } };
