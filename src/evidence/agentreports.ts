@@ -174,7 +174,10 @@ export function fileReports(configMaps: readonly V1ConfigMap[]): FileReport[] {
         typeof e.path === "string" &&
         typeof e.sha256 === "string" &&
         typeof e.writtenAt === "string" &&
-        typeof e.node === "string"
+        typeof e.node === "string" &&
+        // An agent may write only its own node's report (admission policy): an entry speaking for another
+        // node is forged, and must not count as that node's delivery.
+        agentReportName(e.node) === cm.metadata?.name
       ) {
         const entry = { ...(e as FileReport) };
         if (entry.error !== undefined) entry.error = redactKeyMaterial(String(entry.error));

@@ -84,6 +84,11 @@ describe("evidence-based conditions", () => {
     expect(c.message).to.match(/backup/);
   });
 
+  it("counts a report's entries only for the node the report belongs to (no speaking for another node)", () => {
+    const forged = agentReportConfigMap("cp-1", [report(), report({ node: "cp-2", sha256: "sha256:new" })]);
+    expect(fileReports([forged]).map((r) => r.node)).to.deep.equal(["cp-1"]);
+  });
+
   it("ignores malformed agent reports instead of failing", () => {
     const broken = agentReportConfigMap("cp-2", []);
     broken.data = { "files.json": "{not json" };
