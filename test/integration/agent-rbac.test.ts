@@ -732,7 +732,7 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     const rewritten = await new EncryptionClient(loadKubeConfig(operator)).rewrite(
       ["secrets"],
       { target: "agent-rbac", done: [] },
-      async () => undefined,
+      () => Promise.resolve(),
     );
     expect(rewritten.failed, JSON.stringify(rewritten.failures)).to.equal(0);
     expect(rewritten.written).to.be.greaterThan(0);
