@@ -6,7 +6,7 @@ import { effectiveSpec } from "../desired/spec.js";
 import { areaExemptInNamespace } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
 import type { Snapshot } from "../snapshot.js";
-import { appliedPaths } from "./managedfields.js";
+import { appliedPaths, fieldPaths } from "./managedfields.js";
 
 /**
  * Pod Security labels on a namespace only tighten. The operator may raise a level
@@ -34,6 +34,46 @@ const LEVEL_RANK: Record<PodSecurityLevel, number> = { privileged: 0, baseline: 
 const LEVEL_KEY = /^pod-security\.kubernetes\.io\/(enforce|audit|warn)$/;
 const LABELS = "metadata.labels.";
 const ANNOTATIONS = "metadata.annotations.";
+
+/**
+ * Orders Pod Security versions: `latest` (also what an absent version label means) above every `vMAJOR.MINOR`,
+ * and those numerically. Negative when `a` enforces older (weaker) rules than `b`. An unparsable version is
+ * the weakest: the admission plugin would not honour it as a newer one.
+ */
+export function compareVersions(a: string | undefined, b: string | undefined): number {
+  const rank = (v: string | undefined): [number, number] => {
+    if (v === undefined || v === "latest") return [Infinity, Infinity];
+    const m = /^v(\d+)\.(\d+)$/.exec(v);
+    return m ? [Number(m[1]), Number(m[2])] : [-1, -1];
+  };
+  const [a1, a2] = rank(a);
+  const [b1, b2] = rank(b);
+  return a1 !== b1 ? (a1 < b1 ? -1 : 1) : a2 === b2 ? 0 : a2 < b2 ? -1 : 1;
+}
+
+/**
+ * Whether the namespace's own setting enforces at least what is wanted: a higher level, or the same level
+ * pinned to a version no older than the wanted one (`restricted` pinned to v1.0 admits pods that
+ * `restricted` at `latest` refuses).
+ */
+function holdsAtLeast(
+  observed: Record<string, string>,
+  key: string,
+  want: string,
+  wantVersion: string | undefined,
+): boolean {
+  const have = levelRank(observed[key]);
+  if (have !== levelRank(want)) return have > levelRank(want);
+  return wantVersion === undefined || compareVersions(observed[`${key}-version`], wantVersion) >= 0;
+}
+
+/** Field managers other than the operator's own two that own `key` on the namespace. */
+function otherOwners(ns: V1Namespace, key: string): string[] {
+  return (ns.metadata?.managedFields ?? [])
+    .filter((e) => e.manager !== FIELD_MANAGER && e.manager !== RESTORE_MANAGER)
+    .filter((e) => fieldPaths(e.fieldsV1).includes(`${LABELS}${key}`))
+    .map((e) => e.manager ?? "");
+}
 
 /** Rank of a Pod Security level; -1 for anything else (an unknown value enforces nothing useful). */
 export function levelRank(value: string | undefined): number {
@@ -111,7 +151,7 @@ export function namespaceLabelPlan(ns: V1Namespace, state: SharedNamespaceState)
       // Never hold a level below the one the namespace had before the operator raised it.
       if (typeof original === "string" && levelRank(original) >= levelRank(want)) continue;
       take(key, want);
-    } else if (levelRank(observed[key]) >= levelRank(want)) {
+    } else if (holdsAtLeast(observed, key, want, state.labels[`${key}-version`])) {
       if (observed[key] !== want) kept[key] = { value: observed[key]!, wanted: want };
     } else take(key, want);
   }
@@ -134,7 +174,10 @@ export function namespaceLabelPlan(ns: V1Namespace, state: SharedNamespaceState)
       continue;
     }
     const original = recorded[key];
-    if (typeof original === "string") restore[key] = original;
+    // Someone else now declares this label too (GitOps applying the same value, say): it is theirs, and
+    // giving back the older original would lower what they declared. Dropping the operator's claim leaves
+    // their value in place.
+    if (typeof original === "string" && otherOwners(ns, key).length === 0) restore[key] = original;
   }
   const annotations: Record<string, string> = {};
   if (Object.keys(originals).length > 0) annotations[ORIGINALS_ANNOTATION] = stableJson(originals);

@@ -155,4 +155,41 @@ describe("shared Pod Security labels only tighten", () => {
       [undefined, { name: "a", labels: {} }],
     ]);
   });
+
+  it("takes over a level pinned to an older version than wanted: the same level name enforces less", () => {
+    const pinned = ns({ [`${PSA}enforce`]: "restricted", [`${PSA}enforce-version`]: "v1.0" }, [
+      owns("kubectl-label", [`${PSA}enforce`, `${PSA}enforce-version`]),
+    ]);
+    const latest = policy("psa")
+      .spec({ podSecurity: { enforce: "restricted", version: "latest" } })
+      .build();
+    expect(writes(withPolicies(pinned, [latest])).map((x) => x.object.metadata)).to.deep.equal([
+      {
+        name: "a",
+        labels: { [`${PSA}enforce`]: "restricted", [`${PSA}enforce-version`]: "latest" },
+        annotations: { [ORIGINALS]: `{"${PSA}enforce":"restricted","${PSA}enforce-version":"v1.0"}` },
+      },
+    ]);
+    const newer = ns({ [`${PSA}enforce`]: "restricted", [`${PSA}enforce-version`]: "v1.36" }, [
+      owns("kubectl-label", [`${PSA}enforce`, `${PSA}enforce-version`]),
+    ]);
+    const older = policy("psa")
+      .spec({ podSecurity: { enforce: "restricted", version: "v1.30" } })
+      .build();
+    expect(writes(withPolicies(newer, [older])), "a newer pinned version is kept").to.deep.equal([]);
+  });
+
+  it("on release gives nothing back over a label another manager now declares (never lowers their value)", () => {
+    const declared = ns(
+      { [`${PSA}enforce`]: "restricted" },
+      [
+        owns("csp-operator", [`${PSA}enforce`], [ORIGINALS]),
+        { ...owns("gitops", [`${PSA}enforce`]), operation: "Apply" },
+      ],
+      { [ORIGINALS]: `{"${PSA}enforce":"privileged"}` },
+    );
+    expect(writes(withPolicies(declared, [])).map((x) => [x.manager, x.object.metadata])).to.deep.equal([
+      [undefined, { name: "a", labels: {} }],
+    ]);
+  });
 });
