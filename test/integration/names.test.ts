@@ -9,6 +9,7 @@ import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
 import { CRD_FILE, installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
+import { installGrantableRole } from "../support/grantable.js";
 import { kubectlOk } from "../support/kubectl.js";
 
 interface PolicyStatus {
@@ -57,13 +58,7 @@ describe("child names unique by construction (real API server)", function () {
     this.timeout(240_000);
     cp = await startControlPlane({ name: "names" });
     await installCrd(cp);
-    // Generated Roles are bounded by csp-operator-grantable even for an operator on an admin token.
-    await ok(["apply", "-f", "config/rbac/grantable_cluster_role.yaml"]);
-    await eventually("grantable role aggregated", async () =>
-      (
-        await ok(["get", "clusterrole", "csp-operator-grantable", "-o", "jsonpath={.rules[*].resources}"])
-      ).includes("pods"),
-    );
+    await installGrantableRole(cp);
     kc = loadKubeConfig(cp.kubeconfigPath);
     net = kc.makeApiClient(NetworkingV1Api);
     await startOperator();

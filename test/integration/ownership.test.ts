@@ -18,6 +18,7 @@ import { Operator } from "../../src/operator.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
 import { installCrd } from "../support/crd.js";
+import { installGrantableRole } from "../support/grantable.js";
 
 const GROUP_LABEL = "security.csp-operator.io/policy";
 const MANAGED_BY = "app.kubernetes.io/managed-by";
@@ -105,6 +106,7 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
     this.timeout(180_000);
     cp = await startControlPlane({ name: "ownership" });
     await installCrd(cp);
+    await installGrantableRole(cp);
     operator = new Operator(
       loadKubeConfig(cp.kubeconfigPath),
       { workers: 2, resyncMs: 600_000 },
