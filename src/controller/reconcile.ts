@@ -7,7 +7,8 @@ import { ungrantableRoles } from "../desired/rbac.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { childDrift, ownedFieldDiff, sharedDrift, type Drift } from "../drift/checks.js";
-import { observedIndex } from "../drift/ownership.js";
+import { observedIndex, ownershipOf } from "../drift/ownership.js";
+import { bindingsOnForeignObjects } from "../drift/bindings.js";
 import { sharedWrites } from "../drift/shared.js";
 import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
@@ -171,6 +172,18 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   ];
   const remaining: Drift[] = [];
   const corrected: Drift[] = [];
+  // A binding to a Role or ServiceAccount that is not this policy's is neither created nor kept.
+  const foreignBindings = bindingsOnForeignObjects(desired.children, drift);
+  for (const key of foreignBindings) {
+    const live = cached.get(key) ?? occupied.get(key);
+    if (!enforce || !live || ownershipOf(live, "RoleBinding", policy).kind !== "ours") continue;
+    try {
+      await writer.delete(withTypeMeta("RoleBinding", live));
+      log.info("binding to an object that is not the policy's removed", { object: key });
+    } catch (err) {
+      failures.push(classify(err, key));
+    }
+  }
   for (const d of drift) {
     if (!enforce || d.reason === "Conflict" || d.reason === "Unowned") {
       remaining.push(d);
@@ -180,6 +193,13 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       // Shared objects: repaired by the union write above when it succeeded.
       const key = objectKey(d.kind, d.namespace, d.name);
       (sharedDone.has(key) ? corrected : remaining).push(d);
+      continue;
+    }
+    if (d.kind === "RoleBinding" && foreignBindings.has(objectKey(d.kind, d.namespace, d.name))) {
+      remaining.push({
+        ...d,
+        message: `${d.message}; not applied: its Role or ServiceAccount at the generated name is not this policy's`,
+      });
       continue;
     }
     if (d.repair.action === "apply" && /^Role(Binding)?$/.test(d.kind) && ungrantable.has(d.name)) {
