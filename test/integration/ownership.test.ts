@@ -299,6 +299,19 @@ ${ACCEPT_EDITOR}`;
       const reader = await get("serviceaccount", "own-e", "reader-sa");
       expect(reader?.metadata?.ownerReferences ?? []).to.deep.equal([]);
       expect(reader?.automountServiceAccountToken).to.equal(undefined, "the user's object is untouched");
+      // The policy's Role is never bound to the user's ServiceAccount that sits at the generated name.
+      await eventually("Role generated", () => get("role", "own-e", "reader"));
+      expect(await get("rolebinding", "own-e", "reader")).to.equal(undefined);
+      const can = await cp.kubectl([
+        "auth",
+        "can-i",
+        "get",
+        "pods",
+        "-n",
+        "own-e",
+        "--as=system:serviceaccount:own-e:reader-sa",
+      ]);
+      expect(can.stdout.trim()).to.equal("no");
       // The shared field on the default ServiceAccount is set, without taking the object over.
       const def = await eventually("automount off", async () => {
         const d = await get("serviceaccount", "own-e", "default");
