@@ -139,8 +139,13 @@ export function childDrift(
       repair: { action: "apply", object: d },
     });
   }
+  // A namespace the cache does not know while it holds an object in it is a contradiction (a LIST that
+  // came back short), not evidence: deleting a namespace's children is the garbage collector's job anyway.
+  const namespaces = new Set(snapshot.namespaces.map((n) => n.metadata?.name));
   for (const [key, observed] of index) {
     if (wanted.has(key)) continue;
+    const ns = observed.metadata?.namespace;
+    if (ns !== undefined && !namespaces.has(ns)) continue;
     const kind = key.split("/")[0] as ChildKind;
     // Deleted only on the garbage collector's own evidence: this policy's UID, and no other controller.
     const owner = ownershipOf(observed, kind, policy);

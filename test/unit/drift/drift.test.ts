@@ -107,6 +107,12 @@ describe("child drift", () => {
     const drift = childDrift(q, desiredState(q, s).children, s);
     expect(drift.map((d) => [d.reason, d.repair?.action])).to.deep.equal([["Orphaned", "delete"]]);
   });
+
+  it("never prunes a child in a namespace the cache does not know (a LIST that came back short)", () => {
+    const s = snapshot({ namespaces: [], networkPolicies: [observedDeny({ podSelector: {} })] });
+    const q = policy("p").spec(denyOnly).build();
+    expect(childDrift(q, desiredState(q, s).children, s)).to.deep.equal([]);
+  });
 });
 
 describe("shared namespace state", () => {
