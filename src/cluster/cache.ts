@@ -69,7 +69,11 @@ export class ClusterCache {
       kind: string,
       on: (o: T) => void,
       sel: { labelSelector?: string; fieldSelector?: string } = {},
-    ) => new ResilientInformer<T>(kc, { path, apiVersion, kind, ...sel }, on, log);
+    ) =>
+      new ResilientInformer<T>(kc, { path, apiVersion, kind, ...sel }, on, log, {
+        // A cache back after a failure: what changed meanwhile may have fired no event that was acted on.
+        onResynced: everyPolicy,
+      });
 
     // A new generation is a spec the user changed: it runs at once, even while a failure backs off.
     const generations = new Map<string, number | undefined>();

@@ -25,6 +25,12 @@ export interface InformerOptions {
   backoff?: Backoff;
   /** Time source of the restart timer (a fake one in tests). */
   clock?: Clock;
+  /**
+   * Called each time the cache becomes synced again after a failure. Events that arrived while any cache was
+   * unsynced may have been dropped by readers gating on sync, and a relist that finds nothing new fires no
+   * event: the owner re-checks everything here instead of waiting for the next periodic resync.
+   */
+  onResynced?: () => void;
 }
 
 /**
@@ -70,6 +76,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   /** A LIST succeeded since the last failure (its items go into the cache right after). */
   private listed = false;
   private synced = false;
+  private readonly onResynced: (() => void) | undefined;
   private failure: unknown;
   private syncWaiters: ((synced: boolean) => void)[] = [];
 
@@ -81,6 +88,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     opts: InformerOptions = {},
   ) {
     this.backoff = opts.backoff ?? new Backoff(500, 30_000);
+    this.onResynced = opts.onResynced;
     this.clock = opts.clock ?? keepAliveClock;
     // Lists travel as plain JSON, like watch events: client-node's models would rename fields (`_from`).
     const rest = new RestClient(kc);
@@ -169,11 +177,12 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private markSyncedIfListed(): void {
     if (this.synced || !this.listed || this.stopped) return;
     this.synced = true;
-    if (this.failure !== undefined)
-      this.log.info("informer synced again", { kind: this.spec.kind, path: this.spec.path });
+    const recovered = this.failure !== undefined;
+    if (recovered) this.log.info("informer synced again", { kind: this.spec.kind, path: this.spec.path });
     this.failure = undefined;
     this.backoff.forget("w");
     for (const w of this.syncWaiters.splice(0)) w(true);
+    if (recovered) this.onResynced?.();
   }
 
   /** Lists (fills the cache) and starts watching; resolves after the first attempt, synced or not. */

@@ -90,11 +90,14 @@ describe("ResilientInformer (client side, through the fault proxy)", () => {
 
   it("is unsynced from a watch failure until a new LIST succeeds (no resume from a stale cache)", async () => {
     const clock = recordingClock();
+    let resynced = 0;
     informer = new ResilientInformer<V1ConfigMap>(kubeConfigFor(proxy.url), SPEC, () => {}, silentLogger(), {
       clock,
+      onResynced: () => resynced++,
     });
     await informer.start();
     await until("synced", () => informer!.hasSynced && api.openWatches > 0);
+    expect(resynced).to.equal(0, "the first sync is not a recovery");
     proxy.addRule({ verb: "list", action: { status: 503 } });
     const lists = proxy.count("list", "configmaps");
     proxy.dropStreams(); // the watch connection breaks
@@ -106,6 +109,8 @@ describe("ResilientInformer (client side, through the fault proxy)", () => {
     );
     proxy.clearRules();
     await until("synced again", () => informer!.hasSynced);
+    // A relist that finds nothing new fires no event: the owner is told so it can re-check everything.
+    expect(resynced).to.equal(1);
   });
 
   it("credentials failing at watch reconnect are a handled, retried error (the process keeps running)", async () => {
