@@ -21,7 +21,7 @@ import {
   stringFlag,
 } from "./flags.js";
 import type { ApiServerInputs, FileResult, Parsed } from "./inputs.js";
-import { parseConfigObject } from "./inputs.js";
+import { isRecord, parseConfigObject } from "./inputs.js";
 import { judgeCiphers } from "./tls.js";
 import { quote } from "./text.js";
 
@@ -134,10 +134,6 @@ const APISERVER_CONFIG_VERSIONS = [
   "apiserver.config.k8s.io/v1beta1",
   "apiserver.config.k8s.io/v1alpha1",
 ];
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** Reads and parses a flag-referenced config file, or says why it cannot be used. */
 function configFile(
@@ -469,6 +465,9 @@ function auditRetention(
 const CIS_ENCRYPTION_PROVIDERS = new Set(["aescbc", "kms", "secretbox"]);
 
 /** The provider that encrypts new Secrets (first provider of the first rule covering them). */
+/** The EncryptionConfiguration provider types kube-apiserver knows. */
+const PROVIDER_TYPES: ReadonlySet<string> = new Set(["aescbc", "aesgcm", "secretbox", "kms", "identity"]);
+
 function secretsWriteProvider(i: ApiServerInputs): Effective<string | undefined> {
   const parsed = configFile(i, "encryption-provider-config", [
     { apiVersion: "apiserver.config.k8s.io/v1", kind: "EncryptionConfiguration" },
@@ -489,6 +488,12 @@ function secretsWriteProvider(i: ApiServerInputs): Effective<string | undefined>
       return {
         ok: false,
         reason: `${path}: the rule covering secrets has no providers; kube-apiserver rejects it`,
+      };
+    // Only a provider type is ever named: whatever else stands there may be key material.
+    if (!PROVIDER_TYPES.has(name))
+      return {
+        ok: false,
+        reason: `${path}: the first provider for secrets is of no known type; kube-apiserver rejects it`,
       };
     return { ok: true, value: name, explicit: true, source: path };
   }

@@ -15,7 +15,7 @@ import type { AreaCondition } from "../status/status.js";
 import type { CheckResult } from "./check.js";
 import { cisFindings } from "./findings.js";
 import type { ApiServerInputs, HostReader, KubeletInputs, Parsed } from "./inputs.js";
-import { gatherApiServerInputs, gatherKubeletInputs, parseApiServerManifest } from "./inputs.js";
+import { gatherApiServerInputs, gatherKubeletInputs, isRecord, parseApiServerManifest } from "./inputs.js";
 import { runCisChecks } from "./run.js";
 
 /** Why a check that needs a node file is Unknown in-cluster. */
@@ -30,10 +30,6 @@ export const KUBELET_FLAGS_UNAVAILABLE =
 export const IN_CLUSTER_READER: HostReader = {
   readFile: () => Promise.reject(new Error(NODE_FILES_UNREADABLE)),
 };
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /**
  * API server inputs from its pod object as the API returns it (a mirror pod of the static manifest): the

@@ -172,8 +172,15 @@ export const APISERVER_FILE_FLAGS: readonly string[] = [
 export type Parsed<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/**
+ * A YAML/JSON mapping as a Go decoder sees one: a plain object only. The yaml library turns `!!omap`,
+ * `!!set` and `!!binary` into a Map, Set or Uint8Array, which would otherwise pass as an empty mapping (and
+ * a check would judge the defaults of a section the component could not even decode).
+ */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
 // go-yaml v2 (under sigs.k8s.io/yaml) resolves neither sexagesimal numbers (`1:30`) nor timestamps, so
@@ -302,6 +309,18 @@ export function parseYamlMapping(text: string): Parsed<Record<string, unknown>> 
  * Parses a config file and checks its apiVersion/kind against what the component accepts.
  * `accepted` lists `apiVersion/kind` pairs.
  */
+/**
+ * A type identifier as found, quoted only when it looks like one: this also runs on key-bearing files
+ * (EncryptionConfiguration), where whatever else stands there may be key material.
+ */
+function typeName(v: unknown): string {
+  if (typeof v === "string" && /^[A-Za-z0-9./-]{1,63}$/.test(v)) return quote(v);
+  if (typeof v === "string") return `a string of ${v.length} characters`;
+  return v === undefined || v === null
+    ? "(none)"
+    : `a${Array.isArray(v) ? "" : "n"} ${Array.isArray(v) ? "list" : typeof v}`;
+}
+
 export function parseConfigObject(
   text: string,
   accepted: readonly { apiVersion: string; kind: string }[],
@@ -313,7 +332,7 @@ export function parseConfigObject(
     const want = accepted.map((a) => `${a.apiVersion} ${a.kind}`).join(" or ");
     return {
       ok: false,
-      reason: `has apiVersion ${quote(apiVersion)} kind ${quote(kind)}, expected ${want}`,
+      reason: `has apiVersion ${typeName(apiVersion)} kind ${typeName(kind)}, expected ${want}`,
     };
   }
   return doc;
@@ -404,7 +423,7 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
   if (!doc.ok) return doc;
   const pod = doc.value;
   if (pod.kind !== "Pod") {
-    return { ok: false, reason: `is not a Pod (kind: ${quote(pod.kind ?? null)})` };
+    return { ok: false, reason: `is not a Pod (kind: ${typeName(pod.kind)})` };
   }
   const spec = pod.spec;
   if (!isRecord(spec) || !Array.isArray(spec.containers) || spec.containers.length === 0) {

@@ -31,6 +31,7 @@ import {
   stringFlag,
 } from "./flags.js";
 import type { KubeletInputs } from "./inputs.js";
+import { isRecord } from "./inputs.js";
 import { judgeCiphers } from "./tls.js";
 import { quote } from "./text.js";
 
@@ -61,13 +62,13 @@ function configField(k: KubeletInputs, path: readonly string[]): Field {
   let v: unknown = k.config.data;
   for (const [i, p] of path.entries()) {
     if (v === undefined || v === null) return { state: "absent" };
-    if (typeof v !== "object" || Array.isArray(v)) {
+    if (!isRecord(v)) {
       return {
         state: "error",
-        reason: `${path.slice(0, i).join(".")}: ${quote(v)} in ${k.config.source} is not an object; the kubelet cannot decode its config`,
+        reason: `${path.slice(0, i).join(".")}: ${typeof v === "object" ? `a ${Array.isArray(v) ? "list" : "tagged value"}` : quote(v)} in ${k.config.source} is not an object; the kubelet cannot decode its config`,
       };
     }
-    v = Object.hasOwn(v, p) ? (v as Record<string, unknown>)[p] : undefined;
+    v = Object.hasOwn(v, p) ? v[p] : undefined;
   }
   return v === undefined || v === null ? { state: "absent" } : { state: "present", value: v };
 }

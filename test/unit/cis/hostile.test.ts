@@ -131,6 +131,26 @@ resources:
       }
     });
 
+    it("never names key material standing where a type or provider name belongs", async () => {
+      for (const body of [
+        `apiVersion: {secret: ${KEY}}\nkind: EncryptionConfiguration\nresources: []\n`,
+        `apiVersion: apiserver.config.k8s.io/v1\nkind: ${KEY}\nresources: []\n`,
+        `apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - ${KEY}: {}\n`,
+      ]) {
+        put(join(root, "etc/kubernetes/config/encryption.yaml"), body);
+        const { stdout, stderr } = await run([
+          "--apiserver-manifest",
+          `${FIX}hardened/kube-apiserver.yaml`,
+          "--host-root",
+          root,
+          "-o",
+          "json",
+        ]);
+        expect(stdout + stderr, body).not.to.include(KEY);
+        expect(byId(stdout).get("1.2.28")?.status, body).to.be.oneOf(["Unknown", "Fail"]);
+      }
+    });
+
     it("does not echo a key from an escape sequence or block header the YAML parser quotes", async () => {
       for (const body of [`secret: "${KEY}\\q"\n`, `secret: |${KEY}\n  x\n`, `secret: ${KEY}\n\tx: 1\n`]) {
         const reason = parseYamlMapping(body);
@@ -367,6 +387,8 @@ resources:
       ['authentication:\n  anonymous: "false"\n', ["4.2.1"]],
       ["authentication:\n  anonymous: false\n", ["4.2.1"]],
       ['featureGates: "RotateKubeletServerCertificate=true"\n', ["4.2.11"]],
+      ["authentication:\n  anonymous: !!omap [enabled: true]\n", ["4.2.1"]],
+      ["authentication: !!binary AAAA\n", ["4.2.1", "4.2.3"]],
     ] as const) {
       it(`never defaults past ${JSON.stringify(body)}`, async () => {
         const { code, stdout } = await run(["--kubelet-config", config(body), "-o", "json"]);
@@ -506,10 +528,14 @@ resources:
       const { code, stderr } = await run(["--apiserver-manifest", path]);
       expect(code).to.equal(2);
       expectOneLine(stderr);
-      expect(stderr).to.include("\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202e\\nforged line");
+      // A type name that is not one is described, never echoed (it may be key material elsewhere).
+      expect(stderr).to.include("(kind: a string of");
+      expect(stderr).not.to.include("\u001b");
       const named = join(dir, `x${ESC}\n.yaml`);
       const missing = await run(["--kubelet-config", named]);
       expectOneLine(missing.stderr);
+      expect(missing.stderr).not.to.include("\u001b");
+      expect(missing.stderr).to.include("\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202e\\n.yaml");
     });
 
     it("escapes control characters in evidence and warnings, in JSON and table output", async () => {
@@ -594,7 +620,8 @@ resources:
       }
       expect(runs[0]?.stderr).to.include("is a FIFO, not a regular file");
       expect(runs[1]?.stderr).to.include("too many aliases");
-      expect(runs[2]?.stderr).to.include('kind: "\\x1b]0;pwned\\x07\\x1b[2J"');
+      expect(runs[2]?.stderr).to.include("kind: a string of");
+      expect(runs[2]?.stderr).not.to.include("\u001b");
     });
 
     it("exits 3 when the kubelet's --config cannot be read", async () => {
