@@ -2,24 +2,14 @@ import { expect } from "chai";
 import { CacheNotSyncedError, ClusterCache } from "../../../src/cluster/cache.js";
 import { silentLogger } from "../../../src/observability/logger.js";
 import { eventually } from "../../support/eventually.js";
-import { FaultProxy } from "../../support/faultproxy.js";
-import { FakeApi, kubeConfigFor } from "./fakeapi.js";
+import { kubeConfigFor, useFakeApiBehindProxy } from "./fakeapi.js";
 
 describe("ClusterCache.snapshot (client side, through the fault proxy)", () => {
-  let api: FakeApi;
-  let proxy: FaultProxy;
-  before(async () => {
-    api = new FakeApi();
-    proxy = await FaultProxy.start({ url: new URL(await api.listen()) });
-  });
-  after(async () => {
-    await proxy.stop();
-    await api.close();
-  });
+  const { proxy } = useFakeApiBehindProxy();
 
   it("refuses a snapshot while one cache has not synced, naming it; start() waits for every cache", async () => {
-    const failing = proxy.addRule({ verb: "list", resource: "namespaces", action: { status: 503 } });
-    const cache = new ClusterCache(kubeConfigFor(proxy.url), silentLogger(), () => {});
+    const failing = proxy().addRule({ verb: "list", resource: "namespaces", action: { status: 503 } });
+    const cache = new ClusterCache(kubeConfigFor(proxy().url), silentLogger(), () => {});
     let started: boolean | undefined;
     const starting = cache.start().then((s) => (started = s));
     try {

@@ -2,6 +2,7 @@ import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { shareDispatcher } from "../../../src/cluster/client.js";
+import { FaultProxy } from "../../support/faultproxy.js";
 
 /**
  * A stand-in upstream for client-side behaviour only (timeouts, retries, reconnects): it serves one
@@ -59,4 +60,22 @@ export function kubeConfigFor(server: string, kc: KubeConfig = new KubeConfig())
     currentContext: "x",
   });
   return shareDispatcher(kc);
+}
+
+/**
+ * Registers mocha hooks that start a FakeApi behind a FaultProxy for the enclosing `describe` and stop both
+ * afterwards; the returned getters are valid inside its tests.
+ */
+export function useFakeApiBehindProxy(): { api: () => FakeApi; proxy: () => FaultProxy } {
+  let api: FakeApi | undefined;
+  let proxy: FaultProxy | undefined;
+  before(async () => {
+    api = new FakeApi();
+    proxy = await FaultProxy.start({ url: new URL(await api.listen()) });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await api?.close();
+  });
+  return { api: () => api!, proxy: () => proxy! };
 }

@@ -5,8 +5,7 @@ import { silentLogger } from "../../../src/observability/logger.js";
 import { Backoff } from "../../../src/runtime/backoff.js";
 import type { Clock } from "../../../src/runtime/clock.js";
 import { eventually } from "../../support/eventually.js";
-import { FaultProxy } from "../../support/faultproxy.js";
-import { FakeApi, kubeConfigFor } from "./fakeapi.js";
+import { kubeConfigFor, useFakeApiBehindProxy } from "./fakeapi.js";
 
 /** Polls a synchronous condition. */
 const until = (what: string, fn: () => boolean, timeoutMs?: number) =>
@@ -29,55 +28,61 @@ function recordingClock(cutMs = 5): Clock & { delays: number[] } {
 }
 
 describe("ResilientInformer (client side, through the fault proxy)", () => {
-  let api: FakeApi;
-  let proxy: FaultProxy;
+  const { api, proxy } = useFakeApiBehindProxy();
   let informer: ResilientInformer<V1ConfigMap> | undefined;
-  before(async () => {
-    api = new FakeApi();
-    proxy = await FaultProxy.start({ url: new URL(await api.listen()) });
-  });
-  after(async () => {
-    await proxy.stop();
-    await api.close();
-  });
   afterEach(async () => {
     await informer?.stop();
     informer = undefined;
-    proxy.clearRules();
+    proxy().clearRules();
   });
 
   it("is not synced while its LIST fails, and retries ever more slowly (not every 0.5 s forever)", async () => {
-    proxy.addRule({ verb: "list", action: { status: 503 } });
+    proxy().addRule({ verb: "list", action: { status: 503 } });
     const clock = recordingClock();
-    informer = new ResilientInformer<V1ConfigMap>(kubeConfigFor(proxy.url), SPEC, () => {}, silentLogger(), {
-      clock,
-      backoff: new Backoff(500, 30_000, () => 0.5),
-    });
+    informer = new ResilientInformer<V1ConfigMap>(
+      kubeConfigFor(proxy().url),
+      SPEC,
+      () => {},
+      silentLogger(),
+      {
+        clock,
+        backoff: new Backoff(500, 30_000, () => 0.5),
+      },
+    );
     await informer.start();
     expect(informer.hasSynced).to.equal(false, "a failed first LIST is not a sync");
     await until("six retries", () => clock.delays.length >= 6, 10_000);
     expect(informer.hasSynced).to.equal(false);
     expect(clock.delays.slice(0, 6)).to.deep.equal([500, 1000, 2000, 4000, 8000, 16000]);
     expect(String(informer.lastError)).to.contain("503");
-    proxy.clearRules();
+    proxy().clearRules();
     await until("synced", () => informer!.hasSynced, 10_000);
     expect(informer.list().map((c) => c.metadata?.name)).to.deep.equal(["a"]);
     expect(informer.lastError).to.equal(undefined);
   });
 
   it("waitForSync resolves only after a successful LIST, and false when stopped first", async () => {
-    proxy.addRule({ verb: "list", action: { status: 503 }, times: 2 });
-    informer = new ResilientInformer<V1ConfigMap>(kubeConfigFor(proxy.url), SPEC, () => {}, silentLogger(), {
-      clock: recordingClock(),
-    });
-    const lists = proxy.count("list", "configmaps");
+    proxy().addRule({ verb: "list", action: { status: 503 }, times: 2 });
+    informer = new ResilientInformer<V1ConfigMap>(
+      kubeConfigFor(proxy().url),
+      SPEC,
+      () => {},
+      silentLogger(),
+      {
+        clock: recordingClock(),
+      },
+    );
+    const lists = proxy().count("list", "configmaps");
     await informer.start();
     expect(await informer.waitForSync()).to.equal(true);
-    expect(proxy.count("list", "configmaps") - lists).to.equal(3, "two failures, then the LIST that synced");
+    expect(proxy().count("list", "configmaps") - lists).to.equal(
+      3,
+      "two failures, then the LIST that synced",
+    );
 
-    proxy.addRule({ verb: "list", action: { status: 503 } });
+    proxy().addRule({ verb: "list", action: { status: 503 } });
     const never = new ResilientInformer<V1ConfigMap>(
-      kubeConfigFor(proxy.url),
+      kubeConfigFor(proxy().url),
       SPEC,
       () => {},
       silentLogger(),
@@ -91,23 +96,29 @@ describe("ResilientInformer (client side, through the fault proxy)", () => {
   it("is unsynced from a watch failure until a new LIST succeeds (no resume from a stale cache)", async () => {
     const clock = recordingClock();
     let resynced = 0;
-    informer = new ResilientInformer<V1ConfigMap>(kubeConfigFor(proxy.url), SPEC, () => {}, silentLogger(), {
-      clock,
-      onResynced: () => resynced++,
-    });
+    informer = new ResilientInformer<V1ConfigMap>(
+      kubeConfigFor(proxy().url),
+      SPEC,
+      () => {},
+      silentLogger(),
+      {
+        clock,
+        onResynced: () => resynced++,
+      },
+    );
     await informer.start();
-    await until("synced", () => informer!.hasSynced && api.openWatches > 0);
+    await until("synced", () => informer!.hasSynced && api().openWatches > 0);
     expect(resynced).to.equal(0, "the first sync is not a recovery");
-    proxy.addRule({ verb: "list", action: { status: 503 } });
-    const lists = proxy.count("list", "configmaps");
-    proxy.dropStreams(); // the watch connection breaks
+    proxy().addRule({ verb: "list", action: { status: 503 } });
+    const lists = proxy().count("list", "configmaps");
+    proxy().dropStreams(); // the watch connection breaks
     await until("unsynced", () => !informer!.hasSynced);
-    await until("relisting", () => proxy.count("list", "configmaps") >= lists + 3);
+    await until("relisting", () => proxy().count("list", "configmaps") >= lists + 3);
     expect(informer.hasSynced).to.equal(
       false,
       "a failing LIST after a broken watch must not count as synced",
     );
-    proxy.clearRules();
+    proxy().clearRules();
     await until("synced again", () => informer!.hasSynced);
     // A relist that finds nothing new fires no event: the owner is told so it can re-check everything.
     expect(resynced).to.equal(1);
@@ -131,17 +142,17 @@ describe("ResilientInformer (client side, through the fault proxy)", () => {
     try {
       const clock = recordingClock();
       informer = new ResilientInformer<V1ConfigMap>(
-        kubeConfigFor(proxy.url, new RevocableConfig()),
+        kubeConfigFor(proxy().url, new RevocableConfig()),
         SPEC,
         () => {},
         silentLogger(),
         { clock },
       );
       await informer.start();
-      await until("watching", () => informer!.hasSynced && api.openWatches > 0);
+      await until("watching", () => informer!.hasSynced && api().openWatches > 0);
       revoked = true;
       const retries = clock.delays.length;
-      api.endWatches(); // the server ends the watch; the reconnect cannot authenticate
+      api().endWatches(); // the server ends the watch; the reconnect cannot authenticate
       await until("a retry scheduled", () => clock.delays.length > retries + 1);
       expect(informer.hasSynced).to.equal(false);
       expect(String(informer.lastError)).to.contain("credentials revoked");

@@ -6,26 +6,16 @@ import {
   ResponseTooLargeError,
   RestClient,
 } from "../../../src/cluster/rest.js";
-import { FaultProxy } from "../../support/faultproxy.js";
-import { FakeApi, kubeConfigFor } from "./fakeapi.js";
+import { kubeConfigFor, useFakeApiBehindProxy } from "./fakeapi.js";
 
 describe("RestClient limits (through the fault proxy)", () => {
-  let api: FakeApi;
-  let proxy: FaultProxy;
-  before(async () => {
-    api = new FakeApi();
-    proxy = await FaultProxy.start({ url: new URL(await api.listen()) });
-  });
-  after(async () => {
-    await proxy.stop();
-    await api.close();
-  });
-  afterEach(() => proxy.clearRules());
+  const { proxy } = useFakeApiBehindProxy();
+  afterEach(() => proxy().clearRules());
 
   it("gives up on a stalled request after its default timeout, naming the request", async () => {
     expect(DEFAULT_TIMEOUT_MS).to.equal(30_000);
-    proxy.addRule({ verb: "get", action: { stall: true } });
-    const rest = new RestClient(kubeConfigFor(proxy.url), { defaultTimeoutMs: 300 });
+    proxy().addRule({ verb: "get", action: { stall: true } });
+    const rest = new RestClient(kubeConfigFor(proxy().url), { defaultTimeoutMs: 300 });
     const err = await rest.request("GET", "/api/v1/namespaces/ns/configmaps/a").then(
       () => undefined,
       (e: unknown) => e,
@@ -35,8 +25,8 @@ describe("RestClient limits (through the fault proxy)", () => {
   });
 
   it("a per-call timeout overrides the default", async () => {
-    proxy.addRule({ verb: "get", action: { stall: true } });
-    const rest = new RestClient(kubeConfigFor(proxy.url));
+    proxy().addRule({ verb: "get", action: { stall: true } });
+    const rest = new RestClient(kubeConfigFor(proxy().url));
     const err = await rest.request("GET", "/api/v1/namespaces/ns/configmaps/a", { timeoutMs: 200 }).then(
       () => undefined,
       (e: unknown) => e,
@@ -45,8 +35,8 @@ describe("RestClient limits (through the fault proxy)", () => {
   });
 
   it("refuses a text body over 16 MiB with an error naming the path, without reading it all", async () => {
-    proxy.addRule({ path: /^\/metrics$/, action: { hugeBody: DEFAULT_TEXT_MAX_BYTES + 1024 * 1024 } });
-    const rest = new RestClient(kubeConfigFor(proxy.url));
+    proxy().addRule({ path: /^\/metrics$/, action: { hugeBody: DEFAULT_TEXT_MAX_BYTES + 1024 * 1024 } });
+    const rest = new RestClient(kubeConfigFor(proxy().url));
     const before = process.memoryUsage().rss;
     const err = await rest.text("/metrics").then(
       () => undefined,
@@ -58,7 +48,7 @@ describe("RestClient limits (through the fault proxy)", () => {
   });
 
   it("caps JSON bodies too (per call), and reads ordinary ones", async () => {
-    const rest = new RestClient(kubeConfigFor(proxy.url));
+    const rest = new RestClient(kubeConfigFor(proxy().url));
     const ok = await rest.request<{ items: unknown[] }>("GET", "/api/v1/namespaces/ns/configmaps");
     expect(ok.items).to.have.length(1);
     const err = await rest
@@ -68,8 +58,8 @@ describe("RestClient limits (through the fault proxy)", () => {
   });
 
   it("turns a non-JSON error answer into an ApiError with its status", async () => {
-    proxy.addRule({ verb: "get", action: { status: 401, body: "Unauthorized" } });
-    const rest = new RestClient(kubeConfigFor(proxy.url));
+    proxy().addRule({ verb: "get", action: { status: 401, body: "Unauthorized" } });
+    const rest = new RestClient(kubeConfigFor(proxy().url));
     const err = await rest.request("GET", "/api/v1/namespaces/ns/configmaps/a").then(
       () => undefined,
       (e: unknown) => e as { code?: number; message?: string },
