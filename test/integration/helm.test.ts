@@ -1,0 +1,382 @@
+/**
+ * Needs the local control plane (controlplane/build.sh) and helm (controlplane/build-helm.sh, built from the Go
+ * module helm.sh/helm/v4 on first use and cached outside the repository).
+ * The Helm chart (charts/csp-operator) as a user meets it: its CRD is the one in crds/ byte for byte; with
+ * default values it renders exactly the objects of `kubectl kustomize config/default` apart from Helm's own
+ * labels, and with agent / encryptionRewrite on it adds exactly config/agent / config/encryption; values.schema.json
+ * refuses a typo, a wrong type and labels that would hand the operator's rights to generated Roles; `helm lint`
+ * passes; the full render passes a server-side dry run; and on a real API server install, upgrade with changed
+ * values (replicas, extra labels, the agent switched on and off) and uninstall (the CRD, the policies and csp-system
+ * stay; the operator's own objects go). No kubelet runs, so the assertions are on objects, not Pods.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { expect } from "chai";
+import { parseAllDocuments } from "yaml";
+import { useControlPlane } from "../support/controlplane.js";
+import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
+
+const run = promisify(execFile);
+const CHART = "charts/csp-operator";
+const RELEASE = "csp-operator";
+
+interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+interface Deployment extends Obj {
+  spec: {
+    replicas: number;
+    strategy: { type: string };
+    template: {
+      metadata: { labels: Record<string, string> };
+      spec: {
+        nodeSelector?: Record<string, string>;
+        tolerations?: unknown[];
+        priorityClassName?: string;
+        containers: { image: string; args: string[]; ports?: unknown[] }[];
+      };
+    };
+  };
+}
+
+/** Labels and annotations Helm (or the chart, for Helm's sake) adds; everything else must match config/. */
+const HELM_LABELS = ["helm.sh/chart", "app.kubernetes.io/instance", "app.kubernetes.io/version"];
+const HELM_ANNOTATIONS = [
+  "helm.sh/resource-policy",
+  "meta.helm.sh/release-name",
+  "meta.helm.sh/release-namespace",
+];
+
+function parseObjects(text: string): Obj[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJSON() as Obj | null)
+    .filter((o): o is Obj => o !== null && typeof o === "object");
+}
+
+const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+
+/** The object as config/ would write it: Helm's labels and annotations removed. */
+function withoutHelm(o: Obj): Obj {
+  const copy = structuredClone(o);
+  const labels = copy.metadata.labels ?? {};
+  for (const l of HELM_LABELS) delete labels[l];
+  if (labels["app.kubernetes.io/managed-by"] === "Helm") delete labels["app.kubernetes.io/managed-by"];
+  if (Object.keys(labels).length === 0) delete copy.metadata.labels;
+  const annotations = copy.metadata.annotations ?? {};
+  for (const a of HELM_ANNOTATIONS) delete annotations[a];
+  if (Object.keys(annotations).length === 0) delete copy.metadata.annotations;
+  return copy;
+}
+
+/**
+ * The rules of an aggregated ClusterRole belong to the aggregation controller: config/ writes `rules: []`, the
+ * chart leaves them out (Helm's server-side apply of `[]` conflicts with that controller on upgrade).
+ */
+function withoutAggregatedRules(o: Obj): Obj {
+  if (o.kind !== "ClusterRole" || !("aggregationRule" in o)) return o;
+  const { rules: _rules, ...rest } = o;
+  return rest;
+}
+
+function byKey(objs: Obj[]): Map<string, Obj> {
+  const m = new Map<string, Obj>();
+  for (const o of objs) {
+    expect(m.has(key(o)), `${key(o)} rendered twice`).to.be.false;
+    m.set(key(o), o);
+  }
+  return m;
+}
+
+/** Asserts the two object sets are equal, naming the first object that differs. */
+function expectSameObjects(actual: Obj[], expected: Obj[], what: string): void {
+  const a = byKey(actual.map(withoutHelm).map(withoutAggregatedRules));
+  const e = byKey(expected.map(withoutAggregatedRules));
+  expect([...a.keys()].sort(), `${what}: object set`).to.deep.equal([...e.keys()].sort());
+  for (const [k, obj] of e) expect(a.get(k), `${what}: ${k}`).to.deep.equal(obj);
+}
+
+describe("Helm chart charts/csp-operator", function () {
+  this.timeout(120_000);
+  const cp = useControlPlane();
+  const ok = kubectlOk(cp);
+  let helmBin = "";
+  let helmHome = "";
+
+  before(async function () {
+    this.timeout(600_000); // a cold helm build takes about 3 min on 2 cores; cached it is instant
+    const { stdout } = await run("bash", ["controlplane/build-helm.sh"], { maxBuffer: 1 << 20 });
+    helmBin = stdout.trim().split("\n").pop() ?? "";
+    helmHome = await mkdtemp(join(tmpdir(), "csp-helm-"));
+  });
+
+  after(async () => {
+    if (helmHome) await rm(helmHome, { recursive: true, force: true });
+  });
+
+  /** Runs helm against the test control plane with its own config/cache/data dirs; never throws. */
+  async function helm(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = {
+      PATH: process.env["PATH"] ?? "",
+      HOME: helmHome,
+      HELM_CONFIG_HOME: join(helmHome, "config"),
+      HELM_CACHE_HOME: join(helmHome, "cache"),
+      HELM_DATA_HOME: join(helmHome, "data"),
+      KUBECONFIG: cp().kubeconfigPath,
+    };
+    try {
+      const r = await run(helmBin, args, { env, maxBuffer: 64 << 20 });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return {
+        code: typeof e.code === "number" ? e.code : 1,
+        stdout: e.stdout ?? "",
+        stderr: e.stderr ?? "",
+      };
+    }
+  }
+
+  async function helmOk(args: string[]): Promise<string> {
+    const r = await helm(args);
+    expect(r.code, `helm ${args.join(" ")}: ${r.stderr}`).to.equal(0);
+    return r.stdout;
+  }
+
+  const template = async (...set: string[]) =>
+    parseObjects(
+      await helmOk(["template", RELEASE, CHART, "--include-crds", ...set.flatMap((s) => ["--set", s])]),
+    );
+
+  const kustomize = async (dir: string) => parseObjects(await ok(["kustomize", dir]));
+
+  it("ships the CRD of crds/ byte for byte in its crds/ directory (one source)", async () => {
+    const wanted = (await readdir("crds"))
+      .filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
+      .sort();
+    expect(wanted, "crds/ holds a CRD").to.not.be.empty;
+    expect(
+      (await readdir(join(CHART, "crds"))).sort(),
+      "charts/csp-operator/crds/ holds exactly crds/'s CRDs",
+    ).to.deep.equal(wanted);
+    for (const f of wanted) {
+      const chartCopy = await readFile(join(CHART, "crds", f), "utf8");
+      expect(
+        chartCopy === (await readFile(join("crds", f), "utf8")),
+        `${CHART}/crds/${f} differs from crds/${f}: cp crds/${f} ${CHART}/crds/`,
+      ).to.be.true;
+    }
+  });
+
+  it("passes helm lint --strict, with everything switched on too", async () => {
+    await helmOk(["lint", "--strict", CHART]);
+    await helmOk([
+      "lint",
+      "--strict",
+      CHART,
+      "--set",
+      "agent.enabled=true,encryptionRewrite.enabled=true,metrics.enabled=true",
+    ]);
+  });
+
+  it("renders with default values exactly the objects of config/default, apart from Helm's labels", async () => {
+    const chart = await template();
+    expectSameObjects(chart, await kustomize("config/default"), "default values vs config/default");
+    // Helm never templates crds/, so the CRD carries no Helm label; every other object does.
+    for (const o of chart.filter((o) => o.kind !== "CustomResourceDefinition")) {
+      expect(o.metadata.labels?.["app.kubernetes.io/managed-by"], key(o)).to.equal("Helm");
+      expect(o.metadata.labels?.["app.kubernetes.io/instance"], key(o)).to.equal(RELEASE);
+    }
+  });
+
+  it("adds exactly config/agent and config/encryption when agent / encryptionRewrite are enabled", async () => {
+    const base = await kustomize("config/default");
+    const both = [...base, ...(await kustomize("config/agent")), ...(await kustomize("config/encryption"))];
+    expectSameObjects(
+      await template("agent.enabled=true", "encryptionRewrite.enabled=true"),
+      both,
+      "agent + encryption",
+    );
+    const agentOnly = [...base, ...(await kustomize("config/agent"))];
+    expectSameObjects(await template("agent.enabled=true"), agentOnly, "agent only");
+  });
+
+  it("puts image, replicas, resources, placement, leader election, metrics and extra labels where they belong", async () => {
+    const digest = `sha256:${"ab".repeat(32)}`;
+    const objs = await template(
+      "image.repository=registry.example/sec/csp-operator",
+      `image.digest=${digest}`,
+      "replicas=2",
+      "leaderElection.enabled=true",
+      "metrics.enabled=true",
+      "metrics.serviceMonitor.enabled=true",
+      "resources.limits.memory=512Mi",
+      "nodeSelector.pool=system",
+      "tolerations[0].key=dedicated,tolerations[0].operator=Exists,tolerations[0].effect=NoSchedule",
+      "priorityClassName=system-cluster-critical",
+      "extraLabels.team=security",
+    );
+    const dep = objs.find((o) => o.kind === "Deployment") as Deployment;
+    const pod = dep.spec.template.spec;
+    expect(dep.spec.replicas).to.equal(2);
+    expect(dep.spec.strategy.type, "leader election lets a rollout overlap").to.equal("RollingUpdate");
+    expect(pod.containers[0]?.image).to.equal(`registry.example/sec/csp-operator@${digest}`);
+    expect(pod.containers[0]?.args).to.include.members(["--leader-elect", "--metrics-bind-address=:8080"]);
+    expect(pod.nodeSelector).to.deep.equal({ pool: "system" });
+    expect(pod.tolerations).to.deep.equal([{ key: "dedicated", operator: "Exists", effect: "NoSchedule" }]);
+    expect(pod.priorityClassName).to.equal("system-cluster-critical");
+    expect(dep.spec.template.metadata.labels).to.deep.equal({
+      "app.kubernetes.io/name": "csp-operator",
+      team: "security",
+    });
+    expect(objs.map(key)).to.include.members([
+      "Service/csp-system/csp-operator-metrics",
+      "ServiceMonitor/csp-system/csp-operator",
+    ]);
+    for (const o of objs.filter((o) => o.kind !== "CustomResourceDefinition"))
+      expect(o.metadata.labels?.["team"], `extra label on ${key(o)}`).to.equal("security");
+    expect(JSON.stringify(dep), "resources.limits").to.contain('"memory":"512Mi"');
+  });
+
+  it("refuses a typo, a wrong type and reserved extra labels, naming the value", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--set", "replica=2"], /additional properties 'replica' not allowed|replica/],
+      [["--set", "agent.enable=true"], /enable/],
+      [["--set-string", "replicas=two"], /replicas/],
+      [["--set", "image.digest=latest"], /digest/],
+      [
+        ["--set", "extraLabels.security\\.csp-operator\\.io/aggregate-to-grantable=true"],
+        /invalid propertyName 'security\.csp-operator\.io\/aggregate-to-grantable'/,
+      ],
+      [
+        ["--set", "extraLabels.pod-security\\.kubernetes\\.io/enforce=privileged"],
+        /invalid propertyName 'pod-security\.kubernetes\.io\/enforce'/,
+      ],
+      [["--set", "tolerations[0].efect=NoSchedule"], /efect/],
+    ];
+    for (const [set, message] of cases) {
+      const r = await helm(["template", RELEASE, CHART, ...set]);
+      expect(r.code, `${set.join(" ")} must fail`).to.not.equal(0);
+      expect(r.stderr, set.join(" ")).to.match(/values don't meet the specifications of the schema/);
+      expect(r.stderr, set.join(" ")).to.match(message);
+    }
+  });
+
+  it("installs, upgrades with changed values and uninstalls, keeping the CRD, the policies and csp-system", async () => {
+    const install = [
+      "upgrade",
+      "--install",
+      RELEASE,
+      CHART,
+      "--namespace",
+      "csp-system",
+      "--create-namespace",
+    ];
+    await helmOk(install);
+    const dep = JSON.parse(
+      await ok(["get", "deployment", "-n", "csp-system", "csp-operator", "-o", "json"]),
+    ) as Deployment;
+    expect(dep.spec.replicas).to.equal(1);
+    expect(dep.metadata.labels?.["app.kubernetes.io/managed-by"]).to.equal("Helm");
+    const ns = JSON.parse(await ok(["get", "namespace", "csp-system", "-o", "json"])) as Obj;
+    expect(
+      ns.metadata.labels?.["pod-security.kubernetes.io/enforce"],
+      "csp-system enforces restricted",
+    ).to.equal("restricted");
+    await ok(["get", "crd", "clustersecuritypolicies.security.csp-operator.io"]);
+    await ok(["get", "clusterrole", "csp-operator-grantable", "csp-operator"]);
+    await ok(["get", "validatingadmissionpolicy", "csp-operator-no-token-secrets"]);
+    const noAgent = await cp().kubectl(["get", "namespace", "csp-agent"]);
+    expect(noAgent.code, "the agent is off by default").to.not.equal(0);
+
+    await ok(
+      ["apply", "-f", "-"],
+      "apiVersion: security.csp-operator.io/v1alpha1\nkind: ClusterSecurityPolicy\nmetadata: {name: helm-kept}\nspec: {mode: Audit}\n",
+    );
+
+    await helmOk([
+      "upgrade",
+      RELEASE,
+      CHART,
+      "--namespace",
+      "csp-system",
+      "--set",
+      "replicas=2,leaderElection.enabled=true,extraLabels.team=security,agent.enabled=true",
+    ]);
+    const upgraded = JSON.parse(
+      await ok(["get", "deployment", "-n", "csp-system", "csp-operator", "-o", "json"]),
+    ) as Deployment;
+    expect(upgraded.spec.replicas).to.equal(2);
+    expect(upgraded.metadata.labels?.["team"]).to.equal("security");
+    expect(upgraded.spec.template.metadata.labels["team"]).to.equal("security");
+    const role = JSON.parse(await ok(["get", "clusterrole", "csp-operator", "-o", "json"])) as Obj;
+    expect(role.metadata.labels?.["team"]).to.equal("security");
+    await ok(["get", "daemonset", "-n", "csp-agent", "csp-operator-agent"]);
+    await ok(["get", "validatingadmissionpolicy", "csp-operator-agent-own-report"]);
+
+    // Back to the defaults: the agent's objects go, the label goes.
+    await helmOk(["upgrade", RELEASE, CHART, "--namespace", "csp-system", "--reset-values"]);
+    const reset = JSON.parse(
+      await ok(["get", "deployment", "-n", "csp-system", "csp-operator", "-o", "json"]),
+    ) as Deployment;
+    expect(reset.spec.replicas).to.equal(1);
+    expect(reset.metadata.labels).to.not.have.property("team");
+    expect(
+      (await cp().kubectl(["get", "validatingadmissionpolicy", "csp-operator-agent-own-report"])).code,
+    ).to.not.equal(0);
+    await eventually(
+      "namespace csp-agent deleted",
+      async () => (await cp().kubectl(["get", "namespace", "csp-agent"])).code !== 0,
+    );
+
+    await helmOk(["uninstall", RELEASE, "--namespace", "csp-system"]);
+    for (const gone of [
+      ["deployment", "-n", "csp-system", "csp-operator"],
+      ["serviceaccount", "-n", "csp-system", "csp-operator"],
+      ["clusterrole", "csp-operator"],
+      ["clusterrole", "csp-operator-grantable"],
+      ["clusterrolebinding", "csp-operator"],
+      ["role", "-n", "kube-system", "csp-operator-apiserver-pods"],
+      ["validatingadmissionpolicy", "csp-operator-no-token-secrets"],
+    ])
+      expect((await cp().kubectl(["get", ...gone])).code, `${gone.join(" ")} removed`).to.not.equal(0);
+    await ok(["get", "crd", "clustersecuritypolicies.security.csp-operator.io"]);
+    await ok(["get", "clustersecuritypolicy", "helm-kept"]);
+    const kept = JSON.parse(await ok(["get", "namespace", "csp-system", "-o", "json"])) as Obj & {
+      status?: { phase?: string };
+    };
+    expect(kept.status?.phase, "csp-system (key ring) stays").to.equal("Active");
+    expect(await helmOk(["list", "--all-namespaces", "-q"])).to.not.contain(RELEASE);
+  });
+  it("renders a manifest the API server accepts (helm template | kubectl apply --dry-run=server)", async () => {
+    const manifest = await helmOk([
+      "template",
+      RELEASE,
+      CHART,
+      "--include-crds",
+      "--set",
+      "agent.enabled=true,encryptionRewrite.enabled=true,metrics.enabled=true,extraLabels.team=security",
+    ]);
+    // A dry run creates no namespace, so the namespaces the objects live in must exist (csp-system was kept by
+    // the uninstall above, csp-agent went with the agent). Runs after the install test: a csp-system that Helm
+    // did not create would make `helm install` refuse to adopt it.
+    for (const ns of ["csp-system", "csp-agent"])
+      await ok(["apply", "-f", "-"], `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}}\n`);
+    const out = await ok(["apply", "--dry-run=server", "-f", "-"], manifest);
+    expect(out).to.match(/deployment.apps\/csp-operator (created|configured) \(server dry run\)/);
+    expect(out).to.match(/daemonset.apps\/csp-operator-agent (created|configured) \(server dry run\)/);
+  });
+});
