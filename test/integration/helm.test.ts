@@ -251,6 +251,16 @@ describe("Helm chart charts/csp-operator", function () {
     expect(JSON.stringify(dep), "resources.limits").to.contain('"memory":"512Mi"');
   });
 
+  it("leaves csp-system to others with namespace.create=false, and the etcd mount out with agent.etcdData=false", async () => {
+    const objs = await template("namespace.create=false", "agent.enabled=true", "agent.etcdData=false");
+    expect(objs.map(key)).to.not.include("Namespace//csp-system");
+    expect(objs.map(key)).to.include("Namespace//csp-agent");
+    const ds = objs.find((o) => o.kind === "DaemonSet");
+    expect(JSON.stringify(ds)).to.contain("/etc/kubernetes").and.not.contain("etcd-data");
+    const withEtcd = (await template("agent.enabled=true")).find((o) => o.kind === "DaemonSet");
+    expect(JSON.stringify(withEtcd), "default mounts /var/lib/etcd").to.contain('"path":"/var/lib/etcd"');
+  });
+
   it("refuses a typo, a wrong type and reserved extra labels, naming the value", async () => {
     const cases: [string[], RegExp][] = [
       [["--set", "replica=2"], /additional properties 'replica' not allowed|replica/],
