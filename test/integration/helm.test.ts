@@ -82,16 +82,6 @@ function withoutHelm(o: Obj): Obj {
   return copy;
 }
 
-/**
- * The rules of an aggregated ClusterRole belong to the aggregation controller: config/ writes `rules: []`, the
- * chart leaves them out (Helm's server-side apply of `[]` conflicts with that controller on upgrade).
- */
-function withoutAggregatedRules(o: Obj): Obj {
-  if (o.kind !== "ClusterRole" || !("aggregationRule" in o)) return o;
-  const { rules: _rules, ...rest } = o;
-  return rest;
-}
-
 function byKey(objs: Obj[]): Map<string, Obj> {
   const m = new Map<string, Obj>();
   for (const o of objs) {
@@ -103,8 +93,8 @@ function byKey(objs: Obj[]): Map<string, Obj> {
 
 /** Asserts the two object sets are equal, naming the first object that differs. */
 function expectSameObjects(actual: Obj[], expected: Obj[], what: string): void {
-  const a = byKey(actual.map(withoutHelm).map(withoutAggregatedRules));
-  const e = byKey(expected.map(withoutAggregatedRules));
+  const a = byKey(actual.map(withoutHelm));
+  const e = byKey(expected);
   expect([...a.keys()].sort(), `${what}: object set`).to.deep.equal([...e.keys()].sort());
   for (const [k, obj] of e) expect(a.get(k), `${what}: ${k}`).to.deep.equal(obj);
 }
