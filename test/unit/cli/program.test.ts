@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
+import { parse } from "yaml";
 import {
   EXIT_USAGE,
   packageVersion,
@@ -230,5 +231,20 @@ describe("cli: the csp-operator command line", () => {
     expect(programName(undefined)).to.equal("csp-operator");
     const o = await cli(["--help"], {}, "kubectl csp");
     expect(o.stdout).to.match(/^Usage: kubectl csp \[options\] \[command\]/);
+  });
+
+  it("accepts the arguments the shipped manifests give (config/manager, config/agent)", async () => {
+    const argsOf = (file: string) => {
+      const o = parse(readFileSync(new URL(`../../../${file}`, import.meta.url), "utf8")) as {
+        spec: { template: { spec: { containers: { args: string[] }[] } } };
+      };
+      return o.spec.template.spec.containers[0]!.args;
+    };
+    const manager = await cli(argsOf("config/manager/deployment.yaml"));
+    expect(manager.code, manager.stderr).to.equal(0);
+    expect(manager.ran).to.include({ workers: 2, resyncSeconds: 300 });
+    const agent = await cli(argsOf("config/agent/daemonset.yaml"), { NODE_NAME: "cp-1" });
+    expect(agent.code, agent.stderr).to.equal(0);
+    expect(agent.agent).to.include({ nodeName: "cp-1", hostRoot: "/host" });
   });
 });
