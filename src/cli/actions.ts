@@ -2,7 +2,8 @@
  * What `csp-operator run` and `csp-operator agent` do once their command line is valid (parsed in
  * ./program.ts), and `check`, which parses its own options (src/cis/command.ts).
  */
-import type { Actions, AgentCliOptions, CliIO, RunOptions } from "./program.js";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { UsageError, type Actions, type AgentCliOptions, type CliIO, type RunOptions } from "./program.js";
 import type { Logger } from "../observability/logger.js";
 
 /** The operator: runs until SIGTERM/SIGINT, then drains. Resolves to the exit code. */
@@ -15,7 +16,7 @@ export async function run(opts: RunOptions): Promise<number> {
   ]);
   const log = createLogger(opts.logLevel);
   logUnhandledRejections(log);
-  const kc = loadKubeConfig(opts.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
+  const kc = kubeConfig(loadKubeConfig, opts.kubeconfig);
   const { workers, resyncSeconds } = opts;
   const operator = new Operator(kc, { workers, resyncMs: resyncSeconds * 1000, areas: AREAS }, log);
   log.info("starting", { server: kc.getCurrentCluster()?.server, workers, resyncSeconds });
@@ -54,7 +55,7 @@ export async function agent(opts: AgentCliOptions): Promise<number> {
   const node = opts.nodeName;
   const log = createLogger(opts.logLevel).child({ component: "csp-operator-agent", node });
   logUnhandledRejections(log);
-  const kc = loadKubeConfig(opts.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
+  const kc = kubeConfig(loadKubeConfig, opts.kubeconfig);
   const a = new Agent(
     kc,
     {
@@ -88,6 +89,25 @@ export async function check(argv: string[], io: CliIO): Promise<number> {
 }
 
 export const ACTIONS: Actions = { run, agent, check };
+
+/**
+ * The kubeconfig from --kubeconfig, else the first file of $KUBECONFIG, else client-node's default
+ * (~/.kube/config, then in-cluster). A file that cannot be read or parsed is bad input: one line naming
+ * where it came from and why (the parser's first line only: never the file's content), exit 2.
+ */
+export function kubeConfig(load: (path?: string) => KubeConfig, flag: string | undefined): KubeConfig {
+  const fromEnv = process.env["KUBECONFIG"]?.split(":")[0] || undefined;
+  const path = flag ?? fromEnv;
+  try {
+    return load(path);
+  } catch (e) {
+    const source = flag !== undefined ? "--kubeconfig" : fromEnv !== undefined ? "$KUBECONFIG" : "kubeconfig";
+    const why = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 300);
+    throw new UsageError(`cannot load ${source}${path === undefined ? "" : ` ${path}`}: ${why}`, {
+      cause: e,
+    });
+  }
+}
 
 /**
  * Last resort only: every failure is handled where it happens (informers retry with backoff, reconciles

@@ -49,6 +49,9 @@ export interface Actions {
 /** Exit code for bad usage (unknown option or command, missing or invalid value). */
 export const EXIT_USAGE = 2;
 
+/** Bad input found by an action (an unreadable kubeconfig, say): one line on stderr, {@link EXIT_USAGE}. */
+export class UsageError extends Error {}
+
 /** winston's npm levels, most to least severe. */
 export const LOG_LEVELS = ["error", "warn", "info", "http", "verbose", "debug", "silly"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -329,6 +332,10 @@ export async function runCli(
     await program.parseAsync([...argv], { from: "user" });
     return exitCode();
   } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(oneLine(`error: ${e.message}`));
+      return EXIT_USAGE;
+    }
     if (!(e instanceof CommanderError)) throw e;
     if (["commander.helpDisplayed", "commander.help", "commander.version"].includes(e.code))
       return e.exitCode;

@@ -9,6 +9,7 @@ import {
   type Actions,
   type AgentCliOptions,
   type RunOptions,
+  UsageError,
 } from "../../../src/cli/program.js";
 
 const VERSION = (
@@ -31,6 +32,8 @@ async function cli(argv: string[], env: Record<string, string> = {}, name?: stri
   const out: Outcome = { code: -1, stdout: "", stderr: "" };
   const actions: Actions = {
     run: (o) => {
+      if (o.kubeconfig === "/unreadable")
+        return Promise.reject(new UsageError("cannot load --kubeconfig /unreadable"));
       out.ran = o;
       return Promise.resolve(0);
     },
@@ -175,6 +178,13 @@ describe("cli: the csp-operator command line", () => {
     expectUsageError(await cli(["agent", "--host-root", "/h"]), "--node-name");
     expectUsageError(await cli(["agent", "--node-name", "n"]), "--audit-policy-path");
     expectUsageError(await cli(["agent", "--host-root", "/h"], { NODE_NAME: "" }), "--node-name");
+  });
+
+  it("bad input an action finds is one line naming it, exit 2", async () => {
+    expectUsageError(
+      await cli(["--kubeconfig", "/unreadable"]),
+      "error: cannot load --kubeconfig /unreadable",
+    );
   });
 
   it("rejects an unknown command or a stray argument, exit 2", async () => {
