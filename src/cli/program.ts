@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { MAX_MESSAGE_CHARS, safeText } from "../cis/text.js";
 
 /** Where a command writes; injected so tests and main.ts decide. */
 export interface CliIO {
@@ -233,9 +234,12 @@ function usageError(cmd: Command, message: string): never {
   throw new Error("unreachable: exitOverride throws");
 }
 
-/** Commander writes "error: ...\n(Did you mean --x?)": keep it one line. */
+/**
+ * Commander writes "error: ...\n(Did you mean --x?)": one line, and what came from the command line (an
+ * option name, a value) cannot drive the terminal: control characters escaped, length bounded.
+ */
 function oneLine(s: string): string {
-  return `${s.trim().replace(/\s*\n\s*/g, " ")}\n`;
+  return `${safeText(s.trim().replace(/\s*\n\s*/g, " "), MAX_MESSAGE_CHARS)}\n`;
 }
 
 /**

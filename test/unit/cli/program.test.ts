@@ -180,6 +180,16 @@ describe("cli: the csp-operator command line", () => {
     expectUsageError(await cli(["agent", "--host-root", "/h"], { NODE_NAME: "" }), "--node-name");
   });
 
+  it("never echoes a control character or an endless argument to the terminal", async () => {
+    const o = await cli(["--\u001b]0;pwned\u0007\u001b[2J", "x"]);
+    expectUsageError(o, "unknown option '--\\x1b]0;pwned\\x07\\x1b[2J'");
+    // eslint-disable-next-line no-control-regex
+    expect(o.stderr).to.not.match(/[\u0000-\u0009\u000b-\u001f]/);
+    const long = await cli(["--workers", "9".repeat(100_000)]);
+    expectUsageError(long, "--workers");
+    expect(long.stderr.length).to.be.below(1000);
+  });
+
   it("bad input an action finds is one line naming it, exit 2", async () => {
     expectUsageError(
       await cli(["--kubeconfig", "/unreadable"]),
