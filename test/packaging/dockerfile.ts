@@ -8,7 +8,16 @@
  * Dockerfile change this reproduction cannot follow fails the tests instead of passing unseen.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, posix, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -155,6 +164,9 @@ export function buildStages(repo = REPO): BuiltStage[] {
   const ignoreFile = join(repo, ".dockerignore");
   const ignored = dockerIgnore(existsSync(ignoreFile) ? readFileSync(ignoreFile, "utf8") : "");
   const top = mkdtempSync(join(tmpdir(), "csp-image-"));
+  // Shared by the packaging tests of this process, removed when it ends (CSP_KEEP_STATE=1 keeps it).
+  if (!process.env["CSP_KEEP_STATE"])
+    process.once("exit", () => rmSync(top, { recursive: true, force: true }));
   const built: BuiltStage[] = [];
   df.stages.forEach((s, i) => {
     const stage = {

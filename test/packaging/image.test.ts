@@ -5,7 +5,7 @@
  */
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, posix, sep } from "node:path";
 import { hostPath, imageStages, listFiles, parseDockerfile, REPO, type BuiltStage } from "./dockerfile.js";
@@ -60,6 +60,10 @@ describe("the image (final Dockerfile stage reproduced without a container engin
     final = stages.at(-1)!;
     home = mkdtempSync(join(tmpdir(), "csp-image-home-"));
     tmp = mkdtempSync(join(tmpdir(), "csp-image-tmp-"));
+  });
+
+  after(() => {
+    for (const d of [home, tmp]) rmSync(d, { recursive: true, force: true });
   });
 
   it("pins Node by full version, the one the tests run on (package.json's `node` devDependency)", () => {

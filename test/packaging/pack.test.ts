@@ -8,7 +8,7 @@
  */
 import { expect } from "chai";
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { controlPlaneBinDir } from "../../controlplane/harness.js";
@@ -22,6 +22,7 @@ describe("the npm package: npm pack, npm install -g, csp-operator and kubectl cs
   let prefix: string;
   let packed: string[];
   let PATH: string;
+  let top: string;
 
   const run = (exe: string, args: string[]) => {
     const r = spawnSync(exe, args, {
@@ -34,7 +35,7 @@ describe("the npm package: npm pack, npm install -g, csp-operator and kubectl cs
 
   before(function () {
     this.timeout(300_000);
-    const top = mkdtempSync(join(tmpdir(), "csp-pack-"));
+    top = mkdtempSync(join(tmpdir(), "csp-pack-"));
     // The checkout as `git clone` gives it (tracked and new, not ignored, files), plus the compiled output
     // `prepare` writes: the image's build stage has just compiled it from the same sources.
     const stage = join(top, "checkout");
@@ -76,6 +77,10 @@ describe("the npm package: npm pack, npm install -g, csp-operator and kubectl cs
     );
     // The project's Node first (the executables' `#!/usr/bin/env node`), then the installed executables.
     PATH = [dirname(process.execPath), join(prefix, "bin"), "/usr/bin", "/bin"].join(":");
+  });
+
+  after(() => {
+    if (top) rmSync(top, { recursive: true, force: true });
   });
 
   it("packs the compiled code, the CRD and the README; no TypeScript, tests or source maps", () => {
