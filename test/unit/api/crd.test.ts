@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { readdirSync, readFileSync } from "node:fs";
+import { parse, parseAllDocuments } from "yaml";
 import { CRD_FILE, renderCRDYaml } from "../../../src/api/v1alpha1/render.js";
 
 describe("CRD", () => {
@@ -24,5 +24,26 @@ describe("CRD", () => {
     };
     walk(crd.spec.versions[0]!.schema.openAPIV3Schema as Record<string, unknown>, "");
     expect(missing).to.deep.equal([]);
+  });
+
+  it("crds/ holds only CRDs where `kubectl apply -f crds/` looks (.yaml, .yml, .json files)", () => {
+    const dir = new URL("../../../crds/", import.meta.url);
+    const read = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f));
+    expect(read).to.include(CRD_FILE.slice("crds/".length));
+    for (const f of read) {
+      const docs = parseAllDocuments(readFileSync(new URL(f, dir), "utf8")).map(
+        (d) => d.toJS() as { apiVersion?: string; kind?: string } | null,
+      );
+      for (const d of docs) {
+        expect(`${f}: ${d?.apiVersion}/${d?.kind}`).to.equal(
+          `${f}: apiextensions.k8s.io/v1/CustomResourceDefinition`,
+        );
+      }
+    }
+  });
+
+  it("fits the 256 KiB last-applied annotation of a client-side `kubectl apply`, with room to grow", () => {
+    const json = JSON.stringify(parse(renderCRDYaml()));
+    expect(json.length).to.be.below(128 * 1024);
   });
 });

@@ -1,0 +1,123 @@
+/**
+ * What `csp-operator run` and `csp-operator agent` do once their command line is valid (parsed in
+ * ./program.ts), and `check`, which parses its own options (src/cis/command.ts).
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import { UsageError, type Actions, type AgentCliOptions, type CliIO, type RunOptions } from "./program.js";
+import type { Logger } from "../observability/logger.js";
+
+/** The operator: runs until SIGTERM/SIGINT, then drains. Resolves to the exit code. */
+export async function run(opts: RunOptions): Promise<number> {
+  const [{ loadKubeConfig }, { createLogger }, { AREAS }, { Operator }] = await Promise.all([
+    import("../cluster/client.js"),
+    import("../observability/logger.js"),
+    import("../controller/registry.js"),
+    import("../operator.js"),
+  ]);
+  const log = createLogger(opts.logLevel);
+  logUnhandledRejections(log);
+  const kc = kubeConfig(loadKubeConfig, opts.kubeconfig);
+  const { workers, resyncSeconds } = opts;
+  const operator = new Operator(kc, { workers, resyncMs: resyncSeconds * 1000, areas: AREAS }, log);
+  log.info("starting", { server: kc.getCurrentCluster()?.server, workers, resyncSeconds });
+
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info("draining", { signal });
+      operator.stop().then(
+        () => {
+          log.info("stopped");
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.error("stop failed", { error: String(err) });
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  await operator.start();
+  return stopped;
+}
+
+/** The node agent (a DaemonSet on control-plane nodes, see config/agent). */
+export async function agent(opts: AgentCliOptions): Promise<number> {
+  const [{ loadKubeConfig }, { createLogger }, { Agent }] = await Promise.all([
+    import("../cluster/client.js"),
+    import("../observability/logger.js"),
+    import("../agent/agent.js"),
+  ]);
+  const node = opts.nodeName;
+  const log = createLogger(opts.logLevel).child({ component: "csp-operator-agent", node });
+  logUnhandledRejections(log);
+  const kc = kubeConfig(loadKubeConfig, opts.kubeconfig);
+  const a = new Agent(
+    kc,
+    {
+      node,
+      resyncMs: opts.resyncSeconds * 1000,
+      ...(opts.auditPolicyPath ? { auditPolicyPath: opts.auditPolicyPath } : {}),
+      ...(opts.encryptionConfigPath ? { encryptionConfigPath: opts.encryptionConfigPath } : {}),
+      ...(opts.policy ? { policy: opts.policy } : {}),
+      ...(opts.hostRoot ? { hostRoot: opts.hostRoot } : {}),
+    },
+    log,
+  );
+  await a.start();
+  log.info("agent started");
+  return new Promise<number>((resolve) => {
+    const stop = () => {
+      a.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
+/** `csp-operator check`: offline CIS checks; parses its own arguments. */
+export async function check(argv: string[], io: CliIO): Promise<number> {
+  const { runCheckCommand } = await import("../cis/command.js");
+  return runCheckCommand(argv, io);
+}
+
+export const ACTIONS: Actions = { run, agent, check };
+
+/**
+ * The kubeconfig from --kubeconfig, else the first file of $KUBECONFIG, else client-node's default
+ * (~/.kube/config, then in-cluster). A file that cannot be read or parsed is bad input: one line naming
+ * where it came from and why (the parser's first line only: never the file's content), exit 2.
+ */
+export function kubeConfig(load: (path?: string) => KubeConfig, flag: string | undefined): KubeConfig {
+  const fromEnv = process.env["KUBECONFIG"]?.split(":")[0] || undefined;
+  const path = flag ?? fromEnv;
+  try {
+    return load(path);
+  } catch (e) {
+    const source = flag !== undefined ? "--kubeconfig" : fromEnv !== undefined ? "$KUBECONFIG" : "kubeconfig";
+    const why = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 300);
+    throw new UsageError(`cannot load ${source}${path === undefined ? "" : ` ${path}`}: ${why}`, {
+      cause: e,
+    });
+  }
+}
+
+/**
+ * Last resort only: every failure is handled where it happens (informers retry with backoff, reconciles
+ * fail into the queue's backoff). A rejection nobody handled is a bug; log it with its stack instead of
+ * letting Node end the process and every watch with it.
+ */
+function logUnhandledRejections(log: Logger): void {
+  process.on("unhandledRejection", (reason: unknown) => {
+    log.error("unhandled promise rejection (a bug; the operator keeps running)", {
+      error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
+    });
+  });
+}

@@ -1,0 +1,348 @@
+/**
+ * The command line: `csp-operator [run] | agent | check | help`, built with commander. This module only
+ * parses and validates; what a command does is injected ({@link Actions}), so parsing is unit-tested
+ * without starting an operator and main.ts decides what runs.
+ *
+ * Conventions every command keeps: `--help` and `--version` (`-V`) work on every command; an unknown
+ * option, a missing or invalid value is ONE line on stderr naming the option and exit code 2.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { MAX_MESSAGE_CHARS, safeText } from "../cis/text.js";
+
+/** Where a command writes; injected so tests and main.ts decide. */
+export interface CliIO {
+  readonly stdout: (s: string) => void;
+  readonly stderr: (s: string) => void;
+}
+
+/** `csp-operator run`: the operator. */
+export interface RunOptions {
+  /** Unset: $KUBECONFIG's first file, then ~/.kube/config, then the in-cluster service account. */
+  readonly kubeconfig?: string;
+  readonly workers: number;
+  readonly resyncSeconds: number;
+  readonly logLevel: LogLevel;
+}
+
+/** `csp-operator agent`: the node agent (a DaemonSet on control-plane nodes, see config/agent). */
+export interface AgentCliOptions {
+  readonly kubeconfig?: string;
+  readonly nodeName: string;
+  readonly auditPolicyPath?: string;
+  readonly encryptionConfigPath?: string;
+  readonly policy?: string;
+  readonly hostRoot?: string;
+  readonly resyncSeconds: number;
+  readonly logLevel: LogLevel;
+}
+
+/** What each command does once its command line is valid; each resolves to the process exit code. */
+export interface Actions {
+  run(opts: RunOptions): Promise<number>;
+  agent(opts: AgentCliOptions): Promise<number>;
+  /** `check` parses its own options (src/cis/command.ts): it gets its arguments untouched. */
+  check(argv: string[], io: CliIO): Promise<number>;
+}
+
+/** Exit code for bad usage (unknown option or command, missing or invalid value). */
+export const EXIT_USAGE = 2;
+
+/** Bad input found by an action (an unreadable kubeconfig, say): one line on stderr, {@link EXIT_USAGE}. */
+export class UsageError extends Error {}
+
+/** winston's npm levels, most to least severe. */
+export const LOG_LEVELS = ["error", "warn", "info", "http", "verbose", "debug", "silly"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The commands, in help order; `run` is the default. */
+export const COMMANDS = ["run", "agent", "check", "help"] as const;
+
+/** The version in the package.json next to the code (the checkout's, the installed package's, the image's). */
+export function packageVersion(from: string = fileURLToPath(import.meta.url)): string {
+  for (let dir = dirname(from); ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (pkg.name === "csp-operator" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // no (readable) package.json here: look further up
+    }
+    if (dirname(dir) === dir) return "unknown";
+  }
+}
+
+/** The name help shows: `kubectl csp` when run as the kubectl plugin `kubectl-csp`. */
+export function programName(argv1: string | undefined): string {
+  const base = (argv1 ?? "").split(/[\\/]/).pop() ?? "";
+  return base.startsWith("kubectl-csp") ? "kubectl csp" : "csp-operator";
+}
+
+function positiveInteger(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${name} must be a positive integer.`);
+    return n;
+  };
+}
+
+function positiveSeconds(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${name} must be a positive number of seconds.`);
+    return n;
+  };
+}
+
+function absolutePath(name: string): (v: string) => string {
+  return (v) => {
+    if (!v.startsWith("/")) throw new InvalidArgumentError(`${name} must be an absolute path.`);
+    return v;
+  };
+}
+
+function nonEmpty(name: string): (v: string) => string {
+  return (v) => {
+    if (v === "") throw new InvalidArgumentError(`${name} must not be empty.`);
+    return v;
+  };
+}
+
+function kubeconfigOption(): Option {
+  return new Option(
+    "--kubeconfig <file>",
+    "kubeconfig to use (default: the first file in $KUBECONFIG, ~/.kube/config, then in-cluster)",
+  ).argParser(nonEmpty("--kubeconfig"));
+}
+
+function logLevelOption(): Option {
+  return new Option("--log-level <level>", "log level").choices(LOG_LEVELS).env("LOG_LEVEL").default("info");
+}
+
+/**
+ * Declares `run`'s options. The one place to add an operator flag: declare it here and read it in
+ * {@link runOptionsOf}.
+ */
+export function declareRunOptions(cmd: Command): Command {
+  return cmd
+    .addOption(kubeconfigOption())
+    .addOption(
+      new Option("--workers <n>", "policies reconciled in parallel")
+        .argParser(positiveInteger("--workers"))
+        .env("CSP_WORKERS")
+        .default(2),
+    )
+    .addOption(
+      new Option("--resync <seconds>", "full resync period")
+        .argParser(positiveSeconds("--resync"))
+        .env("CSP_RESYNC_SECONDS")
+        .default(300),
+    )
+    .addOption(logLevelOption());
+}
+
+/** `run`'s parsed options, typed. */
+export function runOptionsOf(cmd: Command): RunOptions {
+  const o = cmd.opts<{ kubeconfig?: string; workers: number; resync: number; logLevel: LogLevel }>();
+  return {
+    ...(o.kubeconfig === undefined ? {} : { kubeconfig: o.kubeconfig }),
+    workers: o.workers,
+    resyncSeconds: o.resync,
+    logLevel: o.logLevel,
+  };
+}
+
+/** Declares `agent`'s options. */
+export function declareAgentOptions(cmd: Command): Command {
+  return cmd
+    .addOption(kubeconfigOption())
+    .addOption(
+      new Option("--node-name <name>", "the node this agent runs on (required)")
+        .argParser(nonEmpty("--node-name"))
+        .env("NODE_NAME"),
+    )
+    .addOption(
+      new Option(
+        "--audit-policy-path <file>",
+        "absolute path where kube-apiserver reads --audit-policy-file (unset: not delivered)",
+      ).argParser(absolutePath("--audit-policy-path")),
+    )
+    .addOption(
+      new Option(
+        "--encryption-config-path <file>",
+        "absolute path where kube-apiserver reads --encryption-provider-config (unset: not delivered)",
+      ).argParser(absolutePath("--encryption-config-path")),
+    )
+    .addOption(
+      new Option(
+        "--host-root <dir>",
+        "absolute path where the host's / is mounted: also run the CIS 1.1.x/4.1.x file checks there",
+      ).argParser(absolutePath("--host-root")),
+    )
+    .addOption(
+      new Option(
+        "--policy <name>",
+        "deliver only this policy's files (needed when several policies render one)",
+      ).argParser(nonEmpty("--policy")),
+    )
+    .addOption(
+      new Option("--resync <seconds>", "re-check the files on disk this often")
+        .argParser(positiveSeconds("--resync"))
+        .default(60),
+    )
+    .addOption(logLevelOption());
+}
+
+/** `agent`'s parsed options, typed; a one-line usage error (exit 2) when a required one is missing. */
+export function agentOptionsOf(cmd: Command): AgentCliOptions {
+  const o = cmd.opts<{
+    kubeconfig?: string;
+    nodeName?: string;
+    auditPolicyPath?: string;
+    encryptionConfigPath?: string;
+    hostRoot?: string;
+    policy?: string;
+    resync: number;
+    logLevel: LogLevel;
+  }>();
+  if (!o.nodeName) usageError(cmd, "error: --node-name (or $NODE_NAME) is required");
+  if (!o.auditPolicyPath && !o.encryptionConfigPath && !o.hostRoot)
+    usageError(
+      cmd,
+      "error: give --audit-policy-path, --encryption-config-path and/or --host-root: nothing to deliver or check",
+    );
+  return {
+    nodeName: o.nodeName,
+    resyncSeconds: o.resync,
+    logLevel: o.logLevel,
+    ...(o.kubeconfig === undefined ? {} : { kubeconfig: o.kubeconfig }),
+    ...(o.auditPolicyPath === undefined ? {} : { auditPolicyPath: o.auditPolicyPath }),
+    ...(o.encryptionConfigPath === undefined ? {} : { encryptionConfigPath: o.encryptionConfigPath }),
+    ...(o.hostRoot === undefined ? {} : { hostRoot: o.hostRoot }),
+    ...(o.policy === undefined ? {} : { policy: o.policy }),
+  };
+}
+
+function usageError(cmd: Command, message: string): never {
+  cmd.error(message, { exitCode: EXIT_USAGE, code: "csp.usage" });
+  throw new Error("unreachable: exitOverride throws");
+}
+
+/**
+ * Commander writes "error: ...\n(Did you mean --x?)": one line, and what came from the command line (an
+ * option name, a value) cannot drive the terminal: control characters escaped, length bounded.
+ */
+function oneLine(s: string): string {
+  return `${safeText(s.trim().replace(/\s*\n\s*/g, " "), MAX_MESSAGE_CHARS)}\n`;
+}
+
+/**
+ * Builds the program. `check` is passed through untouched to {@link Actions.check}, which owns its
+ * options and its help.
+ */
+export function buildProgram(actions: Actions, io: CliIO, name = "csp-operator", version = packageVersion()) {
+  let exitCode = 0;
+  const program = new Command(name)
+    .description(
+      "Kubernetes operator for ClusterSecurityPolicy: network isolation, least privilege, Pod Security and control-plane hardening.",
+    )
+    .version(version, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .helpCommand("help [command]", "show help for a command")
+    .enablePositionalOptions()
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      outputError: (s, write) => write(oneLine(s)),
+    })
+    .addHelpText(
+      "after",
+      `
+Examples:
+  ${name} run --kubeconfig ~/.kube/config       run the operator against a cluster
+  ${name} check --apiserver-manifest kube-apiserver.yaml
+  ${name} help check                            the options of a command`,
+    );
+
+  declareRunOptions(
+    program
+      .command("run", { isDefault: true })
+      .description("run the operator (the default command)")
+      .version(version, "-V, --version", "print the version")
+      .helpOption("-h, --help", "show help"),
+  ).action(async (_opts: unknown, cmd: Command) => {
+    exitCode = await actions.run(runOptionsOf(cmd));
+  });
+
+  declareAgentOptions(
+    program
+      .command("agent")
+      .description("run the node agent: writes the rendered control-plane files to the host, checks them")
+      .version(version, "-V, --version", "print the version")
+      .helpOption("-h, --help", "show help"),
+  ).action(async (_opts: unknown, cmd: Command) => {
+    exitCode = await actions.agent(agentOptionsOf(cmd));
+  });
+
+  // `check` keeps its own parser (src/cis/command.ts): every argument reaches it as given, --help included.
+  program
+    .command("check")
+    .description("offline CIS Kubernetes Benchmark checks of kube-apiserver, kubelet and node files")
+    .argument("[options...]")
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (_args: unknown, _opts: unknown, cmd: Command) => {
+      const argv = cmd.args;
+      if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+        io.stdout(`${version}\n`);
+        exitCode = 0;
+        return;
+      }
+      exitCode = await actions.check(argv, io);
+    });
+  return { program, exitCode: () => exitCode };
+}
+
+/**
+ * Parses `argv` (the arguments after the executable) and runs the chosen command. Resolves to the exit
+ * code; never rejects on bad usage (one line on stderr, {@link EXIT_USAGE}).
+ */
+export async function runCli(
+  argv: readonly string[],
+  actions: Actions,
+  io: CliIO,
+  name = "csp-operator",
+  version = packageVersion(),
+): Promise<number> {
+  const first = argv[0];
+  const named = first === "help" ? argv[1] : first;
+  if (named !== undefined && !named.startsWith("-") && !(COMMANDS as readonly string[]).includes(named)) {
+    io.stderr(oneLine(`error: unknown command '${named}' (commands: ${COMMANDS.join(", ")}; default: run)`));
+    return EXIT_USAGE;
+  }
+  // `help check` is `check --help`: check owns its usage text.
+  if (first === "help" && argv[1] === "check" && argv.length === 2) argv = ["check", "--help"];
+  const { program, exitCode } = buildProgram(actions, io, name, version);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return exitCode();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(oneLine(`error: ${e.message}`));
+      return EXIT_USAGE;
+    }
+    if (!(e instanceof CommanderError)) throw e;
+    if (["commander.helpDisplayed", "commander.help", "commander.version"].includes(e.code))
+      return e.exitCode;
+    return EXIT_USAGE;
+  }
+}

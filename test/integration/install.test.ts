@@ -1,0 +1,75 @@
+/** Needs the local control plane (built on first use by controlplane/build.sh). */
+import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import { parse, parseAllDocuments } from "yaml";
+import { useControlPlane } from "../support/controlplane.js";
+import { CRD_FILE } from "../support/crd.js";
+import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
+
+const CRD_NAME = "clustersecuritypolicies.security.csp-operator.io";
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  spec?: unknown;
+}
+
+describe("install paths: kubectl apply -f crds/, --server-side, -k config/default (real API server)", function () {
+  this.timeout(120_000);
+  const cp = useControlPlane();
+  const ok = kubectlOk(cp);
+  const committed = parse(readFileSync(CRD_FILE, "utf8")) as Obj;
+
+  it("--server-side -f crds/ is accepted on a cluster without the CRD (dry run)", async () => {
+    const out = await ok(["apply", "--server-side", "--dry-run=server", "-f", "crds/", "-o", "name"]);
+    expect(out.trim().split("\n")).to.deep.equal([
+      `customresourcedefinition.apiextensions.k8s.io/${CRD_NAME}`,
+    ]);
+    expect((await cp().kubectl(["get", "crd", CRD_NAME])).code).to.not.equal(0);
+  });
+
+  it("-f crds/ applies exactly the CRD, without a warning, and its annotation fits the 256 KiB limit", async () => {
+    const r = await cp().kubectl(["apply", "-f", "crds/"]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.equal("");
+    expect(r.stdout.trim()).to.equal(`customresourcedefinition.apiextensions.k8s.io/${CRD_NAME} created`);
+    await ok(["wait", "--for=condition=Established", `crd/${CRD_NAME}`, "--timeout=60s"]);
+    const live = JSON.parse(await ok(["get", "crd", CRD_NAME, "-o", "json"])) as Obj;
+    const annotations = live.metadata.annotations ?? {};
+    expect(annotations[LAST_APPLIED]).to.be.a("string");
+    const size = Object.entries(annotations).reduce((n, [k, v]) => n + k.length + v.length, 0);
+    expect(size).to.be.below(256 * 1024);
+    expect((await ok(["apply", "-f", "crds/"])).trim()).to.equal(
+      `customresourcedefinition.apiextensions.k8s.io/${CRD_NAME} unchanged`,
+    );
+  });
+
+  it("--server-side -f crds/ then takes over the client-side applied CRD without a conflict", async () => {
+    const out = await ok(["apply", "--server-side", "-f", "crds/"]);
+    expect(out.trim()).to.equal(
+      `customresourcedefinition.apiextensions.k8s.io/${CRD_NAME} serverside-applied`,
+    );
+    const live = JSON.parse(await ok(["get", "crd", CRD_NAME, "-o", "json"])) as Obj;
+    // The API server adds its default conversion strategy; everything else is what crds/ says.
+    const { conversion, ...spec } = live.spec as { conversion?: unknown };
+    expect(conversion).to.deep.equal({ strategy: "None" });
+    expect(spec).to.deep.equal(committed.spec);
+  });
+
+  it("-k config/default renders the committed CRD and installs it with the namespace, RBAC and Deployment", async () => {
+    const rendered = parseAllDocuments(await ok(["kustomize", "config/default"])).map((d) => d.toJS() as Obj);
+    const crds = rendered.filter((o) => o.kind === "CustomResourceDefinition");
+    expect(crds).to.deep.equal([committed]);
+    await ok(["apply", "-k", "config/default"]);
+    for (const o of rendered) {
+      const ref = [o.kind, o.metadata.name, ...(o.metadata.namespace ? ["-n", o.metadata.namespace] : [])];
+      await eventually(
+        `${ref.join(" ")} to exist`,
+        async () => (await cp().kubectl(["get", ...ref])).code === 0,
+      );
+    }
+  });
+});

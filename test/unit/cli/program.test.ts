@@ -1,0 +1,270 @@
+import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import {
+  EXIT_USAGE,
+  packageVersion,
+  programName,
+  runCli,
+  type Actions,
+  type AgentCliOptions,
+  type RunOptions,
+  UsageError,
+} from "../../../src/cli/program.js";
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  }
+).version;
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ran?: RunOptions;
+  agent?: AgentCliOptions;
+  checked?: string[];
+}
+
+/** Runs the command line with actions that only record what they were given. */
+async function cli(argv: string[], env: Record<string, string> = {}, name?: string): Promise<Outcome> {
+  const out: Outcome = { code: -1, stdout: "", stderr: "" };
+  const actions: Actions = {
+    run: (o) => {
+      if (o.kubeconfig === "/unreadable")
+        return Promise.reject(new UsageError("cannot load --kubeconfig /unreadable"));
+      out.ran = o;
+      return Promise.resolve(0);
+    },
+    agent: (o) => {
+      out.agent = o;
+      return Promise.resolve(0);
+    },
+    check: (argv, io) => {
+      out.checked = argv;
+      if (argv.includes("--help")) io.stdout("Usage: csp-operator check [options]\n");
+      return Promise.resolve(argv.includes("--fail") ? 1 : 0);
+    },
+  };
+  const saved: Record<string, string | undefined> = {};
+  for (const k of ["CSP_WORKERS", "CSP_RESYNC_SECONDS", "LOG_LEVEL", "NODE_NAME", ...Object.keys(env)]) {
+    saved[k] = process.env[k];
+    delete process.env[k];
+  }
+  Object.assign(process.env, env);
+  try {
+    out.code = await runCli(
+      argv,
+      actions,
+      { stdout: (s) => (out.stdout += s), stderr: (s) => (out.stderr += s) },
+      name,
+    );
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  return out;
+}
+
+/** A usage error: exit 2, nothing run, exactly one line on stderr that contains `needle`. */
+function expectUsageError(o: Outcome, needle: string): void {
+  expect(o.code, o.stderr).to.equal(EXIT_USAGE);
+  expect(o.ran ?? o.agent ?? o.checked).to.equal(undefined);
+  expect(o.stdout).to.equal("");
+  expect(o.stderr.endsWith("\n")).to.be.true;
+  expect(o.stderr.trimEnd().split("\n"), o.stderr).to.have.length(1);
+  expect(o.stderr).to.contain(needle);
+}
+
+describe("cli: the csp-operator command line", () => {
+  it("runs the operator by default, with the documented defaults", async () => {
+    for (const argv of [[], ["run"]]) {
+      const o = await cli(argv);
+      expect(o.code).to.equal(0);
+      expect(o.ran).to.deep.equal({ workers: 2, resyncSeconds: 300, logLevel: "info" });
+    }
+  });
+
+  it("passes run's options, before or after the command name, and reads their environment variables", async () => {
+    const flags = ["--kubeconfig", "/k", "--workers=4", "--resync", "30", "--log-level", "debug"];
+    for (const argv of [flags, ["run", ...flags]]) {
+      const o = await cli(argv);
+      expect(o.code, o.stderr).to.equal(0);
+      expect(o.ran).to.deep.equal({ kubeconfig: "/k", workers: 4, resyncSeconds: 30, logLevel: "debug" });
+    }
+    const env = await cli([], { CSP_WORKERS: "3", CSP_RESYNC_SECONDS: "0.5", LOG_LEVEL: "warn" });
+    expect(env.ran).to.deep.equal({ workers: 3, resyncSeconds: 0.5, logLevel: "warn" });
+    const flagWins = await cli(["--workers", "5"], { CSP_WORKERS: "3" });
+    expect(flagWins.ran?.workers).to.equal(5);
+  });
+
+  it("passes agent's options", async () => {
+    const o = await cli([
+      "agent",
+      "--node-name",
+      "cp-1",
+      "--audit-policy-path",
+      "/etc/kubernetes/audit.yaml",
+      "--host-root=/host",
+      "--policy",
+      "baseline",
+      "--resync",
+      "10",
+    ]);
+    expect(o.code, o.stderr).to.equal(0);
+    expect(o.agent).to.deep.equal({
+      nodeName: "cp-1",
+      auditPolicyPath: "/etc/kubernetes/audit.yaml",
+      hostRoot: "/host",
+      policy: "baseline",
+      resyncSeconds: 10,
+      logLevel: "info",
+    });
+    const env = await cli(["agent", "--encryption-config-path", "/e.yaml"], { NODE_NAME: "cp-2" });
+    expect(env.agent).to.deep.equal({
+      nodeName: "cp-2",
+      encryptionConfigPath: "/e.yaml",
+      resyncSeconds: 60,
+      logLevel: "info",
+    });
+  });
+
+  it("passes check's arguments through untouched, in order, and returns its exit code", async () => {
+    const argv = ["--apiserver-manifest", "m.yaml", "-o", "json", "--kubelet-flags", "--version --x=1", "x"];
+    const o = await cli(["check", ...argv, "--fail"]);
+    expect(o.checked).to.deep.equal([...argv, "--fail"]);
+    expect(o.code).to.equal(1);
+  });
+
+  it("check's own options reach it even where they look like the program's", async () => {
+    const o = await cli(["check", "-h"]);
+    expect(o.checked).to.deep.equal(["-h"]);
+    const help = await cli(["check", "--help"]);
+    expect(help.checked).to.deep.equal(["--help"]);
+    expect(help.stdout).to.contain("Usage: csp-operator check");
+  });
+
+  it("rejects an unknown option with one line naming it, exit 2, and suggests the near one", async () => {
+    const o = await cli(["--wokers", "3"]);
+    expectUsageError(o, "unknown option '--wokers'");
+    expect(o.stderr).to.contain("--workers");
+    expectUsageError(await cli(["agent", "--node-name", "n", "--host-root", "/h", "--bogus"]), "--bogus");
+  });
+
+  it("rejects a missing value with one line naming the option, exit 2", async () => {
+    expectUsageError(await cli(["run", "--workers"]), "--workers");
+    expectUsageError(await cli(["--kubeconfig"]), "--kubeconfig");
+    expectUsageError(await cli(["agent", "--node-name"]), "--node-name");
+  });
+
+  it("rejects invalid values with one line naming the option (or its environment variable), exit 2", async () => {
+    for (const w of ["0", "-1", "1.5", "x", "", "1e3"])
+      expectUsageError(await cli(["--workers", w]), "--workers");
+    for (const r of ["0", "-5", "soon", ""]) expectUsageError(await cli(["--resync", r]), "--resync");
+    expectUsageError(await cli(["--log-level", "loud"]), "--log-level");
+    expectUsageError(await cli([], { CSP_WORKERS: "many" }), "CSP_WORKERS");
+    expectUsageError(await cli([], { LOG_LEVEL: "loud" }), "LOG_LEVEL");
+    expectUsageError(
+      await cli(["agent", "--node-name", "n", "--audit-policy-path", "audit.yaml"]),
+      "--audit-policy-path",
+    );
+    expectUsageError(await cli(["agent", "--node-name", "n", "--host-root", "host"]), "--host-root");
+  });
+
+  it("agent: a missing node name or nothing to do is a usage error naming what is missing", async () => {
+    expectUsageError(await cli(["agent", "--host-root", "/h"]), "--node-name");
+    expectUsageError(await cli(["agent", "--node-name", "n"]), "--audit-policy-path");
+    expectUsageError(await cli(["agent", "--host-root", "/h"], { NODE_NAME: "" }), "--node-name");
+  });
+
+  it("never echoes a control character or an endless argument to the terminal", async () => {
+    const o = await cli(["--\u001b]0;pwned\u0007\u001b[2J", "x"]);
+    expectUsageError(o, "unknown option '--\\x1b]0;pwned\\x07\\x1b[2J'");
+    // eslint-disable-next-line no-control-regex
+    expect(o.stderr).to.not.match(/[\u0000-\u0009\u000b-\u001f]/);
+    const long = await cli(["--workers", "9".repeat(100_000)]);
+    expectUsageError(long, "--workers");
+    expect(long.stderr.length).to.be.below(1000);
+  });
+
+  it("bad input an action finds is one line naming it, exit 2", async () => {
+    expectUsageError(
+      await cli(["--kubeconfig", "/unreadable"]),
+      "error: cannot load --kubeconfig /unreadable",
+    );
+  });
+
+  it("rejects an unknown command or a stray argument, exit 2", async () => {
+    expectUsageError(await cli(["chek"]), "unknown command 'chek'");
+    expectUsageError(await cli(["run", "extra"]), "extra");
+    expectUsageError(await cli(["help", "nope"]), "nope");
+  });
+
+  it("--version prints package.json's version on every command", async () => {
+    expect(packageVersion()).to.equal(VERSION);
+    for (const argv of [
+      ["--version"],
+      ["-V"],
+      ["run", "--version"],
+      ["agent", "-V"],
+      ["check", "--version"],
+    ]) {
+      const o = await cli(argv);
+      expect(o, argv.join(" ")).to.include({ code: 0, stdout: `${VERSION}\n`, stderr: "" });
+      expect(o.ran ?? o.agent ?? o.checked).to.equal(undefined);
+    }
+  });
+
+  it("--help and help [command] print usage to stdout and exit 0, running nothing", async () => {
+    for (const argv of [["--help"], ["-h"], ["help"]]) {
+      const o = await cli(argv);
+      expect(o.code).to.equal(0);
+      expect(o.ran).to.equal(undefined);
+      expect(o.stdout).to.match(/^Usage: csp-operator \[options\] \[command\]/);
+      for (const c of ["run", "agent", "check", "help"]) expect(o.stdout).to.match(new RegExp(`\\n  ${c} `));
+    }
+    for (const [cmd, flag] of [
+      ["run", "--workers"],
+      ["agent", "--node-name"],
+    ] as const) {
+      for (const argv of [
+        [cmd, "--help"],
+        ["help", cmd],
+      ]) {
+        const o = await cli(argv);
+        expect(o.code).to.equal(0);
+        expect(o.ran ?? o.agent).to.equal(undefined);
+        expect(o.stdout).to.contain(`Usage: csp-operator ${cmd} [options]`).and.contain(flag);
+      }
+    }
+    const check = await cli(["help", "check"]);
+    expect(check.checked).to.deep.equal(["--help"]);
+    expect(check.stdout).to.contain("Usage: csp-operator check");
+  });
+
+  it("calls itself `kubectl csp` when run as the kubectl plugin", async () => {
+    expect(programName("/usr/local/bin/kubectl-csp")).to.equal("kubectl csp");
+    expect(programName("/usr/local/lib/node_modules/csp-operator/dist/src/main.js")).to.equal("csp-operator");
+    expect(programName(undefined)).to.equal("csp-operator");
+    const o = await cli(["--help"], {}, "kubectl csp");
+    expect(o.stdout).to.match(/^Usage: kubectl csp \[options\] \[command\]/);
+  });
+
+  it("accepts the arguments the shipped manifests give (config/manager, config/agent)", async () => {
+    const argsOf = (file: string) => {
+      const o = parse(readFileSync(new URL(`../../../${file}`, import.meta.url), "utf8")) as {
+        spec: { template: { spec: { containers: { args: string[] }[] } } };
+      };
+      return o.spec.template.spec.containers[0]!.args;
+    };
+    const manager = await cli(argsOf("config/manager/deployment.yaml"));
+    expect(manager.code, manager.stderr).to.equal(0);
+    expect(manager.ran).to.include({ workers: 2, resyncSeconds: 300 });
+    const agent = await cli(argsOf("config/agent/daemonset.yaml"), { NODE_NAME: "cp-1" });
+    expect(agent.code, agent.stderr).to.equal(0);
+    expect(agent.agent).to.include({ nodeName: "cp-1", hostRoot: "/host" });
+  });
+});
