@@ -472,24 +472,40 @@ export const specSchema = obj(
     ),
     clusterVersion: obj(
       {
-        warnBeforeEndOfLifeDays: int({
-          description: "Report versions this close to end of life.",
+        warnDays: int({
+          description: "Report a minor release whose end of life is this many days away or closer (default 60).",
           minimum: 0,
-          default: 90,
+          maximum: 3650,
+        }),
+        tableConfigMap: str({
+          description:
+            "A ConfigMap in csp-system whose key `releases.json` replaces the release table shipped with the operator (air-gapped updates).",
+          maxLength: 253,
+          pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        }),
+        warnBeforeEndOfLifeDays: int({
+          description: "Deprecated alias of warnDays; warnDays wins when both are set.",
+          minimum: 0,
+          maximum: 3650,
         }),
       },
       { description: "Report API server and kubelet versions past or near end of life, and version skew." },
     ),
     credentials: obj(
       {
+        expiryWarningDays: int({
+          description: "Report certificates expiring within this many days (default 30).",
+          minimum: 1,
+          maximum: 3650,
+        }),
         legacyTokenSecrets: bool({
           description: "Report legacy ServiceAccount token Secrets.",
           default: true,
         }),
         certificateExpiryWarningDays: int({
-          description: "Report certificates expiring within this many days.",
+          description: "Deprecated alias of expiryWarningDays; expiryWarningDays wins when both are set.",
           minimum: 1,
-          default: 30,
+          maximum: 3650,
         }),
       },
       { description: "Credentials due for rotation." },
