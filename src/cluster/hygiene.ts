@@ -58,8 +58,8 @@ export class HygieneReader {
 
   /**
    * Legacy ServiceAccount token Secrets, METADATA ONLY: the request asks for a PartialObjectMetadataList
-   * and nothing else (no JSON fallback in Accept), so the API server never sends `data`; an answer of any
-   * other kind is refused unread rather than parsed.
+   * and nothing else (no plain JSON fallback in Accept), so the API server either sends metadata or
+   * answers 406; it never sends `data`. An answer of another kind is refused, not used.
    */
   async legacyTokenSecrets(): Promise<
     {
@@ -126,7 +126,6 @@ export class HygieneReader {
       signal: AbortSignal.timeout(this.timeoutMs),
       ...(ctx.getDispatcher() ? { dispatcher: ctx.getDispatcher() as Dispatcher } : {}),
     });
-    const contentType = res.headers.get("content-type") ?? "";
     if (!res.ok) {
       // Error bodies are Status objects (JSON), never Secret data.
       const text = (await res.text()).slice(0, 2000);
@@ -137,12 +136,6 @@ export class HygieneReader {
         /* plain text */
       }
       throw new ApiError(res.status, body);
-    }
-    if (!contentType.includes("as=PartialObjectMetadataList")) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new Error(
-        `GET ${path}: the server answered ${contentType || "without a content type"}, not a PartialObjectMetadataList; refused unread so no Secret data enters the operator`,
-      );
     }
     const list = (await res.json()) as {
       kind?: string;

@@ -473,7 +473,8 @@ export const specSchema = obj(
     clusterVersion: obj(
       {
         warnDays: int({
-          description: "Report a minor release whose end of life is this many days away or closer (default 60).",
+          description:
+            "Report a minor release whose end of life is this many days away or closer (default 60).",
           minimum: 0,
           maximum: 3650,
         }),

@@ -1,0 +1,287 @@
+/**
+ * Cluster hygiene areas (spec.clusterVersion, spec.credentials, expiring exemptions) against ONE real local
+ * control plane whose API server serving certificate expires in 5 days. The operator runs with exactly its
+ * installed RBAC (config/rbac + the opt-in config/credentials overlay).
+ */
+import { randomBytes, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { expect } from "chai";
+import winston from "winston";
+import { loadKubeConfig } from "../../src/cluster/client.js";
+import { clusterVersionArea } from "../../src/controller/clusterversion.js";
+import { credentialsArea } from "../../src/controller/credentials.js";
+import { exemptionExpiryArea } from "../../src/controller/exemptions.js";
+import { Operator } from "../../src/operator.js";
+import { useControlPlane } from "../support/controlplane.js";
+import { installCrd } from "../support/crd.js";
+import { eventually } from "../support/eventually.js";
+import { kubectlOk } from "../support/kubectl.js";
+
+interface Status {
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  findings?: { id: string; resource: string; severity: string; message: string }[];
+}
+
+const POLICY = "hygiene";
+const OPERATOR = "--as=system:serviceaccount:csp-system:csp-operator";
+
+describe("cluster hygiene areas (real API server, operator under its own RBAC)", function () {
+  this.timeout(120_000);
+  const cp = useControlPlane({ name: "hygiene", servingCertDays: 5 });
+  const ok = kubectlOk(cp);
+  const logs: string[] = [];
+  let operator: Operator | undefined;
+
+  const status = async (): Promise<Status> =>
+    (JSON.parse(await ok(["get", "csp", POLICY, "-o", "json"])) as { status?: Status }).status ?? {};
+  const condition = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
+  const patchSpec = (spec: object) =>
+    ok(["patch", "csp", POLICY, "--type=merge", "-p", JSON.stringify({ spec })]);
+
+  before(async function () {
+    await installCrd(cp());
+    await ok(["create", "namespace", "csp-system"]);
+    await ok(["apply", "-k", "config/rbac"]);
+    await ok(["apply", "-k", "config/credentials"]);
+    const kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
+    const log = winston.createLogger({
+      level: "debug",
+      transports: [
+        new winston.transports.Stream({
+          stream: new Writable({
+            write(chunk: Buffer, _enc, done) {
+              logs.push(chunk.toString());
+              done();
+            },
+          }),
+        }),
+      ],
+    });
+    operator = new Operator(
+      kc,
+      {
+        workers: 1,
+        resyncMs: 600_000,
+        areas: [clusterVersionArea(1_000), credentialsArea(1_000), exemptionExpiryArea],
+      },
+      log,
+    );
+    await operator.start();
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: POLICY },
+        spec: { mode: "Audit", clusterVersion: {}, credentials: {} },
+      }),
+    );
+  });
+
+  after(async () => {
+    await operator?.stop();
+  });
+
+  it("reports the local v1.36 API server supported with today's table", async () => {
+    const c = await eventually("ClusterVersionSupported", async () =>
+      condition(await status(), "ClusterVersionSupported"),
+    );
+    expect(c).to.include({ status: "True", reason: "Supported" });
+    expect(c.message).to.include("v1.36.3").and.include("2027-06-28");
+    const ids = ((await status()).findings ?? []).filter((f) => f.id.startsWith("VERSION-"));
+    expect(ids).to.deep.equal([]);
+  });
+
+  it("Node objects with old and newer kubelets give skew findings; they go with the Nodes", async () => {
+    const node = (name: string, kubeletVersion: string) =>
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Node",
+        metadata: { name },
+        status: { nodeInfo: { kubeletVersion } },
+      });
+    await ok(["create", "-f", "-"], node("kubelet-old", "v1.32.13"));
+    await ok(["create", "-f", "-"], node("kubelet-new", "v1.37.2"));
+    const s = await eventually("skew findings", async () => {
+      const st = await status();
+      const skew = (st.findings ?? []).filter((f) => f.id === "VERSION-KUBELET-SKEW");
+      return skew.length === 2 ? st : undefined;
+    });
+    const f = (id: string, resource: string) =>
+      (s.findings ?? []).find((x) => x.id === id && x.resource === resource);
+    expect(f("VERSION-KUBELET-SKEW", "Node/kubelet-old")).to.include({ severity: "High" });
+    expect(f("VERSION-KUBELET-SKEW", "Node/kubelet-old")!.message).to.include("4 minor(s) older");
+    expect(f("VERSION-KUBELET-SKEW", "Node/kubelet-new")!.message).to.include(
+      "newer than the API server v1.36.3",
+    );
+    expect(f("VERSION-EOL", "Node/kubelet-old")!.message).to.include("2026-02-28");
+    expect(f("VERSION-MIXED-KUBELETS", "APIServer/kube-apiserver")).to.include({ severity: "Info" });
+    expect(condition(s, "ClusterVersionSupported")).to.include({
+      status: "False",
+      reason: "UnsupportedVersions",
+    });
+
+    await ok(["delete", "node", "kubelet-old", "kubelet-new"]);
+    await eventually("the skew findings to go", async () => {
+      const st = await status();
+      return (st.findings ?? []).some((x) => x.id.startsWith("VERSION-")) ? undefined : true;
+    });
+  });
+
+  it("a table from a ConfigMap where 1.36 is past end of life gives the High finding; a bad one names the field", async () => {
+    const table = {
+      lastUpdated: "2026-12-01",
+      source: "test",
+      releases: [{ minor: "1.36", released: "2025-09-01", endOfLife: "2026-11-01", latestPatch: "1.36.3" }],
+    };
+    await ok([
+      "create",
+      "configmap",
+      "old-table",
+      "-n",
+      "csp-system",
+      `--from-literal=releases.json=${JSON.stringify(table)}`,
+    ]);
+    await patchSpec({ clusterVersion: { tableConfigMap: "old-table" } });
+    const s = await eventually("the end-of-life finding", async () => {
+      const st = await status();
+      return (st.findings ?? []).some((f) => f.id === "VERSION-EOL") ? st : undefined;
+    });
+    const eol = s.findings!.find((f) => f.id === "VERSION-EOL")!;
+    expect(eol).to.include({ severity: "High", resource: "APIServer/kube-apiserver" });
+    expect(eol.message).to.include("v1.36.3").and.include("2026-11-01");
+    expect(condition(s, "ClusterVersionSupported")).to.include({ status: "False" });
+
+    const bad = { ...table, releases: [{ ...table.releases[0], endOfLife: "never" }] };
+    await ok([
+      "create",
+      "configmap",
+      "bad-table",
+      "-n",
+      "csp-system",
+      `--from-literal=releases.json=${JSON.stringify(bad)}`,
+    ]);
+    await patchSpec({ clusterVersion: { tableConfigMap: "bad-table" } });
+    const c = await eventually("ReleaseTableInvalid", async () => {
+      const found = condition(await status(), "ClusterVersionSupported");
+      return found?.reason === "ReleaseTableInvalid" ? found : undefined;
+    });
+    expect(c.status).to.equal("Unknown");
+    expect(c.message).to.include("releases[0].endOfLife");
+    await patchSpec({ clusterVersion: { tableConfigMap: null } });
+  });
+
+  it("the serving certificate expiring in 5 days is a High finding with its date", async () => {
+    const notAfter = new Date(
+      new X509Certificate(readFileSync(join(cp().dir, "apiserver.crt"))).validTo,
+    ).toISOString();
+    const s = await eventually("the serving certificate finding", async () => {
+      const st = await status();
+      return (st.findings ?? []).some((f) => f.id === "CRED-SERVING-CERT-EXPIRY") ? st : undefined;
+    });
+    const f = s.findings!.find((x) => x.id === "CRED-SERVING-CERT-EXPIRY")!;
+    const port = new URL(cp().server).port;
+    expect(f).to.include({ severity: "High", resource: `APIServer/127.0.0.1:${port}` });
+    expect(f.message).to.include(notAfter).and.include("in 4 day(s)");
+    expect(condition(s, "CredentialsRotated")).to.include({ status: "False", reason: "RotationDue" });
+    // The cluster CA (kube-root-ca.crt) is valid for a year: no finding.
+    expect(s.findings!.map((x) => x.id)).to.not.include("CRED-CLUSTER-CA-EXPIRY");
+  });
+
+  it("a legacy token Secret is a finding until deleted; its token value appears nowhere; RBAC cannot get it", async () => {
+    const canary = randomBytes(24).toString("hex");
+    await ok(["create", "namespace", "legacy"]);
+    await ok(["create", "serviceaccount", "ci", "-n", "legacy"]);
+    await ok(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "kubernetes.io/service-account-token",
+        metadata: {
+          name: "ci-token",
+          namespace: "legacy",
+          annotations: { "kubernetes.io/service-account.name": "ci" },
+        },
+        stringData: { canary },
+      }),
+    );
+    // The token controller fills in the token itself: that is the value that must never leak.
+    const token = await eventually("the token controller to fill the Secret", async () => {
+      const secret = JSON.parse(await ok(["get", "secret", "ci-token", "-n", "legacy", "-o", "json"])) as {
+        data?: Record<string, string>;
+      };
+      const t = secret.data?.["token"];
+      return t ? Buffer.from(t, "base64").toString() : undefined;
+    });
+    const f = await eventually("the legacy token finding", async () =>
+      ((await status()).findings ?? []).find((x) => x.id === "CRED-LEGACY-TOKEN-SECRET"),
+    );
+    expect(f).to.include({ severity: "Medium", resource: "Secret/legacy/ci-token" });
+    expect(f.message).to.include('"ci"');
+
+    // An exemption expiring in 3 days: an Info finding, and one Warning event for the day.
+    const expires = new Date(Date.now() + 3 * 86_400_000).toISOString().replace(/\.\d+Z$/, "Z");
+    await patchSpec({
+      exemptions: [
+        { findingId: "CRED-LEGACY-TOKEN-SECRET", reason: "CI migration", ticket: "SEC-1", expires },
+      ],
+    });
+    const soon = await eventually("the expiring-soon finding", async () =>
+      ((await status()).findings ?? []).find((x) => x.id === "EXEMPTION-EXPIRING-SOON"),
+    );
+    expect(soon.severity).to.equal("Info");
+    expect(soon.message).to.include(expires.slice(0, 19)).and.include("spec.exemptions[0]");
+    const events = async () =>
+      (
+        JSON.parse(
+          await ok(["get", "events", "-A", "--field-selector", "reason=ExemptionExpiringSoon", "-o", "json"]),
+        ) as { items: { type: string; count?: number; message: string }[] }
+      ).items;
+    await eventually("the ExemptionExpiringSoon event", async () =>
+      (await events()).length > 0 ? true : undefined,
+    );
+
+    await ok(["delete", "secret", "ci-token", "-n", "legacy"]);
+    await eventually("the finding to go", async () =>
+      ((await status()).findings ?? []).some((x) => x.id === "CRED-LEGACY-TOKEN-SECRET") ? undefined : true,
+    );
+    // Many reconciles later (one per second, and the Secret's deletion seen), still one event, sent once.
+    const sent = await events();
+    expect(sent).to.have.length(1);
+    expect(sent[0]).to.include({ type: "Warning" });
+    expect(sent[0]!.count ?? 1).to.equal(1);
+
+    const everything = [
+      JSON.stringify(await status()),
+      await ok(["get", "events", "-A", "-o", "json"]),
+      logs.join(""),
+    ].join("\n");
+    expect(token.length).to.be.greaterThan(20);
+    expect(everything).to.not.include(token);
+    expect(everything).to.not.include(canary);
+    expect(everything).to.not.include(Buffer.from(canary).toString("base64"));
+
+    const can = async (verb: string) =>
+      (await cp().kubectl(["auth", "can-i", verb, "secrets", "-n", "legacy", OPERATOR])).stdout.trim();
+    expect(await can("get")).to.equal("no");
+    expect(await can("watch")).to.equal("no");
+    expect(await can("list")).to.equal("yes"); // the opt-in overlay: metadata is all the operator asks for
+  });
+
+  it("without the opt-in overlay the token part is Unknown/Forbidden, never True", async () => {
+    await patchSpec({ exemptions: null, credentials: { expiryWarningDays: 1 } });
+    await ok(["delete", "-k", "config/credentials"]);
+    const c = await eventually("CredentialsRotated Unknown/Forbidden", async () => {
+      const found = condition(await status(), "CredentialsRotated");
+      return found?.status === "Unknown" ? found : undefined;
+    });
+    expect(c.reason).to.equal("Forbidden");
+    expect(c.message).to.include("config/credentials");
+    // Only the token part: the API servers' endpoints were read (config/rbac) and their certificates checked.
+    expect(c.message).to.not.include("EndpointSlices");
+    expect(c.message).to.not.include("not checked");
+  });
+});
