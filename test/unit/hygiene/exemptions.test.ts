@@ -7,8 +7,11 @@ import {
 } from "../../../src/hygiene/exemptions.js";
 
 const now = new Date("2026-12-05T12:00:00Z");
-const ex = (expires: string | undefined, findingId = "RBAC-WILDCARD-VERB"): Exemption =>
-  ({ findingId, reason: "vendor chart", ...(expires ? { expires } : {}) }) as Exemption;
+const ex = (expires: string | undefined, findingId = "RBAC-WILDCARD-VERB"): Exemption => ({
+  findingId,
+  reason: "vendor chart",
+  ...(expires ? { expires } : {}),
+});
 
 describe("hygiene: exemptions expiring soon", () => {
   const list = [
