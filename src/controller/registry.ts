@@ -5,6 +5,7 @@ import { controlPlaneArea } from "./controlplane.js";
 import { credentialsArea } from "./credentials.js";
 import { encryptionArea } from "./encryption.js";
 import { exemptionExpiryArea } from "./exemptions.js";
+import { nodeIsolationArea } from "./nodeisolation.js";
 
 /**
  * Every area the operator runs besides the namespaced children, in the order their reports are folded
@@ -16,5 +17,6 @@ export const AREAS: readonly AreaFactory[] = [
   controlPlaneArea(),
   clusterVersionArea(),
   credentialsArea(),
+  nodeIsolationArea(),
   exemptionExpiryArea,
 ];

@@ -13,6 +13,7 @@ import { loadKubeConfig } from "../../src/cluster/client.js";
 import { clusterVersionArea } from "../../src/controller/clusterversion.js";
 import { credentialsArea } from "../../src/controller/credentials.js";
 import { exemptionExpiryArea } from "../../src/controller/exemptions.js";
+import { nodeIsolationArea } from "../../src/controller/nodeisolation.js";
 import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
@@ -34,8 +35,8 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
   const logs: string[] = [];
   let operator: Operator | undefined;
 
-  const status = async (): Promise<Status> =>
-    (JSON.parse(await ok(["get", "csp", POLICY, "-o", "json"])) as { status?: Status }).status ?? {};
+  const status = async (name = POLICY): Promise<Status> =>
+    (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: Status }).status ?? {};
   const condition = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
   const patchSpec = (spec: object) =>
     ok(["patch", "csp", POLICY, "--type=merge", "-p", JSON.stringify({ spec })]);
@@ -64,7 +65,12 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
       {
         workers: 1,
         resyncMs: 600_000,
-        areas: [clusterVersionArea(1_000), credentialsArea(1_000), exemptionExpiryArea],
+        areas: [
+          clusterVersionArea(1_000),
+          credentialsArea(1_000),
+          exemptionExpiryArea,
+          nodeIsolationArea(1_000),
+        ],
       },
       log,
     );
@@ -283,5 +289,68 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     // Only the token part: the API servers' endpoints were read (config/rbac) and their certificates checked.
     expect(c.message).to.not.include("EndpointSlices");
     expect(c.message).to.not.include("not checked");
+  });
+
+  it("node isolation: the namespace annotation is set and pods placed against it give exactly the expected findings", async () => {
+    const node = (name: string, labels: Record<string, string>) =>
+      JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name, labels } });
+    await ok(["create", "-f", "-"], node("secure-1", { pool: "secure" }));
+    await ok(["create", "-f", "-"], node("general-1", { pool: "general" }));
+    await ok(["create", "namespace", "payments"]);
+    await ok(["label", "namespace", "payments", "tier=secure"]);
+    await ok(["create", "namespace", "web"]);
+    const pod = (namespace: string, name: string, nodeName: string, tolerations: object[] = []) =>
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace },
+        spec: { nodeName, tolerations, containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
+      });
+    await ok(["create", "-f", "-"], pod("payments", "in", "secure-1"));
+    await ok(["create", "-f", "-"], pod("payments", "out", "general-1"));
+    await ok(["create", "-f", "-"], pod("web", "intruder", "secure-1"));
+    await ok(
+      ["create", "-f", "-"],
+      pod("web", "tolerated", "secure-1", [{ key: "dedicated", operator: "Exists" }]),
+    );
+    await ok(["create", "-f", "-"], pod("web", "elsewhere", "general-1"));
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "isolation" },
+        spec: {
+          mode: "Enforce",
+          namespaces: { selector: { matchLabels: { tier: "secure" } } },
+          nodeIsolation: { nodeSelector: { pool: "secure" }, tolerations: ["dedicated"] },
+        },
+      }),
+    );
+    const s = await eventually("the placement findings", async () => {
+      const st = await status("isolation");
+      return (st.findings ?? []).filter((f) => f.id.startsWith("ISOLATION-")).length >= 2 ? st : undefined;
+    });
+    const isolation = (s.findings ?? []).filter((f) => f.id.startsWith("ISOLATION-"));
+    expect(isolation.map((f) => `${f.severity} ${f.id} ${f.resource}`).sort()).to.deep.equal([
+      "High ISOLATION-POD-OUTSIDE-SELECTOR Pod/payments/out",
+      "Medium ISOLATION-FOREIGN-POD Pod/web/intruder",
+    ]);
+    const c = condition(s, "NodesIsolated")!;
+    expect(c).to.include({ status: "False", reason: "PlacementViolations" });
+    expect(c.message).to.include("not known to be enforced");
+    const ns = JSON.parse(await ok(["get", "namespace", "payments", "-o", "json"])) as {
+      metadata: { annotations?: Record<string, string> };
+    };
+    expect(ns.metadata.annotations?.["scheduler.alpha.kubernetes.io/node-selector"]).to.equal("pool=secure");
+
+    await ok(["delete", "pod", "-n", "payments", "out", "--grace-period=0", "--force"]);
+    await ok(["delete", "pod", "-n", "web", "intruder", "--grace-period=0", "--force"]);
+    const ok2 = await eventually("NodesIsolated True", async () => {
+      const found = condition(await status("isolation"), "NodesIsolated");
+      return found?.status === "True" ? found : undefined;
+    });
+    expect(ok2.reason).to.equal("ReportedNotEnforced");
+    expect(ok2.message).to.include("1 namespace(s)").and.include("pool=secure");
   });
 });

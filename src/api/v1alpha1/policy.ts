@@ -513,8 +513,13 @@ export const specSchema = obj(
     ),
     nodeIsolation: obj(
       {
-        nodeSelector: mapOf(str({ description: "Label value." }), {
+        nodeSelector: mapOf(str({ description: "Label value.", maxLength: 63 }), {
           description: "Node labels the selected namespaces' pods must run on (PodNodeSelector annotation).",
+        }),
+        tolerations: arrayOf(str({ description: "A taint key.", maxLength: 316 }), {
+          description:
+            "Taint keys: a pod of another namespace on an isolated node is accepted when it tolerates one of them.",
+          maxItems: 32,
         }),
       },
       { description: "Node isolation for selected namespaces." },
