@@ -1,3 +1,4 @@
+import { apiAccessArea } from "./apiaccess.js";
 import type { AreaFactory } from "./areas.js";
 import { auditPolicyArea } from "./auditpolicy.js";
 import { clusterVersionArea } from "./clusterversion.js";
@@ -18,5 +19,6 @@ export const AREAS: readonly AreaFactory[] = [
   clusterVersionArea(),
   credentialsArea(),
   nodeIsolationArea(),
+  apiAccessArea(),
   exemptionExpiryArea,
 ];

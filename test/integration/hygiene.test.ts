@@ -9,7 +9,10 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { expect } from "chai";
 import winston from "winston";
+import { KubeConfig } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { RestClient } from "../../src/cluster/rest.js";
+import { apiAccessArea } from "../../src/controller/apiaccess.js";
 import { clusterVersionArea } from "../../src/controller/clusterversion.js";
 import { credentialsArea } from "../../src/controller/credentials.js";
 import { exemptionExpiryArea } from "../../src/controller/exemptions.js";
@@ -70,6 +73,7 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
           credentialsArea(1_000),
           exemptionExpiryArea,
           nodeIsolationArea(1_000),
+          apiAccessArea(1_000),
         ],
       },
       log,
@@ -352,5 +356,90 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     });
     expect(ok2.reason).to.equal("ReportedNotEnforced");
     expect(ok2.message).to.include("1 namespace(s)").and.include("pool=secure");
+  });
+
+  it("a burst of requests with a bad token (401) and refused by admission (403) raises the access findings, which clear after the window", async function () {
+    this.timeout(90_000);
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "access" },
+        spec: { mode: "Audit", apiServerMonitoring: { window: "15s", authFailuresPerMinute: 20 } },
+      }),
+    );
+    const access = () => status("access");
+    await eventually("APIAccessNormal True", async () =>
+      condition(await access(), "APIAccessNormal")?.status === "True" ? true : undefined,
+    );
+    const admin = cp().kubeConfig();
+    const badToken = new KubeConfig();
+    badToken.loadFromOptions({
+      clusters: admin.clusters,
+      users: [{ name: "intruder", token: "not-a-valid-token" }],
+      contexts: [{ name: "intruder", cluster: admin.clusters[0]!.name, user: "intruder" }],
+      currentContext: "intruder",
+    });
+    const code = async (send: () => Promise<unknown>) => {
+      try {
+        await send();
+        return 200;
+      } catch (err) {
+        return (err as { code?: number }).code;
+      }
+    };
+    // 401s: a token the API server does not know.
+    const bad = new RestClient(badToken);
+    // 403s the API server's request metrics count: requests refused by admission (Pod Security). RBAC
+    // denials are refused before those metrics and are not visible in /metrics (see README, Known limits).
+    await ok(["create", "namespace", "locked"]);
+    await ok(["label", "namespace", "locked", "pod-security.kubernetes.io/enforce=restricted"]);
+    const privileged = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { generateName: "priv-" },
+      spec: {
+        containers: [
+          { name: "c", image: "registry.k8s.io/pause:3.10", securityContext: { privileged: true } },
+        ],
+      },
+    };
+    const rest = new RestClient(admin);
+    const codes = await Promise.all([
+      ...Array.from({ length: 30 }, () =>
+        code(() => bad.request("GET", "/api/v1/namespaces/kube-system/secrets")),
+      ),
+      ...Array.from({ length: 30 }, () =>
+        code(() => rest.request("POST", "/api/v1/namespaces/locked/pods", { body: privileged })),
+      ),
+    ]);
+    expect(codes.filter((c) => c === 401)).to.have.length(30);
+    expect(codes.filter((c) => c === 403)).to.have.length(30);
+    const s = await eventually("the access findings", async () => {
+      const st = await access();
+      const ids = (st.findings ?? []).map((f) => f.id);
+      return ids.includes("ACCESS-AUTH-FAILURE-RATE") && ids.includes("ACCESS-FORBIDDEN-RATE")
+        ? st
+        : undefined;
+    });
+    const auth = s.findings!.find((f) => f.id === "ACCESS-AUTH-FAILURE-RATE")!;
+    expect(auth.severity).to.equal("High");
+    expect(auth.message)
+      .to.include("last 15s")
+      .and.include("threshold 20")
+      .and.include(new URL(cp().server).host);
+    expect(condition(s, "APIAccessNormal")).to.include({ status: "False", reason: "AccessFailuresHigh" });
+    await eventually(
+      "the findings to clear after the window",
+      async () => {
+        const st = await access();
+        return condition(st, "APIAccessNormal")?.status === "True" &&
+          !(st.findings ?? []).some((f) => f.id.startsWith("ACCESS-"))
+          ? true
+          : undefined;
+      },
+      60_000,
+    );
   });
 });

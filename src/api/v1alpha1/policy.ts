@@ -527,9 +527,18 @@ export const specSchema = obj(
     apiServerMonitoring: obj(
       {
         authFailuresPerMinute: int({
-          description: "Report when 401/403 responses exceed this rate.",
+          description:
+            "Report when failed authentications (401) exceed this many per minute over the window; also the 403 threshold unless forbiddenPerMinute is set.",
           minimum: 1,
           default: 30,
+        }),
+        forbiddenPerMinute: int({
+          description: "Report when 403 (forbidden) responses exceed this many per minute over the window.",
+          minimum: 1,
+        }),
+        window: str({
+          description: "The window rates are computed over, a Go duration in s, m or h (default 10m).",
+          pattern: "^[0-9]{1,5}(s|m|h)$",
         }),
       },
       { description: "Authentication failure rates from the API server's /metrics." },
