@@ -44,6 +44,8 @@ export interface ControlPlaneOptions {
   extraApiServerFlags?: string[];
   /** Used in the temp dir name and in log lines, to tell concurrent control planes apart. */
   name?: string;
+  /** Validity of kube-apiserver's serving certificate in days (default 365): a few days tests expiry findings. */
+  servingCertDays?: number;
 }
 
 /** A running control plane and the handles a test needs to prove things against it. */
@@ -513,10 +515,10 @@ class LocalControlPlane implements ControlPlane {
         f("ca.crt"),
       ]),
     );
-    const leaf = (name: string, subject: string, ext: string): Promise<void> =>
+    const leaf = (name: string, subject: string, ext: string, days?: number): Promise<void> =>
       openssl(
         [
-          ...req,
+          ...(days === undefined ? req : [...req.slice(0, -1), String(days)]),
           "-key",
           f(`${name}.key`),
           "-subj",
@@ -528,7 +530,7 @@ class LocalControlPlane implements ControlPlane {
         ].concat(["-extensions", ext, "-out", f(`${name}.crt`)]),
       );
     await Promise.all([
-      leaf("apiserver", "/CN=kube-apiserver", "server"),
+      leaf("apiserver", "/CN=kube-apiserver", "server", this.opts.servingCertDays),
       leaf("admin", "/O=system:masters/CN=csp-admin", "client"),
       leaf("controller-manager", "/CN=system:kube-controller-manager", "client"),
     ]);

@@ -31,6 +31,7 @@ export const AREA_CONDITIONS: {
   { type: "ClusterVersionSupported", areas: ["clusterVersion"], inUse: (s) => !!s.clusterVersion },
   { type: "CredentialsRotated", areas: ["credentials"], inUse: (s) => !!s.credentials },
   { type: "NodesIsolated", areas: ["nodeIsolation"], inUse: (s) => !!s.nodeIsolation },
+  { type: "APIAccessNormal", areas: ["apiServerMonitoring"], inUse: (s) => !!s.apiServerMonitoring },
 ];
 
 /** Everything a reconcile learned; the status is a pure function of it. */

@@ -472,32 +472,54 @@ export const specSchema = obj(
     ),
     clusterVersion: obj(
       {
-        warnBeforeEndOfLifeDays: int({
-          description: "Report versions this close to end of life.",
+        warnDays: int({
+          description:
+            "Report a minor release whose end of life is this many days away or closer (default 60).",
           minimum: 0,
-          default: 90,
+          maximum: 3650,
+        }),
+        tableConfigMap: str({
+          description:
+            "A ConfigMap in csp-system whose key `releases.json` replaces the release table shipped with the operator (air-gapped updates).",
+          maxLength: 253,
+          pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        }),
+        warnBeforeEndOfLifeDays: int({
+          description: "Deprecated alias of warnDays; warnDays wins when both are set.",
+          minimum: 0,
+          maximum: 3650,
         }),
       },
       { description: "Report API server and kubelet versions past or near end of life, and version skew." },
     ),
     credentials: obj(
       {
+        expiryWarningDays: int({
+          description: "Report certificates expiring within this many days (default 30).",
+          minimum: 1,
+          maximum: 3650,
+        }),
         legacyTokenSecrets: bool({
           description: "Report legacy ServiceAccount token Secrets.",
           default: true,
         }),
         certificateExpiryWarningDays: int({
-          description: "Report certificates expiring within this many days.",
+          description: "Deprecated alias of expiryWarningDays; expiryWarningDays wins when both are set.",
           minimum: 1,
-          default: 30,
+          maximum: 3650,
         }),
       },
       { description: "Credentials due for rotation." },
     ),
     nodeIsolation: obj(
       {
-        nodeSelector: mapOf(str({ description: "Label value." }), {
+        nodeSelector: mapOf(str({ description: "Label value.", maxLength: 63 }), {
           description: "Node labels the selected namespaces' pods must run on (PodNodeSelector annotation).",
+        }),
+        tolerations: arrayOf(str({ description: "A taint key.", maxLength: 316 }), {
+          description:
+            "Taint keys: a pod of another namespace on an isolated node is accepted when it tolerates one of them.",
+          maxItems: 32,
         }),
       },
       { description: "Node isolation for selected namespaces." },
@@ -505,9 +527,18 @@ export const specSchema = obj(
     apiServerMonitoring: obj(
       {
         authFailuresPerMinute: int({
-          description: "Report when 401/403 responses exceed this rate.",
+          description:
+            "Report when failed authentications (401) exceed this many per minute over the window; also the 403 threshold unless forbiddenPerMinute is set.",
           minimum: 1,
           default: 30,
+        }),
+        forbiddenPerMinute: int({
+          description: "Report when 403 (forbidden) responses exceed this many per minute over the window.",
+          minimum: 1,
+        }),
+        window: str({
+          description: "The window rates are computed over, a Go duration in s, m or h (default 10m).",
+          pattern: "^[0-9]{1,5}(s|m|h)$",
         }),
       },
       { description: "Authentication failure rates from the API server's /metrics." },

@@ -1,0 +1,127 @@
+import { parseMetrics } from "../evidence/apiserver.js";
+import type { Finding } from "../findings/finding.js";
+
+export const AREA = "apiServerMonitoring";
+export const ACCESS_AUTH_FAILURES = "ACCESS-AUTH-FAILURE-RATE";
+export const ACCESS_FORBIDDEN = "ACCESS-FORBIDDEN-RATE";
+export const DEFAULT_WINDOW_MS = 10 * 60_000;
+
+/** The counters that matter, summed over their labels, at one moment. */
+export interface AccessCounters {
+  at: number;
+  /** Failed authentications: authentication_attempts{result!="success"} or, when absent, 401 responses. */
+  authFailures: number;
+  forbidden: number;
+}
+
+/** `30s`, `10m`, `1h` -> milliseconds; undefined for anything else. */
+export function parseWindow(text: string | undefined): number | undefined {
+  if (text === undefined) return DEFAULT_WINDOW_MS;
+  const m = /^(\d{1,5})(s|m|h)$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "s" | "m" | "h"];
+}
+
+/** Reads the counters from an API server's /metrics text. */
+export function accessCounters(text: string, at: number): AccessCounters {
+  let attempts = 0;
+  let sawAttempts = false;
+  let unauthorized = 0;
+  let forbidden = 0;
+  const names = new Set([
+    "apiserver_request_total",
+    "authentication_attempts",
+    "apiserver_authentication_attempts",
+  ]);
+  for (const s of parseMetrics(text, (n) => names.has(n))) {
+    if (s.name === "apiserver_request_total") {
+      if (s.labels["code"] === "401") unauthorized += s.value;
+      else if (s.labels["code"] === "403") forbidden += s.value;
+    } else {
+      sawAttempts = true;
+      if (s.labels["result"] !== "success") attempts += s.value;
+    }
+  }
+  return { at, authFailures: sawAttempts ? Math.max(attempts, unauthorized) : unauthorized, forbidden };
+}
+
+/**
+ * Keeps the samples of one API server that the window needs (plus the one just before it), dropping
+ * everything before a counter reset (a restarted API server starts from zero).
+ */
+export function keepSamples(
+  samples: readonly AccessCounters[],
+  next: AccessCounters,
+  windowMs: number,
+): AccessCounters[] {
+  const last = samples[samples.length - 1];
+  if (last && (next.authFailures < last.authFailures || next.forbidden < last.forbidden)) return [next];
+  const all = [...samples, next];
+  const start = next.at - windowMs;
+  let first = 0;
+  while (first + 1 < all.length && all[first + 1]!.at <= start) first++;
+  return all.slice(first);
+}
+
+export interface AccessRates {
+  authFailuresPerMinute: number;
+  forbiddenPerMinute: number;
+  /** How much time the rates cover (less than the window right after start or a reset). */
+  coveredMs: number;
+}
+
+/**
+ * Per-minute rates over the window: the increase since the last sample at or before the window's start
+ * (or the oldest there is), divided by the full window, so a burst counts until it leaves the window.
+ */
+export function accessRates(samples: readonly AccessCounters[], windowMs: number): AccessRates | undefined {
+  if (samples.length < 2) return undefined;
+  const last = samples[samples.length - 1]!;
+  const start = last.at - windowMs;
+  let base = samples[0]!;
+  for (const s of samples) if (s.at <= start) base = s;
+  const minutes = windowMs / 60_000;
+  return {
+    authFailuresPerMinute: (last.authFailures - base.authFailures) / minutes,
+    forbiddenPerMinute: (last.forbidden - base.forbidden) / minutes,
+    coveredMs: last.at - base.at,
+  };
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
+
+export function windowText(ms: number): string {
+  return ms % 3_600_000 === 0
+    ? `${ms / 3_600_000}h`
+    : ms % 60_000 === 0
+      ? `${ms / 60_000}m`
+      : `${ms / 1000}s`;
+}
+
+/** Findings when a rate passes its threshold, naming the window, the rate and the API server. */
+export function accessFindings(
+  server: string,
+  rates: AccessRates,
+  windowMs: number,
+  thresholds: { authFailuresPerMinute: number; forbiddenPerMinute: number },
+): Finding[] {
+  const out: Finding[] = [];
+  const w = windowText(windowMs);
+  if (rates.authFailuresPerMinute > thresholds.authFailuresPerMinute)
+    out.push({
+      id: ACCESS_AUTH_FAILURES,
+      severity: "High",
+      area: AREA,
+      resource: `APIServer/${server}`,
+      message: `${round(rates.authFailuresPerMinute)} failed authentication(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.authFailuresPerMinute}): someone is trying credentials that do not work; see the audit log for the source`,
+    });
+  if (rates.forbiddenPerMinute > thresholds.forbiddenPerMinute)
+    out.push({
+      id: ACCESS_FORBIDDEN,
+      severity: "Medium",
+      area: AREA,
+      resource: `APIServer/${server}`,
+      message: `${round(rates.forbiddenPerMinute)} forbidden (403) response(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.forbiddenPerMinute}): an identity is probing for rights it lacks; see the audit log for who`,
+    });
+  return out;
+}

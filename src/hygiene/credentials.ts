@@ -1,0 +1,99 @@
+import { X509Certificate } from "node:crypto";
+import type { Finding } from "../findings/finding.js";
+import { daysUntil, isoDay, relativeDays } from "./common.js";
+
+export const AREA = "credentials";
+export const CRED_LEGACY_TOKEN = "CRED-LEGACY-TOKEN-SECRET";
+export const CRED_SERVING_CERT_EXPIRY = "CRED-SERVING-CERT-EXPIRY";
+export const CRED_CLUSTER_CA_EXPIRY = "CRED-CLUSTER-CA-EXPIRY";
+export const CRED_CERT_UNREADABLE = "CRED-CERT-UNREADABLE";
+export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
+/** Within this many days (or already expired) a certificate is High, not Medium. */
+export const URGENT_DAYS = 7;
+
+export const SA_NAME_ANNOTATION = "kubernetes.io/service-account.name";
+export const LAST_USED_LABEL = "kubernetes.io/legacy-token-last-used";
+export const INVALID_SINCE_LABEL = "kubernetes.io/legacy-token-invalid-since";
+
+/** What the operator knows of a token Secret: its metadata only, never its data. */
+export interface TokenSecretMetadata {
+  namespace: string;
+  name: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** One legacy long-lived token Secret, one Medium finding (Low once the API server invalidated it). */
+export function legacyTokenFindings(secrets: readonly TokenSecretMetadata[]): Finding[] {
+  return [...secrets]
+    .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name))
+    .map((s) => {
+      const sa = s.annotations?.[SA_NAME_ANNOTATION];
+      const lastUsed = s.labels?.[LAST_USED_LABEL];
+      const invalid = s.labels?.[INVALID_SINCE_LABEL];
+      const parts = [
+        `legacy long-lived token Secret for ServiceAccount ${sa ? JSON.stringify(sa.slice(0, 253)) : "(none named)"}`,
+        lastUsed ? `last used ${lastUsed.slice(0, 20)}` : "no recorded use",
+        ...(invalid ? [`invalid since ${invalid.slice(0, 20)}`] : []),
+      ];
+      return {
+        id: CRED_LEGACY_TOKEN,
+        severity: invalid ? "Low" : "Medium",
+        area: AREA,
+        resource: `Secret/${s.namespace}/${s.name}`,
+        message: `${parts.join(", ")}: it never expires; use TokenRequest (projected) tokens and delete the Secret`,
+      } satisfies Finding;
+    });
+}
+
+export interface CertificateInfo {
+  subject: string;
+  notAfter: Date;
+}
+
+/** Every certificate of a PEM bundle (the cluster CA may hold several during a rotation). */
+export function parsePemBundle(pem: string): { certs: CertificateInfo[]; errors: string[] } {
+  const certs: CertificateInfo[] = [];
+  const errors: string[] = [];
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) errors.push("no PEM certificate found");
+  for (const [i, b] of blocks.entries()) {
+    try {
+      certs.push(fromX509(new X509Certificate(b)));
+    } catch (err) {
+      errors.push(`certificate ${i}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return { certs, errors };
+}
+
+export function fromX509(c: X509Certificate): CertificateInfo {
+  return { subject: c.subject.replace(/\n/g, ", "), notAfter: new Date(c.validTo) };
+}
+
+/**
+ * A certificate expiring within `warnDays`: Medium, High within URGENT_DAYS or once expired. The message
+ * says the exact date, so whoever rotates it knows the deadline.
+ */
+export function certificateFinding(
+  id: string,
+  what: string,
+  resource: string,
+  cert: CertificateInfo,
+  now: Date,
+  warnDays: number,
+): Finding | undefined {
+  const left = daysUntil(cert.notAfter, now);
+  const expired = cert.notAfter.getTime() <= now.getTime();
+  if (!expired && left > warnDays) return undefined;
+  const when = `${cert.notAfter.toISOString()} (${isoDay(cert.notAfter)})`;
+  return {
+    id,
+    severity: expired || left <= URGENT_DAYS ? "High" : "Medium",
+    area: AREA,
+    resource,
+    message: expired
+      ? `${what} (${cert.subject.slice(0, 200)}) expired at ${when}, ${relativeDays(left)}; rotate it now`
+      : `${what} (${cert.subject.slice(0, 200)}) expires at ${when}, ${relativeDays(left)} (within ${warnDays}); rotate it before then`,
+  };
+}

@@ -1,0 +1,65 @@
+import { expect } from "chai";
+import {
+  accessCounters,
+  accessFindings,
+  accessRates,
+  keepSamples,
+  parseWindow,
+  type AccessCounters,
+} from "../../../src/hygiene/apiaccess.js";
+
+const metrics = (a401: number, a403: number, failedAttempts?: number) =>
+  [
+    "# HELP apiserver_request_total x",
+    `apiserver_request_total{code="200",verb="GET"} 1000`,
+    `apiserver_request_total{code="401",verb="GET"} ${a401}`,
+    `apiserver_request_total{code="403",verb="LIST"} ${a403}`,
+    `apiserver_request_total{code="403",verb="GET"} 1`,
+    ...(failedAttempts === undefined
+      ? []
+      : [
+          `authentication_attempts{result="failure"} ${failedAttempts}`,
+          `authentication_attempts{result="success"} 900`,
+        ]),
+  ].join("\n");
+
+describe("hygiene: API access monitoring", () => {
+  it("parses windows", () => {
+    expect(parseWindow(undefined)).to.equal(600_000);
+    expect(parseWindow("30s")).to.equal(30_000);
+    expect(parseWindow("2h")).to.equal(7_200_000);
+    expect(parseWindow("10 m")).to.equal(undefined);
+  });
+
+  it("reads 401s, 403s and failed authentication attempts", () => {
+    expect(accessCounters(metrics(4, 10), 0)).to.deep.equal({ at: 0, authFailures: 4, forbidden: 11 });
+    expect(accessCounters(metrics(4, 10, 7), 0)).to.include({ authFailures: 7 });
+  });
+
+  it("a burst raises the rate over the window, and the rate falls once the burst leaves the window", () => {
+    const w = 60_000;
+    let s: AccessCounters[] = [];
+    const at = (t: number, f: number) => (s = keepSamples(s, { at: t, authFailures: f, forbidden: 0 }, w));
+    at(0, 0);
+    expect(accessRates(s, w)).to.equal(undefined);
+    at(10_000, 120); // a burst of 120 failures
+    const r = accessRates(s, w)!;
+    expect(r.authFailuresPerMinute).to.equal(120);
+    const f = accessFindings("10.0.0.1:6443", r, w, { authFailuresPerMinute: 30, forbiddenPerMinute: 30 });
+    expect(f.map((x) => `${x.severity} ${x.id} ${x.resource}`)).to.deep.equal([
+      "High ACCESS-AUTH-FAILURE-RATE APIServer/10.0.0.1:6443",
+    ]);
+    expect(f[0]!.message).to.include("120 failed").and.include("last 1m").and.include("threshold 30");
+    at(40_000, 120);
+    at(80_000, 120); // the window now starts at 20 s, after the burst
+    expect(accessRates(s, w)!.authFailuresPerMinute).to.equal(0);
+  });
+
+  it("a counter reset (restarted API server) starts the series again instead of a negative rate", () => {
+    const w = 60_000;
+    let s = keepSamples([], { at: 0, authFailures: 500, forbidden: 9 }, w);
+    s = keepSamples(s, { at: 10_000, authFailures: 3, forbidden: 0 }, w);
+    expect(s).to.have.length(1);
+    expect(accessRates(s, w)).to.equal(undefined);
+  });
+});

@@ -1,0 +1,96 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import {
+  certificateFinding,
+  CRED_SERVING_CERT_EXPIRY,
+  legacyTokenFindings,
+  parsePemBundle,
+} from "../../../src/hygiene/credentials.js";
+
+const now = new Date("2026-12-05T12:00:00Z");
+const cert = (days: number) => ({
+  subject: "CN=kube-apiserver",
+  notAfter: new Date(now.getTime() + days * 86_400_000),
+});
+
+describe("hygiene: credentials", () => {
+  it("a legacy token Secret is a Medium finding naming its ServiceAccount and use; invalidated ones are Low", () => {
+    const f = legacyTokenFindings([
+      {
+        namespace: "b",
+        name: "old",
+        annotations: { "kubernetes.io/service-account.name": "ci" },
+        labels: { "kubernetes.io/legacy-token-last-used": "2026-11-30" },
+      },
+      {
+        namespace: "a",
+        name: "dead",
+        annotations: { "kubernetes.io/service-account.name": "bot" },
+        labels: { "kubernetes.io/legacy-token-invalid-since": "2026-10-01" },
+      },
+    ]);
+    expect(f.map((x) => `${x.severity} ${x.resource}`)).to.deep.equal([
+      "Low Secret/a/dead",
+      "Medium Secret/b/old",
+    ]);
+    expect(f[1]!.message).to.include('"ci"').and.include("last used 2026-11-30");
+    expect(f[0]!.message).to.include("invalid since 2026-10-01").and.include("no recorded use");
+  });
+
+  it("certificate expiry: none beyond warnDays, Medium within, High within 7 days or expired, with the exact date", () => {
+    const f = (days: number) =>
+      certificateFinding(CRED_SERVING_CERT_EXPIRY, "the cert", "APIServer/x", cert(days), now, 30);
+    expect(f(31)).to.equal(undefined);
+    expect(f(20)).to.include({ severity: "Medium" });
+    expect(f(20)!.message).to.include("2026-12-25T12:00:00.000Z").and.include("in 20 day(s)");
+    expect(f(5)).to.include({ severity: "High" });
+    const expired = f(-2)!;
+    expect(expired.severity).to.equal("High");
+    expect(expired.message).to.include("expired at 2026-12-03").and.include("2 day(s) ago");
+  });
+
+  it("reads every certificate of a PEM bundle and reports garbage instead of throwing", function () {
+    this.timeout(20_000);
+    const dir = mkdtempSync(join(tmpdir(), "csp-pem-"));
+    try {
+      const make = (name: string, days: number) => {
+        execFileSync(
+          "openssl",
+          [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            join(dir, `${name}.key`),
+            "-out",
+            join(dir, `${name}.crt`),
+            "-days",
+            String(days),
+            "-subj",
+            `/CN=${name}`,
+          ],
+          { stdio: "ignore" },
+        );
+        return readFileSync(join(dir, `${name}.crt`), "utf8");
+      };
+      const { certs, errors } = parsePemBundle(make("one", 3) + make("two", 400));
+      expect(errors).to.deep.equal([]);
+      expect(certs.map((c) => c.subject)).to.deep.equal(["CN=one", "CN=two"]);
+      const left = (certs[0]!.notAfter.getTime() - Date.now()) / 86_400_000;
+      expect(left).to.be.within(2.9, 3.1);
+      expect(parsePemBundle("not a pem").errors).to.deep.equal(["no PEM certificate found"]);
+      expect(
+        parsePemBundle("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").errors[0],
+      ).to.match(/^certificate 0:/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
