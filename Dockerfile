@@ -13,6 +13,8 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /src/dist/src ./dist
+# `validate` reads the CRD's schema and CEL rules from the generated file at run time.
+COPY crds ./crds
 USER 65532:65532
 ENTRYPOINT ["node", "/app/dist/main.js"]
 CMD ["run"]
