@@ -45,11 +45,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
  */
 export function unknownFields(schema: Schema, value: unknown, path = ""): string[] {
   if (schema["x-kubernetes-preserve-unknown-fields"]) return [];
-  if (Array.isArray(value) && schema.items) {
-    const items = schema.items;
+  if (Array.isArray(value)) {
+    const items = schema.items ?? {};
     return value.flatMap((v, i) => unknownFields(items, v, index(path, i)));
   }
-  if (!isObject(value) || schema.type !== "object") return [];
+  if (!isObject(value)) return [];
   const out: string[] = [];
   const props = schema.properties ?? {};
   for (const [k, v] of Object.entries(value)) {
@@ -59,6 +59,7 @@ export function unknownFields(schema: Schema, value: unknown, path = ""): string
         if (!OBJECT_META_FIELDS.has(m)) out.push(child(p, m));
       continue;
     }
+    // An object where the schema wants a scalar: each of its keys is unknown to the decoder, too.
     const s = props[k] ?? schema.additionalProperties;
     if (!s) out.push(p);
     else out.push(...unknownFields(s, v, p));
@@ -107,10 +108,17 @@ function typeMatches(type: Schema["type"], v: unknown): boolean {
 export function validateSchema(schema: Schema, value: unknown, path = ""): FieldError[] {
   const err = (field: string, reason: FieldError["reason"], detail: string, v?: unknown) =>
     fieldError("schema", field, reason, detail, v);
+  const out: FieldError[] = [];
+  // The server's type and enum validators are independent: a wrong type (null included) can fail both.
+  if (schema.enum && !schema.enum.some((e) => e === value)) {
+    const supported = schema.enum.map((e) => goValue(e)).join(", ");
+    out.push(err(path, "FieldValueNotSupported", `supported values: ${supported}`, value));
+  }
   if (value === null) {
     if (schema.nullable) return [];
     return [
       err(path, "FieldValueTypeInvalid", `${path} in body must be of type ${schema.type}: "null"`, "null"),
+      ...out,
     ];
   }
   if (schema["x-kubernetes-int-or-string"]) {
@@ -119,22 +127,35 @@ export function validateSchema(schema: Schema, value: unknown, path = ""): Field
       return [
         err(path, "FieldValueTypeInvalid", `${path} in body must be of type integer,string: "${t}"`, t),
       ];
-  }
-  const out: FieldError[] = [];
-  // The server's type and enum validators are independent: a wrong type can fail both.
-  if (schema.enum && !schema.enum.some((e) => e === value)) {
-    const supported = schema.enum.map((e) => goValue(e)).join(", ");
-    out.push(err(path, "FieldValueNotSupported", `supported values: ${supported}`, value));
-  }
-  if (schema.type && !schema["x-kubernetes-int-or-string"] && !typeMatches(schema.type, value)) {
+  } else if (schema.type && !typeMatches(schema.type, value)) {
     const t = typeOf(value);
-    // A fraction where format int32 is wanted reads as Go's float64, and fails the format check as well.
+    // A date-time field is checked against its format first, with Go's type name (an empty array passes).
+    if (schema.format === "date-time") {
+      if (Array.isArray(value) && value.length === 0) return out;
+      const go =
+        t === "integer"
+          ? "int64"
+          : t === "number"
+            ? "float64"
+            : t === "boolean" || t === "object"
+              ? ""
+              : undefined;
+      if (go !== undefined)
+        return [
+          err(path, "FieldValueTypeInvalid", `${path} in body must be of type date-time: "${go}"`, go),
+          ...out,
+        ];
+    }
+    // Go's validator names a fraction float64 and fails the int32 format check as well; a boolean or an
+    // object it checks against the format, with no type name at all.
     if (schema.format === "int32" && t === "number")
       return [
         err(path, "FieldValueTypeInvalid", `${path} in body must be of type int32: "float64"`, "float64"),
         int32Error(path),
         ...out,
       ];
+    if (schema.format === "int32" && (t === "boolean" || t === "object"))
+      return [err(path, "FieldValueTypeInvalid", `${path} in body must be of type int32: ""`, ""), ...out];
     return [
       err(path, "FieldValueTypeInvalid", `${path} in body must be of type ${schema.type}: "${t}"`, t),
       ...out,
@@ -248,19 +269,33 @@ function listUniqueness(schema: Schema, value: unknown[], path: string): FieldEr
   const type = schema["x-kubernetes-list-type"];
   if (type !== "set" && type !== "map") return [];
   const keys = schema["x-kubernetes-list-map-keys"] ?? [];
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   const out: FieldError[] = [];
-  value.forEach((v, i) => {
+  for (const [i, v] of value.entries()) {
     let identity: unknown = v;
     if (type === "map") {
-      if (!isObject(v)) return;
-      identity = Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]]));
+      // A null entry counts as one without keys; any other non-object stops the check, as on the server.
+      if (v !== null && !isObject(v)) {
+        out.push(
+          fieldError(
+            "schema",
+            index(path, i),
+            "FieldValueInvalid",
+            "must be an object for an array of list-type map",
+            v,
+          ),
+        );
+        return out;
+      }
+      const o = v ?? {};
+      identity = Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
     }
     const id = JSON.stringify(identity);
-    // The server prints a duplicate map-list entry by its keys as JSON, a set element as itself.
-    if (seen.has(id)) out.push(fieldError("schema", index(path, i), "FieldValueDuplicate", "", identity));
-    seen.add(id);
-  });
+    const count = (seen.get(id) ?? 0) + 1;
+    seen.set(id, count);
+    // Each repeated value once, at its first repeat; a map entry is printed by its keys as JSON.
+    if (count === 2) out.push(fieldError("schema", index(path, i), "FieldValueDuplicate", "", identity));
+  }
   return out;
 }
 

@@ -87,7 +87,20 @@ export class PolicyValidator {
       );
     else errors.push(...validateCel(this.schema, value));
     if (errors.length > 0) return errors;
-    return operatorChecks(value as unknown as ClusterSecurityPolicy);
+    try {
+      return operatorChecks(value as unknown as ClusterSecurityPolicy);
+    } catch (err) {
+      // The controller would fail this policy's reconcile: report it, never crash the run.
+      const text = err instanceof Error ? err.message : String(err);
+      return [
+        {
+          field: "spec",
+          reason: "FieldValueInvalid",
+          message: `spec: InvalidSpec: ${text}`,
+          source: "operator",
+        },
+      ];
+    }
   }
 
   /** Validates every document of one YAML stream (a file's content). */
@@ -102,7 +115,18 @@ export class PolicyValidator {
         out.push({ file, document: i, result: "invalid", errors: [yamlError(detail)] });
         return;
       }
-      const object: unknown = doc.toJS({ maxAliasCount: 1000 });
+      let object: unknown;
+      try {
+        object = doc.toJS({ maxAliasCount: 1000 });
+      } catch (err) {
+        out.push({
+          file,
+          document: i,
+          result: "invalid",
+          errors: [yamlError(err instanceof Error ? err.message : String(err))],
+        });
+        return;
+      }
       if (object === null || object === undefined) return; // an empty document, e.g. after a trailing ---
       const o = object as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown } };
       const kind = typeof o.kind === "string" ? o.kind : undefined;

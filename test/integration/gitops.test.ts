@@ -22,7 +22,7 @@ import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { installGrantableRole } from "../support/grantable.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { VARIANTS } from "../unit/gitops/variants.js";
+import { randomVariant, VARIANTS } from "../unit/gitops/variants.js";
 
 interface Verdict {
   accepted: boolean;
@@ -178,6 +178,26 @@ describe("GitOps: validate and health against the real API server", function () 
     }
     expectAgreement();
     expect(rejected).to.be.greaterThan(30);
+  });
+
+  // CSP_GITOPS_RANDOM=N runs N seeds (400 passed when this was written; the default keeps npm test short).
+  const randomSeeds = Number(process.env.CSP_GITOPS_RANDOM ?? 80);
+  it(`agrees with the API server on ${randomSeeds} random variants (seeded: a failure names its seed)`, async () => {
+    const crd = parse(readFileSync("crds/security.csp-operator.io_clustersecuritypolicies.yaml", "utf8")) as {
+      spec: { versions: { schema: { openAPIV3Schema: Parameters<typeof randomVariant>[1] } }[] };
+    };
+    const root = crd.spec.versions[0]!.schema.openAPIV3Schema;
+    const bases = readdirSync("samples")
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => parse(readFileSync(`samples/${f}`, "utf8")) as Record<string, unknown>);
+    let rejected = 0;
+    for (let seed = 1; seed <= randomSeeds; seed++) {
+      const p = randomVariant(bases[seed % bases.length]!, root, seed);
+      (p.metadata as Record<string, unknown>).name = `r${seed}`;
+      if (!(await agree(`random seed ${seed}`, stringify(p))).accepted) rejected++;
+    }
+    expectAgreement();
+    expect(rejected).to.be.greaterThan(randomSeeds / 3);
   });
 
   it("goes beyond admission where the operator would report InvalidSpec (the server accepts, validate does not)", async () => {

@@ -7,6 +7,7 @@ import type { OpenApiSchema } from "../../../src/api/schema.js";
 import { validateCel } from "../../../src/gitops/cel.js";
 import { runValidate, type CommandIO } from "../../../src/gitops/command.js";
 import { loadValidator, type PolicyValidator } from "../../../src/gitops/validate.js";
+import { randomVariant } from "./variants.js";
 
 /** A policy manifest as YAML text. */
 function policy(name: string, spec: unknown): string {
@@ -146,6 +147,38 @@ describe("gitops validate (offline, no API server)", () => {
       "0:Namespace:skipped",
       "2:ClusterSecurityPolicy:invalid",
     ]);
+  });
+
+  it("never throws on 1000 random variants of the samples; every error names a field of the input", () => {
+    const crd = parse(readFileSync("crds/security.csp-operator.io_clustersecuritypolicies.yaml", "utf8")) as {
+      spec: { versions: { schema: { openAPIV3Schema: Parameters<typeof randomVariant>[1] } }[] };
+    };
+    const root = crd.spec.versions[0]!.schema.openAPIV3Schema;
+    const bases = readdirSync("samples")
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => parse(readFileSync(`samples/${f}`, "utf8")) as Record<string, unknown>);
+    let invalid = 0;
+    for (let seed = 1; seed <= 1000; seed++) {
+      const p = randomVariant(bases[seed % bases.length]!, root, seed);
+      const found = v.validate(p);
+      if (found.length > 0) invalid++;
+      for (const e of found) {
+        expect(e.message, `seed ${seed}`).to.be.a("string").and.not.equal("");
+        expect(e.field === "" || /^(spec|metadata)\b/.test(e.field), `seed ${seed}: ${e.field}`).to.equal(
+          true,
+        );
+      }
+    }
+    expect(invalid).to.be.greaterThan(500);
+  });
+
+  it("a YAML alias bomb is an invalid document, not a crash", () => {
+    const bomb =
+      "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
+      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n" +
+      "kind: ClusterSecurityPolicy\n";
+    const r = v.validateText("bomb.yaml", bomb);
+    expect(r.map((x) => x.result)).to.deep.equal(["invalid"]);
   });
 
   describe("command", () => {

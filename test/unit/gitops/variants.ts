@@ -195,3 +195,78 @@ export const VARIANTS: Variant[] = [
       "spec:\n  exemptions:\n    - area: rbac\n      reason: r\n      expires: 2030-01-02T03:04:05Z\n",
   },
 ];
+
+/** A small seeded PRNG (mulberry32), so a failing generated case can be replayed from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface SchemaNode {
+  type?: string;
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+  additionalProperties?: SchemaNode;
+  enum?: unknown[];
+  maxLength?: number;
+  maxItems?: number;
+}
+
+/** Every path (property names, 0 for an array item, "k" for a map value) under spec in the CRD schema. */
+export function schemaPaths(root: SchemaNode): { path: (string | number)[]; schema: SchemaNode }[] {
+  const out: { path: (string | number)[]; schema: SchemaNode }[] = [];
+  const walk = (s: SchemaNode, path: (string | number)[]) => {
+    out.push({ path, schema: s });
+    for (const [k, v] of Object.entries(s.properties ?? {})) walk(v, [...path, k]);
+    if (s.items) walk(s.items, [...path, 0]);
+    if (s.additionalProperties) walk(s.additionalProperties, [...path, "k"]);
+  };
+  walk(root.properties!.spec!, ["spec"]);
+  return out.filter((p) => p.path.length > 1);
+}
+
+/** A value that is wrong, borderline or right for this schema, picked at random. */
+function randomValue(s: SchemaNode, rnd: () => number): unknown {
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const wrong = [null, 7, -1, 2.5, 3000000000, "x", "", true, [], {}, ["a", "a"], "Upper_Case", "*"];
+  const right: unknown[] = [];
+  if (s.enum) right.push(...s.enum);
+  if (s.type === "string")
+    right.push("a", "x".repeat((s.maxLength ?? 8) + 1), "default", "2030-01-01T00:00:00Z");
+  if (s.type === "integer") right.push(0, 1, 90);
+  if (s.type === "boolean") right.push(true, false);
+  if (s.type === "array")
+    right.push([], [randomValue(s.items ?? {}, rnd)], Array(Math.min((s.maxItems ?? 2) + 1, 70)).fill("a"));
+  if (s.type === "object") right.push({}, { name: "default" }, { kind: "ServiceAccount", name: "x" });
+  return rnd() < 0.5 && right.length > 0 ? pick(right) : pick(wrong);
+}
+
+/** Sets a random schema path of a copy of `base` to a random value; returns the mutated policy. */
+export function randomVariant(base: Obj, root: SchemaNode, seed: number): Obj {
+  const rnd = prng(seed);
+  const paths = schemaPaths(root);
+  const p = structuredClone(base);
+  const mutations = 1 + Math.floor(rnd() * 3);
+  for (let m = 0; m < mutations; m++) {
+    const { path, schema } = paths[Math.floor(rnd() * paths.length)]!;
+    let o: Obj | unknown[] = p;
+    for (const [i, k] of path.entries()) {
+      const last = i === path.length - 1;
+      const container = o as Record<string | number, unknown>;
+      if (last) container[k] = randomValue(schema, rnd);
+      else {
+        const next = path[i + 1];
+        const cur = container[k];
+        if (typeof cur !== "object" || cur === null) container[k] = typeof next === "number" ? [] : {};
+        o = container[k] as Obj | unknown[];
+      }
+    }
+  }
+  return p;
+}
