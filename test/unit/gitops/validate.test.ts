@@ -189,14 +189,17 @@ describe("gitops validate (offline, no API server)", () => {
     after(() => rmSync(dir, { recursive: true, force: true }));
 
     it("--help prints usage and exits 0; a bad option or output format exits 2", async () => {
-      const io = capture();
-      expect(await runValidate(["--help"], io)).to.equal(0);
-      expect(io.out.join(""))
+      const help = capture();
+      expect(await runValidate(["--help"], help)).to.equal(0);
+      expect(help.out.join(""))
         .to.match(/Usage: validate \[options\]/)
         .and.match(/--filename/);
       expect(await runValidate(["--nope"], capture())).to.equal(2);
       expect(await runValidate(["-f", "samples/baseline.yaml", "-o", "xml"], capture())).to.equal(2);
       expect(await runValidate([], capture())).to.equal(2);
+      const io = capture();
+      expect(await runValidate(["-f", "samples/baseline.yaml", "--crd", "no-such-crd.yaml"], io)).to.equal(2);
+      expect(io.err.join("")).to.match(/^error: .*no-such-crd\.yaml/);
     });
 
     it("-o yaml and -o json are data: one result per document with its errors", async () => {
