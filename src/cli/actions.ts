@@ -88,7 +88,13 @@ export async function check(argv: string[], io: CliIO): Promise<number> {
   return runCheckCommand(argv, io);
 }
 
-export const ACTIONS: Actions = { run, agent, check };
+/** `csp-operator validate`: policies checked offline against the CRD's rules; parses its own arguments. */
+export async function validate(argv: string[], io: CliIO): Promise<number> {
+  const { runValidate, processIO } = await import("../gitops/command.js");
+  return runValidate(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+}
+
+export const ACTIONS: Actions = { run, agent, check, validate };
 
 /**
  * The kubeconfig from --kubeconfig, else the first file of $KUBECONFIG, else client-node's default

@@ -45,6 +45,8 @@ export interface Actions {
   agent(opts: AgentCliOptions): Promise<number>;
   /** `check` parses its own options (src/cis/command.ts): it gets its arguments untouched. */
   check(argv: string[], io: CliIO): Promise<number>;
+  /** `validate` parses its own options (src/gitops/command.ts): it gets its arguments untouched. */
+  validate(argv: string[], io: CliIO): Promise<number>;
 }
 
 /** Exit code for bad usage (unknown option or command, missing or invalid value). */
@@ -58,7 +60,10 @@ export const LOG_LEVELS = ["error", "warn", "info", "http", "verbose", "debug", 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The commands, in help order; `run` is the default. */
-export const COMMANDS = ["run", "agent", "check", "help"] as const;
+export const COMMANDS = ["run", "agent", "check", "validate", "help"] as const;
+
+/** Commands that parse their own options: every argument reaches them as given, --help included. */
+const PASSTHROUGH = ["check", "validate"] as const;
 
 /** The version in the package.json next to the code (the checkout's, the installed package's, the image's). */
 export function packageVersion(from: string = fileURLToPath(import.meta.url)): string {
@@ -292,23 +297,30 @@ Examples:
     exitCode = await actions.agent(agentOptionsOf(cmd));
   });
 
-  // `check` keeps its own parser (src/cis/command.ts): every argument reaches it as given, --help included.
-  program
-    .command("check")
-    .description("offline CIS Kubernetes Benchmark checks of kube-apiserver, kubelet and node files")
-    .argument("[options...]")
-    .helpOption(false)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(async (_args: unknown, _opts: unknown, cmd: Command) => {
-      const argv = cmd.args;
-      if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
-        io.stdout(`${version}\n`);
-        exitCode = 0;
-        return;
-      }
-      exitCode = await actions.check(argv, io);
-    });
+  // `check` and `validate` keep their own parsers (src/cis/command.ts, src/gitops/command.ts).
+  const passthrough = (name: (typeof PASSTHROUGH)[number], description: string): void => {
+    program
+      .command(name)
+      .description(description)
+      .argument("[options...]")
+      .helpOption(false)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .action(async (_args: unknown, _opts: unknown, cmd: Command) => {
+        const argv = cmd.args;
+        if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+          io.stdout(`${version}\n`);
+          exitCode = 0;
+          return;
+        }
+        exitCode = await actions[name](argv, io);
+      });
+  };
+  passthrough("check", "offline CIS Kubernetes Benchmark checks of kube-apiserver, kubelet and node files");
+  passthrough(
+    "validate",
+    "validate ClusterSecurityPolicy manifests offline (schema, CEL rules, InvalidSpec checks)",
+  );
   return { program, exitCode: () => exitCode };
 }
 
@@ -329,8 +341,10 @@ export async function runCli(
     io.stderr(oneLine(`error: unknown command '${named}' (commands: ${COMMANDS.join(", ")}; default: run)`));
     return EXIT_USAGE;
   }
-  // `help check` is `check --help`: check owns its usage text.
-  if (first === "help" && argv[1] === "check" && argv.length === 2) argv = ["check", "--help"];
+  // `help check` is `check --help`: a passthrough command owns its usage text.
+  const helped = argv[1];
+  if (first === "help" && argv.length === 2 && (PASSTHROUGH as readonly string[]).includes(helped ?? ""))
+    argv = [helped ?? "", "--help"];
   const { program, exitCode } = buildProgram(actions, io, name, version);
   try {
     await program.parseAsync([...argv], { from: "user" });

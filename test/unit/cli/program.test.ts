@@ -25,6 +25,7 @@ interface Outcome {
   ran?: RunOptions;
   agent?: AgentCliOptions;
   checked?: string[];
+  validated?: string[];
 }
 
 /** Runs the command line with actions that only record what they were given. */
@@ -45,6 +46,11 @@ async function cli(argv: string[], env: Record<string, string> = {}, name?: stri
       out.checked = argv;
       if (argv.includes("--help")) io.stdout("Usage: csp-operator check [options]\n");
       return Promise.resolve(argv.includes("--fail") ? 1 : 0);
+    },
+    validate: (argv, io) => {
+      out.validated = argv;
+      if (argv.includes("--help")) io.stdout("Usage: csp-operator validate [options]\n");
+      return Promise.resolve(argv.includes("--invalid") ? 1 : 0);
     },
   };
   const saved: Record<string, string | undefined> = {};
@@ -139,6 +145,15 @@ describe("cli: the csp-operator command line", () => {
     expect(o.code).to.equal(1);
   });
 
+  it("passes validate's arguments through untouched, with its exit code and its own help", async () => {
+    const o = await cli(["validate", "-f", "-", "-o", "json", "--invalid"]);
+    expect(o.validated).to.deep.equal(["-f", "-", "-o", "json", "--invalid"]);
+    expect(o.code).to.equal(1);
+    const help = await cli(["help", "validate"]);
+    expect(help.validated).to.deep.equal(["--help"]);
+    expect(help.stdout).to.contain("Usage: csp-operator validate");
+  });
+
   it("check's own options reach it even where they look like the program's", async () => {
     const o = await cli(["check", "-h"]);
     expect(o.checked).to.deep.equal(["-h"]);
@@ -224,7 +239,8 @@ describe("cli: the csp-operator command line", () => {
       expect(o.code).to.equal(0);
       expect(o.ran).to.equal(undefined);
       expect(o.stdout).to.match(/^Usage: csp-operator \[options\] \[command\]/);
-      for (const c of ["run", "agent", "check", "help"]) expect(o.stdout).to.match(new RegExp(`\\n  ${c} `));
+      for (const c of ["run", "agent", "check", "validate", "help"])
+        expect(o.stdout).to.match(new RegExp(`\\n  ${c} `));
     }
     for (const [cmd, flag] of [
       ["run", "--workers"],
