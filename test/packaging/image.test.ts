@@ -92,14 +92,18 @@ describe("the image (final Dockerfile stage reproduced without a container engin
       expect(l[`org.opencontainers.image.${k}`], k).to.be.a("string").and.not.equal("");
   });
 
-  it("holds package.json, the compiled code and the production dependencies only: no sources, tests or caches", () => {
+  it("holds package.json, the compiled code, the CRD and the production dependencies only: no sources, tests or caches", () => {
     const app = hostPath(final, ".");
     expect(readdirSync(final.root)).to.deep.equal([final.workdir.split("/")[1]]);
-    expect(readdirSync(app).sort()).to.deep.equal(["dist", "node_modules", "package.json"]);
+    expect(readdirSync(app).sort()).to.deep.equal(["crds", "dist", "node_modules", "package.json"]);
+    // `validate` reads the generated CRD at run time; only it, not crds/'s kustomization.
+    expect(readdirSync(join(app, "crds"))).to.deep.equal([
+      "security.csp-operator.io_clustersecuritypolicies.yaml",
+    ]);
     const own = listFiles(app).filter((f) => !f.startsWith(`node_modules${sep}`));
-    expect(own.filter((f) => !/^dist\/src\/.*\.js(\.map)?$/.test(f) && f !== "package.json")).to.deep.equal(
-      [],
-    );
+    expect(
+      own.filter((f) => !/^(dist\/src\/.*\.js(\.map)?|crds\/[^/]+\.yaml)$/.test(f) && f !== "package.json"),
+    ).to.deep.equal([]);
     expect(own).to.include("dist/src/main.js");
     // Exactly the lockfile's non-dev packages: nothing a devDependency brought, nothing missing.
     const lock = JSON.parse(readFileSync(join(REPO, "package-lock.json"), "utf8")) as {
@@ -121,7 +125,7 @@ describe("the image (final Dockerfile stage reproduced without a container engin
       expect(existsSync(join(app, "node_modules", tool)), tool).to.be.false;
   });
 
-  it("runs --help, --version, run/agent --help and check from those files alone, writing nothing", () => {
+  it("runs --help, --version, run/agent --help, check and validate from those files alone, writing nothing", () => {
     const before = snapshot(final.root);
     const help = entrypoint(["--help"]);
     expect(help.code, help.stderr).to.equal(0);
@@ -137,6 +141,12 @@ describe("the image (final Dockerfile stage reproduced without a container engin
     expect([0, 1, 3], check.stderr).to.include(check.code);
     const report = JSON.parse(check.stdout) as { results: { id: string }[] };
     expect(report.results.length).to.be.above(10);
+    // validate finds the image's own CRD (the schema and CEL rules it judges by).
+    const valid = entrypoint(["validate", "-f", join(REPO, "samples", "baseline.yaml")]);
+    expect(valid.code, valid.stderr).to.equal(0);
+    const invalid = entrypoint(["validate", "-f", join(REPO, "samples", "invalid", "bad-mode.yaml")]);
+    expect(invalid.code, invalid.stderr).to.equal(1);
+    expect(invalid.stdout).to.contain("spec.mode");
     const usage = entrypoint(["--no-such-flag"]);
     expect(usage.code).to.equal(2);
     expect(usage.stderr.trim().split("\n")).to.have.length(1);
