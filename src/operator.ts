@@ -125,6 +125,7 @@ export class Operator {
       activeWorkers: () => this.controller.activeWorkers,
       maxConcurrentReconciles: () => this.controller.workerCount,
       isLeader: () => (this.elector ? this.elector.isLeader : !this.stopping),
+      cacheSynced: () => this.cache.hasSynced,
     });
   }
 

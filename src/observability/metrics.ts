@@ -61,6 +61,8 @@ export interface MetricsSource {
   activeWorkers(): number;
   maxConcurrentReconciles(): number;
   isLeader(): boolean;
+  /** Every informer cache synced since its last failure. */
+  cacheSynced(): boolean;
 }
 
 /**
@@ -206,6 +208,14 @@ export class OperatorMetrics {
     });
 
     // ---- the product's own ----
+    new Gauge({
+      name: "csp_cache_synced",
+      help: "1 when every informer cache has synced since its last list/watch failure, else 0",
+      registers,
+      collect() {
+        this.set(src()?.cacheSynced() ? 1 : 0);
+      },
+    });
     const perPolicy = (
       name: string,
       help: string,
