@@ -22,7 +22,7 @@ const policy: ClusterSecurityPolicy = {
   spec: {
     mode: "Enforce",
     exemptions: [{ findingId: "X", reason: "r", expires: "2030-01-01T00:00:00Z" }],
-  } as NonNullable<ClusterSecurityPolicy["spec"]>,
+  },
   status: {
     summary: { namespaces: 2, managedObjects: 5, drifted: 2, findings: 3 },
     conditions: [
