@@ -8,11 +8,12 @@
  */
 import { expect } from "chai";
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { join } from "node:path";
-import { parse } from "yaml";
+import { join, relative } from "node:path";
+import { parse, parseAllDocuments } from "yaml";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
@@ -270,6 +271,37 @@ describe("metrics and health probes (operator process, real API server)", functi
       await op.exited;
     } finally {
       await proxy.stop();
+    }
+  });
+
+  it("config/prometheus renders as a kustomize Component of config/default", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "csp-overlay-"));
+    try {
+      const config = relative(dir, join(process.cwd(), "config"));
+      writeFileSync(
+        join(dir, "kustomization.yaml"),
+        `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [${config}/default]\ncomponents: [${config}/prometheus]\n`,
+      );
+      const objs = parseAllDocuments(await ok(["kustomize", dir])).map(
+        (d) => d.toJSON() as { kind: string; metadata: { name: string; labels?: Record<string, string> } },
+      );
+      const names = objs.map((o) => `${o.kind}/${o.metadata.name}`);
+      for (const want of [
+        "ServiceMonitor/csp-operator",
+        "PrometheusRule/csp-operator",
+        "ConfigMap/csp-operator-dashboard",
+        "ClusterRoleBinding/csp-operator-metrics-reader",
+        "Service/csp-operator-metrics",
+        "Deployment/csp-operator",
+      ])
+        expect(names).to.include(want);
+      const svc = objs.find((o) => o.kind === "Service")!;
+      expect(
+        svc.metadata.labels?.["app.kubernetes.io/name"],
+        "the ServiceMonitor selects the Service",
+      ).to.equal("csp-operator");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
