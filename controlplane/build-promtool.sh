@@ -4,7 +4,7 @@
 #
 #   bash controlplane/build-promtool.sh     # build if missing, print the promtool path on the last line
 #
-# Built with -tags remove_all_sd: rule checks need no service discovery (cloud SDKs), which halves the build.
+# Built with -tags remove_all_sd: rule checks need no service discovery, so the cloud SDKs are left out.
 # Environment: CSP_CONTROLPLANE_CACHE (default ~/.cache/csp-operator).
 set -euo pipefail
 

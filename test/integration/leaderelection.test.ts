@@ -6,7 +6,6 @@
  * (lease 6 s, renew deadline 4 s, retry 1 s) to keep the suite fast; the algorithm is the same.
  */
 import { expect } from "chai";
-import { spawn, type ChildProcess } from "node:child_process";
 import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -14,19 +13,18 @@ import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
+import {
+  LEADER_ELECT_ARGS,
+  leaseHolder,
+  spawnOperator,
+  TEST_LEASE as LEASE,
+  type OperatorProcess,
+} from "../support/operatorprocess.js";
 
-const LEASE = { duration: 6_000, renew: 4_000, retry: 1_000 };
 const SA_USER = "system:serviceaccount:csp-system:csp-operator";
 const ELECTION = new Set(["leases", "tokenreviews", "subjectaccessreviews"]);
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  jti: string;
-  log: string;
-  exited: Promise<void>;
-  exit?: string;
-}
+type Proc = OperatorProcess & { jti: string };
 
 /** The JTI of the token in a kubeconfig (the credential id the audit log names). */
 async function tokenJti(kubeconfig: string): Promise<string> {
@@ -42,53 +40,17 @@ describe("leader election (two operator processes on the real API server)", func
   const procs: Proc[] = [];
 
   async function startOperator(name: string): Promise<Proc> {
-    const src = await cp().serviceAccountKubeconfig("csp-system", "csp-operator");
     const kubeconfig = join(cp().dir, `${name}.kubeconfig`);
-    await copyFile(src, kubeconfig); // a fresh token (own JTI) per process
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "src/main.ts",
-        "run",
-        "--resync=3600",
-        "--leader-elect",
-        `--leader-elect-lease-duration=${LEASE.duration}ms`,
-        `--leader-elect-renew-deadline=${LEASE.renew}ms`,
-        `--leader-elect-retry-period=${LEASE.retry}ms`,
-        "--health-probe-bind-address=0",
-      ],
-      {
-        env: { ...process.env, KUBECONFIG: kubeconfig, POD_NAME: name, LOG_LEVEL: "info" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    const p: Proc = { name, child, jti: await tokenJti(kubeconfig), log: "", exited: Promise.resolve() };
-    child.stdout?.on("data", (d: Buffer) => (p.log += d.toString()));
-    child.stderr?.on("data", (d: Buffer) => (p.log += d.toString()));
-    p.exited = new Promise((resolve) =>
-      child.once("exit", (code, signal) => {
-        p.exit = `code ${code} signal ${signal}`;
-        resolve();
-      }),
-    );
+    // A fresh token (its own JTI, the audit log's credential id) per process.
+    await copyFile(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"), kubeconfig);
+    const p = Object.assign(spawnOperator(name, kubeconfig, LEADER_ELECT_ARGS), {
+      jti: await tokenJti(kubeconfig),
+    });
     procs.push(p);
     return p;
   }
 
-  const holder = async () => {
-    const out = await ok([
-      "get",
-      "lease",
-      "-n",
-      "csp-system",
-      "csp-operator-leader",
-      "-o",
-      "jsonpath={.spec.holderIdentity}",
-    ]).catch(() => "");
-    return out.trim();
-  };
+  const holder = () => leaseHolder(ok);
 
   /** Mutating requests other than leader election's own, per token JTI, received at or after `since`. */
   const writesSince = async (since: number) => {
