@@ -199,6 +199,12 @@ export class LeaderElector {
   private succeeded(stored: StoredLease, sentAt: number): void {
     this.observe(stored);
     if (this.stopped) return;
+    // An answer that arrives after the deadline of its own request counts for nothing: the others may
+    // already measure the Lease as expired from an earlier observation.
+    if (this.clock.now() >= sentAt + this.renewDeadlineMs) {
+      this.checkDeadline();
+      return;
+    }
     this.renewedAt = sentAt;
     this.armDeadline();
     if (!this.leading) {

@@ -143,6 +143,7 @@ describe("leader election (two operator processes on the real API server)", func
     await leader.exited;
     await eventually("the follower leads", async () => (await holder()) === follower.name, 30_000);
     const takeover = Date.now() - killedAt;
+    process.stdout.write(`      takeover after SIGKILL: ${takeover} ms\n`);
     expect(takeover, `takeover after SIGKILL took ${takeover} ms`).to.be.at.most(
       LEASE.duration + LEASE.retry * 1.2 + 3_000,
     );
@@ -155,7 +156,9 @@ describe("leader election (two operator processes on the real API server)", func
     await eventually("op-c synced", () => Promise.resolve(c.log.includes("leader observed")), 60_000);
     const stopped = follower;
     stopped.child.kill("SIGSTOP");
+    const frozenAt = Date.now();
     await eventually("op-c leads", async () => (await holder()) === "op-c", 30_000);
+    process.stdout.write(`      takeover from a frozen (SIGSTOP) leader: ${Date.now() - frozenAt} ms\n`);
     // Work for the leader while the ex-leader is frozen: its watch buffers these events too.
     await ok(["apply", "-f", "-"], policy("le-three", "le-three"));
     await ok(["delete", "networkpolicy", "-n", "le-one", "-l", "app.kubernetes.io/managed-by=csp-operator"]);
@@ -193,6 +196,7 @@ describe("leader election (two operator processes on the real API server)", func
     c.child.kill("SIGTERM");
     await eventually("the ex-leader leads again", async () => (await holder()) === stopped.name, 15_000);
     const handover = Date.now() - termAt;
+    process.stdout.write(`      handover after SIGTERM: ${handover} ms\n`);
     expect(handover, `handover after SIGTERM took ${handover} ms`).to.be.below(LEASE.duration);
     await c.exited;
     expect(c.exit).to.equal("code 0 signal null");

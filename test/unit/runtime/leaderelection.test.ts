@@ -202,4 +202,22 @@ describe("LeaderElector (fake clock)", () => {
         ),
     ).to.throw(/leaseDuration > renewDeadline/);
   });
+
+  it("a renewal answered after its own deadline does not make the process leader", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    const slow: LeaseStore = {
+      get: () => store.get(),
+      create: async (r) => {
+        await clock.advance(10_000); // the answer takes as long as the renew deadline
+        return store.create(r);
+      },
+      update: (r, rv) => store.update(r, rv),
+    };
+    const a = candidate("a", slow, clock);
+    a.e.start();
+    await settle();
+    expect(a.e.canWrite()).to.equal(false);
+    expect(a.events).to.deep.equal([]);
+  });
 });
