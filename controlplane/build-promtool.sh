@@ -26,7 +26,8 @@ fi
 logf="$cache/promtool-$PROM_VERSION/build.log"
 log "building promtool $PROM_VERSION (cold build on 2 cores: a few minutes; log: $logf)"
 start=$SECONDS
-# The wrapper's go.sum is written on first build (-mod=mod), in a copy so the repository stays untouched.
+# Built in a copy of the wrapper module (-mod=mod may add indirect requires), so the repository stays untouched;
+# the checked-in go.sum pins every module hash.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$here/promtool/go.mod" "$here/promtool/tools.go" "$work/"
