@@ -1,41 +1,113 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Applier } from "./cluster/applier.js";
-import { ClusterCache } from "./cluster/cache.js";
+import { isReviewPath } from "./cluster/authreview.js";
+import { CacheNotSyncedError, ClusterCache } from "./cluster/cache.js";
+import { KubeLeaseStore, LEADER_LEASE_NAME, leasePath } from "./cluster/lease.js";
 import type { AreaFactory, AreaReconciler } from "./controller/areas.js";
-import { reconcile } from "./controller/reconcile.js";
+import { reconcile, type ReconcileDeps } from "./controller/reconcile.js";
+import { OPERATOR_NAMESPACE } from "./desired/metadata.js";
 import type { Logger } from "./observability/logger.js";
+import type { OperatorMetrics } from "./observability/metrics.js";
+import { instrumentRequests } from "./observability/restmetrics.js";
 import { Controller } from "./runtime/controller.js";
+import { LeaderElector } from "./runtime/leaderelection.js";
+import { fenceWrites } from "./runtime/writefence.js";
+
+export interface LeaderElectionConfig {
+  /** This process's identity in the Lease (pod name, or hostname + random suffix). */
+  identity: string;
+  /** Namespace of the Lease; default csp-system. */
+  namespace?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
 
 export interface OperatorOptions {
   workers: number;
   resyncMs: number;
   /** Areas beyond namespaced children; each adds its own file (see controller/areas.ts). */
   areas?: readonly AreaFactory[];
+  /** Run as one of several replicas: only the Lease holder runs workers and writes. */
+  leaderElection?: LeaderElectionConfig;
+  /** Where controller, queue, REST and product metrics go. */
+  metrics?: OperatorMetrics;
 }
 
-/** The running operator: caches, work queue and workers wired together. */
+/**
+ * The running operator: caches, work queue and workers wired together.
+ *
+ * With leader election every replica keeps its informers warm (a takeover starts from a synced cache), but
+ * only the Lease holder runs workers; and every mutating request any client of `kc` sends passes a write
+ * fence that refuses it unless this process holds a Lease renewed less than renewDeadline ago (see
+ * runtime/leaderelection.ts and runtime/writefence.ts). Losing the Lease stops the workers (a write
+ * already in a reconcile fails at the fence) and the replica goes back to campaigning.
+ */
 export class Operator {
   readonly cache: ClusterCache;
   readonly applier: Applier;
   readonly controller: Controller;
   readonly areas: readonly AreaReconciler[];
+  readonly elector: LeaderElector | undefined;
+  private synced: Promise<boolean> | undefined;
+  /** Serializes worker start/stop across leadership terms. */
+  private term: Promise<void> = Promise.resolve();
+  private stopping = false;
 
   constructor(
     kc: KubeConfig,
     opts: OperatorOptions,
     private readonly log: Logger,
   ) {
+    const metrics = opts.metrics;
+    if (metrics) instrumentRequests(kc, (method, host, code) => metrics.request(method, host, code));
+    if (opts.leaderElection) {
+      const le = opts.leaderElection;
+      const namespace = le.namespace ?? OPERATOR_NAMESPACE;
+      const elector = new LeaderElector(
+        new KubeLeaseStore(kc, namespace, LEADER_LEASE_NAME),
+        {
+          identity: le.identity,
+          ...(le.leaseDurationMs !== undefined ? { leaseDurationMs: le.leaseDurationMs } : {}),
+          ...(le.renewDeadlineMs !== undefined ? { renewDeadlineMs: le.renewDeadlineMs } : {}),
+          ...(le.retryPeriodMs !== undefined ? { retryPeriodMs: le.retryPeriodMs } : {}),
+          onStartedLeading: () => this.startTerm(),
+          onStoppedLeading: () => this.endTerm(),
+          onNewLeader: (holder) => log.info("leader observed", { leader: holder || "(none)" }),
+        },
+        log,
+      );
+      this.elector = elector;
+      const leases = leasePath(namespace);
+      fenceWrites(
+        kc,
+        () => elector.canWrite(),
+        (path) => path.startsWith(`${leases}/`) || path === leases || isReviewPath(path),
+      );
+    }
     this.applier = new Applier(kc);
+    const writer: ReconcileDeps["writer"] = metrics
+      ? Object.assign(Object.create(this.applier) as ReconcileDeps["writer"], {
+          event: async (...args: Parameters<ReconcileDeps["writer"]["event"]>) => {
+            await this.applier.event(...args);
+            metrics.event(args[0].metadata.name, args[2], args[3]);
+          },
+        })
+      : this.applier;
     this.controller = new Controller(
       (key, reconcileId) =>
         reconcile(key, {
           snapshot: () => this.cache.snapshot(),
-          writer: this.applier,
+          writer,
           log: log.child({ policy: key, reconcileId }),
           areas: this.areas,
         }),
       () => this.cache.policies.list().map((p) => p.metadata.name),
-      { workers: opts.workers, resyncMs: opts.resyncMs },
+      {
+        workers: opts.workers,
+        resyncMs: opts.resyncMs,
+        ...(metrics ? { observer: metrics.controllerObserver() } : {}),
+      },
       log,
     );
     // Events only enqueue; a missing policy name means "every policy" (namespaces, shared objects, RBAC).
@@ -46,27 +118,77 @@ export class Operator {
     };
     this.cache = new ClusterCache(kc, log, enqueue);
     this.areas = (opts.areas ?? []).map((make) => make({ kc, log, enqueue }));
+    metrics?.attach({
+      policies: () => (this.cache.policies.hasSynced ? this.cache.policies.list() : []),
+      queueDepth: () => this.controller.queue.length,
+      runningFor: () => this.controller.queue.runningFor(),
+      activeWorkers: () => this.controller.activeWorkers,
+      maxConcurrentReconciles: () => this.controller.workerCount,
+      isLeader: () => (this.elector ? this.elector.isLeader : !this.stopping),
+      cacheSynced: () => this.cache.hasSynced,
+    });
   }
 
   /**
    * Fills the caches, then starts the workers and reconciles every policy once. Workers start only once
    * every cache has synced (a first LIST that fails is retried with backoff meanwhile); stop() before
-   * that leaves them unstarted.
+   * that leaves them unstarted. With leader election, workers start when (and each time) this process
+   * becomes the leader, the caches being filled meanwhile either way.
    */
   async start(): Promise<void> {
-    const [synced] = await Promise.all([this.cache.start(), ...this.areas.map((a) => a.start?.())]);
-    if (!synced || this.stopping) return;
+    this.synced = Promise.all([this.cache.start(), ...this.areas.map((a) => a.start?.())]).then(
+      ([synced]) => synced,
+    );
+    if (this.elector) {
+      this.elector.start();
+      await this.synced;
+      return;
+    }
+    if (!(await this.synced) || this.stopping) return;
     this.log.info("caches synced; starting workers");
     this.controller.start();
     this.controller.resync();
   }
 
-  private stopping = false;
+  private startTerm(): void {
+    this.term = this.term.then(async () => {
+      if (!(await this.synced) || this.stopping || !this.elector?.canWrite()) return;
+      this.log.info("leading with synced caches; starting workers");
+      this.controller.start();
+      this.controller.resync();
+    });
+  }
 
-  /** Drains in-flight reconciles and stops the watches. */
+  private endTerm(): void {
+    this.term = this.term.then(async () => {
+      await this.controller.stop();
+      this.log.info("workers stopped; following");
+    });
+  }
+
+  /** Readiness: every cache synced since its last failure; otherwise why not. */
+  notReadyReason(): string | undefined {
+    if (this.cache.hasSynced) return undefined;
+    try {
+      this.cache.snapshot();
+      return undefined;
+    } catch (err) {
+      return err instanceof CacheNotSyncedError ? err.message : String(err);
+    }
+  }
+
+  /**
+   * Drains in-flight reconciles and stops the watches. A leader hands its Lease over after the drain
+   * (holderIdentity cleared) so another replica takes over within its retry period.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.controller.stop();
+    if (this.elector)
+      await this.elector.stop(async () => {
+        await this.term;
+        await this.controller.stop();
+      });
+    else await this.controller.stop();
     await Promise.all([this.cache.stop(), ...this.areas.map((a) => a.stop?.())]);
   }
 }

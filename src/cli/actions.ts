@@ -2,24 +2,53 @@
  * What `csp-operator run` and `csp-operator agent` do once their command line is valid (parsed in
  * ./program.ts), and `check`, which parses its own options (src/cis/command.ts).
  */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
+import type { OperatorMetrics } from "../observability/metrics.js";
+import type { Operator } from "../operator.js";
 import { UsageError, type Actions, type AgentCliOptions, type CliIO, type RunOptions } from "./program.js";
 import type { Logger } from "../observability/logger.js";
 
 /** The operator: runs until SIGTERM/SIGINT, then drains. Resolves to the exit code. */
 export async function run(opts: RunOptions): Promise<number> {
-  const [{ loadKubeConfig }, { createLogger }, { AREAS }, { Operator }] = await Promise.all([
-    import("../cluster/client.js"),
-    import("../observability/logger.js"),
-    import("../controller/registry.js"),
-    import("../operator.js"),
-  ]);
+  const [{ loadKubeConfig }, { createLogger }, { AREAS }, { Operator }, { OperatorMetrics }] =
+    await Promise.all([
+      import("../cluster/client.js"),
+      import("../observability/logger.js"),
+      import("../controller/registry.js"),
+      import("../operator.js"),
+      import("../observability/metrics.js"),
+    ]);
   const log = createLogger(opts.logLevel);
   logUnhandledRejections(log);
   const kc = kubeConfig(loadKubeConfig, opts.kubeconfig);
   const { workers, resyncSeconds } = opts;
-  const operator = new Operator(kc, { workers, resyncMs: resyncSeconds * 1000, areas: AREAS }, log);
-  log.info("starting", { server: kc.getCurrentCluster()?.server, workers, resyncSeconds });
+  const leaderElection = opts.leaderElection && {
+    ...opts.leaderElection,
+    identity: process.env["POD_NAME"] || `${hostname()}_${randomBytes(4).toString("hex")}`,
+  };
+  const metrics = new OperatorMetrics();
+  const operator = new Operator(
+    kc,
+    {
+      workers,
+      resyncMs: resyncSeconds * 1000,
+      areas: AREAS,
+      metrics,
+      ...(leaderElection ? { leaderElection } : {}),
+    },
+    log,
+  );
+  log.info("starting", {
+    server: kc.getCurrentCluster()?.server,
+    workers,
+    resyncSeconds,
+    leaderElection: leaderElection ? leaderElection.identity : false,
+  });
+  const servers = await startServers(opts, operator, metrics, kc, log);
 
   let stopping = false;
   const stopped = new Promise<number>((resolve) => {
@@ -28,7 +57,8 @@ export async function run(opts: RunOptions): Promise<number> {
       stopping = true;
       log.info("draining", { signal });
       operator.stop().then(
-        () => {
+        async () => {
+          await Promise.all(servers.map((s) => s.close()));
           log.info("stopped");
           resolve(0);
         },
@@ -43,6 +73,64 @@ export async function run(opts: RunOptions): Promise<number> {
   });
   await operator.start();
   return stopped;
+}
+
+/** Starts the probe and metrics endpoints. A port that cannot be bound is an error in the log, not a crash. */
+async function startServers(
+  opts: RunOptions,
+  operator: Operator,
+  metrics: OperatorMetrics,
+  kc: KubeConfig,
+  log: Logger,
+): Promise<{ close(): Promise<void> }[]> {
+  const servers: { close(): Promise<void> }[] = [];
+  if (opts.healthBind) {
+    const { HealthServer } = await import("../observability/health.js");
+    const health = new HealthServer({ readiness: { informers: () => operator.notReadyReason() } });
+    try {
+      const port = await health.listen(opts.healthBind.port, opts.healthBind.host);
+      log.info("serving health probes", { port, paths: ["/healthz", "/readyz"] });
+      servers.push(health);
+    } catch (err) {
+      log.error("health probes NOT served", { error: (err as Error).message });
+    }
+  }
+  if (opts.metricsBind) {
+    const [{ MetricsServer }, { KubeAuthReviewer }] = await Promise.all([
+      import("../observability/metricsserver.js"),
+      import("../cluster/authreview.js"),
+    ]);
+    let tls: { cert: string; key: string } | undefined;
+    if (opts.metricsSecure && opts.metricsCertDir) {
+      try {
+        tls = {
+          cert: readFileSync(join(opts.metricsCertDir, "tls.crt"), "utf8"),
+          key: readFileSync(join(opts.metricsCertDir, "tls.key"), "utf8"),
+        };
+      } catch (err) {
+        throw new UsageError(`--metrics-cert-dir ${opts.metricsCertDir}: ${(err as Error).message}`);
+      }
+    }
+    const server = new MetricsServer({
+      registry: metrics.registry,
+      log,
+      secure: opts.metricsSecure,
+      ...(opts.metricsSecure ? { reviewer: new KubeAuthReviewer(kc) } : {}),
+      ...(tls ? { tls } : {}),
+    });
+    try {
+      const port = await server.listen(opts.metricsBind.port, opts.metricsBind.host);
+      log.info("serving metrics", {
+        port,
+        scheme: opts.metricsSecure ? "https" : "http",
+        certificate: opts.metricsSecure ? (tls ? opts.metricsCertDir : "self-signed, in memory") : undefined,
+      });
+      servers.push(server);
+    } catch (err) {
+      log.error("metrics NOT served", { error: (err as Error).message });
+    }
+  }
+  return servers;
 }
 
 /** The node agent (a DaemonSet on control-plane nodes, see config/agent). */

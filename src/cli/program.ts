@@ -25,6 +25,30 @@ export interface RunOptions {
   readonly workers: number;
   readonly resyncSeconds: number;
   readonly logLevel: LogLevel;
+  /** Set with --leader-elect: only the holder of the Lease reconciles and writes. */
+  readonly leaderElection?: LeaderElectionFlags;
+  /** Where /metrics is served; undefined = not served (`--metrics-bind-address=0`). */
+  readonly metricsBind?: BindAddress;
+  /** HTTPS with TokenReview + SubjectAccessReview (default), or plain HTTP for loopback development. */
+  readonly metricsSecure: boolean;
+  /** tls.crt + tls.key for the metrics endpoint; unset = a self-signed certificate made in memory at start. */
+  readonly metricsCertDir?: string;
+  /** Where /healthz and /readyz are served; undefined = not served. */
+  readonly healthBind?: BindAddress;
+}
+
+/** A listen address from a `[host]:port` flag. */
+export interface BindAddress {
+  readonly host?: string;
+  readonly port: number;
+}
+
+/** The Lease's namespace and client-go's timings, in milliseconds. */
+export interface LeaderElectionFlags {
+  readonly namespace: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
 }
 
 /** `csp-operator agent`: the node agent (a DaemonSet on control-plane nodes, see config/agent). */
@@ -119,6 +143,35 @@ function nonEmpty(name: string): (v: string) => string {
   };
 }
 
+/** A Go-style duration as the leader-election flags take it: `15s`, `500ms`, `1m`. */
+function duration(name: string): (v: string) => number {
+  return (v) => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v);
+    if (!m) throw new InvalidArgumentError(`${name} must be a duration like 15s or 500ms.`);
+    return Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
+  };
+}
+
+/** `[host]:port`, or `0` to disable (kubebuilder's convention). */
+function bindAddress(name: string): (v: string) => BindAddress | "off" {
+  return (v) => {
+    if (v === "0" || v === "") return "off";
+    const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
+    const port = Number(m?.[3]);
+    if (!m || !Number.isInteger(port) || port > 65535)
+      throw new InvalidArgumentError(`${name} must be [host]:port or 0 to disable.`);
+    const host = m[1] ?? m[2];
+    return host ? { host, port } : { port };
+  };
+}
+
+function bool(name: string): (v: string) => boolean {
+  return (v) => {
+    if (v !== "true" && v !== "false") throw new InvalidArgumentError(`${name} must be true or false.`);
+    return v === "true";
+  };
+}
+
 function kubeconfigOption(): Option {
   return new Option(
     "--kubeconfig <file>",
@@ -149,17 +202,94 @@ export function declareRunOptions(cmd: Command): Command {
         .env("CSP_RESYNC_SECONDS")
         .default(300),
     )
-    .addOption(logLevelOption());
+    .addOption(logLevelOption())
+    .addOption(new Option("--leader-elect", "elect one leader among replicas with a Lease; only it writes"))
+    .addOption(
+      new Option("--leader-elect-namespace <ns>", "namespace of the Lease csp-operator-leader")
+        .argParser(nonEmpty("--leader-elect-namespace"))
+        .default("csp-system"),
+    )
+    .addOption(
+      new Option("--leader-elect-lease-duration <d>", "how long a Lease is valid without renewal")
+        .argParser(duration("--leader-elect-lease-duration"))
+        .default(15_000, "15s"),
+    )
+    .addOption(
+      new Option("--leader-elect-renew-deadline <d>", "a leader that cannot renew this long stops writing")
+        .argParser(duration("--leader-elect-renew-deadline"))
+        .default(10_000, "10s"),
+    )
+    .addOption(
+      new Option("--leader-elect-retry-period <d>", "how often candidates try and leaders renew")
+        .argParser(duration("--leader-elect-retry-period"))
+        .default(2_000, "2s"),
+    )
+    .addOption(
+      new Option("--metrics-bind-address <addr>", "where /metrics is served ([host]:port; 0 disables)")
+        .argParser(bindAddress("--metrics-bind-address"))
+        .default("off", "0"),
+    )
+    .addOption(
+      new Option("--metrics-secure [bool]", "serve metrics over HTTPS with TokenReview/SubjectAccessReview")
+        .argParser(bool("--metrics-secure"))
+        .default(true),
+    )
+    .addOption(
+      new Option(
+        "--metrics-cert-dir <dir>",
+        "tls.crt and tls.key for metrics (default: self-signed in memory)",
+      ).argParser(nonEmpty("--metrics-cert-dir")),
+    )
+    .addOption(
+      new Option("--health-probe-bind-address <addr>", "where /healthz and /readyz are served (0 disables)")
+        .argParser(bindAddress("--health-probe-bind-address"))
+        .default({ port: 8081 }, ":8081"),
+    );
 }
 
 /** `run`'s parsed options, typed. */
 export function runOptionsOf(cmd: Command): RunOptions {
-  const o = cmd.opts<{ kubeconfig?: string; workers: number; resync: number; logLevel: LogLevel }>();
+  const o = cmd.opts<{
+    kubeconfig?: string;
+    workers: number;
+    resync: number;
+    logLevel: LogLevel;
+    leaderElect?: boolean;
+    leaderElectNamespace: string;
+    leaderElectLeaseDuration: number;
+    leaderElectRenewDeadline: number;
+    leaderElectRetryPeriod: number;
+    metricsBindAddress: BindAddress | "off";
+    metricsSecure: boolean;
+    metricsCertDir?: string;
+    healthProbeBindAddress: BindAddress | "off";
+  }>();
+  const lease = o.leaderElectLeaseDuration;
+  const renew = o.leaderElectRenewDeadline;
+  const retry = o.leaderElectRetryPeriod;
+  if (o.leaderElect && !(lease > renew && renew > retry && retry > 0))
+    throw new UsageError(
+      "--leader-elect-lease-duration must exceed --leader-elect-renew-deadline, which must exceed --leader-elect-retry-period",
+    );
   return {
     ...(o.kubeconfig === undefined ? {} : { kubeconfig: o.kubeconfig }),
     workers: o.workers,
     resyncSeconds: o.resync,
     logLevel: o.logLevel,
+    ...(o.leaderElect
+      ? {
+          leaderElection: {
+            namespace: o.leaderElectNamespace,
+            leaseDurationMs: lease,
+            renewDeadlineMs: renew,
+            retryPeriodMs: retry,
+          },
+        }
+      : {}),
+    ...(o.metricsBindAddress === "off" ? {} : { metricsBind: o.metricsBindAddress }),
+    metricsSecure: o.metricsSecure,
+    ...(o.metricsCertDir === undefined ? {} : { metricsCertDir: o.metricsCertDir }),
+    ...(o.healthProbeBindAddress === "off" ? {} : { healthBind: o.healthProbeBindAddress }),
   };
 }
 

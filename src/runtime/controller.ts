@@ -1,7 +1,14 @@
 import type { Logger } from "../observability/logger.js";
 import { Backoff } from "./backoff.js";
 import { realClock, type Clock } from "./clock.js";
-import { WorkQueue } from "./workqueue.js";
+import { WorkQueue, type QueueObserver } from "./workqueue.js";
+
+/** What the controller reports to metrics (controller_runtime_* of controller-runtime). */
+export interface ControllerObserver {
+  queue?: QueueObserver;
+  /** One reconcile ended: `success`, `error` or `requeue_after`, after `ms`. */
+  reconciled(key: string, result: "success" | "error" | "requeue_after", ms: number): void;
+}
 
 /** What a successful reconcile may ask for: to run again after a delay (waiting on something external). */
 export interface ReconcileResult {
@@ -17,6 +24,7 @@ export interface ControllerOptions {
   clock?: Clock;
   /** Per-key retry delays; default 0.5 s doubling up to 60 s, with jitter. */
   backoff?: Backoff;
+  observer?: ControllerObserver;
 }
 
 /**
@@ -31,6 +39,9 @@ export class Controller {
   private resyncTimer: NodeJS.Timeout | undefined;
   /** Counters for metrics and tests. */
   readonly stats = { reconciles: 0, failures: 0 };
+  /** Workers now inside a reconcile. */
+  activeWorkers = 0;
+  private running = false;
 
   constructor(
     private readonly reconcile: (key: string, reconcileId: string) => Promise<ReconcileResult | void>,
@@ -39,11 +50,20 @@ export class Controller {
     private readonly log: Logger,
   ) {
     this.clock = opts.clock ?? realClock;
-    this.queue = new WorkQueue(this.clock);
+    this.queue = new WorkQueue(this.clock, opts.observer?.queue);
     this.backoff = opts.backoff ?? new Backoff(500, 60_000);
   }
 
+  get workerCount(): number {
+    return this.opts.workers;
+  }
+
+  /** Starts the workers; after stop() it may start again (a new leadership term). */
   start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.queue.reopen();
+    this.workers = [];
     for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
     this.resyncTimer = setInterval(() => this.resync(), this.opts.resyncMs);
   }
@@ -59,14 +79,21 @@ export class Controller {
       if (key === undefined) return;
       const started = this.clock.now();
       const reconcileId = Math.random().toString(36).slice(2, 10);
+      this.activeWorkers++;
       try {
         this.stats.reconciles++;
         const result = await this.reconcile(key, reconcileId);
         this.backoff.forget(key);
+        this.opts.observer?.reconciled(
+          key,
+          result?.requeueAfterMs !== undefined ? "requeue_after" : "success",
+          this.clock.now() - started,
+        );
         if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
         this.log.debug("reconcile done", { policy: key, reconcileId, ms: this.clock.now() - started });
       } catch (err) {
         this.stats.failures++;
+        this.opts.observer?.reconciled(key, "error", this.clock.now() - started);
         const delay = this.backoff.next(key);
         this.log.warn("reconcile failed; retrying", {
           policy: key,
@@ -78,6 +105,7 @@ export class Controller {
         // Not addAfter: an event that arrived meanwhile must not cut the backoff short.
         this.queue.retryAfter(key, delay);
       } finally {
+        this.activeWorkers--;
         this.queue.done(key);
       }
     }
@@ -85,6 +113,7 @@ export class Controller {
 
   /** Stops taking work and waits for in-flight reconciles to finish. */
   async stop(): Promise<void> {
+    this.running = false;
     clearInterval(this.resyncTimer);
     this.queue.shutDown();
     await Promise.all(this.workers);

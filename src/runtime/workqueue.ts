@@ -1,5 +1,16 @@
 import { realClock, type Clock } from "./clock.js";
 
+/** What the queue reports to metrics (workqueue_* of client-go). Times in milliseconds. */
+export interface QueueObserver {
+  added(): void;
+  /** A key was handed to a worker after waiting `waitedMs` in the queue. */
+  started(waitedMs: number): void;
+  /** A worker finished a key after `workedMs`. */
+  finished(workedMs: number): void;
+  /** A failed key was scheduled for a retry. */
+  retried(): void;
+}
+
 /**
  * A keyed work queue with the guarantees controllers rely on (modelled on client-go's workqueue):
  * - a key is never processed by two workers at once;
@@ -21,8 +32,14 @@ export class WorkQueue {
   private readonly held = new Map<string, unknown>();
   private readonly takers: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
+  /** When each waiting key entered the queue, and when each processing key was handed out. */
+  private readonly enqueuedAt = new Map<string, number>();
+  private readonly startedAt = new Map<string, number>();
 
-  constructor(private readonly clock: Clock = realClock) {}
+  constructor(
+    private readonly clock: Clock = realClock,
+    private readonly observer?: QueueObserver,
+  ) {}
 
   add(key: string): void {
     if (this.shuttingDown) return;
@@ -34,10 +51,12 @@ export class WorkQueue {
     }
     if (this.waiting.has(key)) return;
     this.waiting.add(key);
+    this.enqueuedAt.set(key, this.clock.now());
+    this.observer?.added();
     const taker = this.takers.shift();
     if (taker) {
       this.waiting.delete(key);
-      this.processing.add(key);
+      this.begin(key);
       taker(key);
     } else {
       this.queue.push(key);
@@ -71,6 +90,7 @@ export class WorkQueue {
       this.timers.delete(key);
     }
     this.dirty.delete(key);
+    this.observer?.retried();
     const previous = this.held.get(key);
     if (previous !== undefined) this.clock.clearTimeout(previous);
     this.held.set(
@@ -110,7 +130,7 @@ export class WorkQueue {
     const key = this.queue.shift();
     if (key !== undefined) {
       this.waiting.delete(key);
-      this.processing.add(key);
+      this.begin(key);
       return Promise.resolve(key);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);
@@ -120,7 +140,30 @@ export class WorkQueue {
   /** Marks `key` finished; if it was added meanwhile (and did not fail), it is queued again. */
   done(key: string): void {
     this.processing.delete(key);
+    const started = this.startedAt.get(key);
+    this.startedAt.delete(key);
+    if (started !== undefined) this.observer?.finished(this.clock.now() - started);
     if (this.dirty.delete(key)) this.add(key);
+  }
+
+  private begin(key: string): void {
+    const now = this.clock.now();
+    this.processing.add(key);
+    this.startedAt.set(key, now);
+    const queued = this.enqueuedAt.get(key);
+    this.enqueuedAt.delete(key);
+    this.observer?.started(queued === undefined ? 0 : now - queued);
+  }
+
+  /** How long each key now being processed has been running, in ms (workqueue_unfinished_work_seconds). */
+  runningFor(): number[] {
+    const now = this.clock.now();
+    return [...this.startedAt.values()].map((t) => now - t);
+  }
+
+  /** Takes keys again after shutDown(): a new leadership term reuses the queue. */
+  reopen(): void {
+    this.shuttingDown = false;
   }
 
   get length(): number {

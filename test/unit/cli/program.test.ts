@@ -90,7 +90,13 @@ describe("cli: the csp-operator command line", () => {
     for (const argv of [[], ["run"]]) {
       const o = await cli(argv);
       expect(o.code).to.equal(0);
-      expect(o.ran).to.deep.equal({ workers: 2, resyncSeconds: 300, logLevel: "info" });
+      expect(o.ran).to.deep.equal({
+        workers: 2,
+        resyncSeconds: 300,
+        logLevel: "info",
+        metricsSecure: true,
+        healthBind: { port: 8081 },
+      });
     }
   });
 
@@ -99,12 +105,66 @@ describe("cli: the csp-operator command line", () => {
     for (const argv of [flags, ["run", ...flags]]) {
       const o = await cli(argv);
       expect(o.code, o.stderr).to.equal(0);
-      expect(o.ran).to.deep.equal({ kubeconfig: "/k", workers: 4, resyncSeconds: 30, logLevel: "debug" });
+      expect(o.ran).to.deep.equal({
+        kubeconfig: "/k",
+        workers: 4,
+        resyncSeconds: 30,
+        logLevel: "debug",
+        metricsSecure: true,
+        healthBind: { port: 8081 },
+      });
     }
     const env = await cli([], { CSP_WORKERS: "3", CSP_RESYNC_SECONDS: "0.5", LOG_LEVEL: "warn" });
-    expect(env.ran).to.deep.equal({ workers: 3, resyncSeconds: 0.5, logLevel: "warn" });
+    expect(env.ran).to.deep.equal({
+      workers: 3,
+      resyncSeconds: 0.5,
+      logLevel: "warn",
+      metricsSecure: true,
+      healthBind: { port: 8081 },
+    });
     const flagWins = await cli(["--workers", "5"], { CSP_WORKERS: "3" });
     expect(flagWins.ran?.workers).to.equal(5);
+  });
+
+  it("passes the leader-election, metrics and probe options, refusing bad ones with the flag named", async () => {
+    const o = await cli([
+      "run",
+      "--leader-elect",
+      "--leader-elect-lease-duration=6000ms",
+      "--leader-elect-renew-deadline",
+      "4s",
+      "--leader-elect-retry-period=1s",
+      "--metrics-bind-address=:8080",
+      "--metrics-secure=false",
+      "--health-probe-bind-address=127.0.0.1:0",
+    ]);
+    expect(o.code, o.stderr).to.equal(0);
+    expect(o.ran).to.deep.include({
+      leaderElection: {
+        namespace: "csp-system",
+        leaseDurationMs: 6000,
+        renewDeadlineMs: 4000,
+        retryPeriodMs: 1000,
+      },
+      metricsBind: { port: 8080 },
+      metricsSecure: false,
+      healthBind: { host: "127.0.0.1", port: 0 },
+    });
+    const off = await cli(["--metrics-bind-address=0", "--health-probe-bind-address=0", "--metrics-secure"]);
+    expect(off.ran).to.not.have.property("metricsBind");
+    expect(off.ran).to.not.have.property("healthBind");
+    expect(off.ran?.metricsSecure).to.equal(true);
+    for (const [argv, needle] of [
+      [["--leader-elect-lease-duration=soon"], "--leader-elect-lease-duration"],
+      [["--metrics-bind-address=8080"], "--metrics-bind-address"],
+      [["--metrics-secure=yes"], "--metrics-secure"],
+      [["--leader-elect", "--leader-elect-renew-deadline=20s"], "--leader-elect-renew-deadline"],
+    ] as const) {
+      const bad = await cli([...argv]);
+      expect(bad.code, argv.join(" ")).to.equal(2);
+      expect(bad.stderr).to.contain(needle);
+      expect(bad.stderr.trim().split("\n")).to.have.length(1);
+    }
   });
 
   it("passes agent's options", async () => {

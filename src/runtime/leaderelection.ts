@@ -1,0 +1,277 @@
+import type { Logger } from "../observability/logger.js";
+import { realClock, type Clock } from "./clock.js";
+
+/** The fields of a coordination.k8s.io/v1 Lease spec leader election reads and writes. */
+export interface LeaseRecord {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+/** A stored Lease: its spec and the resourceVersion an update must carry (optimistic concurrency). */
+export interface StoredLease {
+  record: LeaseRecord;
+  resourceVersion: string;
+}
+
+/**
+ * Reads and writes the one Lease. `update` must fail (throw) when `resourceVersion` is no longer current
+ * (HTTP 409), so two candidates can never both believe they took the Lease over. Each call gets a timeout.
+ */
+export interface LeaseStore {
+  get(timeoutMs: number): Promise<StoredLease | undefined>;
+  create(record: LeaseRecord, timeoutMs: number): Promise<StoredLease>;
+  update(record: LeaseRecord, resourceVersion: string, timeoutMs: number): Promise<StoredLease>;
+}
+
+export interface LeaderElectionOptions {
+  /** Who this process is: the pod name, or hostname + a random suffix. */
+  identity: string;
+  /** How long a Lease holds after its last renewal, as seen by the others (client-go: 15 s). */
+  leaseDurationMs?: number;
+  /** How long the leader keeps trying to renew before it gives up leadership (client-go: 10 s). */
+  renewDeadlineMs?: number;
+  /** How often to try to acquire or renew (client-go: 2 s). */
+  retryPeriodMs?: number;
+  clock?: Clock;
+  /** Called once leadership is acquired: start workers. */
+  onStartedLeading: () => void;
+  /** Called once leadership is lost or released: stop workers (writes are already fenced). */
+  onStoppedLeading: () => void;
+  /** Called when the observed holder changes (including to ""), for logs and metrics. */
+  onNewLeader?: (identity: string) => void;
+}
+
+/** Formats a time as a Kubernetes MicroTime (six fractional digits; the API server rejects fewer). */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+/**
+ * Lease-based leader election with client-go's algorithm and timing, written against a LeaseStore and a
+ * Clock so it can be proven with a fake clock.
+ *
+ * Safety rests on two clocks never being compared: a follower takes an unexpired Lease over only after it
+ * has seen the same record, unchanged, for a whole lease duration on ITS clock; the leader stops writing
+ * once renewDeadline has passed on ITS clock since the start of its last successful renewal. The gap
+ * (leaseDuration - renewDeadline, 5 s by default) covers a write already sent. `canWrite()` is checked
+ * against the clock itself, not a timer, so a process that was frozen (SIGSTOP, a long GC pause, a blocked
+ * event loop) writes nothing when it wakes up until it has renewed again.
+ */
+export class LeaderElector {
+  readonly identity: string;
+  private readonly leaseDurationMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryPeriodMs: number;
+  private readonly clock: Clock;
+  /** Clock time at which the last successful acquire/renew was SENT; leadership is valid until + renewDeadline. */
+  private renewedAt: number | undefined;
+  private leading = false;
+  private observed: { key: string; at: number; holder: string } | undefined;
+  private lastStored: StoredLease | undefined;
+  private timer: unknown;
+  private deadlineTimer: unknown;
+  private stopped = true;
+  private running: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly store: LeaseStore,
+    private readonly opts: LeaderElectionOptions,
+    private readonly log: Logger,
+  ) {
+    this.identity = opts.identity;
+    this.leaseDurationMs = opts.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
+    this.retryPeriodMs = opts.retryPeriodMs ?? 2_000;
+    this.clock = opts.clock ?? realClock;
+    if (!(this.leaseDurationMs > this.renewDeadlineMs && this.renewDeadlineMs > this.retryPeriodMs))
+      throw new Error("leader election needs leaseDuration > renewDeadline > retryPeriod");
+  }
+
+  /**
+   * True only while this process holds the Lease and its last renewal started less than renewDeadline
+   * ago by the clock right now. Every write the operator sends is gated on this.
+   */
+  canWrite(): boolean {
+    return (
+      this.leading && this.renewedAt !== undefined && this.clock.now() < this.renewedAt + this.renewDeadlineMs
+    );
+  }
+
+  get isLeader(): boolean {
+    return this.canWrite();
+  }
+
+  /** The holder last seen in the Lease ("" when released or unknown). */
+  get observedLeader(): string {
+    return this.observed?.holder ?? "";
+  }
+
+  /** Starts the acquire/renew loop. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.running = this.loop();
+  }
+
+  /**
+   * Stops the loop. `beforeRelease` runs first (stop workers, drain in-flight reconciles); then, when
+   * still leading, the Lease is released (holderIdentity cleared) so another candidate takes over at its next
+   * retry instead of waiting out the lease duration.
+   */
+  async stop(beforeRelease?: () => Promise<void>): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.clock.clearTimeout(this.timer);
+    this.wake?.();
+    await this.running;
+    // In-flight reconciles may still write while the last renewal holds (at most renewDeadline): the
+    // deadline timer ends leadership if the drain takes longer.
+    await beforeRelease?.();
+    const wasLeading = this.leading;
+    if (wasLeading) this.lose("stopping");
+    if (wasLeading) await this.release();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      await this.tryAcquireOrRenew();
+      if (this.stopped) return;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        // Followers jitter their retries (client-go's JitterFactor 1.2) so candidates do not collide.
+        const delay = this.leading ? this.retryPeriodMs : this.retryPeriodMs * (1 + Math.random() * 0.2);
+        this.timer = this.clock.setTimeout(resolve, delay);
+      });
+    }
+  }
+
+  /** One attempt, as client-go's tryAcquireOrRenew. Never throws. */
+  private async tryAcquireOrRenew(): Promise<void> {
+    const sentAt = this.clock.now();
+    // A request must not outlive our right to act on its answer.
+    const timeoutMs = this.leading
+      ? Math.max(1, (this.renewedAt ?? sentAt) + this.renewDeadlineMs - sentAt)
+      : this.renewDeadlineMs;
+    try {
+      let current = await this.store.get(timeoutMs);
+      if (current === undefined) {
+        const created = await this.store.create(this.desired(undefined, sentAt), timeoutMs);
+        this.succeeded(created, sentAt);
+        return;
+      }
+      this.observe(current);
+      const holder = current.record.holderIdentity ?? "";
+      const heldByOther = holder !== "" && holder !== this.identity;
+      if (heldByOther && this.observed && this.clock.now() < this.observed.at + this.leaseDurationMs) {
+        if (this.leading) this.lose(`the Lease is held by ${holder}`);
+        return;
+      }
+      current = await this.store.update(
+        this.desired(current.record, sentAt),
+        current.resourceVersion,
+        timeoutMs,
+      );
+      this.succeeded(current, sentAt);
+    } catch (err) {
+      this.log.debug("leader election attempt failed", {
+        identity: this.identity,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      this.checkDeadline();
+    }
+  }
+
+  private desired(old: LeaseRecord | undefined, now: number): LeaseRecord {
+    const ours = old?.holderIdentity === this.identity;
+    return {
+      holderIdentity: this.identity,
+      leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
+      acquireTime: ours && old?.acquireTime ? old.acquireTime : microTime(now),
+      renewTime: microTime(now),
+      leaseTransitions: (old?.leaseTransitions ?? 0) + (old && !ours && old.holderIdentity ? 1 : 0),
+    };
+  }
+
+  private succeeded(stored: StoredLease, sentAt: number): void {
+    this.observe(stored);
+    if (this.stopped) return;
+    // An answer that arrives after the deadline of its own request counts for nothing: the others may
+    // already measure the Lease as expired from an earlier observation.
+    if (this.clock.now() >= sentAt + this.renewDeadlineMs) {
+      this.checkDeadline();
+      return;
+    }
+    this.renewedAt = sentAt;
+    this.armDeadline();
+    if (!this.leading) {
+      this.leading = true;
+      this.log.info("became leader", { identity: this.identity });
+      this.opts.onStartedLeading();
+    }
+  }
+
+  /** Remembers when the record last changed, by our clock: the only time a takeover may be measured from. */
+  private observe(stored: StoredLease): void {
+    this.lastStored = stored;
+    const r = stored.record;
+    const key = `${r.holderIdentity ?? ""}|${r.renewTime ?? ""}|${r.acquireTime ?? ""}|${r.leaseTransitions ?? 0}`;
+    if (this.observed?.key === key) return;
+    const holder = r.holderIdentity ?? "";
+    const changedHolder = this.observed?.holder !== holder;
+    this.observed = { key, at: this.clock.now(), holder };
+    if (changedHolder) this.opts.onNewLeader?.(holder);
+  }
+
+  /** Leadership ends at renewedAt + renewDeadline even if no attempt returns (a hung request). */
+  private armDeadline(): void {
+    this.clock.clearTimeout(this.deadlineTimer);
+    if (this.renewedAt === undefined) return;
+    this.deadlineTimer = this.clock.setTimeout(
+      () => this.checkDeadline(),
+      Math.max(0, this.renewedAt + this.renewDeadlineMs - this.clock.now()),
+    );
+  }
+
+  private checkDeadline(): void {
+    if (this.leading && !this.canWrite()) this.lose("could not renew the Lease before the renew deadline");
+  }
+
+  private lose(reason: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.renewedAt = undefined;
+    this.clock.clearTimeout(this.deadlineTimer);
+    this.log.warn("lost leadership; writes stopped", { identity: this.identity, reason });
+    this.opts.onStoppedLeading();
+  }
+
+  /** Clears holderIdentity so the next candidate acquires at its next retry. Best effort. */
+  private async release(): Promise<void> {
+    const current = this.lastStored;
+    if (!current || current.record.holderIdentity !== this.identity) return;
+    const now = this.clock.now();
+    try {
+      await this.store.update(
+        {
+          holderIdentity: "",
+          leaseDurationSeconds: 1,
+          acquireTime: microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: current.record.leaseTransitions ?? 0,
+        },
+        current.resourceVersion,
+        this.retryPeriodMs,
+      );
+      this.log.info("released the Lease", { identity: this.identity });
+      this.opts.onNewLeader?.("");
+    } catch (err) {
+      this.log.warn("could not release the Lease; the next leader waits for it to expire", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+}

@@ -1,0 +1,156 @@
+import { expect } from "chai";
+import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
+import { OperatorMetrics, type MetricsSource } from "../../../src/observability/metrics.js";
+
+function source(policies: ClusterSecurityPolicy[], over: Partial<MetricsSource> = {}): MetricsSource {
+  return {
+    policies: () => policies,
+    queueDepth: () => 3,
+    runningFor: () => [1_500, 500],
+    activeWorkers: () => 2,
+    maxConcurrentReconciles: () => 4,
+    isLeader: () => true,
+    cacheSynced: () => true,
+    ...over,
+  };
+}
+
+const policy: ClusterSecurityPolicy = {
+  apiVersion: "security.csp-operator.io/v1alpha1",
+  kind: "ClusterSecurityPolicy",
+  metadata: { name: "baseline" },
+  spec: {
+    mode: "Enforce",
+    exemptions: [{ findingId: "X", reason: "r", expires: "2030-01-01T00:00:00Z" }],
+  },
+  status: {
+    summary: { namespaces: 2, managedObjects: 5, drifted: 2, findings: 3 },
+    conditions: [
+      {
+        type: "Ready",
+        status: "True",
+        reason: "Reconciled",
+        message: "",
+        lastTransitionTime: "2026-01-01T00:00:00Z",
+      },
+    ],
+    findings: [
+      { id: "A", severity: "High", resource: "ClusterRole/x", message: "m", area: "rbac" },
+      { id: "B", severity: "High", resource: "ns/secret-name-in-team-a", message: "m", area: "rbac" },
+      { id: "C", severity: "Low", resource: "r", message: "m", area: "somethingNew" },
+    ],
+  },
+};
+
+describe("OperatorMetrics", () => {
+  it("exports controller-runtime names with their labels, computed at scrape time", async () => {
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.attach(source([policy]));
+    const obs = m.controllerObserver();
+    obs.queue?.added();
+    obs.queue?.started(20);
+    obs.reconciled("baseline", "success", 120);
+    obs.reconciled("baseline", "error", 30);
+    obs.queue?.retried();
+    const text = await m.registry.metrics();
+    expect(text).to.contain(
+      'controller_runtime_reconcile_total{controller="clustersecuritypolicy",result="success"} 1',
+    );
+    expect(text).to.contain(
+      'controller_runtime_reconcile_total{controller="clustersecuritypolicy",result="error"} 1',
+    );
+    expect(text).to.contain(
+      'controller_runtime_reconcile_errors_total{controller="clustersecuritypolicy"} 1',
+    );
+    expect(text).to.contain(
+      'controller_runtime_reconcile_time_seconds_count{controller="clustersecuritypolicy"} 2',
+    );
+    expect(text).to.contain(
+      'controller_runtime_max_concurrent_reconciles{controller="clustersecuritypolicy"} 4',
+    );
+    expect(text).to.contain('controller_runtime_active_workers{controller="clustersecuritypolicy"} 2');
+    expect(text).to.contain(
+      'workqueue_depth{name="clustersecuritypolicy",controller="clustersecuritypolicy"} 3',
+    );
+    expect(text).to.contain(
+      'workqueue_adds_total{name="clustersecuritypolicy",controller="clustersecuritypolicy"} 1',
+    );
+    expect(text).to.contain(
+      'workqueue_retries_total{name="clustersecuritypolicy",controller="clustersecuritypolicy"} 1',
+    );
+    expect(text).to.contain(
+      'workqueue_unfinished_work_seconds{name="clustersecuritypolicy",controller="clustersecuritypolicy"} 2',
+    );
+    expect(text).to.contain(
+      'workqueue_longest_running_processor_seconds{name="clustersecuritypolicy",controller="clustersecuritypolicy"} 1.5',
+    );
+    expect(text).to.contain('leader_election_master_status{name="csp-operator-leader"} 1');
+  });
+
+  it("per-policy product metrics with bounded labels (never an object name)", async () => {
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.attach(source([policy]));
+    const text = await m.registry.metrics();
+    expect(text).to.contain('csp_policy_drifted_objects{policy="baseline"} 2');
+    expect(text).to.contain('csp_policy_findings{policy="baseline",severity="High",area="rbac"} 2');
+    expect(text).to.contain('csp_policy_findings{policy="baseline",severity="Low",area="Other"} 1');
+    expect(text).to.contain('csp_policy_findings{policy="baseline",severity="Critical",area="all"} 0');
+    expect(text).to.contain('csp_policy_condition{policy="baseline",type="Ready",status="True"} 1');
+    expect(text).to.contain('csp_policy_condition{policy="baseline",type="Ready",status="False"} 0');
+    expect(text).to.contain(
+      'csp_exemption_expiry_timestamp_seconds{policy="baseline",exemption="0",area=""} 1893456000',
+    );
+    expect(text).to.not.contain("secret-name-in-team-a");
+  });
+
+  it("a deleted policy disappears from the next scrape", async () => {
+    const policies = [policy];
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.attach(source(policies));
+    expect(await m.registry.metrics()).to.contain('csp_policy_drifted_objects{policy="baseline"}');
+    policies.pop();
+    expect(await m.registry.metrics()).to.not.contain('policy="baseline"');
+  });
+
+  it("counts corrections by kind and reason from DriftCorrected events, folding unknown values", async () => {
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.event(
+      "baseline",
+      "DriftCorrected",
+      "Corrected 3 object(s): NetworkPolicy team-a/csp-x (Missing), Namespace team-a (Modified) x6, Gizmo a/b (Weird), and 4 more",
+    );
+    const text = await m.registry.metrics();
+    expect(text).to.contain(
+      'csp_corrections_total{policy="baseline",kind="NetworkPolicy",reason="Missing"} 1',
+    );
+    expect(text).to.contain('csp_corrections_total{policy="baseline",kind="Namespace",reason="Modified"} 6');
+    expect(text).to.contain('csp_corrections_total{policy="baseline",kind="Other",reason="Other"} 5');
+    expect(text).to.not.contain("team-a");
+  });
+
+  it("tracks the key-rotation phase and the last completed rotation from EncryptionStep events", async () => {
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.attach(source([{ ...policy, metadata: { name: "enc" } }]));
+    m.event("enc", "EncryptionStep", "NewKeyAdded: key-2 added", 1_000_000);
+    m.event("enc", "EncryptionStep", "NewKeyLoaded: every API server loaded key-2", 2_000_000);
+    let text = await m.registry.metrics();
+    expect(text).to.contain('csp_encryption_rotation_phase{policy="enc",phase="NewKeyLoaded"} 1');
+    expect(text).to.contain('csp_encryption_rotation_phase{policy="enc",phase="Stable"} 0');
+    expect(text).to.contain('csp_encryption_rotation_phase_since_timestamp_seconds{policy="enc"} 2000');
+    expect(text).to.not.contain("csp_encryption_last_rotation_completed_timestamp_seconds{");
+    m.event("enc", "EncryptionStep", "Stable: rotation complete", 3_000_000);
+    text = await m.registry.metrics();
+    expect(text).to.contain('csp_encryption_last_rotation_completed_timestamp_seconds{policy="enc"} 3000');
+  });
+
+  it("counts REST requests by code, method and host", async () => {
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.request("patch", "127.0.0.1:6443", "200");
+    m.request("GET", "127.0.0.1:6443", "<error>");
+    const text = await m.registry.metrics();
+    expect(text).to.contain('rest_client_requests_total{code="200",method="PATCH",host="127.0.0.1:6443"} 1');
+    expect(text).to.contain(
+      'rest_client_requests_total{code="<error>",method="GET",host="127.0.0.1:6443"} 1',
+    );
+  });
+});
