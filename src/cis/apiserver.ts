@@ -430,11 +430,18 @@ function auditPolicyRecords(i: ApiServerInputs): Effective<number> {
   return { ok: true, value: 0, explicit: true, source: path };
 }
 
-/** The audit log destination: Unknown, NotApplicable when there is no file to rotate, or the path. */
+/**
+ * The audit log destination: Unknown, Fail when no audit log is written at all (the benchmark scores the
+ * retention flags, and fixing 1.2.16 needs them), NotApplicable when the log goes to stdout (rotation flags
+ * have no effect there), or the path.
+ */
 function auditLogFile(i: ApiServerInputs): CheckOutcome | string {
   const p = stringFlag(i.flags, "audit-log-path");
   if (!p.ok) return unknown(p.reason);
-  if (p.value === "") return notApplicable(`${p.source}: there is no audit log file to rotate (see 1.2.16)`);
+  if (p.value === "")
+    return fail(
+      `${p.source}: no audit log is written (1.2.16 fails), so no retention is in effect; set --audit-log-path and this flag`,
+    );
   if (p.value === "-")
     return notApplicable(`${p.source}: the audit log goes to stdout, log rotation flags do not apply`);
   return p.value;
