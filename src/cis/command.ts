@@ -9,18 +9,20 @@
  * unreadable, oversized or malformed input), with one line naming the problem on stderr.
  */
 import { stat } from "node:fs/promises";
-import type { CheckResult } from "./check.js";
-import type { FileTargets } from "./files.js";
-import { fileCheckPaths, fileChecks } from "./files.js";
-import { splitCommandLine } from "./flags.js";
-import type { GatherRequest } from "./inputs.js";
-import { gatherInputs, parseApiServerManifest, parseConfigObject } from "./inputs.js";
-import { renderJson, renderTable } from "./report.js";
-import { commandLineProblems, runCisChecks } from "./run.js";
-import { hostRootReader, InputFileError, MAX_INPUT_BYTES, readRegularFile } from "./safefs.js";
-import { MAX_MESSAGE_CHARS, safeText } from "./text.js";
+import type { CheckResult } from "./checks/check.js";
+import type { FileTargets } from "./checks/files.js";
+import { fileCheckPaths, fileChecks } from "./checks/files.js";
+import { splitCommandLine } from "./parse/flags.js";
+import type { GatherRequest } from "./gather/inputs.js";
+import { gatherInputs } from "./gather/inputs.js";
+import { parseApiServerManifest } from "./parse/manifest.js";
+import { parseConfigObject } from "./parse/yaml.js";
+import { renderJson, renderTable } from "./output/report.js";
+import { commandLineProblems, runCisChecks } from "./checks/run.js";
+import { hostRootReader, InputFileError, MAX_INPUT_BYTES, readRegularFile } from "./gather/safefs.js";
+import { MAX_MESSAGE_CHARS, safeText } from "./output/text.js";
 
-export { hostRootReader } from "./safefs.js";
+export { hostRootReader } from "./gather/safefs.js";
 
 /** The exit codes of `csp-operator check`. */
 export const EXIT = {

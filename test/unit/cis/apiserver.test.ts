@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { APISERVER_CHECKS, DEFAULT_ON_ADMISSION_PLUGINS } from "../../../src/cis/apiserver.js";
+import { APISERVER_CHECKS, DEFAULT_ON_ADMISSION_PLUGINS } from "../../../src/cis/checks/apiserver.js";
 import { api, apiCheck } from "./helpers.js";
 
 const AUTHZ_CONFIG = (types: string[]) =>
