@@ -1,6 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { ControlPlaneObservation, NodeSummary, Problem } from "../cis/incluster.js";
-import { sampleNodes } from "../cis/incluster.js";
+import type { ControlPlaneObservation, NodeSummary, Problem } from "../cis/gather/incluster.js";
+import { sampleNodes } from "../cis/gather/incluster.js";
 import type { Logger } from "../observability/logger.js";
 import { errorMessage, statusCode } from "./client.js";
 import { ResilientInformer } from "./informer.js";

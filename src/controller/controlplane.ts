@@ -1,5 +1,5 @@
-import { controlPlaneReport, evaluateControlPlane, withAgentResults } from "../cis/incluster.js";
-import type { ControlPlaneObservation } from "../cis/incluster.js";
+import { controlPlaneReport, evaluateControlPlane, withAgentResults } from "../cis/gather/incluster.js";
+import type { ControlPlaneObservation } from "../cis/gather/incluster.js";
 import { ControlPlaneReader, DEFAULT_KUBELET_LIMITS, type KubeletLimits } from "../cluster/controlplane.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
 
