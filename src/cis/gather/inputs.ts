@@ -7,13 +7,20 @@
  * the reason, and the checks that need it report Unknown — they never guess its content.
  */
 import { posix } from "node:path";
-import type { ParsedFlags } from "../parse/flags.js";
+import type { ArgInput, FlagGrammar, ParsedFlags } from "../parse/flags.js";
 import { parseFlags, stringFlag } from "../parse/flags.js";
-import { APISERVER_FILE_FLAGS, APISERVER_GRAMMAR, KUBELET_GRAMMAR } from "../parse/grammars.js";
-import type { ApiServerManifest } from "../parse/manifest.js";
+import {
+  APISERVER_FILE_FLAGS,
+  APISERVER_GRAMMAR,
+  CONTROLLER_MANAGER_GRAMMAR,
+  ETCD_GRAMMAR,
+  KUBELET_GRAMMAR,
+  SCHEDULER_GRAMMAR,
+} from "../parse/grammars.js";
+import type { ApiServerManifest, ComponentManifest } from "../parse/manifest.js";
 import { containerPathOnHost } from "../parse/manifest.js";
 import type { Parsed } from "../parse/yaml.js";
-import { isRecord, parseConfigObject } from "../parse/yaml.js";
+import { isRecord, parseConfigObject, parseYamlMapping } from "../parse/yaml.js";
 
 /** Reads one file by absolute host path; rejects when it cannot. */
 export type ReadFile = (path: string) => Promise<string>;
@@ -35,8 +42,11 @@ export type FileResult =
   | { readonly ok: true; readonly path: string; readonly hostPath: string; readonly text: string }
   | { readonly ok: false; readonly path: string; readonly hostPath: string; readonly reason: string };
 
-/** Everything the 1.2.x (API server) checks look at. */
-export interface ApiServerInputs {
+/**
+ * Everything the checks of a control-plane component run from a static Pod look at (1.2.x API server,
+ * 1.3.x controller manager, 1.4.x scheduler, 2.x etcd).
+ */
+export interface ComponentInputs {
   /** Where the command line came from, for evidence (e.g. the manifest path). */
   readonly source: string;
   /** The static pod, for findings (`Pod/<namespace>/<name>`). */
@@ -44,7 +54,12 @@ export interface ApiServerInputs {
   readonly flags: ParsedFlags;
   /** Files referenced by flags, keyed by flag name; present only when the flag names a file. */
   readonly files: Readonly<Record<string, FileResult>>;
+  /** Set when the settings cannot be known at all (etcd's --config-file unreadable): every check is Unknown. */
+  readonly unavailable?: string;
 }
+
+/** Everything the 1.2.x (API server) checks look at. */
+export type ApiServerInputs = ComponentInputs;
 
 /** The kubelet's configuration file (plus drop-ins) as loaded, or why it could not be. */
 export type KubeletConfigState =
@@ -79,6 +94,10 @@ export interface KubeletInputs {
 /** The inputs of one run; a component without inputs is not checked. */
 export interface CisInputs {
   readonly apiserver?: ApiServerInputs;
+  readonly controllerManager?: ComponentInputs;
+  readonly scheduler?: ComponentInputs;
+  /** etcd; its `files` also hold `cluster-ca`, the cluster CA that 2.7 compares etcd's CA with. */
+  readonly etcd?: ComponentInputs;
   readonly kubelet?: KubeletInputs;
 }
 
@@ -112,6 +131,148 @@ export async function gatherApiServerInputs(
     files[name] = await readVia(reader, v.value, mapped.value.hostPath);
   }
   return { source, pod: manifest.pod, flags, files };
+}
+
+/**
+ * Parses a component's flags with its grammar and reads every file the named flags refer to (through the
+ * pod's hostPath mounts). Unreadable files are recorded with the reason, never dropped.
+ */
+export async function gatherComponentInputs(
+  manifest: ComponentManifest,
+  source: string,
+  reader: HostReader,
+  grammar: FlagGrammar,
+  fileFlags: readonly string[],
+  argv: readonly ArgInput[] = manifest.argv,
+): Promise<ComponentInputs> {
+  const flags = parseFlags(argv, grammar);
+  const files: Record<string, FileResult> = {};
+  for (const name of fileFlags) {
+    const v = stringFlag(flags, name);
+    if (!v.ok || v.value === "") continue;
+    files[name] = await readMapped(reader, v.value, manifest);
+  }
+  return { source, pod: manifest.pod, flags, files };
+}
+
+async function readMapped(
+  reader: HostReader,
+  path: string,
+  manifest: Pick<ComponentManifest, "mounts" | "workingDir">,
+): Promise<FileResult> {
+  const mapped = containerPathOnHost(path, manifest);
+  if (!mapped.ok) return { ok: false, path, hostPath: "", reason: mapped.reason };
+  return readVia(reader, path, mapped.value.hostPath);
+}
+
+/** Where the cluster CA is when no API server manifest says (`--client-ca-file` of kubeadm's layout). */
+export const DEFAULT_CLUSTER_CA = "/etc/kubernetes/pki/ca.crt";
+
+/** The cluster CA for 2.7: the API server's `--client-ca-file` when its manifest is known, else kubeadm's. */
+function clusterCaOf(
+  req: GatherRequest,
+  apiserver: ApiServerInputs | undefined,
+): { path: string; manifest: Pick<ComponentManifest, "mounts" | "workingDir">; via: string } {
+  if (apiserver !== undefined && req.apiserver !== undefined) {
+    const v = stringFlag(apiserver.flags, "client-ca-file");
+    if (v.ok && v.value !== "") return { path: v.value, manifest: req.apiserver.manifest, via: v.source };
+  }
+  return {
+    path: DEFAULT_CLUSTER_CA,
+    manifest: { mounts: [], workingDir: "/" },
+    via: `no kube-apiserver --client-ca-file given; the kubeadm cluster CA ${DEFAULT_CLUSTER_CA}`,
+  };
+}
+
+/** etcd's flags named in its config file's transport sections, by section. */
+const ETCD_TLS_KEYS: Readonly<Record<string, string>> = {
+  "cert-file": "cert-file",
+  "key-file": "key-file",
+  "client-cert-auth": "client-cert-auth",
+  "trusted-ca-file": "trusted-ca-file",
+  "auto-tls": "auto-tls",
+};
+
+/**
+ * etcd's effective command line. With `--config-file`, etcd reads only that YAML file (flags and env are
+ * ignored): its keys become the flags they stand for (`client-transport-security.cert-file` is
+ * `--cert-file`, `peer-transport-security.*` the `--peer-*` flags). Otherwise `ETCD_<NAME>` variables of the
+ * container env set the flags the command line does not give (etcd's SetFlagsFromEnv).
+ */
+async function etcdArgv(
+  manifest: ComponentManifest,
+  reader: HostReader,
+): Promise<{ argv: ArgInput[]; configFile?: FileResult; error?: string }> {
+  const cli = parseFlags(manifest.argv, ETCD_GRAMMAR);
+  const config = stringFlag(cli, "config-file");
+  if (config.ok && config.value !== "") {
+    const file = await readMapped(reader, config.value, manifest);
+    if (!file.ok)
+      return { argv: [], configFile: file, error: `etcd reads only ${config.source}: ${file.reason}` };
+    const doc = parseYamlMapping(file.text);
+    if (!doc.ok) return { argv: [], configFile: file, error: `etcd config file ${file.path} ${doc.reason}` };
+    const argv: ArgInput[] = [];
+    const scalar = (v: unknown) =>
+      typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v) : undefined;
+    for (const [k, v] of Object.entries(doc.value)) {
+      if ((k === "client-transport-security" || k === "peer-transport-security") && isRecord(v)) {
+        const prefix = k === "peer-transport-security" ? "peer-" : "";
+        for (const [tk, tv] of Object.entries(v)) {
+          const flag = ETCD_TLS_KEYS[tk];
+          const s = scalar(tv);
+          if (flag !== undefined && s !== undefined) argv.push(`--${prefix}${flag}=${s}`);
+        }
+        continue;
+      }
+      const s = scalar(v);
+      if (s !== undefined) argv.push(`--${k}=${s}`);
+    }
+    return { argv, configFile: file };
+  }
+  const fromEnv: ArgInput[] = [];
+  for (const [name, value] of manifest.env) {
+    if (!name.startsWith("ETCD_") || name.length === 5) continue;
+    const flag = name.slice(5).toLowerCase().replaceAll("_", "-");
+    if (cli.occurrences.some((o) => o.name === flag)) continue; // the command line shadows the env
+    fromEnv.push(
+      "value" in value ? `--${flag}=${value.value}` : { text: `--${flag}=`, unresolved: value.unresolved },
+    );
+  }
+  return { argv: [...manifest.argv, ...fromEnv] };
+}
+
+/** Files the 2.x checks read from etcd's flags. */
+export const ETCD_FILE_FLAGS: readonly string[] = ["trusted-ca-file", "peer-trusted-ca-file"];
+
+/** etcd inputs: its effective flags (command line, env, or config file), its CA files and the cluster CA. */
+export async function gatherEtcdInputs(
+  manifest: ComponentManifest,
+  source: string,
+  reader: HostReader,
+  clusterCa: { path: string; manifest: Pick<ComponentManifest, "mounts" | "workingDir">; via: string },
+): Promise<ComponentInputs> {
+  const eff = await etcdArgv(manifest, reader);
+  if (eff.error !== undefined) {
+    const flags = parseFlags([], ETCD_GRAMMAR);
+    return { source, pod: manifest.pod, flags, files: {}, unavailable: eff.error };
+  }
+  const inputs = await gatherComponentInputs(
+    manifest,
+    source,
+    reader,
+    ETCD_GRAMMAR,
+    ETCD_FILE_FLAGS,
+    eff.argv,
+  );
+  const ca = await readMapped(reader, clusterCa.path, clusterCa.manifest);
+  return {
+    ...inputs,
+    source:
+      eff.configFile === undefined
+        ? source
+        : `${source} (settings from --config-file ${eff.configFile.path})`,
+    files: { ...inputs.files, "cluster-ca": { ...ca, path: `${ca.path} (${clusterCa.via})` } },
+  };
 }
 
 /** kubelet config files: only this apiVersion/kind is accepted by kubelet v1.36. */
@@ -256,9 +417,12 @@ function fail(source: string, reason: string): KubeletConfigState {
   return { state: "error", source, reason };
 }
 
-/** What to gather: either component may be absent. */
+/** What to gather: any component may be absent. */
 export interface GatherRequest {
   readonly apiserver?: { readonly manifest: ApiServerManifest; readonly source: string };
+  readonly controllerManager?: { readonly manifest: ComponentManifest; readonly source: string };
+  readonly scheduler?: { readonly manifest: ComponentManifest; readonly source: string };
+  readonly etcd?: { readonly manifest: ComponentManifest; readonly source: string };
   readonly kubelet?: KubeletRequest;
 }
 
@@ -269,8 +433,31 @@ export async function gatherInputs(req: GatherRequest, reader: HostReader): Prom
       ? undefined
       : await gatherApiServerInputs(req.apiserver.manifest, req.apiserver.source, reader);
   const kubelet = req.kubelet === undefined ? undefined : await gatherKubeletInputs(req.kubelet, reader);
+  const controllerManager =
+    req.controllerManager === undefined
+      ? undefined
+      : await gatherComponentInputs(
+          req.controllerManager.manifest,
+          req.controllerManager.source,
+          reader,
+          CONTROLLER_MANAGER_GRAMMAR,
+          [],
+        );
+  const scheduler =
+    req.scheduler === undefined
+      ? undefined
+      : await gatherComponentInputs(req.scheduler.manifest, req.scheduler.source, reader, SCHEDULER_GRAMMAR, [
+          "config",
+        ]);
+  const etcd =
+    req.etcd === undefined
+      ? undefined
+      : await gatherEtcdInputs(req.etcd.manifest, req.etcd.source, reader, clusterCaOf(req, apiserver));
   return {
     ...(apiserver === undefined ? {} : { apiserver }),
+    ...(controllerManager === undefined ? {} : { controllerManager }),
+    ...(scheduler === undefined ? {} : { scheduler }),
+    ...(etcd === undefined ? {} : { etcd }),
     ...(kubelet === undefined ? {} : { kubelet }),
   };
 }

@@ -26,6 +26,11 @@ export interface FlagGrammar {
   readonly optionalValueFlags: ReadonlySet<string>;
   /** Single-letter shorthands to their long names (`v` -> `v`, `h` -> `help`). */
   readonly shorthands: Readonly<Record<string, string>>;
+  /**
+   * `go`: Go's standard `flag` package (etcd): `-name` and `--name` are the same flag, there are no
+   * shorthands, `_` is not read as `-`, and parsing stops at the first non-flag argument. Default `pflag`.
+   */
+  readonly style?: "pflag" | "go";
 }
 
 /**
@@ -91,6 +96,7 @@ export function parseFlags(argv: readonly ArgInput[], grammar: FlagGrammar): Par
   const errors: string[] = [];
   const items = argv.map(itemOf);
   let i = 0;
+  const go = grammar.style === "go";
   const takesNoValue = (name: string) => grammar.boolFlags.has(name) || grammar.optionalValueFlags.has(name);
   const push = (
     name: string,
@@ -110,20 +116,22 @@ export function parseFlags(argv: readonly ArgInput[], grammar: FlagGrammar): Par
     const s = item.text;
     if (s.length <= 1 || !s.startsWith("-")) {
       positional.push({ text: s, index });
+      if (go) for (; i < items.length; i++) positional.push({ text: (items[i] as ArgItem).text, index: i });
       continue;
     }
-    if (s.startsWith("--")) {
-      if (s.length === 2) {
+    if (s.startsWith("--") || go) {
+      if (s === "--") {
         for (; i < items.length; i++) positional.push({ text: (items[i] as ArgItem).text, index: i });
         break;
       }
-      const body = s.slice(2);
+      const body = s.slice(s.startsWith("--") ? 2 : 1);
       if (body.startsWith("-") || body.startsWith("=")) {
         errors.push(`bad flag syntax: ${s}`);
         continue;
       }
       const eq = body.indexOf("=");
-      const name = normalizeFlagName(eq >= 0 ? body.slice(0, eq) : body);
+      const raw = eq >= 0 ? body.slice(0, eq) : body;
+      const name = go ? raw : normalizeFlagName(raw);
       if (eq >= 0) push(name, body.slice(eq + 1), "inline", index, item);
       else if (takesNoValue(name)) push(name, "true", "bare", index, item);
       else if (i < items.length) {

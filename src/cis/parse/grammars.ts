@@ -92,3 +92,68 @@ export const APISERVER_FILE_FLAGS: readonly string[] = [
   "audit-policy-file",
   "admission-control-config-file",
 ];
+
+/** Boolean flags every component-base server shares (logging, secure serving, delegated authn/z). */
+const COMPONENT_BASE_BOOLS = [
+  "authentication-skip-lookup",
+  "authentication-tolerate-lookup-failure",
+  "contention-profiling",
+  "disable-http2-serving",
+  "help",
+  "leader-elect",
+  "log-json-split-stream",
+  "log-text-split-stream",
+  "permit-address-sharing",
+  "permit-port-sharing",
+  "profiling",
+];
+
+/** kube-controller-manager v1.36 flag grammar (BoolVar flags of cmd/kube-controller-manager/app/options). */
+export const CONTROLLER_MANAGER_GRAMMAR: FlagGrammar = {
+  component: "kube-controller-manager",
+  boolFlags: new Set([
+    ...COMPONENT_BASE_BOOLS,
+    "allocate-node-cidrs",
+    "configure-cloud-routes",
+    "enable-dynamic-provisioning",
+    "enable-garbage-collector",
+    "enable-hostpath-provisioner",
+    "enable-leader-migration",
+    "use-service-account-credentials",
+  ]),
+  optionalValueFlags: new Set(["version"]),
+  shorthands: { v: "v", h: "help" },
+};
+
+/** kube-scheduler v1.36 flag grammar. */
+export const SCHEDULER_GRAMMAR: FlagGrammar = {
+  component: "kube-scheduler",
+  boolFlags: new Set(COMPONENT_BASE_BOOLS),
+  optionalValueFlags: new Set(["version"]),
+  shorthands: { v: "v", h: "help" },
+};
+
+/**
+ * etcd v3.6 flag grammar: its boolean flags. etcd parses with Go's `flag` package, where a boolean takes
+ * its value only as `--flag=value` (a separate `true` is a stray argument etcd refuses), like pflag here.
+ */
+export const ETCD_GRAMMAR: FlagGrammar = {
+  component: "etcd",
+  boolFlags: new Set([
+    "auto-tls",
+    "client-cert-auth",
+    "enable-grpc-gateway",
+    "enable-log-rotation",
+    "enable-pprof",
+    "force-new-cluster",
+    "help",
+    "peer-auto-tls",
+    "peer-client-cert-auth",
+    "pre-vote",
+    "strict-reconfig-check",
+    "version",
+  ]),
+  optionalValueFlags: new Set(),
+  shorthands: {},
+  style: "go",
+};

@@ -17,16 +17,25 @@ export interface PathMount {
   readonly volumeKind: string;
 }
 
-/** What a kube-apiserver static-pod manifest yields. */
-export interface ApiServerManifest {
+/** The control-plane components whose static Pod manifests are read. */
+export type ManifestComponent = "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "etcd";
+
+/** What a control-plane static-pod manifest yields. */
+export interface ComponentManifest {
   readonly pod: { readonly name: string; readonly namespace: string };
   /** The flags: `command[1:]` + `args`, with `$(VAR)` references expanded from the container env. */
   readonly argv: readonly ArgItem[];
   readonly mounts: readonly PathMount[];
   readonly workingDir: string;
+  /** The container's env after expansion (etcd reads `ETCD_*` variables for flags not on its command line). */
+  readonly env: ReadonlyMap<string, EnvValue>;
 }
 
-type EnvValue = { readonly value: string } | { readonly unresolved: string };
+/** What a kube-apiserver static-pod manifest yields. */
+export type ApiServerManifest = ComponentManifest;
+
+/** A container env var: its value, or why it is only known at run time. */
+export type EnvValue = { readonly value: string } | { readonly unresolved: string };
 
 /**
  * Kubernetes' `$(VAR)` expansion of command/args (third_party/forked/golang/expansion): `$$` is a literal
@@ -83,12 +92,21 @@ function stringList(v: unknown, what: string): Parsed<string[]> {
   return { ok: true, value: out };
 }
 
-/**
- * Reads a kube-apiserver static-pod manifest: a single `v1` `Pod`; the container named `kube-apiserver`
- * (else `spec.containers[0]`); its flags are `command` (minus the binary) followed by `args`, after
- * `$(VAR)` expansion from the container's env. Errors are messages suitable for "the manifest ...".
- */
+/** Reads a kube-apiserver static-pod manifest; see {@link parseComponentManifest}. */
 export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> {
+  return parseComponentManifest(text, "kube-apiserver");
+}
+
+/**
+ * Reads a control-plane static-pod manifest: a single `v1` `Pod`; the container named after the component
+ * (else the one whose command runs it, else `spec.containers[0]`); its flags are `command` (minus the
+ * binary) followed by `args`, after `$(VAR)` expansion from the container's env. Errors are messages
+ * suitable for "the manifest ...".
+ */
+export function parseComponentManifest(
+  text: string,
+  component: ManifestComponent,
+): Parsed<ComponentManifest> {
   const doc = parseYamlMapping(text);
   if (!doc.ok) return doc;
   const pod = doc.value;
@@ -101,10 +119,8 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
   }
   const containers = spec.containers.filter(isRecord);
   const container =
-    containers.find((c) => c.name === "kube-apiserver") ??
-    containers.find(
-      (c) => Array.isArray(c.command) && posix.basename(String(c.command[0])) === "kube-apiserver",
-    ) ??
+    containers.find((c) => c.name === component) ??
+    containers.find((c) => Array.isArray(c.command) && posix.basename(String(c.command[0])) === component) ??
     containers[0];
   if (container === undefined) return { ok: false, reason: "has no container object in spec.containers" };
   const command = stringList(container.command, "the container's command");
@@ -114,10 +130,10 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
   let cmd = command.value;
   if (cmd.length > 0) {
     const bin = posix.basename(cmd[0] as string);
-    if (bin !== "kube-apiserver") {
+    if (bin !== component) {
       return {
         ok: false,
-        reason: `runs ${quote(cmd[0])}, not kube-apiserver, so its flags cannot be read from command/args`,
+        reason: `runs ${quote(cmd[0])}, not ${component}, so its flags cannot be read from command/args`,
       };
     }
     cmd = cmd.slice(1);
@@ -165,12 +181,13 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
     ok: true,
     value: {
       pod: {
-        name: typeof meta.name === "string" ? meta.name : "kube-apiserver",
+        name: typeof meta.name === "string" ? meta.name : component,
         namespace: typeof meta.namespace === "string" ? meta.namespace : "kube-system",
       },
       argv,
       mounts,
       workingDir: typeof container.workingDir === "string" ? container.workingDir : "/",
+      env,
     },
   };
 }
@@ -183,7 +200,7 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
  */
 export function containerPathOnHost(
   path: string,
-  manifest: Pick<ApiServerManifest, "mounts" | "workingDir">,
+  manifest: Pick<ComponentManifest, "mounts" | "workingDir">,
 ): Parsed<{ hostPath: string; note?: string }> {
   const abs = posix.resolve(manifest.workingDir, path);
   let best: PathMount | undefined;
