@@ -20,7 +20,7 @@ const strings = (v: unknown): string[] | undefined | null =>
   v === undefined || v === null
     ? undefined
     : Array.isArray(v) && v.every((x) => typeof x === "string")
-      ? (v as string[])
+      ? v
       : null;
 
 /** The policy decoded to the lint's types, or why it does not decode (the API server would refuse it). */

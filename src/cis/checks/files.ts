@@ -86,7 +86,22 @@ export const DEFAULT_FILE_PATHS: FilePaths = {
  * The node file paths as the kubelet's own inputs name them (`--kubeconfig`, `--config`, the effective
  * client CA file), falling back to `base` (the kubeadm layout) for what they do not name.
  */
-export function fileCheckPaths(inputs: CisInputs, base: FilePaths = DEFAULT_FILE_PATHS): FilePaths {
+export function fileCheckPaths(
+  inputs: CisInputs,
+  defaults: FilePaths = DEFAULT_FILE_PATHS,
+  manifestsDir?: string,
+): FilePaths {
+  const dir = manifestsDir === undefined ? undefined : posix.resolve("/", manifestsDir);
+  const base: FilePaths =
+    dir === undefined
+      ? defaults
+      : {
+          ...defaults,
+          apiServerManifest: posix.join(dir, "kube-apiserver.yaml"),
+          controllerManagerManifest: posix.join(dir, "kube-controller-manager.yaml"),
+          schedulerManifest: posix.join(dir, "kube-scheduler.yaml"),
+          etcdManifest: posix.join(dir, "etcd.yaml"),
+        };
   const k = inputs.kubelet;
   if (k === undefined) return base;
   const named = (flag: string) => {
