@@ -143,9 +143,9 @@ export function checkCommand(
   const say = (line: string) => io.stderr(`${safeText(line, MAX_MESSAGE_CHARS)}\n`);
   const cmd = new Command("check")
     .description(
-      "Run the CIS Kubernetes Benchmark v1.12 checks of kube-apiserver (1.2.x), kube-controller-manager (1.3.x),\n" +
-        "kube-scheduler (1.4.x), etcd (2.x), the audit policy (3.2.x) and the kubelet (4.2.x), judging each setting\n" +
-        "by the value the component actually runs with; with --file-checks also the node's file permissions\n" +
+      "Run the CIS Kubernetes Benchmark v1.12 checks of kube-apiserver (1.2.x), kube-controller-manager (1.3.x), " +
+        "kube-scheduler (1.4.x), etcd (2.x), the audit policy (3.2.x) and the kubelet (4.2.x), judging each setting " +
+        "by the value the component actually runs with; with --file-checks also the node's file permissions " +
         "and ownership (1.1.x control plane, 4.1.x worker) under --host-root.",
     )
     .usage("[options]")
