@@ -9,6 +9,16 @@ import { RestClient } from "./rest.js";
 /** Where the API server's static pod shows up as a mirror pod (kubeadm, kops, kubespray, k3s-less setups). */
 export const APISERVER_NAMESPACE = "kube-system";
 export const APISERVER_SELECTOR = "component=kube-apiserver";
+/** The control-plane components whose mirror pods are checked, by their `component` label. */
+export const CONTROL_PLANE_COMPONENTS = [
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "etcd",
+] as const;
+export type ControlPlaneComponent = (typeof CONTROL_PLANE_COMPONENTS)[number];
+/** One watch for the mirror pods of every checked component (kubeadm labels them `component=<name>`). */
+export const CONTROL_PLANE_SELECTOR = `component in (${CONTROL_PLANE_COMPONENTS.join(",")})`;
 
 /** Bounds of the kubelet checks: configz is a proxied request to each kubelet, so only a sample is read. */
 export interface KubeletLimits {
@@ -70,7 +80,7 @@ export class ControlPlaneReader {
         path: `/api/v1/namespaces/${APISERVER_NAMESPACE}/pods`,
         apiVersion: "v1",
         kind: "Pod",
-        labelSelector: APISERVER_SELECTOR,
+        labelSelector: CONTROL_PLANE_SELECTOR,
       },
       onPodChange,
       log,
@@ -79,22 +89,27 @@ export class ControlPlaneReader {
 
   /** The API server pods as cached, or why they cannot be known (e.g. Forbidden without the Role). */
   apiServerPods(): NonNullable<ControlPlaneObservation["apiServer"]> {
+    return this.componentPods("kube-apiserver");
+  }
+
+  /** The mirror pods labelled `component=<component>` as cached, by name, or why they cannot be known. */
+  componentPods(component: ControlPlaneComponent): NonNullable<ControlPlaneObservation["apiServer"]> {
     const err = this.pods.lastError;
     if (err !== undefined) {
       return {
         failed: problemOf(
           err,
-          `listing pods labelled ${APISERVER_SELECTOR} in ${APISERVER_NAMESPACE}`,
+          `listing pods labelled component=${component} in ${APISERVER_NAMESPACE}`,
           `list/watch on pods in ${APISERVER_NAMESPACE}`,
         ),
       };
     }
     if (!this.pods.hasSynced) {
-      return { failed: { reason: "NotSynced", message: "the kube-apiserver pod cache is not filled yet" } };
+      return { failed: { reason: "NotSynced", message: `the ${component} pod cache is not filled yet` } };
     }
-    const pods = [...this.pods.list()].sort((a, b) =>
-      (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""),
-    );
+    const pods = [...this.pods.list()]
+      .filter((p) => p.metadata?.labels?.component === component)
+      .sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
     return { pods };
   }
 

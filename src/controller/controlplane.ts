@@ -11,7 +11,8 @@ import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas
 export const CONTROL_PLANE_RECHECK_MS = 10 * 60_000;
 
 /**
- * `spec.controlPlane`: the CIS 1.2.x (kube-apiserver) and 4.2.x (kubelet) checks run in-cluster, through the
+ * `spec.controlPlane`: the CIS 1.2.x (kube-apiserver), 1.3.x (controller manager), 1.4.x (scheduler), 2.x
+ * (etcd), 3.2.x (audit policy) and 4.2.x (kubelet) checks run in-cluster from mirror pods and configz, through the
  * same check code as `csp-operator check`. Reports findings and the ControlPlaneHardened condition; it
  * never changes the control plane.
  */
@@ -28,6 +29,14 @@ export function controlPlaneArea(
         const cp = spec.controlPlane ?? {};
         const obs: { -readonly [K in keyof ControlPlaneObservation]: ControlPlaneObservation[K] } = {};
         if (cp.apiServer?.enabled !== false) obs.apiServer = reader.apiServerPods();
+        // controllerManager / scheduler / etcd toggles (API.md); on unless the spec says enabled: false.
+        const toggles = cp as Partial<
+          Record<"controllerManager" | "scheduler" | "etcd", { enabled?: boolean }>
+        >;
+        if (toggles.controllerManager?.enabled !== false)
+          obs.controllerManager = reader.componentPods("kube-controller-manager");
+        if (toggles.scheduler?.enabled !== false) obs.scheduler = reader.componentPods("kube-scheduler");
+        if (toggles.etcd?.enabled !== false) obs.etcd = reader.componentPods("etcd");
         if (cp.kubelet?.enabled !== false) obs.kubelet = await reader.kubelets();
         const evaluation = await evaluateControlPlane(obs);
         const { findings, condition } = controlPlaneReport(

@@ -14,9 +14,16 @@ import type { Finding } from "../../findings/finding.js";
 import type { AreaCondition } from "../../status/status.js";
 import type { CheckResult } from "../checks/check.js";
 import { cisFindings } from "../output/findings.js";
-import type { ApiServerInputs, HostReader, KubeletInputs } from "./inputs.js";
-import { gatherApiServerInputs, gatherKubeletInputs } from "./inputs.js";
-import { parseApiServerManifest } from "../parse/manifest.js";
+import type { ApiServerInputs, ComponentInputs, HostReader, KubeletInputs } from "./inputs.js";
+import {
+  DEFAULT_CLUSTER_CA,
+  gatherApiServerInputs,
+  gatherComponentInputs,
+  gatherEtcdInputs,
+  gatherKubeletInputs,
+} from "./inputs.js";
+import { CONTROLLER_MANAGER_GRAMMAR, SCHEDULER_GRAMMAR } from "../parse/grammars.js";
+import { parseApiServerManifest, parseComponentManifest } from "../parse/manifest.js";
 import type { Parsed } from "../parse/yaml.js";
 import { isRecord } from "../parse/yaml.js";
 import { runCisChecks } from "../checks/run.js";
@@ -49,6 +56,46 @@ export async function apiServerInputsFromPod(pod: unknown): Promise<Parsed<ApiSe
   return {
     ok: true,
     value: await gatherApiServerInputs(manifest.value, `Pod ${namespace}/${name}`, IN_CLUSTER_READER),
+  };
+}
+
+function podRef(pod: unknown): string {
+  const meta = isRecord(pod) && isRecord(pod.metadata) ? pod.metadata : {};
+  const str = (v: unknown, d: string) => (typeof v === "string" ? v : d);
+  return `Pod/${str(meta.namespace, "kube-system")}/${str(meta.name, "?")}`;
+}
+
+/**
+ * Controller manager, scheduler or etcd inputs from its mirror pod, parsed like the static manifest
+ * offline. Files (the scheduler's --config, etcd's CA files, an etcd --config-file) are out of reach here:
+ * the checks that need them are Unknown with the reason.
+ */
+export async function componentInputsFromPod(
+  pod: unknown,
+  component: "kube-controller-manager" | "kube-scheduler" | "etcd",
+): Promise<Parsed<ComponentInputs>> {
+  if (!isRecord(pod)) return { ok: false, reason: "is not an object" };
+  const meta = isRecord(pod.metadata) ? pod.metadata : {};
+  const { managedFields: _ignored, ...metadata } = meta;
+  const manifest = parseComponentManifest(JSON.stringify({ kind: "Pod", ...pod, metadata }), component);
+  if (!manifest.ok) return manifest;
+  const { namespace, name } = manifest.value.pod;
+  const source = `Pod ${namespace}/${name}`;
+  if (component === "etcd") {
+    return {
+      ok: true,
+      value: await gatherEtcdInputs(manifest.value, source, IN_CLUSTER_READER, {
+        path: DEFAULT_CLUSTER_CA,
+        manifest: { mounts: [], workingDir: "/" },
+        via: "the cluster CA",
+      }),
+    };
+  }
+  const grammar = component === "kube-scheduler" ? SCHEDULER_GRAMMAR : CONTROLLER_MANAGER_GRAMMAR;
+  const files = component === "kube-scheduler" ? ["config"] : [];
+  return {
+    ok: true,
+    value: await gatherComponentInputs(manifest.value, source, IN_CLUSTER_READER, grammar, files),
   };
 }
 
@@ -119,9 +166,18 @@ export interface Problem {
   readonly message: string;
 }
 
+/** The mirror pods of one control-plane component as read, or why they could not be. */
+export type ComponentPods = { readonly pods: readonly unknown[] } | { readonly failed: Problem };
+
 /** What the cluster layer read; a component left undefined is disabled by the policy. */
 export interface ControlPlaneObservation {
-  readonly apiServer?: { readonly pods: readonly unknown[] } | { readonly failed: Problem };
+  readonly apiServer?: ComponentPods;
+  /** kube-controller-manager mirror pods (1.3.x). */
+  readonly controllerManager?: ComponentPods;
+  /** kube-scheduler mirror pods (1.4.x). */
+  readonly scheduler?: ComponentPods;
+  /** etcd mirror pods (2.x); none is normal for an external etcd. */
+  readonly etcd?: ComponentPods;
   readonly kubelet?:
     | {
         readonly totalNodes: number;
@@ -172,6 +228,39 @@ export async function evaluateControlPlane(obs: ControlPlaneObservation): Promis
         continue;
       }
       targets.push({ resource: ref, results: runCisChecks({ apiserver: inputs.value }) });
+    }
+  }
+  for (const [component, pods] of [
+    ["kube-controller-manager", obs.controllerManager],
+    ["kube-scheduler", obs.scheduler],
+    ["etcd", obs.etcd],
+  ] as const) {
+    if (pods === undefined) continue;
+    if ("failed" in pods) {
+      problems.push(pods.failed);
+      continue;
+    }
+    if (pods.pods.length === 0) {
+      notes.push(
+        component === "etcd"
+          ? "no etcd mirror pod in kube-system: etcd is external or managed, 2.x not checked here"
+          : `no ${component} mirror pod in kube-system: ${component} not checked`,
+      );
+    }
+    for (const pod of pods.pods) {
+      const ref = podRef(pod);
+      const inputs = await componentInputsFromPod(pod, component);
+      if (!inputs.ok) {
+        problems.push({ reason: "InvalidManifest", message: `${ref} ${inputs.reason}` });
+        continue;
+      }
+      const key =
+        component === "kube-controller-manager"
+          ? "controllerManager"
+          : component === "kube-scheduler"
+            ? "scheduler"
+            : "etcd";
+      targets.push({ resource: ref, results: runCisChecks({ [key]: inputs.value }) });
     }
   }
   if (obs.kubelet !== undefined) {
@@ -257,8 +346,11 @@ export function controlPlaneReport(
   let unknowns = 0;
   const active = (exemptions ?? []).filter((e) => isActive(e, now));
   for (const t of evaluation.targets) {
-    const kubelet = t.resource.startsWith("Node/");
-    const found = cisFindings(t.results, kubelet ? { kubelet: t.resource } : { apiserver: t.resource });
+    const r = t.resource;
+    const found = cisFindings(
+      t.results,
+      r.startsWith("Node/") ? { kubelet: r } : { apiserver: r, controllerManager: r, scheduler: r, etcd: r },
+    );
     findings.push(...found);
     evaluated += t.results.filter((r) => r.status !== "Unknown").length;
     unknowns += t.results.filter((r) => r.status === "Unknown").length;
@@ -308,10 +400,7 @@ export function controlPlaneReport(
       reason: first?.reason ?? "ChecksDisabled",
       message: bounded(
         first === undefined
-          ? [
-              "no control-plane check could run: spec.controlPlane disables both apiServer and kubelet",
-              unknownNote,
-            ]
+          ? ["no control-plane check could run: spec.controlPlane disables every component", unknownNote]
           : [...problems, unknownNote, ...evaluation.notes],
       ),
     },
