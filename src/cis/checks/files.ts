@@ -52,7 +52,16 @@ export interface FilePaths {
   readonly pkiDir: string;
   /** Candidates for the kubelet's systemd unit or drop-in; the first that exists is checked. */
   readonly kubeletServiceFiles: readonly string[];
+  /** The kube-proxy kubeconfig kubeadm's layout would have; see {@link proxyKubeconfigCandidates}. */
   readonly proxyKubeconfig: string;
+  /**
+   * Where else a host kube-proxy's kubeconfig is looked for, as kube-bench does: its usual paths on other
+   * distributions. A `--kubeconfig` named in a kube-proxy unit or static pod (see {@link proxyUnitFiles})
+   * wins over all of them.
+   */
+  readonly proxyKubeconfigCandidates: readonly string[];
+  /** kube-proxy systemd units and static pod manifest whose `--kubeconfig` names the file. */
+  readonly proxyUnitFiles: readonly string[];
   readonly kubeletKubeconfig: string;
   readonly kubeletClientCA: string;
   readonly kubeletConfig: string;
@@ -77,6 +86,22 @@ export const DEFAULT_FILE_PATHS: FilePaths = {
     "/lib/systemd/system/kubelet.service",
   ],
   proxyKubeconfig: "/var/lib/kube-proxy/kubeconfig.conf",
+  proxyKubeconfigCandidates: [
+    "/etc/kubernetes/proxy.conf",
+    "/etc/kubernetes/proxy.kubeconfig",
+    "/etc/kubernetes/kube-proxy.kubeconfig",
+    "/etc/kubernetes/ssl/kubecfg-kube-proxy.yaml",
+    "/var/lib/kube-proxy/kubeconfig",
+    "/var/snap/microk8s/current/credentials/proxy.config",
+    "/var/lib/rancher/rke2/agent/kubeproxy.kubeconfig",
+    "/var/lib/rancher/k3s/agent/kubeproxy.kubeconfig",
+  ],
+  proxyUnitFiles: [
+    "/etc/systemd/system/kube-proxy.service",
+    "/usr/lib/systemd/system/kube-proxy.service",
+    "/lib/systemd/system/kube-proxy.service",
+    "/etc/kubernetes/manifests/kube-proxy.yaml",
+  ],
   kubeletKubeconfig: "/etc/kubernetes/kubelet.conf",
   kubeletClientCA: "/etc/kubernetes/pki/ca.crt",
   kubeletConfig: "/var/lib/kubelet/config.yaml",
@@ -92,7 +117,7 @@ export function fileCheckPaths(
   manifestsDir?: string,
 ): FilePaths {
   const dir = manifestsDir === undefined ? undefined : posix.resolve("/", manifestsDir);
-  const base: FilePaths =
+  let base: FilePaths =
     dir === undefined
       ? defaults
       : {
@@ -102,6 +127,8 @@ export function fileCheckPaths(
           schedulerManifest: posix.join(dir, "kube-scheduler.yaml"),
           etcdManifest: posix.join(dir, "etcd.yaml"),
         };
+  const e = inputs.etcd === undefined ? undefined : stringFlag(inputs.etcd.flags, "data-dir");
+  if (e?.ok === true && e.value !== "") base = { ...base, etcdDataDir: posix.resolve("/", e.value) };
   const k = inputs.kubelet;
   if (k === undefined) return base;
   const named = (flag: string) => {
@@ -133,6 +160,14 @@ export interface FileFacts {
   /** uid/gid -> name from the host's /etc/passwd and /etc/group, or why they could not be read. */
   readonly users: ReadonlyMap<number, string> | string;
   readonly groups: ReadonlyMap<number, string> | string;
+  /** The kube-proxy kubeconfig found (and how), or the places looked at when there is none. */
+  readonly proxyKubeconfig: { readonly path: string; readonly via: string } | { readonly lookedAt: string };
+}
+
+/** The `--kubeconfig` a kube-proxy unit or static pod names (`--kubeconfig=P`, `--kubeconfig P`, `"--kubeconfig=P"`). */
+export function kubeconfigFlagIn(text: string): string | undefined {
+  const m = /--kubeconfig(?:=|\s+)["']?([^\s"'\\]+)/.exec(text);
+  return m?.[1];
 }
 
 /** Entries listed per directory tree; a PKI or CNI directory beyond this is judged on the first ones. */
@@ -199,7 +234,84 @@ export async function gatherFileFacts(reader: StatReader, paths: FilePaths): Pro
       return `cannot read ${file} to name owners: ${(e as Error).message}`;
     }
   };
-  return { paths, stats, trees, users: await names("/etc/passwd"), groups: await names("/etc/group") };
+  return {
+    paths,
+    stats,
+    trees,
+    users: await names("/etc/passwd"),
+    groups: await names("/etc/group"),
+    proxyKubeconfig: await findProxyKubeconfig(reader, paths, statOne, stats),
+  };
+}
+
+/**
+ * The host kube-proxy's kubeconfig, looked for where kube-bench looks: the `--kubeconfig` of a kube-proxy
+ * unit or static pod first, then the usual paths of kubeadm and other distributions.
+ */
+async function findProxyKubeconfig(
+  reader: StatReader,
+  paths: FilePaths,
+  statOne: (p: string) => Promise<void>,
+  stats: ReadonlyMap<string, PathFact>,
+): Promise<FileFacts["proxyKubeconfig"]> {
+  for (const unit of paths.proxyUnitFiles) {
+    let text: string;
+    try {
+      text = await reader.readFile(unit);
+    } catch {
+      continue;
+    }
+    const named = kubeconfigFlagIn(text);
+    if (named !== undefined) {
+      const p = posix.resolve("/", named);
+      await statOne(p);
+      return { path: p, via: `named by --kubeconfig in ${unit}` };
+    }
+  }
+  const candidates = [paths.proxyKubeconfig, ...paths.proxyKubeconfigCandidates];
+  for (const p of candidates) {
+    await statOne(p);
+    if (stats.get(p)?.state !== "missing") return { path: p, via: "found at a usual path" };
+  }
+  return {
+    lookedAt: `no kube-proxy kubeconfig: none named by --kubeconfig in ${paths.proxyUnitFiles.join(", ")}, none at ${candidates.join(", ")}`,
+  };
+}
+
+/** 4.1.3/4.1.4: the proxy kubeconfig found, judged; NotApplicable (the benchmark's "if ... exists") without one. */
+function onProxyKubeconfig(judge: Judge) {
+  return (f: FileFacts): CheckOutcome => {
+    const found = f.proxyKubeconfig;
+    if ("lookedAt" in found) return notApplicable(found.lookedAt);
+    const fact = f.stats.get(found.path) ?? { state: "missing" };
+    if (fact.state === "error") return unknown(fact.reason);
+    if (fact.state === "missing")
+      return unknown(`${found.path} (${found.via}) does not exist; kube-proxy cannot start without it`);
+    const out = judge(found.path, fact.stat, f);
+    return { ...out, evidence: `${out.evidence} (${found.via})` };
+  };
+}
+
+/**
+ * etcd files (1.1.7/1.1.8 pod spec, 1.1.11/1.1.12 data dir): the benchmark scopes them to nodes where etcd
+ * runs. With neither the etcd manifest nor its data directory on the node, etcd is external here:
+ * NotApplicable, saying so. One without the other is Unknown (something is where it should not be).
+ */
+function onEtcdFile(path: (p: FilePaths) => string, judge: Judge, staticPodOnly: boolean) {
+  const inner = onFile(path, judge);
+  return (f: FileFacts): CheckOutcome => {
+    const manifest = f.stats.get(f.paths.etcdManifest) ?? { state: "missing" };
+    const data = f.stats.get(f.paths.etcdDataDir) ?? { state: "missing" };
+    if (manifest.state === "missing" && data.state === "missing")
+      return notApplicable(
+        `etcd does not run on this node (no ${f.paths.etcdManifest}, no ${f.paths.etcdDataDir}): an external etcd is checked on its own nodes`,
+      );
+    if (staticPodOnly && manifest.state === "missing")
+      return notApplicable(
+        `${f.paths.etcdManifest} does not exist: etcd does not run as a static pod here (its data directory ${f.paths.etcdDataDir} exists; a systemd etcd has no pod specification file)`,
+      );
+    return inner(f);
+  };
 }
 
 const octal = (m: number) => m.toString(8).padStart(3, "0");
@@ -369,7 +481,7 @@ export const MASTER_FILE_CHECKS: readonly CisCheck<FileFacts>[] = [
     reads: ["host file metadata"],
     title: "Ensure that the etcd pod specification file permissions are set to 600 or more restrictive",
     automated: true,
-    evaluate: onFile((p) => p.etcdManifest, permissions(0o600)),
+    evaluate: onEtcdFile((p) => p.etcdManifest, permissions(0o600), true),
   },
   {
     id: "1.1.8",
@@ -377,7 +489,7 @@ export const MASTER_FILE_CHECKS: readonly CisCheck<FileFacts>[] = [
     reads: ["host file metadata"],
     title: "Ensure that the etcd pod specification file ownership is set to root:root",
     automated: true,
-    evaluate: onFile((p) => p.etcdManifest, owner("root", "root")),
+    evaluate: onEtcdFile((p) => p.etcdManifest, owner("root", "root"), true),
   },
   {
     id: "1.1.9",
@@ -411,7 +523,7 @@ export const MASTER_FILE_CHECKS: readonly CisCheck<FileFacts>[] = [
     reads: ["host file metadata"],
     title: "Ensure that the etcd data directory permissions are set to 700 or more restrictive",
     automated: true,
-    evaluate: onFile((p) => p.etcdDataDir, permissions(0o700)),
+    evaluate: onEtcdFile((p) => p.etcdDataDir, permissions(0o700), false),
   },
   {
     id: "1.1.12",
@@ -419,7 +531,7 @@ export const MASTER_FILE_CHECKS: readonly CisCheck<FileFacts>[] = [
     reads: ["host file metadata"],
     title: "Ensure that the etcd data directory ownership is set to etcd:etcd",
     automated: true,
-    evaluate: onFile((p) => p.etcdDataDir, owner("etcd", "etcd")),
+    evaluate: onEtcdFile((p) => p.etcdDataDir, owner("etcd", "etcd"), false),
   },
   {
     id: "1.1.13",
@@ -543,7 +655,7 @@ export const NODE_FILE_CHECKS: readonly CisCheck<FileFacts>[] = [
     reads: ["host file metadata"],
     title: "If proxy kubeconfig file exists ensure permissions are set to 600 or more restrictive",
     automated: false,
-    evaluate: onFile((p) => p.proxyKubeconfig, permissions(0o600), true),
+    evaluate: onProxyKubeconfig(permissions(0o600)),
   },
   {
     id: "4.1.4",
@@ -551,7 +663,7 @@ export const NODE_FILE_CHECKS: readonly CisCheck<FileFacts>[] = [
     reads: ["host file metadata"],
     title: "If proxy kubeconfig file exists ensure ownership is set to root:root",
     automated: false,
-    evaluate: onFile((p) => p.proxyKubeconfig, owner("root", "root"), true),
+    evaluate: onProxyKubeconfig(owner("root", "root")),
   },
   {
     id: "4.1.5",
