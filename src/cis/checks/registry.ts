@@ -9,6 +9,7 @@ import { AUDIT_POLICY_CHECKS } from "./auditpolicy.js";
 import { CONTROLLER_MANAGER_CHECKS } from "./controllermanager.js";
 import { ETCD_CHECKS } from "./etcd.js";
 import { KUBELET_CHECKS } from "./kubelet.js";
+import { POLICY_CHECKS } from "./policies.js";
 import { SCHEDULER_CHECKS } from "./scheduler.js";
 
 /** All definitions, in benchmark order. */
@@ -21,6 +22,7 @@ export const ALL_CHECKS: readonly CisCheck<never>[] = [
   ...AUDIT_POLICY_CHECKS,
   ...NODE_FILE_CHECKS,
   ...KUBELET_CHECKS,
+  ...POLICY_CHECKS,
 ] as readonly CisCheck<never>[];
 
 const BY_ID = new Map(ALL_CHECKS.map((c) => [c.id, c]));

@@ -22,6 +22,8 @@ export interface CisTargets {
   readonly kubelet?: string;
   /** Whose files the 1.1.x/4.1.x results are about; default the kubelet target, else `Node/unknown`. */
   readonly node?: string;
+  /** What the 5.x (cluster policy) results are about; default `Cluster/kubernetes`. */
+  readonly cluster?: string;
 }
 
 /** The object a result is about, by its benchmark section. */
@@ -32,6 +34,7 @@ export function resourceOf(id: string, targets: CisTargets = {}): string {
   if (id.startsWith("1.3.")) return targets.controllerManager ?? "Pod/kube-system/kube-controller-manager";
   if (id.startsWith("1.4.")) return targets.scheduler ?? "Pod/kube-system/kube-scheduler";
   if (id.startsWith("2.")) return targets.etcd ?? "Pod/kube-system/etcd";
+  if (id.startsWith("5.")) return targets.cluster ?? "Cluster/kubernetes";
   return targets.apiserver ?? "Pod/kube-system/kube-apiserver";
 }
 
