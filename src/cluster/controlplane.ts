@@ -159,6 +159,69 @@ export class ControlPlaneReader {
     return { totalNodes: summaries.length, nodes };
   }
 
+  /**
+   * What the 5.x checks need beyond the caches: the namespaces holding any NetworkPolicy (a paged list of
+   * all of them, not only the operator's) and the user objects in `default` (pods and services other than
+   * `kubernetes`). A read that fails leaves its input out, with the reason.
+   */
+  async policyObjects(): Promise<{
+    networkPolicyNamespaces?: Set<string>;
+    defaultNamespaceObjects?: string[];
+    missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string };
+  }> {
+    type Named = { metadata?: { name?: string; namespace?: string; continue?: string }; items?: Named[] };
+    const missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string } = {};
+    let networkPolicyNamespaces: Set<string> | undefined = new Set<string>();
+    let cont: string | undefined;
+    try {
+      do {
+        const page = await this.rest.request<Named>("GET", "/apis/networking.k8s.io/v1/networkpolicies", {
+          query: { limit: "500", ...(cont ? { continue: cont } : {}) },
+          timeoutMs: 30_000,
+        });
+        for (const np of page.items ?? [])
+          if (np.metadata?.namespace) networkPolicyNamespaces.add(np.metadata.namespace);
+        cont = page.metadata?.continue;
+      } while (cont);
+    } catch (err) {
+      networkPolicyNamespaces = undefined;
+      missing.networkPolicyNamespaces = problemOf(
+        err,
+        "listing NetworkPolicies",
+        "list on networkpolicies",
+      ).message;
+    }
+    let defaultNamespaceObjects: string[] | undefined = [];
+    try {
+      for (const [kind, path] of [
+        ["Pod", "/api/v1/namespaces/default/pods"],
+        ["Service", "/api/v1/namespaces/default/services"],
+      ] as const) {
+        const list = await this.rest.request<Named>("GET", path, {
+          query: { limit: "100" },
+          timeoutMs: 30_000,
+        });
+        for (const o of list.items ?? []) {
+          const name = o.metadata?.name ?? "?";
+          if (kind === "Service" && name === "kubernetes") continue;
+          defaultNamespaceObjects.push(`${kind}/${name}`);
+        }
+      }
+    } catch (err) {
+      defaultNamespaceObjects = undefined;
+      missing.defaultNamespaceObjects = problemOf(
+        err,
+        "listing pods and services in default",
+        "list on pods and services in default",
+      ).message;
+    }
+    return {
+      ...(networkPolicyNamespaces ? { networkPolicyNamespaces } : {}),
+      ...(defaultNamespaceObjects ? { defaultNamespaceObjects } : {}),
+      missing,
+    };
+  }
+
   private async configz(node: string): Promise<{ body: unknown } | { failed: Problem }> {
     try {
       const body = await this.rest.request<unknown>(

@@ -2,6 +2,10 @@ import { controlPlaneReport, evaluateControlPlane, withAgentResults } from "../c
 import type { ControlPlaneObservation } from "../cis/gather/incluster.js";
 import { ControlPlaneReader, DEFAULT_KUBELET_LIMITS, type KubeletLimits } from "../cluster/controlplane.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
+import type { PolicyInputs } from "../cis/checks/policies.js";
+import { runPolicyChecks } from "../cis/checks/policies.js";
+import { MANAGED_BY_VALUE } from "../desired/metadata.js";
+import { rbacFindings } from "../findings/rbac.js";
 
 /**
  * How often the control-plane checks run again without a watch event: kubelet configuration is read
@@ -9,6 +13,41 @@ import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas
  * change only when the mirror pod is recreated.
  */
 export const CONTROL_PLANE_RECHECK_MS = 10 * 60_000;
+
+/** Opt-ins of the control-plane area. */
+export interface ControlPlaneAreaOptions {
+  /**
+   * Also run the CIS 5.x checks from the API (RBAC findings, Pod Security labels, NetworkPolicies per
+   * namespace, the default namespace), reported on `Cluster/kubernetes`. Off by default: they overlap the
+   * rbac/podSecurity/networkIsolation areas' own findings.
+   */
+  readonly cisPolicies?: boolean;
+}
+
+/** The 5.x inputs from the snapshot and the reader's extra lists. */
+async function policyInputs(
+  reader: ControlPlaneReader,
+  spec: AreaInput["spec"],
+  snapshot: AreaInput["snapshot"],
+): Promise<PolicyInputs> {
+  const extra = await reader.policyObjects();
+  const rbac = snapshot.rbac;
+  return {
+    ...(rbac
+      ? { rbacFindings: rbacFindings(rbac, spec.rbac?.audit ?? {}, { ignoreManagedBy: MANAGED_BY_VALUE }) }
+      : {}),
+    namespaces: snapshot.namespaces.map((n) => ({
+      name: n.metadata?.name ?? "",
+      labels: n.metadata?.labels ?? {},
+    })),
+    ...(extra.networkPolicyNamespaces ? { networkPolicyNamespaces: extra.networkPolicyNamespaces } : {}),
+    ...(extra.defaultNamespaceObjects ? { defaultNamespaceObjects: extra.defaultNamespaceObjects } : {}),
+    missing: {
+      ...extra.missing,
+      ...(rbac ? {} : { rbacFindings: "the cluster's RBAC is not watched (no policy sets spec.rbac.audit)" }),
+    },
+  };
+}
 
 /**
  * `spec.controlPlane`: the CIS 1.2.x (kube-apiserver), 1.3.x (controller manager), 1.4.x (scheduler), 2.x
@@ -19,6 +58,7 @@ export const CONTROL_PLANE_RECHECK_MS = 10 * 60_000;
 export function controlPlaneArea(
   limits: KubeletLimits = DEFAULT_KUBELET_LIMITS,
   recheckMs = CONTROL_PLANE_RECHECK_MS,
+  opts: ControlPlaneAreaOptions = {},
 ): AreaFactory {
   return ({ kc, log, enqueue }) => {
     const reader = new ControlPlaneReader(kc, log, () => enqueue(undefined), limits);
@@ -38,7 +78,19 @@ export function controlPlaneArea(
         if (toggles.scheduler?.enabled !== false) obs.scheduler = reader.componentPods("kube-scheduler");
         if (toggles.etcd?.enabled !== false) obs.etcd = reader.componentPods("etcd");
         if (cp.kubelet?.enabled !== false) obs.kubelet = await reader.kubelets();
-        const evaluation = await evaluateControlPlane(obs);
+        const evaluated = await evaluateControlPlane(obs);
+        const evaluation = opts.cisPolicies
+          ? {
+              ...evaluated,
+              targets: [
+                ...evaluated.targets,
+                {
+                  resource: "Cluster/kubernetes",
+                  results: runPolicyChecks(await policyInputs(reader, spec, snapshot)),
+                },
+              ],
+            }
+          : evaluated;
         const { findings, condition } = controlPlaneReport(
           withAgentResults(evaluation, snapshot.configMaps ?? [], cp.apiServer?.enabled !== false),
           spec.exemptions,

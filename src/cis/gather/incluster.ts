@@ -349,7 +349,9 @@ export function controlPlaneReport(
     const r = t.resource;
     const found = cisFindings(
       t.results,
-      r.startsWith("Node/") ? { kubelet: r } : { apiserver: r, controllerManager: r, scheduler: r, etcd: r },
+      r.startsWith("Node/")
+        ? { kubelet: r }
+        : { apiserver: r, controllerManager: r, scheduler: r, etcd: r, cluster: r },
     );
     findings.push(...found);
     evaluated += t.results.filter((r) => r.status !== "Unknown").length;

@@ -6,7 +6,13 @@ import { podsWithSecretEnv, runPolicyChecks } from "../../../src/cis/checks/poli
 import { cisFindings } from "../../../src/cis/output/findings.js";
 import type { Finding } from "../../../src/findings/finding.js";
 
-const f = (id: string, resource: string): Finding => ({ id, severity: "High", resource, message: "m" });
+const f = (id: string, resource: string): Finding => ({
+  id,
+  severity: "High",
+  resource,
+  message: "m",
+  area: "rbac",
+});
 const ns = (name: string, enforce?: string) => ({
   name,
   labels: enforce === undefined ? {} : { "pod-security.kubernetes.io/enforce": enforce },
