@@ -220,12 +220,13 @@ async function etcdArgv(
         for (const [tk, tv] of Object.entries(v)) {
           const flag = ETCD_TLS_KEYS[tk];
           const s = scalar(tv);
-          if (flag !== undefined && s !== undefined) argv.push(`--${prefix}${flag}=${s}`);
+          if (flag !== undefined && s !== undefined)
+            argv.push({ text: `--${prefix}${flag}=${s}`, via: `${file.path} ${k}.${tk}` });
         }
         continue;
       }
       const s = scalar(v);
-      if (s !== undefined) argv.push(`--${k}=${s}`);
+      if (s !== undefined) argv.push({ text: `--${k}=${s}`, via: `${file.path} ${k}` });
     }
     return { argv, configFile: file };
   }
@@ -234,8 +235,11 @@ async function etcdArgv(
     if (!name.startsWith("ETCD_") || name.length === 5) continue;
     const flag = name.slice(5).toLowerCase().replaceAll("_", "-");
     if (cli.occurrences.some((o) => o.name === flag)) continue; // the command line shadows the env
+    const via = `env ${name}`;
     fromEnv.push(
-      "value" in value ? `--${flag}=${value.value}` : { text: `--${flag}=`, unresolved: value.unresolved },
+      "value" in value
+        ? { text: `--${flag}=${value.value}`, via }
+        : { text: `--${flag}=`, unresolved: value.unresolved, via },
     );
   }
   return { argv: [...manifest.argv, ...fromEnv] };

@@ -40,6 +40,8 @@ export interface FlagGrammar {
 export interface ArgItem {
   readonly text: string;
   readonly unresolved?: string;
+  /** Where the item came from when not the command line itself (e.g. `env ETCD_CLIENT_CERT_AUTH`), for evidence. */
+  readonly via?: string;
 }
 
 /** An argv item: plain text or an {@link ArgItem}. */
@@ -56,6 +58,8 @@ export interface FlagOccurrence {
   readonly index: number;
   /** Why the value cannot be known offline, when it came from an unresolved item. */
   readonly unresolved?: string;
+  /** Where the occurrence came from when not the command line (see {@link ArgItem.via}). */
+  readonly via?: string;
 }
 
 /** The outcome of parsing one component's argv. */
@@ -106,9 +110,15 @@ export function parseFlags(argv: readonly ArgInput[], grammar: FlagGrammar): Par
     ...from: ArgItem[]
   ) => {
     const unresolved = from.find((f) => f.unresolved !== undefined)?.unresolved;
-    occurrences.push(
-      unresolved === undefined ? { name, value, form, index } : { name, value, form, index, unresolved },
-    );
+    const via = from.find((f) => f.via !== undefined)?.via;
+    occurrences.push({
+      name,
+      value,
+      form,
+      index,
+      ...(unresolved === undefined ? {} : { unresolved }),
+      ...(via === undefined ? {} : { via }),
+    });
   };
   while (i < items.length) {
     const index = i;
@@ -170,14 +180,13 @@ export function isFlagSet(flags: ParsedFlags, name: string): boolean {
 
 /** How an occurrence was written, for evidence: `--f=v`, `--f v` or `--f`. */
 export function describeOccurrence(o: FlagOccurrence): string {
-  switch (o.form) {
-    case "inline":
-      return `--${o.name}=${o.value}`;
-    case "separate":
-      return `--${o.name} ${o.value}`;
-    case "bare":
-      return `--${o.name}`;
-  }
+  const text =
+    o.form === "inline"
+      ? `--${o.name}=${o.value}`
+      : o.form === "separate"
+        ? `--${o.name} ${o.value}`
+        : `--${o.name}`;
+  return o.via === undefined ? text : `${text} (from ${o.via})`;
 }
 
 /**

@@ -188,7 +188,10 @@ describe("cis/etcd 2.x", () => {
     expect((await e("2.2", ["-client-cert-auth=true"])).status).to.equal("Pass");
     expect((await e("2.2", ["--client-cert-auth=true", "--client-cert-auth=false"])).status).to.equal("Fail");
     const env = [{ name: "ETCD_CLIENT_CERT_AUTH", value: "true" }];
-    expect((await e("2.2", [], {}, env)).status).to.equal("Pass");
+    expect(await e("2.2", [], {}, env)).to.deep.equal({
+      status: "Pass",
+      evidence: "--client-cert-auth=true (from env ETCD_CLIENT_CERT_AUTH)",
+    });
     expect((await e("2.2", ["--client-cert-auth=false"], {}, env)).status).to.equal("Fail");
   });
   it("2.2 a boolean with a separate value is a stray argument etcd refuses; the flag itself is true", async () => {
