@@ -55,8 +55,9 @@ export interface FilePaths {
   /** The kube-proxy kubeconfig kubeadm's layout would have; see {@link proxyKubeconfigCandidates}. */
   readonly proxyKubeconfig: string;
   /**
-   * Where else a host kube-proxy's kubeconfig is looked for, as kube-bench does: its usual paths on other
-   * distributions. A `--kubeconfig` named in a kube-proxy unit or static pod (see {@link proxyUnitFiles})
+   * Where else a host kube-proxy's kubeconfig is looked for, as kube-bench does: its usual paths on
+   * kubeadm-like and hand-made installations (all under directories the node agent mounts; microk8s, rke2
+   * and k3s keep theirs under /var/snap and /var/lib/rancher, which it does not). A `--kubeconfig` named in a kube-proxy unit or static pod (see {@link proxyUnitFiles})
    * wins over all of them.
    */
   readonly proxyKubeconfigCandidates: readonly string[];
@@ -92,9 +93,6 @@ export const DEFAULT_FILE_PATHS: FilePaths = {
     "/etc/kubernetes/kube-proxy.kubeconfig",
     "/etc/kubernetes/ssl/kubecfg-kube-proxy.yaml",
     "/var/lib/kube-proxy/kubeconfig",
-    "/var/snap/microk8s/current/credentials/proxy.config",
-    "/var/lib/rancher/rke2/agent/kubeproxy.kubeconfig",
-    "/var/lib/rancher/k3s/agent/kubeproxy.kubeconfig",
   ],
   proxyUnitFiles: [
     "/etc/systemd/system/kube-proxy.service",
