@@ -7,7 +7,9 @@ import type { AddressInfo } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../src/agent/agent.js";
+import { runPolicyChecks } from "../../src/cis/checks/policies.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { ControlPlaneReader } from "../../src/cluster/controlplane.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
@@ -186,6 +188,45 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     const ca = fixed.findings?.find((f) => f.id === "CIS-2.7" && f.resource === "Pod/kube-system/etcd-cp1");
     expect(ca?.severity).to.equal("Info");
     for (const [, name] of unsafe) await ok(["delete", "pod", "-n", "kube-system", name, "--wait=true"]);
+  });
+
+  it("reads what 5.3.2 and 5.7.4 need from the API: NetworkPolicies of any owner, objects in default", async () => {
+    const reader = new ControlPlaneReader(
+      loadKubeConfig(cp().kubeconfigPath),
+      silentLogger(),
+      () => undefined,
+    );
+    const np = (ns: string) =>
+      JSON.stringify({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "deny", namespace: ns },
+        spec: { podSelector: {}, policyTypes: ["Ingress"] },
+      });
+    for (const ns of ["cis-np-a", "cis-np-b"]) await ok(["create", "namespace", ns]);
+    await ok(["apply", "-f", "-"], np("cis-np-a"));
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify(controlPlanePod("kube-scheduler", "stray-in-default", [])).replace(
+        '"kube-system"',
+        '"default"',
+      ),
+    );
+    const judge = async () => {
+      const extra = await reader.policyObjects();
+      const namespaces = ["cis-np-a", "cis-np-b"].map((name) => ({ name, labels: {} }));
+      return Object.fromEntries(runPolicyChecks({ namespaces, ...extra }).map((r) => [r.id, r]));
+    };
+    const before = await judge();
+    expect(before["5.3.2"]).to.deep.include({ status: "Fail" });
+    expect(before["5.3.2"]!.evidence).to.contain(": cis-np-b").and.not.contain("cis-np-a");
+    expect(before["5.7.4"]!.evidence).to.contain("Pod/stray-in-default");
+    await ok(["apply", "-f", "-"], np("cis-np-b"));
+    await ok(["delete", "pod", "-n", "default", "stray-in-default", "--wait=true"]);
+    const after = await judge();
+    expect(after["5.3.2"]!.status).to.equal("Pass");
+    expect(after["5.7.4"]!.status).to.equal("Pass");
+    expect(after["5.1.1"]!.status).to.equal("Unknown"); // RBAC findings were not given
   });
 
   describe("kubelet configz through the API server's nodes/proxy", () => {
