@@ -1,26 +1,36 @@
 /**
- * `csp-operator check`: the offline CIS checks of kube-apiserver and kubelet. It reads the inputs given on
- * its command line directly and every file those inputs refer to under `--host-root` (never outside it),
- * then runs the same checks the in-cluster path runs.
+ * `csp-operator check`: the offline CIS checks of the control plane (kube-apiserver, controller manager,
+ * scheduler, etcd, the API server's audit policy) and the kubelet. It reads the inputs given on its command
+ * line directly, the static Pod manifests in `--manifests-dir` and every file those inputs refer to under
+ * `--host-root` (never outside it), then runs the same checks the in-cluster path runs.
+ *
+ * The options are a commander {@link Command} built by {@link checkCommand}, so a top-level CLI can mount
+ * it as a subcommand; {@link runCheckCommand} is the thin wrapper main.ts calls.
  *
  * Exit codes (see {@link EXIT}): 0 every check that could be evaluated passes (Manual and NotApplicable
  * included) and none is Unknown; 1 at least one check fails; 3 none fails but at least one could not be
  * evaluated (Unknown), e.g. a file a flag names is missing; 2 the run could not be made (unknown option,
- * unreadable, oversized or malformed input), with one line naming the problem on stderr.
+ * missing value, unreadable, oversized or malformed input), with one line naming the problem on stderr.
  */
 import { stat } from "node:fs/promises";
-import type { CheckResult } from "./check.js";
-import type { FileTargets } from "./files.js";
-import { fileCheckPaths, fileChecks } from "./files.js";
-import { splitCommandLine } from "./flags.js";
-import type { GatherRequest } from "./inputs.js";
-import { gatherInputs, parseApiServerManifest, parseConfigObject } from "./inputs.js";
-import { renderJson, renderTable } from "./report.js";
-import { commandLineProblems, runCisChecks } from "./run.js";
-import { hostRootReader, InputFileError, MAX_INPUT_BYTES, readRegularFile } from "./safefs.js";
-import { MAX_MESSAGE_CHARS, safeText } from "./text.js";
+import { posix } from "node:path";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { CheckResult } from "./checks/check.js";
+import type { FileTargets } from "./checks/files.js";
+import { fileCheckPaths, fileChecks } from "./checks/files.js";
+import { commandLineProblems, inBenchmarkOrder, runCisChecks } from "./checks/run.js";
+import type { GatherRequest, HostReader } from "./gather/inputs.js";
+import { gatherInputs } from "./gather/inputs.js";
+import { hostRootReader, InputFileError, MAX_INPUT_BYTES, readRegularFile } from "./gather/safefs.js";
+import { renderJunit, renderKubeBench } from "./output/formats.js";
+import { renderJson, renderTable } from "./output/report.js";
+import { MAX_MESSAGE_CHARS, safeText } from "./output/text.js";
+import { splitCommandLine } from "./parse/flags.js";
+import type { ComponentManifest, ManifestComponent } from "./parse/manifest.js";
+import { parseComponentManifest } from "./parse/manifest.js";
+import { parseConfigObject } from "./parse/yaml.js";
 
-export { hostRootReader } from "./safefs.js";
+export { hostRootReader } from "./gather/safefs.js";
 
 /** The exit codes of `csp-operator check`. */
 export const EXIT = {
@@ -43,25 +53,30 @@ export interface CommandIO {
   readonly stderr: (s: string) => void;
 }
 
-/** Usage text for `csp-operator check --help`. */
-export const CHECK_USAGE = `Usage: csp-operator check [options]
+/** The output formats of `-o`. */
+export const OUTPUT_FORMATS = ["table", "json", "junit", "kube-bench"] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-Runs the CIS Kubernetes Benchmark v1.12 checks of kube-apiserver (1.2.x) and kubelet (4.2.x),
-judging each setting by the value the component actually runs with, and with --file-checks the
-permissions and ownership of the node's files (1.1.x control plane, 4.1.x worker) under --host-root.
+/** Where kubeadm puts the static Pod manifests, read under `--host-root` by default. */
+export const DEFAULT_MANIFESTS_DIR = "/etc/kubernetes/manifests";
 
-Options:
-  --apiserver-manifest FILE   kube-apiserver static pod manifest (flags from spec.containers[].command/args)
-  --kubelet-flags "FLAGS"     the kubelet's command line, as one string
-  --kubelet-config FILE       the kubelet's KubeletConfiguration (default: the file its --config names)
-  --host-root DIR             where files named by flags are read from (default /)
-  --file-checks WHICH         also check node file permissions/ownership under --host-root:
-                              master (1.1.x), node (4.1.x) or all; kubelet paths follow its flags
-  -o, --output json|table     output format (default table)
-  -h, --help                  show this help
+/** The manifest file names `--manifests-dir` reads, per component. */
+export const MANIFEST_FILES: Readonly<Record<ManifestComponent, string>> = {
+  "kube-apiserver": "kube-apiserver.yaml",
+  "kube-controller-manager": "kube-controller-manager.yaml",
+  "kube-scheduler": "kube-scheduler.yaml",
+  etcd: "etcd.yaml",
+};
 
-Input files (the manifest, the kubelet config, files named by flags) must be regular files of at most
-1 MiB in UTF-8; files under --host-root are read as if it were / (symlinks cannot leave it).
+const HELP_AFTER = `
+Each --*-manifest FILE is read as given; --manifests-dir DIR (default ${DEFAULT_MANIFESTS_DIR}) is read
+under --host-root, and a manifest given explicitly wins over the one in the directory. Without any
+component option, the manifests in --manifests-dir are checked. Input files (manifests, the kubelet
+config, files named by flags) must be regular files of at most 1 MiB in UTF-8; files under --host-root
+are read as if it were / (symlinks cannot leave it).
+
+Output formats: table (default), json ({"benchmark": "cis-1.12", "results": [{id, title, status,
+evidence}]}), junit (one testcase per check) and kube-bench (kube-bench's --json layout).
 
 Exit codes:
   0  every check that could be evaluated passes (Manual and NotApplicable included), none is Unknown
@@ -70,16 +85,21 @@ Exit codes:
   3  no check fails, but at least one could not be evaluated (Unknown)
 `;
 
+/** The parsed options, before any file is read. */
 interface Options {
   apiserverManifest?: string;
+  controllerManagerManifest?: string;
+  schedulerManifest?: string;
+  etcdManifest?: string;
+  manifestsDir?: string;
   kubeletFlags?: string;
   kubeletConfig?: string;
-  hostRoot: string;
+  hostRoot?: string;
   fileChecks?: FileTargets;
-  output: "json" | "table";
-  help: boolean;
+  output?: OutputFormat;
 }
 
+/** A problem with the command line or an input: exit 2, one line. */
 class UsageError extends Error {}
 
 const FILE_TARGETS: Readonly<Record<string, FileTargets>> = {
@@ -88,69 +108,136 @@ const FILE_TARGETS: Readonly<Record<string, FileTargets>> = {
   all: { master: true, node: true },
 };
 
-const VALUE_OPTIONS: Readonly<Record<string, keyof Options>> = {
-  "--apiserver-manifest": "apiserverManifest",
-  "--kubelet-flags": "kubeletFlags",
-  "--kubelet-config": "kubeletConfig",
-  "--host-root": "hostRoot",
-  "--file-checks": "fileChecks",
-  "--output": "output",
-  "-o": "output",
-};
+/** commander argParser: a value given once (a repeated option is a mistake, not "last wins" here). */
+function once<T>(convert: (v: string) => T = (v) => v as T) {
+  return (value: string, previous: T | undefined): T => {
+    if (previous !== undefined) throw new InvalidArgumentError("the option is given more than once.");
+    return convert(value);
+  };
+}
 
-function parseOptions(argv: readonly string[]): Options {
-  const opts: Options = { hostRoot: "/", output: "table", help: false };
-  const seen = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === "-h" || arg === "--help") {
-      opts.help = true;
-      continue;
-    }
-    let name = arg;
-    let value: string | undefined;
-    const eq = arg.indexOf("=");
-    if (arg.startsWith("--") && eq > 0) {
-      name = arg.slice(0, eq);
-      value = arg.slice(eq + 1);
-    } else if (arg.startsWith("-o") && arg.length > 2 && !arg.startsWith("--")) {
-      name = "-o";
-      value = arg.slice(arg[2] === "=" ? 3 : 2);
-    }
-    const key = VALUE_OPTIONS[name];
-    if (key === undefined) {
-      throw new UsageError(
-        arg.startsWith("-")
-          ? `unknown option ${JSON.stringify(arg)}`
-          : `unexpected argument ${JSON.stringify(arg)}`,
-      );
-    }
-    if (value === undefined) {
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`option ${name} needs a value`);
-      value = next;
-    }
-    if (seen.has(key)) throw new UsageError(`option ${name} given more than once`);
-    seen.add(key);
-    if (key === "output") {
-      if (value !== "json" && value !== "table") {
-        throw new UsageError(`-o must be json or table, not ${JSON.stringify(value)}`);
+const fileName = once((v: string) => {
+  if (v === "") throw new InvalidArgumentError("it needs a file name.");
+  return v;
+});
+
+/** The exit code for a set of results: a failure wins over an Unknown. */
+export function exitCodeOf(results: readonly CheckResult[]): number {
+  if (results.some((r) => r.status === "Fail")) return EXIT.failed;
+  if (results.some((r) => r.status === "Unknown")) return EXIT.unknown;
+  return EXIT.ok;
+}
+
+/**
+ * The `check` command: options, help and action. Usage errors and `--help` end with a
+ * {@link CommanderError} thrown from `parseAsync` (exitOverride), after one line on `io.stderr` (errors:
+ * exit code 2) or the help on `io.stdout` (exit code 0); a completed run calls `setExitCode` with 0, 1 or 3.
+ * Problems found while running (unreadable input) are reported as one line and `setExitCode(2)`.
+ */
+export function checkCommand(
+  io: CommandIO,
+  setExitCode: (code: number) => void = (code) => {
+    process.exitCode = code;
+  },
+): Command {
+  const say = (line: string) => io.stderr(`${safeText(line, MAX_MESSAGE_CHARS)}\n`);
+  const cmd = new Command("check")
+    .description(
+      "Run the CIS Kubernetes Benchmark v1.12 checks of kube-apiserver (1.2.x), kube-controller-manager (1.3.x), " +
+        "kube-scheduler (1.4.x), etcd (2.x), the audit policy (3.2.x) and the kubelet (4.2.x), judging each setting " +
+        "by the value the component actually runs with; with --file-checks also the node's file permissions " +
+        "and ownership (1.1.x control plane, 4.1.x worker) under --host-root.",
+    )
+    .usage("[options]")
+    .option("--apiserver-manifest <file>", "kube-apiserver static pod manifest", fileName)
+    .option("--controller-manager-manifest <file>", "kube-controller-manager static pod manifest", fileName)
+    .option("--scheduler-manifest <file>", "kube-scheduler static pod manifest", fileName)
+    .option("--etcd-manifest <file>", "etcd static pod manifest", fileName)
+    .option(
+      "--manifests-dir <dir>",
+      `directory (under --host-root) holding the four static pod manifests (default ${DEFAULT_MANIFESTS_DIR})`,
+      fileName,
+    )
+    .option("--kubelet-flags <flags>", "the kubelet's command line, as one string", once())
+    .option(
+      "--kubelet-config <file>",
+      "the kubelet's KubeletConfiguration (default: the file its --config names)",
+      fileName,
+    )
+    .option("--host-root <dir>", "where files named by flags are read from (default /)", once())
+    .addOption(
+      new Option(
+        "--file-checks <which>",
+        "also check node file permissions/ownership under --host-root: master (1.1.x), node (4.1.x) or all",
+      ).argParser(
+        once((v: string) => {
+          const t = FILE_TARGETS[v];
+          if (t === undefined) throw new InvalidArgumentError("--file-checks must be master, node or all.");
+          return t;
+        }),
+      ),
+    )
+    .addOption(
+      new Option("-o, --output <format>", "output format (default table)").argParser(
+        once((raw: string) => {
+          // `-o=json` (pflag style) reaches commander as the value "=json".
+          const v = raw.startsWith("=") ? raw.slice(1) : raw;
+          if (!(OUTPUT_FORMATS as readonly string[]).includes(v))
+            throw new InvalidArgumentError(`-o must be one of ${OUTPUT_FORMATS.join(", ")}.`);
+          return v as OutputFormat;
+        }),
+      ),
+    )
+    .helpOption("-h, --help", "show this help")
+    .addHelpText("after", HELP_AFTER)
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+      outputError: (s) => say(`csp-operator check: ${s.trim().replace(/^error: /, "")}`),
+    })
+    .action(async (opts: Options) => {
+      try {
+        setExitCode(await check(opts, io, say));
+      } catch (e) {
+        if (e instanceof UsageError) say(`csp-operator check: ${e.message}`);
+        else
+          say(
+            `csp-operator check: internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+          );
+        setExitCode(EXIT.usage);
       }
-      opts.output = value;
-    } else if (key === "fileChecks") {
-      const targets = FILE_TARGETS[value];
-      if (targets === undefined) {
-        throw new UsageError(`--file-checks must be master, node or all, not ${JSON.stringify(value)}`);
-      }
-      opts.fileChecks = targets;
-    } else if (key === "hostRoot") {
-      opts.hostRoot = value;
-    } else if (key === "apiserverManifest" || key === "kubeletFlags" || key === "kubeletConfig") {
-      if (key !== "kubeletFlags" && value === "") throw new UsageError(`option ${name} needs a file name`);
-      opts[key] = value;
-    }
+    });
+  return cmd;
+}
+
+/** Usage text for `csp-operator check --help`. */
+export function checkUsage(): string {
+  let out = "";
+  checkCommand({ stdout: (s) => (out += s), stderr: () => undefined }, () => undefined)
+    .name("csp-operator check")
+    .outputHelp();
+  return out;
+}
+
+/**
+ * Runs `csp-operator check` with `argv` (the arguments after `check`) and returns its exit code. Never
+ * throws: bad input, and any unexpected error, is one line on stderr and exit code 2.
+ */
+export async function runCheckCommand(argv: readonly string[], io: CommandIO): Promise<number> {
+  let code: number = EXIT.usage;
+  const cmd = checkCommand(io, (c) => (code = c)).name("csp-operator check");
+  try {
+    await cmd.parseAsync([...argv], { from: "user" });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.code === "commander.helpDisplayed" ? EXIT.ok : EXIT.usage;
+    io.stderr(
+      `${safeText(`csp-operator check: internal error: ${e instanceof Error ? e.message : String(e)}`, MAX_MESSAGE_CHARS)}\n`,
+    );
+    return EXIT.usage;
   }
-  return opts;
 }
 
 async function readInput(option: string, file: string): Promise<string> {
@@ -162,60 +249,81 @@ async function readInput(option: string, file: string): Promise<string> {
   }
 }
 
-/** The exit code for a set of results: a failure wins over an Unknown. */
-export function exitCodeOf(results: readonly CheckResult[]): number {
-  if (results.some((r) => r.status === "Fail")) return EXIT.failed;
-  if (results.some((r) => r.status === "Unknown")) return EXIT.unknown;
-  return EXIT.ok;
+type ManifestRequest = { manifest: ComponentManifest; source: string };
+
+/** A manifest named on the command line: read as given, parsed, or a usage error naming the option. */
+async function manifestFromFile(
+  option: string,
+  file: string,
+  component: ManifestComponent,
+): Promise<ManifestRequest> {
+  const parsed = parseComponentManifest(await readInput(option, file), component);
+  if (!parsed.ok) throw new UsageError(`${option} ${file} ${parsed.reason}`);
+  return { manifest: parsed.value, source: file };
 }
 
 /**
- * Runs `csp-operator check` with `argv` (the arguments after `check`) and returns its exit code. Never
- * throws: bad input, and any unexpected error, is one line on stderr and exit code 2.
+ * A manifest in the manifests directory, read under the host root: undefined when absent (that component
+ * is not on this node), a usage error when present but unreadable or not a manifest of the component.
  */
-export async function runCheckCommand(argv: readonly string[], io: CommandIO): Promise<number> {
-  const say = (line: string) => io.stderr(`${safeText(line, MAX_MESSAGE_CHARS)}\n`);
+async function manifestFromDir(
+  reader: HostReader,
+  dir: string,
+  component: ManifestComponent,
+): Promise<ManifestRequest | undefined> {
+  const path = posix.join(posix.resolve("/", dir), MANIFEST_FILES[component]);
+  let text: string;
   try {
-    return await check(argv, io, say);
+    text = await reader.readFile(path);
   } catch (e) {
-    if (e instanceof UsageError) {
-      say(`csp-operator check: ${e.message}`);
-    } else {
-      say(
-        `csp-operator check: internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
-      );
-    }
-    return EXIT.usage;
+    if (e instanceof InputFileError && e.code === "ENOENT") return undefined;
+    throw new UsageError(`cannot read ${path} in --manifests-dir: ${(e as Error).message}`);
   }
+  const parsed = parseComponentManifest(text, component);
+  if (!parsed.ok) throw new UsageError(`${path} in --manifests-dir ${parsed.reason}`);
+  return { manifest: parsed.value, source: path };
 }
 
-async function check(argv: readonly string[], io: CommandIO, say: (line: string) => void): Promise<number> {
-  const opts = parseOptions(argv);
-  if (opts.help) {
-    io.stdout(CHECK_USAGE);
-    return EXIT.ok;
-  }
-  if (
-    opts.apiserverManifest === undefined &&
-    opts.kubeletFlags === undefined &&
-    opts.kubeletConfig === undefined &&
-    opts.fileChecks === undefined
-  ) {
-    throw new UsageError(
-      "nothing to check: give --apiserver-manifest, --kubelet-flags/--kubelet-config and/or --file-checks",
-    );
-  }
-  const root = await stat(opts.hostRoot).catch(() => undefined);
+async function check(opts: Options, io: CommandIO, say: (line: string) => void): Promise<number> {
+  const hostRoot = opts.hostRoot ?? "/";
+  const root = await stat(hostRoot).catch(() => undefined);
   if (root === undefined || !root.isDirectory()) {
-    throw new UsageError(`--host-root ${opts.hostRoot} is not a directory`);
+    throw new UsageError(`--host-root ${hostRoot} is not a directory`);
   }
+  const reader = hostRootReader(hostRoot);
   const req: { -readonly [K in keyof GatherRequest]: GatherRequest[K] } = {};
-  if (opts.apiserverManifest !== undefined) {
-    const text = await readInput("--apiserver-manifest", opts.apiserverManifest);
-    const manifest = parseApiServerManifest(text);
-    if (!manifest.ok)
-      throw new UsageError(`--apiserver-manifest ${opts.apiserverManifest} ${manifest.reason}`);
-    req.apiserver = { manifest: manifest.value, source: opts.apiserverManifest };
+  const explicit: [
+    keyof Options,
+    string,
+    ManifestComponent,
+    "apiserver" | "controllerManager" | "scheduler" | "etcd",
+  ][] = [
+    ["apiserverManifest", "--apiserver-manifest", "kube-apiserver", "apiserver"],
+    [
+      "controllerManagerManifest",
+      "--controller-manager-manifest",
+      "kube-controller-manager",
+      "controllerManager",
+    ],
+    ["schedulerManifest", "--scheduler-manifest", "kube-scheduler", "scheduler"],
+    ["etcdManifest", "--etcd-manifest", "etcd", "etcd"],
+  ];
+  const anyComponent =
+    explicit.some(([k]) => opts[k] !== undefined) ||
+    opts.kubeletFlags !== undefined ||
+    opts.kubeletConfig !== undefined ||
+    opts.fileChecks !== undefined;
+  const scanDir = opts.manifestsDir !== undefined || !anyComponent;
+  const dir = opts.manifestsDir ?? DEFAULT_MANIFESTS_DIR;
+  for (const [key, option, component, slot] of explicit) {
+    const file = opts[key] as string | undefined;
+    const found =
+      file !== undefined
+        ? await manifestFromFile(option, file, component)
+        : scanDir
+          ? await manifestFromDir(reader, dir, component)
+          : undefined;
+    if (found !== undefined) req[slot] = found;
   }
   if (opts.kubeletFlags !== undefined || opts.kubeletConfig !== undefined) {
     if ((opts.kubeletFlags ?? "").length > MAX_INPUT_BYTES) {
@@ -242,10 +350,13 @@ async function check(argv: readonly string[], io: CommandIO, say: (line: string)
       ...(config === undefined ? {} : { config }),
     };
   }
-  const request: GatherRequest = req;
+  if (Object.keys(req).length === 0 && opts.fileChecks === undefined) {
+    throw new UsageError(
+      `nothing to check: no manifest in ${posix.join(hostRoot, dir)}; give --apiserver-manifest, --controller-manager-manifest, --scheduler-manifest, --etcd-manifest, --manifests-dir, --kubelet-flags/--kubelet-config and/or --file-checks`,
+    );
+  }
 
-  const reader = hostRootReader(opts.hostRoot);
-  const inputs = await gatherInputs(request, reader);
+  const inputs = await gatherInputs(req, reader);
   const problems = commandLineProblems(inputs);
   for (const p of problems.slice(0, MAX_WARNINGS)) say(`warning: ${p}`);
   if (problems.length > MAX_WARNINGS) {
@@ -253,14 +364,16 @@ async function check(argv: readonly string[], io: CommandIO, say: (line: string)
   }
   const checked = runCisChecks(inputs);
   const files =
-    opts.fileChecks === undefined ? [] : await fileChecks(reader, fileCheckPaths(inputs), opts.fileChecks);
-  // Benchmark order: 1.1 files, 1.2 API server, 4.1 files, 4.2 kubelet.
-  const results = [
-    ...files.filter((r) => r.id.startsWith("1.")),
-    ...checked.filter((r) => r.id.startsWith("1.")),
-    ...files.filter((r) => r.id.startsWith("4.")),
-    ...checked.filter((r) => r.id.startsWith("4.")),
-  ];
-  io.stdout(opts.output === "json" ? renderJson(results) : renderTable(results));
+    opts.fileChecks === undefined
+      ? []
+      : await fileChecks(reader, fileCheckPaths(inputs, undefined, opts.manifestsDir), opts.fileChecks);
+  const results = inBenchmarkOrder([...files, ...checked]);
+  const render = {
+    table: renderTable,
+    json: renderJson,
+    junit: renderJunit,
+    "kube-bench": renderKubeBench,
+  }[opts.output ?? "table"];
+  io.stdout(render(results));
   return exitCodeOf(results);
 }

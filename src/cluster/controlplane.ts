@@ -1,6 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { ControlPlaneObservation, NodeSummary, Problem } from "../cis/incluster.js";
-import { sampleNodes } from "../cis/incluster.js";
+import type { ControlPlaneObservation, NodeSummary, Problem } from "../cis/gather/incluster.js";
+import { sampleNodes } from "../cis/gather/incluster.js";
 import type { Logger } from "../observability/logger.js";
 import { errorMessage, statusCode } from "./client.js";
 import { ResilientInformer } from "./informer.js";
@@ -9,6 +9,16 @@ import { RestClient } from "./rest.js";
 /** Where the API server's static pod shows up as a mirror pod (kubeadm, kops, kubespray, k3s-less setups). */
 export const APISERVER_NAMESPACE = "kube-system";
 export const APISERVER_SELECTOR = "component=kube-apiserver";
+/** The control-plane components whose mirror pods are checked, by their `component` label. */
+export const CONTROL_PLANE_COMPONENTS = [
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "etcd",
+] as const;
+export type ControlPlaneComponent = (typeof CONTROL_PLANE_COMPONENTS)[number];
+/** One watch for the mirror pods of every checked component (kubeadm labels them `component=<name>`). */
+export const CONTROL_PLANE_SELECTOR = `component in (${CONTROL_PLANE_COMPONENTS.join(",")})`;
 
 /** Bounds of the kubelet checks: configz is a proxied request to each kubelet, so only a sample is read. */
 export interface KubeletLimits {
@@ -70,7 +80,7 @@ export class ControlPlaneReader {
         path: `/api/v1/namespaces/${APISERVER_NAMESPACE}/pods`,
         apiVersion: "v1",
         kind: "Pod",
-        labelSelector: APISERVER_SELECTOR,
+        labelSelector: CONTROL_PLANE_SELECTOR,
       },
       onPodChange,
       log,
@@ -79,22 +89,27 @@ export class ControlPlaneReader {
 
   /** The API server pods as cached, or why they cannot be known (e.g. Forbidden without the Role). */
   apiServerPods(): NonNullable<ControlPlaneObservation["apiServer"]> {
+    return this.componentPods("kube-apiserver");
+  }
+
+  /** The mirror pods labelled `component=<component>` as cached, by name, or why they cannot be known. */
+  componentPods(component: ControlPlaneComponent): NonNullable<ControlPlaneObservation["apiServer"]> {
     const err = this.pods.lastError;
     if (err !== undefined) {
       return {
         failed: problemOf(
           err,
-          `listing pods labelled ${APISERVER_SELECTOR} in ${APISERVER_NAMESPACE}`,
+          `listing pods labelled component=${component} in ${APISERVER_NAMESPACE}`,
           `list/watch on pods in ${APISERVER_NAMESPACE}`,
         ),
       };
     }
     if (!this.pods.hasSynced) {
-      return { failed: { reason: "NotSynced", message: "the kube-apiserver pod cache is not filled yet" } };
+      return { failed: { reason: "NotSynced", message: `the ${component} pod cache is not filled yet` } };
     }
-    const pods = [...this.pods.list()].sort((a, b) =>
-      (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""),
-    );
+    const pods = [...this.pods.list()]
+      .filter((p) => p.metadata?.labels?.component === component)
+      .sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
     return { pods };
   }
 
@@ -142,6 +157,69 @@ export class ControlPlaneReader {
       );
     }
     return { totalNodes: summaries.length, nodes };
+  }
+
+  /**
+   * What the 5.x checks need beyond the caches: the namespaces holding any NetworkPolicy (a paged list of
+   * all of them, not only the operator's) and the user objects in `default` (pods and services other than
+   * `kubernetes`). A read that fails leaves its input out, with the reason.
+   */
+  async policyObjects(): Promise<{
+    networkPolicyNamespaces?: Set<string>;
+    defaultNamespaceObjects?: string[];
+    missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string };
+  }> {
+    type Named = { metadata?: { name?: string; namespace?: string; continue?: string }; items?: Named[] };
+    const missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string } = {};
+    let networkPolicyNamespaces: Set<string> | undefined = new Set<string>();
+    let cont: string | undefined;
+    try {
+      do {
+        const page = await this.rest.request<Named>("GET", "/apis/networking.k8s.io/v1/networkpolicies", {
+          query: { limit: "500", ...(cont ? { continue: cont } : {}) },
+          timeoutMs: 30_000,
+        });
+        for (const np of page.items ?? [])
+          if (np.metadata?.namespace) networkPolicyNamespaces.add(np.metadata.namespace);
+        cont = page.metadata?.continue;
+      } while (cont);
+    } catch (err) {
+      networkPolicyNamespaces = undefined;
+      missing.networkPolicyNamespaces = problemOf(
+        err,
+        "listing NetworkPolicies",
+        "list on networkpolicies",
+      ).message;
+    }
+    let defaultNamespaceObjects: string[] | undefined = [];
+    try {
+      for (const [kind, path] of [
+        ["Pod", "/api/v1/namespaces/default/pods"],
+        ["Service", "/api/v1/namespaces/default/services"],
+      ] as const) {
+        const list = await this.rest.request<Named>("GET", path, {
+          query: { limit: "100" },
+          timeoutMs: 30_000,
+        });
+        for (const o of list.items ?? []) {
+          const name = o.metadata?.name ?? "?";
+          if (kind === "Service" && name === "kubernetes") continue;
+          defaultNamespaceObjects.push(`${kind}/${name}`);
+        }
+      }
+    } catch (err) {
+      defaultNamespaceObjects = undefined;
+      missing.defaultNamespaceObjects = problemOf(
+        err,
+        "listing pods and services in default",
+        "list on pods and services in default",
+      ).message;
+    }
+    return {
+      ...(networkPolicyNamespaces ? { networkPolicyNamespaces } : {}),
+      ...(defaultNamespaceObjects ? { defaultNamespaceObjects } : {}),
+      missing,
+    };
   }
 
   private async configz(node: string): Promise<{ body: unknown } | { failed: Problem }> {

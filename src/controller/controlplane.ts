@@ -1,7 +1,11 @@
-import { controlPlaneReport, evaluateControlPlane, withAgentResults } from "../cis/incluster.js";
-import type { ControlPlaneObservation } from "../cis/incluster.js";
+import { controlPlaneReport, evaluateControlPlane, withAgentResults } from "../cis/gather/incluster.js";
+import type { ControlPlaneObservation } from "../cis/gather/incluster.js";
 import { ControlPlaneReader, DEFAULT_KUBELET_LIMITS, type KubeletLimits } from "../cluster/controlplane.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
+import type { PolicyInputs } from "../cis/checks/policies.js";
+import { runPolicyChecks } from "../cis/checks/policies.js";
+import { MANAGED_BY_VALUE } from "../desired/metadata.js";
+import { rbacFindings } from "../findings/rbac.js";
 
 /**
  * How often the control-plane checks run again without a watch event: kubelet configuration is read
@@ -10,14 +14,51 @@ import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas
  */
 export const CONTROL_PLANE_RECHECK_MS = 10 * 60_000;
 
+/** Opt-ins of the control-plane area. */
+export interface ControlPlaneAreaOptions {
+  /**
+   * Also run the CIS 5.x checks from the API (RBAC findings, Pod Security labels, NetworkPolicies per
+   * namespace, the default namespace), reported on `Cluster/kubernetes`. Off by default: they overlap the
+   * rbac/podSecurity/networkIsolation areas' own findings.
+   */
+  readonly cisPolicies?: boolean;
+}
+
+/** The 5.x inputs from the snapshot and the reader's extra lists. */
+async function policyInputs(
+  reader: ControlPlaneReader,
+  spec: AreaInput["spec"],
+  snapshot: AreaInput["snapshot"],
+): Promise<PolicyInputs> {
+  const extra = await reader.policyObjects();
+  const rbac = snapshot.rbac;
+  return {
+    ...(rbac
+      ? { rbacFindings: rbacFindings(rbac, spec.rbac?.audit ?? {}, { ignoreManagedBy: MANAGED_BY_VALUE }) }
+      : {}),
+    namespaces: snapshot.namespaces.map((n) => ({
+      name: n.metadata?.name ?? "",
+      labels: n.metadata?.labels ?? {},
+    })),
+    ...(extra.networkPolicyNamespaces ? { networkPolicyNamespaces: extra.networkPolicyNamespaces } : {}),
+    ...(extra.defaultNamespaceObjects ? { defaultNamespaceObjects: extra.defaultNamespaceObjects } : {}),
+    missing: {
+      ...extra.missing,
+      ...(rbac ? {} : { rbacFindings: "the cluster's RBAC is not watched (no policy sets spec.rbac.audit)" }),
+    },
+  };
+}
+
 /**
- * `spec.controlPlane`: the CIS 1.2.x (kube-apiserver) and 4.2.x (kubelet) checks run in-cluster, through the
+ * `spec.controlPlane`: the CIS 1.2.x (kube-apiserver), 1.3.x (controller manager), 1.4.x (scheduler), 2.x
+ * (etcd), 3.2.x (audit policy) and 4.2.x (kubelet) checks run in-cluster from mirror pods and configz, through the
  * same check code as `csp-operator check`. Reports findings and the ControlPlaneHardened condition; it
  * never changes the control plane.
  */
 export function controlPlaneArea(
   limits: KubeletLimits = DEFAULT_KUBELET_LIMITS,
   recheckMs = CONTROL_PLANE_RECHECK_MS,
+  opts: ControlPlaneAreaOptions = {},
 ): AreaFactory {
   return ({ kc, log, enqueue }) => {
     const reader = new ControlPlaneReader(kc, log, () => enqueue(undefined), limits);
@@ -28,8 +69,28 @@ export function controlPlaneArea(
         const cp = spec.controlPlane ?? {};
         const obs: { -readonly [K in keyof ControlPlaneObservation]: ControlPlaneObservation[K] } = {};
         if (cp.apiServer?.enabled !== false) obs.apiServer = reader.apiServerPods();
+        // controllerManager / scheduler / etcd toggles (API.md); on unless the spec says enabled: false.
+        const toggles = cp as Partial<
+          Record<"controllerManager" | "scheduler" | "etcd", { enabled?: boolean }>
+        >;
+        if (toggles.controllerManager?.enabled !== false)
+          obs.controllerManager = reader.componentPods("kube-controller-manager");
+        if (toggles.scheduler?.enabled !== false) obs.scheduler = reader.componentPods("kube-scheduler");
+        if (toggles.etcd?.enabled !== false) obs.etcd = reader.componentPods("etcd");
         if (cp.kubelet?.enabled !== false) obs.kubelet = await reader.kubelets();
-        const evaluation = await evaluateControlPlane(obs);
+        const evaluated = await evaluateControlPlane(obs);
+        const evaluation = opts.cisPolicies
+          ? {
+              ...evaluated,
+              targets: [
+                ...evaluated.targets,
+                {
+                  resource: "Cluster/kubernetes",
+                  results: runPolicyChecks(await policyInputs(reader, spec, snapshot)),
+                },
+              ],
+            }
+          : evaluated;
         const { findings, condition } = controlPlaneReport(
           withAgentResults(evaluation, snapshot.configMaps ?? [], cp.apiServer?.enabled !== false),
           spec.exemptions,

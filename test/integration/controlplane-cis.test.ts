@@ -7,7 +7,9 @@ import type { AddressInfo } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../src/agent/agent.js";
+import { runPolicyChecks } from "../../src/cis/checks/policies.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { ControlPlaneReader } from "../../src/cluster/controlplane.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
@@ -31,23 +33,19 @@ function proxyableAddress(): string | undefined {
 }
 
 function apiServerPod(name: string, flags: string[]) {
+  return controlPlanePod("kube-apiserver", name, flags);
+}
+
+function controlPlanePod(component: string, name: string, flags: string[]) {
+  const image =
+    component === "etcd" ? "registry.k8s.io/etcd:3.6.6-0" : `registry.k8s.io/${component}:v1.36.3`;
   return {
     apiVersion: "v1",
     kind: "Pod",
-    metadata: {
-      name,
-      namespace: "kube-system",
-      labels: { component: "kube-apiserver", tier: "control-plane" },
-    },
+    metadata: { name, namespace: "kube-system", labels: { component, tier: "control-plane" } },
     spec: {
       automountServiceAccountToken: false,
-      containers: [
-        {
-          name: "kube-apiserver",
-          image: "registry.k8s.io/kube-apiserver:v1.36.3",
-          command: ["kube-apiserver", ...flags],
-        },
-      ],
+      containers: [{ name: component, image, command: [component, ...flags] }],
     },
   };
 }
@@ -122,6 +120,113 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
       return !ids.includes("CIS-1.2.1") && !ids.includes("CIS-1.2.15");
     });
     await ok(["delete", "pod", "-n", "kube-system", "kube-apiserver-cp1", "--wait=true"]);
+  });
+
+  it("reports unsafe controller manager, scheduler and etcd flags of their mirror pods, and clears them once fixed", async () => {
+    const unsafe: [string, string, string[]][] = [
+      [
+        "kube-controller-manager",
+        "kube-controller-manager-cp1",
+        ["--profiling=false", "--profiling", "--bind-address=0.0.0.0"],
+      ],
+      ["kube-scheduler", "kube-scheduler-cp1", ["--bind-address", "10.0.0.1"]],
+      [
+        "etcd",
+        "etcd-cp1",
+        [
+          "--cert-file=/pki/server.crt",
+          "--key-file=/pki/server.key",
+          "--client-cert-auth=false",
+          "--auto-tls",
+        ],
+      ],
+    ];
+    const safe: Record<string, string[]> = {
+      "kube-controller-manager": [
+        "--profiling=false",
+        "--bind-address=127.0.0.1",
+        "--use-service-account-credentials",
+      ],
+      "kube-scheduler": ["--profiling=false", "--bind-address=127.0.0.1"],
+      etcd: [
+        "--cert-file=/pki/server.crt",
+        "--key-file=/pki/server.key",
+        "--listen-client-urls=https://127.0.0.1:2379",
+        "--client-cert-auth",
+        "--trusted-ca-file=/pki/etcd-ca.crt",
+      ],
+    };
+    const expected: [string, string][] = [
+      ["CIS-1.3.2", "Pod/kube-system/kube-controller-manager-cp1"],
+      ["CIS-1.3.7", "Pod/kube-system/kube-controller-manager-cp1"],
+      ["CIS-1.4.2", "Pod/kube-system/kube-scheduler-cp1"],
+      ["CIS-2.2", "Pod/kube-system/etcd-cp1"],
+      ["CIS-2.3", "Pod/kube-system/etcd-cp1"],
+    ];
+    for (const [component, name, flags] of unsafe)
+      await ok(["apply", "-f", "-"], JSON.stringify(controlPlanePod(component, name, flags)));
+    const has = (s: Status, [id, resource]: [string, string]) =>
+      (s.findings ?? []).some((f) => f.id === id && f.resource === resource);
+    const bad = await eventually("findings of the unsafe mirror pods", async () => {
+      const s = await status("cis");
+      return expected.every((e) => has(s, e)) ? s : undefined;
+    });
+    expect(condition(bad)).to.include({ status: "False", reason: "ChecksFailed" });
+    const etcdAuth = bad.findings!.find((f) => f.id === "CIS-2.2")!;
+    expect(etcdAuth.severity).to.equal("Critical");
+    expect(etcdAuth.message).to.contain("--client-cert-auth=false");
+
+    for (const [component, name] of unsafe) {
+      await ok(["delete", "pod", "-n", "kube-system", name, "--wait=true"]);
+      await ok(["apply", "-f", "-"], JSON.stringify(controlPlanePod(component, name, safe[component]!)));
+    }
+    const fixed = await eventually("the fixed findings to disappear", async () => {
+      const s = await status("cis");
+      return expected.some((e) => has(s, e)) ? undefined : s;
+    });
+    // What the API cannot show stays Unknown with the reason, never Pass: etcd's CA files for 2.7.
+    const ca = fixed.findings?.find((f) => f.id === "CIS-2.7" && f.resource === "Pod/kube-system/etcd-cp1");
+    expect(ca?.severity).to.equal("Info");
+    for (const [, name] of unsafe) await ok(["delete", "pod", "-n", "kube-system", name, "--wait=true"]);
+  });
+
+  it("reads what 5.3.2 and 5.7.4 need from the API: NetworkPolicies of any owner, objects in default", async () => {
+    const reader = new ControlPlaneReader(
+      loadKubeConfig(cp().kubeconfigPath),
+      silentLogger(),
+      () => undefined,
+    );
+    const np = (ns: string) =>
+      JSON.stringify({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "deny", namespace: ns },
+        spec: { podSelector: {}, policyTypes: ["Ingress"] },
+      });
+    for (const ns of ["cis-np-a", "cis-np-b"]) await ok(["create", "namespace", ns]);
+    await ok(["apply", "-f", "-"], np("cis-np-a"));
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify(controlPlanePod("kube-scheduler", "stray-in-default", [])).replace(
+        '"kube-system"',
+        '"default"',
+      ),
+    );
+    const judge = async () => {
+      const extra = await reader.policyObjects();
+      const namespaces = ["cis-np-a", "cis-np-b"].map((name) => ({ name, labels: {} }));
+      return Object.fromEntries(runPolicyChecks({ namespaces, ...extra }).map((r) => [r.id, r]));
+    };
+    const before = await judge();
+    expect(before["5.3.2"]).to.deep.include({ status: "Fail" });
+    expect(before["5.3.2"]!.evidence).to.contain(": cis-np-b").and.not.contain("cis-np-a");
+    expect(before["5.7.4"]!.evidence).to.contain("Pod/stray-in-default");
+    await ok(["apply", "-f", "-"], np("cis-np-b"));
+    await ok(["delete", "pod", "-n", "default", "stray-in-default", "--wait=true"]);
+    const after = await judge();
+    expect(after["5.3.2"]!.status).to.equal("Pass");
+    expect(after["5.7.4"]!.status).to.equal("Pass");
+    expect(after["5.1.1"]!.status).to.equal("Unknown"); // RBAC findings were not given
   });
 
   describe("kubelet configz through the API server's nodes/proxy", () => {

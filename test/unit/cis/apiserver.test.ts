@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { APISERVER_CHECKS, DEFAULT_ON_ADMISSION_PLUGINS } from "../../../src/cis/apiserver.js";
+import { APISERVER_CHECKS, DEFAULT_ON_ADMISSION_PLUGINS } from "../../../src/cis/checks/apiserver.js";
 import { api, apiCheck } from "./helpers.js";
 
 const AUTHZ_CONFIG = (types: string[]) =>
@@ -421,9 +421,17 @@ describe("cis/apiserver 1.2.16-1.2.19 audit log", () => {
     expect(status(apiCheck("1.2.17", [...p, "--audit-log-maxage=thirty"]))).to.equal("Unknown");
     expect(status(apiCheck("1.2.17", [...p, "--audit-log-maxage=-1"]))).to.equal("Unknown");
   });
-  it("1.2.17-1.2.19 do not apply without a log file or when logging to stdout", () => {
-    expect(status(apiCheck("1.2.18", []))).to.equal("NotApplicable");
+  it("1.2.17-1.2.19 fail with the reason when no audit log is written at all", () => {
+    for (const id of ["1.2.17", "1.2.18", "1.2.19"]) {
+      const r = apiCheck(id, []);
+      expect(r.status, id).to.equal("Fail");
+      expect(r.evidence, id).to.contain("--audit-log-path is not set").and.contain("1.2.16");
+    }
+    expect(status(apiCheck("1.2.18", ["--audit-log-path="]))).to.equal("Fail");
+  });
+  it("1.2.17-1.2.19 do not apply when logging to stdout (rotation flags have no effect)", () => {
     expect(status(apiCheck("1.2.19", ["--audit-log-path=-"]))).to.equal("NotApplicable");
+    expect(status(apiCheck("1.2.17", ["--audit-log-path", "-"]))).to.equal("NotApplicable");
   });
   it("1.2.18 max backup and 1.2.19 max size", () => {
     const p = ["--audit-log-path=/var/log/audit.log"];

@@ -41,7 +41,7 @@ describe("cis/command: csp-operator check", () => {
     const report = JSON.parse(stdout) as Report;
     expect(Object.keys(report)).to.deep.equal(["benchmark", "results"]);
     expect(report.benchmark).to.equal("cis-1.12");
-    expect(report.results).to.have.length(44);
+    expect(report.results).to.have.length(46);
     for (const r of report.results)
       expect(Object.keys(r)).to.deep.equal(["id", "title", "status", "evidence"]);
     expect(report.results[5]).to.deep.equal({
@@ -114,6 +114,8 @@ describe("cis/command: csp-operator check", () => {
         "1.2.8",
         "1.2.16",
         "1.2.28",
+        "3.2.1",
+        "3.2.2",
         "4.2.1",
         "4.2.2",
         "4.2.3",
@@ -169,8 +171,10 @@ describe("cis/command: csp-operator check", () => {
 
   it("exits 2 with a message naming the problem on bad input", async () => {
     const cases: [string[], string][] = [
-      [["--frobnicate"], 'unknown option "--frobnicate"'],
-      [["--apiserver-manifest"], "option --apiserver-manifest needs a value"],
+      [["--frobnicate"], "unknown option '--frobnicate'"],
+      [["--apiserver-manifest"], "option '--apiserver-manifest <file>' argument missing"],
+      [["--apiserver-manifest", ""], "it needs a file name"],
+      [["--etcd-manifest"], "option '--etcd-manifest <file>' argument missing"],
       [
         ["--apiserver-manifest", `${FIX}does-not-exist.yaml`],
         `cannot read --apiserver-manifest ${FIX}does-not-exist.yaml: ENOENT`,
@@ -184,11 +188,11 @@ describe("cis/command: csp-operator check", () => {
         'has apiVersion "v1" kind "Pod", expected kubelet.config.k8s.io/v1beta1',
       ],
       [["--kubelet-flags", "--config='/x"], "--kubelet-flags: unterminated single quote"],
-      [["--kubelet-flags", "", "-o", "yaml"], '-o must be json or table, not "yaml"'],
+      [["--kubelet-flags", "", "-o", "yaml"], "-o must be one of table, json, junit, kube-bench"],
       [["-o", "json"], "nothing to check"],
       [["--kubelet-flags", "", "--host-root", `${FIX}nope`], `--host-root ${FIX}nope is not a directory`],
-      [["--kubelet-flags", "", "--kubelet-flags", ""], "option --kubelet-flags given more than once"],
-      [["stray"], 'unexpected argument "stray"'],
+      [["--kubelet-flags", "", "--kubelet-flags", ""], "the option is given more than once"],
+      [["stray"], "too many arguments"],
     ];
     for (const [argv, message] of cases) {
       const { code, stdout, stderr } = await run(argv);

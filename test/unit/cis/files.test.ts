@@ -3,10 +3,10 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writ
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { hostRootReader, runCheckCommand } from "../../../src/cis/command.js";
-import type { FileStat, StatReader } from "../../../src/cis/files.js";
-import { DEFAULT_FILE_PATHS, fileCheckPaths, fileChecks } from "../../../src/cis/files.js";
-import { cisFindings } from "../../../src/cis/findings.js";
-import { gatherInputs } from "../../../src/cis/inputs.js";
+import type { FileStat, StatReader } from "../../../src/cis/checks/files.js";
+import { DEFAULT_FILE_PATHS, fileCheckPaths, fileChecks } from "../../../src/cis/checks/files.js";
+import { cisFindings } from "../../../src/cis/output/findings.js";
+import { gatherInputs } from "../../../src/cis/gather/inputs.js";
 
 /** A host root in a temp dir: `files` maps host paths to permissions (directories end with `/`). */
 function hostRoot(files: Record<string, number>): string {

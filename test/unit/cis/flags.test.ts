@@ -13,8 +13,8 @@ import {
   parseGoInt,
   splitCommandLine,
   stringFlag,
-} from "../../../src/cis/flags.js";
-import { APISERVER_GRAMMAR, KUBELET_GRAMMAR } from "../../../src/cis/inputs.js";
+} from "../../../src/cis/parse/flags.js";
+import { APISERVER_GRAMMAR, KUBELET_GRAMMAR } from "../../../src/cis/parse/grammars.js";
 
 const apiFlags = (...argv: string[]) => parseFlags(argv, APISERVER_GRAMMAR);
 

@@ -1,12 +1,18 @@
 // Test helpers for the CIS checks: build inputs from literal argv and in-memory files, run one check.
-import { APISERVER_CHECKS } from "../../../src/cis/apiserver.js";
-import type { CheckOutcome, CisCheck } from "../../../src/cis/check.js";
-import type { ArgInput } from "../../../src/cis/flags.js";
-import { parseFlags } from "../../../src/cis/flags.js";
-import type { ApiServerInputs, FileResult, HostReader, KubeletInputs } from "../../../src/cis/inputs.js";
-import { APISERVER_GRAMMAR, gatherKubeletInputs } from "../../../src/cis/inputs.js";
-import { KUBELET_CHECKS } from "../../../src/cis/kubelet.js";
-import { splitCommandLine, stringFlag } from "../../../src/cis/flags.js";
+import { APISERVER_CHECKS } from "../../../src/cis/checks/apiserver.js";
+import type { CheckOutcome, CisCheck } from "../../../src/cis/checks/check.js";
+import type { ArgInput } from "../../../src/cis/parse/flags.js";
+import { parseFlags } from "../../../src/cis/parse/flags.js";
+import type {
+  ApiServerInputs,
+  FileResult,
+  HostReader,
+  KubeletInputs,
+} from "../../../src/cis/gather/inputs.js";
+import { gatherKubeletInputs } from "../../../src/cis/gather/inputs.js";
+import { APISERVER_GRAMMAR } from "../../../src/cis/parse/grammars.js";
+import { KUBELET_CHECKS } from "../../../src/cis/checks/kubelet.js";
+import { splitCommandLine, stringFlag } from "../../../src/cis/parse/flags.js";
 
 /** API server inputs from argv; `files` maps a flag name to file content, or to null for "unreadable". */
 export function api(argv: readonly ArgInput[], files: Record<string, string | null> = {}): ApiServerInputs {

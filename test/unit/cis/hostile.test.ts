@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { runCheckCommand } from "../../../src/cis/command.js";
-import { parseYamlMapping } from "../../../src/cis/inputs.js";
+import { parseYamlMapping } from "../../../src/cis/parse/yaml.js";
 
 const FIX = new URL("../../fixtures/cis/", import.meta.url).pathname;
 const REPO = new URL("../../../", import.meta.url).pathname;

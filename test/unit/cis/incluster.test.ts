@@ -5,8 +5,8 @@ import {
   evaluateControlPlane,
   kubeletInputsFromConfigz,
   sampleNodes,
-} from "../../../src/cis/incluster.js";
-import { runCisChecks } from "../../../src/cis/run.js";
+} from "../../../src/cis/gather/incluster.js";
+import { runCisChecks } from "../../../src/cis/checks/run.js";
 
 const NOW = new Date("2026-03-01T00:00:00Z");
 

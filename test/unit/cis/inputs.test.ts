@@ -1,14 +1,13 @@
 import { expect } from "chai";
-import { stringFlag } from "../../../src/cis/flags.js";
+import { stringFlag } from "../../../src/cis/parse/flags.js";
+import { gatherApiServerInputs, jsonMergePatch } from "../../../src/cis/gather/inputs.js";
 import {
   containerPathOnHost,
   expandEnvRefs,
-  gatherApiServerInputs,
-  jsonMergePatch,
   parseApiServerManifest,
-  parseYamlMapping,
-} from "../../../src/cis/inputs.js";
-import type { ApiServerManifest } from "../../../src/cis/inputs.js";
+} from "../../../src/cis/parse/manifest.js";
+import type { ApiServerManifest } from "../../../src/cis/parse/manifest.js";
+import { parseYamlMapping } from "../../../src/cis/parse/yaml.js";
 import { KUBELET_CONFIG_PATH, kubelet, kubeletConfig, memoryReader } from "./helpers.js";
 
 const POD = `apiVersion: v1

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { KUBELET_CHECKS } from "../../../src/cis/kubelet.js";
+import { KUBELET_CHECKS } from "../../../src/cis/checks/kubelet.js";
 import { KUBELET_CONFIG_PATH, WITH_CONFIG, kubeletCheck, kubeletConfig } from "./helpers.js";
 
 const NO_CONFIG = "--kubeconfig=/etc/kubernetes/kubelet.conf";

@@ -1,7 +1,7 @@
 import { expect } from "chai";
-import type { CheckResult } from "../../../src/cis/check.js";
-import { cisFindings } from "../../../src/cis/findings.js";
-import { renderJson, renderTable, summarize } from "../../../src/cis/report.js";
+import type { CheckResult } from "../../../src/cis/checks/check.js";
+import { cisFindings } from "../../../src/cis/output/findings.js";
+import { renderJson, renderTable, summarize } from "../../../src/cis/output/report.js";
 
 const RESULTS: CheckResult[] = [
   {

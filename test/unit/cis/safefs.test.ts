@@ -8,8 +8,8 @@ import {
   MAX_INPUT_BYTES,
   readRegularFile,
   resolveInRoot,
-} from "../../../src/cis/safefs.js";
-import { quote, safeText } from "../../../src/cis/text.js";
+} from "../../../src/cis/gather/safefs.js";
+import { quote, safeText } from "../../../src/cis/output/text.js";
 
 async function rejection(p: Promise<unknown>): Promise<InputFileError> {
   try {

@@ -8,7 +8,7 @@
  */
 import type { CheckOutcome, CisCheck } from "./check.js";
 import { fail, manual, notApplicable, pass, unknown, withValue } from "./check.js";
-import type { Effective } from "./flags.js";
+import type { Effective } from "../parse/flags.js";
 import {
   arrayFlag,
   boolFlag,
@@ -19,11 +19,12 @@ import {
   isFlagSet,
   listFlag,
   stringFlag,
-} from "./flags.js";
-import type { ApiServerInputs, FileResult, Parsed } from "./inputs.js";
-import { isRecord, parseConfigObject } from "./inputs.js";
+} from "../parse/flags.js";
+import type { ApiServerInputs, FileResult } from "../gather/inputs.js";
+import type { Parsed } from "../parse/yaml.js";
+import { isRecord, parseConfigObject } from "../parse/yaml.js";
 import { judgeCiphers } from "./tls.js";
-import { quote } from "./text.js";
+import { quote } from "../output/text.js";
 
 /** Every admission plugin kube-apiserver v1.36 registers (pkg/kubeapiserver/options/plugins.go). */
 export const ADMISSION_PLUGINS: ReadonlySet<string> = new Set([
@@ -430,11 +431,18 @@ function auditPolicyRecords(i: ApiServerInputs): Effective<number> {
   return { ok: true, value: 0, explicit: true, source: path };
 }
 
-/** The audit log destination: Unknown, NotApplicable when there is no file to rotate, or the path. */
+/**
+ * The audit log destination: Unknown, Fail when no audit log is written at all (the benchmark scores the
+ * retention flags, and fixing 1.2.16 needs them), NotApplicable when the log goes to stdout (rotation flags
+ * have no effect there), or the path.
+ */
 function auditLogFile(i: ApiServerInputs): CheckOutcome | string {
   const p = stringFlag(i.flags, "audit-log-path");
   if (!p.ok) return unknown(p.reason);
-  if (p.value === "") return notApplicable(`${p.source}: there is no audit log file to rotate (see 1.2.16)`);
+  if (p.value === "")
+    return fail(
+      `${p.source}: no audit log is written (1.2.16 fails), so no retention is in effect; set --audit-log-path and this flag`,
+    );
   if (p.value === "-")
     return notApplicable(`${p.source}: the audit log goes to stdout, log rotation flags do not apply`);
   return p.value;
@@ -512,6 +520,8 @@ function authorizerIncluded(name: string): (i: ApiServerInputs) => CheckOutcome 
 export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   {
     id: "1.2.1",
+    severity: "Medium",
+    reads: ["--anonymous-auth"],
     title: "Ensure that the --anonymous-auth argument is set to false",
     automated: false,
     evaluate: (i) =>
@@ -527,6 +537,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.2",
+    severity: "Medium",
+    reads: ["--token-auth-file"],
     title: "Ensure that the --token-auth-file parameter is not set",
     automated: true,
     evaluate: (i) =>
@@ -542,6 +554,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.3",
+    severity: "Low",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the --DenyServiceExternalIPs is set",
     automated: false,
     evaluate: pluginRecommended(
@@ -551,6 +565,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.4",
+    severity: "Medium",
+    reads: ["--kubelet-client-certificate", "--kubelet-client-key"],
     title:
       "Ensure that the --kubelet-client-certificate and --kubelet-client-key arguments are set as appropriate",
     automated: true,
@@ -558,12 +574,16 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.5",
+    severity: "Medium",
+    reads: ["--kubelet-certificate-authority"],
     title: "Ensure that the --kubelet-certificate-authority argument is set as appropriate",
     automated: true,
     evaluate: requireFiles("kubelet-certificate-authority"),
   },
   {
     id: "1.2.6",
+    severity: "Critical",
+    reads: ["--authorization-mode"],
     title: "Ensure that the --authorization-mode argument is not set to AlwaysAllow",
     automated: true,
     evaluate: (i) =>
@@ -573,18 +593,24 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.7",
+    severity: "Medium",
+    reads: ["--authorization-mode"],
     title: "Ensure that the --authorization-mode argument includes Node",
     automated: true,
     evaluate: authorizerIncluded("Node"),
   },
   {
     id: "1.2.8",
+    severity: "High",
+    reads: ["--authorization-mode"],
     title: "Ensure that the --authorization-mode argument includes RBAC",
     automated: true,
     evaluate: authorizerIncluded("RBAC"),
   },
   {
     id: "1.2.9",
+    severity: "Low",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the admission control plugin EventRateLimit is set",
     automated: false,
     evaluate: pluginRecommended(
@@ -594,12 +620,16 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.10",
+    severity: "High",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the admission control plugin AlwaysAdmit is not set",
     automated: true,
     evaluate: (i) => withValue(pluginEnabled(i, "AlwaysAdmit"), (on, why) => (on ? fail(why) : pass(why))),
   },
   {
     id: "1.2.11",
+    severity: "Low",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the admission control plugin AlwaysPullImages is set",
     automated: false,
     evaluate: pluginRecommended(
@@ -609,24 +639,32 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.12",
+    severity: "Medium",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the admission control plugin ServiceAccount is set",
     automated: true,
     evaluate: pluginMustBeOn("ServiceAccount"),
   },
   {
     id: "1.2.13",
+    severity: "Medium",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the admission control plugin NamespaceLifecycle is set",
     automated: true,
     evaluate: pluginMustBeOn("NamespaceLifecycle"),
   },
   {
     id: "1.2.14",
+    severity: "High",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the admission control plugin NodeRestriction is set",
     automated: true,
     evaluate: pluginMustBeOn("NodeRestriction"),
   },
   {
     id: "1.2.15",
+    severity: "Low",
+    reads: ["--profiling"],
     title: "Ensure that the --profiling argument is set to false",
     automated: true,
     evaluate: (i) =>
@@ -636,6 +674,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.16",
+    severity: "Medium",
+    reads: ["--audit-log-path"],
     title: "Ensure that the --audit-log-path argument is set",
     automated: true,
     evaluate: (i) => {
@@ -660,24 +700,32 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.17",
+    severity: "Low",
+    reads: ["--audit-log-maxage"],
     title: "Ensure that the --audit-log-maxage argument is set to 30 or as appropriate",
     automated: true,
     evaluate: auditRetention("audit-log-maxage", 30, 366, "0 keeps old audit logs regardless of age"),
   },
   {
     id: "1.2.18",
+    severity: "Low",
+    reads: ["--audit-log-maxbackup"],
     title: "Ensure that the --audit-log-maxbackup argument is set to 10 or as appropriate",
     automated: true,
     evaluate: auditRetention("audit-log-maxbackup", 10, 100, "0 keeps every rotated audit log file"),
   },
   {
     id: "1.2.19",
+    severity: "Low",
+    reads: ["--audit-log-maxsize"],
     title: "Ensure that the --audit-log-maxsize argument is set to 100 or as appropriate",
     automated: true,
     evaluate: auditRetention("audit-log-maxsize", 100, 100, ""),
   },
   {
     id: "1.2.20",
+    severity: "Low",
+    reads: ["--request-timeout"],
     title: "Ensure that the --request-timeout argument is set as appropriate",
     automated: false,
     evaluate: (i) =>
@@ -691,6 +739,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.21",
+    severity: "Medium",
+    reads: ["--service-account-lookup"],
     title: "Ensure that the --service-account-lookup argument is set to true",
     automated: true,
     evaluate: (i) =>
@@ -700,6 +750,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.22",
+    severity: "Low",
+    reads: ["--service-account-key-file"],
     title: "Ensure that the --service-account-key-file argument is set as appropriate",
     automated: true,
     evaluate: (i) =>
@@ -718,30 +770,40 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.23",
+    severity: "High",
+    reads: ["--etcd-certfile", "--etcd-keyfile"],
     title: "Ensure that the --etcd-certfile and --etcd-keyfile arguments are set as appropriate",
     automated: true,
     evaluate: requireFiles("etcd-certfile", "etcd-keyfile"),
   },
   {
     id: "1.2.24",
+    severity: "Medium",
+    reads: ["--tls-cert-file", "--tls-private-key-file"],
     title: "Ensure that the --tls-cert-file and --tls-private-key-file arguments are set as appropriate",
     automated: true,
     evaluate: requireFiles("tls-cert-file", "tls-private-key-file"),
   },
   {
     id: "1.2.25",
+    severity: "Medium",
+    reads: ["--client-ca-file"],
     title: "Ensure that the --client-ca-file argument is set as appropriate",
     automated: true,
     evaluate: requireFiles("client-ca-file"),
   },
   {
     id: "1.2.26",
+    severity: "High",
+    reads: ["--etcd-cafile"],
     title: "Ensure that the --etcd-cafile argument is set as appropriate",
     automated: true,
     evaluate: requireFiles("etcd-cafile"),
   },
   {
     id: "1.2.27",
+    severity: "Medium",
+    reads: ["--encryption-provider-config"],
     title: "Ensure that the --encryption-provider-config argument is set as appropriate",
     automated: false,
     evaluate: (i) =>
@@ -751,6 +813,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.28",
+    severity: "Medium",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that encryption providers are appropriately configured",
     automated: false,
     evaluate: (i) => {
@@ -770,6 +834,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.29",
+    severity: "Low",
+    reads: ["kube-apiserver command line"],
     title: "Ensure that the API Server only makes use of Strong Cryptographic Ciphers",
     automated: false,
     evaluate: (i) =>
@@ -782,6 +848,8 @@ export const APISERVER_CHECKS: readonly CisCheck<ApiServerInputs>[] = [
   },
   {
     id: "1.2.30",
+    severity: "Low",
+    reads: ["--service-account-extend-token-expiration"],
     title: "Ensure that the --service-account-extend-token-expiration parameter is set to false",
     automated: true,
     evaluate: (i) =>

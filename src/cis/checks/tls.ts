@@ -5,7 +5,7 @@
  */
 import type { CheckOutcome } from "./check.js";
 import { fail, pass, unknown } from "./check.js";
-import type { Effective } from "./flags.js";
+import type { Effective } from "../parse/flags.js";
 
 /**
  * Go 1.26's default TLS 1.2 suites (crypto/tls defaultCipherSuites: RC4, 3DES, CBC-SHA256 and RSA key

@@ -19,7 +19,7 @@
  */
 import type { CheckOutcome, CisCheck } from "./check.js";
 import { fail, manual, pass, unknown, withValue } from "./check.js";
-import type { Effective, ParsedFlags } from "./flags.js";
+import type { Effective, ParsedFlags } from "../parse/flags.js";
 import {
   boolFlag,
   boolMapFlag,
@@ -29,11 +29,11 @@ import {
   listFlag,
   parseGoDuration,
   stringFlag,
-} from "./flags.js";
-import type { KubeletInputs } from "./inputs.js";
-import { isRecord } from "./inputs.js";
+} from "../parse/flags.js";
+import type { KubeletInputs } from "../gather/inputs.js";
+import { isRecord } from "../parse/yaml.js";
 import { judgeCiphers } from "./tls.js";
-import { quote } from "./text.js";
+import { quote } from "../output/text.js";
 
 /** Cipher suites CIS 4.2.12 accepts for the kubelet. */
 export const KUBELET_STRONG_CIPHERS: ReadonlySet<string> = new Set([
@@ -315,6 +315,8 @@ const S = KUBELET_SETTINGS;
 export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   {
     id: "4.2.1",
+    severity: "High",
+    reads: ["--anonymous-auth"],
     title: "Ensure that the --anonymous-auth argument is set to false",
     automated: true,
     evaluate: setting(S.anonymousAuth, (v, src) =>
@@ -323,6 +325,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.2",
+    severity: "Critical",
+    reads: ["--authorization-mode"],
     title: "Ensure that the --authorization-mode argument is not set to AlwaysAllow",
     automated: true,
     evaluate: setting(S.authorizationMode, (v, src) =>
@@ -337,6 +341,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.3",
+    severity: "Medium",
+    reads: ["--client-ca-file"],
     title: "Ensure that the --client-ca-file argument is set as appropriate",
     automated: true,
     evaluate: setting(S.clientCAFile, (v, src) =>
@@ -345,6 +351,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.4",
+    severity: "Medium",
+    reads: ["--read-only-port"],
     title: "Verify that if defined, the --read-only-port argument is set to 0",
     automated: false,
     evaluate: setting(S.readOnlyPort, (v, src) =>
@@ -353,6 +361,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.5",
+    severity: "Low",
+    reads: ["--streaming-connection-idle-timeout"],
     title: "Ensure that the --streaming-connection-idle-timeout argument is not set to 0",
     automated: false,
     evaluate: setting(S.streamingConnectionIdleTimeout, (v, src) =>
@@ -363,12 +373,16 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.6",
+    severity: "Low",
+    reads: ["--make-iptables-util-chains"],
     title: "Ensure that the --make-iptables-util-chains argument is set to true",
     automated: true,
     evaluate: setting(S.makeIPTablesUtilChains, (v, src) => (v ? pass(src) : fail(src))),
   },
   {
     id: "4.2.7",
+    severity: "Low",
+    reads: ["--hostname-override"],
     title: "Ensure that the --hostname-override argument is not set",
     automated: false,
     evaluate: (k) =>
@@ -384,6 +398,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.8",
+    severity: "Low",
+    reads: ["kubelet command line and config"],
     title:
       "Ensure that the eventRecordQPS argument is set to a level which ensures appropriate event capture",
     automated: false,
@@ -397,6 +413,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.9",
+    severity: "Medium",
+    reads: ["--tls-cert-file", "--tls-private-key-file"],
     title: "Ensure that the --tls-cert-file and --tls-private-key-file arguments are set as appropriate",
     automated: false,
     evaluate: (k) => {
@@ -423,6 +441,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.10",
+    severity: "Low",
+    reads: ["--rotate-certificates"],
     title: "Ensure that the --rotate-certificates argument is not set to false",
     automated: true,
     evaluate: setting(S.rotateCertificates, (v, src) =>
@@ -431,6 +451,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.11",
+    severity: "Low",
+    reads: ["kubelet command line and config"],
     title: "Verify that the RotateKubeletServerCertificate argument is set to true",
     automated: false,
     evaluate: (k) => {
@@ -454,6 +476,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.12",
+    severity: "Low",
+    reads: ["kubelet command line and config"],
     title: "Ensure that the Kubelet only makes use of Strong Cryptographic Ciphers",
     automated: false,
     evaluate: (k) =>
@@ -466,6 +490,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.13",
+    severity: "Low",
+    reads: ["kubelet command line and config"],
     title: "Ensure that a limit is set on pod PIDs",
     automated: false,
     evaluate: setting(S.podPidsLimit, (v, src) =>
@@ -476,6 +502,8 @@ export const KUBELET_CHECKS: readonly CisCheck<KubeletInputs>[] = [
   },
   {
     id: "4.2.14",
+    severity: "Low",
+    reads: ["--seccomp-default"],
     title: "Ensure that the --seccomp-default parameter is set to true",
     automated: false,
     evaluate: (k) =>

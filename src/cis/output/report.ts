@@ -2,8 +2,8 @@
  * Rendering of CIS results: a JSON document with a fixed shape for machines, and a table for people. Both
  * keep benchmark order so two runs can be diffed.
  */
-import type { CheckResult, CheckStatus } from "./check.js";
-import { BENCHMARK } from "./check.js";
+import type { CheckResult, CheckStatus } from "../checks/check.js";
+import { BENCHMARK } from "../checks/check.js";
 import { MAX_EVIDENCE_CHARS, safeText } from "./text.js";
 
 /** The `-o json` document. */

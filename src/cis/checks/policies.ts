@@ -1,0 +1,369 @@
+/**
+ * CIS 5.x (Kubernetes policies), judged from the API rather than a host: the operator's RBAC findings
+ * mapped to 5.1.x, the namespaces' Pod Security Admission labels to 5.2.x, NetworkPolicies per namespace
+ * to 5.3.2, Secrets in container env to 5.4.1 (only when asked: it needs every Pod), and what runs in the
+ * `default` namespace to 5.7.4. Each result carries its CIS id; an input that was not read leaves its
+ * checks Unknown with the reason, never Pass.
+ */
+import type { Finding } from "../../findings/finding.js";
+import {
+  RBAC_CLUSTER_ADMIN,
+  RBAC_DEFAULT_SA,
+  RBAC_ESCALATION,
+  RBAC_NODES_PROXY,
+  RBAC_SECRETS_READ,
+  RBAC_WILDCARD,
+} from "../../findings/rbac.js";
+import type { CheckOutcome, CheckResult, CisCheck } from "./check.js";
+import { evaluateAll, fail, manual, pass, unknown } from "./check.js";
+
+/** A namespace as the 5.x checks see it. */
+export interface PolicyNamespace {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** What the 5.x checks read; `undefined` means "not read", with the reason in `missing`. */
+export interface PolicyInputs {
+  /** The RBAC findings over every binding in the cluster (src/findings/rbac.ts). */
+  readonly rbacFindings?: readonly Finding[];
+  readonly namespaces?: readonly PolicyNamespace[];
+  /** Namespaces holding at least one NetworkPolicy (any owner). */
+  readonly networkPolicyNamespaces?: ReadonlySet<string>;
+  /** Objects users created in `default` (`Kind/name`), the `kubernetes` Service and its endpoints excluded. */
+  readonly defaultNamespaceObjects?: readonly string[];
+  /** Pods whose containers take a Secret into env (`namespace/name`); only when 5.4.1 was asked for. */
+  readonly secretEnvPods?: readonly string[];
+  /** Why an input is absent, by input name. */
+  readonly missing?: Readonly<Partial<Record<keyof Omit<PolicyInputs, "missing">, string>>>;
+}
+
+/** Namespaces Kubernetes itself runs in; Pod Security there is the platform's business (reported apart). */
+const SYSTEM_NAMESPACES: ReadonlySet<string> = new Set(["kube-system", "kube-public", "kube-node-lease"]);
+
+const PSA_LEVEL: Readonly<Record<string, number>> = { privileged: 0, baseline: 1, restricted: 2 };
+
+function need<K extends keyof Omit<PolicyInputs, "missing">>(
+  i: PolicyInputs,
+  key: K,
+): NonNullable<PolicyInputs[K]> | CheckOutcome {
+  const v = i[key];
+  return v === undefined ? unknown(i.missing?.[key] ?? `${key} was not read`) : v;
+}
+const isOutcome = (v: unknown): v is CheckOutcome =>
+  typeof v === "object" && v !== null && "status" in v && "evidence" in v;
+
+function listed(items: readonly string[], max = 10): string {
+  return items.slice(0, max).join(", ") + (items.length > max ? ` and ${items.length - max} more` : "");
+}
+
+/** 5.1.x mapped from RBAC findings: Fail naming the objects, Pass when none. */
+function fromRbac(findingId: string, what: string): (i: PolicyInputs) => CheckOutcome {
+  return (i) => {
+    const all = need(i, "rbacFindings");
+    if (isOutcome(all)) return all;
+    const hits = all.filter((f) => f.id === findingId);
+    if (hits.length === 0)
+      return pass(`no ${findingId} finding: ${what} is not granted beyond the allowed subjects`);
+    return fail(`${hits.length} ${findingId} finding(s): ${listed(hits.map((f) => f.resource))}`);
+  };
+}
+
+/** 5.1.x the RBAC analysis does not decide: a person reviews. */
+const review = (what: string) => (): CheckOutcome =>
+  manual(`review who can ${what}; the RBAC findings do not decide this one`);
+
+/** 5.2.x from the PSA `enforce` label: Fail naming non-system namespaces enforcing less than `level`. */
+function psa(level: "baseline" | "restricted", what: string): (i: PolicyInputs) => CheckOutcome {
+  return (i) => {
+    const nss = need(i, "namespaces");
+    if (isOutcome(nss)) return nss;
+    const weak = nss
+      .filter((n) => !SYSTEM_NAMESPACES.has(n.name))
+      .filter(
+        (n) =>
+          (PSA_LEVEL[n.labels["pod-security.kubernetes.io/enforce"] ?? "privileged"] ?? 0) <
+          PSA_LEVEL[level]!,
+      )
+      .map((n) => `${n.name} (${n.labels["pod-security.kubernetes.io/enforce"] ?? "no enforce label"})`);
+    return weak.length === 0
+      ? pass(
+          `every namespace outside ${[...SYSTEM_NAMESPACES].join(", ")} enforces Pod Security ${level} or stricter, which refuses ${what}`,
+        )
+      : fail(
+          `${weak.length} namespace(s) enforce less than Pod Security ${level} and admit ${what}: ${listed(weak)}`,
+        );
+  };
+}
+
+const check = (
+  id: string,
+  title: string,
+  severity: CisCheck<PolicyInputs>["severity"],
+  reads: string[],
+  evaluate: (i: PolicyInputs) => CheckOutcome,
+): CisCheck<PolicyInputs> => ({ id, title, severity, automated: false, reads, evaluate });
+
+const RBAC = ["RBAC findings (all bindings)"];
+const PSA = ["namespace labels pod-security.kubernetes.io/enforce"];
+
+/** The 5.x checks, in benchmark order. */
+export const POLICY_CHECKS: readonly CisCheck<PolicyInputs>[] = [
+  check(
+    "5.1.1",
+    "Ensure that the cluster-admin role is only used where required",
+    "Critical",
+    RBAC,
+    fromRbac(RBAC_CLUSTER_ADMIN, "cluster-admin"),
+  ),
+  check("5.1.2", "Minimize access to secrets", "High", RBAC, fromRbac(RBAC_SECRETS_READ, "reading Secrets")),
+  check(
+    "5.1.3",
+    "Minimize wildcard use in Roles and ClusterRoles",
+    "Medium",
+    RBAC,
+    fromRbac(RBAC_WILDCARD, "a wildcard rule"),
+  ),
+  check("5.1.4", "Minimize access to create pods", "Medium", RBAC, review("create pods")),
+  check(
+    "5.1.5",
+    "Ensure that default service accounts are not actively used",
+    "Medium",
+    RBAC,
+    fromRbac(RBAC_DEFAULT_SA, "a right for a default ServiceAccount"),
+  ),
+  check(
+    "5.1.6",
+    "Ensure that Service Account Tokens are only mounted where necessary",
+    "Low",
+    ["pods"],
+    review("mount service account tokens (automountServiceAccountToken)"),
+  ),
+  check(
+    "5.1.7",
+    "Avoid use of system:masters group",
+    "High",
+    ["client certificates"],
+    review("hold certificates in system:masters"),
+  ),
+  check(
+    "5.1.8",
+    "Limit use of the Bind, Impersonate and Escalate permissions in the Kubernetes cluster",
+    "High",
+    RBAC,
+    fromRbac(RBAC_ESCALATION, "bind, escalate or impersonate"),
+  ),
+  check(
+    "5.1.9",
+    "Minimize access to create persistent volumes",
+    "Medium",
+    RBAC,
+    review("create PersistentVolumes"),
+  ),
+  check(
+    "5.1.10",
+    "Minimize access to the proxy sub-resource of nodes",
+    "High",
+    RBAC,
+    fromRbac(RBAC_NODES_PROXY, "nodes/proxy"),
+  ),
+  check(
+    "5.1.11",
+    "Minimize access to the approval sub-resource of certificatesigningrequests objects",
+    "High",
+    RBAC,
+    review("approve CertificateSigningRequests"),
+  ),
+  check(
+    "5.1.12",
+    "Minimize access to webhook configuration objects",
+    "High",
+    RBAC,
+    review("change admission webhook configurations"),
+  ),
+  check(
+    "5.1.13",
+    "Minimize access to the service account token creation",
+    "Medium",
+    RBAC,
+    review("create serviceaccounts/token"),
+  ),
+  check(
+    "5.2.1",
+    "Ensure that the cluster has at least one active policy control mechanism in place",
+    "High",
+    PSA,
+    (i) => {
+      const nss = need(i, "namespaces");
+      if (isOutcome(nss)) return nss;
+      const enforced = nss.filter(
+        (n) => (PSA_LEVEL[n.labels["pod-security.kubernetes.io/enforce"] ?? "privileged"] ?? 0) > 0,
+      );
+      return enforced.length > 0
+        ? pass(`Pod Security Admission enforces in ${enforced.length} namespace(s)`)
+        : manual(
+            "no namespace enforces Pod Security Admission above privileged; if another admission controller (a policy engine) enforces pod policy, record it",
+          );
+    },
+  ),
+  check(
+    "5.2.2",
+    "Minimize the admission of privileged containers",
+    "High",
+    PSA,
+    psa("baseline", "privileged containers"),
+  ),
+  check(
+    "5.2.3",
+    "Minimize the admission of containers wishing to share the host process ID namespace",
+    "High",
+    PSA,
+    psa("baseline", "hostPID"),
+  ),
+  check(
+    "5.2.4",
+    "Minimize the admission of containers wishing to share the host IPC namespace",
+    "High",
+    PSA,
+    psa("baseline", "hostIPC"),
+  ),
+  check(
+    "5.2.5",
+    "Minimize the admission of containers wishing to share the host network namespace",
+    "High",
+    PSA,
+    psa("baseline", "hostNetwork"),
+  ),
+  check(
+    "5.2.6",
+    "Minimize the admission of containers with allowPrivilegeEscalation",
+    "Medium",
+    PSA,
+    psa("restricted", "allowPrivilegeEscalation"),
+  ),
+  check(
+    "5.2.7",
+    "Minimize the admission of root containers",
+    "Medium",
+    PSA,
+    psa("restricted", "containers running as root"),
+  ),
+  check(
+    "5.2.8",
+    "Minimize the admission of containers with the NET_RAW capability",
+    "Medium",
+    PSA,
+    psa("restricted", "NET_RAW"),
+  ),
+  check(
+    "5.2.9",
+    "Minimize the admission of containers with added capabilities",
+    "Medium",
+    PSA,
+    psa("restricted", "added capabilities"),
+  ),
+  check(
+    "5.2.10",
+    "Minimize the admission of containers with capabilities assigned",
+    "Low",
+    PSA,
+    psa("restricted", "capabilities not dropped"),
+  ),
+  check(
+    "5.2.11",
+    "Minimize the admission of Windows HostProcess Containers",
+    "High",
+    PSA,
+    psa("baseline", "Windows HostProcess containers"),
+  ),
+  check(
+    "5.2.12",
+    "Minimize the admission of HostPath volumes",
+    "High",
+    PSA,
+    psa("baseline", "hostPath volumes"),
+  ),
+  check(
+    "5.2.13",
+    "Minimize the admission of containers which use HostPorts",
+    "Medium",
+    PSA,
+    psa("baseline", "hostPorts"),
+  ),
+  check(
+    "5.3.2",
+    "Ensure that all Namespaces have Network Policies defined",
+    "Medium",
+    ["namespaces", "NetworkPolicies (all)"],
+    (i) => {
+      const nss = need(i, "namespaces");
+      if (isOutcome(nss)) return nss;
+      const nps = need(i, "networkPolicyNamespaces");
+      if (isOutcome(nps)) return nps;
+      const bare = nss.map((n) => n.name).filter((n) => !nps.has(n));
+      return bare.length === 0
+        ? pass(`all ${nss.length} namespaces have at least one NetworkPolicy`)
+        : fail(`${bare.length} namespace(s) without any NetworkPolicy: ${listed(bare)}`);
+    },
+  ),
+  check(
+    "5.4.1",
+    "Prefer using Secrets as files over Secrets as environment variables",
+    "Low",
+    ["pods (env valueFrom.secretKeyRef, envFrom.secretRef)"],
+    (i) => {
+      const pods = need(i, "secretEnvPods");
+      if (isOutcome(pods)) return pods;
+      return pods.length === 0
+        ? pass("no container takes a Secret into its environment")
+        : fail(`${pods.length} pod(s) take Secrets into environment variables: ${listed([...pods])}`);
+    },
+  ),
+  check(
+    "5.7.4",
+    "The default namespace should not be used",
+    "Low",
+    ["objects in the default namespace"],
+    (i) => {
+      const objs = need(i, "defaultNamespaceObjects");
+      if (isOutcome(objs)) return objs;
+      return objs.length === 0
+        ? pass("the default namespace holds only the kubernetes Service")
+        : fail(`the default namespace is in use: ${listed([...objs])}`);
+    },
+  ),
+];
+
+/** Pods (`namespace/name`) whose containers take a Secret into env, from raw Pod objects. */
+export function podsWithSecretEnv(pods: readonly unknown[]): string[] {
+  const out: string[] = [];
+  const rec = (v: unknown): Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+  for (const p of pods) {
+    const meta = rec(rec(p).metadata);
+    const spec = rec(rec(p).spec);
+    const containers = [
+      ...arr(spec.containers),
+      ...arr(spec.initContainers),
+      ...arr(spec.ephemeralContainers),
+    ];
+    const uses = containers.some(
+      (c) =>
+        arr(rec(c).env).some((e) => rec(rec(rec(e).valueFrom).secretKeyRef).name !== undefined) ||
+        arr(rec(c).envFrom).some((e) => rec(e).secretRef !== undefined),
+    );
+    const str = (v: unknown) => (typeof v === "string" ? v : "?");
+    if (uses) out.push(`${str(meta.namespace)}/${str(meta.name)}`);
+  }
+  return out;
+}
+
+/** Runs the 5.x checks; 5.4.1 only when its input (a read of every Pod) was asked for and given. */
+export function runPolicyChecks(inputs: PolicyInputs): CheckResult[] {
+  const asked = inputs.secretEnvPods !== undefined || inputs.missing?.secretEnvPods !== undefined;
+  return evaluateAll(
+    POLICY_CHECKS.filter((c) => c.id !== "5.4.1" || asked),
+    inputs,
+  );
+}
