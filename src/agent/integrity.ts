@@ -41,6 +41,9 @@ export const CRITICAL_PATHS: readonly string[] = [
 /** The most files in one baseline: keeps the report far below the ConfigMap size limit (~250 bytes each). */
 export const MAX_INTEGRITY_FILES = 1000;
 
+/** The most changes listed in one report (the rest are counted): keeps integrity.json under 512 KiB. */
+export const MAX_REPORTED_CHANGES = 200;
+
 /** A file's state as the baseline compares it; mtime and size are informative (the hash decides). */
 export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
@@ -327,8 +330,11 @@ export class IntegrityMonitor {
       baselineAt: st.baselineAt,
       ...(st.note !== undefined ? { note: st.note } : {}),
       ...(st.truncated ? { truncated: true } : {}),
+      ...(st.changes.length > MAX_REPORTED_CHANGES
+        ? { omittedChanges: st.changes.length - MAX_REPORTED_CHANGES }
+        : {}),
       baseline: Object.fromEntries([...st.baseline].sort(([a], [b]) => a.localeCompare(b))),
-      changes: st.changes,
+      changes: st.changes.slice(0, MAX_REPORTED_CHANGES),
     };
   }
 

@@ -110,6 +110,14 @@ export function judgeFileIntegrity(
         area: AREA,
       });
     }
+    if (n.report.omittedChanges)
+      findings.push({
+        id: FILE_CHANGED,
+        severity: "High",
+        resource: `Node/${n.node}`,
+        message: `${n.report.omittedChanges} more critical file change(s) on node ${n.node} than the report lists (see the agent's log)`,
+        area: AREA,
+      });
     for (const c of n.report.changes) {
       if (accepted.some((a) => accepts(a, n.node, c))) {
         acceptedCount++;
@@ -131,13 +139,14 @@ export function judgeFileIntegrity(
   ];
   const suffix = notes.length ? ` (${notes.join("; ")})` : "";
   let condition: AreaCondition;
-  if (open.length > 0) {
+  const omitted = nodes.reduce((sum, n) => sum + (n.report?.omittedChanges ?? 0), 0);
+  if (open.length > 0 || omitted > 0) {
     const shown = open.slice(0, 5).map((o) => oneLine(`${o.node}:${o.change.path}`));
     condition = {
       type: FILES_UNCHANGED,
       status: "False",
       reason: "FilesChanged",
-      message: `${open.length} critical file change(s) not accepted: ${shown.join(", ")}${open.length > 5 ? ", ..." : ""}${suffix}`,
+      message: `${open.length + omitted} critical file change(s) not accepted: ${shown.join(", ")}${open.length > 5 ? ", ..." : ""}${suffix}`,
     };
   } else if (unreadable.length > 0) {
     condition = {

@@ -58,6 +58,8 @@ export interface IntegrityReport {
   note?: string;
   /** More critical files than the agent records: the rest are not monitored. */
   truncated?: boolean;
+  /** Changes beyond the report's limit (MAX_REPORTED_CHANGES), counted but not listed. */
+  omittedChanges?: number;
   /** Host path -> state, sorted by path. */
   baseline: Record<string, IntegrityEntry>;
   changes: IntegrityChange[];
@@ -155,6 +157,9 @@ export function parseIntegrityReport(
       baselineAt: r["baselineAt"],
       ...(typeof r["note"] === "string" ? { note: r["note"] } : {}),
       ...(r["truncated"] === true ? { truncated: true } : {}),
+      ...(isCount(r["omittedChanges"]) && r["omittedChanges"] > 0
+        ? { omittedChanges: r["omittedChanges"] }
+        : {}),
       baseline,
       changes,
     },
