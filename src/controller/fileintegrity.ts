@@ -36,6 +36,8 @@ export function changeSeverity(path: string): Severity {
 /** One line: control characters replaced so a hostile file name cannot forge lines in status or events. */
 const oneLine = (s: string) =>
   [...s].map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? "?" : ch)).join("");
+/** A path as messages name it: one line, at most 512 characters (status and events stay bounded). */
+const shortPath = (p: string) => oneLine(p.length > 512 ? `${p.slice(0, 509)}...` : p);
 
 const stateText = (e: IntegrityEntry | undefined) =>
   e === undefined
@@ -45,7 +47,7 @@ const stateText = (e: IntegrityEntry | undefined) =>
 /** The sentence a finding and an event say about one change. */
 export function describeChange(node: string, c: IntegrityChange): string {
   return oneLine(
-    `${c.path} on node ${node} changed (seen ${c.seenAt}): ${stateText(c.old)} -> ${stateText(c.new)}`,
+    `${shortPath(c.path)} on node ${node} changed (seen ${c.seenAt}): ${stateText(c.old)} -> ${stateText(c.new)}`,
   );
 }
 
@@ -141,7 +143,7 @@ export function judgeFileIntegrity(
   let condition: AreaCondition;
   const omitted = nodes.reduce((sum, n) => sum + (n.report?.omittedChanges ?? 0), 0);
   if (open.length > 0 || omitted > 0) {
-    const shown = open.slice(0, 5).map((o) => oneLine(`${o.node}:${o.change.path}`));
+    const shown = open.slice(0, 5).map((o) => `${o.node}:${shortPath(o.change.path)}`);
     condition = {
       type: FILES_UNCHANGED,
       status: "False",

@@ -315,5 +315,8 @@ describe("accepting file changes", () => {
     const r = change({ path: "/etc/kubernetes/a\nFILE-CHANGED fake" });
     const j = judge(r, []);
     expect(j.findings[0]!.message).not.to.include("\n");
+    const long = judge(change({ path: `/etc/kubernetes/${"a".repeat(4000)}` }), []);
+    expect(long.findings[0]!.message.length).to.be.lessThan(1024);
+    expect(long.condition.message.length).to.be.lessThan(1024);
   });
 });
