@@ -5,13 +5,14 @@
  * condition and a Warning event; accepting the change in the policy's spec clears it.
  */
 import { expect } from "chai";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { integrityAccept } from "../../src/agent/accept.js";
 import { Agent } from "../../src/agent/agent.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
 import { fileIntegrityArea } from "../../src/controller/fileintegrity.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";
@@ -28,6 +29,7 @@ interface Status {
 const NODE = "fim-node";
 const MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 const KEY = "/etc/kubernetes/pki/sa.key";
+const AUDIT = "/etc/kubernetes/csp-operator/audit-policy.yaml";
 /** Well under the agent's 60 s rescan: a change seen this fast was seen through the watch. */
 const WITHIN_SECONDS = 15_000;
 
@@ -44,7 +46,11 @@ describe("file integrity monitoring (real API server, agent on a temp host root)
   const filesUnchanged = (s: Status) => s.conditions?.find((c) => c.type === "FilesUnchanged");
   const changed = (s: Status) => (s.findings ?? []).filter((f) => f.id === "FILE-CHANGED");
   const startAgent = async () => {
-    agent = new Agent(loadKubeConfig(cp().kubeconfigPath), { node: NODE, hostRoot }, silentLogger());
+    agent = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node: NODE, hostRoot, auditPolicyPath: join(hostRoot, AUDIT) },
+      silentLogger(),
+    );
     await agent.start();
   };
 
@@ -161,6 +167,39 @@ describe("file integrity monitoring (real API server, agent on a temp host root)
     expect(r.stderr)
       .to.match(/accept\[0\]\.sha256/)
       .and.match(/accept\[0\]\.reason/);
+  });
+
+  it("a file the agent delivers from the operator's rendered object is no change", async () => {
+    const policy = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n";
+    await ok(["apply", "-f", "-"], JSON.stringify(auditPolicyConfigMap("delivery", policy)));
+    await eventually("the audit policy delivered", () =>
+      Promise.resolve(
+        existsSync(join(hostRoot, AUDIT)) && readFileSync(join(hostRoot, AUDIT), "utf8") === policy,
+      ),
+    );
+    const report = await eventually("the delivered file in the agent's baseline", async () => {
+      const raw = await ok([
+        "get",
+        "cm",
+        `csp-agent-${NODE}`,
+        "-n",
+        "csp-system",
+        "-o",
+        "jsonpath={.data.integrity\\.json}",
+      ]);
+      const r = JSON.parse(raw) as { baseline: Record<string, unknown> };
+      return r.baseline[AUDIT] ? r : undefined;
+    });
+    expect(report.baseline[AUDIT]).to.include({ type: "file", mode: "0600" });
+    // The status reflects the report that holds the delivered file (3 files: manifest, key, audit policy).
+    const s = await eventually("the status counting the delivered file", async () => {
+      const s = await status();
+      return /^3 critical file\(s\)/.test(filesUnchanged(s)?.message ?? "") || changed(s).length > 0
+        ? s
+        : undefined;
+    });
+    expect(changed(s)).to.deep.equal([]);
+    expect(filesUnchanged(s)?.status).to.equal("True");
   });
 
   it("keeps its baseline across an agent restart: a key's mode changed while it was down is seen", async () => {
