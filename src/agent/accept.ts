@@ -49,6 +49,15 @@ export function acceptEntry(report: V1ConfigMap | undefined, req: AcceptRequest)
   }
   const n = change.new;
   if (!n) return { node: req.node, path: req.path, sha256: "absent", reason: req.reason };
+  if (n.type === "directory")
+    return {
+      node: req.node,
+      path: req.path,
+      sha256: "directory",
+      mode: n.mode,
+      owner: `${n.uid}:${n.gid}`,
+      reason: req.reason,
+    };
   if (n.type === "other")
     throw new AcceptError(
       `${req.path} on node ${req.node} is not a regular file or symlink: it cannot be accepted`,

@@ -70,9 +70,15 @@ export class Agent {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * False until start() has read back what this node's agent reported before (its files, its integrity
+   * baseline): the watches fire while the caches fill, and a sync before that would take a new baseline.
+   */
+  private ready = false;
   private nodeUid: string | undefined;
   private readonly integrity: IntegrityMonitor | undefined;
   private noteLogged = false;
+  private integrityErrors = "";
 
   constructor(
     kc: KubeConfig,
@@ -86,6 +92,7 @@ export class Agent {
 
   async start(): Promise<void> {
     this.stopped = false;
+    this.ready = false;
     await this.client.start();
     this.nodeUid = await this.readNodeUid();
     // What this node's agent wrote before a restart: a file with that hash is its own, not a foreign one.
@@ -96,6 +103,7 @@ export class Agent {
       .configMapList()
       .find((cm) => cm.metadata?.name === agentReportName(this.opts.node));
     this.integrity?.restore(own?.data?.[INTEGRITY_KEY]);
+    this.ready = true;
     this.kick();
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
   }
@@ -115,7 +123,7 @@ export class Agent {
 
   /** Runs one sync at a time; a change during a sync runs another one after it. */
   private kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.ready) return;
     if (this.running) {
       this.again = true;
       return;
@@ -243,6 +251,10 @@ export class Agent {
     }
     const now = new Date();
     const report = await this.integrity.scan(own, now);
+    const errors = this.integrity.errors().join(", ");
+    if (errors !== this.integrityErrors && errors)
+      this.log.warn("critical files not readable (reported as absent)", { files: errors });
+    this.integrityErrors = errors;
     if (report.note && !this.noteLogged)
       this.log.warn("file integrity baseline retaken", { note: report.note });
     this.noteLogged = report.note !== undefined;

@@ -85,6 +85,8 @@ export interface Scan {
  */
 export class HostScanner {
   private readonly cache = new Map<string, Cached>();
+  /** Paths the last scan could not read or list, with the errno (never content). */
+  lastErrors: readonly string[] = [];
   private realRoot: Promise<string | undefined> | undefined;
 
   constructor(
@@ -95,6 +97,7 @@ export class HostScanner {
 
   async scan(): Promise<Scan> {
     const out: Scan = { files: new Map(), dirs: [], truncated: false, errors: [] };
+    this.lastErrors = out.errors;
     const seen = new Set<string>();
     for (const start of this.paths) {
       if (!(await this.parentsAreDirectories(start))) continue;
@@ -111,6 +114,20 @@ export class HostScanner {
         }
         if (st.isDirectory()) {
           out.dirs.push(p);
+          if (out.files.size >= this.maxFiles) {
+            out.truncated = true;
+            break;
+          }
+          // Its mode and owner: a manifests directory anyone may write to is a way to run a static Pod.
+          out.files.set(p, {
+            type: "directory",
+            sha256: "",
+            mode: octal(Number(st.mode)),
+            uid: Number(st.uid),
+            gid: Number(st.gid),
+            size: 0,
+            mtime: st.mtime.toISOString(),
+          });
           try {
             const dir = await opendir(join(this.hostRoot, p));
             const names: string[] = [];
@@ -313,6 +330,11 @@ export class IntegrityMonitor {
     const st = this.state;
     for (const [path, hash] of ownWrites) {
       const cur = scan.files.get(path);
+      // The directory the agent created for it (writeFileAtomic makes it 0700) when it did not exist.
+      const dir = posix.dirname(path);
+      const created = scan.files.get(dir);
+      if (!st.baseline.has(dir) && created?.type === "directory" && created.mode === "0700")
+        st.baseline.set(dir, created);
       if (cur && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
         st.baseline.set(path, cur);
     }
@@ -373,6 +395,11 @@ export class IntegrityMonitor {
       this.debounce = undefined;
       this.onEvent();
     }, this.debounceMs);
+  }
+
+  /** Paths the last scan could not read or list (errno only); they count as absent. */
+  errors(): readonly string[] {
+    return this.scanner.lastErrors;
   }
 
   /** How many paths are watched (for tests and logs). */

@@ -28,7 +28,7 @@ const AREA = "fileIntegrity";
  * config and units, the audit policy and EncryptionConfiguration).
  */
 export function changeSeverity(path: string): Severity {
-  if (path.startsWith("/etc/kubernetes/manifests/")) return "High";
+  if (path === "/etc/kubernetes/manifests" || path.startsWith("/etc/kubernetes/manifests/")) return "High";
   if (/\.key$/.test(path) || /^\/etc\/kubernetes\/pki\/.*key/.test(path)) return "High";
   return "Medium";
 }
@@ -42,7 +42,7 @@ const shortPath = (p: string) => oneLine(p.length > 512 ? `${p.slice(0, 509)}...
 const stateText = (e: IntegrityEntry | undefined) =>
   e === undefined
     ? "absent"
-    : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 || "(no hash)"} mode ${e.mode} owner ${e.uid}:${e.gid}`;
+    : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}`;
 
 /** The sentence a finding and an event say about one change. */
 export function describeChange(node: string, c: IntegrityChange): string {
@@ -60,7 +60,8 @@ export function accepts(a: AcceptedChange, node: string, c: IntegrityChange): bo
   if (a.path !== c.path || (a.node !== undefined && a.node !== node)) return false;
   if (a.sha256 === "absent") return c.new === undefined;
   const n = c.new;
-  if (n === undefined || n.sha256 !== a.sha256) return false;
+  if (n === undefined) return false;
+  if (a.sha256 === "directory" ? n.type !== "directory" : n.sha256 !== a.sha256) return false;
   const mode = a.mode ?? c.old?.mode;
   const owner = a.owner ?? (c.old ? `${c.old.uid}:${c.old.gid}` : undefined);
   return (mode === undefined || mode === n.mode) && (owner === undefined || owner === `${n.uid}:${n.gid}`);
@@ -169,7 +170,7 @@ export function judgeFileIntegrity(
       type: FILES_UNCHANGED,
       status: "True",
       reason: "Unchanged",
-      message: `${files} critical file(s) on ${nodes.length} node(s) match their baseline${suffix}`,
+      message: `${files} monitored path(s) on ${nodes.length} node(s) match their baseline${suffix}`,
     };
   }
   return { findings, condition, open, retaken };

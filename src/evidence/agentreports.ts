@@ -28,9 +28,12 @@ export const INTEGRITY_REPORT_VERSION = 1;
 
 /** One file's state in an integrity baseline: never its content. */
 export interface IntegrityEntry {
-  /** `symlink`: never followed, its hash is of its target; `other`: a FIFO, socket or device (no hash). */
-  type: "file" | "symlink" | "other";
-  /** `sha256:<hex>`; "" for `other`. */
+  /**
+   * `symlink`: never followed, its hash is of its target; `directory`: its mode and owner count (who may
+   * add a static Pod), not its content; `other`: a FIFO, socket or device (no hash).
+   */
+  type: "file" | "symlink" | "directory" | "other";
+  /** `sha256:<hex>`; "" for `directory` and `other`. */
   sha256: string;
   /** Permission bits in octal, e.g. `0600`. */
   mode: string;
@@ -65,7 +68,7 @@ export interface IntegrityReport {
   changes: IntegrityChange[];
 }
 
-const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "symlink", "other"]);
+const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "symlink", "directory", "other"]);
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
 
 function integrityEntry(v: unknown): IntegrityEntry | undefined {

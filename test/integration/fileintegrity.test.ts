@@ -93,7 +93,7 @@ describe("file integrity monitoring (real API server, agent on a temp host root)
       return c?.status === "True" ? c : undefined;
     });
     expect(c.reason).to.equal("Unchanged");
-    expect(c.message).to.match(/^2 critical file\(s\) on 1 node\(s\) match their baseline/);
+    expect(c.message).to.match(/^5 monitored path\(s\) on 1 node\(s\) match their baseline/);
   });
 
   it("an edited manifest is FILE-CHANGED (High) on the Node within seconds, with a Warning event; accepting it clears it", async () => {
@@ -191,10 +191,10 @@ describe("file integrity monitoring (real API server, agent on a temp host root)
       return r.baseline[AUDIT] ? r : undefined;
     });
     expect(report.baseline[AUDIT]).to.include({ type: "file", mode: "0600" });
-    // The status reflects the report that holds the delivered file (3 files: manifest, key, audit policy).
+    // The status reflects the report that holds the delivered file and the directory the agent made for it.
     const s = await eventually("the status counting the delivered file", async () => {
       const s = await status();
-      return /^3 critical file\(s\)/.test(filesUnchanged(s)?.message ?? "") || changed(s).length > 0
+      return /^7 monitored path\(s\)/.test(filesUnchanged(s)?.message ?? "") || changed(s).length > 0
         ? s
         : undefined;
     });

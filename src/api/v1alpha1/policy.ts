@@ -482,8 +482,8 @@ export const specSchema = obj(
                   }),
                   sha256: str({
                     description:
-                      "The accepted new content, `sha256:<64 hex>` as the agent reports it (`csp-operator integrity accept` prints it), or `absent` to accept the file's removal.",
-                    pattern: "^(sha256:[0-9a-f]{64}|absent)$",
+                      "The accepted new content, `sha256:<64 hex>` as the agent reports it (`csp-operator integrity accept` prints it), `absent` to accept the file's removal, or `directory` for a directory's mode and owner.",
+                    pattern: "^(sha256:[0-9a-f]{64}|absent|directory)$",
                   }),
                   mode: str({
                     description:

@@ -95,6 +95,25 @@ describe("file integrity monitoring on a host root", () => {
     expect(sev).to.deep.equal({ [KEY]: "High", [KUBECONFIG]: "Medium" });
   });
 
+  it("reports a manifests directory opened to everyone (High); `directory` accepts its new mode", async () => {
+    const m = monitor();
+    await m.scan();
+    chmodSync(join(root, "etc/kubernetes/manifests"), 0o777);
+    const r = await m.scan();
+    expect(r.changes.map((c) => [c.path, c.old?.mode, c.new?.mode, c.new?.type])).to.deep.equal([
+      ["/etc/kubernetes/manifests", r.changes[0]!.old?.mode, "0777", "directory"],
+    ]);
+    const cms = asConfigMaps("cp1", r);
+    const j = judgeFileIntegrity(integrityReports(cms), []);
+    expect(j.findings.map((f) => [f.id, f.severity])).to.deep.equal([["FILE-CHANGED", "High"]]);
+    const entry = acceptEntry(cms[0], { node: "cp1", path: "/etc/kubernetes/manifests", reason: "lab" });
+    expect(entry).to.include({ sha256: "directory", mode: "0777" });
+    expect(judgeFileIntegrity(integrityReports(cms), [entry]).findings).to.deep.equal([]);
+    // A content hash never accepts a directory.
+    const asFile = { ...entry, sha256: contentHash("") };
+    expect(judgeFileIntegrity(integrityReports(cms), [asFile]).findings).to.have.length(1);
+  });
+
   it("reports a file replaced by a symlink, without following it", async () => {
     const m = monitor();
     await m.scan();
@@ -175,7 +194,7 @@ describe("file integrity monitoring on a host root", () => {
     const m = monitor();
     await m.scan();
     const audit = "/etc/kubernetes/csp-operator/audit-policy.yaml";
-    mkdirSync(join(root, "etc/kubernetes/csp-operator"));
+    mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 }); // as writeFileAtomic creates it
     writeFileSync(join(root, audit), "rules: []\n", { mode: 0o600 });
     const own = new Map([[audit, contentHash("rules: []\n")]]);
     expect((await m.scan(own)).changes).to.deep.equal([]);
