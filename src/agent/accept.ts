@@ -60,7 +60,7 @@ export function acceptEntry(report: V1ConfigMap | undefined, req: AcceptRequest)
     };
   if (n.type === "other")
     throw new AcceptError(
-      `${req.path} on node ${req.node} is not a regular file or symlink: it cannot be accepted`,
+      `${req.path} on node ${req.node} is not a regular file, symlink or directory: it cannot be accepted (remove it, or exempt the finding)`,
     );
   return {
     node: req.node,

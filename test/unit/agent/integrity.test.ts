@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -139,6 +140,22 @@ describe("file integrity monitoring on a host root", () => {
     const r = await m.scan();
     const paths = r.changes.map((c) => `${c.path}:${c.new?.type ?? "absent"}`);
     expect(paths).to.deep.equal(["/etc/kubernetes/manifests:symlink", `${MANIFEST}:absent`]);
+  });
+
+  it("a FIFO planted among the manifests is recorded without blocking the scan, and reported", async () => {
+    const m = monitor();
+    await m.scan();
+    execFileSync("mkfifo", [join(root, "etc/kubernetes/manifests/evil.yaml")]);
+    const r = await m.scan();
+    expect(r.changes.map((c) => [c.path, c.old, c.new?.type])).to.deep.equal([
+      ["/etc/kubernetes/manifests/evil.yaml", undefined, "other"],
+    ]);
+    const cms = asConfigMaps("cp1", r);
+    expect(judgeFileIntegrity(integrityReports(cms), []).findings[0]).to.include({ severity: "High" });
+    expect(() => acceptEntry(cms[0], { node: "cp1", path: r.changes[0]!.path, reason: "x" })).to.throw(
+      AcceptError,
+      /not a regular file/,
+    );
   });
 
   it("a file deleted and recreated with the same content and mode is no finding", async () => {
