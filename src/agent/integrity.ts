@@ -44,6 +44,15 @@ export const MAX_INTEGRITY_FILES = 1000;
 /** The most changes listed in one report (the rest are counted): keeps integrity.json under 512 KiB. */
 export const MAX_REPORTED_CHANGES = 200;
 
+/**
+ * Byte budgets that keep integrity.json under the admission policy's 512 KiB whatever the path lengths:
+ * the baseline stops growing (truncated) past {@link BASELINE_BUDGET}, the listed changes past
+ * {@link CHANGES_BUDGET} (the rest counted). An entry costs its path plus at most ~220 bytes of JSON.
+ */
+export const BASELINE_BUDGET = 360_000;
+export const CHANGES_BUDGET = 120_000;
+const ENTRY_BYTES = 220;
+
 /** A file's state as the baseline compares it; mtime and size are informative (the hash decides). */
 export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
@@ -99,6 +108,15 @@ export class HostScanner {
     const out: Scan = { files: new Map(), dirs: [], truncated: false, errors: [] };
     this.lastErrors = out.errors;
     const seen = new Set<string>();
+    let bytes = 0;
+    const full = (p: string) => {
+      if (out.files.size >= this.maxFiles || bytes + p.length + ENTRY_BYTES > BASELINE_BUDGET) {
+        out.truncated = true;
+        return true;
+      }
+      bytes += p.length + ENTRY_BYTES;
+      return false;
+    };
     for (const start of this.paths) {
       if (!(await this.parentsAreDirectories(start))) continue;
       const queue = [posix.normalize(start)];
@@ -114,10 +132,7 @@ export class HostScanner {
         }
         if (st.isDirectory()) {
           out.dirs.push(p);
-          if (out.files.size >= this.maxFiles) {
-            out.truncated = true;
-            break;
-          }
+          if (full(p)) break;
           // Its mode and owner: a manifests directory anyone may write to is a way to run a static Pod.
           out.files.set(p, {
             type: "directory",
@@ -139,10 +154,7 @@ export class HostScanner {
           continue;
         }
         if (seen.has(p)) continue;
-        if (out.files.size >= this.maxFiles) {
-          out.truncated = true;
-          break;
-        }
+        if (full(p)) break;
         seen.add(p);
         try {
           const entry = await this.entry(p, st);
@@ -347,16 +359,21 @@ export class IntegrityMonitor {
   /** The current report (after at least one scan). */
   report(): IntegrityReport {
     const st = this.state!;
+    const listed: IntegrityChange[] = [];
+    let bytes = 0;
+    for (const c of st.changes) {
+      bytes += c.path.length + 2 * ENTRY_BYTES;
+      if (listed.length >= MAX_REPORTED_CHANGES || bytes > CHANGES_BUDGET) break;
+      listed.push(c);
+    }
     return {
       version: INTEGRITY_REPORT_VERSION,
       baselineAt: st.baselineAt,
       ...(st.note !== undefined ? { note: st.note } : {}),
       ...(st.truncated ? { truncated: true } : {}),
-      ...(st.changes.length > MAX_REPORTED_CHANGES
-        ? { omittedChanges: st.changes.length - MAX_REPORTED_CHANGES }
-        : {}),
+      ...(listed.length < st.changes.length ? { omittedChanges: st.changes.length - listed.length } : {}),
       baseline: Object.fromEntries([...st.baseline].sort(([a], [b]) => a.localeCompare(b))),
-      changes: st.changes.slice(0, MAX_REPORTED_CHANGES),
+      changes: listed,
     };
   }
 

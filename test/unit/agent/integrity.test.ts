@@ -242,6 +242,35 @@ describe("file integrity monitoring on a host root", () => {
   });
 });
 
+describe("file integrity report size", () => {
+  let root = "";
+  beforeEach(() => (root = hostRoot()));
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it("stays under the admission policy's 512 KiB with long paths: baseline truncated, changes counted", async () => {
+    const deep = join(root, "etc/kubernetes/pki", "a".repeat(250), "b".repeat(250));
+    mkdirSync(deep, { recursive: true });
+    const names = Array.from({ length: 500 }, (_, i) => `${"c".repeat(240)}${String(i).padStart(3, "0")}`);
+    for (const n of names) writeFileSync(join(deep, n), "1");
+    const m = new IntegrityMonitor(root);
+    try {
+      const first = await m.scan();
+      expect(first.truncated).to.equal(true);
+      for (const n of names) writeFileSync(join(deep, n), "2");
+      const r = await m.scan();
+      const size = JSON.stringify(r).length;
+      expect(size).to.be.lessThan(512 * 1024);
+      expect(r.changes.length).to.be.greaterThan(10);
+      expect(r.omittedChanges).to.be.greaterThan(0);
+      expect(r.changes.length + r.omittedChanges!).to.equal(
+        Object.keys(r.baseline).filter((p) => p.startsWith("/etc/kubernetes/pki/a") && p.length > 700).length,
+      );
+    } finally {
+      m.close();
+    }
+  });
+});
+
 describe("accepting file changes", () => {
   const change = (over: Partial<IntegrityReport["changes"][number]> = {}): IntegrityReport => {
     const old = {
