@@ -60,7 +60,8 @@ interface Source {
  * and EncryptionConfiguration (Secret) from csp-system to the host paths kube-apiserver reads, and
  * reports what it wrote (path, hash, time, node — never content) in ConfigMap csp-system/csp-agent-<node>,
  * which the operator folds into the policy's status. It never deletes a file: a key the API server may
- * still need to read stored objects must not vanish because a Secret did.
+ * still need to read stored objects must not vanish because a Secret did. With a host root it also runs
+ * the CIS file checks there and monitors the integrity of the critical files (src/agent/integrity.ts).
  */
 export class Agent {
   private readonly client: AgentClient;
