@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { relative } from "node:path";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { AgentClient } from "../cluster/agentclient.js";
 import { errorMessage } from "../cluster/client.js";
@@ -7,7 +8,10 @@ import { ENCRYPTION_CONFIG_KEY, retiredFromAnnotations } from "../desired/encryp
 import { OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
 import {
   agentReportConfigMap,
+  agentReportName,
   contentHash,
+  INTEGRITY_KEY,
+  type IntegrityReport,
   fileReports,
   redactKeyMaterial,
   type AgentCheckKind,
@@ -17,6 +21,7 @@ import {
 import type { Logger } from "../observability/logger.js";
 import { fileState, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
+import { IntegrityMonitor } from "./integrity.js";
 import { decryptionKeys, overwriteRefusal, type Retired } from "./keyguard.js";
 import type { CheckResult } from "../cis/check.js";
 
@@ -33,9 +38,12 @@ export interface AgentOptions {
   resyncMs?: number;
   /**
    * Where the host's root is mounted: when set, the agent also runs the CIS 1.1.x/4.1.x file permission
-   * and ownership checks there and reports the results (the controlPlane area turns them into findings).
+   * and ownership checks there and reports the results (the controlPlane area turns them into findings),
+   * and monitors the integrity of the critical control-plane files (src/agent/integrity.ts).
    */
   hostRoot?: string;
+  /** Paths (on the host) the integrity monitor watches; default CRITICAL_PATHS. For tests. */
+  integrityPaths?: readonly string[];
 }
 
 interface Source {
@@ -52,7 +60,8 @@ interface Source {
  * and EncryptionConfiguration (Secret) from csp-system to the host paths kube-apiserver reads, and
  * reports what it wrote (path, hash, time, node — never content) in ConfigMap csp-system/csp-agent-<node>,
  * which the operator folds into the policy's status. It never deletes a file: a key the API server may
- * still need to read stored objects must not vanish because a Secret did.
+ * still need to read stored objects must not vanish because a Secret did. With a host root it also runs
+ * the CIS file checks there and monitors the integrity of the critical files (src/agent/integrity.ts).
  */
 export class Agent {
   private readonly client: AgentClient;
@@ -62,7 +71,15 @@ export class Agent {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * False until start() has read back what this node's agent reported before (its files, its integrity
+   * baseline): the watches fire while the caches fill, and a sync before that would take a new baseline.
+   */
+  private ready = false;
   private nodeUid: string | undefined;
+  private readonly integrity: IntegrityMonitor | undefined;
+  private noteLogged = false;
+  private integrityErrors = "";
 
   constructor(
     kc: KubeConfig,
@@ -70,15 +87,24 @@ export class Agent {
     private readonly log: Logger,
   ) {
     this.client = new AgentClient(kc, log, () => this.kick());
+    if (opts.hostRoot !== undefined)
+      this.integrity = new IntegrityMonitor(opts.hostRoot, () => this.kick(), opts.integrityPaths);
   }
 
   async start(): Promise<void> {
     this.stopped = false;
+    this.ready = false;
     await this.client.start();
     this.nodeUid = await this.readNodeUid();
     // What this node's agent wrote before a restart: a file with that hash is its own, not a foreign one.
     for (const r of fileReports(this.client.configMapList()))
       if (r.node === this.opts.node && !r.error && !this.reports.has(r.file)) this.reports.set(r.file, r);
+    // The integrity baseline survives a restart: it is read back from this node's last report.
+    const own = this.client
+      .configMapList()
+      .find((cm) => cm.metadata?.name === agentReportName(this.opts.node));
+    this.integrity?.restore(own?.data?.[INTEGRITY_KEY]);
+    this.ready = true;
     this.kick();
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
   }
@@ -86,6 +112,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    this.integrity?.close();
     await this.client.stop();
     await this.running;
   }
@@ -97,7 +124,7 @@ export class Agent {
 
   /** Runs one sync at a time; a change during a sync runs another one after it. */
   private kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.ready) return;
     if (this.running) {
       this.again = true;
       return;
@@ -209,7 +236,39 @@ export class Agent {
         this.log.warn("kube-apiserver manifest not checked", { problem: redactKeyMaterial(host.problem) });
       checks = host.checks;
     }
-    await this.report(checks);
+    await this.report(checks, await this.scanIntegrity());
+  }
+
+  /**
+   * Scans the critical files; the files this agent wrote from the operator's rendered objects (at the hash
+   * it wrote) move the baseline. New changes are logged (path, hashes, modes: never content).
+   */
+  private async scanIntegrity(): Promise<IntegrityReport | undefined> {
+    if (!this.integrity || this.opts.hostRoot === undefined) return undefined;
+    const own = new Map<string, string>();
+    for (const r of this.reports.values()) {
+      const rel = relative(this.opts.hostRoot, r.path);
+      if (!r.error && r.sha256 && !rel.startsWith("..")) own.set(`/${rel}`, r.sha256);
+    }
+    const now = new Date();
+    const report = await this.integrity.scan(own, now);
+    const errors = this.integrity.errors().join(", ");
+    if (errors !== this.integrityErrors && errors)
+      this.log.warn("critical files not readable (reported as absent)", { files: errors });
+    this.integrityErrors = errors;
+    if (report.note && !this.noteLogged)
+      this.log.warn("file integrity baseline retaken", { note: report.note });
+    this.noteLogged = report.note !== undefined;
+    for (const c of report.changes)
+      if (c.seenAt === now.toISOString())
+        this.log.warn("critical file changed", {
+          path: c.path,
+          oldSha256: c.old?.sha256 ?? "absent",
+          newSha256: c.new?.sha256 ?? "absent",
+          oldMode: c.old?.mode ?? "",
+          newMode: c.new?.mode ?? "",
+        });
+    return report;
   }
 
   /**
@@ -274,8 +333,17 @@ export class Agent {
   }
 
   /** Applies the node's report when it changed (server-side apply, the agent's own field manager). */
-  private async report(checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>>): Promise<void> {
-    const cm = agentReportConfigMap(this.opts.node, [...this.reports.values()], checks, this.nodeUid);
+  private async report(
+    checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>>,
+    integrity: IntegrityReport | undefined,
+  ): Promise<void> {
+    const cm = agentReportConfigMap(
+      this.opts.node,
+      [...this.reports.values()],
+      checks,
+      this.nodeUid,
+      integrity,
+    );
     const text = JSON.stringify(cm);
     if (text === this.lastReport) return;
     await this.client.applyReport(cm);

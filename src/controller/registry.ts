@@ -7,6 +7,7 @@ import { credentialsArea } from "./credentials.js";
 import { encryptionArea } from "./encryption.js";
 import { exemptionExpiryArea } from "./exemptions.js";
 import { nodeIsolationArea } from "./nodeisolation.js";
+import { fileIntegrityArea } from "./fileintegrity.js";
 
 /**
  * Every area the operator runs besides the namespaced children, in the order their reports are folded
@@ -21,4 +22,5 @@ export const AREAS: readonly AreaFactory[] = [
   nodeIsolationArea(),
   apiAccessArea(),
   exemptionExpiryArea,
+  fileIntegrityArea,
 ];

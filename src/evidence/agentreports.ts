@@ -22,6 +22,175 @@ export type AgentCheckKind = keyof typeof AGENT_CHECK_KEYS;
 /** At most this many results are kept per kind and node, far below the ConfigMap size limit. */
 const MAX_CHECK_RESULTS = 200;
 
+/** The report's data key holding the file integrity baseline and changes (src/agent/integrity.ts). */
+export const INTEGRITY_KEY = "integrity.json";
+export const INTEGRITY_REPORT_VERSION = 1;
+
+/** One file's state in an integrity baseline: never its content. */
+export interface IntegrityEntry {
+  /**
+   * `symlink`: never followed, its hash is of its target; `directory`: its mode and owner count (who may
+   * add a static Pod), not its content; `other`: a FIFO, socket or device (no hash).
+   */
+  type: "file" | "symlink" | "directory" | "other";
+  /** `sha256:<hex>`; "" for `directory` and `other`. */
+  sha256: string;
+  /** Permission bits in octal, e.g. `0600`. */
+  mode: string;
+  uid: number;
+  gid: number;
+  size: number;
+  /** RFC 3339; informative only (a touch is no change). */
+  mtime: string;
+}
+
+/** A critical file whose state differs from the baseline: `old` absent = added, `new` absent = removed. */
+export interface IntegrityChange {
+  path: string;
+  old?: IntegrityEntry;
+  new?: IntegrityEntry;
+  /** RFC 3339 time the agent first saw the file in this state. */
+  seenAt: string;
+}
+
+/** What a node's agent publishes under {@link INTEGRITY_KEY}. */
+export interface IntegrityReport {
+  version: number;
+  baselineAt: string;
+  /** Why the baseline was retaken (a stored one that could not be read back). */
+  note?: string;
+  /** More critical files than the agent records: the rest are not monitored. */
+  truncated?: boolean;
+  /** Changes beyond the report's limit (MAX_REPORTED_CHANGES), counted but not listed. */
+  omittedChanges?: number;
+  /** Host path -> state, sorted by path. */
+  baseline: Record<string, IntegrityEntry>;
+  changes: IntegrityChange[];
+}
+
+const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "symlink", "directory", "other"]);
+const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+
+function integrityEntry(v: unknown): IntegrityEntry | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const e = v as Record<string, unknown>;
+  if (
+    typeof e["type"] !== "string" ||
+    !ENTRY_TYPES.has(e["type"]) ||
+    typeof e["sha256"] !== "string" ||
+    !/^(sha256:[0-9a-f]{64})?$/.test(e["sha256"]) ||
+    typeof e["mode"] !== "string" ||
+    !/^0[0-7]{3,4}$/.test(e["mode"]) ||
+    !isCount(e["uid"]) ||
+    !isCount(e["gid"]) ||
+    !isCount(e["size"]) ||
+    typeof e["mtime"] !== "string" ||
+    Number.isNaN(Date.parse(e["mtime"]))
+  )
+    return undefined;
+  return {
+    type: e["type"] as IntegrityEntry["type"],
+    sha256: e["sha256"],
+    mode: e["mode"],
+    uid: e["uid"],
+    gid: e["gid"],
+    size: e["size"],
+    mtime: e["mtime"],
+  };
+}
+
+const isHostPath = (p: unknown): p is string =>
+  typeof p === "string" && p.startsWith("/") && p.length <= 4096 && !p.includes("\0");
+
+/**
+ * Parses an {@link IntegrityReport}, all or nothing: one malformed entry makes the whole report untrusted
+ * (the agent then takes a new baseline and says so; the operator reports the node's integrity as unknown).
+ */
+export function parseIntegrityReport(
+  raw: string,
+): { ok: true; value: IntegrityReport } | { ok: false; reason: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return { ok: false, reason: "not JSON" };
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { ok: false, reason: "not an object" };
+  const r = v as Record<string, unknown>;
+  if (r["version"] !== INTEGRITY_REPORT_VERSION)
+    return { ok: false, reason: `version is not ${INTEGRITY_REPORT_VERSION}` };
+  if (typeof r["baselineAt"] !== "string" || Number.isNaN(Date.parse(r["baselineAt"])))
+    return { ok: false, reason: "baselineAt is not a time" };
+  if (r["note"] !== undefined && typeof r["note"] !== "string")
+    return { ok: false, reason: "note is not text" };
+  const b = r["baseline"];
+  if (typeof b !== "object" || b === null || Array.isArray(b)) return { ok: false, reason: "no baseline" };
+  const baseline: Record<string, IntegrityEntry> = {};
+  for (const [path, e] of Object.entries(b)) {
+    const entry = integrityEntry(e);
+    if (!isHostPath(path) || !entry) return { ok: false, reason: "a malformed baseline entry" };
+    baseline[path] = entry;
+  }
+  if (!Array.isArray(r["changes"])) return { ok: false, reason: "no changes list" };
+  const changes: IntegrityChange[] = [];
+  for (const c of r["changes"] as unknown[]) {
+    const o = (typeof c === "object" && c !== null ? c : {}) as Record<string, unknown>;
+    const old = o["old"] === undefined ? undefined : integrityEntry(o["old"]);
+    const cur = o["new"] === undefined ? undefined : integrityEntry(o["new"]);
+    if (
+      !isHostPath(o["path"]) ||
+      typeof o["seenAt"] !== "string" ||
+      Number.isNaN(Date.parse(o["seenAt"])) ||
+      (o["old"] !== undefined && !old) ||
+      (o["new"] !== undefined && !cur) ||
+      (!old && !cur)
+    )
+      return { ok: false, reason: "a malformed change entry" };
+    changes.push({
+      path: o["path"],
+      ...(old ? { old } : {}),
+      ...(cur ? { new: cur } : {}),
+      seenAt: o["seenAt"],
+    });
+  }
+  return {
+    ok: true,
+    value: {
+      version: INTEGRITY_REPORT_VERSION,
+      baselineAt: r["baselineAt"],
+      ...(typeof r["note"] === "string" ? { note: r["note"] } : {}),
+      ...(r["truncated"] === true ? { truncated: true } : {}),
+      ...(isCount(r["omittedChanges"]) && r["omittedChanges"] > 0
+        ? { omittedChanges: r["omittedChanges"] }
+        : {}),
+      baseline,
+      changes,
+    },
+  };
+}
+
+/** A node's integrity report as the operator reads it: the node is the report's name, never its content. */
+export interface NodeIntegrity {
+  node: string;
+  report?: IntegrityReport;
+  /** Set when the node's report holds an integrity entry that cannot be read. */
+  problem?: string;
+}
+
+/** The integrity reports of every node whose agent publishes one, sorted by node. */
+export function integrityReports(configMaps: readonly V1ConfigMap[]): NodeIntegrity[] {
+  const out: NodeIntegrity[] = [];
+  for (const cm of configMaps) {
+    const raw = cm.data?.[INTEGRITY_KEY];
+    const name = cm.metadata?.name ?? "";
+    if (!isAgentReport(cm) || raw === undefined || !name.startsWith("csp-agent-")) continue;
+    const node = name.slice("csp-agent-".length);
+    const parsed = parseIntegrityReport(raw);
+    out.push(parsed.ok ? { node, report: parsed.value } : { node, problem: parsed.reason });
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
+}
+
 /** Which file of the control plane an entry is about. */
 export type AgentFile = "audit-policy" | "encryption-config";
 
@@ -81,6 +250,7 @@ export function agentReportConfigMap(
   files: readonly FileReport[],
   checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {},
   nodeUid?: string,
+  integrity?: IntegrityReport,
 ): V1ConfigMap {
   const sorted = [...files]
     .sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path))
@@ -109,7 +279,11 @@ export function agentReportConfigMap(
       // a stale report never holds delivery back ("not current on a node that no longer exists").
       ...(nodeUid ? { ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node, uid: nodeUid }] } : {}),
     },
-    data: { [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1), ...checkData },
+    data: {
+      [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1),
+      ...checkData,
+      ...(integrity ? { [INTEGRITY_KEY]: JSON.stringify(integrity) } : {}),
+    },
   };
 }
 

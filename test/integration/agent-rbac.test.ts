@@ -30,6 +30,8 @@ import {
   AGENT_REPORT_KEY,
   agentReportConfigMap,
   fileReports,
+  INTEGRITY_KEY,
+  type IntegrityReport,
 } from "../../src/evidence/agentreports.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { useControlPlane } from "../support/controlplane.js";
@@ -475,6 +477,18 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
     // A genuine report, built by the agent's own code with every key and its Node as owner, still passes.
     const cpA = JSON.parse(await ok(["get", "node", "cp-a", "-o", "json"])) as { metadata: { uid: string } };
     const result = { id: "1.1.1", title: "t", status: "Pass" as const, evidence: "e" };
+    const entry = { type: "file" as const, sha256: `sha256:${"0".repeat(64)}`, mode: "0600", uid: 0, gid: 0 };
+    const integrity = (files: number): IntegrityReport => ({
+      version: 1,
+      baselineAt: new Date(0).toISOString(),
+      baseline: Object.fromEntries(
+        Array.from({ length: files }, (_, i) => [
+          `/etc/kubernetes/pki/${String(i).padStart(5, "0")}.crt`,
+          { ...entry, size: 1, mtime: new Date(0).toISOString() },
+        ]),
+      ),
+      changes: [],
+    });
     const genuine = agentReportConfigMap(
       "cp-a",
       [
@@ -489,14 +503,20 @@ describe("node agent RBAC and admission (real API server, tokens bound to Pods o
       ],
       { files: [result], apiserver: [result] },
       cpA.metadata.uid,
+      integrity(1000), // the most files the agent records
     );
+    // A file integrity report larger than the agent ever writes is refused.
+    const huge = agentReportConfigMap("cp-a", [], {}, cpA.metadata.uid, integrity(4000));
+    const big = await applyAsAgent(boundToA, stringify(huge));
+    expect(big.code, "a 4000-file integrity report written").to.not.equal(0);
+    expect(big.stderr).to.match(/integrity\.json of an agent report is at most 512 KiB/);
     const r = await applyAsAgent(boundToA, stringify(genuine));
     expect(r.code, r.stderr).to.equal(0);
     const keys = JSON.parse(
       await ok(["get", "cm", "csp-agent-cp-a", "-n", REPORTS_NS, "-o", "jsonpath={.data}"]),
     ) as Record<string, string>;
     expect(Object.keys(keys).sort()).to.deep.equal(
-      [AGENT_REPORT_KEY, AGENT_CHECK_KEYS.files, AGENT_CHECK_KEYS.apiserver].sort(),
+      [AGENT_REPORT_KEY, AGENT_CHECK_KEYS.files, AGENT_CHECK_KEYS.apiserver, INTEGRITY_KEY].sort(),
     );
   });
 

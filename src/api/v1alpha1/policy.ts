@@ -465,6 +465,55 @@ export const specSchema = obj(
           { enabled: bool({ description: "Run the kubelet CIS 4.2.x checks.", default: true }) },
           { description: "kubelet CIS 4.2.x checks.", default: {} },
         ),
+        fileIntegrity: obj(
+          {
+            accept: arrayOf(
+              obj(
+                {
+                  node: str({
+                    description: "The node the change was seen on; unset: accepted on every node.",
+                    minLength: 1,
+                    maxLength: 253,
+                  }),
+                  path: str({
+                    description: "The file's absolute path on the host, as the agent reports it.",
+                    pattern: "^/",
+                    maxLength: 4096,
+                  }),
+                  sha256: str({
+                    description:
+                      "The accepted new content, `sha256:<64 hex>` as the agent reports it (`csp-operator integrity accept` prints it), `absent` to accept the file's removal, or `directory` for a directory's mode and owner.",
+                    pattern: "^(sha256:[0-9a-f]{64}|absent|directory)$",
+                  }),
+                  mode: str({
+                    description:
+                      "The accepted new permission bits (octal, e.g. 0600); unset: the baseline's mode is still expected.",
+                    pattern: "^0[0-7]{3,4}$",
+                  }),
+                  owner: str({
+                    description:
+                      "The accepted new owner `uid:gid`; unset: the baseline's owner is still expected.",
+                    pattern: "^[0-9]{1,10}:[0-9]{1,10}$",
+                  }),
+                  reason: str({
+                    description: "Why the change is expected (audit trail).",
+                    minLength: 1,
+                    maxLength: 1024,
+                  }),
+                },
+                {
+                  description: "A file change accepted: its new state becomes the expected one.",
+                  required: ["path", "sha256", "reason"],
+                },
+              ),
+              { description: "Accepted file changes.", maxItems: 512 },
+            ),
+          },
+          {
+            description:
+              "File integrity monitoring of the control-plane files by the node agent (needs the agent with --host-root); `{}` turns it on.",
+          },
+        ),
       },
       {
         description: "CIS Kubernetes Benchmark checks of control-plane settings, judged by effective values.",

@@ -1,0 +1,433 @@
+/**
+ * File integrity monitoring on a control-plane node: a baseline of the critical files under the host root
+ * (static Pod manifests, kubeconfigs, PKI certificates and keys, kubelet config and unit files, the
+ * EncryptionConfiguration and audit policy) — sha256, mode, owner, size, mtime, never contents — and the
+ * changes of the files on disk against it. The baseline lives in the node's report ConfigMap
+ * (`integrity.json`) and is read back when the agent starts, so a restart neither forgets a change nor
+ * accepts one made while the agent was down.
+ *
+ * Symlinks are never followed: a symlink is recorded as one (its target's hash), so a file replaced by a
+ * symlink is a change; a start path whose parent directory is a symlink is treated as absent.
+ */
+import { createHash } from "node:crypto";
+import { constants, watch, type Dirent, type FSWatcher } from "node:fs";
+import { lstat, open, opendir, readlink, realpath } from "node:fs/promises";
+import { join, posix } from "node:path";
+import {
+  INTEGRITY_REPORT_VERSION,
+  parseIntegrityReport,
+  type IntegrityChange,
+  type IntegrityEntry,
+  type IntegrityReport,
+} from "../evidence/agentreports.js";
+
+/**
+ * What the agent watches, as paths on the host. Directories are walked (without following symlinks);
+ * a path that does not exist is watched for appearing. /etc/kubernetes holds the static Pod manifests, the
+ * kubeconfigs, the PKI, and the files the operator delivers (csp-operator/); the kubelet's config and its
+ * systemd unit and drop-ins in the three usual unit directories. These are the paths the DaemonSet mounts.
+ */
+export const CRITICAL_PATHS: readonly string[] = [
+  "/etc/kubernetes",
+  "/var/lib/kubelet/config.yaml",
+  "/etc/systemd/system/kubelet.service",
+  "/etc/systemd/system/kubelet.service.d",
+  "/usr/lib/systemd/system/kubelet.service",
+  "/usr/lib/systemd/system/kubelet.service.d",
+  "/lib/systemd/system/kubelet.service",
+  "/lib/systemd/system/kubelet.service.d",
+];
+
+/** The most files in one baseline: keeps the report far below the ConfigMap size limit (~250 bytes each). */
+export const MAX_INTEGRITY_FILES = 1000;
+
+/** The most changes listed in one report (the rest are counted): keeps integrity.json under 512 KiB. */
+export const MAX_REPORTED_CHANGES = 200;
+
+/**
+ * Byte budgets that keep integrity.json under the admission policy's 512 KiB whatever the path lengths:
+ * the baseline stops growing (truncated) past {@link BASELINE_BUDGET}, the listed changes past
+ * {@link CHANGES_BUDGET} (the rest counted). An entry costs its path plus at most ~220 bytes of JSON.
+ */
+export const BASELINE_BUDGET = 360_000;
+export const CHANGES_BUDGET = 120_000;
+const ENTRY_BYTES = 220;
+
+/** A file's state as the baseline compares it; mtime and size are informative (the hash decides). */
+export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid
+  );
+}
+
+/** `sha256:<hex>`: the form of every hash the agent reports. */
+function hashOf(h: ReturnType<typeof createHash>): string {
+  return `sha256:${h.digest("hex")}`;
+}
+
+function octal(mode: number): string {
+  return `0${(mode & 0o7777).toString(8).padStart(3, "0")}`;
+}
+
+interface Cached {
+  key: string;
+  entry: IntegrityEntry;
+}
+
+/** The result of one scan of the host: every critical file's state, and whether the cap was hit. */
+export interface Scan {
+  files: Map<string, IntegrityEntry>;
+  /** Directories seen (host paths), to watch. */
+  dirs: string[];
+  truncated: boolean;
+  /** Files that could not be read, with why (never content). */
+  errors: string[];
+}
+
+/**
+ * Reads the state of the critical files under `hostRoot`. A regular file is opened with O_NOFOLLOW and
+ * O_NONBLOCK (a FIFO cannot block the scan), its type, mode and owner taken from the open descriptor, and
+ * the descriptor's real path checked to lie where it was expected (a directory swapped for a symlink during
+ * the walk is not read through). Hashes are reused while (inode, size, mtime, ctime) are unchanged: ctime
+ * cannot be set back by a chmod/write without changing the clock.
+ */
+export class HostScanner {
+  private readonly cache = new Map<string, Cached>();
+  /** Paths the last scan could not read or list, with the errno (never content). */
+  lastErrors: readonly string[] = [];
+  private realRoot: Promise<string | undefined> | undefined;
+
+  constructor(
+    private readonly hostRoot: string,
+    private readonly paths: readonly string[] = CRITICAL_PATHS,
+    private readonly maxFiles = MAX_INTEGRITY_FILES,
+  ) {}
+
+  async scan(): Promise<Scan> {
+    const out: Scan = { files: new Map(), dirs: [], truncated: false, errors: [] };
+    this.lastErrors = out.errors;
+    const seen = new Set<string>();
+    let bytes = 0;
+    const full = (p: string) => {
+      if (out.files.size >= this.maxFiles || bytes + p.length + ENTRY_BYTES > BASELINE_BUDGET) {
+        out.truncated = true;
+        return true;
+      }
+      bytes += p.length + ENTRY_BYTES;
+      return false;
+    };
+    for (const start of this.paths) {
+      if (!(await this.parentsAreDirectories(start))) continue;
+      const queue = [posix.normalize(start)];
+      while (queue.length > 0) {
+        const p = queue.shift()!;
+        let st;
+        try {
+          st = await lstat(join(this.hostRoot, p));
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== "ENOENT" && code !== "ENOTDIR") out.errors.push(`${p}: ${code ?? "cannot be read"}`);
+          continue;
+        }
+        if (st.isDirectory()) {
+          out.dirs.push(p);
+          if (full(p)) break;
+          // Its mode and owner: a manifests directory anyone may write to is a way to run a static Pod.
+          out.files.set(p, {
+            type: "directory",
+            sha256: "",
+            mode: octal(Number(st.mode)),
+            uid: Number(st.uid),
+            gid: Number(st.gid),
+            size: 0,
+            mtime: st.mtime.toISOString(),
+          });
+          try {
+            const dir = await opendir(join(this.hostRoot, p));
+            const names: string[] = [];
+            for await (const e of dir as AsyncIterable<Dirent>) names.push(e.name);
+            queue.push(...names.sort().map((n) => posix.join(p, n)));
+          } catch (e) {
+            out.errors.push(`${p}: ${(e as NodeJS.ErrnoException).code ?? "cannot be listed"}`);
+          }
+          continue;
+        }
+        if (seen.has(p)) continue;
+        if (full(p)) break;
+        seen.add(p);
+        try {
+          const entry = await this.entry(p, st);
+          if (entry) out.files.set(p, entry);
+        } catch (e) {
+          out.errors.push(`${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      }
+    }
+    for (const p of this.cache.keys()) if (!out.files.has(p)) this.cache.delete(p);
+    return out;
+  }
+
+  /** True when every directory above `start` (inside the host root) is a directory, not a symlink. */
+  private async parentsAreDirectories(start: string): Promise<boolean> {
+    let p = posix.dirname(posix.normalize(start));
+    while (p !== "/") {
+      try {
+        if (!(await lstat(join(this.hostRoot, p))).isDirectory()) return false;
+      } catch {
+        return false;
+      }
+      p = posix.dirname(p);
+    }
+    return true;
+  }
+
+  private async entry(p: string, st: Awaited<ReturnType<typeof lstat>>): Promise<IntegrityEntry | undefined> {
+    const base = {
+      mode: octal(Number(st.mode)),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: Number(st.size),
+      mtime: st.mtime.toISOString(),
+    };
+    if (st.isSymbolicLink()) {
+      const target = await readlink(join(this.hostRoot, p));
+      return { type: "symlink", sha256: hashOf(createHash("sha256").update(`symlink:${target}`)), ...base };
+    }
+    if (!st.isFile()) return { type: "other", sha256: "", ...base };
+    const key = `${st.ino}/${st.size}/${st.mtimeMs}/${st.ctimeMs}/${st.mode}/${st.uid}/${st.gid}`;
+    const cached = this.cache.get(p);
+    if (cached && cached.key === key) return cached.entry;
+    const fh = await open(
+      join(this.hostRoot, p),
+      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+    );
+    try {
+      const fst = await fh.stat();
+      if (!fst.isFile()) return undefined; // swapped between lstat and open: the next scan sees what it is
+      await this.verifyInside(fh.fd, p);
+      const h = createHash("sha256");
+      const buf = Buffer.alloc(256 * 1024);
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        h.update(buf.subarray(0, bytesRead));
+      }
+      const entry: IntegrityEntry = {
+        type: "file",
+        sha256: hashOf(h),
+        mode: octal(fst.mode),
+        uid: fst.uid,
+        gid: fst.gid,
+        size: fst.size,
+        mtime: fst.mtime.toISOString(),
+      };
+      this.cache.set(p, {
+        key: `${fst.ino}/${fst.size}/${fst.mtimeMs}/${fst.ctimeMs}/${fst.mode}/${fst.uid}/${fst.gid}`,
+        entry,
+      });
+      return entry;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The open descriptor must be the file at `p` under the root; skipped where /proc is not mounted. */
+  private async verifyInside(fd: number, p: string): Promise<void> {
+    this.realRoot ??= realpath(this.hostRoot).catch(() => undefined);
+    const root = await this.realRoot;
+    const actual = await readlink(`/proc/self/fd/${fd}`).catch(() => undefined);
+    if (root === undefined || actual === undefined) return;
+    if (actual !== join(root, p)) throw new Error(`EXDEV (opened ${p} somewhere else)`);
+  }
+}
+
+/** The baseline and what changed against it. */
+export interface IntegrityState {
+  baselineAt: string;
+  baseline: Map<string, IntegrityEntry>;
+  /** Why the baseline was (re)taken when that is news: a stored baseline that could not be read back. */
+  note?: string;
+  changes: IntegrityChange[];
+  truncated: boolean;
+}
+
+/**
+ * The changes of `current` against `baseline`, sorted by path; a change already known keeps the time it was
+ * first seen. Only type, content, mode and owner count: a file deleted and recreated with the same content
+ * and mode is no change; a touch (mtime only) is none either.
+ */
+export function diffAgainstBaseline(
+  baseline: ReadonlyMap<string, IntegrityEntry>,
+  current: ReadonlyMap<string, IntegrityEntry>,
+  previous: readonly IntegrityChange[],
+  now: Date,
+): IntegrityChange[] {
+  const known = new Map(previous.map((c) => [c.path, c]));
+  const out: IntegrityChange[] = [];
+  for (const path of [...new Set([...baseline.keys(), ...current.keys()])].sort()) {
+    const old = baseline.get(path);
+    const cur = current.get(path);
+    if (sameState(old, cur)) continue;
+    const before = known.get(path);
+    const seenAt = before && sameState(before.new, cur) ? before.seenAt : now.toISOString();
+    out.push({ path, ...(old ? { old } : {}), ...(cur ? { new: cur } : {}), seenAt });
+  }
+  return out;
+}
+
+/**
+ * The agent's file integrity monitor: restores its baseline from the last report, scans, compares and
+ * watches. `ownWrites` (host path -> hash) are the files the agent itself wrote from what the operator
+ * rendered: such a file at exactly that hash, a regular file of mode 0600, moves the baseline instead of
+ * being a change (the operator's own writes are accepted because it knows their hashes).
+ */
+export class IntegrityMonitor {
+  private readonly scanner: HostScanner;
+  private state: IntegrityState | undefined;
+  private restored: { report?: IntegrityReport; problem?: string } = {};
+  private readonly watchers = new Map<string, FSWatcher>();
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly hostRoot: string,
+    private readonly onEvent: () => void = () => {},
+    paths: readonly string[] = CRITICAL_PATHS,
+    maxFiles = MAX_INTEGRITY_FILES,
+    private readonly debounceMs = 200,
+  ) {
+    this.scanner = new HostScanner(hostRoot, paths, maxFiles);
+  }
+
+  /**
+   * What the node's last report held (`integrity.json`, undefined when there was none). A report that
+   * cannot be read back is not trusted: the next scan takes a new baseline and the report says so.
+   */
+  restore(raw: string | undefined): void {
+    if (raw === undefined) {
+      this.restored = {};
+      return;
+    }
+    const parsed = parseIntegrityReport(raw);
+    this.restored = parsed.ok ? { report: parsed.value } : { problem: parsed.reason };
+  }
+
+  /** Scans the host and returns the report to publish. */
+  async scan(ownWrites: ReadonlyMap<string, string> = new Map(), now = new Date()): Promise<IntegrityReport> {
+    const scan = await this.scanner.scan();
+    if (!this.state) {
+      const r = this.restored.report;
+      if (r) {
+        this.state = {
+          baselineAt: r.baselineAt,
+          baseline: new Map(Object.entries(r.baseline)),
+          changes: r.changes,
+          truncated: scan.truncated,
+          ...(r.note !== undefined ? { note: r.note } : {}),
+        };
+      } else {
+        this.state = {
+          baselineAt: now.toISOString(),
+          baseline: new Map(scan.files),
+          changes: [],
+          truncated: scan.truncated,
+          ...(this.restored.problem !== undefined
+            ? {
+                note: `the stored baseline could not be read back (${this.restored.problem}); a new baseline was taken at ${now.toISOString()}: changes made before it are not seen`,
+              }
+            : {}),
+        };
+      }
+    }
+    const st = this.state;
+    for (const [path, hash] of ownWrites) {
+      const cur = scan.files.get(path);
+      // The directory the agent created for it (writeFileAtomic makes it 0700) when it did not exist.
+      const dir = posix.dirname(path);
+      const created = scan.files.get(dir);
+      if (!st.baseline.has(dir) && created?.type === "directory" && created.mode === "0700")
+        st.baseline.set(dir, created);
+      if (cur && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
+        st.baseline.set(path, cur);
+    }
+    st.truncated = scan.truncated;
+    st.changes = diffAgainstBaseline(st.baseline, scan.files, st.changes, now);
+    this.rewatch(scan.dirs, [...scan.files.keys()]);
+    return this.report();
+  }
+
+  /** The current report (after at least one scan). */
+  report(): IntegrityReport {
+    const st = this.state!;
+    const listed: IntegrityChange[] = [];
+    let bytes = 0;
+    for (const c of st.changes) {
+      bytes += c.path.length + 2 * ENTRY_BYTES;
+      if (listed.length >= MAX_REPORTED_CHANGES || bytes > CHANGES_BUDGET) break;
+      listed.push(c);
+    }
+    return {
+      version: INTEGRITY_REPORT_VERSION,
+      baselineAt: st.baselineAt,
+      ...(st.note !== undefined ? { note: st.note } : {}),
+      ...(st.truncated ? { truncated: true } : {}),
+      ...(listed.length < st.changes.length ? { omittedChanges: st.changes.length - listed.length } : {}),
+      baseline: Object.fromEntries([...st.baseline].sort(([a], [b]) => a.localeCompare(b))),
+      changes: listed,
+    };
+  }
+
+  /**
+   * Watches every directory seen and the start paths' parents (inotify on Linux; one watch per directory,
+   * not recursive), so a change is rescanned within `debounceMs`. Where a watch cannot be set (no inotify
+   * on the mount, out of watches) the periodic rescan remains the floor.
+   */
+  private rewatch(dirs: readonly string[], files: readonly string[]): void {
+    const want = new Set(dirs);
+    // A single file (the kubelet config is mounted as one) is watched itself.
+    for (const f of files) if (!dirs.some((d) => f.startsWith(`${d}/`))) want.add(f);
+    for (const [p, w] of this.watchers)
+      if (!want.has(p)) {
+        w.close();
+        this.watchers.delete(p);
+      }
+    for (const p of want) {
+      if (this.watchers.has(p)) continue;
+      try {
+        const w = watch(join(this.hostRoot, p), { persistent: false }, () => this.fire());
+        w.on("error", () => {
+          w.close();
+          this.watchers.delete(p);
+        });
+        this.watchers.set(p, w);
+      } catch {
+        // no watch here: the periodic rescan still sees the change
+      }
+    }
+  }
+
+  private fire(): void {
+    if (this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      this.onEvent();
+    }, this.debounceMs);
+  }
+
+  /** Paths the last scan could not read or list (errno only); they count as absent. */
+  errors(): readonly string[] {
+    return this.scanner.lastErrors;
+  }
+
+  /** How many paths are watched (for tests and logs). */
+  watchCount(): number {
+    return this.watchers.size;
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    this.debounce = undefined;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+}

@@ -1,0 +1,221 @@
+import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import {
+  integrityReports,
+  type IntegrityChange,
+  type IntegrityEntry,
+  type NodeIntegrity,
+} from "../evidence/agentreports.js";
+import type { Finding, Severity } from "../findings/finding.js";
+import type { AreaCondition } from "../status/status.js";
+import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
+
+/** `spec.controlPlane.fileIntegrity`. */
+export type FileIntegritySpec = NonNullable<
+  NonNullable<ClusterSecurityPolicySpec["controlPlane"]>["fileIntegrity"]
+>;
+/** One `spec.controlPlane.fileIntegrity.accept[]` entry. */
+export type AcceptedChange = NonNullable<FileIntegritySpec["accept"]>[number];
+
+export const FILE_CHANGED = "FILE-CHANGED";
+export const FILE_BASELINE_RETAKEN = "FILE-BASELINE-RETAKEN";
+export const FILE_INTEGRITY_UNREADABLE = "FILE-INTEGRITY-UNREADABLE";
+export const FILES_UNCHANGED = "FilesUnchanged";
+const AREA = "fileIntegrity";
+
+/**
+ * High for what runs the control plane or proves identity: a static Pod manifest (a new or edited one runs
+ * as a privileged component) and a private key; Medium for the rest (certificates, kubeconfigs, kubelet
+ * config and units, the audit policy and EncryptionConfiguration).
+ */
+export function changeSeverity(path: string): Severity {
+  if (path === "/etc/kubernetes/manifests" || path.startsWith("/etc/kubernetes/manifests/")) return "High";
+  if (/\.key$/.test(path) || /^\/etc\/kubernetes\/pki\/.*key/.test(path)) return "High";
+  return "Medium";
+}
+
+/** One line: control characters replaced so a hostile file name cannot forge lines in status or events. */
+const oneLine = (s: string) =>
+  [...s].map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? "?" : ch)).join("");
+/** A path as messages name it: one line, at most 512 characters (status and events stay bounded). */
+const shortPath = (p: string) => oneLine(p.length > 512 ? `${p.slice(0, 509)}...` : p);
+
+const stateText = (e: IntegrityEntry | undefined) =>
+  e === undefined
+    ? "absent"
+    : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}`;
+
+/** The sentence a finding and an event say about one change. */
+export function describeChange(node: string, c: IntegrityChange): string {
+  return oneLine(
+    `${shortPath(c.path)} on node ${node} changed (seen ${c.seenAt}): ${stateText(c.old)} -> ${stateText(c.new)}`,
+  );
+}
+
+/**
+ * Whether an accept entry covers a change: same path (and node, when it names one), and the file's new
+ * state is exactly the accepted one — the content hash (`absent`: the file is gone), and the mode and owner
+ * given, or else the baseline's. A later change of an accepted file (new content, a chmod) is a change again.
+ */
+export function accepts(a: AcceptedChange, node: string, c: IntegrityChange): boolean {
+  if (a.path !== c.path || (a.node !== undefined && a.node !== node)) return false;
+  if (a.sha256 === "absent") return c.new === undefined;
+  const n = c.new;
+  if (n === undefined) return false;
+  if (a.sha256 === "directory" ? n.type !== "directory" : n.sha256 !== a.sha256) return false;
+  const mode = a.mode ?? c.old?.mode;
+  const owner = a.owner ?? (c.old ? `${c.old.uid}:${c.old.gid}` : undefined);
+  return (mode === undefined || mode === n.mode) && (owner === undefined || owner === `${n.uid}:${n.gid}`);
+}
+
+/** What the file integrity area concludes from the agents' reports. */
+export interface FileIntegrityJudgement {
+  findings: Finding[];
+  condition: AreaCondition;
+  /** Changes not accepted, by node: each one is a finding and, when first seen, a Warning event. */
+  open: { node: string; change: IntegrityChange }[];
+  /** Nodes whose baseline was retaken because the stored one could not be read back. */
+  retaken: { node: string; note: string; baselineAt: string }[];
+}
+
+/** PURE: findings and the FilesUnchanged condition from the agents' integrity reports and the accepted changes. */
+export function judgeFileIntegrity(
+  nodes: readonly NodeIntegrity[],
+  accepted: readonly AcceptedChange[],
+): FileIntegrityJudgement {
+  const findings: Finding[] = [];
+  const open: FileIntegrityJudgement["open"] = [];
+  const retaken: FileIntegrityJudgement["retaken"] = [];
+  let files = 0;
+  let acceptedCount = 0;
+  const unreadable: string[] = [];
+  const truncated: string[] = [];
+  for (const n of nodes) {
+    if (!n.report) {
+      unreadable.push(n.node);
+      findings.push({
+        id: FILE_INTEGRITY_UNREADABLE,
+        severity: "Medium",
+        resource: `Node/${n.node}`,
+        message: `the node agent's file integrity report cannot be read (${n.problem ?? "malformed"}): changes on this node are not seen`,
+        area: AREA,
+      });
+      continue;
+    }
+    files += Object.keys(n.report.baseline).length;
+    if (n.report.truncated) truncated.push(n.node);
+    if (n.report.note !== undefined) {
+      retaken.push({ node: n.node, note: n.report.note, baselineAt: n.report.baselineAt });
+      findings.push({
+        id: FILE_BASELINE_RETAKEN,
+        severity: "Info",
+        resource: `Node/${n.node}`,
+        message: oneLine(n.report.note),
+        area: AREA,
+      });
+    }
+    if (n.report.omittedChanges)
+      findings.push({
+        id: FILE_CHANGED,
+        severity: "High",
+        resource: `Node/${n.node}`,
+        message: `${n.report.omittedChanges} more critical file change(s) on node ${n.node} than the report lists (see the agent's log)`,
+        area: AREA,
+      });
+    for (const c of n.report.changes) {
+      if (accepted.some((a) => accepts(a, n.node, c))) {
+        acceptedCount++;
+        continue;
+      }
+      open.push({ node: n.node, change: c });
+      findings.push({
+        id: FILE_CHANGED,
+        severity: changeSeverity(c.path),
+        resource: `Node/${n.node}`,
+        message: `${describeChange(n.node, c)}; if expected, accept it in spec.controlPlane.fileIntegrity.accept (csp-operator integrity accept prints the entry)`,
+        area: AREA,
+      });
+    }
+  }
+  const notes = [
+    ...(acceptedCount ? [`${acceptedCount} accepted change(s)`] : []),
+    ...(truncated.length ? [`more files than monitored on ${truncated.join(", ")}`] : []),
+  ];
+  const suffix = notes.length ? ` (${notes.join("; ")})` : "";
+  let condition: AreaCondition;
+  const omitted = nodes.reduce((sum, n) => sum + (n.report?.omittedChanges ?? 0), 0);
+  if (open.length > 0 || omitted > 0) {
+    const shown = open.slice(0, 5).map((o) => `${o.node}:${shortPath(o.change.path)}`);
+    condition = {
+      type: FILES_UNCHANGED,
+      status: "False",
+      reason: "FilesChanged",
+      message: `${open.length + omitted} critical file change(s) not accepted: ${shown.join(", ")}${open.length > 5 ? ", ..." : ""}${suffix}`,
+    };
+  } else if (unreadable.length > 0) {
+    condition = {
+      type: FILES_UNCHANGED,
+      status: "Unknown",
+      reason: "ReportUnreadable",
+      message: `file integrity report unreadable on ${unreadable.join(", ")}`,
+    };
+  } else if (nodes.length === 0) {
+    condition = {
+      type: FILES_UNCHANGED,
+      status: "Unknown",
+      reason: "NoAgentReport",
+      message: "no node agent reports file integrity (the agent runs it with --host-root; see config/agent)",
+    };
+  } else {
+    condition = {
+      type: FILES_UNCHANGED,
+      status: "True",
+      reason: "Unchanged",
+      message: `${files} monitored path(s) on ${nodes.length} node(s) match their baseline${suffix}`,
+    };
+  }
+  return { findings, condition, open, retaken };
+}
+
+/**
+ * `spec.controlPlane.fileIntegrity`: the node agents' file integrity reports (src/agent/integrity.ts) as
+ * FILE-CHANGED findings on the Node, the FilesUnchanged condition, and a Warning event the first time this
+ * operator process sees a change (after a restart, open changes are announced once more). It never changes
+ * a file: accepting a change is an edit of the policy, reviewed like any other.
+ */
+export const fileIntegrityArea: AreaFactory = () => {
+  /** Per policy: the changes already announced by an event. */
+  const announced = new Map<string, Set<string>>();
+  const area: AreaReconciler = {
+    name: AREA,
+    inUse: (spec) => spec.controlPlane?.fileIntegrity !== undefined,
+    reconcile({ policy, spec, snapshot }: AreaInput): Promise<AreaReport> {
+      const j = judgeFileIntegrity(
+        integrityReports(snapshot.configMaps ?? []),
+        spec.controlPlane?.fileIntegrity?.accept ?? [],
+      );
+      const before = announced.get(policy.metadata.name) ?? new Set<string>();
+      const now = new Set<string>();
+      const events: NonNullable<AreaReport["events"]> = [];
+      for (const { node, change } of j.open) {
+        const n = change.new;
+        const key = [node, change.path, n?.type, n?.sha256, n?.mode, n?.uid, n?.gid].join("\n");
+        now.add(key);
+        if (!before.has(key))
+          events.push({ type: "Warning", reason: "FileChanged", message: describeChange(node, change) });
+      }
+      for (const r of j.retaken) {
+        const key = `retaken\n${r.node}\n${r.baselineAt}`;
+        now.add(key);
+        if (!before.has(key))
+          events.push({
+            type: "Warning",
+            reason: "FileBaselineRetaken",
+            message: oneLine(`node ${r.node}: ${r.note}`),
+          });
+      }
+      announced.set(policy.metadata.name, now);
+      return Promise.resolve({ findings: j.findings, conditions: [j.condition], events });
+    },
+  };
+  return area;
+};

@@ -1,0 +1,387 @@
+import { expect } from "chai";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { acceptEntry, acceptEntryYaml, AcceptError } from "../../../src/agent/accept.js";
+import { IntegrityMonitor, MAX_REPORTED_CHANGES } from "../../../src/agent/integrity.js";
+import {
+  agentReportConfigMap,
+  contentHash,
+  integrityReports,
+  parseIntegrityReport,
+  type IntegrityReport,
+} from "../../../src/evidence/agentreports.js";
+import { judgeFileIntegrity, type AcceptedChange } from "../../../src/controller/fileintegrity.js";
+import { eventually } from "../../support/eventually.js";
+
+const MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+const KEY = "/etc/kubernetes/pki/apiserver.key";
+const KUBECONFIG = "/etc/kubernetes/admin.conf";
+const KUBELET = "/var/lib/kubelet/config.yaml";
+
+/** A host root with a kubeadm-like layout of critical files. */
+function hostRoot(): string {
+  const root = mkdtempSync(join(tmpdir(), "csp-fim-"));
+  for (const d of ["etc/kubernetes/manifests", "etc/kubernetes/pki", "var/lib/kubelet"])
+    mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, MANIFEST), "kind: Pod\n", { mode: 0o600 });
+  writeFileSync(join(root, KEY), "-----BEGIN PRIVATE KEY-----\n", { mode: 0o600 });
+  writeFileSync(join(root, KUBECONFIG), "kind: Config\n", { mode: 0o600 });
+  writeFileSync(join(root, KUBELET), "kind: KubeletConfiguration\n", { mode: 0o644 });
+  return root;
+}
+
+/** The report as the operator reads it back from the node's ConfigMap. */
+function asConfigMaps(node: string, report: IntegrityReport) {
+  return [agentReportConfigMap(node, [], {}, undefined, report)];
+}
+
+describe("file integrity monitoring on a host root", () => {
+  let root = "";
+  const monitors: IntegrityMonitor[] = [];
+  const monitor = (onEvent?: () => void) => {
+    const m = new IntegrityMonitor(root, onEvent, undefined, undefined, 50);
+    monitors.push(m);
+    return m;
+  };
+  beforeEach(() => (root = hostRoot()));
+  afterEach(() => {
+    for (const m of monitors.splice(0)) m.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("baselines the critical files (hash, mode, owner, size, mtime; never content)", async () => {
+    const r = await monitor().scan();
+    expect(Object.keys(r.baseline)).to.include.members([MANIFEST, KEY, KUBECONFIG, KUBELET]);
+    const e = r.baseline[MANIFEST]!;
+    expect(e).to.include({ type: "file", sha256: contentHash("kind: Pod\n"), mode: "0600", size: 10 });
+    expect(e.uid).to.be.a("number");
+    expect(JSON.stringify(r)).not.to.include("PRIVATE KEY");
+    expect(r.changes).to.deep.equal([]);
+  });
+
+  it("reports an edited manifest with old and new hash, High", async () => {
+    const m = monitor();
+    await m.scan();
+    writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
+    const r = await m.scan(undefined, new Date("2026-01-01T00:00:00Z"));
+    expect(r.changes).to.have.length(1);
+    const c = r.changes[0]!;
+    expect(c.path).to.equal(MANIFEST);
+    expect(c.old?.sha256).to.equal(contentHash("kind: Pod\n"));
+    expect(c.new?.sha256).to.equal(contentHash("kind: Pod\nspec: {hostPID: true}\n"));
+    expect(c.seenAt).to.equal("2026-01-01T00:00:00.000Z");
+    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    expect(j.findings).to.have.length(1);
+    expect(j.findings[0]).to.include({ id: "FILE-CHANGED", severity: "High", resource: "Node/cp1" });
+    expect(j.findings[0]!.message).to.include(MANIFEST).and.include(c.old!.sha256).and.include(c.new!.sha256);
+    expect(j.condition).to.include({ type: "FilesUnchanged", status: "False", reason: "FilesChanged" });
+  });
+
+  it("reports a key whose mode changed (same content), High; a kubeconfig change is Medium", async () => {
+    const m = monitor();
+    await m.scan();
+    chmodSync(join(root, KEY), 0o644);
+    writeFileSync(join(root, KUBECONFIG), "kind: Config\nusers: []\n");
+    const r = await m.scan();
+    const key = r.changes.find((c) => c.path === KEY)!;
+    expect(key.old?.mode).to.equal("0600");
+    expect(key.new?.mode).to.equal("0644");
+    expect(key.new?.sha256).to.equal(key.old?.sha256);
+    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    const sev = Object.fromEntries(
+      j.findings.map((f): [string, string] => [f.message.split(" ")[0] ?? "", f.severity]),
+    );
+    expect(sev).to.deep.equal({ [KEY]: "High", [KUBECONFIG]: "Medium" });
+  });
+
+  it("reports a manifests directory opened to everyone (High); `directory` accepts its new mode", async () => {
+    const m = monitor();
+    await m.scan();
+    chmodSync(join(root, "etc/kubernetes/manifests"), 0o777);
+    const r = await m.scan();
+    expect(r.changes.map((c) => [c.path, c.old?.mode, c.new?.mode, c.new?.type])).to.deep.equal([
+      ["/etc/kubernetes/manifests", r.changes[0]!.old?.mode, "0777", "directory"],
+    ]);
+    const cms = asConfigMaps("cp1", r);
+    const j = judgeFileIntegrity(integrityReports(cms), []);
+    expect(j.findings.map((f) => [f.id, f.severity])).to.deep.equal([["FILE-CHANGED", "High"]]);
+    const entry = acceptEntry(cms[0], { node: "cp1", path: "/etc/kubernetes/manifests", reason: "lab" });
+    expect(entry).to.include({ sha256: "directory", mode: "0777" });
+    expect(judgeFileIntegrity(integrityReports(cms), [entry]).findings).to.deep.equal([]);
+    // A content hash never accepts a directory.
+    const asFile = { ...entry, sha256: contentHash("") };
+    expect(judgeFileIntegrity(integrityReports(cms), [asFile]).findings).to.have.length(1);
+  });
+
+  it("reports a file replaced by a symlink, without following it", async () => {
+    const m = monitor();
+    await m.scan();
+    // The link points at a file with the very same content: following it would see no change.
+    writeFileSync(join(root, "etc/elsewhere.conf"), "kind: Config\n", { mode: 0o600 });
+    unlinkSync(join(root, KUBECONFIG));
+    symlinkSync("/etc/elsewhere.conf", join(root, KUBECONFIG));
+    const r = await m.scan();
+    expect(r.changes).to.have.length(1);
+    expect(r.changes[0]!.path).to.equal(KUBECONFIG);
+    expect(r.changes[0]!.new?.type).to.equal("symlink");
+    expect(r.changes[0]!.new?.sha256).not.to.equal(contentHash("kind: Config\n"));
+  });
+
+  it("reports a monitored directory replaced by a symlink as its files removed, never reading through it", async () => {
+    const m = monitor();
+    await m.scan();
+    const elsewhere = join(root, "elsewhere");
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, "kube-apiserver.yaml"), "kind: Pod\n", { mode: 0o600 });
+    rmSync(join(root, "etc/kubernetes/manifests"), { recursive: true });
+    symlinkSync(elsewhere, join(root, "etc/kubernetes/manifests"));
+    const r = await m.scan();
+    const paths = r.changes.map((c) => `${c.path}:${c.new?.type ?? "absent"}`);
+    expect(paths).to.deep.equal(["/etc/kubernetes/manifests:symlink", `${MANIFEST}:absent`]);
+  });
+
+  it("a FIFO planted among the manifests is recorded without blocking the scan, and reported", async () => {
+    const m = monitor();
+    await m.scan();
+    execFileSync("mkfifo", [join(root, "etc/kubernetes/manifests/evil.yaml")]);
+    const r = await m.scan();
+    expect(r.changes.map((c) => [c.path, c.old, c.new?.type])).to.deep.equal([
+      ["/etc/kubernetes/manifests/evil.yaml", undefined, "other"],
+    ]);
+    const cms = asConfigMaps("cp1", r);
+    expect(judgeFileIntegrity(integrityReports(cms), []).findings[0]).to.include({ severity: "High" });
+    expect(() => acceptEntry(cms[0], { node: "cp1", path: r.changes[0]!.path, reason: "x" })).to.throw(
+      AcceptError,
+      /not a regular file/,
+    );
+  });
+
+  it("a file deleted and recreated with the same content and mode is no finding", async () => {
+    const m = monitor();
+    await m.scan();
+    unlinkSync(join(root, MANIFEST));
+    const gone = await m.scan();
+    expect(gone.changes.map((c) => [c.path, c.new])).to.deep.equal([[MANIFEST, undefined]]);
+    writeFileSync(join(root, MANIFEST), "kind: Pod\n", { mode: 0o600 });
+    const back = await m.scan();
+    expect(back.changes).to.deep.equal([]);
+    expect(judgeFileIntegrity(integrityReports(asConfigMaps("cp1", back)), []).condition.status).to.equal(
+      "True",
+    );
+  });
+
+  it("keeps its baseline across a restart: a change made while it was down is seen, a known one keeps its time", async () => {
+    const first = monitor();
+    await first.scan();
+    writeFileSync(join(root, KUBELET), "kind: KubeletConfiguration\nreadOnlyPort: 10255\n");
+    const before = await first.scan(undefined, new Date("2026-01-01T00:00:00Z"));
+    first.close();
+    // The report as stored in the ConfigMap, read back by a new agent.
+    const stored = agentReportConfigMap("cp1", [], {}, undefined, before).data!["integrity.json"];
+    writeFileSync(join(root, MANIFEST), "kind: Pod\n# edited while the agent was down\n");
+    const second = monitor();
+    second.restore(stored);
+    const after = await second.scan(undefined, new Date("2026-01-02T00:00:00Z"));
+    expect(after.baselineAt).to.equal(before.baselineAt);
+    expect(after.note).to.equal(undefined);
+    expect(after.changes.map((c) => [c.path, c.seenAt])).to.deep.equal([
+      [MANIFEST, "2026-01-02T00:00:00.000Z"],
+      [KUBELET, "2026-01-01T00:00:00.000Z"],
+    ]);
+  });
+
+  it("never trusts a stored baseline it cannot read back: retakes one and says so", async () => {
+    const m = monitor();
+    const stored = JSON.stringify({ version: 1, baselineAt: "2026-01-01T00:00:00Z", baseline: { x: 1 } });
+    m.restore(stored);
+    const r = await m.scan(undefined, new Date("2026-02-01T00:00:00Z"));
+    expect(r.note).to.match(
+      /could not be read back \(a malformed baseline entry\); a new baseline was taken at 2026-02-01/,
+    );
+    expect(r.baselineAt).to.equal("2026-02-01T00:00:00.000Z");
+    expect(r.changes).to.deep.equal([]);
+    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    expect(j.findings.map((f) => [f.id, f.severity])).to.deep.equal([["FILE-BASELINE-RETAKEN", "Info"]]);
+    expect(j.retaken).to.have.length(1);
+  });
+
+  it("takes the agent's own writes (at the hash it wrote, mode 0600) into the baseline", async () => {
+    const m = monitor();
+    await m.scan();
+    const audit = "/etc/kubernetes/csp-operator/audit-policy.yaml";
+    mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 }); // as writeFileAtomic creates it
+    writeFileSync(join(root, audit), "rules: []\n", { mode: 0o600 });
+    const own = new Map([[audit, contentHash("rules: []\n")]]);
+    expect((await m.scan(own)).changes).to.deep.equal([]);
+    // Someone else edits it afterwards: a change.
+    writeFileSync(join(root, audit), "rules: [{level: None}]\n");
+    expect((await m.scan(own)).changes.map((c) => c.path)).to.deep.equal([audit]);
+  });
+
+  it("sees a change within seconds through the watch, not only at the periodic rescan", async () => {
+    let events = 0;
+    const m = monitor(() => events++);
+    await m.scan();
+    expect(m.watchCount()).to.be.greaterThan(0);
+    writeFileSync(join(root, "etc/kubernetes/pki/new.key"), "x", { mode: 0o600 });
+    await eventually("a watch event", () => Promise.resolve(events > 0), 5_000);
+  });
+
+  it("lists at most MAX_REPORTED_CHANGES changes and counts the rest", async () => {
+    const m = monitor();
+    await m.scan();
+    for (let i = 0; i < MAX_REPORTED_CHANGES + 3; i++)
+      writeFileSync(join(root, `etc/kubernetes/pki/c${String(i).padStart(3, "0")}.crt`), "c");
+    const r = await m.scan();
+    expect(r.changes).to.have.length(MAX_REPORTED_CHANGES);
+    expect(r.omittedChanges).to.equal(3);
+    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    expect(j.condition.message).to.match(new RegExp(`^${MAX_REPORTED_CHANGES + 3} critical file change`));
+  });
+});
+
+describe("file integrity report size", () => {
+  let root = "";
+  beforeEach(() => (root = hostRoot()));
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it("stays under the admission policy's 512 KiB with long paths: baseline truncated, changes counted", async () => {
+    const deep = join(root, "etc/kubernetes/pki", "a".repeat(250), "b".repeat(250));
+    mkdirSync(deep, { recursive: true });
+    const names = Array.from({ length: 500 }, (_, i) => `${"c".repeat(240)}${String(i).padStart(3, "0")}`);
+    for (const n of names) writeFileSync(join(deep, n), "1");
+    const m = new IntegrityMonitor(root);
+    try {
+      const first = await m.scan();
+      expect(first.truncated).to.equal(true);
+      for (const n of names) writeFileSync(join(deep, n), "2");
+      const r = await m.scan();
+      const size = JSON.stringify(r).length;
+      expect(size).to.be.lessThan(512 * 1024);
+      expect(r.changes.length).to.be.greaterThan(10);
+      expect(r.omittedChanges).to.be.greaterThan(0);
+      expect(r.changes.length + r.omittedChanges!).to.equal(
+        Object.keys(r.baseline).filter((p) => p.startsWith("/etc/kubernetes/pki/a") && p.length > 700).length,
+      );
+    } finally {
+      m.close();
+    }
+  });
+});
+
+describe("accepting file changes", () => {
+  const change = (over: Partial<IntegrityReport["changes"][number]> = {}): IntegrityReport => {
+    const old = {
+      type: "file" as const,
+      sha256: contentHash("a"),
+      mode: "0600",
+      uid: 0,
+      gid: 0,
+      size: 1,
+      mtime: "2026-01-01T00:00:00.000Z",
+    };
+    return {
+      version: 1,
+      baselineAt: "2026-01-01T00:00:00.000Z",
+      baseline: { [MANIFEST]: old },
+      changes: [
+        {
+          path: MANIFEST,
+          old,
+          new: { ...old, sha256: contentHash("b") },
+          seenAt: "2026-01-02T00:00:00.000Z",
+          ...over,
+        },
+      ],
+    };
+  };
+  const judge = (r: IntegrityReport, accepted: AcceptedChange[], node = "cp1") =>
+    judgeFileIntegrity(integrityReports(asConfigMaps(node, r)), accepted);
+
+  it("the printed entry clears the finding; it covers only that node, that content, that mode", () => {
+    const r = change();
+    const entry = acceptEntry(asConfigMaps("cp1", r)[0], {
+      node: "cp1",
+      path: MANIFEST,
+      reason: "upgrade to 1.36",
+    });
+    expect(entry).to.deep.equal({
+      node: "cp1",
+      path: MANIFEST,
+      sha256: contentHash("b"),
+      mode: "0600",
+      owner: "0:0",
+      reason: "upgrade to 1.36",
+    });
+    expect(acceptEntryYaml(entry))
+      .to.include(`sha256: ${contentHash("b")}`)
+      .and.include('mode: "0600"');
+    const ok = judge(r, [entry]);
+    expect(ok.findings).to.deep.equal([]);
+    expect(ok.condition).to.include({ status: "True", reason: "Unchanged" });
+    expect(ok.condition.message).to.include("1 accepted change(s)");
+    // Another node's identical change is not accepted by a node-scoped entry.
+    expect(judge(r, [entry], "cp2").findings).to.have.length(1);
+    // A different content is not accepted.
+    expect(judge(r, [{ ...entry, sha256: contentHash("c") }]).findings).to.have.length(1);
+    // Same content, then a chmod: a change again.
+    const chmodded = change({ new: { ...r.changes[0]!.new!, mode: "0666" } });
+    expect(judge(chmodded, [entry]).findings).to.have.length(1);
+    // Without node: every node.
+    const { node: _node, ...anyNode } = entry;
+    expect(judge(r, [anyNode], "cp2").findings).to.deep.equal([]);
+  });
+
+  it("a removed file is accepted with sha256 absent; an unchanged file has nothing to accept", () => {
+    const removed = change();
+    delete removed.changes[0]!.new;
+    const entry = acceptEntry(asConfigMaps("cp1", removed)[0], {
+      node: "cp1",
+      path: MANIFEST,
+      reason: "decommissioned",
+    });
+    expect(entry.sha256).to.equal("absent");
+    expect(judge(removed, [entry]).findings).to.deep.equal([]);
+    const unchanged = { ...change(), changes: [] };
+    expect(() =>
+      acceptEntry(asConfigMaps("cp1", unchanged)[0], { node: "cp1", path: MANIFEST, reason: "x" }),
+    ).to.throw(AcceptError, /matches its baseline/);
+    expect(() =>
+      acceptEntry(asConfigMaps("cp1", unchanged)[0], { node: "cp1", path: "/etc/x", reason: "x" }),
+    ).to.throw(AcceptError, /not a monitored file/);
+    expect(() => acceptEntry(undefined, { node: "cp1", path: MANIFEST, reason: "x" })).to.throw(
+      AcceptError,
+      /no file integrity report/,
+    );
+    expect(() =>
+      acceptEntry(asConfigMaps("cp1", change())[0], { node: "cp1", path: MANIFEST, reason: " " }),
+    ).to.throw(AcceptError, /--reason/);
+  });
+
+  it("a malformed report is unreadable (Medium finding, condition Unknown)", () => {
+    const cm = asConfigMaps("cp1", change())[0]!;
+    cm.data!["integrity.json"] = "{";
+    const j = judgeFileIntegrity(integrityReports([cm]), []);
+    expect(j.findings.map((f) => [f.id, f.severity, f.resource])).to.deep.equal([
+      ["FILE-INTEGRITY-UNREADABLE", "Medium", "Node/cp1"],
+    ]);
+    expect(j.condition).to.include({ status: "Unknown", reason: "ReportUnreadable" });
+    expect(
+      parseIntegrityReport(
+        JSON.stringify({ ...change(), changes: [{ path: "/x", seenAt: "2026-01-01T00:00:00Z" }] }),
+      ).ok,
+    ).to.equal(false);
+    expect(judgeFileIntegrity([], []).condition).to.include({ status: "Unknown", reason: "NoAgentReport" });
+  });
+
+  it("a path with control characters cannot forge lines in a finding", () => {
+    const r = change({ path: "/etc/kubernetes/a\nFILE-CHANGED fake" });
+    const j = judge(r, []);
+    expect(j.findings[0]!.message).not.to.include("\n");
+    const long = judge(change({ path: `/etc/kubernetes/${"a".repeat(4000)}` }), []);
+    expect(long.findings[0]!.message.length).to.be.lessThan(1024);
+    expect(long.condition.message.length).to.be.lessThan(1024);
+  });
+});
