@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * csp-operator entry point.
- *   csp-operator [run] [--kubeconfig FILE] [--workers N] [--resync SECONDS]   run the operator
+ *   csp-operator [run] [--kubeconfig FILE] [--workers N] [--max-concurrent-writes N]
+ *               [--resync SECONDS]                                           run the operator
  *   csp-operator check [...]                                                  offline CIS checks (see --help)
  *   csp-operator agent --node-name N [--audit-policy-path F] [--encryption-config-path F] [--policy P]
  *                                         node agent: writes the rendered control-plane files to the host
@@ -26,6 +27,7 @@ async function run(argv: string[]): Promise<number> {
     options: {
       kubeconfig: { type: "string" },
       workers: { type: "string", default: process.env["CSP_WORKERS"] ?? "2" },
+      "max-concurrent-writes": { type: "string", default: process.env["CSP_MAX_CONCURRENT_WRITES"] ?? "8" },
       resync: { type: "string", default: process.env["CSP_RESYNC_SECONDS"] ?? "300" },
       "log-level": { type: "string", default: process.env["LOG_LEVEL"] ?? "info" },
     },
@@ -35,12 +37,21 @@ async function run(argv: string[]): Promise<number> {
   const resync = Number(values.resync);
   if (!Number.isInteger(workers) || workers < 1)
     throw new UsageError(`--workers must be a positive integer, got ${values.workers}`);
+  const maxConcurrentWrites = Number(values["max-concurrent-writes"]);
+  if (!Number.isInteger(maxConcurrentWrites) || maxConcurrentWrites < 1)
+    throw new UsageError(
+      `--max-concurrent-writes must be a positive integer, got ${values["max-concurrent-writes"]}`,
+    );
   if (!Number.isFinite(resync) || resync <= 0)
     throw new UsageError(`--resync must be a positive number of seconds, got ${values.resync}`);
   const log = createLogger(values["log-level"]);
   logUnhandledRejections(log);
   const kc = loadKubeConfig(values.kubeconfig ?? process.env["KUBECONFIG"]?.split(":")[0]);
-  const operator = new Operator(kc, { workers, resyncMs: resync * 1000, areas: AREAS }, log);
+  const operator = new Operator(
+    kc,
+    { workers, maxConcurrentWrites, resyncMs: resync * 1000, areas: AREAS },
+    log,
+  );
   log.info("starting", { server: kc.getCurrentCluster()?.server, workers, resyncSeconds: resync });
 
   let stopping = false;

@@ -8,6 +8,8 @@ import { Controller } from "./runtime/controller.js";
 
 export interface OperatorOptions {
   workers: number;
+  /** Writes in flight within one reconcile (default 8). */
+  maxConcurrentWrites?: number;
   resyncMs: number;
   /** Areas beyond namespaced children; each adds its own file (see controller/areas.ts). */
   areas?: readonly AreaFactory[];
@@ -33,6 +35,7 @@ export class Operator {
           writer: this.applier,
           log: log.child({ policy: key, reconcileId }),
           areas: this.areas,
+          ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
         }),
       () => this.cache.policies.list().map((p) => p.metadata.name),
       { workers: opts.workers, resyncMs: opts.resyncMs },

@@ -16,6 +16,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Largest response body accepted; default DEFAULT_JSON_MAX_BYTES (DEFAULT_TEXT_MAX_BYTES for text). */
   maxBytes?: number;
+  /** Accept header of a JSON request (e.g. PartialObjectMetadataList); default application/json. */
+  accept?: string;
 }
 
 /** No complete response within the request's timeout. Retryable. */
@@ -72,7 +74,7 @@ export class RestClient {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const res = await this.exchange(method, path, { ...opts, accept: "application/json" });
+    const res = await this.exchange(method, path, { ...opts, accept: opts.accept ?? "application/json" });
     let parsed: unknown;
     try {
       parsed = res.body ? JSON.parse(res.body) : undefined;
