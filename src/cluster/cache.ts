@@ -25,6 +25,8 @@ import {
   OPERATOR_NAMESPACE,
   POLICY_LABEL,
 } from "../desired/metadata.js";
+import { selectNamespaces } from "../desired/namespaces.js";
+import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
@@ -32,6 +34,23 @@ import { errorMessage } from "./client.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 
 export { CacheNotSyncedError } from "./informer.js";
+
+/** Whether `policy` (not being deleted) selects namespace `ns` (see desired/namespaces.ts). */
+function policySelects(policy: ClusterSecurityPolicy, ns: V1Namespace): boolean {
+  return !isDeleting(policy) && selectNamespaces(effectiveSpec(policy), [ns]).length > 0;
+}
+
+/** What selection reads of a namespace: its name, labels and whether it is terminating. */
+function slimNamespace(ns: V1Namespace): V1Namespace {
+  return {
+    metadata: {
+      ...(ns.metadata?.name !== undefined ? { name: ns.metadata.name } : {}),
+      ...(ns.metadata?.labels ? { labels: ns.metadata.labels } : {}),
+      ...(ns.metadata?.deletionTimestamp ? { deletionTimestamp: ns.metadata.deletionTimestamp } : {}),
+    },
+    ...(ns.status?.phase ? { status: { phase: ns.status.phase } } : {}),
+  };
+}
 
 /**
  * What the occupancy caches keep of an object: its identity and what ownership is judged by (its
@@ -115,7 +134,26 @@ export class ClusterCache {
       generations.set(name, p.metadata.generation);
       enqueue(name, seen !== undefined && seen !== p.metadata.generation);
     });
-    this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", everyPolicy);
+    // A Namespace event concerns only the policies that select it now or selected it before (its labels
+    // at the previous event, judged by today's policies): a burst of unrelated namespaces costs nothing.
+    const previous = new Map<string, V1Namespace>();
+    const selecting = (ns: V1Namespace | undefined): string[] =>
+      ns
+        ? this.policies
+            .list()
+            .filter((p) => policySelects(p, ns))
+            .map((p) => p.metadata.name)
+        : [];
+    const onNamespace = (ns: V1Namespace) => {
+      const name = ns.metadata?.name;
+      if (!name) return;
+      const current = this.namespaces.get(name);
+      const before = selecting(previous.get(name));
+      if (current) previous.set(name, slimNamespace(current));
+      else previous.delete(name);
+      for (const p of new Set([...before, ...selecting(current)])) enqueue(p);
+    };
+    this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", onNamespace);
     this.networkPolicies = mk(
       "/apis/networking.k8s.io/v1/networkpolicies",
       "networking.k8s.io/v1",
@@ -125,9 +163,20 @@ export class ClusterCache {
         labelSelector: MANAGED,
       },
     );
-    this.defaultServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", everyPolicy, {
-      fieldSelector: "metadata.name=default",
-    });
+    // A default ServiceAccount concerns the policies that select its namespace.
+    const onDefaultServiceAccount = (sa: V1ServiceAccount) => {
+      const ns = sa.metadata?.namespace;
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+    };
+    this.defaultServiceAccounts = mk(
+      "/api/v1/serviceaccounts",
+      "v1",
+      "ServiceAccount",
+      onDefaultServiceAccount,
+      {
+        fieldSelector: "metadata.name=default",
+      },
+    );
     this.managedServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", byLabel, {
       labelSelector: MANAGED,
     });
