@@ -20,7 +20,7 @@ import { EventAggregator } from "./events.js";
 
 /** Events about cluster-scoped objects live in `default`, as client-go's recorder puts them. */
 const EVENT_NAMESPACE = "default";
-import { objectPath, resourcePath, RestClient } from "./rest.js";
+import { NotFoundError, objectPath, resourcePath, RestClient } from "./rest.js";
 
 /**
  * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
@@ -83,7 +83,7 @@ export class Applier {
         },
       });
     } catch (err) {
-      if (statusCode(err) !== 404) throw err;
+      if (!(err instanceof NotFoundError)) throw err;
     }
   }
 
@@ -100,7 +100,7 @@ export class Applier {
         resourcePath(apiVersion, kind, namespace, name),
       );
     } catch (err) {
-      if (statusCode(err) === 404) return undefined;
+      if (err instanceof NotFoundError) return undefined;
       throw err;
     }
   }

@@ -119,7 +119,12 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
         ...(spec.metadataOnly ? { accept: METADATA_LIST_ACCEPT } : {}),
       });
       // An empty PartialObjectMetadataList comes with `items: null` (or none at all).
-      if (spec.metadataOnly && result && typeof result === "object" && result.items == null)
+      if (
+        spec.metadataOnly &&
+        result &&
+        typeof result === "object" &&
+        (result.items === null || result.items === undefined)
+      )
         result.items = [];
       if (!result || !Array.isArray(result.items))
         throw new Error(`LIST ${spec.path}: the response is not a list`);

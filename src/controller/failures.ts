@@ -1,4 +1,5 @@
-import { errorMessage, statusCode } from "../cluster/client.js";
+import { errorMessage } from "../cluster/client.js";
+import { ForbiddenError, InvalidError, NotGrantableError } from "../cluster/rest.js";
 
 /** Why part of a reconcile could not be done, in words a user can act on. */
 export interface WriteFailure {
@@ -10,9 +11,6 @@ export interface WriteFailure {
 
 /** The ClusterRole that bounds what generated Roles may grant (config/rbac/grantable_cluster_role.yaml). */
 export const GRANTABLE_CLUSTER_ROLE = "csp-operator-grantable";
-
-/** The API server's RBAC escalation check refused a Role or binding: the operator does not hold it. */
-const NOT_GRANTABLE = /attempting to grant RBAC permissions not currently held:?\s*([\s\S]*)/;
 
 /** A Role beyond what the operator may grant, found by the operator itself or by the API server. */
 export function notGrantableFailure(
@@ -37,11 +35,10 @@ export function notGrantableFailure(
  * entry the object comes from, when there is one, so the message points at what to fix in the policy.
  */
 export function classify(err: unknown, object: string, field?: string): WriteFailure {
-  const code = statusCode(err);
   const text = errorMessage(err);
-  const notGrantable = code === 403 ? NOT_GRANTABLE.exec(text) : null;
-  if (notGrantable) return notGrantableFailure(object, field, notGrantable[1] ?? "");
-  const reason = code === 422 || code === 400 ? "InvalidSpec" : code === 403 ? "Forbidden" : "ApplyFailed";
+  if (err instanceof NotGrantableError) return notGrantableFailure(object, field, err.missing);
+  const reason =
+    err instanceof InvalidError ? "InvalidSpec" : err instanceof ForbiddenError ? "Forbidden" : "ApplyFailed";
   return { reason, message: `${(reason === "InvalidSpec" && field) || object}: ${text}` };
 }
 

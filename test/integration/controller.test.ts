@@ -198,12 +198,12 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
     const reconciles = operator.controller.stats.reconciles;
     operator.controller.resync();
     // The resync ran (the count grew) and nothing is left to do (queue drained, nothing in flight).
-    await eventually(
-      "the resync reconciled and the queue drained",
-      async () =>
+    await eventually("the resync reconciled and the queue drained", () =>
+      Promise.resolve(
         operator.controller.stats.reconciles > reconciles &&
-        operator.controller.queue.length === 0 &&
-        operator.controller.queue.inFlight === 0,
+          operator.controller.queue.length === 0 &&
+          operator.controller.queue.inFlight === 0,
+      ),
     );
     const writes = (await cp.auditEvents())
       .slice(before)

@@ -148,9 +148,8 @@ describe("convergence (real API server, operator as a process)", function () {
     const rv = (await core.readNamespace({ name: "load-00" })).metadata?.resourceVersion;
     const before = { load: reconcilesOf("load"), strict: reconcilesOf("strict") };
     await ok(["annotate", "csp", "load", "strict", "touch=1"]); // an event on each policy: reconcile again
-    await eventually(
-      "both policies reconciled again",
-      async () => reconcilesOf("load") > before.load && reconcilesOf("strict") > before.strict,
+    await eventually("both policies reconciled again", () =>
+      Promise.resolve(reconcilesOf("load") > before.load && reconcilesOf("strict") > before.strict),
     );
     const after = await core.readNamespace({ name: "load-00" });
     expect(after.metadata?.resourceVersion).to.equal(rv);
