@@ -14,7 +14,7 @@ import {
   type ClusterSecurityPolicyStatus,
 } from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type Child } from "../desired/children.js";
-import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../desired/metadata.js";
+import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../api/vocabulary.js";
 import { statusCode } from "./client.js";
 import { EventAggregator } from "./events.js";
 

@@ -24,7 +24,7 @@ import {
   MANAGED_BY_VALUE,
   OPERATOR_NAMESPACE,
   POLICY_LABEL,
-} from "../desired/metadata.js";
+} from "../api/vocabulary.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
