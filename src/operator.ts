@@ -25,6 +25,8 @@ export interface LeaderElectionConfig {
 
 export interface OperatorOptions {
   workers: number;
+  /** Writes in flight within one reconcile (default 8). */
+  maxConcurrentWrites?: number;
   resyncMs: number;
   /** Areas beyond namespaced children; each adds its own file (see controller/areas.ts). */
   areas?: readonly AreaFactory[];
@@ -101,6 +103,7 @@ export class Operator {
           writer,
           log: log.child({ policy: key, reconcileId }),
           areas: this.areas,
+          ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
         }),
       () => this.cache.policies.list().map((p) => p.metadata.name),
       {

@@ -43,6 +43,16 @@ export interface Snapshot {
    * caches only hold labelled objects): whatever is there belongs to someone else. Keyed by objectKey().
    */
   readonly occupied?: ReadonlyMap<string, KubernetesObject>;
+  /**
+   * The metadata (name, uid, ownerReferences, the operator's own managedFields entries) of whatever object
+   * of `kind` sits at a name, from a metadata-only cache of every object of the kinds children have:
+   * occupancy without a GET per child. Undefined when nothing is there (or the kind is not watched).
+   */
+  readonly occupant?: (
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+  ) => KubernetesObject | undefined;
   /** The time the snapshot was taken, for expiring exemptions. */
   readonly now: Date;
 }

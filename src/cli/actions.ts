@@ -35,6 +35,7 @@ export async function run(opts: RunOptions): Promise<number> {
     kc,
     {
       workers,
+      maxConcurrentWrites: opts.maxConcurrentWrites,
       resyncMs: resyncSeconds * 1000,
       areas: AREAS,
       metrics,

@@ -23,6 +23,8 @@ export interface RunOptions {
   /** Unset: $KUBECONFIG's first file, then ~/.kube/config, then the in-cluster service account. */
   readonly kubeconfig?: string;
   readonly workers: number;
+  /** Writes one reconcile sends at once (ordered where order matters). */
+  readonly maxConcurrentWrites: number;
   readonly resyncSeconds: number;
   readonly logLevel: LogLevel;
   /** Set with --leader-elect: only the holder of the Lease reconciles and writes. */
@@ -197,6 +199,12 @@ export function declareRunOptions(cmd: Command): Command {
         .default(2),
     )
     .addOption(
+      new Option("--max-concurrent-writes <n>", "writes one reconcile sends at once")
+        .argParser(positiveInteger("--max-concurrent-writes"))
+        .env("CSP_MAX_CONCURRENT_WRITES")
+        .default(8),
+    )
+    .addOption(
       new Option("--resync <seconds>", "full resync period")
         .argParser(positiveSeconds("--resync"))
         .env("CSP_RESYNC_SECONDS")
@@ -252,6 +260,7 @@ export function runOptionsOf(cmd: Command): RunOptions {
   const o = cmd.opts<{
     kubeconfig?: string;
     workers: number;
+    maxConcurrentWrites: number;
     resync: number;
     logLevel: LogLevel;
     leaderElect?: boolean;
@@ -274,6 +283,7 @@ export function runOptionsOf(cmd: Command): RunOptions {
   return {
     ...(o.kubeconfig === undefined ? {} : { kubeconfig: o.kubeconfig }),
     workers: o.workers,
+    maxConcurrentWrites: o.maxConcurrentWrites,
     resyncSeconds: o.resync,
     logLevel: o.logLevel,
     ...(o.leaderElect

@@ -14,13 +14,13 @@ import {
   type ClusterSecurityPolicyStatus,
 } from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type Child } from "../desired/children.js";
-import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../desired/metadata.js";
+import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../api/vocabulary.js";
 import { statusCode } from "./client.js";
 import { EventAggregator } from "./events.js";
 
 /** Events about cluster-scoped objects live in `default`, as client-go's recorder puts them. */
 const EVENT_NAMESPACE = "default";
-import { objectPath, resourcePath, RestClient } from "./rest.js";
+import { NotFoundError, objectPath, resourcePath, RestClient } from "./rest.js";
 
 /**
  * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
@@ -83,7 +83,7 @@ export class Applier {
         },
       });
     } catch (err) {
-      if (statusCode(err) !== 404) throw err;
+      if (!(err instanceof NotFoundError)) throw err;
     }
   }
 
@@ -100,7 +100,7 @@ export class Applier {
         resourcePath(apiVersion, kind, namespace, name),
       );
     } catch (err) {
-      if (statusCode(err) === 404) return undefined;
+      if (err instanceof NotFoundError) return undefined;
       throw err;
     }
   }

@@ -18,7 +18,15 @@ import {
   VERSION,
   type ClusterSecurityPolicy,
 } from "../api/v1alpha1/policy.js";
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
+import {
+  FIELD_MANAGER,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OPERATOR_NAMESPACE,
+  POLICY_LABEL,
+} from "../api/vocabulary.js";
+import { selectNamespaces } from "../desired/namespaces.js";
+import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
@@ -26,6 +34,44 @@ import { errorMessage } from "./client.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 
 export { CacheNotSyncedError } from "./informer.js";
+
+/** Whether `policy` (not being deleted) selects namespace `ns` (see desired/namespaces.ts). */
+function policySelects(policy: ClusterSecurityPolicy, ns: V1Namespace): boolean {
+  return !isDeleting(policy) && selectNamespaces(effectiveSpec(policy), [ns]).length > 0;
+}
+
+/** What selection reads of a namespace: its name, labels and whether it is terminating. */
+function slimNamespace(ns: V1Namespace): V1Namespace {
+  return {
+    metadata: {
+      ...(ns.metadata?.name !== undefined ? { name: ns.metadata.name } : {}),
+      ...(ns.metadata?.labels ? { labels: ns.metadata.labels } : {}),
+      ...(ns.metadata?.deletionTimestamp ? { deletionTimestamp: ns.metadata.deletionTimestamp } : {}),
+    },
+    ...(ns.status?.phase ? { status: { phase: ns.status.phase } } : {}),
+  };
+}
+
+/**
+ * What the occupancy caches keep of an object: its identity and what ownership is judged by (its
+ * ownerReferences and the operator's own managedFields entries). Everything else is dropped on arrival.
+ */
+export function slimMetadata(obj: KubernetesObject): KubernetesObject {
+  const m = obj.metadata ?? {};
+  const managedFields = m.managedFields?.filter((e) => e.manager === FIELD_MANAGER);
+  return {
+    ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
+    ...(obj.kind ? { kind: obj.kind } : {}),
+    metadata: {
+      ...(m.name !== undefined ? { name: m.name } : {}),
+      ...(m.namespace !== undefined ? { namespace: m.namespace } : {}),
+      ...(m.uid !== undefined ? { uid: m.uid } : {}),
+      ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(m.ownerReferences?.length ? { ownerReferences: m.ownerReferences } : {}),
+      ...(managedFields?.length ? { managedFields } : {}),
+    },
+  };
+}
 
 const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
@@ -49,6 +95,11 @@ export class ClusterCache {
   private readonly clusterRoleBindings: ResilientInformer<V1ClusterRoleBinding>;
   /** Labelled ConfigMaps in csp-system only: rendered control-plane files and the agents' reports. */
   private readonly configMaps: ResilientInformer<V1ConfigMap>;
+  /**
+   * Occupancy: the metadata of every object of the kinds children have (Roles and RoleBindings are
+   * cached in full already), so what sits at a child's name is known without a GET per child.
+   */
+  private readonly occupancy: Record<string, ResilientInformer>;
   private readonly all: ResilientInformer[];
 
   constructor(
@@ -83,7 +134,26 @@ export class ClusterCache {
       generations.set(name, p.metadata.generation);
       enqueue(name, seen !== undefined && seen !== p.metadata.generation);
     });
-    this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", everyPolicy);
+    // A Namespace event concerns only the policies that select it now or selected it before (its labels
+    // at the previous event, judged by today's policies): a burst of unrelated namespaces costs nothing.
+    const previous = new Map<string, V1Namespace>();
+    const selecting = (ns: V1Namespace | undefined): string[] =>
+      ns
+        ? this.policies
+            .list()
+            .filter((p) => policySelects(p, ns))
+            .map((p) => p.metadata.name)
+        : [];
+    const onNamespace = (ns: V1Namespace) => {
+      const name = ns.metadata?.name;
+      if (!name) return;
+      const current = this.namespaces.get(name);
+      const before = selecting(previous.get(name));
+      if (current) previous.set(name, slimNamespace(current));
+      else previous.delete(name);
+      for (const p of new Set([...before, ...selecting(current)])) enqueue(p);
+    };
+    this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", onNamespace);
     this.networkPolicies = mk(
       "/apis/networking.k8s.io/v1/networkpolicies",
       "networking.k8s.io/v1",
@@ -93,9 +163,20 @@ export class ClusterCache {
         labelSelector: MANAGED,
       },
     );
-    this.defaultServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", everyPolicy, {
-      fieldSelector: "metadata.name=default",
-    });
+    // A default ServiceAccount concerns the policies that select its namespace.
+    const onDefaultServiceAccount = (sa: V1ServiceAccount) => {
+      const ns = sa.metadata?.namespace;
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+    };
+    this.defaultServiceAccounts = mk(
+      "/api/v1/serviceaccounts",
+      "v1",
+      "ServiceAccount",
+      onDefaultServiceAccount,
+      {
+        fieldSelector: "metadata.name=default",
+      },
+    );
     this.managedServiceAccounts = mk("/api/v1/serviceaccounts", "v1", "ServiceAccount", byLabel, {
       labelSelector: MANAGED,
     });
@@ -118,7 +199,27 @@ export class ClusterCache {
       (o) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy()),
       { labelSelector: MANAGED },
     );
+    // Metadata only, slimmed to what ownership is judged by; events enqueue nothing (a child blocked by
+    // such an object is looked at again every BLOCKED_RECHECK_MS).
+    const occupancy = (path: string, apiVersion: string, kind: string) =>
+      new ResilientInformer<KubernetesObject>(
+        kc,
+        { path, apiVersion, kind, metadataOnly: true, transform: slimMetadata },
+        () => undefined,
+        log,
+        { onResynced: everyPolicy },
+      );
+    this.occupancy = {
+      NetworkPolicy: occupancy(
+        "/apis/networking.k8s.io/v1/networkpolicies",
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+      ),
+      ServiceAccount: occupancy("/api/v1/serviceaccounts", "v1", "ServiceAccount"),
+      ConfigMap: occupancy(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`, "v1", "ConfigMap"),
+    };
     this.all = [
+      ...Object.values(this.occupancy),
       this.policies,
       this.namespaces,
       this.networkPolicies,
@@ -174,7 +275,12 @@ export class ClusterCache {
       objs.filter((o) => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
     const roles = this.roles.list();
     const roleBindings = this.roleBindings.list();
+    const occupancy = this.occupancy;
+    type Lookup = { get(name: string, namespace?: string): KubernetesObject | undefined };
+    const full: Record<string, Lookup> = { Role: this.roles, RoleBinding: this.roleBindings };
     return {
+      occupant: (kind, namespace, name) =>
+        ((occupancy[kind] as Lookup | undefined) ?? full[kind])?.get(name, namespace),
       policies: [...this.policies.list()],
       namespaces: [...this.namespaces.list()],
       networkPolicies: [...this.networkPolicies.list()],

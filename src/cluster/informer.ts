@@ -1,6 +1,7 @@
 import {
   ListWatch,
   Watch,
+  type RequestContext,
   type KubeConfig,
   type KubernetesObject,
   type KubernetesListObject,
@@ -11,14 +12,29 @@ import { keepAliveClock, type Clock } from "../runtime/clock.js";
 import { errorMessage } from "./client.js";
 import { RestClient } from "./rest.js";
 
-export interface InformerSpec {
+export interface InformerSpec<T extends KubernetesObject = KubernetesObject> {
   /** Watch path, e.g. /apis/networking.k8s.io/v1/networkpolicies (all namespaces). */
   path: string;
   apiVersion: string;
   kind: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /**
+   * Only metadata travels and is cached (PartialObjectMetadata): enough to tell who owns an object at a
+   * name, at a fraction of the memory and bandwidth of the full objects.
+   */
+  metadataOnly?: boolean;
+  /** Slims each object before it is cached (e.g. drop managedFields entries nobody reads). */
+  transform?: (obj: T) => T;
 }
+
+/** The API server closes a watch after this many seconds; a random 5-10 minutes, as client-go picks. */
+export function watchTimeoutSeconds(random: () => number = Math.random): number {
+  return 300 + Math.floor(random() * 300);
+}
+
+const METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+const METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
 export interface InformerOptions {
   /** Restart delays after a failure; default 0.5 s doubling up to 30 s, with jitter. */
@@ -82,7 +98,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
 
   constructor(
     kc: KubeConfig,
-    readonly spec: InformerSpec,
+    readonly spec: InformerSpec<T>,
     onChange: (obj: T) => void,
     private readonly log: Logger,
     opts: InformerOptions = {},
@@ -100,13 +116,23 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
         query,
         timeoutMs: LIST_TIMEOUT_MS,
         maxBytes: LIST_MAX_BYTES,
+        ...(spec.metadataOnly ? { accept: METADATA_LIST_ACCEPT } : {}),
       });
+      // An empty PartialObjectMetadataList comes with `items: null` (or none at all).
+      if (
+        spec.metadataOnly &&
+        result &&
+        typeof result === "object" &&
+        (result.items === null || result.items === undefined)
+      )
+        result.items = [];
       if (!result || !Array.isArray(result.items))
         throw new Error(`LIST ${spec.path}: the response is not a list`);
       // ListWatch indexes items by metadata without checking; a malformed item would throw inside it.
       if (result.items.some((o) => typeof o?.metadata?.name !== "string"))
         throw new Error(`LIST ${spec.path}: an item has no metadata.name`);
       this.listed = true;
+      if (spec.transform) result.items = result.items.map(spec.transform);
       return result;
     };
     this.lw = new ListWatch<T>(
@@ -143,13 +169,31 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
    * moment a watch starts right after a successful LIST is recorded as the cache being synced.
    */
   private guardedWatch(kc: KubeConfig): Watch {
-    const watch = new Watch(kc);
+    const { metadataOnly, transform } = this.spec;
+    // Metadata-only watches ask for PartialObjectMetadata; everything else about the request is kc's.
+    const config = metadataOnly
+      ? Object.assign<KubeConfig, Partial<KubeConfig>>(Object.create(kc) as KubeConfig, {
+          applySecurityAuthentication: async (ctx: RequestContext) => {
+            await kc.applySecurityAuthentication(ctx);
+            ctx.setHeaderParam("Accept", METADATA_WATCH_ACCEPT);
+          },
+        })
+      : kc;
+    const watch = new Watch(config);
     const original = watch.watch.bind(watch);
     watch.watch = async (path, queryParams, callback, done) => {
       // ListWatch calls watch() only after the LIST result is in its cache.
       this.markSyncedIfListed();
+      // A long server-side timeout with bookmarks: an idle watch costs one request every 5-10 minutes,
+      // and resumes from the last bookmark instead of relisting. The client's inactivity timeout must
+      // outlast the server's (bookmarks arrive about once a minute, events whenever they happen).
+      const timeoutSeconds = watchTimeoutSeconds();
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 60) * 1000;
+      const params = { ...queryParams, timeoutSeconds, allowWatchBookmarks: true };
       const guardedCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => {
         try {
+          if (transform && (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED"))
+            apiObj = transform(apiObj as T);
           const r = callback(phase, apiObj, watchObj) as unknown;
           if (r instanceof Promise) r.catch((err: unknown) => this.eventFailed(err));
         } catch (err) {
@@ -157,7 +201,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
         }
       };
       try {
-        return await original(path, queryParams, guardedCallback, done);
+        return await original(path, params, guardedCallback, done);
       } catch (err) {
         const controller = new AbortController();
         queueMicrotask(() => done(err));
@@ -237,6 +281,11 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
 
   list(): readonly T[] {
     return this.lw.list();
+  }
+
+  /** The cached object at a name, if any. */
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
   }
 
   async stop(): Promise<void> {

@@ -16,6 +16,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Largest response body accepted; default DEFAULT_JSON_MAX_BYTES (DEFAULT_TEXT_MAX_BYTES for text). */
   maxBytes?: number;
+  /** Accept header of a JSON request (e.g. PartialObjectMetadataList); default application/json. */
+  accept?: string;
 }
 
 /** No complete response within the request's timeout. Retryable. */
@@ -67,21 +69,21 @@ export class RestClient {
       accept: "text/plain",
       maxBytes: opts.maxBytes ?? DEFAULT_TEXT_MAX_BYTES,
     });
-    if (!text.ok) throw new ApiError(text.status, { message: text.body.slice(0, 200) });
+    if (!text.ok) throw apiError(text.status, { message: text.body.slice(0, 200) });
     return text.body;
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const res = await this.exchange(method, path, { ...opts, accept: "application/json" });
+    const res = await this.exchange(method, path, { ...opts, accept: opts.accept ?? "application/json" });
     let parsed: unknown;
     try {
       parsed = res.body ? JSON.parse(res.body) : undefined;
     } catch {
       // A proxy or load balancer in front of the API server may answer in plain text.
-      if (!res.ok) throw new ApiError(res.status, { message: res.body.slice(0, 200) });
+      if (!res.ok) throw apiError(res.status, { message: res.body.slice(0, 200) });
       throw new Error(`${method} ${path}: the response is not JSON`);
     }
-    if (!res.ok) throw new ApiError(res.status, parsed);
+    if (!res.ok) throw apiError(res.status, parsed);
     return parsed as T;
   }
 
@@ -157,6 +159,46 @@ export class ApiError extends Error {
   ) {
     super(`HTTP ${code}: ${(body as { message?: string } | undefined)?.message ?? "request failed"}`);
   }
+}
+
+/** 404: the object (or the resource) does not exist. */
+export class NotFoundError extends ApiError {}
+/** 409: a conflict (resourceVersion or uid precondition, an object that already exists). */
+export class ConflictError extends ApiError {}
+/** 403: the operator's identity may not do this. */
+export class ForbiddenError extends ApiError {}
+/**
+ * 403 from RBAC's escalation check: a Role or binding grants permissions the operator does not hold.
+ * `missing` is what the API server listed as not held.
+ */
+export class NotGrantableError extends ForbiddenError {
+  get missing(): string {
+    return NOT_GRANTABLE.exec(errorText(this.body))?.[1] ?? "";
+  }
+}
+/** 400/422: the API server rejects the object itself (a spec the schema or admission refuses). */
+export class InvalidError extends ApiError {}
+/** 429: API Priority and Fairness (or a webhook) asks the client to slow down. Retryable. */
+export class ThrottledError extends ApiError {}
+
+const NOT_GRANTABLE = /attempting to grant RBAC permissions not currently held:?\s*([\s\S]*)/;
+
+function errorText(body: unknown): string {
+  const message = (body as { message?: unknown } | undefined)?.message;
+  return typeof message === "string" ? message : "";
+}
+
+/** The typed error for an API server answer, so callers never parse codes or messages themselves. */
+export function apiError(code: number, body: unknown): ApiError {
+  if (code === 404) return new NotFoundError(code, body);
+  if (code === 409) return new ConflictError(code, body);
+  if (code === 403)
+    return NOT_GRANTABLE.test(errorText(body))
+      ? new NotGrantableError(code, body)
+      : new ForbiddenError(code, body);
+  if (code === 400 || code === 422) return new InvalidError(code, body);
+  if (code === 429) return new ThrottledError(code, body);
+  return new ApiError(code, body);
 }
 
 const PLURALS: Record<string, string> = {

@@ -1,5 +1,5 @@
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
-import { MANAGED_BY_VALUE } from "../desired/metadata.js";
+import { MANAGED_BY_VALUE } from "../api/vocabulary.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import { stricterNamespaceFindings } from "../drift/podsecurity.js";
 import type { Finding } from "../findings/finding.js";

@@ -9,7 +9,8 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
-import { childName, OPERATOR_NAMESPACE, ownershipLabels } from "./metadata.js";
+import { OPERATOR_NAMESPACE, ownershipLabels } from "../api/vocabulary.js";
+import { childName } from "./metadata.js";
 
 /** `spec.auditPolicy` of a ClusterSecurityPolicy. */
 export type AuditPolicySpec = NonNullable<ClusterSecurityPolicySpec["auditPolicy"]>;

@@ -29,7 +29,8 @@ import {
   type RotationPhase,
   type RotationState,
 } from "./encryption.js";
-import { childName, OPERATOR_NAMESPACE, ownershipLabels } from "./metadata.js";
+import { OPERATOR_NAMESPACE, ownershipLabels } from "../api/vocabulary.js";
+import { childName } from "./metadata.js";
 
 /** The Secret's data key holding the EncryptionConfiguration file (what the agent writes to disk). */
 export const ENCRYPTION_CONFIG_KEY = "encryption-config.yaml";

@@ -1,9 +1,10 @@
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
-import { areaExemptInNamespace } from "../findings/exemptions.js";
+import { areaExemptInNamespace } from "../api/exemptions.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { auditPolicyConfigMap, renderAuditPolicyYaml } from "./auditpolicy.js";
 import { API_VERSIONS, type Child, type ChildKind } from "./children.js";
-import { ownerReference, ownershipLabels } from "./metadata.js";
+import { ownershipLabels } from "../api/vocabulary.js";
+import { ownerReference } from "./metadata.js";
 import { selectNamespaces } from "./namespaces.js";
 import { desiredNetworkPolicies } from "./networkpolicies.js";
 import { desiredRoleObjects } from "./rbac.js";

@@ -1,18 +1,15 @@
 import type { V1OwnerReference } from "@kubernetes/client-node";
-import { API_VERSION, GROUP, KIND, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { API_VERSION, KIND, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 
-/** The public ownership labels (API.md): on every object the operator creates. */
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-export const MANAGED_BY_VALUE = "csp-operator";
-export const POLICY_LABEL = `${GROUP}/policy`;
-/** The field manager for every write the operator makes. */
-export const FIELD_MANAGER = "csp-operator";
-/** The operator's own namespace: never selected by any policy. */
-export const OPERATOR_NAMESPACE = "csp-system";
-
-export function ownershipLabels(policyName: string): Record<string, string> {
-  return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POLICY_LABEL]: policyName };
-}
+export {
+  FIELD_MANAGER,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OPERATOR_NAMESPACE,
+  ownershipLabels,
+  POLICY_LABEL,
+} from "../api/vocabulary.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../api/vocabulary.js";
 
 /**
  * The ownerReference that lets Kubernetes' garbage collector delete a child when its policy is deleted

@@ -1,6 +1,6 @@
 import type { V1Namespace } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
-import { OPERATOR_NAMESPACE } from "./metadata.js";
+import { OPERATOR_NAMESPACE } from "../api/vocabulary.js";
 
 type Selector = NonNullable<NonNullable<ClusterSecurityPolicySpec["namespaces"]>["selector"]>;
 

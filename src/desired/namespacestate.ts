@@ -1,11 +1,12 @@
-import type { ClusterSecurityPolicy, PodSecurityLevel } from "../api/v1alpha1/policy.js";
-import { areaExemptInNamespace } from "../findings/exemptions.js";
+import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { areaExemptInNamespace } from "../api/exemptions.js";
 import type { Snapshot } from "../snapshot.js";
+import { disablesDefaultTokenAutomount } from "./defaultserviceaccount.js";
 import { selectNamespaces } from "./namespaces.js";
-import { effectiveSpec, isDeleting, isEnforcing } from "./spec.js";
+import { wantedNamespaceLabels, winningLabelValue } from "./podsecurity.js";
 
-export const PSA_PREFIX = "pod-security.kubernetes.io/";
-const LEVEL_RANK: Record<PodSecurityLevel, number> = { privileged: 0, baseline: 1, restricted: 2 };
+export { PSA_PREFIX, wantedNamespaceLabels } from "./podsecurity.js";
+import { effectiveSpec, isDeleting, isEnforcing } from "./spec.js";
 
 /** One value a policy wants on a shared object, e.g. a Pod Security label on a namespace. */
 export interface Want {
@@ -36,37 +37,10 @@ export interface SharedNamespaceState {
   retainAutomount: boolean;
 }
 
-/** Labels one policy wants on a namespace it selects. */
-export function wantedNamespaceLabels(policy: ClusterSecurityPolicy): Record<string, string> {
-  const ps = effectiveSpec(policy).podSecurity;
-  const labels: Record<string, string> = {};
-  if (!ps) return labels;
-  for (const mode of ["enforce", "audit", "warn"] as const) {
-    const level = ps[mode];
-    if (level) {
-      labels[`${PSA_PREFIX}${mode}`] = level;
-      if (ps.version) labels[`${PSA_PREFIX}${mode}-version`] = ps.version;
-    }
-  }
-  return labels;
-}
-
 function policyOrder(a: ClusterSecurityPolicy, b: ClusterSecurityPolicy): number {
   const ta = new Date(a.metadata.creationTimestamp ?? 0).getTime();
   const tb = new Date(b.metadata.creationTimestamp ?? 0).getTime();
   return ta - tb || a.metadata.name.localeCompare(b.metadata.name);
-}
-
-function pickWinner(key: string, wants: Want[]): string {
-  const levelKey = /^pod-security\.kubernetes\.io\/(enforce|audit|warn)$/.test(key);
-  if (levelKey) {
-    return wants.reduce((best, w) =>
-      (LEVEL_RANK[w.value as PodSecurityLevel] ?? -1) > (LEVEL_RANK[best.value as PodSecurityLevel] ?? -1)
-        ? w
-        : best,
-    ).value;
-  }
-  return wants[0]!.value; // wants are in policy order: the oldest policy wins
 }
 
 /**
@@ -90,7 +64,7 @@ export function sharedNamespaceStates(snapshot: Snapshot): Map<string, SharedNam
     const spec = effectiveSpec(policy);
     const labels = wantedNamespaceLabels(policy);
     const enforcing = isEnforcing(policy);
-    const noAutomount = spec.serviceAccounts?.automountDefaultToken === false;
+    const noAutomount = disablesDefaultTokenAutomount(spec);
     for (const name of selectNamespaces(spec, snapshot.namespaces)) {
       const state = states.get(name)!;
       const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, name, snapshot.now);
@@ -107,7 +81,7 @@ export function sharedNamespaceStates(snapshot: Snapshot): Map<string, SharedNam
     }
   }
   for (const state of states.values()) {
-    for (const [key, wants] of Object.entries(state.wants)) state.labels[key] = pickWinner(key, wants);
+    for (const [key, wants] of Object.entries(state.wants)) state.labels[key] = winningLabelValue(key, wants);
   }
   return states;
 }

@@ -1,10 +1,11 @@
 import type { KubernetesObject, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type Child, type ChildKind } from "../desired/children.js";
-import { FIELD_MANAGER } from "../desired/metadata.js";
-import { wantedNamespaceLabels, type SharedNamespaceState } from "../desired/namespacestate.js";
+import { FIELD_MANAGER } from "../api/vocabulary.js";
+import type { SharedNamespaceState } from "../desired/namespacestate.js";
+import { wantedNamespaceLabels } from "../desired/podsecurity.js";
 import { effectiveSpec } from "../desired/spec.js";
-import { areaExemptInNamespace } from "../findings/exemptions.js";
+import { areaExemptInNamespace } from "../api/exemptions.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
 import { diffPaths, normalizeField } from "./normalize.js";

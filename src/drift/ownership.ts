@@ -1,7 +1,7 @@
 import type { KubernetesObject, V1OwnerReference } from "@kubernetes/client-node";
 import { API_VERSION, KIND, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type ChildKind } from "../desired/children.js";
-import { FIELD_MANAGER, MANAGED_BY_LABEL, POLICY_LABEL } from "../desired/metadata.js";
+import { FIELD_MANAGER, MANAGED_BY_LABEL, POLICY_LABEL } from "../api/vocabulary.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { fieldPaths } from "./managedfields.js";
 

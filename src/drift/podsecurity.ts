@@ -1,9 +1,10 @@
 import type { V1Namespace } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, PodSecurityLevel } from "../api/v1alpha1/policy.js";
-import { FIELD_MANAGER } from "../desired/metadata.js";
-import { PSA_PREFIX, wantedNamespaceLabels, type SharedNamespaceState } from "../desired/namespacestate.js";
+import { FIELD_MANAGER } from "../api/vocabulary.js";
+import type { SharedNamespaceState } from "../desired/namespacestate.js";
+import { PSA_PREFIX, wantedNamespaceLabels } from "../desired/podsecurity.js";
 import { effectiveSpec } from "../desired/spec.js";
-import { areaExemptInNamespace } from "../findings/exemptions.js";
+import { areaExemptInNamespace } from "../api/exemptions.js";
 import type { Finding } from "../findings/finding.js";
 import type { Snapshot } from "../snapshot.js";
 import { appliedPaths, fieldPaths } from "./managedfields.js";

@@ -1,5 +1,5 @@
 import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
-import { FIELD_MANAGER } from "../desired/metadata.js";
+import { FIELD_MANAGER } from "../api/vocabulary.js";
 import type { SharedNamespaceState } from "../desired/namespacestate.js";
 import type { Snapshot } from "../snapshot.js";
 import { appliedPaths } from "./managedfields.js";

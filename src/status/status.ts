@@ -103,7 +103,6 @@ export type AreaCondition = NewCondition;
 function areaCondition(type: string, areas: readonly string[], o: ReconcileOutcome): NewCondition {
   const drift = o.drift.filter((d) => areas.includes(d.area));
   const findings = o.findings.filter((f) => areas.includes(f.area) && counts(f));
-  const corrected = o.corrected.filter((d) => areas.includes(d.area));
   const verb = o.spec.mode === "Audit" ? "would be corrected in Enforce mode" : "could not be corrected";
   if (drift.length > 0) {
     return {
@@ -121,14 +120,8 @@ function areaCondition(type: string, areas: readonly string[], o: ReconcileOutco
       message: `${findings.length} finding(s); see status.findings`,
     };
   }
-  if (corrected.length > 0) {
-    return {
-      type,
-      status: "True",
-      reason: "DriftCorrected",
-      message: `corrected ${corrected.length} object(s): ${countBy(corrected)}`,
-    };
-  }
+  // A correction is told by a DriftCorrected Event, not here: the condition a repair leaves is the one it
+  // found (Compliant), so a repair costs no status write, and the next reconcile none either.
   return { type, status: "True", reason: "Compliant", message: "the cluster matches the policy" };
 }
 

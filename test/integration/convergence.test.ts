@@ -36,7 +36,7 @@ describe("convergence (real API server, operator as a process)", function () {
   const ok = kubectlOk(() => cp);
   const startOperator = () => {
     operator = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "run", "--resync=3600"], {
-      env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, LOG_LEVEL: "info" },
+      env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, LOG_LEVEL: "debug" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     operator.stdout?.on("data", (d: Buffer) => (operatorLog += d.toString()));
@@ -50,6 +50,11 @@ describe("convergence (real API server, operator as a process)", function () {
     p.kill(signal);
     return exited;
   };
+  /** Reconciles of `policy` the operator finished so far, from its debug log. */
+  const reconcilesOf = (policy: string) =>
+    operatorLog
+      .split("\n")
+      .filter((l) => l.includes('"message":"reconcile done"') && l.includes(`"policy":"${policy}"`)).length;
   const managedPolicies = async () =>
     (
       await net.listNetworkPolicyForAllNamespaces({
@@ -141,8 +146,11 @@ describe("convergence (real API server, operator as a process)", function () {
     }
     // No flapping: the namespace is not rewritten while both policies keep reconciling.
     const rv = (await core.readNamespace({ name: "load-00" })).metadata?.resourceVersion;
+    const before = { load: reconcilesOf("load"), strict: reconcilesOf("strict") };
     await ok(["annotate", "csp", "load", "strict", "touch=1"]); // an event on each policy: reconcile again
-    await new Promise((r) => setTimeout(r, 3000));
+    await eventually("both policies reconciled again", () =>
+      Promise.resolve(reconcilesOf("load") > before.load && reconcilesOf("strict") > before.strict),
+    );
     const after = await core.readNamespace({ name: "load-00" });
     expect(after.metadata?.resourceVersion).to.equal(rv);
     expect(after.metadata?.labels?.["pod-security.kubernetes.io/enforce"]).to.equal("restricted");

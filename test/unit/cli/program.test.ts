@@ -94,6 +94,7 @@ describe("cli: the csp-operator command line", () => {
         workers: 2,
         resyncSeconds: 300,
         logLevel: "info",
+        maxConcurrentWrites: 8,
         metricsSecure: true,
         healthBind: { port: 8081 },
       });
@@ -102,6 +103,9 @@ describe("cli: the csp-operator command line", () => {
 
   it("passes run's options, before or after the command name, and reads their environment variables", async () => {
     const flags = ["--kubeconfig", "/k", "--workers=4", "--resync", "30", "--log-level", "debug"];
+    const writes = await cli(["--max-concurrent-writes", "3"]);
+    expect(writes.ran?.maxConcurrentWrites).to.equal(3);
+    expect((await cli(["--max-concurrent-writes=0"])).code).to.equal(2);
     for (const argv of [flags, ["run", ...flags]]) {
       const o = await cli(argv);
       expect(o.code, o.stderr).to.equal(0);
@@ -110,6 +114,7 @@ describe("cli: the csp-operator command line", () => {
         workers: 4,
         resyncSeconds: 30,
         logLevel: "debug",
+        maxConcurrentWrites: 8,
         metricsSecure: true,
         healthBind: { port: 8081 },
       });
@@ -119,6 +124,7 @@ describe("cli: the csp-operator command line", () => {
       workers: 3,
       resyncSeconds: 0.5,
       logLevel: "warn",
+      maxConcurrentWrites: 8,
       metricsSecure: true,
       healthBind: { port: 8081 },
     });

@@ -1,0 +1,111 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { errorMessage } from "../cluster/client.js";
+import { withTypeMeta, type Child, type ChildKind } from "../desired/children.js";
+import { ownedFieldDiff, type Drift } from "../drift/checks.js";
+import type { SharedWrite } from "../drift/shared.js";
+import type { Logger } from "../observability/logger.js";
+import { objectKey } from "../snapshot.js";
+import { settleBounded } from "./bounded.js";
+import { classify, type WriteFailure } from "./failures.js";
+import type { ChildWrite, Plan } from "./plan.js";
+
+/** The writes apply needs; the real one is the cluster layer's Applier. */
+export interface PlanWriter {
+  /** Server-side apply with force, as the operator's field manager unless another is given. */
+  apply<T extends KubernetesObject>(obj: T, fieldManager?: string): Promise<T>;
+  replaceOwned(child: Child): Promise<void>;
+  delete(obj: KubernetesObject): Promise<void>;
+}
+
+/** What applying a plan achieved. */
+export interface Applied {
+  /** Shared objects (keys) whose writes all succeeded. */
+  sharedDone: Set<string>;
+  corrected: Drift[];
+  /** Drift still present: the plan's `remaining` plus every write that failed. */
+  remaining: Drift[];
+  failures: WriteFailure[];
+}
+
+/** Default bound on writes in flight within one reconcile (`--max-concurrent-writes`). */
+export const DEFAULT_MAX_CONCURRENT_WRITES = 8;
+
+/**
+ * Executes a plan's writes with at most `limit` in flight, in order where order matters: shared writes
+ * first (each object's writes in sequence: after a failed give-back, releasing the label would delete it),
+ * then removals of bindings to foreign objects, then children in phases (ServiceAccounts and Roles before
+ * the RoleBindings that bind them). A failed write never hides the others' results: each is recorded.
+ */
+export async function applyPlan(
+  p: Plan,
+  writer: PlanWriter,
+  log: Logger,
+  limit: number = DEFAULT_MAX_CONCURRENT_WRITES,
+): Promise<Applied> {
+  // Writes finish in any order: their failures are sorted below, so the status they produce is stable.
+  const failures: WriteFailure[] = [];
+  const sharedDone = new Set<string>();
+
+  const byObject = new Map<string, SharedWrite[]>();
+  for (const w of p.shared) {
+    const key = objectKey(w.object.kind!, w.object.metadata?.namespace, w.object.metadata!.name!);
+    byObject.set(key, [...(byObject.get(key) ?? []), w]);
+  }
+  await settleBounded([...byObject], limit, async ([key, writes]) => {
+    for (const w of writes) {
+      try {
+        await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
+        log.info("shared object written", { object: key, change: w.reason });
+      } catch (err) {
+        failures.push(classify(err, key));
+        return;
+      }
+    }
+    sharedDone.add(key);
+  });
+
+  await settleBounded(p.deletes, limit, async ({ key, object }) => {
+    try {
+      await writer.delete(withTypeMeta("RoleBinding", object));
+      log.info("binding to an object that is not the policy's removed", { object: key });
+    } catch (err) {
+      failures.push(classify(err, key));
+    }
+  });
+
+  const corrected: Drift[] = [];
+  const remaining: Drift[] = [...p.remaining];
+  const write = async (w: ChildWrite): Promise<void> => {
+    try {
+      if (w.action === "delete") await writer.delete(withTypeMeta(w.drift.kind as ChildKind, w.object));
+      else {
+        const child = w.object as Child;
+        const result = await writer.apply(child);
+        // Fields another manager added survive an apply; replace them when they are still there.
+        if (ownedFieldDiff(child, result).length > 0) await writer.replaceOwned(child);
+      }
+      corrected.push(w.drift);
+    } catch (err) {
+      failures.push(classify(err, w.key, w.field));
+      remaining.push({ ...w.drift, message: `${w.drift.message}; write failed: ${errorMessage(err)}` });
+    }
+  };
+  for (const phase of [0, 1] as const)
+    await settleBounded(
+      p.writes.filter((w) => w.phase === phase),
+      limit,
+      write,
+    );
+
+  // Shared drift is repaired by the union write to its object, when that write succeeded.
+  for (const d of p.sharedDrift)
+    (sharedDone.has(objectKey(d.kind, d.namespace, d.name)) ? corrected : remaining).push(d);
+  const byKey = (a: Drift, b: Drift) =>
+    objectKey(a.kind, a.namespace, a.name).localeCompare(objectKey(b.kind, b.namespace, b.name));
+  return {
+    sharedDone,
+    corrected: corrected.sort(byKey),
+    remaining,
+    failures: [...p.failures, ...failures.sort((a, b) => a.message.localeCompare(b.message))],
+  };
+}

@@ -1,0 +1,236 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import type { Child } from "../desired/children.js";
+import { desiredState } from "../desired/index.js";
+import { sharedNamespaceStates } from "../desired/namespacestate.js";
+import { ungrantableRoles } from "../desired/rbac.js";
+import { effectiveSpec, isDeleting } from "../desired/spec.js";
+import { bindingsOnForeignObjects } from "../drift/bindings.js";
+import { childDrift, sharedDrift, type Drift } from "../drift/checks.js";
+import { observedIndex, ownershipOf } from "../drift/ownership.js";
+import { sharedWrites, type SharedWrite } from "../drift/shared.js";
+import type { Finding } from "../findings/finding.js";
+import { objectKey, type Snapshot } from "../snapshot.js";
+import { GRANTABLE_CLUSTER_ROLE, notGrantableFailure, type WriteFailure } from "./failures.js";
+import { policyFindings } from "./findings.js";
+
+/** How soon a child blocked by an object the operator may not write is looked at again. */
+export const BLOCKED_RECHECK_MS = 30_000;
+
+/** One child write: the drift it repairs, and the spec field to name when the API server rejects it. */
+export interface ChildWrite {
+  key: string;
+  drift: Drift;
+  action: "apply" | "delete";
+  object: KubernetesObject;
+  /** The spec entry the object comes from, so a rejection names what to fix in the policy. */
+  field?: string;
+  /**
+   * Writes in a later phase run only after every write of the earlier phases finished: a RoleBinding
+   * (phase 1) after the ServiceAccount and Role it binds (phase 0).
+   */
+  phase: 0 | 1;
+}
+
+/**
+ * What one reconcile of one policy will do, computed from a snapshot alone (pure, printable, unit-tested):
+ * the shared writes (union of every enforcing policy), the child writes and deletes, the drift nothing here
+ * repairs, and the failures already known. `reads` is non-empty only when the snapshot lacks the full
+ * object at a child's name that looks like the policy's own (its labels were stripped, so the managed
+ * caches do not hold it): gather reads those and plans again.
+ */
+export interface Plan {
+  name: string;
+  /** Absent when the policy is gone or being deleted: only the shared writes (releases) remain. */
+  policy?: ClusterSecurityPolicy;
+  spec?: ClusterSecurityPolicySpec;
+  enforce: boolean;
+  /** Shared objects to write, in order per object (a give-back before the release of the same label). */
+  shared: SharedWrite[];
+  /** Generated RoleBindings to remove: their Role or ServiceAccount is not the policy's (see bindings.ts). */
+  deletes: { key: string; object: KubernetesObject }[];
+  writes: ChildWrite[];
+  /** Drift no write of this plan repairs: Audit mode, Conflict, Unowned, blocked bindings and Roles. */
+  remaining: Drift[];
+  /** Drift in shared objects: corrected when the shared write to its object succeeds. */
+  sharedDrift: Drift[];
+  /** Failures known before writing anything (invalid spec, Roles beyond what the operator may grant). */
+  failures: WriteFailure[];
+  findings: Finding[];
+  namespaces: number;
+  managedObjects: number;
+  /** Objects to read live before this plan may be applied (see above); keys are objectKey(). */
+  reads: { key: string; apiVersion: string; kind: string; namespace?: string; name: string }[];
+  /** When to look again regardless of events (an exemption expiring, an object blocking a child). */
+  requeueAfterMs?: number;
+}
+
+/** The spec entry a child comes from, so a message names what to fix; undefined for fixed children. */
+function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string | undefined {
+  const extra = (spec.networkPolicies?.extra ?? []).find((e) => child.metadata.name.endsWith(`.${e.name}`));
+  if (child.kind === "NetworkPolicy" && extra) return `spec.networkPolicies.extra[name=${extra.name}].spec`;
+  if (child.kind === "Role" || child.kind === "RoleBinding")
+    return `spec.rbac.roles[name=${child.metadata.name}]`;
+  return undefined;
+}
+
+/**
+ * Plans the reconcile of policy `name` from `snapshot`. Pure. Every call recomputes everything
+ * (level-triggered): there is no shortcut on observedGeneration.
+ */
+export function plan(name: string, snapshot: Snapshot): Plan {
+  // Shared objects (namespace labels, default ServiceAccounts) carry the union of all enforcing policies.
+  const states = sharedNamespaceStates(snapshot);
+  const shared = sharedWrites(snapshot, states);
+  const policy = snapshot.policies.find((p) => p.metadata.name === name);
+  const empty = {
+    name,
+    shared,
+    enforce: false,
+    deletes: [],
+    writes: [],
+    remaining: [],
+    sharedDrift: [],
+    failures: [],
+    findings: [],
+    namespaces: 0,
+    managedObjects: 0,
+    reads: [],
+  };
+  // Children go with the policy through their ownerReferences; shared fields are released by `shared`.
+  if (!policy || isDeleting(policy)) return empty;
+
+  const spec = effectiveSpec(policy);
+  const enforce = spec.mode !== "Audit";
+  const desired = desiredState(policy, snapshot);
+  const failures: WriteFailure[] = desired.invalid.map((message) => ({
+    reason: "InvalidSpec",
+    message,
+    terminal: true,
+  }));
+  // Roles beyond csp-operator-grantable are never applied, however much more the operator itself holds.
+  const ungrantable = ungrantableRoles(
+    spec.rbac?.roles ?? [],
+    snapshot.rbac?.clusterRoles ?? [],
+    GRANTABLE_CLUSTER_ROLE,
+  );
+  for (const [role, missing] of ungrantable) {
+    const roles = desired.children.filter((c) => c.kind === "Role" && c.metadata.name === role);
+    const more = roles.length > 1 ? ` and ${roles.length - 1} more` : "";
+    const first = roles[0] && objectKey("Role", roles[0].metadata.namespace, role) + more;
+    if (first) failures.push(notGrantableFailure(first, `spec.rbac.roles[name=${role}]`, missing));
+  }
+
+  // The managed caches only hold labelled objects (and every default ServiceAccount). What sits at the
+  // name of a desired child they do not hold comes from the occupancy cache (metadata only, enough to
+  // judge ownership); only an object that is the policy's own needs its full body, read live (rare: its
+  // labels were stripped by hand).
+  const cached = observedIndex(snapshot);
+  const occupied = new Map<string, KubernetesObject>(snapshot.occupied ?? []);
+  const reads: Plan["reads"] = [];
+  for (const c of desired.children) {
+    const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
+    if (cached.has(key) || occupied.has(key)) continue;
+    const meta = snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
+    if (!meta) continue;
+    if (ownershipOf(meta, c.kind, policy).kind === "ours")
+      reads.push({
+        key,
+        apiVersion: c.apiVersion,
+        kind: c.kind,
+        namespace: c.metadata.namespace,
+        name: c.metadata.name,
+      });
+    else occupied.set(key, meta);
+  }
+  const view: Snapshot = { ...snapshot, occupied };
+
+  const drift = [
+    ...childDrift(policy, desired.children, view),
+    ...sharedDrift(policy, desired.namespaces, view, states),
+  ];
+  const remaining: Drift[] = [];
+  const sharedDriftList: Drift[] = [];
+  const writes: ChildWrite[] = [];
+  const deletes: Plan["deletes"] = [];
+  // A binding to a Role or ServiceAccount that is not this policy's is neither created nor kept.
+  const foreignBindings = bindingsOnForeignObjects(desired.children, drift);
+  for (const key of foreignBindings) {
+    const live = cached.get(key) ?? occupied.get(key);
+    if (!enforce || !live || ownershipOf(live, "RoleBinding", policy).kind !== "ours") continue;
+    deletes.push({ key, object: live });
+  }
+  for (const d of drift) {
+    const key = objectKey(d.kind, d.namespace, d.name);
+    if (!enforce || d.reason === "Conflict" || d.reason === "Unowned") {
+      remaining.push(d);
+      continue;
+    }
+    if (!d.repair) {
+      sharedDriftList.push(d);
+      continue;
+    }
+    if (d.kind === "RoleBinding" && foreignBindings.has(key)) {
+      remaining.push({
+        ...d,
+        message: `${d.message}; not applied: its Role or ServiceAccount at the generated name is not this policy's`,
+      });
+      continue;
+    }
+    if (d.repair.action === "apply" && /^Role(Binding)?$/.test(d.kind) && ungrantable.has(d.name)) {
+      remaining.push({ ...d, message: `${d.message}; not applied: beyond ${GRANTABLE_CLUSTER_ROLE}` });
+      continue;
+    }
+    const field = d.repair.action === "apply" ? specFieldOf(d.repair.object, spec) : undefined;
+    writes.push({
+      key,
+      drift: d,
+      action: d.repair.action,
+      object: d.repair.object,
+      ...(field ? { field } : {}),
+      phase: d.kind === "RoleBinding" && d.repair.action === "apply" ? 1 : 0,
+    });
+  }
+
+  let requeueAfterMs: number | undefined;
+  // An exemption that expires changes the desired state then: come back at that moment, not at resync.
+  for (const e of spec.exemptions ?? []) {
+    const left = e.expires ? Date.parse(e.expires) - snapshot.now.getTime() : NaN;
+    // Capped: timers beyond ~24.8 days fire at once in Node, and the periodic resync covers long waits.
+    if (left > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left + 1000, 6 * 3_600_000);
+  }
+  // An object blocking a child (Unowned, Conflict) may go without an event that names this policy.
+  if (remaining.some((d) => d.repair === undefined && (d.reason === "Unowned" || d.reason === "Conflict")))
+    requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, BLOCKED_RECHECK_MS);
+
+  return {
+    ...empty,
+    policy,
+    spec,
+    enforce,
+    deletes,
+    writes,
+    remaining,
+    sharedDrift: sharedDriftList,
+    failures,
+    findings: policyFindings(policy, spec, view),
+    namespaces: desired.namespaces.length,
+    managedObjects: desired.children.length,
+    reads,
+    ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
+  };
+}
+
+/** A one-line-per-action rendering of a plan, for logs and `render`. */
+export function describePlan(p: Plan): string[] {
+  const lines: string[] = [];
+  for (const w of p.shared)
+    lines.push(
+      `shared ${objectKey(w.object.kind!, w.object.metadata?.namespace, w.object.metadata!.name!)}: ${w.reason}`,
+    );
+  for (const d of p.deletes) lines.push(`delete ${d.key} (binds an object that is not the policy's)`);
+  for (const w of p.writes) lines.push(`${w.action} ${w.key} (${w.drift.reason})`);
+  for (const d of p.remaining) lines.push(`report ${objectKey(d.kind, d.namespace, d.name)} (${d.reason})`);
+  for (const f of p.failures) lines.push(`fail ${f.reason}: ${f.message}`);
+  return lines;
+}

@@ -1,0 +1,100 @@
+import type { ClusterSecurityPolicyStatus } from "../api/v1alpha1/policy.js";
+import { applyExemptions } from "../findings/exemptions.js";
+import type { Finding } from "../findings/finding.js";
+import { computeStatus, statusChanged, type AreaCondition } from "../status/status.js";
+import type { AreaReport } from "./areas.js";
+import type { Applied } from "./apply.js";
+import { worstFailure, type WriteFailure } from "./failures.js";
+import type { Plan } from "./plan.js";
+
+/** An Event to record on the policy. */
+export interface PlannedEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+/** What to tell the user after the writes: at most one status write and the Events, decided purely. */
+export interface Report {
+  /** The status to write; absent when it did not change (status is written only when it changed). */
+  status?: ClusterSecurityPolicyStatus;
+  events: PlannedEvent[];
+  failure?: WriteFailure;
+  failures: WriteFailure[];
+  requeueAfterMs?: number;
+}
+
+/**
+ * Folds a plan, what applying it achieved and the areas' reports into the status and Events. Pure. The
+ * corrections of one reconcile are one `DriftCorrected` Event, however many objects they touched.
+ */
+export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], now: Date): Report {
+  const { policy, spec } = p;
+  const failures = [...applied.failures];
+  if (!policy || !spec) return { events: [], failures, ...(failures[0] ? { failure: failures[0] } : {}) };
+  const raw: Finding[] = [...p.findings];
+  const areaConditions: AreaCondition[] = [];
+  const areaEvents: PlannedEvent[] = [];
+  let requeueAfterMs = p.requeueAfterMs;
+  for (const r of areas) {
+    raw.push(...(r.findings ?? []));
+    areaEvents.push(...(r.events ?? []));
+    areaConditions.push(...(r.conditions ?? []));
+    if (r.failure) failures.push({ ...r.failure, terminal: !r.failure.retryable });
+    if (r.requeueAfterMs !== undefined)
+      requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, r.requeueAfterMs);
+  }
+  const { counted } = applyExemptions(raw, spec.exemptions, now, policy.metadata.name);
+  const failure = worstFailure(failures);
+  const status = computeStatus(
+    {
+      policy,
+      spec,
+      namespaces: p.namespaces,
+      managedObjects: p.managedObjects,
+      drift: applied.remaining,
+      corrected: applied.corrected,
+      findings: counted,
+      areaConditions,
+      ...(failure
+        ? {
+            error: {
+              reason: failure.reason,
+              message: failures
+                .map((f) => f.message)
+                .join("; ")
+                .slice(0, 2000),
+            },
+          }
+        : {}),
+      now,
+    },
+    policy.status,
+  );
+
+  const events: PlannedEvent[] = [];
+  if (applied.corrected.length > 0) {
+    // One entry per object and reason: six Pod Security labels restored on one namespace read as one.
+    const counts = new Map<string, number>();
+    for (const d of applied.corrected) {
+      const key = `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason})`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const list = [...counts].map(([key, n]) => (n > 1 ? `${key} x${n}` : key));
+    const more = list.length > 10 ? `, and ${list.length - 10} more` : "";
+    events.push({
+      type: "Normal",
+      reason: "DriftCorrected",
+      message: `Corrected ${list.length} object(s): ${list.slice(0, 10).join(", ")}${more}`,
+    });
+  }
+  events.push(...areaEvents);
+  if (failure) events.push({ type: "Warning", reason: failure.reason, message: failure.message });
+  return {
+    ...(statusChanged(policy.status, status) ? { status } : {}),
+    events,
+    failures,
+    ...(failure ? { failure } : {}),
+    ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
+  };
+}
