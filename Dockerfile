@@ -43,6 +43,10 @@ RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack 
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg
 WORKDIR /app
 ENV NODE_ENV=production
+# V8's heap sized from the container's memory limit (cgroup), not the node's RAM: without it V8 may grow past
+# the limit before it collects, and the kubelet OOM-kills the pod. 60 % leaves room for buffers and code
+# (measured in a 256 MiB cgroup: heap limit 156 MiB with this, 259 MiB without).
+ENV NODE_OPTIONS=--max-old-space-size-percentage=60
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY --from=build /src/dist/src ./dist/src

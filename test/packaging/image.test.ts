@@ -83,6 +83,8 @@ describe("the image (final Dockerfile stage reproduced without a container engin
     expect(main).to.match(/^\/.*\.js$/);
     expect(existsSync(hostPath(final, main)), main).to.be.true;
     expect(final.cmd).to.deep.equal(["run"]);
+    // V8's heap follows the container's memory limit (the entrypoint runs with it below, so Node accepts it).
+    expect(final.env["NODE_OPTIONS"]).to.match(/^--max-old-space-size-percentage=\d+$/);
     const l = final.labels;
     expect(l["org.opencontainers.image.title"]).to.equal(pkg.name);
     expect(l["org.opencontainers.image.version"]).to.equal(pkg.version);
