@@ -101,4 +101,34 @@ describe("install paths: kubectl apply -f crds/, --server-side, -k config/defaul
       for (const line of r.stdout.trim().split("\n")) expect(line, dir).to.match(/ serverside-applied$/);
     }
   });
+
+  it("the README's kustomize uninstall removes the operator and keeps csp-system, the CRD and the policies", async () => {
+    await ok(
+      ["apply", "-f", "-"],
+      "apiVersion: security.csp-operator.io/v1alpha1\nkind: ClusterSecurityPolicy\nmetadata: {name: kept}\nspec: {mode: Audit}\n",
+    );
+    // The README's lines, word for word (Uninstall section).
+    for (const dir of ["config/agent", "config/encryption", "config/credentials"])
+      await ok(["delete", "--ignore-not-found", "-k", dir]);
+    await ok(["delete", "-k", "config/rbac"]);
+    await ok([
+      "delete",
+      "-n",
+      "csp-system",
+      "deployment/csp-operator",
+      "poddisruptionbudget/csp-operator",
+      "service/csp-operator-metrics",
+      "networkpolicy/csp-operator",
+    ]);
+    const rendered = parseAllDocuments(await ok(["kustomize", "config/default"])).map((d) => d.toJS() as Obj);
+    for (const o of rendered) {
+      const ref = [o.kind, o.metadata.name, ...(o.metadata.namespace ? ["-n", o.metadata.namespace] : [])];
+      const kept = o.kind === "CustomResourceDefinition" || o.kind === "Namespace";
+      expect(
+        (await cp().kubectl(["get", ...ref])).code === 0,
+        `${ref.join(" ")} ${kept ? "kept" : "removed"}`,
+      ).to.equal(kept);
+    }
+    await ok(["get", "clustersecuritypolicy", "kept"]);
+  });
 });
