@@ -3,9 +3,9 @@
  * ./program.ts), and `check`, which parses its own options (src/cis/command.ts).
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir, hostname } from "node:os";
+import { dirname, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { OperatorMetrics } from "../observability/metrics.js";
 import type { Operator } from "../operator.js";
@@ -14,17 +14,15 @@ import type { Logger } from "../observability/logger.js";
 
 /** The operator: runs until SIGTERM/SIGINT, then drains. Resolves to the exit code. */
 export async function run(opts: RunOptions): Promise<number> {
-  const [{ loadKubeConfig }, { createLogger }, { AREAS }, { Operator }, { OperatorMetrics }] =
-    await Promise.all([
-      import("../cluster/client.js"),
-      import("../observability/logger.js"),
-      import("../controller/registry.js"),
-      import("../operator.js"),
-      import("../observability/metrics.js"),
-    ]);
+  const [{ createLogger }, { AREAS }, { Operator }, { OperatorMetrics }] = await Promise.all([
+    import("../observability/logger.js"),
+    import("../controller/registry.js"),
+    import("../operator.js"),
+    import("../observability/metrics.js"),
+  ]);
   const log = createLogger(opts.logLevel);
   logUnhandledRejections(log);
-  const kc = kubeConfig(loadKubeConfig, opts.kubeconfig);
+  const kc = await kubeConfig(opts.kubeconfig);
   const { workers, resyncSeconds } = opts;
   const leaderElection = opts.leaderElection && {
     ...opts.leaderElection,
@@ -136,15 +134,14 @@ async function startServers(
 
 /** The node agent (a DaemonSet on control-plane nodes, see config/agent). */
 export async function agent(opts: AgentCliOptions): Promise<number> {
-  const [{ loadKubeConfig }, { createLogger }, { Agent }] = await Promise.all([
-    import("../cluster/client.js"),
+  const [{ createLogger }, { Agent }] = await Promise.all([
     import("../observability/logger.js"),
     import("../agent/agent.js"),
   ]);
   const node = opts.nodeName;
   const log = createLogger(opts.logLevel).child({ component: "csp-operator-agent", node });
   logUnhandledRejections(log);
-  const kc = kubeConfig(loadKubeConfig, opts.kubeconfig);
+  const kc = await kubeConfig(opts.kubeconfig);
   const a = new Agent(
     kc,
     {
@@ -185,23 +182,88 @@ export async function validate(argv: string[], io: CliIO): Promise<number> {
 
 export const ACTIONS: Actions = { run, agent, check, validate };
 
+/** A kubeconfig larger than this is refused (real ones, certificates embedded, are a few KiB to a few 100 KiB). */
+export const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;
+
+/** Where the kubeconfig comes from, for {@link kubeConfig}; injected by tests. */
+export interface KubeConfigEnv {
+  readonly KUBECONFIG?: string | undefined;
+  readonly KUBERNETES_SERVICE_HOST?: string | undefined;
+  readonly home: string;
+}
+
+function processKubeConfigEnv(): KubeConfigEnv {
+  return {
+    KUBECONFIG: process.env["KUBECONFIG"],
+    KUBERNETES_SERVICE_HOST: process.env["KUBERNETES_SERVICE_HOST"],
+    home: homedir(),
+  };
+}
+
 /**
- * The kubeconfig from --kubeconfig, else the first file of $KUBECONFIG, else client-node's default
- * (~/.kube/config, then in-cluster). A file that cannot be read or parsed is bad input: one line naming
- * where it came from and why (the parser's first line only: never the file's content), exit 2.
+ * The kubeconfig from --kubeconfig, else the first file of $KUBECONFIG, else ~/.kube/config, else the
+ * in-cluster service account. Every failure is bad input: one line naming where the kubeconfig came from and
+ * why (the parser's first line only: never the file's content), exit 2. In particular:
+ * - the file is read as a regular file of at most {@link MAX_KUBECONFIG_BYTES} (a FIFO or /dev/zero is refused,
+ *   never waited on);
+ * - a kubeconfig without a current cluster (`{}`, no clusters, a current-context naming nothing) is refused;
+ * - with no kubeconfig at all outside a cluster, client-node would silently talk to http://localhost:8080:
+ *   refused too.
  */
-export function kubeConfig(load: (path?: string) => KubeConfig, flag: string | undefined): KubeConfig {
-  const fromEnv = process.env["KUBECONFIG"]?.split(":")[0] || undefined;
-  const path = flag ?? fromEnv;
-  try {
-    return load(path);
-  } catch (e) {
-    const source = flag !== undefined ? "--kubeconfig" : fromEnv !== undefined ? "$KUBECONFIG" : "kubeconfig";
-    const why = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 300);
-    throw new UsageError(`cannot load ${source}${path === undefined ? "" : ` ${path}`}: ${why}`, {
-      cause: e,
-    });
+export async function kubeConfig(
+  flag: string | undefined,
+  env: KubeConfigEnv = processKubeConfigEnv(),
+): Promise<KubeConfig> {
+  const [{ KubeConfig }, { shareDispatcher }, { readRegularFile }] = await Promise.all([
+    import("@kubernetes/client-node"),
+    import("../cluster/client.js"),
+    import("../cis/gather/safefs.js"),
+  ]);
+  const fromEnv = env.KUBECONFIG?.split(":").find((f) => f !== "");
+  const homeConfig = join(env.home, ".kube", "config");
+  const [path, source] =
+    flag !== undefined
+      ? [flag, "--kubeconfig"]
+      : fromEnv !== undefined
+        ? [fromEnv, "$KUBECONFIG"]
+        : existsSync(homeConfig)
+          ? [homeConfig, "kubeconfig"]
+          : [undefined, "in-cluster config"];
+  const kc = new KubeConfig();
+  const fail = (why: string, cause?: unknown): never => {
+    throw new UsageError(`cannot load ${source}${path === undefined ? "" : ` ${path}`}: ${why}`, { cause });
+  };
+  if (path === undefined) {
+    if (!env.KUBERNETES_SERVICE_HOST)
+      throw new UsageError(
+        "no kubeconfig: give --kubeconfig, set $KUBECONFIG or create ~/.kube/config (not in a cluster: $KUBERNETES_SERVICE_HOST is unset)",
+      );
+    try {
+      kc.loadFromCluster();
+    } catch (e) {
+      fail(firstLine(e), e);
+    }
+  } else {
+    try {
+      kc.loadFromString(await readRegularFile(path, { maxBytes: MAX_KUBECONFIG_BYTES }));
+      kc.makePathsAbsolute(dirname(path));
+    } catch (e) {
+      fail(firstLine(e), e);
+    }
   }
+  if (!kc.getCurrentCluster()) {
+    const ctx = kc.getCurrentContext();
+    fail(
+      ctx
+        ? `no current cluster: the current-context ${JSON.stringify(ctx).slice(0, 100)} names no cluster defined in it`
+        : "no current cluster: it sets no current-context",
+    );
+  }
+  return shareDispatcher(kc);
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 300);
 }
 
 /**

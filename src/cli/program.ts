@@ -89,7 +89,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const COMMANDS = ["run", "agent", "check", "validate", "help"] as const;
 
 /** Commands that parse their own options: every argument reaches them as given, --help included. */
-const PASSTHROUGH = ["check", "validate"] as const;
+type Passthrough = "check" | "validate";
 
 /** The version in the package.json next to the code (the checkout's, the installed package's, the image's). */
 export function packageVersion(from: string = fileURLToPath(import.meta.url)): string {
@@ -122,11 +122,17 @@ function positiveInteger(name: string): (v: string) => number {
   };
 }
 
-function positiveSeconds(name: string): (v: string) => number {
+/** The longest resync period: one day (a timer of more than 2^31 ms would fire at once, in a loop). */
+export const MAX_RESYNC_SECONDS = 86_400;
+
+/** Seconds written in decimal (no hex, exponent or sign), between 1 and {@link MAX_RESYNC_SECONDS}. */
+function resyncSeconds(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (v.trim() === "" || !Number.isFinite(n) || n <= 0)
-      throw new InvalidArgumentError(`${name} must be a positive number of seconds.`);
+    if (!/^\d+(\.\d+)?$/.test(v) || !(n >= 1 && n <= MAX_RESYNC_SECONDS))
+      throw new InvalidArgumentError(
+        `${name} must be a number of seconds from 1 to ${MAX_RESYNC_SECONDS}, written in decimal.`,
+      );
     return n;
   };
 }
@@ -182,7 +188,17 @@ function kubeconfigOption(): Option {
 }
 
 function logLevelOption(): Option {
-  return new Option("--log-level <level>", "log level").choices(LOG_LEVELS).env("LOG_LEVEL").default("info");
+  // choices() for the help text; the parser (set after it, replacing its check) accepts any case: LOG_LEVEL=INFO.
+  return new Option("--log-level <level>", "log level")
+    .choices(LOG_LEVELS)
+    .argParser((v: string): LogLevel => {
+      const level = v.toLowerCase();
+      if (!(LOG_LEVELS as readonly string[]).includes(level))
+        throw new InvalidArgumentError(`Allowed choices are ${LOG_LEVELS.join(", ")}.`);
+      return level as LogLevel;
+    })
+    .env("LOG_LEVEL")
+    .default("info");
 }
 
 /**
@@ -206,7 +222,7 @@ export function declareRunOptions(cmd: Command): Command {
     )
     .addOption(
       new Option("--resync <seconds>", "full resync period")
-        .argParser(positiveSeconds("--resync"))
+        .argParser(resyncSeconds("--resync"))
         .env("CSP_RESYNC_SECONDS")
         .default(300),
     )
@@ -338,7 +354,7 @@ export function declareAgentOptions(cmd: Command): Command {
     )
     .addOption(
       new Option("--resync <seconds>", "re-check the files on disk this often")
-        .argParser(positiveSeconds("--resync"))
+        .argParser(resyncSeconds("--resync"))
         .default(60),
     )
     .addOption(logLevelOption());
@@ -438,7 +454,7 @@ Examples:
   });
 
   // `check` and `validate` keep their own parsers (src/cis/command.ts, src/gitops/command.ts).
-  const passthrough = (name: (typeof PASSTHROUGH)[number], description: string): void => {
+  const passthrough = (name: Passthrough, description: string): void => {
     program
       .command(name)
       .description(description)
@@ -481,10 +497,22 @@ export async function runCli(
     io.stderr(oneLine(`error: unknown command '${named}' (commands: ${COMMANDS.join(", ")}; default: run)`));
     return EXIT_USAGE;
   }
-  // `help check` is `check --help`: a passthrough command owns its usage text.
-  const helped = argv[1];
-  if (first === "help" && argv.length === 2 && (PASSTHROUGH as readonly string[]).includes(helped ?? ""))
-    argv = [helped ?? "", "--help"];
+  // `help` alone, `help help`, `help -h`: the program's help; `help --version`: the version; `help <command>`
+  // is `<command> --help` (a passthrough command owns its usage text). All on stdout, exit 0.
+  if (first === "help") {
+    const rest = argv.slice(1);
+    const topic = rest[0];
+    if (rest.length > 1) {
+      io.stderr(oneLine(`error: help takes one command, got ${rest.length} arguments: ${rest.join(" ")}`));
+      return EXIT_USAGE;
+    }
+    if (topic === undefined || ["help", "-h", "--help"].includes(topic)) argv = ["--help"];
+    else if (topic === "--version" || topic === "-V") argv = ["--version"];
+    else if (topic.startsWith("-")) {
+      io.stderr(oneLine(`error: unknown option '${topic}' for help (help [command])`));
+      return EXIT_USAGE;
+    } else argv = [topic, "--help"];
+  }
   const { program, exitCode } = buildProgram(actions, io, name, version);
   try {
     await program.parseAsync([...argv], { from: "user" });

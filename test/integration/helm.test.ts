@@ -3,19 +3,22 @@
  * module helm.sh/helm/v4 on first use and cached outside the repository).
  * The Helm chart (charts/csp-operator) as a user meets it: its CRD is the one in crds/ byte for byte; with
  * default values it renders exactly the objects of `kubectl kustomize config/default` apart from Helm's own
- * labels, and with agent / encryptionRewrite on it adds exactly config/agent / config/encryption; values.schema.json
- * refuses a typo, a wrong type and labels that would hand the operator's rights to generated Roles; `helm lint`
+ * labels, and with agent / encryptionRewrite on it adds exactly config/agent / config/encryption, with monitoring
+ * and credentialsTokenSecrets on exactly config/prometheus (a Component) and config/credentials; every rendered
+ * command line parses; values.schema.json refuses a typo, a wrong type, labels that would hand the operator's
+ * rights to others, a tagged repository, --help in extraArgs, replicas > 1 without leader election; `helm lint`
  * passes; the full render passes a server-side dry run; and on a real API server install, upgrade with changed
  * values (replicas, extra labels, the agent switched on and off) and uninstall (the CRD, the policies and csp-system
  * stay; the operator's own objects go). No kubelet runs, so the assertions are on objects, not Pods.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
+import { runCli, type Actions } from "../../src/cli/program.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
@@ -171,6 +174,16 @@ describe("Helm chart charts/csp-operator", function () {
     }
   });
 
+  it("ships config/prometheus's alerts and dashboard byte for byte in files/ (one source)", async () => {
+    for (const f of ["prometheus_rule.yaml", "dashboard.json"]) {
+      const chartCopy = await readFile(join(CHART, "files", f), "utf8");
+      expect(
+        chartCopy === (await readFile(join("config/prometheus", f), "utf8")),
+        `${CHART}/files/${f} differs from config/prometheus/${f}: cp config/prometheus/${f} ${CHART}/files/`,
+      ).to.be.true;
+    }
+  });
+
   it("passes helm lint --strict, with everything switched on too", async () => {
     await helmOk(["lint", "--strict", CHART]);
     await helmOk([
@@ -178,7 +191,14 @@ describe("Helm chart charts/csp-operator", function () {
       "--strict",
       CHART,
       "--set",
-      "agent.enabled=true,encryptionRewrite.enabled=true,metrics.enabled=true",
+      "agent.enabled=true,encryptionRewrite.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true,credentialsTokenSecrets.enabled=true",
+    ]);
+    await helmOk([
+      "lint",
+      "--strict",
+      CHART,
+      "--set",
+      "replicas=1,leaderElection.enabled=false,metrics.enabled=false,networkPolicy.enabled=false",
     ]);
   });
 
@@ -204,14 +224,98 @@ describe("Helm chart charts/csp-operator", function () {
     expectSameObjects(await template("agent.enabled=true"), agentOnly, "agent only");
   });
 
+  it("adds exactly the config/prometheus Component and config/credentials with monitoring and credentialsTokenSecrets on", async () => {
+    // An overlay as the README tells users to write it: config/default plus the Component (and the opt-in
+    // credentials grant). kustomize wants relative paths to other kustomizations.
+    const overlay = await mkdtemp(join(tmpdir(), "csp-overlay-"));
+    try {
+      const up = relative(overlay, process.cwd());
+      await writeFile(
+        join(overlay, "kustomization.yaml"),
+        stringify({
+          apiVersion: "kustomize.config.k8s.io/v1beta1",
+          kind: "Kustomization",
+          resources: [`${up}/config/default`, `${up}/config/credentials`],
+          components: [`${up}/config/prometheus`],
+        }),
+      );
+      const expected = await kustomize(overlay);
+      expect(expected.map(key)).to.include.members([
+        "ServiceMonitor/csp-system/csp-operator",
+        "PrometheusRule/csp-system/csp-operator",
+        "ConfigMap/csp-system/csp-operator-dashboard",
+        "ClusterRoleBinding//csp-operator-metrics-reader",
+        "ClusterRole//csp-operator-credentials",
+      ]);
+      expectSameObjects(
+        await template(
+          "metrics.serviceMonitor.enabled=true",
+          "metrics.prometheusRule.enabled=true",
+          "metrics.dashboard.enabled=true",
+          "credentialsTokenSecrets.enabled=true",
+        ),
+        expected,
+        "monitoring + credentials vs config/default + config/prometheus + config/credentials",
+      );
+    } finally {
+      await rm(overlay, { recursive: true, force: true });
+    }
+  });
+
+  it("renders command lines the operator and the agent accept, whatever the values (no crash loop)", async () => {
+    const stub: Actions = {
+      run: () => Promise.resolve(0),
+      agent: () => Promise.resolve(0),
+      check: () => Promise.resolve(0),
+      validate: () => Promise.resolve(0),
+    };
+    const combinations = [
+      [],
+      ["agent.enabled=true"],
+      ["replicas=1", "leaderElection.enabled=false", "metrics.enabled=false"],
+      ["metrics.port=9443", "healthProbe.port=9444", "resyncSeconds=86400", "workers=8"],
+      ["extraArgs[0]=--log-level=debug", "extraArgs[1]=--metrics-secure=false"],
+      ["replicas=0", "leaderElection.enabled=false"],
+    ];
+    const savedNode = process.env["NODE_NAME"];
+    process.env["NODE_NAME"] = "cp-1";
+    try {
+      for (const set of combinations) {
+        const objs = await template(...set);
+        const pods = objs.filter((o) => o.kind === "Deployment" || o.kind === "DaemonSet") as Deployment[];
+        expect(pods.length, set.join(",")).to.be.above(0);
+        for (const o of pods)
+          for (const c of o.spec.template.spec.containers) {
+            let err = "";
+            const code = await runCli(c.args, stub, { stdout: () => {}, stderr: (s) => (err += s) });
+            expect(
+              code,
+              `${key(o)} with ${set.join(",") || "defaults"}: ${c.args.join(" ")}: ${err}`,
+            ).to.equal(0);
+          }
+      }
+    } finally {
+      if (savedNode === undefined) delete process.env["NODE_NAME"];
+      else process.env["NODE_NAME"] = savedNode;
+    }
+  });
+
+  it("without leader election runs one replica with Recreate, and no PodDisruptionBudget", async () => {
+    const objs = await template("replicas=1", "leaderElection.enabled=false");
+    const dep = objs.find((o) => o.kind === "Deployment") as Deployment;
+    expect(dep.spec.replicas).to.equal(1);
+    expect(dep.spec.strategy).to.deep.equal({ type: "Recreate" });
+    expect(dep.spec.template.spec.containers[0]?.args).to.not.include("--leader-elect");
+    expect(objs.map(key)).to.not.include("PodDisruptionBudget/csp-system/csp-operator");
+  });
+
   it("puts image, replicas, resources, placement, leader election, metrics and extra labels where they belong", async () => {
     const digest = `sha256:${"ab".repeat(32)}`;
     const objs = await template(
       "image.repository=registry.example/sec/csp-operator",
       `image.digest=${digest}`,
-      "replicas=2",
-      "leaderElection.enabled=true",
-      "metrics.enabled=true",
+      "replicas=3",
+      "metrics.port=9443",
       "metrics.serviceMonitor.enabled=true",
       "resources.limits.memory=512Mi",
       "nodeSelector.pool=system",
@@ -221,10 +325,10 @@ describe("Helm chart charts/csp-operator", function () {
     );
     const dep = objs.find((o) => o.kind === "Deployment") as Deployment;
     const pod = dep.spec.template.spec;
-    expect(dep.spec.replicas).to.equal(2);
+    expect(dep.spec.replicas).to.equal(3);
     expect(dep.spec.strategy.type, "leader election lets a rollout overlap").to.equal("RollingUpdate");
     expect(pod.containers[0]?.image).to.equal(`registry.example/sec/csp-operator@${digest}`);
-    expect(pod.containers[0]?.args).to.include.members(["--leader-elect", "--metrics-bind-address=:8080"]);
+    expect(pod.containers[0]?.args).to.include.members(["--leader-elect", "--metrics-bind-address=:9443"]);
     expect(pod.nodeSelector).to.deep.equal({ pool: "system" });
     expect(pod.tolerations).to.deep.equal([{ key: "dedicated", operator: "Exists", effect: "NoSchedule" }]);
     expect(pod.priorityClassName).to.equal("system-cluster-critical");
@@ -266,7 +370,36 @@ describe("Helm chart charts/csp-operator", function () {
         /invalid propertyName 'pod-security\.kubernetes\.io\/enforce'/,
       ],
       [["--set", "tolerations[0].efect=NoSchedule"], /efect/],
+      // The built-in `view` role aggregates every ClusterRole with this label: the operator's rights
+      // (Secrets list/update with encryptionRewrite) would go to everyone who may view.
+      [
+        [
+          "--set",
+          "encryptionRewrite.enabled=true",
+          "--set-string",
+          "extraLabels.rbac\\.authorization\\.k8s\\.io/aggregate-to-view=true",
+        ],
+        /invalid propertyName 'rbac\.authorization\.k8s\.io\/aggregate-to-view'/,
+      ],
+      [["--set-string", "extraLabels.kubernetes\\.io/x=y"], /invalid propertyName 'kubernetes\.io\/x'/],
+      [["--set-string", "extraLabels.app\\.kubernetes\\.io/part-of=x"], /app\.kubernetes\.io\/part-of/],
+      [["--set", "replicas=2,leaderElection.enabled=false"], /leaderElection\/enabled|leaderElection/],
+      [["--set", "resyncSeconds=86401"], /resyncSeconds/],
+      [["--set", "image.repository=ghcr.io/a/b:latest"], /repository/],
+      [["--set", "agent.image.repository=ghcr.io/a/b:latest"], /repository/],
+      [["--set", "extraArgs={--help}"], /extraArgs/],
+      [["--set", "extraArgs={--version}"], /extraArgs/],
+      [["--set", "resources.requests.cpu=-1"], /cpu/],
+      [["--set", "metrics.prometheusRule.enable=true"], /enable/],
     ];
+    // A registry with a port is a repository, not a tag.
+    await helmOk([
+      "template",
+      RELEASE,
+      CHART,
+      "--set",
+      "image.repository=registry.local:5000/sec/csp-operator",
+    ]);
     for (const [set, message] of cases) {
       const r = await helm(["template", RELEASE, CHART, ...set]);
       expect(r.code, `${set.join(" ")} must fail`).to.not.equal(0);
@@ -289,7 +422,7 @@ describe("Helm chart charts/csp-operator", function () {
     const dep = JSON.parse(
       await ok(["get", "deployment", "-n", "csp-system", "csp-operator", "-o", "json"]),
     ) as Deployment;
-    expect(dep.spec.replicas).to.equal(1);
+    expect(dep.spec.replicas).to.equal(2);
     expect(dep.metadata.labels?.["app.kubernetes.io/managed-by"]).to.equal("Helm");
     const ns = JSON.parse(await ok(["get", "namespace", "csp-system", "-o", "json"])) as Obj;
     expect(
@@ -307,6 +440,34 @@ describe("Helm chart charts/csp-operator", function () {
       "apiVersion: security.csp-operator.io/v1alpha1\nkind: ClusterSecurityPolicy\nmetadata: {name: helm-kept}\nspec: {mode: Audit}\n",
     );
 
+    // The README's CRD upgrade: Helm 4 applied crds/ server-side as the field manager "helm", so a plain
+    // `kubectl apply --server-side` of a changed CRD conflicts; with --force-conflicts it takes the fields over.
+    const crdDir = await mkdtemp(join(tmpdir(), "csp-crd-"));
+    try {
+      const [crdFile] = (await readdir("crds")).filter(
+        (f) => f.endsWith(".yaml") && f !== "kustomization.yaml",
+      );
+      const crd = parse(await readFile(join("crds", crdFile!), "utf8")) as {
+        spec: { versions: { additionalPrinterColumns?: { name: string; description?: string }[] }[] };
+      };
+      const column = crd.spec.versions[0]!.additionalPrinterColumns![0]!;
+      column.description = "changed by a newer release";
+      await writeFile(join(crdDir, crdFile!), stringify(crd));
+      const plain = await cp().kubectl(["apply", "--server-side", "-f", crdDir]);
+      expect(plain.code, "without --force-conflicts Helm's ownership conflicts").to.not.equal(0);
+      expect(plain.stderr).to.match(/conflict/i);
+      await ok(["apply", "--server-side", "--force-conflicts", "-f", crdDir]);
+      const live = JSON.parse(
+        await ok(["get", "crd", "clustersecuritypolicies.security.csp-operator.io", "-o", "json"]),
+      ) as typeof crd;
+      expect(live.spec.versions[0]!.additionalPrinterColumns![0]!.description).to.equal(
+        "changed by a newer release",
+      );
+      await ok(["apply", "--server-side", "--force-conflicts", "-f", "crds/"]);
+    } finally {
+      await rm(crdDir, { recursive: true, force: true });
+    }
+
     await helmOk([
       "upgrade",
       RELEASE,
@@ -314,12 +475,17 @@ describe("Helm chart charts/csp-operator", function () {
       "--namespace",
       "csp-system",
       "--set",
-      "replicas=2,leaderElection.enabled=true,extraLabels.team=security,agent.enabled=true",
+      "replicas=1,leaderElection.enabled=false,extraLabels.team=security,agent.enabled=true",
     ]);
     const upgraded = JSON.parse(
       await ok(["get", "deployment", "-n", "csp-system", "csp-operator", "-o", "json"]),
     ) as Deployment;
-    expect(upgraded.spec.replicas).to.equal(2);
+    expect(upgraded.spec.replicas).to.equal(1);
+    expect(upgraded.spec.strategy.type).to.equal("Recreate");
+    expect(
+      (await cp().kubectl(["get", "pdb", "-n", "csp-system", "csp-operator"])).code,
+      "no PDB for one replica",
+    ).to.not.equal(0);
     expect(upgraded.metadata.labels?.["team"]).to.equal("security");
     expect(upgraded.spec.template.metadata.labels["team"]).to.equal("security");
     const role = JSON.parse(await ok(["get", "clusterrole", "csp-operator", "-o", "json"])) as Obj;
@@ -332,7 +498,9 @@ describe("Helm chart charts/csp-operator", function () {
     const reset = JSON.parse(
       await ok(["get", "deployment", "-n", "csp-system", "csp-operator", "-o", "json"]),
     ) as Deployment;
-    expect(reset.spec.replicas).to.equal(1);
+    expect(reset.spec.replicas).to.equal(2);
+    expect(reset.spec.strategy.type).to.equal("RollingUpdate");
+    await ok(["get", "pdb", "-n", "csp-system", "csp-operator"]);
     expect(reset.metadata.labels).to.not.have.property("team");
     expect(
       (await cp().kubectl(["get", "validatingadmissionpolicy", "csp-operator-agent-own-report"])).code,
@@ -360,6 +528,25 @@ describe("Helm chart charts/csp-operator", function () {
     };
     expect(kept.status?.phase, "csp-system (key ring) stays").to.equal("Active");
     expect(await helmOk(["list", "--all-namespaces", "-q"])).to.not.contain(RELEASE);
+
+    // Reinstalling under another release name: the kept csp-system still names the old release, so Helm
+    // refuses to adopt it; the README's way is namespace.create=false (the namespace is then the user's).
+    const again = await helm(["install", "csp2", CHART, "--namespace", "csp-system"]);
+    expect(again.code, "Helm does not adopt the old release's namespace").to.not.equal(0);
+    expect(again.stderr).to.match(/csp-system/);
+    await helmOk(["install", "csp2", CHART, "--namespace", "csp-system", "--set", "namespace.create=false"]);
+    await ok(["get", "deployment", "-n", "csp-system", "csp-operator"]);
+    // namespace.create=false: a csp-system without Pod Security `restricted` fails the release, naming the label.
+    await ok(["label", "namespace", "csp-system", "pod-security.kubernetes.io/enforce-"]);
+    const unlabelled = await helm(["upgrade", "csp2", CHART, "--namespace", "csp-system", "--reuse-values"]);
+    expect(unlabelled.code).to.not.equal(0);
+    expect(unlabelled.stderr).to.contain("pod-security.kubernetes.io/enforce=restricted");
+    await ok(["label", "namespace", "csp-system", "pod-security.kubernetes.io/enforce=restricted"]);
+    await helmOk(["upgrade", "csp2", CHART, "--namespace", "csp-system", "--reset-then-reuse-values"]);
+    await helmOk(["uninstall", "csp2", "--namespace", "csp-system"]);
+    expect((await cp().kubectl(["get", "deployment", "-n", "csp-system", "csp-operator"])).code).to.not.equal(
+      0,
+    );
   });
   it("renders a manifest the API server accepts (helm template | kubectl apply --dry-run=server)", async () => {
     const manifest = await helmOk([

@@ -72,4 +72,63 @@ describe("install paths: kubectl apply -f crds/, --server-side, -k config/defaul
       );
     }
   });
+
+  it("-k config/default, config/agent and config/encryption applied again change nothing, and --server-side takes them over without a conflict", async () => {
+    // Fields the API server defaults (a fieldRef's apiVersion, an admission policy's matchPolicy, selectors
+    // and scope) are spelled out in config/: otherwise every apply reports "configured" and a server-side
+    // apply conflicts with the client-side manager that "owns" the default.
+    const dirs = ["config/default", "config/agent", "config/encryption"];
+    for (const dir of dirs.slice(1)) await ok(["apply", "-k", dir]);
+    const versions = async (dir: string) =>
+      (
+        JSON.parse(await ok(["get", "-k", dir, "-o", "json"])) as {
+          items: { kind: string; metadata: { name: string; resourceVersion: string } }[];
+        }
+      ).items.map((o) => `${o.kind}/${o.metadata.name}@${o.metadata.resourceVersion}`);
+    for (const dir of dirs) {
+      const before = await versions(dir);
+      const lines = (await ok(["apply", "-k", dir])).trim().split("\n");
+      expect(lines.length, dir).to.be.above(0);
+      // kubectl always sends a PodDisruptionBudget's selector (its patch strategy is "replace") and so says
+      // "configured" although the API server changes nothing; the resourceVersions below prove it.
+      for (const line of lines.filter((l) => !l.startsWith("poddisruptionbudget.policy/")))
+        expect(line, `kubectl apply -k ${dir} again`).to.match(/ unchanged$/);
+      expect(await versions(dir), `${dir}: no object written`).to.deep.equal(before);
+    }
+    for (const dir of dirs) {
+      const r = await cp().kubectl(["apply", "--server-side", "-k", dir]);
+      expect(r.code, `kubectl apply --server-side -k ${dir}: ${r.stderr}`).to.equal(0);
+      for (const line of r.stdout.trim().split("\n")) expect(line, dir).to.match(/ serverside-applied$/);
+    }
+  });
+
+  it("the README's kustomize uninstall removes the operator and keeps csp-system, the CRD and the policies", async () => {
+    await ok(
+      ["apply", "-f", "-"],
+      "apiVersion: security.csp-operator.io/v1alpha1\nkind: ClusterSecurityPolicy\nmetadata: {name: kept}\nspec: {mode: Audit}\n",
+    );
+    // The README's lines, word for word (Uninstall section).
+    for (const dir of ["config/agent", "config/encryption", "config/credentials"])
+      await ok(["delete", "--ignore-not-found", "-k", dir]);
+    await ok(["delete", "-k", "config/rbac"]);
+    await ok([
+      "delete",
+      "-n",
+      "csp-system",
+      "deployment/csp-operator",
+      "poddisruptionbudget/csp-operator",
+      "service/csp-operator-metrics",
+      "networkpolicy/csp-operator",
+    ]);
+    const rendered = parseAllDocuments(await ok(["kustomize", "config/default"])).map((d) => d.toJS() as Obj);
+    for (const o of rendered) {
+      const ref = [o.kind, o.metadata.name, ...(o.metadata.namespace ? ["-n", o.metadata.namespace] : [])];
+      const kept = o.kind === "CustomResourceDefinition" || o.kind === "Namespace";
+      expect(
+        (await cp().kubectl(["get", ...ref])).code === 0,
+        `${ref.join(" ")} ${kept ? "kept" : "removed"}`,
+      ).to.equal(kept);
+    }
+    await ok(["get", "clustersecuritypolicy", "kept"]);
+  });
 });

@@ -119,10 +119,10 @@ describe("cli: the csp-operator command line", () => {
         healthBind: { port: 8081 },
       });
     }
-    const env = await cli([], { CSP_WORKERS: "3", CSP_RESYNC_SECONDS: "0.5", LOG_LEVEL: "warn" });
+    const env = await cli([], { CSP_WORKERS: "3", CSP_RESYNC_SECONDS: "1.5", LOG_LEVEL: "warn" });
     expect(env.ran).to.deep.equal({
       workers: 3,
-      resyncSeconds: 0.5,
+      resyncSeconds: 1.5,
       logLevel: "warn",
       maxConcurrentWrites: 8,
       metricsSecure: true,
@@ -244,7 +244,14 @@ describe("cli: the csp-operator command line", () => {
   it("rejects invalid values with one line naming the option (or its environment variable), exit 2", async () => {
     for (const w of ["0", "-1", "1.5", "x", "", "1e3"])
       expectUsageError(await cli(["--workers", w]), "--workers");
-    for (const r of ["0", "-5", "soon", ""]) expectUsageError(await cli(["--resync", r]), "--resync");
+    for (const r of ["0", "-5", "soon", "", "0.5", "86401", "2200000", "0x10", "1e-9", "1e3", " 60"])
+      expectUsageError(await cli(["--resync", r]), "--resync");
+    expectUsageError(await cli([], { CSP_RESYNC_SECONDS: "2200000" }), "--resync");
+    for (const r of ["0", "86401", "2200000", "0x10"])
+      expectUsageError(
+        await cli(["agent", "--node-name", "n", "--host-root", "/h", "--resync", r]),
+        "--resync",
+      );
     expectUsageError(await cli(["--log-level", "loud"]), "--log-level");
     expectUsageError(await cli([], { CSP_WORKERS: "many" }), "CSP_WORKERS");
     expectUsageError(await cli([], { LOG_LEVEL: "loud" }), "LOG_LEVEL");
@@ -253,6 +260,22 @@ describe("cli: the csp-operator command line", () => {
       "--audit-policy-path",
     );
     expectUsageError(await cli(["agent", "--node-name", "n", "--host-root", "host"]), "--host-root");
+  });
+
+  it("--resync takes decimal seconds from 1 to 86400 (a longer timer would overflow and fire in a loop)", async () => {
+    expect((await cli(["--resync", "86400"])).ran?.resyncSeconds).to.equal(86400);
+    expect((await cli(["--resync", "1"])).ran?.resyncSeconds).to.equal(1);
+    expect((await cli(["--resync", "2.5"])).ran?.resyncSeconds).to.equal(2.5);
+    expect((await cli([], { CSP_RESYNC_SECONDS: "600" })).ran?.resyncSeconds).to.equal(600);
+    const agent = await cli(["agent", "--node-name", "n", "--host-root", "/h", "--resync", "86400"]);
+    expect(agent.agent?.resyncSeconds).to.equal(86400);
+  });
+
+  it("reads the log level in any case (LOG_LEVEL=INFO), as the lower-case level", async () => {
+    expect((await cli([], { LOG_LEVEL: "INFO" })).ran?.logLevel).to.equal("info");
+    expect((await cli(["--log-level", "Debug"])).ran?.logLevel).to.equal("debug");
+    const agent = await cli(["agent", "--node-name", "n", "--host-root", "/h", "--log-level", "WARN"]);
+    expect(agent.agent?.logLevel).to.equal("warn");
   });
 
   it("agent: a missing node name or nothing to do is a usage error naming what is missing", async () => {
@@ -300,7 +323,7 @@ describe("cli: the csp-operator command line", () => {
   });
 
   it("--help and help [command] print usage to stdout and exit 0, running nothing", async () => {
-    for (const argv of [["--help"], ["-h"], ["help"]]) {
+    for (const argv of [["--help"], ["-h"], ["help"], ["help", "help"], ["help", "-h"], ["help", "--help"]]) {
       const o = await cli(argv);
       expect(o.code).to.equal(0);
       expect(o.ran).to.equal(undefined);
@@ -322,6 +345,17 @@ describe("cli: the csp-operator command line", () => {
         expect(o.stdout).to.contain(`Usage: csp-operator ${cmd} [options]`).and.contain(flag);
       }
     }
+    for (const argv of [
+      ["help", "--version"],
+      ["help", "-V"],
+    ]) {
+      const o = await cli(argv);
+      expect(o.code, argv.join(" ")).to.equal(0);
+      expect(o.stdout).to.equal(`${VERSION}\n`);
+      expect(o.stderr).to.equal("");
+    }
+    expectUsageError(await cli(["help", "check", "extra"]), "help takes one command");
+    expectUsageError(await cli(["help", "--bogus"]), "--bogus");
     const check = await cli(["help", "check"]);
     expect(check.checked).to.deep.equal(["--help"]);
     expect(check.stdout).to.contain("Usage: csp-operator check");
