@@ -9,7 +9,14 @@ import { dirname, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { OperatorMetrics } from "../observability/metrics.js";
 import type { Operator } from "../operator.js";
-import { UsageError, type Actions, type AgentCliOptions, type CliIO, type RunOptions } from "./program.js";
+import {
+  UsageError,
+  type Actions,
+  type IntegrityAcceptOptions,
+  type AgentCliOptions,
+  type CliIO,
+  type RunOptions,
+} from "./program.js";
 import type { Logger } from "../observability/logger.js";
 
 /** The operator: runs until SIGTERM/SIGINT, then drains. Resolves to the exit code. */
@@ -180,7 +187,20 @@ export async function validate(argv: string[], io: CliIO): Promise<number> {
   return runValidate(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
 }
 
-export const ACTIONS: Actions = { run, agent, check, validate };
+/** `csp-operator integrity accept`: reads the node's report and prints the accept entry (never writes). */
+export async function integrityAccept(opts: IntegrityAcceptOptions, io: CliIO): Promise<number> {
+  const { integrityAccept: accept, AcceptError } = await import("../agent/accept.js");
+  const kc = await kubeConfig(opts.kubeconfig);
+  try {
+    io.stdout(await accept(kc, { node: opts.node, path: opts.path, reason: opts.reason }));
+    return 0;
+  } catch (err) {
+    if (err instanceof AcceptError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+export const ACTIONS: Actions = { run, agent, check, validate, integrityAccept };
 
 /** A kubeconfig larger than this is refused (real ones, certificates embedded, are a few KiB to a few 100 KiB). */
 export const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;

@@ -65,8 +65,18 @@ export interface AgentCliOptions {
   readonly logLevel: LogLevel;
 }
 
+/** `csp-operator integrity accept`: the accept entry for a changed control-plane file, ready to commit. */
+export interface IntegrityAcceptOptions {
+  readonly kubeconfig?: string;
+  readonly node: string;
+  readonly path: string;
+  readonly reason: string;
+}
+
 /** What each command does once its command line is valid; each resolves to the process exit code. */
 export interface Actions {
+  /** Prints the `spec.controlPlane.fileIntegrity.accept[]` entry for a file's current state (read-only). */
+  integrityAccept(opts: IntegrityAcceptOptions, io: CliIO): Promise<number>;
   run(opts: RunOptions): Promise<number>;
   agent(opts: AgentCliOptions): Promise<number>;
   /** `check` parses its own options (src/cis/command.ts): it gets its arguments untouched. */
@@ -86,7 +96,7 @@ export const LOG_LEVELS = ["error", "warn", "info", "http", "verbose", "debug", 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The commands, in help order; `run` is the default. */
-export const COMMANDS = ["run", "agent", "check", "validate", "help"] as const;
+export const COMMANDS = ["run", "agent", "check", "validate", "integrity", "help"] as const;
 
 /** Commands that parse their own options: every argument reaches them as given, --help included. */
 type Passthrough = "check" | "validate";
@@ -452,6 +462,45 @@ Examples:
   ).action(async (_opts: unknown, cmd: Command) => {
     exitCode = await actions.agent(agentOptionsOf(cmd));
   });
+
+  const integrity = program
+    .command("integrity")
+    .description("file integrity monitoring of control-plane files (see spec.controlPlane.fileIntegrity)")
+    .helpOption("-h, --help", "show help");
+  integrity
+    .command("accept")
+    .description(
+      "print the spec.controlPlane.fileIntegrity.accept[] entry for a file's current state, from the node agent's report",
+    )
+    .helpOption("-h, --help", "show help")
+    .addOption(kubeconfigOption())
+    .addOption(
+      new Option("--node <name>", "the node whose agent reported the change")
+        .argParser(nonEmpty("--node"))
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option("--path <file>", "the absolute path on the host, as reported")
+        .argParser(absolutePath("--path"))
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option("--reason <text>", "why the change is accepted (kept in the policy)")
+        .argParser(nonEmpty("--reason"))
+        .makeOptionMandatory(),
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const o = cmd.opts<{ kubeconfig?: string; node: string; path: string; reason: string }>();
+      exitCode = await actions.integrityAccept(
+        {
+          ...(o.kubeconfig === undefined ? {} : { kubeconfig: o.kubeconfig }),
+          node: o.node,
+          path: o.path,
+          reason: o.reason,
+        },
+        io,
+      );
+    });
 
   // `check` and `validate` keep their own parsers (src/cis/command.ts, src/gitops/command.ts).
   const passthrough = (name: Passthrough, description: string): void => {

@@ -268,6 +268,7 @@ describe("Helm chart charts/csp-operator", function () {
       agent: () => Promise.resolve(0),
       check: () => Promise.resolve(0),
       validate: () => Promise.resolve(0),
+      integrityAccept: () => Promise.resolve(0),
     };
     const combinations = [
       [],

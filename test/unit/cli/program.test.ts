@@ -8,6 +8,7 @@ import {
   runCli,
   type Actions,
   type AgentCliOptions,
+  type IntegrityAcceptOptions,
   type RunOptions,
   UsageError,
 } from "../../../src/cli/program.js";
@@ -26,6 +27,7 @@ interface Outcome {
   agent?: AgentCliOptions;
   checked?: string[];
   validated?: string[];
+  accepted?: IntegrityAcceptOptions;
 }
 
 /** Runs the command line with actions that only record what they were given. */
@@ -46,6 +48,10 @@ async function cli(argv: string[], env: Record<string, string> = {}, name?: stri
       out.checked = argv;
       if (argv.includes("--help")) io.stdout("Usage: csp-operator check [options]\n");
       return Promise.resolve(argv.includes("--fail") ? 1 : 0);
+    },
+    integrityAccept: (o) => {
+      out.accepted = o;
+      return Promise.resolve(0);
     },
     validate: (argv, io) => {
       out.validated = argv;
@@ -209,6 +215,30 @@ describe("cli: the csp-operator command line", () => {
     const o = await cli(["check", ...argv, "--fail"]);
     expect(o.checked).to.deep.equal([...argv, "--fail"]);
     expect(o.code).to.equal(1);
+  });
+
+  it("integrity accept needs --node, an absolute --path and a --reason, and passes them", async () => {
+    const o = await cli([
+      "integrity",
+      "accept",
+      "--node",
+      "cp-1",
+      "--path",
+      "/etc/kubernetes/a.yaml",
+      "--reason",
+      "CHG-1",
+    ]);
+    expect(o.code, o.stderr).to.equal(0);
+    expect(o.accepted).to.deep.equal({ node: "cp-1", path: "/etc/kubernetes/a.yaml", reason: "CHG-1" });
+    for (const argv of [
+      ["integrity", "accept", "--node", "cp-1", "--path", "/a"],
+      ["integrity", "accept", "--node", "cp-1", "--path", "relative.yaml", "--reason", "x"],
+      ["integrity", "accept", "--path", "/a", "--reason", "x"],
+    ]) {
+      const bad = await cli(argv);
+      expect(bad.code, argv.join(" ")).to.equal(2);
+      expect(bad.stderr.trim().split("\n")).to.have.length(1);
+    }
   });
 
   it("passes validate's arguments through untouched, with its exit code and its own help", async () => {
