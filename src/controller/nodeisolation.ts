@@ -82,9 +82,13 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
             : new Set<string>();
         const failures: string[] = [];
         const live = new Set(snapshot.policies.map((p) => p.metadata.name));
-        // Audit mode writes nothing, and an invalid spec is not a reason to take isolation away.
-        const release = enforce && !invalid;
-        for (const r of release ? releases(policy.metadata.name, keep, snapshot.namespaces, live) : []) {
+        // Audit mode writes nothing of its own, and an invalid spec is not a reason to take isolation
+        // away; what deleted policies left is released by any policy's reconcile.
+        const releaseOwn = enforce && !invalid;
+        const toRelease = releases(policy.metadata.name, keep, snapshot.namespaces, live).filter(
+          (r) => releaseOwn || r.manager !== manager,
+        );
+        for (const r of toRelease) {
           try {
             await reader.releaseNodeSelector(r.namespace, r.manager);
           } catch (err) {

@@ -574,6 +574,7 @@ export const specSchema = obj(
           {
             description:
               "Node labels the selected namespaces' pods must run on (PodNodeSelector annotation); keys are label keys, values label values.",
+            maxProperties: 16,
             rules: [
               {
                 rule: `self.all(k, size(k) <= 317 && k.matches('${LABEL_KEY}'))`,
