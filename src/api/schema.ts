@@ -40,6 +40,7 @@ export interface OpenApiSchema {
   maxLength?: number;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
   "x-kubernetes-validations"?: ValidationRule[];
   "x-kubernetes-preserve-unknown-fields"?: boolean;
   "x-kubernetes-embedded-resource"?: boolean;
@@ -117,7 +118,9 @@ export function mapOf<T>(
   value: Schema<T>,
   c: Common & { maxProperties?: number },
 ): Schema<Record<string, T>> {
-  return { openapi: base("object", c, { additionalProperties: value.openapi }) };
+  const extra: OpenApiSchema = { additionalProperties: value.openapi };
+  if (c.maxProperties !== undefined) extra.maxProperties = c.maxProperties;
+  return { openapi: base("object", c, extra) };
 }
 
 /** An opaque embedded object (e.g. a NetworkPolicySpec) validated later by the API server itself. */

@@ -2,7 +2,23 @@ import { connect, type PeerCertificate } from "node:tls";
 import { X509Certificate } from "node:crypto";
 import { RequestContext, type KubeConfig } from "@kubernetes/client-node";
 import { fetch, type Dispatcher } from "undici";
+import { INVALID_SINCE_LABEL, LAST_USED_LABEL, SA_NAME_ANNOTATION } from "../hygiene/credentials.js";
 import { ApiError, RestClient } from "./rest.js";
+
+/** Token Secrets per page of the metadata LIST. */
+export const TOKEN_SECRET_PAGE = 100;
+const TOKEN_ANNOTATIONS = [SA_NAME_ANNOTATION];
+const TOKEN_LABELS = [LAST_USED_LABEL, INVALID_SINCE_LABEL];
+
+/** The named keys of a label or annotation map, each value clipped to 253 characters; undefined if none. */
+function pick(
+  map: Record<string, string> | undefined,
+  keys: readonly string[],
+): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const k of keys) if (typeof map?.[k] === "string") out[k] = map[k].slice(0, 253);
+  return Object.keys(out).length ? out : undefined;
+}
 
 /**
  * Small readers for the cluster hygiene areas (versions, credentials): what they need from the API and
@@ -36,7 +52,11 @@ export class HygieneReader {
       }>("GET", "/api/v1/nodes", { query: { limit: "500", ...(cont ? { continue: cont } : {}) } });
       for (const n of page.items ?? [])
         if (n.metadata?.name)
-          out.push({ node: n.metadata.name, version: n.status?.nodeInfo?.kubeletVersion ?? "" });
+          // Clipped: a Node's status is anyone's with nodes/status, and a version is never this long.
+          out.push({
+            node: n.metadata.name,
+            version: String(n.status?.nodeInfo?.kubeletVersion ?? "").slice(0, 256),
+          });
       cont = page.metadata?.continue || undefined;
     } while (cont);
     return out;
@@ -79,18 +99,23 @@ export class HygieneReader {
     do {
       const query: Record<string, string> = {
         fieldSelector: "type=kubernetes.io/service-account-token",
-        limit: "500",
+        // Small pages: an answer holds every annotation of every Secret in it until it is slimmed.
+        limit: String(TOKEN_SECRET_PAGE),
         ...(cont ? { continue: cont } : {}),
       };
       const page = await this.metadataList("/api/v1/secrets", query);
       for (const s of page.items) {
         const m = s.metadata ?? {};
         if (!m.name || !m.namespace) continue;
+        // Only what a finding names is kept: other annotations can be large, and one of them
+        // (kubectl's last-applied-configuration) can hold the token itself.
+        const labels = pick(m.labels, TOKEN_LABELS);
+        const annotations = pick(m.annotations, TOKEN_ANNOTATIONS);
         out.push({
           namespace: m.namespace,
           name: m.name,
-          ...(m.labels ? { labels: m.labels } : {}),
-          ...(m.annotations ? { annotations: m.annotations } : {}),
+          ...(labels ? { labels } : {}),
+          ...(annotations ? { annotations } : {}),
         });
       }
       cont = page.continue;

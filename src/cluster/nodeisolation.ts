@@ -1,33 +1,36 @@
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { NodeLabels, PodPlacement } from "../hygiene/nodeisolation.js";
-import { NODE_SELECTOR_ANNOTATION } from "../hygiene/nodeisolation.js";
-import { RestClient } from "./rest.js";
-
-/**
- * The field manager of the node-selector annotation. Not `csp-operator`: the namespace labels are applied
- * under that manager by the reconcile, and an apply under the same manager without this annotation would
- * remove it again; a manager of its own keeps the two writes from undoing each other.
- */
-export const NODE_ISOLATION_FIELD_MANAGER = "csp-operator-node-isolation";
+import type { NodeLabels, PodPlacement, Toleration } from "../hygiene/nodeisolation.js";
+import { matches, NODE_SELECTOR_ANNOTATION } from "../hygiene/nodeisolation.js";
+import { ApiError, RestClient } from "./rest.js";
 
 interface RawPod {
   metadata?: {
     name?: string;
     namespace?: string;
-    ownerReferences?: { kind?: string; controller?: boolean }[];
+    ownerReferences?: { kind?: string; name?: string; uid?: string; controller?: boolean }[];
   };
-  spec?: { nodeName?: string; tolerations?: { key?: string; operator?: string }[] };
+  spec?: { nodeName?: string; tolerations?: Toleration[] };
 }
 
-function placement(p: RawPod): PodPlacement | undefined {
+/** A pod's placement; `daemonSet` is only a claim here (its controller reference), checked by the reader. */
+function placement(p: RawPod): (PodPlacement & { owner?: { name: string; uid: string } }) | undefined {
   const m = p.metadata;
   if (!m?.name || !m.namespace) return undefined;
+  const ref = (m.ownerReferences ?? []).find(
+    (o) => o.kind === "DaemonSet" && o.controller === true && o.name && o.uid,
+  );
   return {
     namespace: m.namespace,
     name: m.name,
     nodeName: p.spec?.nodeName ?? "",
-    daemonSet: (m.ownerReferences ?? []).some((o) => o.kind === "DaemonSet" && o.controller === true),
-    tolerates: (p.spec?.tolerations ?? []).map((t) => t.key ?? ""),
+    daemonSet: false,
+    tolerations: (p.spec?.tolerations ?? []).map((t) => ({
+      ...(t.key !== undefined ? { key: String(t.key) } : {}),
+      ...(t.operator !== undefined ? { operator: String(t.operator) } : {}),
+      ...(t.value !== undefined ? { value: String(t.value) } : {}),
+      ...(t.effect !== undefined ? { effect: String(t.effect) } : {}),
+    })),
+    ...(ref ? { owner: { name: ref.name!, uid: ref.uid! } } : {}),
   };
 }
 
@@ -63,13 +66,60 @@ export class NodeIsolationReader {
 
   async podsInNamespace(namespace: string): Promise<PodPlacement[]> {
     const pods = await this.list<RawPod>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`);
-    return pods.flatMap((p) => placement(p) ?? []);
+    return pods.flatMap((p) => {
+      const pl = placement(p);
+      if (!pl) return [];
+      const { owner: _owner, ...rest } = pl;
+      return [rest];
+    });
   }
 
-  /** The pods bound to one node, from a field-selected LIST across namespaces. */
-  async podsOnNode(node: string): Promise<PodPlacement[]> {
-    const pods = await this.list<RawPod>("/api/v1/pods", { fieldSelector: `spec.nodeName=${node}` });
-    return pods.flatMap((p) => placement(p) ?? []);
+  /**
+   * The pods bound to one node, from a field-selected LIST across namespaces. A pod counts as a
+   * DaemonSet's only when its controller reference names a DaemonSet that exists with that uid and whose
+   * node selector admits the node: a bare Pod with a forged reference to a decoy DaemonSet is not one.
+   */
+  async podsOnNode(node: NodeLabels): Promise<PodPlacement[]> {
+    const pods = await this.list<RawPod>("/api/v1/pods", { fieldSelector: `spec.nodeName=${node.name}` });
+    const daemonSets = new Map<string, { uid?: string; nodeSelector?: Record<string, string> } | null>();
+    const out: PodPlacement[] = [];
+    for (const p of pods) {
+      const pl = placement(p);
+      if (!pl) continue;
+      const { owner, ...rest } = pl;
+      if (owner) {
+        const key = `${rest.namespace}/${owner.name}`;
+        if (!daemonSets.has(key)) daemonSets.set(key, await this.daemonSet(rest.namespace, owner.name));
+        const ds = daemonSets.get(key);
+        rest.daemonSet = !!ds && ds.uid === owner.uid && matches(ds.nodeSelector ?? {}, node.labels);
+      }
+      out.push(rest);
+    }
+    return out;
+  }
+
+  private async daemonSet(
+    namespace: string,
+    name: string,
+  ): Promise<{ uid?: string; nodeSelector?: Record<string, string> } | null> {
+    try {
+      const ds = await this.rest.request<{
+        metadata?: { uid?: string };
+        spec?: { template?: { spec?: { nodeSelector?: Record<string, string> } } };
+      }>(
+        "GET",
+        `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/daemonsets/${encodeURIComponent(name)}`,
+      );
+      return {
+        ...(ds.metadata?.uid ? { uid: ds.metadata.uid } : {}),
+        ...(ds.spec?.template?.spec?.nodeSelector
+          ? { nodeSelector: ds.spec.template.spec.nodeSelector }
+          : {}),
+      };
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) return null;
+      throw err;
+    }
   }
 
   /**
@@ -93,15 +143,38 @@ export class NodeIsolationReader {
     );
   }
 
-  /** Server-side applies the node-selector annotation on a namespace, without forcing over another manager. */
-  async setNodeSelector(namespace: string, value: string): Promise<void> {
+  /**
+   * Server-side applies the node-selector annotation on a namespace under `manager` (one per policy),
+   * without forcing over another manager: a second policy wanting another value gets a 409.
+   */
+  async setNodeSelector(namespace: string, value: string, manager: string): Promise<void> {
+    await this.applyAnnotations(namespace, manager, { [NODE_SELECTOR_ANNOTATION]: value });
+  }
+
+  /**
+   * Releases what `manager` applied on a namespace (an apply of nothing): the annotation goes unless
+   * another manager (another policy, a person) owns it too. A namespace that is gone is nothing to release.
+   */
+  async releaseNodeSelector(namespace: string, manager: string): Promise<void> {
+    try {
+      await this.applyAnnotations(namespace, manager, undefined);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 404)) throw err;
+    }
+  }
+
+  private async applyAnnotations(
+    namespace: string,
+    manager: string,
+    annotations: Record<string, string> | undefined,
+  ): Promise<void> {
     await this.rest.request("PATCH", `/api/v1/namespaces/${encodeURIComponent(namespace)}`, {
-      query: { fieldManager: NODE_ISOLATION_FIELD_MANAGER, force: "false" },
+      query: { fieldManager: manager, force: "false" },
       contentType: "application/apply-patch+yaml",
       body: {
         apiVersion: "v1",
         kind: "Namespace",
-        metadata: { name: namespace, annotations: { [NODE_SELECTOR_ANNOTATION]: value } },
+        metadata: { name: namespace, ...(annotations ? { annotations } : {}) },
       },
     });
   }

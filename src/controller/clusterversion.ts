@@ -4,7 +4,15 @@ import { ApiError } from "../cluster/rest.js";
 import { OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { bound, hygieneCondition } from "../hygiene/common.js";
 import { KUBERNETES_RELEASES, type ReleaseTable } from "../hygiene/kubernetes-releases.js";
-import { DEFAULT_WARN_DAYS, parseReleaseTable, parseVersion, versionFindings } from "../hygiene/versions.js";
+import { exempts, isActive } from "../findings/exemptions.js";
+import {
+  DEFAULT_WARN_DAYS,
+  NOT_JUDGED_IDS,
+  parseReleaseTable,
+  parseVersion,
+  quoteVersion,
+  versionFindings,
+} from "../hygiene/versions.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
 
 export const CONDITION = "ClusterVersionSupported";
@@ -74,7 +82,7 @@ export function clusterVersionArea(recheckMs = CLUSTER_VERSION_RECHECK_MS): Area
               `spec.clusterVersion.tableConfigMap: ${where} key ${TABLE_KEY} is not JSON: ${errorText(err)}`,
             );
           }
-          const parsed = parseReleaseTable(raw);
+          const parsed = parseReleaseTable(raw, snapshot.now);
           if ("error" in parsed)
             return unknown(
               "ReleaseTableInvalid",
@@ -105,8 +113,12 @@ export function clusterVersionArea(recheckMs = CLUSTER_VERSION_RECHECK_MS): Area
         const findings = versionFindings({ apiServer, kubelets }, table, snapshot.now, warnDays);
         const minor = parseVersion(apiServer);
         const rel = minor && table.releases.find((r) => r.minor === `${minor.major}.${minor.minor}`);
+        const notJudged = findings.filter((f) => NOT_JUDGED_IDS.has(f.id));
+        const judgedKubelets = kubelets.filter(
+          (k) => !notJudged.some((f) => f.resource === `Node/${k.node}`),
+        ).length;
         const okMessage = [
-          `API server ${apiServer}${rel ? ` (${rel.minor} supported until ${rel.endOfLife})` : ""} and ${kubelets.length} kubelet(s) on supported versions`,
+          `API server ${quoteVersion(apiServer)}${rel ? ` (${rel.minor} supported until ${rel.endOfLife})` : ""} and ${judgedKubelets} kubelet(s) on supported versions`,
           `release table of ${table.lastUpdated}${cv.tableConfigMap ? ` from ConfigMap ${OPERATOR_NAMESPACE}/${cv.tableConfigMap}` : ""}`,
         ].join("; ");
         let condition = hygieneCondition(CONDITION, findings, spec.exemptions, snapshot.now, {
@@ -114,6 +126,22 @@ export function clusterVersionArea(recheckMs = CLUSTER_VERSION_RECHECK_MS): Area
           okReason: "Supported",
           okMessage,
         });
+        // A version seen but not judged (unparseable, a minor the table does not know) is not "supported":
+        // Unknown, unless an active exemption accepts that finding.
+        const active = (spec.exemptions ?? []).filter((e) => isActive(e, snapshot.now));
+        const unjudged = notJudged.filter((f) => !active.some((e) => exempts(e, f)));
+        if (condition.status === "True" && unjudged.length > 0)
+          condition = {
+            type: CONDITION,
+            status: "Unknown",
+            reason: "VersionsNotJudged",
+            message: bound(
+              `${unjudged.length} version(s) not judged: ${unjudged
+                .slice(0, 10)
+                .map((f) => `${f.id} on ${f.resource}`)
+                .join(", ")}${unjudged.length > 10 ? ", ..." : ""}`,
+            ),
+          };
         if (condition.status === "True" && kubeletProblem)
           condition = { type: CONDITION, status: "Unknown", ...kubeletProblem };
         return { findings, conditions: [condition], requeueAfterMs: recheckMs };

@@ -3,11 +3,16 @@ import { ApiError } from "../cluster/rest.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import type { Finding } from "../findings/finding.js";
 import { bound, hygieneCondition } from "../hygiene/common.js";
+import type { V1Namespace } from "@kubernetes/client-node";
 import {
   AREA,
+  invalidIsolationSpec,
   ISOLATION_ANNOTATION,
+  matches,
   NODE_SELECTOR_ANNOTATION,
+  nodeIsolationManager,
   placementFindings,
+  policyOfManager,
   selectorAnnotation,
   type PodPlacement,
 } from "../hygiene/nodeisolation.js";
@@ -18,6 +23,42 @@ export const CONDITION = "NodesIsolated";
 /** Pods come and go without an event this area watches: placement is read again this often. */
 export const NODE_ISOLATION_RECHECK_MS = 60_000;
 
+/** The field managers that own the node-selector annotation of a namespace (from its managedFields). */
+export function annotationOwners(ns: V1Namespace | undefined): string[] {
+  return (ns?.metadata?.managedFields ?? [])
+    .filter((e) => {
+      const f = e.fieldsV1 as Record<string, Record<string, Record<string, unknown>>> | undefined;
+      return f?.["f:metadata"]?.["f:annotations"]?.[`f:${NODE_SELECTOR_ANNOTATION}`] !== undefined;
+    })
+    .map((e) => e.manager ?? "");
+}
+
+/**
+ * What a policy's reconcile releases (an apply of nothing under that manager): its own annotation on
+ * namespaces it no longer selects (or on every namespace once it no longer uses spec.nodeIsolation), and
+ * what the managers of deleted policies and the shared manager of earlier releases still own. Pure.
+ */
+export function releases(
+  policy: string,
+  keep: ReadonlySet<string>,
+  namespaces: readonly V1Namespace[],
+  livePolicies: ReadonlySet<string>,
+): { namespace: string; manager: string }[] {
+  const out: { namespace: string; manager: string }[] = [];
+  const own = nodeIsolationManager(policy);
+  for (const ns of namespaces) {
+    const name = ns.metadata?.name;
+    if (!name) continue;
+    for (const manager of annotationOwners(ns)) {
+      const owner = policyOfManager(manager);
+      if (owner === undefined) continue;
+      if (manager === own ? !keep.has(name) : owner === "" || !livePolicies.has(owner))
+        out.push({ namespace: name, manager });
+    }
+  }
+  return out;
+}
+
 /**
  * `spec.nodeIsolation`: sets the PodNodeSelector annotation on the selected namespaces (Enforce) and
  * reports pods placed against the isolation. Pods are read only while a policy uses this area.
@@ -27,24 +68,58 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
     const reader = new NodeIsolationReader(kc);
     const area: AreaReconciler = {
       name: "nodeIsolation",
-      inUse: (spec) => spec.nodeIsolation !== undefined,
-      async reconcile({ spec, snapshot, enforce }: AreaInput): Promise<AreaReport> {
-        const ni = spec.nodeIsolation ?? {};
-        const selector = ni.nodeSelector ?? {};
+      // Every policy: one that stopped using the area (or selecting a namespace) releases what it set.
+      // Deciding that reads only the snapshot, so a policy without spec.nodeIsolation costs no request.
+      inUse: () => true,
+      async reconcile({ policy, spec, snapshot, enforce }: AreaInput): Promise<AreaReport> {
+        const manager = nodeIsolationManager(policy.metadata.name);
+        const ni = spec.nodeIsolation;
+        const selector = ni?.nodeSelector ?? {};
+        const invalid = ni ? invalidIsolationSpec(selector, ni.tolerations ?? []) : undefined;
+        const keep =
+          ni && Object.keys(selector).length > 0
+            ? new Set(selectNamespaces(spec, snapshot.namespaces))
+            : new Set<string>();
+        const failures: string[] = [];
+        const live = new Set(snapshot.policies.map((p) => p.metadata.name));
+        // Audit mode writes nothing of its own, and an invalid spec is not a reason to take isolation
+        // away; what deleted policies left is released by any policy's reconcile.
+        const releaseOwn = enforce && !invalid;
+        const toRelease = releases(policy.metadata.name, keep, snapshot.namespaces, live).filter(
+          (r) => releaseOwn || r.manager !== manager,
+        );
+        for (const r of toRelease) {
+          try {
+            await reader.releaseNodeSelector(r.namespace, r.manager);
+          } catch (err) {
+            failures.push(`annotation of Namespace/${r.namespace} not released: ${errorText(err)}`);
+          }
+        }
+        const released: AreaReport = failures.length
+          ? { failure: { reason: "WriteFailed", message: failures.join("; "), retryable: true } }
+          : {};
+        if (!ni) return released;
         const unknown = (reason: string, message: string): AreaReport => ({
+          ...released,
           conditions: [{ type: CONDITION, status: "Unknown", reason, message: bound(message) }],
           requeueAfterMs: recheckMs,
         });
+        if (invalid)
+          return {
+            ...unknown("InvalidSpec", invalid),
+            failure: { reason: "InvalidSpec", message: bound(invalid), retryable: false },
+          };
         if (Object.keys(selector).length === 0)
           return unknown("NoNodeSelector", "spec.nodeIsolation.nodeSelector is empty: no node is isolated");
         const want = selectorAnnotation(selector);
         const selected = selectNamespaces(spec, snapshot.namespaces);
         const findings: Finding[] = [];
-        const failures: string[] = [];
         for (const name of selected) {
           const ns = snapshot.namespaces.find((n) => n.metadata?.name === name);
           const have = ns?.metadata?.annotations?.[NODE_SELECTOR_ANNOTATION];
-          if (have === want) continue;
+          // Applied once under this policy's manager even when the value is already there, so the policy
+          // co-owns it and another owner's release does not take it away.
+          if (have === want && (!enforce || annotationOwners(ns).includes(manager))) continue;
           if (!enforce) {
             findings.push({
               id: ISOLATION_ANNOTATION,
@@ -56,16 +131,22 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
             continue;
           }
           try {
-            await reader.setNodeSelector(name, want);
+            await reader.setNodeSelector(name, want, manager);
           } catch (err) {
             const conflict = err instanceof ApiError && err.code === 409;
+            const others = annotationOwners(ns)
+              .filter((m) => m !== manager)
+              .map((m) => {
+                const p = policyOfManager(m);
+                return p ? `policy ${p}` : `field manager ${m}`;
+              });
             findings.push({
               id: ISOLATION_ANNOTATION,
               severity: "High",
               area: AREA,
               resource: `Namespace/${name}`,
               message: conflict
-                ? `annotation ${NODE_SELECTOR_ANNOTATION} is ${JSON.stringify(have)}, set by another manager; not overwritten with ${JSON.stringify(want)}`
+                ? `annotation ${NODE_SELECTOR_ANNOTATION} is ${JSON.stringify(have)}, set by ${others.length ? others.join(", ") : "another manager"}; not overwritten with ${JSON.stringify(want)}: two policies (or a policy and a person) isolate this namespace to different nodes`
                 : `annotation ${NODE_SELECTOR_ANNOTATION} could not be set: ${errorText(err)}`,
             });
             if (!conflict) failures.push(errorText(err));
@@ -76,8 +157,8 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
         try {
           nodes = await reader.nodes();
           for (const ns of selected) pods.push(...(await reader.podsInNamespace(ns)));
-          const isolated = nodes.filter((n) => Object.entries(selector).every(([k, v]) => n.labels[k] === v));
-          for (const n of isolated) pods.push(...(await reader.podsOnNode(n.name)));
+          const isolated = nodes.filter((n) => matches(selector, n.labels));
+          for (const n of isolated) pods.push(...(await reader.podsOnNode(n)));
         } catch (err) {
           return {
             findings,

@@ -46,17 +46,34 @@ export function accessCounters(text: string, at: number): AccessCounters {
 }
 
 /**
- * Keeps the samples of one API server that the window needs (plus the one just before it), dropping
- * everything before a counter reset (a restarted API server starts from zero).
+ * A sample as kept: the counters made monotonic (a counter that went down, because the API server
+ * restarted and started from zero, counts as an increase from 0), and the raw reading they came from.
+ */
+export interface AccessSample extends AccessCounters {
+  raw: { authFailures: number; forbidden: number };
+}
+
+/**
+ * Appends a reading of one API server to its samples and keeps only what the window needs (plus the
+ * sample just before it). A restarted API server's counters start from zero: what they count since is
+ * an increase from 0, so a burst right after a restart is still reported and the history is kept.
  */
 export function keepSamples(
-  samples: readonly AccessCounters[],
+  samples: readonly AccessSample[],
   next: AccessCounters,
   windowMs: number,
-): AccessCounters[] {
+): AccessSample[] {
+  const raw = { authFailures: next.authFailures, forbidden: next.forbidden };
   const last = samples[samples.length - 1];
-  if (last && (next.authFailures < last.authFailures || next.forbidden < last.forbidden)) return [next];
-  const all = [...samples, next];
+  if (!last || next.at < last.at) return [{ ...next, raw }];
+  const increase = (now: number, before: number) => (now >= before ? now - before : now);
+  const sample: AccessSample = {
+    at: next.at,
+    authFailures: last.authFailures + increase(raw.authFailures, last.raw.authFailures),
+    forbidden: last.forbidden + increase(raw.forbidden, last.raw.forbidden),
+    raw,
+  };
+  const all = [...samples, sample];
   const start = next.at - windowMs;
   let first = 0;
   while (first + 1 < all.length && all[first + 1]!.at <= start) first++;
@@ -87,6 +104,13 @@ export function accessRates(samples: readonly AccessCounters[], windowMs: number
     coveredMs: last.at - base.at,
   };
 }
+
+/**
+ * What the 403 figure counts: apiserver_request_total sees requests refused after authorization (by
+ * admission, e.g. Pod Security); requests RBAC denies are refused before it and are not in /metrics.
+ */
+export const FORBIDDEN_SCOPE =
+  "403s counted by the API server's request metrics: admission refusals; RBAC denials are not in /metrics";
 
 const round = (n: number) => Math.round(n * 10) / 10;
 
@@ -121,7 +145,7 @@ export function accessFindings(
       severity: "Medium",
       area: AREA,
       resource: `APIServer/${server}`,
-      message: `${round(rates.forbiddenPerMinute)} forbidden (403) response(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.forbiddenPerMinute}): an identity is probing for rights it lacks; see the audit log for who`,
+      message: `${round(rates.forbiddenPerMinute)} forbidden (403) response(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.forbiddenPerMinute}; ${FORBIDDEN_SCOPE}): an identity is probing for rights it lacks; see the audit log for who`,
     });
   return out;
 }

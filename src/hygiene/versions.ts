@@ -27,12 +27,33 @@ export interface Version {
   text: string;
 }
 
-/** `v1.36.3`, `1.36.3-eks-1234`, `v1.36.3+k3s1` -> 1.36.3; anything else -> undefined. */
+/** The longest pre-release/build suffix a version may carry (`-eks-1234`, `+k3s1`); longer is unparseable. */
+export const MAX_VERSION_SUFFIX = 64;
+const VERSION = new RegExp(
+  `^v?(\\d{1,4})\\.(\\d{1,4})\\.(\\d{1,6})(?:[-+][0-9A-Za-z.+-]{0,${MAX_VERSION_SUFFIX}})?$`,
+);
+
+/**
+ * `v1.36.3`, `1.36.3-eks-1234`, `v1.36.3+k3s1` -> 1.36.3; anything else (a suffix beyond 64 characters
+ * too: a Node's status is anyone's with nodes/status) -> undefined. Bounded before it is matched.
+ */
 export function parseVersion(text: string): Version | undefined {
-  const m = /^v?(\d{1,4})\.(\d{1,4})\.(\d{1,6})(?:[-+][0-9A-Za-z.+-]*)?$/.exec(text.trim());
+  if (text.length > 100) return undefined;
+  const m = VERSION.exec(text.trim());
   if (!m) return undefined;
-  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text };
+  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text: text.trim() };
 }
+
+/** A reported version as a message may quote it: JSON-quoted, at most 80 characters. */
+export function quoteVersion(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/** Finding ids that mean "a version was seen but not judged": the condition cannot be True with them. */
+export const NOT_JUDGED_IDS: ReadonlySet<string> = new Set([VERSION_UNKNOWN_MINOR, VERSION_UNPARSEABLE]);
+
+/** At most this many versions are listed in the mixed-kubelets finding ("and N more"). */
+export const MAX_LISTED_VERSIONS = 10;
 
 const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
 const MINOR = /^\d{1,4}\.\d{1,4}$/;
@@ -41,12 +62,18 @@ const MINOR = /^\d{1,4}\.\d{1,4}$/;
  * Validates a release table (the shipped one or a ConfigMap's `releases.json`): an error names the field,
  * so a bad override is reported, never half-used.
  */
-export function parseReleaseTable(raw: unknown): { table: ReleaseTable } | { error: string } {
+export function parseReleaseTable(
+  raw: unknown,
+  now: Date = new Date(),
+): { table: ReleaseTable } | { error: string } {
   if (!raw || typeof raw !== "object" || Array.isArray(raw))
     return { error: "the table is not a JSON object" };
   const t = raw as Record<string, unknown>;
   if (typeof t.lastUpdated !== "string" || !ISO_DAY.test(t.lastUpdated) || isNaN(Date.parse(t.lastUpdated)))
     return { error: "lastUpdated: want a date YYYY-MM-DD" };
+  // A table from the future would never be reported stale: more than a day ahead (time zones) is refused.
+  if (Date.parse(t.lastUpdated) > now.getTime() + DAY_MS)
+    return { error: `lastUpdated: ${t.lastUpdated} is in the future` };
   if (!Array.isArray(t.releases) || t.releases.length === 0)
     return { error: "releases: want a non-empty list" };
   if (t.releases.length > 1000) return { error: "releases: more than 1000 entries" };
@@ -64,6 +91,10 @@ export function parseReleaseTable(raw: unknown): { table: ReleaseTable } | { err
       if (typeof v !== "string" || !ISO_DAY.test(v) || isNaN(Date.parse(v)))
         return { error: `releases[${i}].${k}: want a date YYYY-MM-DD` };
     }
+    if (Date.parse(e.endOfLife as string) < Date.parse(e.released as string))
+      return {
+        error: `releases[${i}].endOfLife: ${String(e.endOfLife)} is before released ${String(e.released)}`,
+      };
     const patch = typeof e.latestPatch === "string" ? parseVersion(e.latestPatch) : undefined;
     if (!patch || `${patch.major}.${patch.minor}` !== e.minor)
       return { error: `releases[${i}].latestPatch: want "${e.minor}.N"` };
@@ -175,7 +206,7 @@ export function versionFindings(
       VERSION_UNPARSEABLE,
       "Info",
       API_SERVER_RESOURCE,
-      `the API server reports version ${JSON.stringify(obs.apiServer.slice(0, 80))}, which is not MAJOR.MINOR.PATCH; it was not judged`,
+      `the API server reports version ${quoteVersion(obs.apiServer)}, which is not MAJOR.MINOR.PATCH; it was not judged`,
     );
   else judge("the API server runs", API_SERVER_RESOURCE, api);
 
@@ -188,7 +219,7 @@ export function versionFindings(
         VERSION_UNPARSEABLE,
         "Info",
         resource,
-        `the kubelet reports version ${JSON.stringify(k.version.slice(0, 80))}, which is not MAJOR.MINOR.PATCH; it was not judged`,
+        `the kubelet reports version ${quoteVersion(k.version)}, which is not MAJOR.MINOR.PATCH; it was not judged`,
       );
       continue;
     }
@@ -211,12 +242,17 @@ export function versionFindings(
         `the kubelet runs ${v.text}, ${behind} minor(s) older than the API server ${api.text}: the supported skew is at most ${KUBELET_MAX_OLDER_MINORS}; upgrade the node`,
       );
   }
-  if (versions.size > 1)
+  if (versions.size > 1) {
+    const sorted = [...versions].sort();
+    const listed = sorted.slice(0, MAX_LISTED_VERSIONS).join(", ");
+    const more =
+      sorted.length > MAX_LISTED_VERSIONS ? ` and ${sorted.length - MAX_LISTED_VERSIONS} more` : "";
     finding(
       VERSION_MIXED_KUBELETS,
       "Info",
       API_SERVER_RESOURCE,
-      `kubelets run ${versions.size} different versions (${[...versions].sort().join(", ")}): an upgrade in progress, or nodes left behind`,
+      `kubelets run ${versions.size} different versions (${listed}${more}): an upgrade in progress, or nodes left behind`,
     );
+  }
   return findings;
 }

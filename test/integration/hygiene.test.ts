@@ -11,6 +11,7 @@ import { expect } from "chai";
 import winston from "winston";
 import { KubeConfig } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { HygieneReader } from "../../src/cluster/hygiene.js";
 import { RestClient } from "../../src/cluster/rest.js";
 import { apiAccessArea } from "../../src/controller/apiaccess.js";
 import { clusterVersionArea } from "../../src/controller/clusterversion.js";
@@ -37,6 +38,7 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
   const ok = kubectlOk(cp);
   const logs: string[] = [];
   let operator: Operator | undefined;
+  let kc: KubeConfig;
 
   const status = async (name = POLICY): Promise<Status> =>
     (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: Status }).status ?? {};
@@ -49,7 +51,7 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     await ok(["create", "namespace", "csp-system"]);
     await ok(["apply", "-k", "config/rbac"]);
     await ok(["apply", "-k", "config/credentials"]);
-    const kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
+    kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
     const log = winston.createLogger({
       level: "debug",
       transports: [
@@ -134,6 +136,28 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     });
 
     await ok(["delete", "node", "kubelet-old", "kubelet-new"]);
+
+    // A kubelet version with a 900 KB suffix (anyone with nodes/status can write one) and a Node with no
+    // status: both unparseable, the status still updates (bounded), and the condition says not judged.
+    await ok(["create", "-f", "-"], node("kubelet-huge", `v1.35.0-${"a".repeat(900_000)}`));
+    await ok(
+      ["create", "-f", "-"],
+      JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: "no-status" } }),
+    );
+    const huge = await eventually("VersionsNotJudged", async () => {
+      const st = await status();
+      const both = (st.findings ?? []).filter((x) => x.id === "VERSION-UNPARSEABLE").length === 2;
+      return both && condition(st, "ClusterVersionSupported")?.reason === "VersionsNotJudged"
+        ? st
+        : undefined;
+    });
+    expect(condition(huge, "ClusterVersionSupported")!.status).to.equal("Unknown");
+    const unparseable = (huge.findings ?? [])
+      .filter((x) => x.id === "VERSION-UNPARSEABLE")
+      .map((x) => x.resource);
+    expect(unparseable.sort()).to.deep.equal(["Node/kubelet-huge", "Node/no-status"]);
+    expect(JSON.stringify(huge).length).to.be.below(20_000);
+    await ok(["delete", "node", "kubelet-huge", "no-status"]);
     await eventually("the skew findings to go", async () => {
       const st = await status();
       return (st.findings ?? []).some((x) => x.id.startsWith("VERSION-")) ? undefined : true;
@@ -180,6 +204,34 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     });
     expect(c.status).to.equal("Unknown");
     expect(c.message).to.include("releases[0].endOfLife");
+
+    const future = {
+      lastUpdated: "2999-12-31",
+      releases: [
+        {
+          ...table.releases[0],
+          minor: "1.20",
+          released: "2030-01-01",
+          endOfLife: "2020-01-01",
+          latestPatch: "1.20.0",
+        },
+      ],
+    };
+    await ok([
+      "create",
+      "configmap",
+      "future-table",
+      "-n",
+      "csp-system",
+      `--from-literal=releases.json=${JSON.stringify(future)}`,
+    ]);
+    await patchSpec({ clusterVersion: { tableConfigMap: "future-table" } });
+    const fc = await eventually("the future table refused", async () => {
+      const found = condition(await status(), "ClusterVersionSupported");
+      return found?.message.includes("future-table") ? found : undefined;
+    });
+    expect(fc).to.include({ status: "Unknown", reason: "ReleaseTableInvalid" });
+    expect(fc.message).to.include("lastUpdated: 2999-12-31 is in the future");
     await patchSpec({ clusterVersion: { tableConfigMap: null } });
   });
 
@@ -226,8 +278,30 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
       const t = secret.data?.["token"];
       return t ? Buffer.from(t, "base64").toString() : undefined;
     });
+    // kubectl apply keeps the whole object, token included, in an annotation: the reader keeps none of it.
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        type: "kubernetes.io/service-account-token",
+        metadata: {
+          name: "applied-token",
+          namespace: "legacy",
+          annotations: { "kubernetes.io/service-account.name": "ci", big: "x".repeat(100_000) },
+        },
+        stringData: { token: canary },
+      }),
+    );
+    const read = await new HygieneReader(kc).legacyTokenSecrets();
+    const applied = read.find((x) => x.name === "applied-token")!;
+    expect(applied.annotations).to.deep.equal({ "kubernetes.io/service-account.name": "ci" });
+    expect(JSON.stringify(read)).to.not.include(canary);
+    await ok(["delete", "secret", "applied-token", "-n", "legacy"]);
     const f = await eventually("the legacy token finding", async () =>
-      ((await status()).findings ?? []).find((x) => x.id === "CRED-LEGACY-TOKEN-SECRET"),
+      ((await status()).findings ?? []).find(
+        (x) => x.id === "CRED-LEGACY-TOKEN-SECRET" && x.resource === "Secret/legacy/ci-token",
+      ),
     );
     expect(f).to.include({ severity: "Medium", resource: "Secret/legacy/ci-token" });
     expect(f.message).to.include('"ci"');
@@ -318,6 +392,54 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
       pod("web", "tolerated", "secure-1", [{ key: "dedicated", operator: "Exists" }]),
     );
     await ok(["create", "-f", "-"], pod("web", "elsewhere", "general-1"));
+    // An edit user's tricks: a toleration of the named key with another value, and a bare Pod claiming a
+    // decoy DaemonSet (which selects no node) as its controller.
+    await ok(
+      ["create", "-f", "-"],
+      pod("web", "wrong-value", "secure-1", [{ key: "dedicated", operator: "Equal", value: "not-secure" }]),
+    );
+    await ok(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "apps/v1",
+        kind: "DaemonSet",
+        metadata: { name: "decoy", namespace: "web" },
+        spec: {
+          selector: { matchLabels: { app: "decoy" } },
+          template: {
+            metadata: { labels: { app: "decoy" } },
+            spec: {
+              nodeSelector: { nonexistent: "x" },
+              containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }],
+            },
+          },
+        },
+      }),
+    );
+    const decoyUid = (
+      JSON.parse(await ok(["get", "daemonset", "decoy", "-n", "web", "-o", "json"])) as {
+        metadata: { uid: string };
+      }
+    ).metadata.uid;
+    const forged = JSON.parse(pod("web", "forged-ds", "secure-1")) as { metadata: object };
+    forged.metadata = {
+      ...forged.metadata,
+      ownerReferences: [
+        { apiVersion: "apps/v1", kind: "DaemonSet", name: "decoy", uid: decoyUid, controller: true },
+      ],
+    };
+    await ok(["create", "-f", "-"], JSON.stringify(forged));
+    // A Node selector that is not one: refused by the CRD, naming the rule.
+    const bad = await cp().kubectl(["apply", "-f", "-"], {
+      input: JSON.stringify({
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "bad-selector" },
+        spec: { nodeIsolation: { nodeSelector: { "not a/valid key!": "x,y" } } },
+      }),
+    });
+    expect(bad.code).to.not.equal(0);
+    expect(bad.stderr).to.include("nodeSelector keys must be label keys");
     await ok(
       ["apply", "-f", "-"],
       JSON.stringify({
@@ -333,12 +455,14 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     );
     const s = await eventually("the placement findings", async () => {
       const st = await status("isolation");
-      return (st.findings ?? []).filter((f) => f.id.startsWith("ISOLATION-")).length >= 2 ? st : undefined;
+      return (st.findings ?? []).filter((f) => f.id.startsWith("ISOLATION-")).length >= 4 ? st : undefined;
     });
     const isolation = (s.findings ?? []).filter((f) => f.id.startsWith("ISOLATION-"));
     expect(isolation.map((f) => `${f.severity} ${f.id} ${f.resource}`).sort()).to.deep.equal([
       "High ISOLATION-POD-OUTSIDE-SELECTOR Pod/payments/out",
+      "Medium ISOLATION-FOREIGN-POD Pod/web/forged-ds",
       "Medium ISOLATION-FOREIGN-POD Pod/web/intruder",
+      "Medium ISOLATION-FOREIGN-POD Pod/web/wrong-value",
     ]);
     const c = condition(s, "NodesIsolated")!;
     expect(c).to.include({ status: "False", reason: "PlacementViolations" });
@@ -348,17 +472,64 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     };
     expect(ns.metadata.annotations?.["scheduler.alpha.kubernetes.io/node-selector"]).to.equal("pool=secure");
 
+    // A second policy isolating the same namespace to other nodes: its apply conflicts (its own field
+    // manager), it reports the overlap, and the annotation stays as the first policy set it.
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "isolation-b" },
+        spec: {
+          mode: "Enforce",
+          namespaces: { selector: { matchLabels: { tier: "secure" } } },
+          nodeIsolation: { nodeSelector: { pool: "general" } },
+        },
+      }),
+    );
+    const overlap = await eventually("the overlap finding", async () =>
+      ((await status("isolation-b")).findings ?? []).find(
+        (f) => f.id === "ISOLATION-ANNOTATION-MISSING" && f.resource === "Namespace/payments",
+      ),
+    );
+    expect(overlap.severity).to.equal("High");
+    expect(overlap.message).to.include("policy isolation").and.include('"pool=general"');
+    const annotation = async () =>
+      (
+        JSON.parse(await ok(["get", "namespace", "payments", "-o", "json"])) as {
+          metadata: { annotations?: Record<string, string> };
+        }
+      ).metadata.annotations?.["scheduler.alpha.kubernetes.io/node-selector"];
+    expect(await annotation()).to.equal("pool=secure");
+    await ok(["delete", "csp", "isolation-b"]);
+
     await ok(["delete", "pod", "-n", "payments", "out", "--grace-period=0", "--force"]);
-    await ok(["delete", "pod", "-n", "web", "intruder", "--grace-period=0", "--force"]);
+    for (const p of ["intruder", "wrong-value", "forged-ds"])
+      await ok(["delete", "pod", "-n", "web", p, "--grace-period=0", "--force"]);
     const ok2 = await eventually("NodesIsolated True", async () => {
       const found = condition(await status("isolation"), "NodesIsolated");
       return found?.status === "True" ? found : undefined;
     });
     expect(ok2.reason).to.equal("ReportedNotEnforced");
     expect(ok2.message).to.include("1 namespace(s)").and.include("pool=secure");
+
+    // No longer selected: the policy takes its annotation back. Selected again, then the policy deleted:
+    // the next reconcile of another policy releases what the deleted one's manager still owns.
+    await ok(["label", "namespace", "payments", "tier-"]);
+    await eventually("the annotation released", async () =>
+      (await annotation()) === undefined ? true : undefined,
+    );
+    await ok(["label", "namespace", "payments", "tier=secure"]);
+    await eventually("the annotation set again", async () =>
+      (await annotation()) === "pool=secure" ? true : undefined,
+    );
+    await ok(["delete", "csp", "isolation"]);
+    await eventually("the annotation released with the policy", async () =>
+      (await annotation()) === undefined ? true : undefined,
+    );
   });
 
-  it("a burst of requests with a bad token (401) and refused by admission (403) raises the access findings, which clear after the window", async function () {
+  it("a burst of requests with a bad token (401) and refused by admission (403) raises the access findings; a window under 1m is refused", async function () {
     this.timeout(90_000);
     await ok(
       ["apply", "-f", "-"],
@@ -366,9 +537,20 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
         apiVersion: "security.csp-operator.io/v1alpha1",
         kind: "ClusterSecurityPolicy",
         metadata: { name: "access" },
-        spec: { mode: "Audit", apiServerMonitoring: { window: "15s", authFailuresPerMinute: 20 } },
+        spec: { mode: "Audit", apiServerMonitoring: { window: "1m", authFailuresPerMinute: 20 } },
       }),
     );
+    // Shorter than a minute would mean a reconcile every few seconds: the CRD refuses it.
+    const short = await cp().kubectl([
+      "patch",
+      "csp",
+      "access",
+      "--type=merge",
+      "-p",
+      '{"spec":{"apiServerMonitoring":{"window":"1s"}}}',
+    ]);
+    expect(short.code).to.not.equal(0);
+    expect(short.stderr).to.include("window must be at least 1m");
     const access = () => status("access");
     await eventually("APIAccessNormal True", async () =>
       condition(await access(), "APIAccessNormal")?.status === "True" ? true : undefined,
@@ -426,20 +608,11 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     const auth = s.findings!.find((f) => f.id === "ACCESS-AUTH-FAILURE-RATE")!;
     expect(auth.severity).to.equal("High");
     expect(auth.message)
-      .to.include("last 15s")
+      .to.include("last 1m")
       .and.include("threshold 20")
       .and.include(new URL(cp().server).host);
     expect(condition(s, "APIAccessNormal")).to.include({ status: "False", reason: "AccessFailuresHigh" });
-    await eventually(
-      "the findings to clear after the window",
-      async () => {
-        const st = await access();
-        return condition(st, "APIAccessNormal")?.status === "True" &&
-          !(st.findings ?? []).some((f) => f.id.startsWith("ACCESS-"))
-          ? true
-          : undefined;
-      },
-      60_000,
-    );
+    // The findings clear once the burst leaves the window: a minute here, so that part is unit-tested
+    // (test/unit/hygiene/apiaccess.test.ts) rather than waited for.
   });
 });

@@ -22,6 +22,9 @@ const DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 export const BUILT_IN_NETWORK_POLICIES = ["default-deny", "allow-dns", "allow-same-namespace"] as const;
 
 /** CEL: the ServiceAccount a `spec.rbac.roles` entry `r` generates. */
+/** A label key as CEL sees it: an optional DNS-subdomain prefix and `/`, then a name of at most 63. */
+const LABEL_KEY =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$";
 const roleServiceAccount = (r: string) => `(has(${r}.serviceAccount) ? ${r}.serviceAccount : ${r}.name)`;
 /** CEL, on the roles list: `value` of every entry whose ServiceAccount another entry generates too. */
 const sharing = (value: string) =>
@@ -562,14 +565,35 @@ export const specSchema = obj(
     ),
     nodeIsolation: obj(
       {
-        nodeSelector: mapOf(str({ description: "Label value.", maxLength: 63 }), {
-          description: "Node labels the selected namespaces' pods must run on (PodNodeSelector annotation).",
-        }),
-        tolerations: arrayOf(str({ description: "A taint key.", maxLength: 316 }), {
-          description:
-            "Taint keys: a pod of another namespace on an isolated node is accepted when it tolerates one of them.",
-          maxItems: 32,
-        }),
+        nodeSelector: mapOf(
+          str({
+            description: "Label value.",
+            maxLength: 63,
+            pattern: "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$",
+          }),
+          {
+            description:
+              "Node labels the selected namespaces' pods must run on (PodNodeSelector annotation); keys are label keys, values label values.",
+            maxProperties: 16,
+            rules: [
+              {
+                rule: `self.all(k, size(k) <= 317 && k.matches('${LABEL_KEY}'))`,
+                message: "nodeSelector keys must be label keys: [prefix/]name",
+              },
+            ],
+          },
+        ),
+        tolerations: arrayOf(
+          str({
+            description: "A taint: key, key=value, key:effect or key=value:effect.",
+            maxLength: 316,
+          }),
+          {
+            description:
+              "Taints (key[=value][:effect]): a pod of another namespace on an isolated node is accepted when it tolerates one of them, matched on key, operator, value and effect as the scheduler matches them.",
+            maxItems: 32,
+          },
+        ),
       },
       { description: "Node isolation for selected namespaces." },
     ),
@@ -586,8 +610,15 @@ export const specSchema = obj(
           minimum: 1,
         }),
         window: str({
-          description: "The window rates are computed over, a Go duration in s, m or h (default 10m).",
+          description:
+            "The window rates are computed over, a Go duration in s, m or h (default 10m, at least 1m).",
           pattern: "^[0-9]{1,5}(s|m|h)$",
+          rules: [
+            {
+              rule: "int(self.substring(0, size(self) - 1)) >= (self.endsWith('s') ? 60 : 1)",
+              message: "window must be at least 1m",
+            },
+          ],
         }),
       },
       { description: "Authentication failure rates from the API server's /metrics." },

@@ -5,7 +5,7 @@ import {
   accessRates,
   keepSamples,
   parseWindow,
-  type AccessCounters,
+  type AccessSample,
 } from "../../../src/hygiene/apiaccess.js";
 
 const metrics = (a401: number, a403: number, failedAttempts?: number) =>
@@ -38,7 +38,7 @@ describe("hygiene: API access monitoring", () => {
 
   it("a burst raises the rate over the window, and the rate falls once the burst leaves the window", () => {
     const w = 60_000;
-    let s: AccessCounters[] = [];
+    let s: AccessSample[] = [];
     const at = (t: number, f: number) => (s = keepSamples(s, { at: t, authFailures: f, forbidden: 0 }, w));
     at(0, 0);
     expect(accessRates(s, w)).to.equal(undefined);
@@ -55,11 +55,16 @@ describe("hygiene: API access monitoring", () => {
     expect(accessRates(s, w)!.authFailuresPerMinute).to.equal(0);
   });
 
-  it("a counter reset (restarted API server) starts the series again instead of a negative rate", () => {
+  it("a counter reset (restarted API server) counts as an increase from 0: a burst right after it is reported", () => {
     const w = 60_000;
     let s = keepSamples([], { at: 0, authFailures: 500, forbidden: 9 }, w);
     s = keepSamples(s, { at: 10_000, authFailures: 3, forbidden: 0 }, w);
-    expect(s).to.have.length(1);
-    expect(accessRates(s, w)).to.equal(undefined);
+    expect(s).to.have.length(2);
+    expect(accessRates(s, w)).to.include({ authFailuresPerMinute: 3, forbiddenPerMinute: 0 });
+    // The restarted server then sees a burst of 200: the rate has it, not a negative or dropped figure.
+    s = keepSamples(s, { at: 20_000, authFailures: 203, forbidden: 0 }, w);
+    expect(accessRates(s, w)!.authFailuresPerMinute).to.equal(203);
+    // A clock that went back starts the series again.
+    expect(keepSamples(s, { at: 5_000, authFailures: 1, forbidden: 0 }, w)).to.have.length(1);
   });
 });

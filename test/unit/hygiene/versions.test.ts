@@ -146,4 +146,34 @@ describe("hygiene: version currency", () => {
     );
     expect(parseReleaseTable({ lastUpdated: "2026-12-01", releases: [r] })).to.have.property("table");
   });
+
+  it("a kubelet version with an unbounded suffix is unparseable, and no message grows with the versions", () => {
+    expect(parseVersion(`v1.35.0-${"a".repeat(900_000)}`)).to.equal(undefined);
+    expect(parseVersion(`v1.35.0-${"a".repeat(65)}`)).to.equal(undefined);
+    expect(parseVersion(`v1.35.0-${"a".repeat(64)}`)).to.include({ minor: 35 });
+    const kubelets = Array.from({ length: 40 }, (_, i) => ({
+      node: `n${i}`,
+      version: `v1.35.${i}-${String(i).padStart(2, "0")}${"b".repeat(60)}`,
+    }));
+    kubelets.push({ node: "huge", version: `v1.35.0-${"a".repeat(900_000)}` });
+    const f = versionFindings({ apiServer: "v1.36.3", kubelets }, table, now);
+    expect(Math.max(...f.map((x) => x.message.length))).to.be.below(1200);
+    const mixed = f.find((x) => x.id === "VERSION-MIXED-KUBELETS")!;
+    expect(mixed.message).to.include("40 different versions").and.include("and 30 more");
+    expect(f.find((x) => x.resource === "Node/huge")).to.include({ id: "VERSION-UNPARSEABLE" });
+  });
+
+  it("a table dated in the future or with end of life before release is refused", () => {
+    const r = { minor: "1.20", released: "2030-01-01", endOfLife: "2020-01-01", latestPatch: "1.20.0" };
+    const err = (raw: unknown) => (parseReleaseTable(raw, now) as { error?: string }).error;
+    expect(err({ lastUpdated: "2999-12-31", releases: [{ ...r, endOfLife: "2031-01-01" }] })).to.equal(
+      "lastUpdated: 2999-12-31 is in the future",
+    );
+    expect(err({ lastUpdated: "2026-12-06", releases: [{ ...r, endOfLife: "2031-01-01" }] })).to.equal(
+      undefined,
+    );
+    expect(err({ lastUpdated: "2026-12-01", releases: [r] })).to.match(
+      /^releases\[0\]\.endOfLife: 2020-01-01 is before released 2030-01-01/,
+    );
+  });
 });
