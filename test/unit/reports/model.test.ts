@@ -209,7 +209,7 @@ describe("policy reports (pure mapping from status)", () => {
   it("is deterministic: the same status gives the same reports whatever the input order", () => {
     const f = (id: string, resource: string) => ({
       id,
-      severity: "Low",
+      severity: "Low" as const,
       resource,
       message: id,
       area: "rbac",
