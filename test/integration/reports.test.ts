@@ -99,7 +99,11 @@ describe("policy reports (real API server)", function () {
     const p = await policy();
     const fails = failsFromStatus(p);
     const ns = byNamespace(await reports(namespaced));
-    expect([...ns.keys()].sort()).to.deep.equal(["ra", "rb"]);
+    const expected = new Set([...fails.keys()].filter((n) => n !== ""));
+    expect(expected).to.include.keys("ra", "rb");
+    expect([...ns.keys()].sort()).to.deep.equal(
+      [...expected, "rb"].filter((n, i, a) => a.indexOf(n) === i).sort(),
+    );
     for (const [name, r] of ns) {
       expect(r.summary.fail, `${namespaced} in ${name}`).to.equal(fails.get(name) ?? 0);
       expect(r.summary.fail).to.be.greaterThan(0);
@@ -143,7 +147,10 @@ describe("policy reports (real API server)", function () {
       await ok(["create", "namespace", ns]);
       await ok(["label", "namespace", ns, "team=reports"]);
     }
-    kc = loadKubeConfig(cp.kubeconfigPath);
+    // The operator runs on its own ServiceAccount token under config/rbac: the rules for reports are tested too.
+    await ok(["create", "namespace", "csp-system"]);
+    await ok(["apply", "-k", "config/rbac"]);
+    kc = loadKubeConfig(await cp.serviceAccountKubeconfig("csp-system", "csp-operator"));
     operator = new Operator(
       kc,
       { workers: 2, resyncMs: 600_000, reports: { recheckMs: 300, resyncMs: 1000 } },
@@ -182,12 +189,12 @@ describe("policy reports (real API server)", function () {
       const c = await condition("ReportsPublished");
       return c?.status === "True" && c;
     });
-    expect(published.message).to.equal(
-      "3 report(s) in Report (openreports.io/v1alpha1), ClusterReport (openreports.io/v1alpha1)",
-    );
     const { ns, cluster } = await expectMatchesStatus(
       "reports.openreports.io",
       "clusterreports.openreports.io",
+    );
+    expect(published.message).to.equal(
+      `${ns.size + 1} report(s) in Report (openreports.io/v1alpha1), ClusterReport (openreports.io/v1alpha1)`,
     );
     expect(cluster.source).to.equal("csp-operator");
     expect(ns.get("rb")!.results.find((r) => r.result === "skip")).to.deep.include({
@@ -217,7 +224,7 @@ describe("policy reports (real API server)", function () {
   it("wgpolicyk8s CRDs installed too: both sets, same counts", async () => {
     await installReportCrds(WGPOLICY);
     await eventually("ReportsPublished over both APIs", async () =>
-      (await condition("ReportsPublished"))?.message.startsWith("6 report(s)"),
+      (await condition("ReportsPublished"))?.message.includes("PolicyReport (wgpolicyk8s.io/v1alpha2)"),
     );
     const wg = await expectMatchesStatus(
       "policyreports.wgpolicyk8s.io",
@@ -225,7 +232,15 @@ describe("policy reports (real API server)", function () {
     );
     const or = await expectMatchesStatus("reports.openreports.io", "clusterreports.openreports.io");
     expect(wg.cluster.summary).to.deep.equal(or.cluster.summary);
+    expect([...wg.ns].map(([n, r]) => [n, r.summary])).to.deep.equal(
+      [...or.ns].map(([n, r]) => [n, r.summary]),
+    );
     expect(wg.cluster).to.not.have.property("source");
+    expect((await condition("ReportsPublished"))?.message).to.match(
+      new RegExp(
+        `^${2 * (or.ns.size + 1)} report\\(s\\) in Report .*ClusterPolicyReport \\(wgpolicyk8s.io/v1alpha2\\)$`,
+      ),
+    );
   });
 
   it("follows the status: a newly selected namespace gets its report", async () => {
