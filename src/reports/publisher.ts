@@ -164,7 +164,8 @@ export class ReportsPublisher {
       kinds.map(describeKind),
     ]);
     const last = this.last.get(name);
-    if (last && last.content === content && now.getTime() - last.at < this.resyncMs) {
+    // Unchanged and compared with the cluster recently: skip. The periodic resync always compares again.
+    if (last && last.content === content && now.getTime() - last.at < this.resyncMs / 2) {
       this.stats.skipped++;
       return;
     }
