@@ -221,6 +221,32 @@ describe("policy reports (real API server)", function () {
     );
   });
 
+  it("says Forbidden when its report rights are taken away, and recovers when they are back", async () => {
+    const role = JSON.parse(await ok(["get", "clusterrole", "csp-operator", "-o", "json"])) as {
+      metadata: Record<string, unknown>;
+      rules: { apiGroups?: string[] }[];
+    };
+    const { name, labels } = role.metadata;
+    const restore = { ...role, metadata: { name, labels } };
+    const without = { ...restore, rules: role.rules.filter((r) => !r.apiGroups?.includes("openreports.io")) };
+    await ok(["replace", "-f", "-"], JSON.stringify(without));
+    try {
+      const forbidden = await eventually("ReportsPublished=False Forbidden", async () => {
+        const c = await condition("ReportsPublished");
+        return c?.reason === "Forbidden" && c;
+      });
+      expect(forbidden.status).to.equal("False");
+      expect(forbidden.message).to.contain("openreports.io");
+      expect(await condition("Ready")).to.deep.include({ status: "True" });
+    } finally {
+      await ok(["replace", "-f", "-"], JSON.stringify(restore));
+    }
+    await eventually(
+      "ReportsPublished=True again",
+      async () => (await condition("ReportsPublished"))?.status === "True",
+    );
+  });
+
   it("wgpolicyk8s CRDs installed too: both sets, same counts", async () => {
     await installReportCrds(WGPOLICY);
     await eventually("ReportsPublished over both APIs", async () =>
