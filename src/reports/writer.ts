@@ -40,6 +40,13 @@ interface Listed {
   results?: unknown;
 }
 
+/** The API server refused a namespaced write because the namespace does not exist. */
+function namespaceMissing(err: unknown): boolean {
+  const details =
+    err instanceof ApiError ? (err.body as { details?: { kind?: string } } | undefined)?.details : undefined;
+  return err instanceof ApiError && err.code === 404 && details?.kind === "namespaces";
+}
+
 function ownedBy(o: Listed, uid: string): boolean {
   return (o.metadata?.ownerReferences ?? []).some((r) => r.controller === true && r.uid === uid);
 }
@@ -127,13 +134,22 @@ export class ReportWriter {
           notOurs.push(`${describeKind(k)} ${key.replace(/^\//, "")}`);
           continue;
         }
+        if (current && sameReport(current, want)) {
+          outcome.reports++;
+          continue;
+        }
+        try {
+          await this.rest.request("PATCH", reportPath(k, want.metadata.namespace, want.metadata.name), {
+            query: { fieldManager: FIELD_MANAGER, force: "true" },
+            contentType: "application/apply-patch+yaml",
+            body: want,
+          });
+        } catch (err) {
+          // An exemption may name a namespace that does not exist (yet): no report there, not a failure.
+          if (namespaceMissing(err)) continue;
+          throw err;
+        }
         outcome.reports++;
-        if (current && sameReport(current, want)) continue;
-        await this.rest.request("PATCH", reportPath(k, want.metadata.namespace, want.metadata.name), {
-          query: { fieldManager: FIELD_MANAGER, force: "true" },
-          contentType: "application/apply-patch+yaml",
-          body: want,
-        });
         outcome.written++;
       }
       for (const [key, o] of live) {
