@@ -5,9 +5,11 @@ import { CacheNotSyncedError, ClusterCache } from "./cluster/cache.js";
 import { KubeLeaseStore, LEADER_LEASE_NAME, leasePath } from "./cluster/lease.js";
 import type { AreaFactory, AreaReconciler } from "./controller/areas.js";
 import { reconcile, type ReconcileDeps } from "./controller/reconcile.js";
+import { reportsArea } from "./controller/reports.js";
 import { OPERATOR_NAMESPACE } from "./desired/metadata.js";
 import type { Logger } from "./observability/logger.js";
 import type { OperatorMetrics } from "./observability/metrics.js";
+import { ReportsPublisher, type ReportsOptions } from "./reports/publisher.js";
 import { instrumentRequests } from "./observability/restmetrics.js";
 import { Controller } from "./runtime/controller.js";
 import { LeaderElector } from "./runtime/leaderelection.js";
@@ -34,6 +36,8 @@ export interface OperatorOptions {
   leaderElection?: LeaderElectionConfig;
   /** Where controller, queue, REST and product metrics go. */
   metrics?: OperatorMetrics;
+  /** Policy reports (openreports.io / wgpolicyk8s.io, whichever are installed); `false` turns them off. */
+  reports?: ReportsOptions | false;
 }
 
 /**
@@ -51,6 +55,8 @@ export class Operator {
   readonly controller: Controller;
   readonly areas: readonly AreaReconciler[];
   readonly elector: LeaderElector | undefined;
+  /** Publishes each policy's status as policy reports, on the leader only (src/reports/publisher.ts). */
+  readonly reports: ReportsPublisher | undefined;
   private synced: Promise<boolean> | undefined;
   /** Serializes worker start/stop across leadership terms. */
   private term: Promise<void> = Promise.resolve();
@@ -115,12 +121,27 @@ export class Operator {
     );
     // Events only enqueue; a missing policy name means "every policy" (namespaces, shared objects, RBAC).
     const enqueue = (policy: string | undefined, specChanged = false): void => {
+      this.reports?.enqueue(policy);
       if (policy && specChanged) this.controller.queue.expedite(policy);
       else if (policy) this.controller.queue.add(policy);
       else if (this.cache?.policies.hasSynced) this.controller.resync();
     };
+    this.reports =
+      opts.reports === false
+        ? undefined
+        : new ReportsPublisher(
+            kc,
+            () => (this.cache.policies.hasSynced ? this.cache.policies.list() : undefined),
+            // A publish state changed: the policy's reconcile writes it into ReportsPublished.
+            (policy) => (policy ? this.controller.queue.add(policy) : this.controller.resync()),
+            log,
+            opts.reports,
+          );
     this.cache = new ClusterCache(kc, log, enqueue);
-    this.areas = (opts.areas ?? []).map((make) => make({ kc, log, enqueue }));
+    this.areas = [
+      ...(opts.areas ?? []).map((make) => make({ kc, log, enqueue })),
+      ...(this.reports ? [reportsArea(this.reports)] : []),
+    ];
     metrics?.attach({
       policies: () => (this.cache.policies.hasSynced ? this.cache.policies.list() : []),
       queueDepth: () => this.controller.queue.length,
@@ -151,6 +172,7 @@ export class Operator {
     this.log.info("caches synced; starting workers");
     this.controller.start();
     this.controller.resync();
+    this.reports?.startPublishing();
   }
 
   private startTerm(): void {
@@ -159,12 +181,13 @@ export class Operator {
       this.log.info("leading with synced caches; starting workers");
       this.controller.start();
       this.controller.resync();
+      this.reports?.startPublishing();
     });
   }
 
   private endTerm(): void {
     this.term = this.term.then(async () => {
-      await this.controller.stop();
+      await Promise.all([this.controller.stop(), this.reports?.stopPublishing()]);
       this.log.info("workers stopped; following");
     });
   }
@@ -189,9 +212,9 @@ export class Operator {
     if (this.elector)
       await this.elector.stop(async () => {
         await this.term;
-        await this.controller.stop();
+        await Promise.all([this.controller.stop(), this.reports?.stopPublishing()]);
       });
-    else await this.controller.stop();
+    else await Promise.all([this.controller.stop(), this.reports?.stopPublishing()]);
     await Promise.all([this.cache.stop(), ...this.areas.map((a) => a.stop?.())]);
   }
 }

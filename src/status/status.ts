@@ -34,6 +34,12 @@ export const AREA_CONDITIONS: {
   { type: "APIAccessNormal", areas: ["apiServerMonitoring"], inUse: (s) => !!s.apiServerMonitoring },
 ];
 
+/**
+ * Conditions about the operator's own outputs (ReportsPublished: are policy reports being written?), not
+ * about the cluster: shown like any area condition, never counted against Compliant.
+ */
+export const INFORMATIONAL_CONDITIONS: ReadonlySet<string> = new Set(["ReportsPublished"]);
+
 /** Everything a reconcile learned; the status is a pure function of it. */
 export interface ReconcileOutcome {
   policy: ClusterSecurityPolicy;
@@ -161,8 +167,11 @@ export function computeStatus(
       decided.delete(a.type);
     }
     areaConds.push(...decided.values());
-    const failing = [...(o.areaConditions ?? [])].filter((c) => c.status === "False").map((c) => c.type);
-    const unknown = areaConds.filter((c) => c.status === "Unknown").map((c) => c.type);
+    const verdict = (c: NewCondition) => !INFORMATIONAL_CONDITIONS.has(c.type);
+    const failing = [...(o.areaConditions ?? [])]
+      .filter((c) => c.status === "False" && verdict(c))
+      .map((c) => c.type);
+    const unknown = areaConds.filter((c) => c.status === "Unknown" && verdict(c)).map((c) => c.type);
     const open = o.findings.filter(counts).length;
     const compliant = o.drift.length === 0 && open === 0 && failing.length === 0;
     const notes = [
