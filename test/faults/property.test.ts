@@ -41,7 +41,10 @@ const rule = fc.record(
   },
   { requiredKeys: ["verbs"] },
 );
-/** Policy specs shaped like the schema, with values from the edges (and some outside) of what it allows. */
+/**
+ * Policy specs shaped like the schema (its required fields present), with values from the edges (and some
+ * outside) of what it allows.
+ */
 const shapedSpec = fc.record(
   {
     mode: fc.constantFrom("Enforce", "Audit", "enforce", ""),
@@ -94,7 +97,7 @@ const shapedSpec = fc.record(
           fc.record(
             { name, rules: fc.array(rule, { maxLength: 2 }), serviceAccount: name },
             {
-              requiredKeys: ["name"],
+              requiredKeys: ["name", "rules"],
             },
           ),
           { maxLength: 2 },

@@ -26,6 +26,11 @@ export class OperatorProcess {
     return this.child.pid;
   }
 
+  /** Sends a signal (SIGSTOP/SIGCONT to pause and resume it). */
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
   get synced(): boolean {
     return this.log.includes("caches synced; starting workers");
   }
@@ -34,6 +39,7 @@ export class OperatorProcess {
   async stop(): Promise<void> {
     recordText("operator log", this.log);
     if (this.exit !== undefined) return;
+    this.child.kill("SIGCONT");
     const exited = new Promise((r) => this.child.once("exit", r));
     this.child.kill("SIGTERM");
     const timer = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
