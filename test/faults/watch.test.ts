@@ -71,7 +71,9 @@ describe("faults: silent watches, a partition, a paused operator (through the fa
   });
 
   it(`silent watches are noticed within ${SILENT_WATCH_BOUND_MS / 1000} s and drift made meanwhile is repaired`, async () => {
-    await eventually("a NetworkPolicy watch open", async () => proxy.count("watch", "networkpolicies") > 0);
+    await eventually("a NetworkPolicy watch open", () =>
+      Promise.resolve(proxy.count("watch", "networkpolicies") > 0),
+    );
     const watchesBefore = proxy.count("watch");
     const t0 = Date.now();
     const silenced = proxy.silenceStreams((path) => /watch=(true|1)/.test(path));
