@@ -167,4 +167,39 @@ describe("faults: API server and etcd outages (operator as a process)", function
     expect(operator.pid).to.equal(pid);
     expect(operator.log).to.not.match(/unhandled/i);
   });
+
+  it("through every outage it wrote only what it owns (audit log): its children, labels, status, events", async () => {
+    const writes = (await cp.auditEvents()).filter(
+      (e) =>
+        (e["user"] as { username?: string } | undefined)?.username === ADMIN &&
+        !String(e["userAgent"]).startsWith("kubectl") &&
+        ["create", "update", "patch", "delete"].includes(String(e["verb"])),
+    );
+    expect(writes.length).to.be.greaterThan(0);
+    const foreign = writes
+      .map((e) => {
+        const ref = e["objectRef"] as {
+          resource?: string;
+          subresource?: string;
+          name?: string;
+          namespace?: string;
+        };
+        return { verb: String(e["verb"]), ...ref };
+      })
+      .filter(
+        (w) =>
+          !(
+            (w.resource === "networkpolicies" &&
+              w.name?.startsWith("csp-baseline-") &&
+              w.verb !== "delete") ||
+            (w.resource === "namespaces" && w.verb === "patch") ||
+            (w.resource === "serviceaccounts" && w.name === "default" && w.verb === "patch") ||
+            (w.resource === "clustersecuritypolicies" && w.subresource === "status") ||
+            w.resource === "events"
+          ),
+      );
+    expect(foreign, "writes outside what the operator owns").to.deep.equal([]);
+    const deletes = writes.filter((e) => e["verb"] === "delete");
+    expect(deletes, "no delete of anything during the outages").to.deep.equal([]);
+  });
 });
