@@ -73,9 +73,12 @@ describe("faults: API server and etcd outages (operator as a process)", function
   });
 
   after(async () => {
-    if (cp) await recordClusterTexts(cp);
-    await operator?.stop();
-    await cp?.stop();
+    try {
+      if (cp) await recordClusterTexts(cp);
+    } finally {
+      await operator?.stop();
+      await cp?.stop();
+    }
   });
 
   it("the API server restarted while idle, a child deleted in etcd meanwhile: repaired, no operator restart", async () => {

@@ -193,9 +193,12 @@ describe("faults: generated policies (fast-check)", function () {
     });
 
     after(async () => {
-      if (cp) await recordClusterTexts(cp);
-      await operator?.stop();
-      await cp?.stop();
+      try {
+        if (cp) await recordClusterTexts(cp);
+      } finally {
+        await operator?.stop();
+        await cp?.stop();
+      }
     });
 
     it("a sample is rejected at admission or stored; every stored one the pure core handles and the operator reports", async () => {

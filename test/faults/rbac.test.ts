@@ -76,9 +76,12 @@ describe("faults: the operator's RBAC revoked and restored (ServiceAccount token
   });
 
   after(async () => {
-    if (cp) await recordClusterTexts(cp);
-    await operator?.stop();
-    await cp?.stop();
+    try {
+      if (cp) await recordClusterTexts(cp);
+    } finally {
+      await operator?.stop();
+      await cp?.stop();
+    }
   });
 
   let readyWhileRevoked: Condition | undefined;

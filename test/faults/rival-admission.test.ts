@@ -107,9 +107,12 @@ describe("faults: a rival writer and an admission denial (operator as a process)
   });
 
   after(async () => {
-    if (cp) await recordClusterTexts(cp);
-    await operator?.stop();
-    await cp?.stop();
+    try {
+      if (cp) await recordClusterTexts(cp);
+    } finally {
+      await operator?.stop();
+      await cp?.stop();
+    }
   });
 
   describe("a rival writer reverting csp-baseline-default-deny 4 times a second for 60 s", () => {

@@ -64,10 +64,13 @@ describe("faults: silent watches, a partition, a paused operator (through the fa
   });
 
   after(async () => {
-    if (cp) await recordClusterTexts(cp);
-    await operator?.stop();
-    await proxy?.stop();
-    await cp?.stop();
+    try {
+      if (cp) await recordClusterTexts(cp);
+    } finally {
+      await operator?.stop();
+      await proxy?.stop();
+      await cp?.stop();
+    }
   });
 
   it(`silent watches are noticed within ${SILENT_WATCH_BOUND_MS / 1000} s and drift made meanwhile is repaired`, async () => {
