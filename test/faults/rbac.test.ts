@@ -106,7 +106,7 @@ describe("faults: the operator's RBAC revoked and restored (ServiceAccount token
     await ok(["delete", "networkpolicy", "csp-baseline-default-deny", "-n", "team-a"]);
     await eventually(
       "the operator to log the missing permission",
-      () => Promise.resolve(/cannot list resource \\?"networkpolicies\\?"/.test(operator.log.slice(logFrom))),
+      () => Promise.resolve(/cannot \w+ resource \\?"networkpolicies\\?"/.test(operator.log.slice(logFrom))),
       60_000,
     );
     const loggedMs = Date.now() - revokedAt;
@@ -116,6 +116,9 @@ describe("faults: the operator's RBAC revoked and restored (ServiceAccount token
       () => Promise.resolve(/reconcile failed; retrying/.test(operator.log.slice(logFrom))),
       60_000,
     );
+    // Stay revoked past client-node's 30 s watch inactivity timeout, so the informers list again (and are
+    // refused) and status has had every chance to say so.
+    await new Promise((r) => setTimeout(r, Math.max(0, revokedAt + 35_000 - Date.now())));
     readyWhileRevoked = await ready();
     expect(operator.exit).to.equal(undefined);
     expect((await check(cp)).differences).to.include(
