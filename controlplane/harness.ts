@@ -81,9 +81,22 @@ export interface ControlPlane {
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   /** Paths of each component's log file, for diagnosing a failure. */
   logs(): string;
+  /**
+   * Stops one component of the running control plane (SIGTERM, or SIGKILL when `kill`), e.g. to simulate an
+   * API server or etcd outage; resolves once the process is gone. startComponent brings it back.
+   */
+  stopComponent(name: ComponentName, opts?: { kill?: boolean }): Promise<void>;
+  /**
+   * Starts a component stopped by stopComponent again, with its original flags, ports and data dir; resolves
+   * once it is healthy (etcd /health, kube-apiserver /readyz, kube-controller-manager: its process is up).
+   */
+  startComponent(name: ComponentName): Promise<void>;
   /** Idempotent: kills every process, waits for them to exit, removes dir unless CSP_KEEP_STATE=1. */
   stop(): Promise<void>;
 }
+
+/** The components a control plane runs. */
+export type ComponentName = "etcd" | "kube-apiserver" | "kube-controller-manager";
 
 const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 3_000;
@@ -195,6 +208,7 @@ if [ "$keep" != 1 ]; then sleep 1; rm -rf "$d"; fi`;
 
 interface Component {
   readonly name: string;
+  readonly args: string[];
   readonly child: ChildProcess;
   readonly logPath: string;
   /** Resolves with a description ("exit code 1", "signal SIGKILL", spawn error) when the process is gone. */
@@ -595,6 +609,7 @@ class LocalControlPlane implements ControlPlane {
     if (child.pid !== undefined) appendFileSync(join(this.dir, "pids"), `${child.pid}\n`);
     const component: Component = {
       name,
+      args,
       child,
       logPath,
       exited: new Promise<string>((resolve) => {
@@ -604,7 +619,53 @@ class LocalControlPlane implements ControlPlane {
         );
       }),
     };
-    this.components.push(component);
+    const previous = this.components.findIndex((c) => c.name === name);
+    if (previous >= 0) this.components[previous] = component;
+    else this.components.push(component);
+  }
+
+  async stopComponent(name: ComponentName, opts: { kill?: boolean } = {}): Promise<void> {
+    const c = this.components.find((x) => x.name === name);
+    if (!c) throw new Error(`control plane "${this.name}" runs no ${name}`);
+    if (c.exit !== undefined) return;
+    if (opts.kill) {
+      kill(c.child, "SIGKILL");
+      await c.exited;
+    } else await terminate(c);
+    log(this.name, `${name} stopped (${c.exit})`);
+  }
+
+  async startComponent(name: ComponentName): Promise<void> {
+    const c = this.components.find((x) => x.name === name);
+    if (!c) throw new Error(`control plane "${this.name}" runs no ${name}`);
+    if (c.exit === undefined) throw new Error(`${name} is still running`);
+    const t0 = performance.now();
+    this.spawnComponent(name, c.args);
+    const restarted = this.components.find((x) => x.name === name)!;
+    const deadline = performance.now() + START_TIMEOUT_MS;
+    const healthy = async (): Promise<boolean> => {
+      if (name === "etcd") {
+        const res = await fetch(`${this.etcdUrl}/health`, { signal: AbortSignal.timeout(2_000) });
+        return res.ok && ((await res.json()) as { health?: string }).health === "true";
+      }
+      if (name === "kube-apiserver") return (await this.httpsGet("/readyz")).status === 200;
+      return true;
+    };
+    for (;;) {
+      if (restarted.exit !== undefined)
+        throw new Error(`${name} ${restarted.exit} while restarting\n${this.tail(restarted.logPath)}`);
+      try {
+        if (await healthy()) break;
+      } catch {
+        // not up yet
+      }
+      if (performance.now() > deadline)
+        throw new Error(
+          `${name} not healthy ${START_TIMEOUT_MS / 1000} s after a restart\n${this.tail(restarted.logPath)}`,
+        );
+      await sleep(100);
+    }
+    log(this.name, `${name} restarted in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 
   /** Polls check until it returns true; fails fast when a component dies or stop() is called. */

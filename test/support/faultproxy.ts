@@ -79,6 +79,11 @@ export class FaultProxy {
   private readonly counts = new Map<string, number>();
   private readonly open = new Set<ServerResponse>();
   private readonly sockets = new Set<Socket>();
+  /** The upstream response piped into each open client response. */
+  private readonly upstreamOf = new Map<ServerResponse, IncomingMessage>();
+  private blackholing = false;
+  /** When each response silenced by silenceStreams() or the blackhole was closed by its client (ms epoch). */
+  readonly silencedClosedAt: number[] = [];
   /** Every request seen, in order: `${verb} ${path}`. */
   readonly log: string[] = [];
   private forwarding = true;
@@ -180,6 +185,36 @@ export class FaultProxy {
     this.forwarding = on;
   }
 
+  /**
+   * Every response in flight (open watches above all) stops receiving data without being closed, like a
+   * connection whose packets a NAT or firewall started dropping: the client sees silence, never an end.
+   * New requests are forwarded as usual. Returns how many streams were silenced; `silencedClosedAt` records
+   * when the client gave up on each (closed its side).
+   */
+  silenceStreams(filter: (path: string) => boolean = () => true): number {
+    let n = 0;
+    for (const res of this.open) {
+      const up = this.upstreamOf.get(res);
+      const path = (res.req as IncomingMessage | undefined)?.url ?? "";
+      if (!up || !filter(path)) continue;
+      up.unpipe(res);
+      up.resume(); // keep draining the API server's side; the client gets nothing
+      this.upstreamOf.delete(res);
+      res.once("close", () => this.silencedClosedAt.push(Date.now()));
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Blackhole: every new request is accepted and never answered, and every open stream is silenced (a
+   * network partition that drops packets instead of refusing connections). Off again: new requests flow.
+   */
+  set blackhole(on: boolean) {
+    this.blackholing = on;
+    if (on) this.silenceStreams();
+  }
+
   /** Ends every response in flight (open watches, stalled requests): clients see the connection close. */
   dropStreams(): void {
     for (const res of this.open) res.destroy();
@@ -203,6 +238,11 @@ export class FaultProxy {
     res.on("close", () => this.open.delete(res));
     if (!this.forwarding) {
       req.socket.destroy();
+      return;
+    }
+    if (this.blackholing) {
+      req.resume();
+      res.once("close", () => this.silencedClosedAt.push(Date.now()));
       return;
     }
     const match = this.rules.find(
@@ -273,8 +313,12 @@ export class FaultProxy {
     const upstreamReq = send(target, opts, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       res.flushHeaders(); // a watch sends its headers long before its first event
+      this.upstreamOf.set(res, upRes);
       upRes.pipe(res);
-      res.on("close", () => upRes.destroy());
+      res.on("close", () => {
+        this.upstreamOf.delete(res);
+        upRes.destroy();
+      });
     });
     upstreamReq.on("error", () => res.destroy());
     res.on("close", () => upstreamReq.destroy());
