@@ -241,7 +241,7 @@ export function parseNamespaces(file: string, text: string): V1Namespace[] {
       throw new InputError(`${where}: metadata.labels must map strings to strings`);
     if (seen.has(meta["name"])) throw new InputError(`${where}: namespace ${meta["name"]} given twice`);
     seen.add(meta["name"]);
-    out.push(o as V1Namespace);
+    out.push(o);
   };
   documentsOf(file, text).forEach((doc, i) => {
     if (doc === null || doc === undefined) return;
@@ -258,16 +258,32 @@ export function policyDocuments(file: string, text: string): unknown[] {
   return documentsOf(file, text).filter((d) => isRecord(d) && d["kind"] === "ClusterSecurityPolicy");
 }
 
+/**
+ * Each render's objects, a shared write shown once: policies selecting one namespace each plan the same
+ * union write to it (the stricter level wins), so it is printed under the first policy only.
+ */
+export function uniqueObjects(renders: readonly Rendered[]): { policy: string; object: RenderedObject }[] {
+  const seen = new Set<string>();
+  const out: { policy: string; object: RenderedObject }[] = [];
+  for (const r of renders)
+    for (const o of r.objects) {
+      const id = `${o.manager} ${JSON.stringify(o.object)}`;
+      if (o.role === "shared" && seen.has(id)) continue;
+      seen.add(id);
+      out.push({ policy: r.policy, object: o });
+    }
+  return out;
+}
+
 /** The rendered objects as a YAML stream: one document each, headed by a comment saying why. */
 export function renderYaml(renders: readonly Rendered[]): string {
   const docs: string[] = [];
-  for (const r of renders)
-    for (const o of r.objects) {
-      const doc = new Document(o.object);
-      const manager = o.manager === FIELD_MANAGER ? "" : ` (field manager ${o.manager})`;
-      doc.commentBefore = ` policy ${r.policy}, ${o.role}${manager}: ${o.reason}`;
-      docs.push(doc.toString({ lineWidth: 0 }));
-    }
+  for (const { policy, object: o } of uniqueObjects(renders)) {
+    const doc = new Document(o.object);
+    const manager = o.manager === FIELD_MANAGER ? "" : ` (field manager ${o.manager})`;
+    doc.commentBefore = ` policy ${policy}, ${o.role}${manager}: ${o.reason}`;
+    docs.push(doc.toString({ lineWidth: 0 }));
+  }
   return docs.map((d) => `---\n${d}`).join("");
 }
 
@@ -275,7 +291,7 @@ export function renderYaml(renders: readonly Rendered[]): string {
 export function renderJson(renders: readonly Rendered[]): string {
   return (
     JSON.stringify(
-      { apiVersion: "v1", kind: "List", items: renders.flatMap((r) => r.objects.map((o) => o.object)) },
+      { apiVersion: "v1", kind: "List", items: uniqueObjects(renders).map((o) => o.object.object) },
       null,
       2,
     ) + "\n"

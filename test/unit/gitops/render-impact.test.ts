@@ -20,11 +20,11 @@ const service = (
   targetPort: number | string,
 ): V1Service => ({
   metadata: { namespace: ns, name },
-  spec: { selector, ports: [{ port: 80, targetPort: targetPort as never }] },
+  spec: { selector, ports: [{ port: 80, targetPort: targetPort }] },
 });
 const np = (ns: string, name: string, spec: Record<string, unknown>): V1NetworkPolicy => ({
   metadata: { namespace: ns, name },
-  spec: spec as V1NetworkPolicy["spec"],
+  spec: spec,
 });
 const deny = np("a", "deny", { podSelector: {}, policyTypes: ["Ingress"] });
 
