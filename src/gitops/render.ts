@@ -132,7 +132,8 @@ export function renderPolicy(name: string, snapshot: Snapshot): Rendered {
         manager: FIELD_MANAGER,
         reason: w.drift.message,
       });
-  if (spec.auditPolicy)
+  // Audit mode writes nothing, so no file reaches the nodes either.
+  if (spec.auditPolicy && p.enforce)
     objects.push({
       object: renderAuditPolicy(spec.auditPolicy) as unknown as RenderedObject["object"],
       role: "file",

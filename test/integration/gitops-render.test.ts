@@ -312,6 +312,26 @@ describe("render and diff against the API server", function () {
     }
   });
 
+  it("a namespace user with edit: diff exits 2 with the API server's refusal, and writes nothing", async () => {
+    await ok(["create", "serviceaccount", "dev", "-n", "db-a"]);
+    await ok([
+      "create",
+      "rolebinding",
+      "dev-edit",
+      "-n",
+      "db-a",
+      "--clusterrole=edit",
+      "--serviceaccount=db-a:dev",
+    ]);
+    const kubeconfig = await cp.serviceAccountKubeconfig("db-a", "dev");
+    const before = await versions();
+    const d = io();
+    expect(await runDiff(["-f", file("team.yaml"), "--kubeconfig", kubeconfig], d.cio)).to.equal(2);
+    expect(d.err()).to.match(/^error: .*forbidden/);
+    expect(d.out()).to.equal("");
+    expect(await versions()).to.deep.equal(before);
+  });
+
   it("diff once converged: exit 0, no output; a change: exit 1; a prune: exit 1, listed; never a write", async () => {
     await eventually(
       "baseline converged (diff exit 0)",

@@ -8,7 +8,7 @@ import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js"
 import { keyFromBytes } from "../../../src/desired/encryption.js";
 import { renderEncryptionConfiguration } from "../../../src/desired/encryption.js";
 import type { CommandIO } from "../../../src/gitops/command.js";
-import { runRender } from "../../../src/gitops/rendercommand.js";
+import { runDiff, runRender } from "../../../src/gitops/rendercommand.js";
 import {
   InputError,
   KEY_PLACEHOLDER,
@@ -128,7 +128,7 @@ describe("render (offline, from the controller's plan)", () => {
     expect(
       r.objects.filter((o) => o.object.metadata?.name === "d" || o.object.metadata?.namespace === "d"),
     ).to.deep.equal([]);
-    const audit = policy("baseline", { ...baseline.spec, mode: "Audit" });
+    const audit = policy("baseline", { ...baseline.spec, mode: "Audit", auditPolicy: {} });
     expect(
       renderPolicy("baseline", offlineSnapshot([audit], [ns("a", { tier: "web" })], NOW)).objects,
     ).to.deep.equal([]);
@@ -229,6 +229,27 @@ describe("render (offline, from the controller's plan)", () => {
       const help = io();
       expect(await runRender(["--help"], help.cio)).to.equal(0);
       expect(help.out()).to.include("--namespaces");
+    });
+
+    it("diff exits 2 on bad usage, an invalid policy (before any request) or an unreachable cluster", async () => {
+      const usage = io();
+      expect(await runDiff([], usage.cio)).to.equal(2);
+      expect(usage.err()).to.include("--filename");
+      const invalid = io();
+      expect(
+        await runDiff(["-f", join(dir, "bad.yaml"), "--kubeconfig", join(dir, "none")], invalid.cio),
+      ).to.equal(2);
+      expect(invalid.err()).to.include("spec.mode");
+      writeFileSync(
+        join(dir, "kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
+          "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+      );
+      const down = io();
+      expect(
+        await runDiff(["-f", "samples/baseline.yaml", "--kubeconfig", join(dir, "kubeconfig")], down.cio),
+      ).to.equal(2);
+      expect(down.err()).to.match(/^error: /);
     });
 
     it("reads the policy from standard input with -f -", async () => {
