@@ -18,6 +18,7 @@ import { DIFF_EXIT, diffPolicy, type PolicyDiff } from "./diff.js";
 import { gatherLive } from "./gather.js";
 import { describeImpact } from "./impact.js";
 import {
+  crossPolicyConflicts,
   InputError,
   offlineSnapshot,
   parseNamespaces,
@@ -129,7 +130,9 @@ async function render(opts: RenderOptions, io: CommandIO): Promise<number> {
     return RENDER_EXIT.error;
   }
   io.stdout(opts.output === "json" ? renderJson(renders) : renderYaml(renders));
-  let failed = false;
+  const conflicts = crossPolicyConflicts(renders);
+  for (const c of conflicts) io.stderr(`${c}\n`);
+  let failed = conflicts.length > 0;
   for (const r of renders) {
     for (const d of r.deletes) io.stderr(`policy ${r.policy}: would delete ${d}\n`);
     for (const f of r.failures) {

@@ -28,6 +28,7 @@ import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { installGrantableRole } from "../support/grantable.js";
 import { kubectlOk } from "../support/kubectl.js";
+import { prng } from "../unit/gitops/variants.js";
 
 /** A policy with every kind of child: a Role (ServiceAccount, Role, RoleBinding), an extra NetworkPolicy, the audit Policy. */
 const TEAM = `apiVersion: security.csp-operator.io/v1alpha1
@@ -57,6 +58,61 @@ spec:
       - { level: RequestResponse, resources: [{ group: "", resources: ["pods"] }] }
 `;
 
+/** Seeded valid policies over every spec area the namespaced plan covers; they overlap on gen-a and gen-b. */
+function generatedPolicy(seed: number) {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const bool = () => rnd() < 0.5;
+  const spec: Record<string, unknown> = {
+    namespaces: { selector: { matchLabels: { "csp.example.com/gen": pick(["a", "b"]) } } },
+    networkPolicies: {
+      defaultDenyIngress: bool(),
+      defaultDenyEgress: bool(),
+      allowDNS: bool(),
+      allowSameNamespace: bool(),
+      ...(bool()
+        ? {
+            extra: [
+              {
+                name: "allow-metrics",
+                spec: {
+                  podSelector: { matchLabels: { app: pick(["web", "metrics"]) } },
+                  ingress: [{ ports: [{ port: pick([9090, 8443]), protocol: "TCP" }] }],
+                },
+              },
+            ],
+          }
+        : {}),
+    },
+    podSecurity: {
+      enforce: pick(["privileged", "baseline", "restricted"]),
+      warn: pick(["baseline", "restricted"]),
+    },
+    serviceAccounts: { automountDefaultToken: bool() },
+  };
+  const roles = Math.floor(rnd() * 3);
+  if (roles > 0)
+    spec["rbac"] = {
+      roles: Array.from({ length: roles }, (_, i) => ({
+        name: `role-${seed}-${i}`,
+        rules: [
+          {
+            apiGroups: [""],
+            resources: [pick(["pods", "services"])],
+            verbs: pick([["get"], ["get", "list"], ["list", "watch"]]),
+          },
+        ],
+      })),
+    };
+  return {
+    apiVersion: "security.csp-operator.io/v1alpha1",
+    kind: "ClusterSecurityPolicy",
+    metadata: { name: `gen-${seed}` },
+    spec,
+  };
+}
+const GENERATED = [1, 2, 3, 4, 5].map(generatedPolicy);
+
 function io(stdin = "") {
   const out: string[] = [];
   const err: string[] = [];
@@ -76,10 +132,10 @@ describe("render and diff against the API server", function () {
   let rest: RestClient;
   let operator: Operator | undefined;
   const ok = kubectlOk(() => cp);
-  const rendered: Record<"baseline" | "team" | "both", KubernetesObject[]> = {
+  const rendered: Record<"baseline" | "team" | "all", KubernetesObject[]> = {
     baseline: [],
     team: [],
-    both: [],
+    all: [],
   };
   const file = (name: string) => join(dir, name);
 
@@ -147,7 +203,17 @@ describe("render and diff against the API server", function () {
         }),
     );
     writeFileSync(file("team.yaml"), TEAM);
-    writeFileSync(file("both.yaml"), readFileSync("samples/baseline.yaml", "utf8") + "---\n" + TEAM);
+    for (const ns of ["gen-a", "gen-b"]) {
+      await ok(["create", "namespace", ns]);
+      await ok(["label", "namespace", ns, `csp.example.com/gen=${ns.slice(4)}`]);
+    }
+    writeFileSync(file("gen.yaml"), GENERATED.map((p) => stringify(p)).join("---\n"));
+    writeFileSync(
+      file("all.yaml"),
+      [readFileSync("samples/baseline.yaml", "utf8"), TEAM, readFileSync(file("gen.yaml"), "utf8")].join(
+        "---\n",
+      ),
+    );
     writeFileSync(file("namespaces.yaml"), await ok(["get", "namespaces", "-o", "yaml"]));
   });
 
@@ -161,8 +227,9 @@ describe("render and diff against the API server", function () {
     for (const [name, path] of [
       ["baseline", "samples/baseline.yaml"],
       ["team", file("team.yaml")],
-      // Both policies select db-a: rendered together, the shared write is the union the controller applies.
-      ["both", file("both.yaml")],
+      // baseline and team both select db-a, generated ones overlap: rendered together, a shared write is
+      // the union the controller applies.
+      ["all", file("all.yaml")],
     ] as const) {
       const r = io();
       expect(await runRender(["-f", path, "--namespaces", file("namespaces.yaml")], r.cio), r.err()).to.equal(
@@ -231,21 +298,17 @@ describe("render and diff against the API server", function () {
   });
 
   it("render equals what the operator applied: every field csp-operator owns, and nothing more", async () => {
-    await ok(["apply", "-f", "samples/baseline.yaml", "-f", file("team.yaml")]);
+    await ok(["apply", "-f", "samples/baseline.yaml", "-f", file("team.yaml"), "-f", file("gen.yaml")]);
     operator = new Operator(
       loadKubeConfig(cp.kubeconfigPath),
       { workers: 2, resyncMs: 600_000 },
       silentLogger(),
     );
     await operator.start();
-    for (const name of ["baseline", "team"] as const) {
+    for (const name of ["baseline", "team", ...GENERATED.map((p) => p.metadata.name)]) {
       const uid = await ok(["get", "csp", name, "-o", "jsonpath={.metadata.uid}"]);
-      const children = rendered[name].filter(
-        (o) =>
-          o.kind !== "Policy" &&
-          o.kind !== "Namespace" &&
-          !(o.kind === "ServiceAccount" && o.metadata?.name === "default"),
-      );
+      const children = rendered.all.filter((o) => o.metadata?.labels?.[POLICY_LABEL] === name);
+      if (name === "team" || name === "baseline") expect(children).to.have.length.above(2);
       await eventually(`${name}'s children applied as rendered`, async () => {
         for (const o of children) {
           const want = JSON.parse(JSON.stringify(o).replaceAll(UID_PLACEHOLDER, uid)) as Child;
@@ -256,7 +319,7 @@ describe("render and diff against the API server", function () {
             o.metadata?.namespace,
             o.metadata!.name!,
           );
-          if (!live) return false;
+          if (!live) throw new Error(`${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} not applied`);
           expect(ownedFieldDiff(want, live), `${o.kind} ${o.metadata?.name}`).to.deep.equal([]);
           // The fields csp-operator's apply owns are exactly the rendered ones.
           const top = (paths: Set<string>) =>
@@ -288,7 +351,7 @@ describe("render and diff against the API server", function () {
         children.map((o) => `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`).sort(),
       );
       // Shared objects: the rendered labels and automount setting are the live ones.
-      for (const o of rendered.both.filter((x) => x.kind === "Namespace" || x.kind === "ServiceAccount")) {
+      for (const o of rendered.all.filter((x) => x.kind === "Namespace" || x.kind === "ServiceAccount")) {
         if (o.kind === "ServiceAccount" && o.metadata?.name !== "default") continue;
         const live = (await readObject(
           rest,
@@ -301,15 +364,26 @@ describe("render and diff against the API server", function () {
         expect(live.metadata?.annotations ?? {}).to.deep.include(o.metadata?.annotations ?? {});
         if (o.kind === "ServiceAccount") expect(live["automountServiceAccountToken"]).to.equal(false);
       }
-      // The audit Policy rendered is the one in the ConfigMap.
-      const policyDoc = rendered[name].find((o) => o.kind === "Policy");
-      if (policyDoc) {
-        const cm = rendered[name].find((o) => o.kind === "ConfigMap") as unknown as {
-          data: Record<string, string>;
-        };
-        expect(parse(cm.data["audit-policy.yaml"]!)).to.deep.equal(policyDoc);
-      }
     }
+    // The audit Policy rendered is the one in the ConfigMap.
+    const policyDoc = rendered.team.find((o) => o.kind === "Policy");
+    const cm = rendered.team.find((o) => o.kind === "ConfigMap") as unknown as {
+      data: Record<string, string>;
+    };
+    expect(parse(cm.data["audit-policy.yaml"]!)).to.deep.equal(policyDoc);
+    const liveCm = await ok([
+      "get",
+      "cm",
+      "-n",
+      "csp-system",
+      "csp-team-audit-policy",
+      "-o",
+      "jsonpath={.data.audit-policy\\.yaml}",
+    ]);
+    expect(parse(liveCm)).to.deep.equal(policyDoc);
+    console.log(
+      `      render == applied: ${rendered.all.length} objects of ${2 + GENERATED.length} policies`,
+    );
   });
 
   it("a namespace user with edit: diff exits 2 with the API server's refusal, and writes nothing", async () => {
@@ -366,5 +440,16 @@ describe("render and diff against the API server", function () {
     expect(live.out()).not.to.include("kind: NetworkPolicy");
     expect(live.out()).to.include("kind: Policy");
     expect(readFileSync(file("team.yaml"), "utf8")).to.equal(TEAM);
+    // Live, Roles are judged against the real csp-operator-grantable (offline they are assumed grantable).
+    writeFileSync(
+      file("secrets.yaml"),
+      TEAM.replace('resources: ["pods", "services"]', 'resources: ["secrets"]'),
+    );
+    const refused = io();
+    expect(
+      await runRender(["-f", file("secrets.yaml"), "--kubeconfig", cp.kubeconfigPath], refused.cio),
+    ).to.equal(1);
+    expect(refused.err()).to.include("RoleNotGrantable: spec.rbac.roles[name=db-reader]");
+    expect(refused.out()).not.to.include("kind: Role\n");
   });
 });
