@@ -10,6 +10,7 @@ import { createTwoFilesPatch } from "diff";
 import { stringify } from "yaml";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { objectPath, type RestClient } from "../cluster/rest.js";
+import { settleBounded } from "../controller/bounded.js";
 import { desiredState } from "../desired/index.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec } from "../desired/spec.js";
@@ -20,6 +21,9 @@ import { renderedKey, renderPolicy, type RenderedObject } from "./render.js";
 
 /** The exit codes of `diff`, as `kubectl diff` has them: CI gates on 1. */
 export const DIFF_EXIT = { same: 0, changed: 1, error: 2 } as const;
+
+/** Objects read and dry-run at once. */
+const DRY_RUNS_IN_FLIGHT = 8;
 
 /** One object the apply would change. */
 export interface ObjectChange {
@@ -113,25 +117,28 @@ export async function diffPolicy(
       if (writing.has(key) || blocked.has(key) || p.failures.some((f) => f.message.includes(key))) continue;
       objects.push({ object: c, role: "child", manager: "csp-operator", reason: "unchanged" });
     }
+  const settled = await settleBounded(
+    objects,
+    DRY_RUNS_IN_FLIGHT,
+    async (o): Promise<ObjectChange | undefined> => {
+      const live = await readObject(
+        rest,
+        o.object.apiVersion!,
+        o.object.kind!,
+        o.object.metadata?.namespace,
+        o.object.metadata!.name!,
+      );
+      const merged = await dryRunApply(rest, o);
+      const diff = unifiedDiff(fileName(o.object), comparable(live), comparable(merged));
+      return diff
+        ? { key: renderedKey(o.object), action: live ? "update" : "create", manager: o.manager, diff }
+        : undefined;
+    },
+  );
   const changes: ObjectChange[] = [];
-  for (const o of objects) {
-    const live = await readObject(
-      rest,
-      o.object.apiVersion!,
-      o.object.kind!,
-      o.object.metadata?.namespace,
-      o.object.metadata!.name!,
-    );
-    const merged = await dryRunApply(rest, o);
-    const name = fileName(o.object);
-    const diff = unifiedDiff(name, comparable(live), comparable(merged));
-    if (diff)
-      changes.push({
-        key: renderedKey(o.object),
-        action: live ? "update" : "create",
-        manager: o.manager,
-        diff,
-      });
+  for (const r of settled) {
+    if (r.status === "rejected") throw r.reason;
+    if (r.value) changes.push(r.value);
   }
   // Prunes, dry-run too so a refusal (RBAC, a finalizer policy) shows now rather than at apply time.
   const pruneObjects = [

@@ -20,12 +20,15 @@ import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { API_VERSION, PLURAL } from "../api/v1alpha1/policy.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../api/vocabulary.js";
 import { NotFoundError, resourcePath, type RestClient } from "../cluster/rest.js";
+import { settleBounded } from "../controller/bounded.js";
 import { GRANTABLE_CLUSTER_ROLE } from "../controller/failures.js";
 import { desiredState } from "../desired/index.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { withUid } from "./render.js";
 
 const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+/** GETs in flight at once: a new policy over many namespaces must not open thousands of requests. */
+const READS_IN_FLIGHT = 16;
 
 interface List<T> {
   items: T[];
@@ -159,9 +162,13 @@ export async function gatherLive(
   const missing = desiredState(mine, base).children.filter(
     (c) => !held.has(objectKey(c.kind, c.metadata.namespace, c.metadata.name)),
   );
-  const found = await Promise.all(
-    missing.map((c) => readObject(rest, c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name)),
+  const results = await settleBounded(missing, READS_IN_FLIGHT, (c) =>
+    readObject(rest, c.apiVersion, c.kind, c.metadata.namespace, c.metadata.name),
   );
+  const found = results.map((r) => {
+    if (r.status === "rejected") throw r.reason;
+    return r.value;
+  });
   for (const o of found) if (o) occupied.set(objectKey(o.kind!, o.metadata?.namespace, o.metadata!.name!), o);
   return { snapshot: { ...base, occupied }, ...(stored ? { stored } : {}) };
 }
@@ -171,22 +178,24 @@ export async function gatherTraffic(
   rest: RestClient,
   namespaces: readonly string[],
 ): Promise<{ pods: V1Pod[]; services: V1Service[]; networkPolicies: V1NetworkPolicy[] }> {
-  const per = await Promise.all(
-    namespaces.map(async (ns) => {
-      const n = encodeURIComponent(ns);
-      const [pods, services, networkPolicies] = await Promise.all([
-        list<V1Pod>(rest, `/api/v1/namespaces/${n}/pods`, "v1", "Pod"),
-        list<V1Service>(rest, `/api/v1/namespaces/${n}/services`, "v1", "Service"),
-        list<V1NetworkPolicy>(
-          rest,
-          `/apis/networking.k8s.io/v1/namespaces/${n}/networkpolicies`,
-          "networking.k8s.io/v1",
-          "NetworkPolicy",
-        ),
-      ]);
-      return { pods, services, networkPolicies };
-    }),
-  );
+  const settled = await settleBounded(namespaces, READS_IN_FLIGHT / 4, async (ns) => {
+    const n = encodeURIComponent(ns);
+    const [pods, services, networkPolicies] = await Promise.all([
+      list<V1Pod>(rest, `/api/v1/namespaces/${n}/pods`, "v1", "Pod"),
+      list<V1Service>(rest, `/api/v1/namespaces/${n}/services`, "v1", "Service"),
+      list<V1NetworkPolicy>(
+        rest,
+        `/apis/networking.k8s.io/v1/namespaces/${n}/networkpolicies`,
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+      ),
+    ]);
+    return { pods, services, networkPolicies };
+  });
+  const per = settled.map((r) => {
+    if (r.status === "rejected") throw r.reason;
+    return r.value;
+  });
   return {
     pods: per.flatMap((p) => p.pods),
     services: per.flatMap((p) => p.services),
