@@ -164,7 +164,7 @@ function yamlError(detail: string): FieldError {
  * kubectl reads YAML with go-yaml's YAML 1.1 rules (yes/no/on/off are booleans) but keeps timestamps as
  * strings when decoding into JSON: the same here, or `expires: 2027-01-01T00:00:00Z` would become a Date.
  */
-function goYamlTags(tags: Tags): Tags {
+export function goYamlTags(tags: Tags): Tags {
   return tags.filter(
     (t) => t !== "timestamp" && (typeof t !== "object" || t.tag !== "tag:yaml.org,2002:timestamp"),
   );
