@@ -200,7 +200,25 @@ export async function integrityAccept(opts: IntegrityAcceptOptions, io: CliIO): 
   }
 }
 
-export const ACTIONS: Actions = { run, agent, check, validate, integrityAccept };
+/** `csp-operator render`: the objects a policy would write, from the controller's plan; parses its own arguments. */
+export async function render(argv: string[], io: CliIO): Promise<number> {
+  const [{ runRender }, { processIO }] = await Promise.all([
+    import("../gitops/rendercommand.js"),
+    import("../gitops/command.js"),
+  ]);
+  return runRender(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+}
+
+/** `csp-operator diff`: a server-side dry run against a live cluster; parses its own arguments. */
+export async function diff(argv: string[], io: CliIO): Promise<number> {
+  const [{ runDiff }, { processIO }] = await Promise.all([
+    import("../gitops/rendercommand.js"),
+    import("../gitops/command.js"),
+  ]);
+  return runDiff(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+}
+
+export const ACTIONS: Actions = { run, agent, check, validate, render, diff, integrityAccept };
 
 /** A kubeconfig larger than this is refused (real ones, certificates embedded, are a few KiB to a few 100 KiB). */
 export const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;

@@ -83,6 +83,9 @@ export interface Actions {
   check(argv: string[], io: CliIO): Promise<number>;
   /** `validate` parses its own options (src/gitops/command.ts): it gets its arguments untouched. */
   validate(argv: string[], io: CliIO): Promise<number>;
+  /** `render` and `diff` parse their own options (src/gitops/rendercommand.ts). */
+  render(argv: string[], io: CliIO): Promise<number>;
+  diff(argv: string[], io: CliIO): Promise<number>;
 }
 
 /** Exit code for bad usage (unknown option or command, missing or invalid value). */
@@ -96,10 +99,10 @@ export const LOG_LEVELS = ["error", "warn", "info", "http", "verbose", "debug", 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The commands, in help order; `run` is the default. */
-export const COMMANDS = ["run", "agent", "check", "validate", "integrity", "help"] as const;
+export const COMMANDS = ["run", "agent", "check", "validate", "render", "diff", "integrity", "help"] as const;
 
 /** Commands that parse their own options: every argument reaches them as given, --help included. */
-type Passthrough = "check" | "validate";
+type Passthrough = "check" | "validate" | "render" | "diff";
 
 /** The version in the package.json next to the code (the checkout's, the installed package's, the image's). */
 export function packageVersion(from: string = fileURLToPath(import.meta.url)): string {
@@ -525,6 +528,11 @@ Examples:
   passthrough(
     "validate",
     "validate ClusterSecurityPolicy manifests offline (schema, CEL rules, InvalidSpec checks)",
+  );
+  passthrough("render", "print every object a policy would create or change (the controller's own plan)");
+  passthrough(
+    "diff",
+    "server-side dry run of a policy against a live cluster: a diff per object, prunes, traffic impact",
   );
   return { program, exitCode: () => exitCode };
 }

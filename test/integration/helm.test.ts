@@ -269,6 +269,8 @@ describe("Helm chart charts/csp-operator", function () {
       check: () => Promise.resolve(0),
       validate: () => Promise.resolve(0),
       integrityAccept: () => Promise.resolve(0),
+      render: () => Promise.resolve(0),
+      diff: () => Promise.resolve(0),
     };
     const combinations = [
       [],

@@ -28,6 +28,8 @@ interface Outcome {
   checked?: string[];
   validated?: string[];
   accepted?: IntegrityAcceptOptions;
+  rendered?: string[];
+  diffed?: string[];
 }
 
 /** Runs the command line with actions that only record what they were given. */
@@ -48,6 +50,14 @@ async function cli(argv: string[], env: Record<string, string> = {}, name?: stri
       out.checked = argv;
       if (argv.includes("--help")) io.stdout("Usage: csp-operator check [options]\n");
       return Promise.resolve(argv.includes("--fail") ? 1 : 0);
+    },
+    render: (argv) => {
+      out.rendered = argv;
+      return Promise.resolve(0);
+    },
+    diff: (argv) => {
+      out.diffed = argv;
+      return Promise.resolve(argv.includes("--changed") ? 1 : 0);
     },
     integrityAccept: (o) => {
       out.accepted = o;
@@ -239,6 +249,14 @@ describe("cli: the csp-operator command line", () => {
       expect(bad.code, argv.join(" ")).to.equal(2);
       expect(bad.stderr.trim().split("\n")).to.have.length(1);
     }
+  });
+
+  it("passes render's and diff's arguments through untouched, with diff's exit code", async () => {
+    const r = await cli(["render", "-f", "p.yaml", "--namespaces", "ns.yaml", "-o", "json"]);
+    expect(r.rendered).to.deep.equal(["-f", "p.yaml", "--namespaces", "ns.yaml", "-o", "json"]);
+    const d = await cli(["diff", "-f", "p.yaml", "--changed"]);
+    expect(d.diffed).to.deep.equal(["-f", "p.yaml", "--changed"]);
+    expect(d.code).to.equal(1);
   });
 
   it("passes validate's arguments through untouched, with its exit code and its own help", async () => {
