@@ -4,6 +4,7 @@ import { isReviewPath } from "./cluster/authreview.js";
 import { CacheNotSyncedError, ClusterCache } from "./cluster/cache.js";
 import { KubeLeaseStore, LEADER_LEASE_NAME, leasePath } from "./cluster/lease.js";
 import type { AreaFactory, AreaReconciler } from "./controller/areas.js";
+import { CorrectionLimiter } from "./controller/corrections.js";
 import { reconcile, type ReconcileDeps } from "./controller/reconcile.js";
 import { reportsArea } from "./controller/reports.js";
 import { OPERATOR_NAMESPACE } from "./desired/metadata.js";
@@ -57,6 +58,8 @@ export class Operator {
   readonly elector: LeaderElector | undefined;
   /** Publishes each policy's status as policy reports, on the leader only (src/reports/publisher.ts). */
   readonly reports: ReportsPublisher | undefined;
+  /** Per-object correction budget against rival writers, kept across reconciles. */
+  readonly corrections = new CorrectionLimiter();
   private synced: Promise<boolean> | undefined;
   /** Serializes worker start/stop across leadership terms. */
   private term: Promise<void> = Promise.resolve();
@@ -109,6 +112,7 @@ export class Operator {
           writer,
           log: log.child({ policy: key, reconcileId }),
           areas: this.areas,
+          corrections: { limiter: this.corrections, now: () => Date.now() },
           ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
         }),
       () => this.cache.policies.list().map((p) => p.metadata.name),

@@ -6,6 +6,7 @@ import type { SharedWrite } from "../drift/shared.js";
 import type { Logger } from "../observability/logger.js";
 import { objectKey } from "../snapshot.js";
 import { settleBounded } from "./bounded.js";
+import type { CorrectionLimiter } from "./corrections.js";
 import { classify, type WriteFailure } from "./failures.js";
 import type { ChildWrite, Plan } from "./plan.js";
 
@@ -25,6 +26,14 @@ export interface Applied {
   /** Drift still present: the plan's `remaining` plus every write that failed. */
   remaining: Drift[];
   failures: WriteFailure[];
+  /** Corrections held back because another writer keeps reverting the object: retry after this long. */
+  retryAfterMs?: number;
+}
+
+/** Correction budget per object, shared across reconciles (see corrections.ts); scoped by policy. */
+export interface Corrections {
+  limiter: CorrectionLimiter;
+  now(): number;
 }
 
 /** Default bound on writes in flight within one reconcile (`--max-concurrent-writes`). */
@@ -41,6 +50,7 @@ export async function applyPlan(
   writer: PlanWriter,
   log: Logger,
   limit: number = DEFAULT_MAX_CONCURRENT_WRITES,
+  corrections?: Corrections,
 ): Promise<Applied> {
   // Writes finish in any order: their failures are sorted below, so the status they produce is stable.
   const failures: WriteFailure[] = [];
@@ -75,7 +85,23 @@ export async function applyPlan(
 
   const corrected: Drift[] = [];
   const remaining: Drift[] = [...p.remaining];
+  let retryAt: number | undefined;
   const write = async (w: ChildWrite): Promise<void> => {
+    // Another writer keeps reverting this object: wait instead of answering every revert with a write.
+    const budgetKey = `${p.policy?.metadata.name ?? ""}:${w.key}`;
+    const admission = corrections?.limiter.admit(budgetKey, corrections.now());
+    if (admission && !admission.ok) {
+      retryAt = Math.min(retryAt ?? Infinity, admission.retryAt);
+      const by = w.drift.manager ? ` by ${w.drift.manager}` : "";
+      remaining.push({
+        ...w.drift,
+        reason: "Contested",
+        message:
+          `${w.drift.message}; reverted${by} ${admission.corrections} time(s) within a minute after csp-operator ` +
+          `corrected it: corrections wait until ${new Date(admission.retryAt).toISOString()}`,
+      });
+      return;
+    }
     try {
       if (w.action === "delete") await writer.delete(withTypeMeta(w.drift.kind as ChildKind, w.object));
       else {
@@ -85,6 +111,7 @@ export async function applyPlan(
         if (ownedFieldDiff(child, result).length > 0) await writer.replaceOwned(child);
       }
       corrected.push(w.drift);
+      corrections?.limiter.corrected(budgetKey, corrections.now());
     } catch (err) {
       failures.push(classify(err, w.key, w.field));
       remaining.push({ ...w.drift, message: `${w.drift.message}; write failed: ${errorMessage(err)}` });
@@ -107,5 +134,8 @@ export async function applyPlan(
     corrected: corrected.sort(byKey),
     remaining,
     failures: [...p.failures, ...failures.sort((a, b) => a.message.localeCompare(b.message))],
+    ...(retryAt !== undefined && corrections
+      ? { retryAfterMs: Math.max(0, retryAt - corrections.now()) }
+      : {}),
   };
 }

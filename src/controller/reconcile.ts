@@ -3,7 +3,7 @@ import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import type { Logger } from "../observability/logger.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
-import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type PlanWriter } from "./apply.js";
+import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Corrections, type PlanWriter } from "./apply.js";
 import { runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
 import { plan, type Plan } from "./plan.js";
@@ -36,6 +36,8 @@ export interface ReconcileDeps {
   areas?: readonly AreaReconciler[];
   /** Writes in flight within one reconcile (`--max-concurrent-writes`). */
   maxConcurrentWrites?: number;
+  /** Per-object correction budget against rival writers (kept across reconciles by the operator). */
+  corrections?: Corrections;
 }
 
 /** A failure worth retrying with backoff (the queue does the waiting). */
@@ -88,7 +90,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const { writer, log } = deps;
   const limit = deps.maxConcurrentWrites ?? DEFAULT_MAX_CONCURRENT_WRITES;
   const { snapshot, plan: p } = await gatherAndPlan(name, deps, limit);
-  const applied = await applyPlan(p, writer, log, limit);
+  const applied = await applyPlan(p, writer, log, limit, deps.corrections);
   if (!p.policy || !p.spec) {
     if (applied.failures.length) throw new RetryableError(applied.failures.map((f) => f.message).join("; "));
     return;
@@ -114,5 +116,6 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     drift: applied.remaining.length,
     corrected: applied.corrected.length,
   });
-  return r.requeueAfterMs === undefined ? undefined : { requeueAfterMs: r.requeueAfterMs };
+  const requeue = [r.requeueAfterMs, applied.retryAfterMs].filter((ms): ms is number => ms !== undefined);
+  return requeue.length === 0 ? undefined : { requeueAfterMs: Math.min(...requeue) };
 }

@@ -77,7 +77,7 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
     // One entry per object and reason: six Pod Security labels restored on one namespace read as one.
     const counts = new Map<string, number>();
     for (const d of applied.corrected) {
-      const key = `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason})`;
+      const key = `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason}${d.manager ? ` by ${d.manager}` : ""})`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     const list = [...counts].map(([key, n]) => (n > 1 ? `${key} x${n}` : key));
@@ -86,6 +86,20 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
       type: "Normal",
       reason: "DriftCorrected",
       message: `Corrected ${list.length} object(s): ${list.slice(0, 10).join(", ")}${more}`,
+    });
+  }
+  const contested = applied.remaining.filter((d) => d.reason === "Contested");
+  if (contested.length > 0) {
+    const list = contested.map(
+      (d) =>
+        `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name}${d.manager ? ` (by ${d.manager})` : ""}`,
+    );
+    events.push({
+      type: "Warning",
+      reason: "DriftContested",
+      message:
+        `Another writer keeps reverting ${list.length} object(s); corrections now wait: ` +
+        `${list.slice(0, 10).join(", ")}${list.length > 10 ? `, and ${list.length - 10} more` : ""}`,
     });
   }
   events.push(...areaEvents);

@@ -13,7 +13,8 @@ import { observedIndex, ownershipOf } from "./ownership.js";
 import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity.js";
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
-export type DriftReason = "Missing" | "Modified" | "Unowned" | "Conflict" | "Orphaned";
+/** `Contested`: another writer keeps reverting the object; corrections wait (controller/corrections.ts). */
+export type DriftReason = "Missing" | "Modified" | "Unowned" | "Conflict" | "Orphaned" | "Contested";
 
 /** The policy area a drift belongs to; each maps to a per-area condition. */
 export type Area =

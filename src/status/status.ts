@@ -71,7 +71,7 @@ function driftEntry(d: Drift): DriftEntry {
   return e;
 }
 
-const REASON_ORDER = ["Unowned", "Conflict", "Modified", "Missing", "Orphaned"];
+const REASON_ORDER = ["Unowned", "Conflict", "Contested", "Modified", "Missing", "Orphaned"];
 function sortDrift(drift: readonly Drift[]): Drift[] {
   return [...drift].sort(
     (a, b) =>
