@@ -21,7 +21,7 @@ function recordingClock(cutMs = 5): Clock & { delays: number[]; skew: number } {
     /** Added to the real time, to jump forward without waiting. */
     skew: 0,
     now: () => Date.now() + clock.skew,
-    setTimeout: (fn, ms) => {
+    setTimeout: (fn: () => void, ms: number) => {
       delays.push(ms);
       return setTimeout(fn, Math.min(ms, cutMs));
     },
