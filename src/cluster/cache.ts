@@ -30,6 +30,11 @@ import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
+import {
+  wideningDirections,
+  type NetworkPolicyJson,
+  type NetworkPolicySummary,
+} from "../findings/networkpolicies.js";
 import { errorMessage } from "./client.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 
@@ -59,6 +64,8 @@ function slimNamespace(ns: V1Namespace): V1Namespace {
 export function slimMetadata(obj: KubernetesObject): KubernetesObject {
   const m = obj.metadata ?? {};
   const managedFields = m.managedFields?.filter((e) => e.manager === FIELD_MANAGER);
+  // Only to tell which events the managed caches already report (labels never decide ownership).
+  const managedBy = m.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
   return {
     ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
     ...(obj.kind ? { kind: obj.kind } : {}),
@@ -67,10 +74,20 @@ export function slimMetadata(obj: KubernetesObject): KubernetesObject {
       ...(m.namespace !== undefined ? { namespace: m.namespace } : {}),
       ...(m.uid !== undefined ? { uid: m.uid } : {}),
       ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(managedBy ? { labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } : {}),
       ...(m.ownerReferences?.length ? { ownerReferences: m.ownerReferences } : {}),
       ...(managedFields?.length ? { managedFields } : {}),
     },
   };
+}
+
+/**
+ * What the NetworkPolicy occupancy cache keeps: slimMetadata plus the directions the object opens to
+ * everything (see findings/networkpolicies.ts); its rules are dropped on arrival.
+ */
+export function slimNetworkPolicy(obj: NetworkPolicyJson): NetworkPolicySummary {
+  const widens = wideningDirections(obj);
+  return { ...slimMetadata(obj), ...(widens.length ? { widens } : {}) };
 }
 
 const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
@@ -100,6 +117,8 @@ export class ClusterCache {
    * cached in full already), so what sits at a child's name is known without a GET per child.
    */
   private readonly occupancy: Record<string, ResilientInformer>;
+  /** Every NetworkPolicy, as a summary: occupancy, and the ones that open what a default-deny closes. */
+  private readonly networkPolicySummaries: ResilientInformer<NetworkPolicySummary>;
   private readonly all: ResilientInformer[];
 
   constructor(
@@ -199,24 +218,47 @@ export class ClusterCache {
       (o) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy()),
       { labelSelector: MANAGED },
     );
-    // Metadata only, slimmed to what ownership is judged by; events enqueue nothing (a child blocked by
-    // such an object is looked at again every BLOCKED_RECHECK_MS).
-    const occupancy = (path: string, apiVersion: string, kind: string) =>
-      new ResilientInformer<KubernetesObject>(
+    // Slimmed to what ownership is judged by. An event for an object the managed caches do not report
+    // (unlabelled: a user's, or a child whose labels were stripped) concerns the policies selecting its
+    // namespace: the object blocking a child's name went away, or a user's NetworkPolicy opened what a
+    // default-deny closes. Namespaces no policy selects cost nothing.
+    const onOccupant = (o: KubernetesObject) => {
+      if (o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) return;
+      const ns = o.metadata?.namespace;
+      if (ns === OPERATOR_NAMESPACE) return everyPolicy();
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+    };
+    const occupancy = <T extends KubernetesObject>(
+      path: string,
+      apiVersion: string,
+      kind: string,
+      transform: (o: T) => T,
+      metadataOnly = true,
+    ) =>
+      new ResilientInformer<T>(
         kc,
-        { path, apiVersion, kind, metadataOnly: true, transform: slimMetadata },
-        () => undefined,
+        { path, apiVersion, kind, metadataOnly, transform },
+        onOccupant,
         log,
         { onResynced: everyPolicy },
       );
+    this.networkPolicySummaries = occupancy<NetworkPolicySummary>(
+      "/apis/networking.k8s.io/v1/networkpolicies",
+      "networking.k8s.io/v1",
+      "NetworkPolicy",
+      slimNetworkPolicy,
+      // Full objects travel (the rules are judged on arrival), only the summary is kept.
+      false,
+    );
     this.occupancy = {
-      NetworkPolicy: occupancy(
-        "/apis/networking.k8s.io/v1/networkpolicies",
-        "networking.k8s.io/v1",
-        "NetworkPolicy",
+      NetworkPolicy: this.networkPolicySummaries,
+      ServiceAccount: occupancy("/api/v1/serviceaccounts", "v1", "ServiceAccount", slimMetadata),
+      ConfigMap: occupancy(
+        `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`,
+        "v1",
+        "ConfigMap",
+        slimMetadata,
       ),
-      ServiceAccount: occupancy("/api/v1/serviceaccounts", "v1", "ServiceAccount"),
-      ConfigMap: occupancy(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`, "v1", "ConfigMap"),
     };
     this.all = [
       ...Object.values(this.occupancy),
@@ -288,6 +330,7 @@ export class ClusterCache {
       roles: managed(roles),
       roleBindings: managed(roleBindings),
       configMaps: [...this.configMaps.list()],
+      wideningNetworkPolicies: this.networkPolicySummaries.list().filter((o) => o.widens?.length),
       rbac: {
         clusterRoles: [...this.clusterRoles.list()],
         clusterRoleBindings: [...this.clusterRoleBindings.list()],

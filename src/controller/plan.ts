@@ -10,6 +10,7 @@ import { childDrift, sharedDrift, type Drift } from "../drift/checks.js";
 import { observedIndex, ownershipOf } from "../drift/ownership.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
+import { wideningFindings } from "../findings/networkpolicies.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { GRANTABLE_CLUSTER_ROLE, notGrantableFailure, type WriteFailure } from "./failures.js";
 import { policyFindings } from "./findings.js";
@@ -213,7 +214,15 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     remaining,
     sharedDrift: sharedDriftList,
     failures,
-    findings: policyFindings(policy, spec, view),
+    findings: [
+      ...policyFindings(policy, spec, view),
+      ...wideningFindings(
+        spec,
+        desired.namespaces,
+        snapshot.policies,
+        snapshot.wideningNetworkPolicies ?? [],
+      ),
+    ],
     namespaces: desired.namespaces.length,
     managedObjects: desired.children.length,
     reads,
