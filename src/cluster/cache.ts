@@ -235,13 +235,9 @@ export class ClusterCache {
       transform: (o: T) => T,
       metadataOnly = true,
     ) =>
-      new ResilientInformer<T>(
-        kc,
-        { path, apiVersion, kind, metadataOnly, transform },
-        onOccupant,
-        log,
-        { onResynced: everyPolicy },
-      );
+      new ResilientInformer<T>(kc, { path, apiVersion, kind, metadataOnly, transform }, onOccupant, log, {
+        onResynced: everyPolicy,
+      });
     this.networkPolicySummaries = occupancy<NetworkPolicySummary>(
       "/apis/networking.k8s.io/v1/networkpolicies",
       "networking.k8s.io/v1",
