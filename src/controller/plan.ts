@@ -15,6 +15,7 @@ import { observedIndex, ownershipOf, uidMark } from "../drift/ownership.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
 import { wideningFindings } from "../findings/networkpolicies.js";
+import { defaultServiceAccountOwnerFindings } from "../findings/serviceaccounts.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { GRANTABLE_CLUSTER_ROLE, notGrantableFailure, type WriteFailure } from "./failures.js";
 import { policyFindings } from "./findings.js";
@@ -244,6 +245,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
         snapshot.policies,
         snapshot.wideningNetworkPolicies ?? [],
       ),
+      ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
     ],
     namespaces: desired.namespaces.length,
     managedObjects: desired.children.length,

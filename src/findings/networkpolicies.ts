@@ -1,8 +1,4 @@
-import type {
-  KubernetesObject,
-  V1NetworkPolicyPeer,
-  V1NetworkPolicyPort,
-} from "@kubernetes/client-node";
+import type { KubernetesObject, V1NetworkPolicyPeer, V1NetworkPolicyPort } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import { KIND } from "../api/v1alpha1/policy.js";
 import type { Finding } from "./finding.js";
