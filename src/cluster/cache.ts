@@ -64,8 +64,6 @@ function slimNamespace(ns: V1Namespace): V1Namespace {
 export function slimMetadata(obj: KubernetesObject): KubernetesObject {
   const m = obj.metadata ?? {};
   const managedFields = m.managedFields?.filter((e) => e.manager === FIELD_MANAGER);
-  // Only to tell which events the managed caches already report (labels never decide ownership).
-  const managedBy = m.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
   return {
     ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
     ...(obj.kind ? { kind: obj.kind } : {}),
@@ -74,7 +72,6 @@ export function slimMetadata(obj: KubernetesObject): KubernetesObject {
       ...(m.namespace !== undefined ? { namespace: m.namespace } : {}),
       ...(m.uid !== undefined ? { uid: m.uid } : {}),
       ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
-      ...(managedBy ? { labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } } : {}),
       ...(m.ownerReferences?.length ? { ownerReferences: m.ownerReferences } : {}),
       ...(managedFields?.length ? { managedFields } : {}),
     },
@@ -218,12 +215,12 @@ export class ClusterCache {
       (o) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy()),
       { labelSelector: MANAGED },
     );
-    // Slimmed to what ownership is judged by. An event for an object the managed caches do not report
-    // (unlabelled: a user's, or a child whose labels were stripped) concerns the policies selecting its
+    // Slimmed to what ownership is judged by. An event concerns the policies selecting the object's
     // namespace: the object blocking a child's name went away, or a user's NetworkPolicy opened what a
-    // default-deny closes. Namespaces no policy selects cost nothing.
+    // default-deny closes. Labelled objects too: the plan reads occupancy from this cache, so its own
+    // event must follow (the managed caches' events may come first). Namespaces no policy selects cost
+    // nothing; a policy's own writes re-enqueue it once more at most (the queue coalesces).
     const onOccupant = (o: KubernetesObject) => {
-      if (o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) return;
       const ns = o.metadata?.namespace;
       if (ns === OPERATOR_NAMESPACE) return everyPolicy();
       for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
