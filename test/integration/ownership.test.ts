@@ -511,8 +511,9 @@ ${ACCEPT_EDITOR}`;
       expect(def.metadata?.uid).to.equal(defaultUid);
       // The operator's own entry on `default` holds the shared field only, never an ownerReference.
       const mine = (def.metadata?.managedFields ?? []).filter((e) => e.manager === "csp-operator");
-      expect(JSON.stringify(mine.map((e) => e.fieldsV1))).to.not.contain("ownerReferences");
-      expect(JSON.stringify(mine.map((e) => e.fieldsV1))).to.contain("automountServiceAccountToken");
+      const owned = JSON.stringify(mine.map((e): unknown => e.fieldsV1));
+      expect(owned).to.not.contain("ownerReferences");
+      expect(owned).to.contain("automountServiceAccountToken");
       // Removed by the user, the finding goes (and the deletion below keeps the ServiceAccount).
       await alice(
         "patch",
