@@ -10,6 +10,7 @@ import type {
   KubernetesObject,
 } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "./api/v1alpha1/policy.js";
+import type { NetworkPolicySummary } from "./findings/networkpolicies.js";
 
 /**
  * An immutable view of the cluster, read from the informer caches by the cluster layer. Everything that
@@ -53,6 +54,12 @@ export interface Snapshot {
     namespace: string | undefined,
     name: string,
   ) => KubernetesObject | undefined;
+  /**
+   * Every NetworkPolicy (the operator's or not) that opens a direction to every peer and port, summarised
+   * (identity, ownerReferences, the directions): judged against the policies' default-deny. Undefined
+   * when not watched.
+   */
+  readonly wideningNetworkPolicies?: readonly NetworkPolicySummary[];
   /** The time the snapshot was taken, for expiring exemptions. */
   readonly now: Date;
 }

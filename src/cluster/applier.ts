@@ -55,7 +55,7 @@ export class Applier {
    * the operator never declared (e.g. an allow-all ingress rule on a deny policy): server-side apply
    * leaves fields owned by others in place, so apply alone cannot remove them.
    */
-  async replaceOwned(child: Child): Promise<void> {
+  async replaceOwned(child: Child, reclaim = false): Promise<void> {
     const live = await this.rest.request<KubernetesObject & Record<string, unknown>>(
       "GET",
       objectPath(child),
@@ -67,6 +67,8 @@ export class Applier {
     live.metadata = {
       ...live.metadata,
       labels: { ...(live.metadata?.labels ?? {}), ...child.metadata.labels },
+      // Reclaiming a child whose identity marks someone rewrote: the policy's reference, nobody else's.
+      ...(reclaim ? { ownerReferences: child.metadata.ownerReferences } : {}),
     };
     await this.rest.request("PUT", objectPath(child), { query: { fieldManager: FIELD_MANAGER }, body: live });
   }

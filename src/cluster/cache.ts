@@ -30,6 +30,11 @@ import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "../snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
+import {
+  wideningDirections,
+  type NetworkPolicyJson,
+  type NetworkPolicySummary,
+} from "../findings/networkpolicies.js";
 import { errorMessage } from "./client.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 
@@ -73,6 +78,15 @@ export function slimMetadata(obj: KubernetesObject): KubernetesObject {
   };
 }
 
+/**
+ * What the NetworkPolicy occupancy cache keeps: slimMetadata plus the directions the object opens to
+ * everything (see findings/networkpolicies.ts); its rules are dropped on arrival.
+ */
+export function slimNetworkPolicy(obj: NetworkPolicyJson): NetworkPolicySummary {
+  const widens = wideningDirections(obj);
+  return { ...slimMetadata(obj), ...(widens.length ? { widens } : {}) };
+}
+
 const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
 /**
@@ -100,6 +114,8 @@ export class ClusterCache {
    * cached in full already), so what sits at a child's name is known without a GET per child.
    */
   private readonly occupancy: Record<string, ResilientInformer>;
+  /** Every NetworkPolicy, as a summary: occupancy, and the ones that open what a default-deny closes. */
+  private readonly networkPolicySummaries: ResilientInformer<NetworkPolicySummary>;
   private readonly all: ResilientInformer[];
 
   constructor(
@@ -199,24 +215,43 @@ export class ClusterCache {
       (o) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy()),
       { labelSelector: MANAGED },
     );
-    // Metadata only, slimmed to what ownership is judged by; events enqueue nothing (a child blocked by
-    // such an object is looked at again every BLOCKED_RECHECK_MS).
-    const occupancy = (path: string, apiVersion: string, kind: string) =>
-      new ResilientInformer<KubernetesObject>(
-        kc,
-        { path, apiVersion, kind, metadataOnly: true, transform: slimMetadata },
-        () => undefined,
-        log,
-        { onResynced: everyPolicy },
-      );
+    // Slimmed to what ownership is judged by. An event concerns the policies selecting the object's
+    // namespace: the object blocking a child's name went away, or a user's NetworkPolicy opened what a
+    // default-deny closes. Labelled objects too: the plan reads occupancy from this cache, so its own
+    // event must follow (the managed caches' events may come first). Namespaces no policy selects cost
+    // nothing; a policy's own writes re-enqueue it once more at most (the queue coalesces).
+    const onOccupant = (o: KubernetesObject) => {
+      const ns = o.metadata?.namespace;
+      if (ns === OPERATOR_NAMESPACE) return everyPolicy();
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+    };
+    const occupancy = <T extends KubernetesObject>(
+      path: string,
+      apiVersion: string,
+      kind: string,
+      transform: (o: T) => T,
+      metadataOnly = true,
+    ) =>
+      new ResilientInformer<T>(kc, { path, apiVersion, kind, metadataOnly, transform }, onOccupant, log, {
+        onResynced: everyPolicy,
+      });
+    this.networkPolicySummaries = occupancy<NetworkPolicySummary>(
+      "/apis/networking.k8s.io/v1/networkpolicies",
+      "networking.k8s.io/v1",
+      "NetworkPolicy",
+      slimNetworkPolicy,
+      // Full objects travel (the rules are judged on arrival), only the summary is kept.
+      false,
+    );
     this.occupancy = {
-      NetworkPolicy: occupancy(
-        "/apis/networking.k8s.io/v1/networkpolicies",
-        "networking.k8s.io/v1",
-        "NetworkPolicy",
+      NetworkPolicy: this.networkPolicySummaries,
+      ServiceAccount: occupancy("/api/v1/serviceaccounts", "v1", "ServiceAccount", slimMetadata),
+      ConfigMap: occupancy(
+        `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`,
+        "v1",
+        "ConfigMap",
+        slimMetadata,
       ),
-      ServiceAccount: occupancy("/api/v1/serviceaccounts", "v1", "ServiceAccount"),
-      ConfigMap: occupancy(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`, "v1", "ConfigMap"),
     };
     this.all = [
       ...Object.values(this.occupancy),
@@ -288,6 +323,7 @@ export class ClusterCache {
       roles: managed(roles),
       roleBindings: managed(roleBindings),
       configMaps: [...this.configMaps.list()],
+      wideningNetworkPolicies: this.networkPolicySummaries.list().filter((o) => o.widens?.length),
       rbac: {
         clusterRoles: [...this.clusterRoles.list()],
         clusterRoleBindings: [...this.clusterRoleBindings.list()],

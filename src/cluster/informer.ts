@@ -69,6 +69,21 @@ export class CacheNotSyncedError extends Error {
   }
 }
 
+/**
+ * How long a watch must stay up after a good LIST before the restart backoff is forgotten. A watch that
+ * always fails right after its LIST (RBAC granting list but not watch, a proxy cutting watches) must be
+ * retried ever more slowly, not relisted twice a second; client-go's reflector resets after 2 minutes.
+ */
+export const HEALTHY_WATCH_MS = 60_000;
+
+/** A watch ERROR event other than 410 Gone: the stream can no longer be trusted to be complete. */
+export class WatchErrorEvent extends Error {
+  constructor(readonly status: { code?: number; reason?: string; message?: string }) {
+    super(`watch ERROR ${status.code ?? "?"} ${status.reason ?? ""}: ${status.message ?? ""}`.trim());
+    this.name = "WatchErrorEvent";
+  }
+}
+
 /** A LIST may be large (every RoleBinding of a big cluster): its own timeout and size cap. */
 const LIST_TIMEOUT_MS = 120_000;
 const LIST_MAX_BYTES = 1024 * 1024 * 1024;
@@ -81,7 +96,10 @@ const LIST_MAX_BYTES = 1024 * 1024 * 1024;
  * Synced means "a LIST succeeded since the last failure and is in the cache": false from the start
  * until the first successful LIST, false again from any list/watch error until the next successful
  * LIST (a restart always lists again). Readers must check it: an unsynced cache may be empty or stale.
- * The backoff is forgotten only on sync, so a LIST that keeps failing is retried ever more slowly.
+ * The backoff is forgotten only when a failure comes after the watch stayed up HEALTHY_WATCH_MS, so a
+ * LIST that keeps failing, or a watch that fails right after each good LIST, is retried ever more slowly.
+ * A watch ERROR event other than 410 Gone (which client-node ignores, resuming from the same
+ * resourceVersion) is a failure too: the cache is unsynced at once and listed again.
  */
 export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private readonly lw: ListWatch<T>;
@@ -95,6 +113,8 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private readonly onResynced: (() => void) | undefined;
   private failure: unknown;
   private syncWaiters: ((synced: boolean) => void)[] = [];
+  /** When the cache last became synced (clock time), to tell a healthy watch from one failing at once. */
+  private syncedAt: number | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -190,7 +210,24 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
       const timeoutSeconds = watchTimeoutSeconds();
       (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 60) * 1000;
       const params = { ...queryParams, timeoutSeconds, allowWatchBookmarks: true };
+      // A non-410 ERROR event: the cache stops counting as synced now, the stream is cut, and the
+      // ListWatch sees the error when it ends (so it restarts through failed(), with a LIST).
+      let watchError: WatchErrorEvent | undefined;
+      let request: AbortController | undefined;
+      const guardedDone = (err: unknown) => done(watchError ?? err);
       const guardedCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => {
+        if (phase === "ERROR") {
+          const status = (apiObj ?? {}) as { code?: number; reason?: string; message?: string };
+          if (status.code !== 410 && !watchError) {
+            watchError = new WatchErrorEvent(status);
+            this.synced = false;
+            this.log.warn("watch ERROR event; relisting", {
+              kind: this.spec.kind,
+              error: watchError.message,
+            });
+            request?.abort();
+          }
+        }
         try {
           if (transform && (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED"))
             apiObj = transform(apiObj as T);
@@ -201,7 +238,9 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
         }
       };
       try {
-        return await original(path, params, guardedCallback, done);
+        request = await original(path, params, guardedCallback, guardedDone);
+        if (watchError) request.abort();
+        return request;
       } catch (err) {
         const controller = new AbortController();
         queueMicrotask(() => done(err));
@@ -224,7 +263,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     const recovered = this.failure !== undefined;
     if (recovered) this.log.info("informer synced again", { kind: this.spec.kind, path: this.spec.path });
     this.failure = undefined;
-    this.backoff.forget("w");
+    this.syncedAt = this.clock.now();
     for (const w of this.syncWaiters.splice(0)) w(true);
     if (recovered) this.onResynced?.();
   }
@@ -265,6 +304,10 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     (this.lw as unknown as { resourceVersion: string }).resourceVersion = "";
     if (this.stopped) return;
     this.failure = err;
+    // Forgotten only after a watch that stayed up a while: one failing right after its LIST backs off.
+    if (this.syncedAt !== undefined && this.clock.now() - this.syncedAt >= HEALTHY_WATCH_MS)
+      this.backoff.forget("w");
+    this.syncedAt = undefined;
     const delay = this.backoff.next("w");
     this.log.warn("informer stopped; restarting", {
       kind: this.spec.kind,

@@ -14,7 +14,8 @@ import type { ChildWrite, Plan } from "./plan.js";
 export interface PlanWriter {
   /** Server-side apply with force, as the operator's field manager unless another is given. */
   apply<T extends KubernetesObject>(obj: T, fieldManager?: string): Promise<T>;
-  replaceOwned(child: Child): Promise<void>;
+  /** With `reclaim`, its ownerReferences become the child's (a foreign controller reference removed). */
+  replaceOwned(child: Child, reclaim?: boolean): Promise<void>;
   delete(obj: KubernetesObject): Promise<void>;
 }
 
@@ -26,6 +27,8 @@ export interface Applied {
   /** Drift still present: the plan's `remaining` plus every write that failed. */
   remaining: Drift[];
   failures: WriteFailure[];
+  /** UIDs of the children this apply wrote, to be remembered in status without waiting for the watch. */
+  written: string[];
   /** Corrections held back because another writer keeps reverting the object: retry after this long. */
   retryAfterMs?: number;
 }
@@ -84,6 +87,7 @@ export async function applyPlan(
   });
 
   const corrected: Drift[] = [];
+  const written: string[] = [];
   const remaining: Drift[] = [...p.remaining];
   let retryAt: number | undefined;
   const write = async (w: ChildWrite): Promise<void> => {
@@ -106,7 +110,11 @@ export async function applyPlan(
       if (w.action === "delete") await writer.delete(withTypeMeta(w.drift.kind as ChildKind, w.object));
       else {
         const child = w.object as Child;
+        // A second controller reference would be refused: the rewritten ones go first.
+        if (w.reclaim) await writer.replaceOwned(child, true);
         const result = await writer.apply(child);
+        const uid = (result as KubernetesObject | undefined)?.metadata?.uid;
+        if (uid) written.push(uid);
         // Fields another manager added survive an apply; replace them when they are still there.
         if (ownedFieldDiff(child, result).length > 0) await writer.replaceOwned(child);
       }
@@ -131,6 +139,7 @@ export async function applyPlan(
     objectKey(a.kind, a.namespace, a.name).localeCompare(objectKey(b.kind, b.namespace, b.name));
   return {
     sharedDone,
+    written,
     corrected: corrected.sort(byKey),
     remaining,
     failures: [...p.failures, ...failures.sort((a, b) => a.message.localeCompare(b.message))],

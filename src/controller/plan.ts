@@ -1,5 +1,9 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import {
+  MAX_REMEMBERED_CHILDREN,
+  type ClusterSecurityPolicy,
+  type ClusterSecurityPolicySpec,
+} from "../api/v1alpha1/policy.js";
 import type { Child } from "../desired/children.js";
 import { desiredState } from "../desired/index.js";
 import { sharedNamespaceStates } from "../desired/namespacestate.js";
@@ -7,9 +11,11 @@ import { ungrantableRoles } from "../desired/rbac.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
 import { childDrift, sharedDrift, type Drift } from "../drift/checks.js";
-import { observedIndex, ownershipOf } from "../drift/ownership.js";
+import { observedIndex, ownershipOf, uidMark } from "../drift/ownership.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
+import { wideningFindings } from "../findings/networkpolicies.js";
+import { defaultServiceAccountOwnerFindings } from "../findings/serviceaccounts.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
 import { GRANTABLE_CLUSTER_ROLE, notGrantableFailure, type WriteFailure } from "./failures.js";
 import { policyFindings } from "./findings.js";
@@ -30,6 +36,8 @@ export interface ChildWrite {
    * (phase 1) after the ServiceAccount and Role it binds (phase 0).
    */
   phase: 0 | 1;
+  /** The object's identity marks were rewritten by someone else: its ownerReferences are replaced first. */
+  reclaim?: boolean;
 }
 
 /**
@@ -61,6 +69,11 @@ export interface Plan {
   managedObjects: number;
   /** Objects to read live before this plan may be applied (see above); keys are objectKey(). */
   reads: { key: string; apiVersion: string; kind: string; namespace?: string; name: string }[];
+  /**
+   * What status.childUIDs should remember: the UID marks of the objects at this policy's children's names
+   * that are its own (sorted, at most MAX_REMEMBERED_CHILDREN). Absent when the policy is gone.
+   */
+  childUIDs?: string[];
   /** When to look again regardless of events (an exemption expiring, an object blocking a child). */
   requeueAfterMs?: number;
 }
@@ -144,6 +157,16 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     else occupied.set(key, meta);
   }
   const view: Snapshot = { ...snapshot, occupied };
+  const childUIDs = new Set<string>();
+  for (const c of desired.children) {
+    const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
+    const at =
+      cached.get(key) ??
+      occupied.get(key) ??
+      snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
+    const uid = at?.metadata?.uid;
+    if (at && uid && ownershipOf(at, c.kind, policy).kind === "ours") childUIDs.add(uidMark(uid));
+  }
 
   const drift = [
     ...childDrift(policy, desired.children, view),
@@ -189,6 +212,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       object: d.repair.object,
       ...(field ? { field } : {}),
       phase: d.kind === "RoleBinding" && d.repair.action === "apply" ? 1 : 0,
+      ...(d.repair.action === "apply" && d.repair.reclaim ? { reclaim: true } : {}),
     });
   }
 
@@ -213,10 +237,20 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     remaining,
     sharedDrift: sharedDriftList,
     failures,
-    findings: policyFindings(policy, spec, view),
+    findings: [
+      ...policyFindings(policy, spec, view),
+      ...wideningFindings(
+        spec,
+        desired.namespaces,
+        snapshot.policies,
+        snapshot.wideningNetworkPolicies ?? [],
+      ),
+      ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
+    ],
     namespaces: desired.namespaces.length,
     managedObjects: desired.children.length,
     reads,
+    childUIDs: [...childUIDs].sort().slice(0, MAX_REMEMBERED_CHILDREN),
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   };
 }

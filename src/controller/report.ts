@@ -1,4 +1,5 @@
-import type { ClusterSecurityPolicyStatus } from "../api/v1alpha1/policy.js";
+import { MAX_REMEMBERED_CHILDREN, type ClusterSecurityPolicyStatus } from "../api/v1alpha1/policy.js";
+import { uidMark } from "../drift/ownership.js";
 import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
 import { computeStatus, statusChanged, type AreaCondition } from "../status/status.js";
@@ -46,7 +47,7 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
   }
   const { counted } = applyExemptions(raw, spec.exemptions, now, policy.metadata.name);
   const failure = worstFailure(failures);
-  const status = computeStatus(
+  const computed = computeStatus(
     {
       policy,
       spec,
@@ -71,6 +72,12 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
     },
     policy.status,
   );
+  // Always written (possibly empty): a merge patch keeps a field it does not mention.
+  const remembered = new Set([...(p.childUIDs ?? []), ...applied.written.map(uidMark)]);
+  const status = {
+    ...computed,
+    childUIDs: [...remembered].sort().slice(0, MAX_REMEMBERED_CHILDREN),
+  };
 
   const events: PlannedEvent[] = [];
   if (applied.corrected.length > 0) {

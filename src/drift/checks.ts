@@ -30,7 +30,14 @@ export interface Drift {
   manager?: string;
   message: string;
   /** What Enforce mode does about it; absent when nothing may be done (Unowned, Conflict). */
-  repair?: { action: "apply"; object: Child } | { action: "delete"; object: KubernetesObject };
+  repair?:
+    | {
+        action: "apply";
+        object: Child;
+        /** Its identity marks were rewritten: replace its ownerReferences before applying. */
+        reclaim?: boolean;
+      }
+    | { action: "delete"; object: KubernetesObject };
 }
 
 export function areaOf(kind: ChildKind, name?: string): Area {
@@ -131,14 +138,16 @@ export function childDrift(
     const readopt =
       owner.via === "managedFields"
         ? "; its ownerReference was removed (created by csp-operator, per managedFields)"
-        : "";
+        : owner.via === "remembered"
+          ? "; its ownerReferences and managedFields were rewritten (created by csp-operator, per the UID the policy's status remembers)"
+          : "";
     out.push({
       ...at,
       reason: "Modified",
       fields,
       ...(manager ? { manager } : {}),
       message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}`,
-      repair: { action: "apply", object: d },
+      repair: { action: "apply", object: d, ...(owner.via === "remembered" ? { reclaim: true } : {}) },
     });
   }
   // A namespace the cache does not know while it holds an object in it is a contradiction (a LIST that

@@ -1,5 +1,10 @@
 import type { KubernetesObject, V1OwnerReference } from "@kubernetes/client-node";
-import { API_VERSION, KIND, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import {
+  API_VERSION,
+  CHILD_UID_MARK_LENGTH,
+  KIND,
+  type ClusterSecurityPolicy,
+} from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type ChildKind } from "../desired/children.js";
 import { FIELD_MANAGER, MANAGED_BY_LABEL, POLICY_LABEL } from "../api/vocabulary.js";
 import { objectKey, type Snapshot } from "../snapshot.js";
@@ -18,7 +23,7 @@ import { fieldPaths } from "./managedfields.js";
  *   are managed, through the shared writes.
  */
 export type Ownership =
-  | { kind: "ours"; via: "ownerReference" | "managedFields" }
+  | { kind: "ours"; via: "ownerReference" | "managedFields" | "remembered" }
   | { kind: "otherPolicy"; policy: string; uid: string }
   | { kind: "foreign"; controller?: string }
   | { kind: "shared" };
@@ -75,22 +80,47 @@ export function writtenByOperator(obj: KubernetesObject | undefined, kind: strin
   );
 }
 
+/** What status.childUIDs keeps of a UID. */
+export function uidMark(uid: string): string {
+  return uid.slice(0, CHILD_UID_MARK_LENGTH);
+}
+
+const rememberedSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+/**
+ * Whether the policy's status remembers `obj`'s UID as one of its children. Status is where namespace
+ * users cannot write: an editor can rewrite an object's ownerReferences and managedFields, not this.
+ */
+export function rememberedChild(obj: KubernetesObject, policy: ClusterSecurityPolicy): boolean {
+  const list = policy.status?.childUIDs;
+  const uid = obj.metadata?.uid;
+  if (!list?.length || !uid) return false;
+  let set = rememberedSets.get(list);
+  if (!set) rememberedSets.set(list, (set = new Set(list)));
+  return set.has(uidMark(uid));
+}
+
 /**
  * Decides who owns `obj`, an object of `kind` found at the name of one of `policy`'s desired children.
- * Order matters: a controller reference is authoritative; an object without one is this policy's only when
- * it carries the policy's UID in a non-controller reference or the operator's own managedFields entries
- * (its ownerReference was removed by hand). Labels are never consulted.
+ * Order matters: a controller reference is authoritative, except over an object whose UID the policy's
+ * status remembers as its child; an object without one is this policy's only when it carries the policy's
+ * UID in a non-controller reference, the operator's own managedFields entries (its ownerReference was
+ * removed by hand), or a remembered UID. Labels are never consulted.
  */
 export function ownershipOf(obj: KubernetesObject, kind: string, policy: ClusterSecurityPolicy): Ownership {
   if (isSharedObject(kind, obj.metadata?.name)) return { kind: "shared" };
   const ref = controllerRef(obj);
   if (ref) {
     if (hasControllerReference(obj, policy)) return { kind: "ours", via: "ownerReference" };
+    // Its identity marks were rewritten (a user's controller ownerReference, forged managedFields), but
+    // the policy created this very object: it is restored, its foreign controller reference removed.
+    if (rememberedChild(obj, policy)) return { kind: "ours", via: "remembered" };
     if (isPolicyRef(ref)) return { kind: "otherPolicy", policy: ref.name, uid: ref.uid };
     return { kind: "foreign", controller: `${ref.kind}/${ref.name}` };
   }
   if (hasOwnerReference(obj, policy)) return { kind: "ours", via: "ownerReference" };
   if (writtenByOperator(obj, kind)) return { kind: "ours", via: "managedFields" };
+  if (rememberedChild(obj, policy)) return { kind: "ours", via: "remembered" };
   return { kind: "foreign" };
 }
 

@@ -32,7 +32,15 @@ const KINDS = new Set([
   "ClusterRole",
   "ClusterRoleBinding",
 ]);
-const DRIFT_REASONS = new Set(["Missing", "Modified", "Unowned", "Conflict", "Orphaned", "Extra", "Contested"]);
+const DRIFT_REASONS = new Set([
+  "Missing",
+  "Modified",
+  "Unowned",
+  "Conflict",
+  "Orphaned",
+  "Extra",
+  "Contested",
+]);
 /** controller-runtime's reconcile-time buckets (v0.15+). */
 const RECONCILE_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5,

@@ -36,7 +36,7 @@ export class Controller {
   private readonly backoff: Backoff;
   private readonly clock: Clock;
   private workers: Promise<void>[] = [];
-  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: unknown;
   /** Counters for metrics and tests. */
   readonly stats = { reconciles: 0, failures: 0 };
   /** Workers now inside a reconcile. */
@@ -65,7 +65,17 @@ export class Controller {
     this.queue.reopen();
     this.workers = [];
     for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.work());
-    this.resyncTimer = setInterval(() => this.resync(), this.opts.resyncMs);
+    this.scheduleResync();
+  }
+
+  /** The periodic resync runs on the controller's clock (a fake one in tests), one timer at a time. */
+  private scheduleResync(): void {
+    this.clock.clearTimeout(this.resyncTimer);
+    this.resyncTimer = this.clock.setTimeout(() => {
+      if (!this.running) return;
+      this.resync();
+      this.scheduleResync();
+    }, this.opts.resyncMs);
   }
 
   /** Enqueues every known key now. */
@@ -114,7 +124,8 @@ export class Controller {
   /** Stops taking work and waits for in-flight reconciles to finish. */
   async stop(): Promise<void> {
     this.running = false;
-    clearInterval(this.resyncTimer);
+    this.clock.clearTimeout(this.resyncTimer);
+    this.resyncTimer = undefined;
     this.queue.shutDown();
     await Promise.all(this.workers);
   }

@@ -222,6 +222,39 @@ spec: { podSelector: { matchLabels: { app: mine } }, policyTypes: [Ingress] }
     expect(await versions()).to.deep.equal(versionsBefore, "managed objects' resourceVersions are unchanged");
   });
 
+  it("events for namespaces no policy selects (and their default ServiceAccounts) enqueue nothing", async () => {
+    await eventually("converged", async () => ((await csp("baseline")).status?.drift ?? []).length === 0);
+    const idle = () => operator.controller.queue.length === 0 && operator.controller.queue.inFlight === 0;
+    await eventually("queue drained", () => Promise.resolve(idle()));
+    const reconciles = operator.controller.stats.reconciles;
+    const names = ["unrelated-1", "unrelated-2", "unrelated-3"];
+    for (const n of names) await ok("create", "namespace", n);
+    for (const n of names) await ok("label", "namespace", n, "team=elsewhere");
+    // Handlers enqueue synchronously as the cache takes each event in: once the caches hold the labelled
+    // namespaces and their default ServiceAccounts, every event has been handled.
+    await eventually("the caches saw every event", () => {
+      const s = operator.cache.snapshot();
+      return Promise.resolve(
+        names.every(
+          (n) =>
+            s.namespaces.some((x) => x.metadata?.name === n && x.metadata.labels?.["team"] === "elsewhere") &&
+            s.serviceAccounts.some((x) => x.metadata?.namespace === n && x.metadata.name === "default"),
+        ),
+      );
+    });
+    expect(operator.controller.stats.reconciles).to.equal(
+      reconciles,
+      "no reconcile for unrelated namespaces",
+    );
+    expect(idle()).to.equal(true, "nothing queued");
+    // The same events for a namespace the baseline selects do reconcile: the count can move.
+    await ok("label", "namespace", "unrelated-3", "csp.example.com/tier=web");
+    await eventually("a selected namespace reconciles", () =>
+      Promise.resolve(operator.controller.stats.reconciles > reconciles),
+    );
+    for (const n of names) await ok("delete", "namespace", n, "--wait=false");
+  });
+
   it("cleans a namespace that leaves the selector", async () => {
     await ok("label", "namespace", "team-a", "csp.example.com/tier-");
     await eventually("children pruned", async () => (await nps("team-a")).length === 0);

@@ -206,6 +206,84 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
     await restored("own-a");
   });
 
+  it("restores a child whose ownerReferences and managedFields an edit user rewrote (UID remembered in status)", async () => {
+    await eventually("guard remembers its child's UID", async () => {
+      const st = (await status("guard")) as PolicyStatus & { childUIDs?: string[] };
+      return st.childUIDs?.includes(denyUid.slice(0, 13));
+    });
+    await alice("create", "configmap", "mine", "-n", "own-a");
+    const cm = JSON.parse(await alice("get", "configmap", "mine", "-n", "own-a", "-o", "json")) as Obj;
+    const patched = await alice(
+      "patch",
+      "networkpolicy",
+      denyName,
+      "-n",
+      "own-a",
+      "-o",
+      "json",
+      "--show-managed-fields",
+      "--type=json",
+      "-p",
+      JSON.stringify([
+        {
+          op: "replace",
+          path: "/metadata/ownerReferences",
+          value: [
+            { apiVersion: "v1", kind: "ConfigMap", name: "mine", uid: cm.metadata!.uid, controller: true },
+          ],
+        },
+        {
+          op: "replace",
+          path: "/metadata/managedFields",
+          value: [
+            {
+              manager: "alice",
+              operation: "Update",
+              apiVersion: "networking.k8s.io/v1",
+              fieldsType: "FieldsV1",
+              fieldsV1: { "f:metadata": { "f:labels": { ".": {} } }, "f:spec": { "f:podSelector": {} } },
+            },
+          ],
+        },
+        { op: "add", path: "/spec/ingress", value: [{}] },
+      ]),
+    );
+    const forged = JSON.parse(patched) as Obj;
+    expect(forged.metadata?.ownerReferences?.map((r) => r.kind)).to.deep.equal(["ConfigMap"]);
+    expect(forged.metadata?.managedFields?.some((e) => e.manager === "csp-operator")).to.equal(false);
+    await restored("own-a");
+    const after = await get("networkpolicy", "own-a", denyName);
+    expect(after?.metadata?.ownerReferences?.map((r) => r.kind)).to.deep.equal(["ClusterSecurityPolicy"]);
+  });
+
+  it("reports a user's allow-all NetworkPolicy next to the default-deny, and clears it when removed", async () => {
+    const allowAll = {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      // The operator's labels on it change nothing: identity decides what is the policy's.
+      metadata: { name: "let-me-in", namespace: "own-a", labels: { [MANAGED_BY]: "csp-operator" } },
+      spec: { podSelector: {}, ingress: [{}] },
+    };
+    await waitFor("guard", "Compliant", "True", 30_000);
+    await ok(["--as=alice", "create", "-f", "-"], JSON.stringify(allowAll));
+    const s = await eventually("widening reported", async () => {
+      const st = await status("guard");
+      return st.findings?.some((f) => f.id === "NETPOL-WIDENS-DEFAULT-DENY") ? st : undefined;
+    });
+    expect(s.findings?.find((f) => f.id === "NETPOL-WIDENS-DEFAULT-DENY")).to.include({
+      severity: "Medium",
+      resource: "NetworkPolicy/own-a/let-me-in",
+    });
+    expect(s.conditions?.find((c) => c.type === "NetworkIsolated")?.status).to.equal("False");
+    expect(s.conditions?.find((c) => c.type === "Compliant")?.status).to.equal("False");
+    expect((await get("networkpolicy", "own-a", "let-me-in"))?.spec?.ingress).to.deep.equal(
+      [{}],
+      "a user's object is reported, never written",
+    );
+    await alice("delete", "networkpolicy", "let-me-in", "-n", "own-a");
+    await waitFor("guard", "Compliant", "True", 30_000);
+  });
+
   it("reports an object at its child's name that another policy controls (Conflict) and never writes it", async () => {
     await namespaceWithEditUser("own-d");
     const otherUid = await uidOf("other");
@@ -244,14 +322,10 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
     const after = await get("networkpolicy", "own-d", denyName);
     expect(after?.metadata?.resourceVersion).to.equal(before?.metadata?.resourceVersion, "never written");
     expect(after?.metadata?.labels ?? {}).to.deep.equal({});
-    // The collision ends when the other object goes: guard then creates its own. Nothing watches that
-    // object (it is outside the caches): the blocked child is re-checked every BLOCKED_RECHECK_MS.
+    // The collision ends when the other object goes: guard then creates its own at once, told by the
+    // occupancy cache's delete event, well before its BLOCKED_RECHECK_MS recheck.
     await ok(["delete", "networkpolicy", denyName, "-n", "own-d"]);
-    await eventually(
-      "guard's own child in own-d",
-      () => denyIn("own-d", "guard"),
-      BLOCKED_RECHECK_MS + 30_000,
-    );
+    await eventually("guard's own child in own-d", () => denyIn("own-d", "guard"), BLOCKED_RECHECK_MS / 3);
     await waitFor("guard", "Compliant", "True", 60_000);
   });
 
@@ -404,6 +478,57 @@ ${ACCEPT_EDITOR}`;
       expect(def.metadata?.labels).to.deep.equal({ team: "payments" });
       expect(def.metadata?.uid).to.equal(defaultUid);
       expect(def.automountServiceAccountToken).to.equal(false);
+    });
+
+    it("never counts a policy ownerReference a user put on the default ServiceAccount as its own: reports it", async () => {
+      const grabUid = await uidOf("grab");
+      const ref = {
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        name: "grab",
+        uid: grabUid,
+      };
+      await alice(
+        "patch",
+        "serviceaccount",
+        "default",
+        "-n",
+        "own-e",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ metadata: { ownerReferences: [ref] } }),
+      );
+      const s = await eventually("reported", async () => {
+        const st = await status("grab");
+        return st.findings?.some((f) => f.id === "SA-DEFAULT-OWNED-BY-POLICY") ? st : undefined;
+      });
+      expect(s.findings?.find((f) => f.id === "SA-DEFAULT-OWNED-BY-POLICY")?.resource).to.equal(
+        "ServiceAccount/own-e/default",
+      );
+      const def = JSON.parse(
+        await ok(["get", "serviceaccount", "default", "-n", "own-e", "-o", "json", "--show-managed-fields"]),
+      ) as Obj;
+      expect(def.metadata?.uid).to.equal(defaultUid);
+      // The operator's own entry on `default` holds the shared field only, never an ownerReference.
+      const mine = (def.metadata?.managedFields ?? []).filter((e) => e.manager === "csp-operator");
+      const owned = JSON.stringify(mine.map((e): unknown => e.fieldsV1));
+      expect(owned).to.not.contain("ownerReferences");
+      expect(owned).to.contain("automountServiceAccountToken");
+      // Removed by the user, the finding goes (and the deletion below keeps the ServiceAccount).
+      await alice(
+        "patch",
+        "serviceaccount",
+        "default",
+        "-n",
+        "own-e",
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/metadata/ownerReferences"}]',
+      );
+      await eventually(
+        "finding cleared",
+        async () => !(await status("grab")).findings?.some((f) => f.id === "SA-DEFAULT-OWNED-BY-POLICY"),
+      );
     });
 
     it("deleting the policy leaves both ServiceAccounts in place with their UIDs", async () => {

@@ -673,6 +673,11 @@ export const findingSchema = obj(
   },
 );
 
+/** How much of a child's UID status.childUIDs keeps: `xxxxxxxx-xxxx`, 48 random bits of a v4 UUID. */
+export const CHILD_UID_MARK_LENGTH = 13;
+/** At most this many children are remembered by UID (about 140 KB of status). */
+export const MAX_REMEMBERED_CHILDREN = 10_000;
+
 export const statusSchema = obj(
   {
     observedGeneration: int({ description: "The generation last reconciled.", minimum: 0 }),
@@ -692,6 +697,17 @@ export const statusSchema = obj(
     ),
     drift: arrayOf(driftSchema, { description: "Differences, bounded.", maxItems: 50 }),
     findings: arrayOf(findingSchema, { description: "Findings, most severe first, bounded.", maxItems: 50 }),
+    childUIDs: arrayOf(
+      str({
+        description: "The first 13 characters (48 random bits) of a child's UID.",
+        maxLength: CHILD_UID_MARK_LENGTH,
+      }),
+      {
+        description:
+          "The children the operator created, by UID, kept where namespace users cannot write: a child whose ownerReferences and managedFields were rewritten is still recognised and restored. Sorted, bounded.",
+        maxItems: MAX_REMEMBERED_CHILDREN,
+      },
+    ),
   },
   { description: "What the operator observed." },
 );

@@ -40,6 +40,11 @@ export class FakeApi {
     for (const w of this.watches) w.end();
   }
 
+  /** Sends one watch event (a line of JSON) on every open watch. */
+  sendToWatches(event: object): void {
+    for (const w of this.watches) w.write(`${JSON.stringify(event)}\n`);
+  }
+
   get openWatches(): number {
     return this.watches.size;
   }

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
-import { ResilientInformer } from "../../../src/cluster/informer.js";
+import { HEALTHY_WATCH_MS, ResilientInformer } from "../../../src/cluster/informer.js";
 import { silentLogger } from "../../../src/observability/logger.js";
 import { Backoff } from "../../../src/runtime/backoff.js";
 import type { Clock } from "../../../src/runtime/clock.js";
@@ -14,17 +14,20 @@ const until = (what: string, fn: () => boolean, timeoutMs?: number) =>
 const SPEC = { path: "/api/v1/namespaces/ns/configmaps", apiVersion: "v1", kind: "ConfigMap" };
 
 /** The real clock, recording every delay asked for; delays are cut to `cutMs` so the test runs fast. */
-function recordingClock(cutMs = 5): Clock & { delays: number[] } {
+function recordingClock(cutMs = 5): Clock & { delays: number[]; skew: number } {
   const delays: number[] = [];
-  return {
+  const clock = {
     delays,
-    now: () => Date.now(),
-    setTimeout: (fn, ms) => {
+    /** Added to the real time, to jump forward without waiting. */
+    skew: 0,
+    now: () => Date.now() + clock.skew,
+    setTimeout: (fn: () => void, ms: number) => {
       delays.push(ms);
       return setTimeout(fn, Math.min(ms, cutMs));
     },
-    clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+    clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
   };
+  return clock;
 }
 
 describe("ResilientInformer (client side, through the fault proxy)", () => {
@@ -122,6 +125,65 @@ describe("ResilientInformer (client side, through the fault proxy)", () => {
     await until("synced again", () => informer!.hasSynced);
     // A relist that finds nothing new fires no event: the owner is told so it can re-check everything.
     expect(resynced).to.equal(1);
+  });
+
+  it("a watch that fails right after each good LIST backs off (no relist twice a second); a healthy one resets", async function () {
+    this.timeout(20_000);
+    const rule = proxy().addRule({ verb: "watch", action: { status: 403 } });
+    const clock = recordingClock();
+    informer = new ResilientInformer<V1ConfigMap>(
+      kubeConfigFor(proxy().url),
+      SPEC,
+      () => {},
+      silentLogger(),
+      { clock, backoff: new Backoff(500, 30_000, () => 0.5) },
+    );
+    await informer.start();
+    await until("five restarts", () => clock.delays.length >= 5, 15_000);
+    expect(clock.delays.slice(0, 5)).to.deep.equal(
+      [500, 1000, 2000, 4000, 8000],
+      "each LIST succeeded, yet the watch failed at once: the backoff must keep growing",
+    );
+    rule.remove();
+    await until("watching", () => informer!.hasSynced && api().openWatches > 0, 10_000);
+    // The watch stays up longer than HEALTHY_WATCH_MS: its next failure starts the backoff afresh.
+    clock.skew += HEALTHY_WATCH_MS;
+    const before = clock.delays.length;
+    proxy().addRule({ verb: "watch", action: { status: 403 }, times: 1 });
+    api().endWatches();
+    await until("a restart after the healthy watch", () => clock.delays.length > before, 10_000);
+    expect(clock.delays[before]).to.equal(500);
+  });
+
+  it("a watch ERROR event other than 410 unsyncs the cache and relists (never acts on a stale cache)", async () => {
+    const clock = recordingClock();
+    informer = new ResilientInformer<V1ConfigMap>(
+      kubeConfigFor(proxy().url),
+      SPEC,
+      () => {},
+      silentLogger(),
+      { clock },
+    );
+    await informer.start();
+    await until("watching", () => informer!.hasSynced && api().openWatches > 0);
+    const lists = proxy().count("list", "configmaps");
+    proxy().addRule({ verb: "list", action: { status: 503 } });
+    api().sendToWatches({
+      type: "ERROR",
+      object: {
+        kind: "Status",
+        apiVersion: "v1",
+        status: "Failure",
+        code: 500,
+        reason: "InternalError",
+        message: "etcd unavailable",
+      },
+    });
+    await until("unsynced", () => !informer!.hasSynced);
+    await until("relisting", () => proxy().count("list", "configmaps") > lists);
+    expect(informer.hasSynced).to.equal(false, "no sync before a LIST succeeds");
+    proxy().clearRules();
+    await until("synced again", () => informer!.hasSynced);
   });
 
   it("credentials failing at watch reconnect are a handled, retried error (the process keeps running)", async () => {

@@ -157,3 +157,33 @@ describe("apply", () => {
     expect(out.map((o) => (o.status === "fulfilled" ? o.value : "x"))).to.deep.equal([10, "x", 30, 40]);
   });
 });
+
+describe("plan: remembering children by UID", () => {
+  it("remembers the UID marks of the objects at its children's names that are its own, not others'", () => {
+    const first = plan("p", base());
+    const nps = first.writes.filter((w) => w.drift.kind === "NetworkPolicy");
+    const [mine, theirs] = [nps[0]!, nps[1]!];
+    const obj = (w: typeof mine, uid: string, own: boolean): KubernetesObject => ({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: {
+        name: w.drift.name,
+        namespace: w.drift.namespace!,
+        uid,
+        ...(own ? { ownerReferences: [ownerReference(withRole)] } : {}),
+      },
+    });
+    const objs = [
+      obj(mine, "11111111-2222-4333-8444-555555555555", true),
+      obj(theirs, "99999999-8888-4777-8666-555555555555", false),
+    ];
+    const p = plan(
+      "p",
+      base({
+        occupant: (k, ns, n) =>
+          objs.find((o) => k === "NetworkPolicy" && o.metadata?.namespace === ns && o.metadata?.name === n),
+      }),
+    );
+    expect(p.childUIDs).to.deep.equal(["11111111-2222"]);
+  });
+});

@@ -190,3 +190,48 @@ describe("a default ServiceAccount an earlier version took over", () => {
     ]);
   });
 });
+
+describe("children remembered by UID in the policy's status (where namespace users cannot write)", () => {
+  const uid = "0a1b2c3d-4e5f-4a6b-8c7d-0123456789ab";
+  const remembering = (uids: string[]) => ({ ...p, status: { childUIDs: uids } });
+  // What an edit user leaves: a controller ownerReference to their own object, managedFields rewritten.
+  const hijacked = () =>
+    deny(
+      {
+        uid,
+        labels: { team: "x" },
+        ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: "mine", uid: "cm", controller: true }],
+        managedFields: [{ manager: "kubectl", operation: "Update", fieldsV1: { "f:spec": {} } }],
+      },
+      { podSelector: {}, ingress: [{}] },
+    );
+
+  it("a remembered UID is the policy's child whatever its marks say: Modified, restored with its references replaced", () => {
+    const pol = remembering([uid.slice(0, 13)]);
+    const s = snapshot({ ...base, networkPolicies: [hijacked()] });
+    const d = childDrift(pol, desiredState(pol, s).children, s);
+    expect(d).to.have.length(1);
+    expect(d[0]).to.include({ reason: "Modified" });
+    expect(d[0]!.fields).to.include("metadata.ownerReferences");
+    expect(d[0]!.repair).to.include({ action: "apply", reclaim: true });
+  });
+
+  it("without the remembered UID the same object stays Unowned and is never written", () => {
+    for (const uids of [[], ["ffffffff-ffff"]]) {
+      const pol = remembering(uids);
+      const s = snapshot({ ...base, networkPolicies: [hijacked()] });
+      const d = childDrift(pol, desiredState(pol, s).children, s);
+      expect(d.map((x) => x.reason)).to.deep.equal(["Unowned"]);
+      expect(d[0]!.repair).to.equal(undefined);
+    }
+  });
+
+  it("never makes the shared default ServiceAccount the policy's, even if its UID were remembered", () => {
+    const sa: V1ServiceAccount = { metadata: { name: "default", namespace: "a", uid } };
+    const pol = remembering([uid.slice(0, 13)]);
+    const s = snapshot({ ...base, serviceAccounts: [sa] });
+    expect(
+      childDrift(pol, desiredState(pol, s).children, s).some((x) => x.kind === "ServiceAccount"),
+    ).to.equal(false);
+  });
+});

@@ -132,3 +132,85 @@ describe("Controller", () => {
     expect(maxInFlight).to.equal(1);
   });
 });
+
+describe("Controller on a fake clock: resync, requeue, terms, metrics", () => {
+  function make(keys: string[], reconcile: (key: string) => ReconcileResult | void = () => undefined) {
+    const clock = new FakeClock();
+    const runs: { key: string; at: number }[] = [];
+    const results: string[] = [];
+    const c = new Controller(
+      (key) => {
+        runs.push({ key, at: clock.now() });
+        return Promise.resolve(reconcile(key));
+      },
+      () => keys,
+      {
+        workers: 1,
+        resyncMs: 10_000,
+        clock,
+        backoff: new Backoff(500, 8_000, () => 0.5),
+        observer: { reconciled: (key, result) => results.push(`${key}:${result}`) },
+      },
+      silentLogger(),
+    );
+    return { c, clock, runs, results };
+  }
+
+  it("resyncs every known key each resyncMs of the controller's clock, and not before", async () => {
+    const h = make(["a", "b"]);
+    h.c.start();
+    await h.clock.advance(9_999);
+    expect(h.runs).to.deep.equal([], "nothing before the first resync");
+    await h.clock.advance(1);
+    expect(h.runs).to.deep.equal([
+      { key: "a", at: 10_000 },
+      { key: "b", at: 10_000 },
+    ]);
+    await h.clock.advance(10_000);
+    expect(h.runs.map((r) => r.at)).to.deep.equal([10_000, 10_000, 20_000, 20_000]);
+    expect(h.c.stats.reconciles).to.equal(4);
+    await h.c.stop();
+    expect(h.clock.pending).to.equal(0, "stop leaves no timer behind");
+  });
+
+  it("a new term after stop() resyncs on one timer (no doubled resync), and a stopped one runs nothing", async () => {
+    const h = make(["a"]);
+    h.c.start();
+    await h.c.stop();
+    await h.clock.advance(30_000);
+    expect(h.runs).to.deep.equal([], "stopped: no resync");
+    h.c.start();
+    h.c.start(); // a second start in the same term changes nothing
+    await h.clock.advance(10_000);
+    expect(h.runs.map((r) => r.at)).to.deep.equal([40_000]);
+    await h.c.stop();
+  });
+
+  it("requeueAfter runs the key again at that time, reported as requeue_after, then success", async () => {
+    let n = 0;
+    const h = make(["a"], () => (++n === 1 ? { requeueAfterMs: 2_500 } : undefined));
+    h.c.start();
+    h.c.queue.add("a");
+    await settle();
+    await h.clock.advance(2_499);
+    expect(h.runs.map((r) => r.at)).to.deep.equal([0]);
+    await h.clock.advance(1);
+    expect(h.runs.map((r) => r.at)).to.deep.equal([0, 2_500]);
+    expect(h.results).to.deep.equal(["a:requeue_after", "a:success"]);
+    await h.c.stop();
+  });
+
+  it("a failure is reported as error and counted, and the key retried after its backoff", async () => {
+    let n = 0;
+    const h = make(["a"], () => {
+      if (++n === 1) throw new Error("boom");
+    });
+    h.c.start();
+    h.c.queue.add("a");
+    await h.clock.advance(500);
+    expect(h.runs.map((r) => r.at)).to.deep.equal([0, 500]);
+    expect(h.results).to.deep.equal(["a:error", "a:success"]);
+    expect(h.c.stats).to.deep.equal({ reconciles: 2, failures: 1 });
+    await h.c.stop();
+  });
+});
