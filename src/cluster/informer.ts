@@ -86,6 +86,12 @@ export class WatchErrorEvent extends Error {
 
 /** A LIST may be large (every RoleBinding of a big cluster): its own timeout and size cap. */
 const LIST_TIMEOUT_MS = 120_000;
+
+/**
+ * A watch stream silent this long is given up (the API server sends a bookmark about once a minute on an
+ * idle watch when asked with allowWatchBookmarks): one and a half bookmark periods.
+ */
+export const WATCH_SILENCE_MS = 90_000;
 const LIST_MAX_BYTES = 1024 * 1024 * 1024;
 
 /**
@@ -205,10 +211,11 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
       // ListWatch calls watch() only after the LIST result is in its cache.
       this.markSyncedIfListed();
       // A long server-side timeout with bookmarks: an idle watch costs one request every 5-10 minutes,
-      // and resumes from the last bookmark instead of relisting. The client's inactivity timeout must
-      // outlast the server's (bookmarks arrive about once a minute, events whenever they happen).
+      // and resumes from the last bookmark instead of relisting. Bookmarks arrive about once a minute, so
+      // a stream silent for WATCH_SILENCE_MS is dead (a proxy or NAT that stopped forwarding without
+      // closing): the client gives it up and resumes from its last resourceVersion.
       const timeoutSeconds = watchTimeoutSeconds();
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 60) * 1000;
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_SILENCE_MS;
       const params = { ...queryParams, timeoutSeconds, allowWatchBookmarks: true };
       // A non-410 ERROR event: the cache stops counting as synced now, the stream is cut, and the
       // ListWatch sees the error when it ends (so it restarts through failed(), with a LIST).

@@ -141,12 +141,8 @@ describe("faults: the operator's RBAC revoked and restored (ServiceAccount token
     expect(operator.pid).to.equal(pid);
   });
 
-  // DEFECT: expected Ready=False (reason Forbidden) naming the missing permission (list/watch networkpolicies)
-  // while the operator cannot reconcile; observed: Ready stays True/Reconciled from before the revocation,
-  // because a reconcile that finds a cache unsynced (CacheNotSyncedError) fails before it computes or writes
-  // status, so only the log says why. Reproduce: remove .skip and run
-  // `npx mocha --timeout 300000 test/faults/rbac.test.ts` (the test above records Ready while revoked).
-  it.skip("NetworkPolicies revoked: Ready=False naming them", () => {
+  // A reconcile that finds a cache unsynced because its LIST is forbidden says so in Ready.
+  it("NetworkPolicies revoked: Ready=False naming them", () => {
     expect(readyWhileRevoked?.status).to.equal("False");
     expect(readyWhileRevoked?.message).to.match(/networkpolicies/i);
   });

@@ -1,8 +1,8 @@
 /**
  * Fault suite: watches that go wrong between the operator and the API server, through the fault proxy
  * (test/support/faultproxy.ts). Open watch connections that go silent without closing (a NAT or firewall
- * dropping an idle connection's packets): detected within a stated bound (client-node's 30 s watch
- * inactivity timeout), drift made meanwhile repaired. A full partition (every request stalls) for 40 s, then
+ * dropping an idle connection's packets): detected within a stated bound (the informer's 90 s watch
+ * silence timeout: bookmarks arrive about once a minute), drift made meanwhile repaired. A full partition (every request stalls) for 40 s, then
  * healed. The operator paused (SIGSTOP) while 1500 NetworkPolicy events pass, etcd is compacted and its
  * watch connections are dropped: it resumes and repairs (the suite reports whether it had to relist: on this
  * API server the watch cache still served the old resourceVersion, so no 410 Gone was seen; see
@@ -17,10 +17,11 @@ import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { FaultProxy } from "../support/faultproxy.js";
 import { kubectlOk } from "../support/kubectl.js";
+import { WATCH_SILENCE_MS } from "../../src/cluster/informer.js";
 import { OperatorProcess, measure, recordClusterTexts, recordKubeconfigSecrets } from "./support.js";
 
-/** The bound this suite states for noticing a silent watch: client-node's inactivity timeout plus slack. */
-const SILENT_WATCH_BOUND_MS = 30_000 + 10_000;
+/** The bound this suite states for noticing a silent watch: the informer's silence timeout plus slack. */
+const SILENT_WATCH_BOUND_MS = WATCH_SILENCE_MS + 15_000;
 
 describe("faults: silent watches, a partition, a paused operator (through the fault proxy)", function () {
   this.timeout(300_000);
