@@ -59,12 +59,43 @@ export async function applyPlan(
   const failures: WriteFailure[] = [];
   const sharedDone = new Set<string>();
 
+  let retryAt: number | undefined;
+  const remaining: Drift[] = [...p.remaining];
+  const contested = (d: Drift, admission: { retryAt: number; corrections: number }): Drift => {
+    retryAt = Math.min(retryAt ?? Infinity, admission.retryAt);
+    return {
+      ...d,
+      reason: "Contested",
+      message:
+        `${d.message}; reverted by ${d.manager} ${admission.corrections} time(s) within a minute after ` +
+        `csp-operator corrected it: corrections wait until ${new Date(admission.retryAt).toISOString()}`,
+    };
+  };
+
   const byObject = new Map<string, SharedWrite[]>();
   for (const w of p.shared) {
     const key = objectKey(w.object.kind!, w.object.metadata?.namespace, w.object.metadata!.name!);
     byObject.set(key, [...(byObject.get(key) ?? []), w]);
   }
+  const sharedReverts = new Map<string, Drift[]>();
+  for (const d of p.sharedDrift)
+    if (isRevert(d)) {
+      const key = objectKey(d.kind, d.namespace, d.name);
+      sharedReverts.set(key, [...(sharedReverts.get(key) ?? []), d]);
+    }
+  const sharedHeld = new Set<string>();
   await settleBounded([...byObject], limit, async ([key, writes]) => {
+    // A shared object's fields are the union of every policy's: one budget per object.
+    const reverts = sharedReverts.get(key);
+    const budgetKey = `shared:${key}`;
+    if (reverts && corrections) {
+      const admission = corrections.limiter.admit(budgetKey, corrections.now());
+      if (!admission.ok) {
+        sharedHeld.add(key);
+        remaining.push(...reverts.map((d) => contested(d, admission)));
+        return;
+      }
+    }
     for (const w of writes) {
       try {
         await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
@@ -75,6 +106,7 @@ export async function applyPlan(
       }
     }
     sharedDone.add(key);
+    if (reverts) corrections?.limiter.corrected(budgetKey, corrections.now());
   });
 
   await settleBounded(p.deletes, limit, async ({ key, object }) => {
@@ -88,22 +120,15 @@ export async function applyPlan(
 
   const corrected: Drift[] = [];
   const written: string[] = [];
-  const remaining: Drift[] = [...p.remaining];
-  let retryAt: number | undefined;
   const write = async (w: ChildWrite): Promise<void> => {
     // Another writer keeps reverting this object: wait instead of answering every revert with a write.
+    // Only reverts count (an object another field manager modified): creating a missing child, or a change
+    // of the policy itself, is never held.
+    const revert = isRevert(w.drift);
     const budgetKey = `${p.policy?.metadata.name ?? ""}:${w.key}`;
-    const admission = corrections?.limiter.admit(budgetKey, corrections.now());
+    const admission = revert ? corrections?.limiter.admit(budgetKey, corrections.now()) : undefined;
     if (admission && !admission.ok) {
-      retryAt = Math.min(retryAt ?? Infinity, admission.retryAt);
-      const by = w.drift.manager ? ` by ${w.drift.manager}` : "";
-      remaining.push({
-        ...w.drift,
-        reason: "Contested",
-        message:
-          `${w.drift.message}; reverted${by} ${admission.corrections} time(s) within a minute after csp-operator ` +
-          `corrected it: corrections wait until ${new Date(admission.retryAt).toISOString()}`,
-      });
+      remaining.push(contested(w.drift, admission));
       return;
     }
     try {
@@ -119,7 +144,7 @@ export async function applyPlan(
         if (ownedFieldDiff(child, result).length > 0) await writer.replaceOwned(child);
       }
       corrected.push(w.drift);
-      corrections?.limiter.corrected(budgetKey, corrections.now());
+      if (revert) corrections?.limiter.corrected(budgetKey, corrections.now());
     } catch (err) {
       failures.push(classify(err, w.key, w.field));
       remaining.push({ ...w.drift, message: `${w.drift.message}; write failed: ${errorMessage(err)}` });
@@ -133,8 +158,11 @@ export async function applyPlan(
     );
 
   // Shared drift is repaired by the union write to its object, when that write succeeded.
-  for (const d of p.sharedDrift)
-    (sharedDone.has(objectKey(d.kind, d.namespace, d.name)) ? corrected : remaining).push(d);
+  for (const d of p.sharedDrift) {
+    const key = objectKey(d.kind, d.namespace, d.name);
+    if (sharedHeld.has(key) && isRevert(d)) continue; // reported as Contested above
+    (sharedDone.has(key) ? corrected : remaining).push(d);
+  }
   const byKey = (a: Drift, b: Drift) =>
     objectKey(a.kind, a.namespace, a.name).localeCompare(objectKey(b.kind, b.namespace, b.name));
   return {
@@ -147,4 +175,9 @@ export async function applyPlan(
       ? { retryAfterMs: Math.max(0, retryAt - corrections.now()) }
       : {}),
   };
+}
+
+/** Drift another field manager made on an object that exists: what a rival writer's revert looks like. */
+function isRevert(d: Drift): d is Drift & { manager: string } {
+  return d.reason === "Modified" && d.manager !== undefined;
 }

@@ -17,6 +17,9 @@ export interface CorrectionLimits {
   maxHoldMs: number;
 }
 
+/** Expired histories are swept every this many corrections, so memory follows recent reverts only. */
+const SWEEP_EVERY = 256;
+
 export const DEFAULT_CORRECTION_LIMITS: CorrectionLimits = {
   burst: 5,
   windowMs: 60_000,
@@ -39,6 +42,7 @@ interface History {
 /** Per-object correction budget; keys are object keys (kind/namespace/name), scoped by the caller. */
 export class CorrectionLimiter {
   private readonly history = new Map<string, History>();
+  private calls = 0;
 
   constructor(private readonly limits: CorrectionLimits = DEFAULT_CORRECTION_LIMITS) {}
 
@@ -52,6 +56,7 @@ export class CorrectionLimiter {
 
   /** Records a correction of `key` at `now`; past the burst, the object is held for the next one. */
   corrected(key: string, now: number): void {
+    if (++this.calls % SWEEP_EVERY === 0) this.sweep(now);
     const h = this.trimmed(key, now) ?? { at: [], holds: 0, until: 0 };
     h.at.push(now);
     // Once contested, every correction inside the window waits longer; only a quiet window frees it.
@@ -63,9 +68,17 @@ export class CorrectionLimiter {
     this.history.set(key, h);
   }
 
-  /** Objects currently tracked (bounded by the objects corrected within one window). */
+  /**
+   * Objects currently tracked: those corrected within the last window or still held, plus at most
+   * SWEEP_EVERY corrections' worth of expired entries (swept every SWEEP_EVERY corrections).
+   */
   get size(): number {
     return this.history.size;
+  }
+
+  /** Forgets every object whose window and hold have passed. */
+  sweep(now: number): void {
+    for (const key of [...this.history.keys()]) this.trimmed(key, now);
   }
 
   /** The history of `key` with corrections older than the window dropped; forgotten once empty. */

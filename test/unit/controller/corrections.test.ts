@@ -1,4 +1,8 @@
 import { expect } from "chai";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { applyPlan } from "../../../src/controller/apply.js";
+import type { Plan } from "../../../src/controller/plan.js";
+import { silentLogger } from "../../../src/observability/logger.js";
 import { CorrectionLimiter, DEFAULT_CORRECTION_LIMITS } from "../../../src/controller/corrections.js";
 
 /** Simulates a rival reverting one object every `everyMs` for `forMs`; returns the correction times. */
@@ -57,5 +61,107 @@ describe("controller/corrections: a rival writer gets a bounded number of correc
     const at = next.ok ? stop : next.retryAt;
     expect(at - stop).to.be.at.most(DEFAULT_CORRECTION_LIMITS.maxHoldMs);
     expect(writes.length).to.be.greaterThan(0);
+  });
+});
+
+describe("controller/apply with the correction limiter", () => {
+  const drift = (reason: "Missing" | "Modified", manager?: string) => ({
+    kind: "NetworkPolicy",
+    namespace: "a",
+    name: "csp-p-default-deny",
+    reason,
+    message: "m",
+    ...(manager ? { manager } : {}),
+  });
+  const planWith = (d: ReturnType<typeof drift>, shared = false): Plan =>
+    ({
+      name: "p",
+      enforce: true,
+      shared: shared
+        ? [{ object: { apiVersion: "v1", kind: "Namespace", metadata: { name: "a" } }, reason: "r" }]
+        : [],
+      deletes: [],
+      writes: shared
+        ? []
+        : [
+            {
+              key: "NetworkPolicy/a/csp-p-default-deny",
+              drift: d,
+              action: "apply",
+              object: {
+                apiVersion: "networking.k8s.io/v1",
+                kind: "NetworkPolicy",
+                metadata: { name: "csp-p-default-deny", namespace: "a", labels: {}, ownerReferences: [] },
+                spec: { podSelector: {} },
+              },
+              phase: 0,
+            },
+          ],
+      remaining: [],
+      sharedDrift: shared ? [{ ...d, kind: "Namespace", namespace: undefined, name: "a" }] : [],
+      failures: [],
+      findings: [],
+      namespaces: 1,
+      managedObjects: 1,
+      reads: [],
+    }) as unknown as Plan;
+  const writer = () => {
+    const calls = { n: 0 };
+    return {
+      calls,
+      apply: <T extends KubernetesObject>(o: T): Promise<T> => {
+        calls.n++;
+        return Promise.resolve(o);
+      },
+      replaceOwned: () => Promise.resolve(),
+      delete: () => Promise.resolve(),
+    };
+  };
+
+  it("never holds the creation of a missing child, however often it is needed", async () => {
+    const limiter = new CorrectionLimiter();
+    const w = writer();
+    for (let i = 0; i < 20; i++)
+      await applyPlan(planWith(drift("Missing")), w, silentLogger(), 8, { limiter, now: () => i * 1000 });
+    expect(w.calls.n).to.equal(20);
+    expect(limiter.size).to.equal(0);
+  });
+
+  it("holds reverts by another field manager, as Contested drift naming it, with a retry time", async () => {
+    const limiter = new CorrectionLimiter();
+    const w = writer();
+    let last: Awaited<ReturnType<typeof applyPlan>> | undefined;
+    for (let i = 0; i < 20; i++)
+      last = await applyPlan(planWith(drift("Modified", "rival")), w, silentLogger(), 8, {
+        limiter,
+        now: () => i * 250,
+      });
+    expect(last?.failures).to.deep.equal([]);
+    expect(w.calls.n).to.equal(DEFAULT_CORRECTION_LIMITS.burst);
+    expect(last?.remaining[0]).to.deep.include({ reason: "Contested", manager: "rival" });
+    expect(last?.retryAfterMs).to.be.greaterThan(0);
+  });
+
+  it("holds reverts of a shared object (namespace labels, the default ServiceAccount) too", async () => {
+    const limiter = new CorrectionLimiter();
+    const w = writer();
+    let last: Awaited<ReturnType<typeof applyPlan>> | undefined;
+    for (let i = 0; i < 20; i++)
+      last = await applyPlan(planWith(drift("Modified", "alice"), true), w, silentLogger(), 8, {
+        limiter,
+        now: () => i * 250,
+      });
+    expect(w.calls.n).to.equal(DEFAULT_CORRECTION_LIMITS.burst);
+    expect(last?.remaining.map((d) => d.reason)).to.deep.equal(["Contested"]);
+    expect(last?.corrected).to.deep.equal([]);
+  });
+
+  it("forgets expired histories without being asked again (no growth per object ever corrected)", () => {
+    const limiter = new CorrectionLimiter();
+    for (let i = 0; i < 10_000; i++) limiter.corrected(`k${i}`, i);
+    expect(limiter.size).to.equal(10_000);
+    const later = 10_000 + DEFAULT_CORRECTION_LIMITS.windowMs + DEFAULT_CORRECTION_LIMITS.maxHoldMs;
+    for (let i = 0; i < 512; i++) limiter.corrected(`fresh${i}`, later);
+    expect(limiter.size).to.be.at.most(512);
   });
 });
