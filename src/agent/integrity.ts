@@ -14,6 +14,7 @@ import { constants, watch, type Dirent, type FSWatcher } from "node:fs";
 import { lstat, open, opendir, readlink, realpath } from "node:fs/promises";
 import { join, posix } from "node:path";
 import {
+  INTEGRITY_HEARTBEAT_MS,
   INTEGRITY_REPORT_VERSION,
   parseIntegrityReport,
   type IntegrityChange,
@@ -52,6 +53,16 @@ export const MAX_REPORTED_CHANGES = 200;
 export const BASELINE_BUDGET = 360_000;
 export const CHANGES_BUDGET = 120_000;
 const ENTRY_BYTES = 220;
+/**
+ * The most bytes integrity.json may have: the admission policy allows 524,288 characters; the report is cut
+ * (listed changes first, counted in omittedChanges; then baseline entries, marked truncated) to fit below.
+ */
+export const MAX_INTEGRITY_JSON = 500_000;
+
+/** What a path costs in the report: its JSON form (a control character is escaped as 6 bytes), in bytes. */
+export function jsonBytes(s: string): number {
+  return Buffer.byteLength(JSON.stringify(s));
+}
 
 /** A file's state as the baseline compares it; mtime and size are informative (the hash decides). */
 export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
@@ -110,11 +121,12 @@ export class HostScanner {
     const seen = new Set<string>();
     let bytes = 0;
     const full = (p: string) => {
-      if (out.files.size >= this.maxFiles || bytes + p.length + ENTRY_BYTES > BASELINE_BUDGET) {
+      const cost = jsonBytes(p) + ENTRY_BYTES;
+      if (out.files.size >= this.maxFiles || bytes + cost > BASELINE_BUDGET) {
         out.truncated = true;
         return true;
       }
-      bytes += p.length + ENTRY_BYTES;
+      bytes += cost;
       return false;
     };
     for (const start of this.paths) {
@@ -150,6 +162,8 @@ export class HostScanner {
             queue.push(...names.sort().map((n) => posix.join(p, n)));
           } catch (e) {
             out.errors.push(`${p}: ${(e as NodeJS.ErrnoException).code ?? "cannot be listed"}`);
+            // What it holds is unknown (a new static Pod manifest could be in it): never "unchanged".
+            out.files.set(p, { ...out.files.get(p)!, type: "unreadable" });
           }
           continue;
         }
@@ -161,6 +175,17 @@ export class HostScanner {
           if (entry) out.files.set(p, entry);
         } catch (e) {
           out.errors.push(`${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          // It exists but its content cannot be read (EACCES, EXDEV...): recorded from lstat with no hash, so
+          // a file made unreadable is a change, never "absent", and a new unreadable file is an added one.
+          out.files.set(p, {
+            type: "unreadable",
+            sha256: "",
+            mode: octal(Number(st.mode)),
+            uid: Number(st.uid),
+            gid: Number(st.gid),
+            size: Number(st.size),
+            mtime: st.mtime.toISOString(),
+          });
         }
       }
     }
@@ -268,7 +293,8 @@ export function diffAgainstBaseline(
   for (const path of [...new Set([...baseline.keys(), ...current.keys()])].sort()) {
     const old = baseline.get(path);
     const cur = current.get(path);
-    if (sameState(old, cur)) continue;
+    // An unreadable file's content is unknown: it is a change even when the baseline says unreadable too.
+    if (sameState(old, cur) && cur?.type !== "unreadable") continue;
     const before = known.get(path);
     const seenAt = before && sameState(before.new, cur) ? before.seenAt : now.toISOString();
     out.push({ path, ...(old ? { old } : {}), ...(cur ? { new: cur } : {}), seenAt });
@@ -279,8 +305,9 @@ export function diffAgainstBaseline(
 /**
  * The agent's file integrity monitor: restores its baseline from the last report, scans, compares and
  * watches. `ownWrites` (host path -> hash) are the files the agent itself wrote from what the operator
- * rendered: such a file at exactly that hash, a regular file of mode 0600, moves the baseline instead of
- * being a change (the operator's own writes are accepted because it knows their hashes).
+ * rendered: such a file at exactly that hash, a regular file of mode 0600 owned by root or by the agent's
+ * own uid:gid, moves the baseline instead of being a change (the operator's own writes are accepted because
+ * it knows their hashes). A chown of such a file is a change like any other.
  */
 export class IntegrityMonitor {
   private readonly scanner: HostScanner;
@@ -288,6 +315,9 @@ export class IntegrityMonitor {
   private restored: { report?: IntegrityReport; problem?: string } = {};
   private readonly watchers = new Map<string, FSWatcher>();
   private debounce: NodeJS.Timeout | undefined;
+  /** The last report's scannedAt and its content without it: scannedAt moves on a change or a heartbeat. */
+  private published: { at: string; body: string } | undefined;
+  private readonly owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
   constructor(
     private readonly hostRoot: string,
@@ -347,34 +377,63 @@ export class IntegrityMonitor {
       const created = scan.files.get(dir);
       if (!st.baseline.has(dir) && created?.type === "directory" && created.mode === "0700")
         st.baseline.set(dir, created);
-      if (cur && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
+      const owned =
+        cur !== undefined &&
+        ((cur.uid === 0 && cur.gid === 0) || (cur.uid === this.owner.uid && cur.gid === this.owner.gid));
+      if (cur && owned && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
         st.baseline.set(path, cur);
     }
     st.truncated = scan.truncated;
     st.changes = diffAgainstBaseline(st.baseline, scan.files, st.changes, now);
     this.rewatch(scan.dirs, [...scan.files.keys()]);
+    const { scannedAt: _, ...rest } = this.report();
+    const body = JSON.stringify(rest);
+    const prev = this.published;
+    if (!prev || prev.body !== body || now.getTime() - Date.parse(prev.at) >= INTEGRITY_HEARTBEAT_MS)
+      this.published = { at: now.toISOString(), body };
     return this.report();
   }
 
-  /** The current report (after at least one scan). */
+  /**
+   * The current report (after at least one scan). It always fits {@link MAX_INTEGRITY_JSON}, counted on its
+   * JSON text: listed changes are dropped first (counted in omittedChanges, which the operator reports),
+   * then baseline entries (marked truncated).
+   */
   report(): IntegrityReport {
     const st = this.state!;
-    const listed: IntegrityChange[] = [];
-    let bytes = 0;
-    for (const c of st.changes) {
-      bytes += c.path.length + 2 * ENTRY_BYTES;
-      if (listed.length >= MAX_REPORTED_CHANGES || bytes > CHANGES_BUDGET) break;
-      listed.push(c);
-    }
-    return {
+    const baseline = [...st.baseline].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let truncated = st.truncated;
+    const head = (omitted: number, trunc: boolean, base: [string, IntegrityEntry][]): IntegrityReport => ({
       version: INTEGRITY_REPORT_VERSION,
       baselineAt: st.baselineAt,
+      ...(this.published ? { scannedAt: this.published.at } : {}),
       ...(st.note !== undefined ? { note: st.note } : {}),
-      ...(st.truncated ? { truncated: true } : {}),
-      ...(listed.length < st.changes.length ? { omittedChanges: st.changes.length - listed.length } : {}),
-      baseline: Object.fromEntries([...st.baseline].sort(([a], [b]) => a.localeCompare(b))),
-      changes: listed,
-    };
+      ...(trunc ? { truncated: true } : {}),
+      ...(omitted > 0 ? { omittedChanges: omitted } : {}),
+      baseline: Object.fromEntries(base),
+      changes: [],
+    });
+    // Fixed part: every field but the changes, with the longest omittedChanges it can have.
+    let size = Buffer.byteLength(JSON.stringify(head(Number.MAX_SAFE_INTEGER, true, baseline)));
+    while (size > MAX_INTEGRITY_JSON && baseline.length > 0) {
+      const [p, e] = baseline.pop()!;
+      size -= jsonBytes(p) + Buffer.byteLength(JSON.stringify(e)) + 2;
+      truncated = true;
+    }
+    // The cheapest changes are listed first: a flood of long hostile paths cannot crowd out the edit of
+    // /etc/kubernetes/manifests/kube-apiserver.yaml made at the same time. The list stays sorted by path.
+    const costed = st.changes.map((c) => ({ c, cost: Buffer.byteLength(JSON.stringify(c)) + 1 }));
+    const picked = new Set<IntegrityChange>();
+    let bytes = 0;
+    for (const { c, cost } of [...costed].sort((a, b) => a.cost - b.cost)) {
+      bytes += jsonBytes(c.path) + 2 * ENTRY_BYTES;
+      if (picked.size >= MAX_REPORTED_CHANGES || bytes > CHANGES_BUDGET || size + cost > MAX_INTEGRITY_JSON)
+        break;
+      size += cost;
+      picked.add(c);
+    }
+    const listed = st.changes.filter((c) => picked.has(c));
+    return { ...head(st.changes.length - listed.length, truncated, baseline), changes: listed };
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import {
+  INTEGRITY_HEARTBEAT_MS,
   integrityReports,
   type IntegrityChange,
   type IntegrityEntry,
@@ -19,6 +20,9 @@ export type AcceptedChange = NonNullable<FileIntegritySpec["accept"]>[number];
 export const FILE_CHANGED = "FILE-CHANGED";
 export const FILE_BASELINE_RETAKEN = "FILE-BASELINE-RETAKEN";
 export const FILE_INTEGRITY_UNREADABLE = "FILE-INTEGRITY-UNREADABLE";
+export const FILE_INTEGRITY_STALE = "FILE-INTEGRITY-STALE";
+/** A report whose scannedAt is older than this is stale: the agent stopped, or cannot write its report. */
+export const INTEGRITY_STALE_MS = 3 * INTEGRITY_HEARTBEAT_MS;
 export const FILES_UNCHANGED = "FilesUnchanged";
 const AREA = "fileIntegrity";
 
@@ -44,10 +48,13 @@ const stateText = (e: IntegrityEntry | undefined) =>
     ? "absent"
     : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}`;
 
-/** The sentence a finding and an event say about one change. */
-export function describeChange(node: string, c: IntegrityChange): string {
+/**
+ * The sentence a finding and an event say about one change. Events leave out when it was seen (`seen:
+ * false`): the same change then makes the same message, which the event recorder aggregates.
+ */
+export function describeChange(node: string, c: IntegrityChange, seen = true): string {
   return oneLine(
-    `${shortPath(c.path)} on node ${node} changed (seen ${c.seenAt}): ${stateText(c.old)} -> ${stateText(c.new)}`,
+    `${shortPath(c.path)} on node ${node} changed${seen ? ` (seen ${c.seenAt})` : ""}: ${stateText(c.old)} -> ${stateText(c.new)}`,
   );
 }
 
@@ -60,7 +67,8 @@ export function accepts(a: AcceptedChange, node: string, c: IntegrityChange): bo
   if (a.path !== c.path || (a.node !== undefined && a.node !== node)) return false;
   if (a.sha256 === "absent") return c.new === undefined;
   const n = c.new;
-  if (n === undefined) return false;
+  // An unreadable file's content is unknown: no hash covers it, `absent` least of all.
+  if (n === undefined || n.type === "unreadable") return false;
   if (a.sha256 === "directory" ? n.type !== "directory" : n.sha256 !== a.sha256) return false;
   const mode = a.mode ?? c.old?.mode;
   const owner = a.owner ?? (c.old ? `${c.old.uid}:${c.old.gid}` : undefined);
@@ -81,6 +89,7 @@ export interface FileIntegrityJudgement {
 export function judgeFileIntegrity(
   nodes: readonly NodeIntegrity[],
   accepted: readonly AcceptedChange[],
+  now: Date = new Date(),
 ): FileIntegrityJudgement {
   const findings: Finding[] = [];
   const open: FileIntegrityJudgement["open"] = [];
@@ -89,6 +98,7 @@ export function judgeFileIntegrity(
   let acceptedCount = 0;
   const unreadable: string[] = [];
   const truncated: string[] = [];
+  const stale: string[] = [];
   for (const n of nodes) {
     if (!n.report) {
       unreadable.push(n.node);
@@ -100,6 +110,17 @@ export function judgeFileIntegrity(
         area: AREA,
       });
       continue;
+    }
+    const scannedAt = n.report.scannedAt === undefined ? undefined : Date.parse(n.report.scannedAt);
+    if (scannedAt !== undefined && now.getTime() - scannedAt > INTEGRITY_STALE_MS) {
+      stale.push(n.node);
+      findings.push({
+        id: FILE_INTEGRITY_STALE,
+        severity: "Medium",
+        resource: `Node/${n.node}`,
+        message: `the node agent's file integrity report was last refreshed at ${n.report.scannedAt ?? ""} (more than ${INTEGRITY_STALE_MS / 60_000} minutes ago): the agent stopped or cannot write its report, and changes since then are not seen`,
+        area: AREA,
+      });
     }
     files += Object.keys(n.report.baseline).length;
     if (n.report.truncated) truncated.push(n.node);
@@ -158,6 +179,13 @@ export function judgeFileIntegrity(
       reason: "ReportUnreadable",
       message: `file integrity report unreadable on ${unreadable.join(", ")}`,
     };
+  } else if (stale.length > 0) {
+    condition = {
+      type: FILES_UNCHANGED,
+      status: "Unknown",
+      reason: "ReportStale",
+      message: `file integrity report not refreshed for more than ${INTEGRITY_STALE_MS / 60_000} minutes on ${stale.join(", ")}`,
+    };
   } else if (nodes.length === 0) {
     condition = {
       type: FILES_UNCHANGED,
@@ -201,7 +229,11 @@ export const fileIntegrityArea: AreaFactory = () => {
         const key = [node, change.path, n?.type, n?.sha256, n?.mode, n?.uid, n?.gid].join("\n");
         now.add(key);
         if (!before.has(key))
-          events.push({ type: "Warning", reason: "FileChanged", message: describeChange(node, change) });
+          events.push({
+            type: "Warning",
+            reason: "FileChanged",
+            message: describeChange(node, change, false),
+          });
       }
       for (const r of j.retaken) {
         const key = `retaken\n${r.node}\n${r.baselineAt}`;

@@ -12,7 +12,11 @@ import {
   parseIntegrityReport,
   type IntegrityReport,
 } from "../../../src/evidence/agentreports.js";
-import { judgeFileIntegrity, type AcceptedChange } from "../../../src/controller/fileintegrity.js";
+import {
+  describeChange,
+  judgeFileIntegrity,
+  type AcceptedChange,
+} from "../../../src/controller/fileintegrity.js";
 import { eventually } from "../../support/eventually.js";
 
 const MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
@@ -72,7 +76,11 @@ describe("file integrity monitoring on a host root", () => {
     expect(c.old?.sha256).to.equal(contentHash("kind: Pod\n"));
     expect(c.new?.sha256).to.equal(contentHash("kind: Pod\nspec: {hostPID: true}\n"));
     expect(c.seenAt).to.equal("2026-01-01T00:00:00.000Z");
-    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    const j = judgeFileIntegrity(
+      integrityReports(asConfigMaps("cp1", r)),
+      [],
+      new Date("2026-01-01T00:01:00Z"),
+    );
     expect(j.findings).to.have.length(1);
     expect(j.findings[0]).to.include({ id: "FILE-CHANGED", severity: "High", resource: "Node/cp1" });
     expect(j.findings[0]!.message).to.include(MANIFEST).and.include(c.old!.sha256).and.include(c.new!.sha256);
@@ -202,7 +210,11 @@ describe("file integrity monitoring on a host root", () => {
     );
     expect(r.baselineAt).to.equal("2026-02-01T00:00:00.000Z");
     expect(r.changes).to.deep.equal([]);
-    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    const j = judgeFileIntegrity(
+      integrityReports(asConfigMaps("cp1", r)),
+      [],
+      new Date("2026-02-01T00:01:00Z"),
+    );
     expect(j.findings.map((f) => [f.id, f.severity])).to.deep.equal([["FILE-BASELINE-RETAKEN", "Info"]]);
     expect(j.retaken).to.have.length(1);
   });
@@ -383,5 +395,150 @@ describe("accepting file changes", () => {
     const long = judge(change({ path: `/etc/kubernetes/${"a".repeat(4000)}` }), []);
     expect(long.findings[0]!.message.length).to.be.lessThan(1024);
     expect(long.condition.message.length).to.be.lessThan(1024);
+  });
+});
+
+describe("file integrity: red-team findings", () => {
+  let root = "";
+  beforeEach(() => (root = hostRoot()));
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  /** Runs `f` without the power to read others' 0600 files (as uid 65534 when the test runs as root). */
+  async function asNobody<T>(f: () => Promise<T>): Promise<T> {
+    if (process.getuid?.() !== 0 || !process.seteuid || !process.setegid) return f();
+    process.setegid(65534);
+    process.seteuid(65534);
+    try {
+      return await f();
+    } finally {
+      process.seteuid(0);
+      process.setegid(0);
+    }
+  }
+  /** Every directory and file readable by others, so only the file made unreadable is one. */
+  function openUp(): void {
+    execFileSync("chmod", ["-R", "go+rX", root]);
+  }
+
+  it("records a new file it cannot read (unreadable, with mode and owner) and never as absent", async () => {
+    openUp();
+    const m = new IntegrityMonitor(root);
+    try {
+      await asNobody(() => m.scan());
+      const backdoor = "/etc/kubernetes/manifests/backdoor.yaml";
+      writeFileSync(join(root, backdoor), "kind: Pod\n", { mode: 0o600 });
+      execFileSync("chown", ["65533:65533", join(root, backdoor)]);
+      chmodSync(join(root, backdoor), 0o600);
+      // An existing manifest made unreadable and edited.
+      writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
+      execFileSync("chown", ["65533:65533", join(root, MANIFEST)]);
+      chmodSync(join(root, MANIFEST), 0o600);
+      const r = await asNobody(() => m.scan());
+      const byPath = new Map(r.changes.map((c) => [c.path, c]));
+      expect(byPath.get(backdoor)?.new).to.include({
+        type: "unreadable",
+        sha256: "",
+        mode: "0600",
+        uid: 65533,
+      });
+      expect(byPath.get(MANIFEST)?.new).to.include({ type: "unreadable", uid: 65533 });
+      expect(m.errors().join()).to.include("EACCES");
+      // Still a change at the next scan (its content is unknown), with the time first seen.
+      const again = await asNobody(() => m.scan());
+      expect(again.changes.find((c) => c.path === backdoor)?.seenAt).to.equal(byPath.get(backdoor)?.seenAt);
+      const cms = asConfigMaps("cp1", again);
+      const absent: AcceptedChange = { path: MANIFEST, sha256: "absent", reason: "gone" };
+      const j = judgeFileIntegrity(integrityReports(cms), [absent]);
+      expect(j.findings.map((f) => f.message.split(" ")[0])).to.include.members([backdoor, MANIFEST]);
+      expect(j.condition.status).to.equal("False");
+      expect(() => acceptEntry(cms[0], { node: "cp1", path: MANIFEST, reason: "x" })).to.throw(
+        AcceptError,
+        /cannot be read/,
+      );
+    } finally {
+      m.close();
+    }
+  });
+
+  it("fits the report under the admission limit counted in JSON bytes (control characters), listing what fits", async () => {
+    const m = new IntegrityMonitor(root, undefined, ["/etc/kubernetes"]);
+    try {
+      await m.scan();
+      let dir = join(root, "etc/kubernetes");
+      for (let i = 0; i < 15; i++) dir = join(dir, "\u0001".repeat(250));
+      mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < 40; i++)
+        writeFileSync(join(dir, `${String(i).padStart(2, "0")}${"\u0001".repeat(40)}`), "x");
+      writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
+      const r = await m.scan();
+      expect(Buffer.byteLength(JSON.stringify(r))).to.be.at.most(524_288);
+      // The manifest edit sorts before the hostile paths and is listed; the rest are counted.
+      expect(r.changes.map((c) => c.path)).to.include(MANIFEST);
+      expect((r.omittedChanges ?? 0) + r.changes.length).to.be.greaterThan(r.changes.length - 1);
+      expect(parseIntegrityReport(JSON.stringify(r)).ok).to.equal(true);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("carries scannedAt; a report not refreshed for 15 minutes makes the condition Unknown with a finding", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      const t0 = new Date("2026-01-01T00:00:00Z");
+      const r = await m.scan(undefined, t0);
+      expect(r.scannedAt).to.equal(t0.toISOString());
+      // Nothing changed a minute later: the report is the same text (no write); five minutes later it moves.
+      expect((await m.scan(undefined, new Date("2026-01-01T00:01:00Z"))).scannedAt).to.equal(
+        t0.toISOString(),
+      );
+      expect((await m.scan(undefined, new Date("2026-01-01T00:05:00Z"))).scannedAt).to.equal(
+        "2026-01-01T00:05:00.000Z",
+      );
+      const nodes = integrityReports(asConfigMaps("cp1", r));
+      expect(judgeFileIntegrity(nodes, [], new Date("2026-01-01T00:10:00Z")).condition.status).to.equal(
+        "True",
+      );
+      const late = judgeFileIntegrity(nodes, [], new Date("2026-01-01T00:16:00Z"));
+      expect(late.condition).to.include({ status: "Unknown", reason: "ReportStale" });
+      expect(late.findings.map((f) => f.id)).to.deep.equal(["FILE-INTEGRITY-STALE"]);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("an own write chowned to another user is a change, not a new baseline", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      const enc = "/etc/kubernetes/csp-operator/encryption-config.yaml";
+      mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 });
+      writeFileSync(join(root, enc), "kind: EncryptionConfiguration\n", { mode: 0o600 });
+      const own = new Map([[enc, contentHash("kind: EncryptionConfiguration\n")]]);
+      await m.scan(own);
+      execFileSync("chown", ["1000:1000", join(root, enc)]);
+      const r = await m.scan(own);
+      expect(r.changes.map((c) => c.path)).to.deep.equal([enc]);
+      expect(r.changes[0]!.new).to.include({ uid: 1000, gid: 1000 });
+      expect(r.baseline[enc]).to.include({ uid: 0 });
+    } finally {
+      m.close();
+    }
+  });
+
+  it("an event message about a change does not carry its time (the recorder aggregates repeats)", () => {
+    const c = {
+      path: MANIFEST,
+      new: {
+        type: "file" as const,
+        sha256: "",
+        mode: "0600",
+        uid: 0,
+        gid: 0,
+        size: 1,
+        mtime: "2026-01-01T00:00:00Z",
+      },
+      seenAt: "2026-01-02T00:00:00.000Z",
+    };
+    expect(describeChange("cp1", c, false)).not.to.include("2026-01-02");
+    expect(describeChange("cp1", c)).to.include("2026-01-02");
   });
 });
