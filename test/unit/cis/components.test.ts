@@ -361,6 +361,88 @@ describe("cis/auditpolicy 3.2.x", () => {
     expect(silent.status).to.equal("Fail");
     expect(silent.evidence).to.contain("TokenReviews are not logged");
   });
+  const METADATA_KEYS = [
+    "  - level: Metadata",
+    "    resources:",
+    '      - group: ""',
+    "        resources: [secrets, configmaps, serviceaccounts/token]",
+    "      - group: authentication.k8s.io",
+    "        resources: [tokenreviews]",
+    "  - level: RequestResponse",
+  ];
+  it("3.2.2 fails an earlier None rule that drops some requests (a verb, a namespace, a group of users)", () => {
+    const verbs = a(
+      "3.2.2",
+      policy(
+        [
+          "  - level: None",
+          "    verbs: [get, list, watch]",
+          "    resources:",
+          '      - group: ""',
+          "        resources: [secrets]",
+          ...METADATA_KEYS,
+        ].join("\n"),
+      ),
+    );
+    expect(verbs.status).to.equal("Fail");
+    expect(verbs.evidence).to.contain("some requests for Secrets are not logged (rules[0] is level None");
+    const scoped = a(
+      "3.2.2",
+      policy(
+        [
+          "  - level: None",
+          "    namespaces: [kube-system]",
+          "  - level: None",
+          "    userGroups: [system:serviceaccounts]",
+          ...METADATA_KEYS,
+        ].join("\n"),
+      ),
+    );
+    expect(scoped.status).to.equal("Fail");
+    expect(scoped.evidence).to.contain("rules[0]").and.contain("rules[1]");
+    // A None rule for other resources or for non-resource URLs drops none of them.
+    const unrelated = a(
+      "3.2.2",
+      policy(
+        [
+          "  - level: None",
+          "    users: [system:kube-proxy]",
+          "    verbs: [watch]",
+          "    resources:",
+          '      - group: ""',
+          "        resources: [endpoints, services]",
+          "  - level: None",
+          "    nonResourceURLs: [/healthz*]",
+          ...METADATA_KEYS,
+        ].join("\n"),
+      ),
+    );
+    expect(unrelated.status).to.equal("Pass");
+  });
+  it("3.2.1/3.2.2 fail when omitStages leave nothing, or never the outcome, recorded", () => {
+    const all = `omitStages: [RequestReceived, ResponseStarted, ResponseComplete, Panic]\n`;
+    const silent = policy(METADATA_KEYS.join("\n")).replace("rules:", `${all}rules:`);
+    expect(a("3.2.1", silent).status).to.equal("Fail");
+    expect(a("3.2.2", silent).status).to.equal("Fail");
+    const perRule = policy(
+      [
+        "  - level: Metadata",
+        "    omitStages: [ResponseStarted, ResponseComplete]",
+        "    resources:",
+        '      - group: ""',
+        "        resources: [secrets, configmaps, serviceaccounts/token]",
+        "      - group: authentication.k8s.io",
+        "        resources: [tokenreviews]",
+        "  - level: RequestResponse",
+      ].join("\n"),
+    );
+    expect(a("3.2.1", perRule).status).to.equal("Pass");
+    expect(a("3.2.2", perRule).evidence).to.contain("never recorded with their outcome");
+    expect(
+      a("3.2.2", policy(METADATA_KEYS.join("\n")).replace("rules:", "omitStages: [RequestReceived]\nrules:"))
+        .status,
+    ).to.equal("Pass");
+  });
 });
 
 describe("cis/command with the controller manager, scheduler and etcd manifests", () => {
