@@ -31,6 +31,9 @@ import {
 export const CRITICAL_PATHS: readonly string[] = [
   "/etc/kubernetes",
   "/var/lib/kubelet/config.yaml",
+  // The kubelet's EnvironmentFile= (kubeadm's drop-in reads KUBELET_EXTRA_ARGS from one of these).
+  "/etc/default/kubelet",
+  "/etc/sysconfig/kubelet",
   "/etc/systemd/system/kubelet.service",
   "/etc/systemd/system/kubelet.service.d",
   "/usr/lib/systemd/system/kubelet.service",
@@ -230,6 +233,13 @@ export class HostScanner {
     try {
       const fst = await fh.stat();
       if (!fst.isFile()) return undefined; // swapped between lstat and open: the next scan sees what it is
+      // A file mounted on its own (the kubelet config) that the host replaced by a rename (sed -i, an
+      // editor) is the old, deleted inode here: what the host runs is not what is seen. Unreadable, so it
+      // is reported (never "unchanged"); restarting the agent's Pod mounts the new file.
+      if (fst.nlink === 0)
+        throw Object.assign(new Error("replaced on the host"), {
+          code: "ESTALE (replaced on the host; this single-file mount shows the deleted file: restart the agent's Pod)",
+        });
       await this.verifyInside(fh.fd, p);
       const h = createHash("sha256");
       const buf = Buffer.alloc(256 * 1024);

@@ -524,6 +524,32 @@ describe("file integrity: red-team findings", () => {
     }
   });
 
+  it("a single-file mount showing a file the host replaced by a rename is reported stale, not unchanged", async function () {
+    const host = join(root, "hostside");
+    mkdirSync(host);
+    writeFileSync(join(host, "config.yaml"), "kind: KubeletConfiguration\n", { mode: 0o644 });
+    try {
+      execFileSync("mount", ["--bind", join(host, "config.yaml"), join(root, KUBELET)], { stdio: "ignore" });
+    } catch {
+      this.skip(); // no bind mounts here (not root, or no CAP_SYS_ADMIN)
+    }
+    const m = new IntegrityMonitor(root);
+    try {
+      await m.scan();
+      writeFileSync(
+        join(host, "config.new"),
+        "kind: KubeletConfiguration\nauthentication: {anonymous: {enabled: true}}\n",
+      );
+      execFileSync("mv", [join(host, "config.new"), join(host, "config.yaml")]);
+      const r = await m.scan();
+      expect(r.changes.map((c) => [c.path, c.new?.type])).to.deep.equal([[KUBELET, "unreadable"]]);
+      expect(m.errors().join()).to.include("ESTALE");
+    } finally {
+      m.close();
+      execFileSync("umount", [join(root, KUBELET)]);
+    }
+  });
+
   it("an event message about a change does not carry its time (the recorder aggregates repeats)", () => {
     const c = {
       path: MANIFEST,
