@@ -94,6 +94,8 @@ export interface Scan {
   files: Map<string, IntegrityEntry>;
   /** Directories seen (host paths), to watch. */
   dirs: string[];
+  /** `dev:ino` of every path seen: a watch is set again when the directory at its path is another one. */
+  ids: Map<string, string>;
   truncated: boolean;
   /** Files that could not be read, with why (never content). */
   errors: string[];
@@ -119,7 +121,7 @@ export class HostScanner {
   ) {}
 
   async scan(): Promise<Scan> {
-    const out: Scan = { files: new Map(), dirs: [], truncated: false, errors: [] };
+    const out: Scan = { files: new Map(), dirs: [], ids: new Map(), truncated: false, errors: [] };
     this.lastErrors = out.errors;
     const seen = new Set<string>();
     let bytes = 0;
@@ -145,6 +147,7 @@ export class HostScanner {
           if (code !== "ENOENT" && code !== "ENOTDIR") out.errors.push(`${p}: ${code ?? "cannot be read"}`);
           continue;
         }
+        out.ids.set(p, `${st.dev}:${st.ino}`);
         if (st.isDirectory()) {
           out.dirs.push(p);
           if (full(p)) break;
@@ -220,7 +223,12 @@ export class HostScanner {
     };
     if (st.isSymbolicLink()) {
       const target = await readlink(join(this.hostRoot, p));
-      return { type: "symlink", sha256: hashOf(createHash("sha256").update(`symlink:${target}`)), ...base };
+      // The target's content counts too (resolved inside the host root, never the agent's own files): a
+      // rewrite of /opt/certs/ca.crt behind pki/ca.crt -> /opt/certs/ca.crt is a change of pki/ca.crt.
+      const content = await this.targetHash(p, target);
+      const h = createHash("sha256").update(`symlink:${target}`);
+      if (content !== undefined) h.update(`\0${content}`);
+      return { type: "symlink", sha256: hashOf(h), ...base };
     }
     if (!st.isFile()) return { type: "other", sha256: "", ...base };
     const key = `${st.ino}/${st.size}/${st.mtimeMs}/${st.ctimeMs}/${st.mode}/${st.uid}/${st.gid}`;
@@ -265,6 +273,53 @@ export class HostScanner {
     } finally {
       await fh.close();
     }
+  }
+
+  /**
+   * The content hash of what the symlink at `p` points to, following at most 8 links, each resolved inside
+   * the host root; undefined when it does not resolve to a regular file there (dangling, a directory, or
+   * outside what the agent can see).
+   */
+  private async targetHash(p: string, target: string): Promise<string | undefined> {
+    let cur = posix.resolve(posix.dirname(p), target);
+    for (let hop = 0; hop < 8; hop++) {
+      let st;
+      try {
+        st = await lstat(join(this.hostRoot, cur));
+      } catch {
+        return undefined;
+      }
+      if (st.isSymbolicLink()) {
+        const next = await readlink(join(this.hostRoot, cur)).catch(() => undefined);
+        if (next === undefined) return undefined;
+        cur = posix.resolve(posix.dirname(cur), next);
+        continue;
+      }
+      if (!st.isFile()) return undefined;
+      try {
+        const fh = await open(
+          join(this.hostRoot, cur),
+          constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+        );
+        try {
+          if (!(await fh.stat()).isFile()) return undefined;
+          await this.verifyInside(fh.fd, cur);
+          const h = createHash("sha256");
+          const buf = Buffer.alloc(256 * 1024);
+          for (;;) {
+            const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+            if (bytesRead === 0) break;
+            h.update(buf.subarray(0, bytesRead));
+          }
+          return hashOf(h);
+        } finally {
+          await fh.close();
+        }
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
   }
 
   /** The open descriptor must be the file at `p` under the root; skipped where /proc is not mounted. */
@@ -323,7 +378,7 @@ export class IntegrityMonitor {
   private readonly scanner: HostScanner;
   private state: IntegrityState | undefined;
   private restored: { report?: IntegrityReport; problem?: string } = {};
-  private readonly watchers = new Map<string, FSWatcher>();
+  private readonly watchers = new Map<string, { watcher: FSWatcher; id: string | undefined }>();
   private debounce: NodeJS.Timeout | undefined;
   /** The last report's scannedAt and its content without it: scannedAt moves on a change or a heartbeat. */
   private published: { at: string; body: string } | undefined;
@@ -395,7 +450,7 @@ export class IntegrityMonitor {
     }
     st.truncated = scan.truncated;
     st.changes = diffAgainstBaseline(st.baseline, scan.files, st.changes, now);
-    this.rewatch(scan.dirs, [...scan.files.keys()]);
+    this.rewatch(scan.dirs, [...scan.files.keys()], scan.ids);
     const { scannedAt: _, ...rest } = this.report();
     const body = JSON.stringify(rest);
     const prev = this.published;
@@ -451,24 +506,26 @@ export class IntegrityMonitor {
    * not recursive), so a change is rescanned within `debounceMs`. Where a watch cannot be set (no inotify
    * on the mount, out of watches) the periodic rescan remains the floor.
    */
-  private rewatch(dirs: readonly string[], files: readonly string[]): void {
+  private rewatch(dirs: readonly string[], files: readonly string[], ids: ReadonlyMap<string, string>): void {
     const want = new Set(dirs);
     // A single file (the kubelet config is mounted as one) is watched itself.
     for (const f of files) if (!dirs.some((d) => f.startsWith(`${d}/`))) want.add(f);
+    // A watch follows an inode: `mv manifests manifests.old; mkdir manifests` leaves it on the old
+    // directory, so a path now naming another inode is watched again.
     for (const [p, w] of this.watchers)
-      if (!want.has(p)) {
-        w.close();
+      if (!want.has(p) || w.id !== ids.get(p)) {
+        w.watcher.close();
         this.watchers.delete(p);
       }
     for (const p of want) {
       if (this.watchers.has(p)) continue;
       try {
-        const w = watch(join(this.hostRoot, p), { persistent: false }, () => this.fire());
-        w.on("error", () => {
-          w.close();
-          this.watchers.delete(p);
+        const watcher = watch(join(this.hostRoot, p), { persistent: false }, () => this.fire());
+        watcher.on("error", () => {
+          watcher.close();
+          if (this.watchers.get(p)?.watcher === watcher) this.watchers.delete(p);
         });
-        this.watchers.set(p, w);
+        this.watchers.set(p, { watcher, id: ids.get(p) });
       } catch {
         // no watch here: the periodic rescan still sees the change
       }
@@ -496,7 +553,7 @@ export class IntegrityMonitor {
   close(): void {
     clearTimeout(this.debounce);
     this.debounce = undefined;
-    for (const w of this.watchers.values()) w.close();
+    for (const w of this.watchers.values()) w.watcher.close();
     this.watchers.clear();
   }
 }

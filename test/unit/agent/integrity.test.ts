@@ -550,6 +550,42 @@ describe("file integrity: red-team findings", () => {
     }
   });
 
+  it("a symlink's target rewritten (resolved inside the host root) is a change of the link", async () => {
+    mkdirSync(join(root, "opt/certs"), { recursive: true });
+    writeFileSync(join(root, "opt/certs/ca.crt"), "CA 1\n");
+    const link = "/etc/kubernetes/pki/ca.crt";
+    symlinkSync("/opt/certs/ca.crt", join(root, link));
+    const m = new IntegrityMonitor(root);
+    try {
+      await m.scan();
+      writeFileSync(join(root, "opt/certs/ca.crt"), "CA 2 (the attacker's)\n");
+      const r = await m.scan();
+      expect(r.changes.map((c) => [c.path, c.new?.type])).to.deep.equal([[link, "symlink"]]);
+      expect(JSON.stringify(r)).not.to.include("attacker");
+    } finally {
+      m.close();
+    }
+  });
+
+  it("watches a directory again when its path names a new one (mv manifests manifests.old; mkdir manifests)", async () => {
+    let events = 0;
+    const m = new IntegrityMonitor(root, () => events++, undefined, undefined, 20);
+    try {
+      await m.scan();
+      const dir = join(root, "etc/kubernetes/manifests");
+      execFileSync("mv", [dir, `${dir}.old`]);
+      mkdirSync(dir);
+      // The parent's watch sees the rename (the agent then rescans): wait for it before counting anew.
+      await eventually("the rename's event", () => Promise.resolve(events > 0), 5_000);
+      await m.scan();
+      events = 0;
+      writeFileSync(join(dir, "backdoor.yaml"), "kind: Pod\n");
+      await eventually("a watch event from the new directory", () => Promise.resolve(events > 0), 5_000);
+    } finally {
+      m.close();
+    }
+  });
+
   it("an event message about a change does not carry its time (the recorder aggregates repeats)", () => {
     const c = {
       path: MANIFEST,
