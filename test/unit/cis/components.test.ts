@@ -137,6 +137,42 @@ describe("cis/scheduler 1.4.x", () => {
   };
   const cfg = (body: string) =>
     `apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n${body}`;
+  it("an argument only known at run time makes every flag Unknown; metadata fieldRefs resolve from the manifest", async () => {
+    const pod = (env: unknown[], annotations: Record<string, string> = {}) =>
+      manifest(
+        {
+          metadata: { name: "kube-scheduler", namespace: "kube-system", annotations },
+          spec: {
+            containers: [
+              {
+                name: "kube-scheduler",
+                command: ["kube-scheduler", "--profiling=false", "--bind-address=127.0.0.1", "$(B)"],
+                env,
+              },
+            ],
+          },
+        },
+        "kube-scheduler",
+      );
+    const inputs = (m: ComponentManifest) =>
+      gatherComponentInputs(m, "test", memoryReader({}), SCHEDULER_GRAMMAR, []);
+    const fromConfigMap = await inputs(
+      pod([{ name: "B", valueFrom: { configMapKeyRef: { name: "x", key: "y" } } }]),
+    );
+    for (const id of ["1.4.1", "1.4.2"]) {
+      const r = one(SCHEDULER_CHECKS, id, fromConfigMap);
+      expect(r.status, id).to.equal("Unknown");
+      expect(r.evidence).to.contain("$(B)");
+    }
+    expect(fromConfigMap.flags.positional).to.deep.equal([]); // not reported as a stray argument
+    const fromAnnotation = await inputs(
+      pod([{ name: "B", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['extra']" } } }], {
+        extra: "--profiling=true",
+      }),
+    );
+    expect(one(SCHEDULER_CHECKS, "1.4.1", fromAnnotation).status).to.equal("Fail");
+    expect(one(SCHEDULER_CHECKS, "1.4.2", fromAnnotation).status).to.equal("Pass");
+  });
   it("1.4.1 judges --profiling without --config", async () => {
     expect(one(SCHEDULER_CHECKS, "1.4.1", await sched([])).status).to.equal("Fail");
     expect(one(SCHEDULER_CHECKS, "1.4.1", await sched(["--profiling=false"])).status).to.equal("Pass");
