@@ -1,9 +1,12 @@
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import type { V1ConfigMap } from "@kubernetes/client-node";
 import {
+  fileReports,
   INTEGRITY_HEARTBEAT_MS,
   integrityReports,
   type IntegrityChange,
   type IntegrityEntry,
+  type IntegrityReport,
   type NodeIntegrity,
 } from "../evidence/agentreports.js";
 import type { Finding, Severity } from "../findings/finding.js";
@@ -21,6 +24,9 @@ export const FILE_CHANGED = "FILE-CHANGED";
 export const FILE_BASELINE_RETAKEN = "FILE-BASELINE-RETAKEN";
 export const FILE_INTEGRITY_UNREADABLE = "FILE-INTEGRITY-UNREADABLE";
 export const FILE_INTEGRITY_STALE = "FILE-INTEGRITY-STALE";
+export const FILE_BASELINE_CHANGED = "FILE-BASELINE-CHANGED";
+/** The only directory the agent writes (the operator's rendered files): its own writes move the baseline. */
+export const AGENT_WRITE_DIR = "/etc/kubernetes/csp-operator";
 /** A report whose scannedAt is older than this is stale: the agent stopped, or cannot write its report. */
 export const INTEGRITY_STALE_MS = 3 * INTEGRITY_HEARTBEAT_MS;
 export const FILES_UNCHANGED = "FilesUnchanged";
@@ -204,6 +210,77 @@ export function judgeFileIntegrity(
   return { findings, condition, open, retaken };
 }
 
+/** A node's baseline as the operator last trusted it. */
+export interface KnownBaseline {
+  baselineAt: string;
+  baseline: Readonly<Record<string, IntegrityEntry>>;
+}
+
+const sameEntry = (a: IntegrityEntry | undefined, b: IntegrityEntry | undefined) =>
+  a === undefined || b === undefined
+    ? a === b
+    : a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid;
+
+/**
+ * PURE: whether a node's reported baseline moved other than the agent moves it. The agent changes a
+ * baseline only for its own writes (a file under {@link AGENT_WRITE_DIR} at a hash its files.json reports,
+ * and that directory) and when it retakes one with a note (FILE-BASELINE-RETAKEN). Anything else — an entry
+ * edited, added or removed, a new baselineAt without a note — is someone who can patch the node's report
+ * hiding a change: FILE-BASELINE-CHANGED names the paths, and `known` stays the last trusted baseline (own
+ * writes moved forward) so the finding stays until the baseline is back or retaken.
+ */
+export function judgeBaseline(
+  node: string,
+  known: KnownBaseline | undefined,
+  report: IntegrityReport,
+  ownHashes: ReadonlySet<string>,
+): { known: KnownBaseline; finding?: Finding } {
+  const current: KnownBaseline = { baselineAt: report.baselineAt, baseline: report.baseline };
+  if (known === undefined || (report.note !== undefined && report.baselineAt !== known.baselineAt))
+    return { known: current };
+  const own = (path: string, e: IntegrityEntry | undefined) =>
+    e !== undefined &&
+    (path === AGENT_WRITE_DIR
+      ? e.type === "directory"
+      : path.startsWith(`${AGENT_WRITE_DIR}/`) && e.type === "file" && ownHashes.has(e.sha256));
+  const next: Record<string, IntegrityEntry> = { ...known.baseline };
+  const moved: string[] = [];
+  for (const path of new Set([...Object.keys(known.baseline), ...Object.keys(report.baseline)])) {
+    const was = known.baseline[path];
+    const now = report.baseline[path];
+    if (sameEntry(was, now)) continue;
+    if (own(path, now)) next[path] = now!;
+    else moved.push(path);
+  }
+  const trusted = { baselineAt: known.baselineAt, baseline: next };
+  if (moved.length === 0 && report.baselineAt === known.baselineAt) return { known: trusted };
+  const what =
+    moved.length > 0
+      ? `${moved.length} entr${moved.length === 1 ? "y" : "ies"} changed: ${moved.slice(0, 5).map(shortPath).join(", ")}${moved.length > 5 ? ", ..." : ""}`
+      : `baselineAt moved from ${known.baselineAt} to ${report.baselineAt} without a note`;
+  return {
+    known: trusted,
+    finding: {
+      id: FILE_BASELINE_CHANGED,
+      severity: "High",
+      resource: `Node/${node}`,
+      message: oneLine(
+        `the file integrity baseline in node ${node}'s report changed other than by the agent (${what}): whoever can patch ConfigMap csp-system/csp-agent-${node} may be hiding a file change`,
+      ),
+      area: AREA,
+    },
+  };
+}
+
+/** The sha256 of every file the node's agent reports it wrote (files.json), for {@link judgeBaseline}. */
+function ownHashesOf(configMaps: readonly V1ConfigMap[], node: string): Set<string> {
+  return new Set(
+    fileReports(configMaps)
+      .filter((r) => r.node === node && r.sha256)
+      .map((r) => r.sha256),
+  );
+}
+
 /**
  * `spec.controlPlane.fileIntegrity`: the node agents' file integrity reports (src/agent/integrity.ts) as
  * FILE-CHANGED findings on the Node, the FilesUnchanged condition, and a Warning event the first time this
@@ -213,14 +290,29 @@ export function judgeFileIntegrity(
 export const fileIntegrityArea: AreaFactory = () => {
   /** Per policy: the changes already announced by an event. */
   const announced = new Map<string, Set<string>>();
+  /** Per node: the baseline last trusted (this process's memory: a restart trusts the first one it reads). */
+  const baselines = new Map<string, KnownBaseline>();
   const area: AreaReconciler = {
     name: AREA,
     inUse: (spec) => spec.controlPlane?.fileIntegrity !== undefined,
     reconcile({ policy, spec, snapshot }: AreaInput): Promise<AreaReport> {
-      const j = judgeFileIntegrity(
-        integrityReports(snapshot.configMaps ?? []),
-        spec.controlPlane?.fileIntegrity?.accept ?? [],
-      );
+      const cms = snapshot.configMaps ?? [];
+      const reports = integrityReports(cms);
+      const j = judgeFileIntegrity(reports, spec.controlPlane?.fileIntegrity?.accept ?? []);
+      for (const n of reports) {
+        if (!n.report) continue;
+        const b = judgeBaseline(n.node, baselines.get(n.node), n.report, ownHashesOf(cms, n.node));
+        baselines.set(n.node, b.known);
+        if (b.finding) j.findings.push(b.finding);
+      }
+      const tampered = j.findings.filter((f) => f.id === FILE_BASELINE_CHANGED).map((f) => f.resource);
+      if (tampered.length > 0 && j.condition.status !== "False")
+        j.condition = {
+          type: FILES_UNCHANGED,
+          status: "False",
+          reason: "BaselineChanged",
+          message: `the file integrity baseline changed other than by the agent on ${tampered.join(", ")}`,
+        };
       const before = announced.get(policy.metadata.name) ?? new Set<string>();
       const now = new Set<string>();
       const events: NonNullable<AreaReport["events"]> = [];

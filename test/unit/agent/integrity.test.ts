@@ -14,6 +14,7 @@ import {
 } from "../../../src/evidence/agentreports.js";
 import {
   describeChange,
+  judgeBaseline,
   judgeFileIntegrity,
   type AcceptedChange,
 } from "../../../src/controller/fileintegrity.js";
@@ -581,6 +582,47 @@ describe("file integrity: red-team findings", () => {
       events = 0;
       writeFileSync(join(dir, "backdoor.yaml"), "kind: Pod\n");
       await eventually("a watch event from the new directory", () => Promise.resolve(events > 0), 5_000);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("a baseline patched in the report (not by the agent's own writes) is FILE-BASELINE-CHANGED until restored", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      const first = await m.scan();
+      const t0 = judgeBaseline("cp1", undefined, first, new Set());
+      expect(t0.finding).to.equal(undefined);
+      // The agent's own write of the audit policy moves the baseline: trusted.
+      const audit = "/etc/kubernetes/csp-operator/audit-policy.yaml";
+      mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 });
+      writeFileSync(join(root, audit), "rules: []\n", { mode: 0o600 });
+      const hash = contentHash("rules: []\n");
+      const second = await m.scan(new Map([[audit, hash]]));
+      expect(Object.keys(second.baseline)).to.include(audit);
+      const t1 = judgeBaseline("cp1", t0.known, second, new Set([hash]));
+      expect(t1.finding).to.equal(undefined);
+      // Someone patches the report: the manifest's baseline entry now says what the edited file hashes to.
+      writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
+      const third = await m.scan(new Map([[audit, hash]]));
+      const forged: IntegrityReport = {
+        ...third,
+        baseline: { ...third.baseline, [MANIFEST]: third.changes[0]!.new! },
+        changes: [],
+      };
+      const t2 = judgeBaseline("cp1", t1.known, forged, new Set([hash]));
+      expect(t2.finding).to.include({ id: "FILE-BASELINE-CHANGED", severity: "High", resource: "Node/cp1" });
+      expect(t2.finding!.message).to.include(MANIFEST);
+      // It stays while the forged baseline stays; a forged own-write path with an unknown hash counts too.
+      expect(judgeBaseline("cp1", t2.known, forged, new Set([hash])).finding).to.not.equal(undefined);
+      const other = {
+        ...third,
+        baseline: { ...third.baseline, [audit]: { ...third.baseline[audit]!, sha256: contentHash("x") } },
+      };
+      expect(judgeBaseline("cp1", t1.known, other, new Set([hash])).finding?.message).to.include(audit);
+      // A baseline retaken with a note is FILE-BASELINE-RETAKEN's business: trusted afresh.
+      const retaken = { ...forged, baselineAt: "2027-01-01T00:00:00.000Z", note: "retaken" };
+      expect(judgeBaseline("cp1", t2.known, retaken, new Set()).finding).to.equal(undefined);
     } finally {
       m.close();
     }
