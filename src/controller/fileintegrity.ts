@@ -338,7 +338,13 @@ export const fileIntegrityArea: AreaFactory = () => {
           });
       }
       announced.set(policy.metadata.name, now);
-      return Promise.resolve({ findings: j.findings, conditions: [j.condition], events });
+      // Judged again at least every heartbeat, so a report that stops being refreshed is seen as stale.
+      return Promise.resolve({
+        findings: j.findings,
+        conditions: [j.condition],
+        events,
+        requeueAfterMs: INTEGRITY_HEARTBEAT_MS,
+      });
     },
   };
   return area;
