@@ -25,6 +25,8 @@ export const FILE_BASELINE_RETAKEN = "FILE-BASELINE-RETAKEN";
 export const FILE_INTEGRITY_UNREADABLE = "FILE-INTEGRITY-UNREADABLE";
 export const FILE_INTEGRITY_STALE = "FILE-INTEGRITY-STALE";
 export const FILE_BASELINE_CHANGED = "FILE-BASELINE-CHANGED";
+/** FileChanged events per node and reconcile; more changes are summed up in one event. */
+export const EVENTS_PER_NODE = 5;
 /** The only directory the agent writes (the operator's rendered files): its own writes move the baseline. */
 export const AGENT_WRITE_DIR = "/etc/kubernetes/csp-operator";
 /** A report whose scannedAt is older than this is stale: the agent stopped, or cannot write its report. */
@@ -316,17 +318,32 @@ export const fileIntegrityArea: AreaFactory = () => {
       const before = announced.get(policy.metadata.name) ?? new Set<string>();
       const now = new Set<string>();
       const events: NonNullable<AreaReport["events"]> = [];
+      // At most EVENTS_PER_NODE events per node and reconcile, the rest in one summary event: a burst of
+      // chmod flips on many files cannot flood the Event store (each change is still a finding).
+      const perNode = new Map<string, number>();
       for (const { node, change } of j.open) {
         const n = change.new;
         const key = [node, change.path, n?.type, n?.sha256, n?.mode, n?.uid, n?.gid].join("\n");
         now.add(key);
-        if (!before.has(key))
+        if (before.has(key)) continue;
+        const count = (perNode.get(node) ?? 0) + 1;
+        perNode.set(node, count);
+        if (count <= EVENTS_PER_NODE)
           events.push({
             type: "Warning",
             reason: "FileChanged",
             message: describeChange(node, change, false),
           });
       }
+      for (const [node, count] of perNode)
+        if (count > EVENTS_PER_NODE)
+          events.push({
+            type: "Warning",
+            reason: "FileChanged",
+            message: oneLine(
+              `${count - EVENTS_PER_NODE} more critical file change(s) on node ${node} (see the policy's FILE-CHANGED findings)`,
+            ),
+          });
       for (const r of j.retaken) {
         const key = `retaken\n${r.node}\n${r.baselineAt}`;
         now.add(key);

@@ -14,6 +14,8 @@ import {
 } from "../../../src/evidence/agentreports.js";
 import {
   describeChange,
+  EVENTS_PER_NODE,
+  fileIntegrityArea,
   judgeBaseline,
   judgeFileIntegrity,
   type AcceptedChange,
@@ -623,6 +625,33 @@ describe("file integrity: red-team findings", () => {
       // A baseline retaken with a note is FILE-BASELINE-RETAKEN's business: trusted afresh.
       const retaken = { ...forged, baselineAt: "2027-01-01T00:00:00.000Z", note: "retaken" };
       expect(judgeBaseline("cp1", t2.known, retaken, new Set()).finding).to.equal(undefined);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("announces at most EVENTS_PER_NODE changes per node and reconcile, the rest in one summary event", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      await m.scan();
+      for (let i = 0; i < 20; i++) writeFileSync(join(root, `etc/kubernetes/pki/f${i}.crt`), "c");
+      const r = await m.scan();
+      const area = fileIntegrityArea();
+      const input = {
+        policy: { metadata: { name: "p" } },
+        spec: { controlPlane: { fileIntegrity: {} } },
+        snapshot: { configMaps: asConfigMaps("cp1", r) },
+        enforce: false,
+      } as unknown as Parameters<typeof area.reconcile>[0];
+      const out = await area.reconcile(input);
+      const events = out.events ?? [];
+      expect(events).to.have.length(EVENTS_PER_NODE + 1);
+      expect(events.at(-1)!.message).to.equal(
+        `${20 - EVENTS_PER_NODE} more critical file change(s) on node cp1 (see the policy's FILE-CHANGED findings)`,
+      );
+      expect(out.findings!.filter((f) => f.id === "FILE-CHANGED")).to.have.length(20);
+      // Already announced: the next reconcile records none.
+      expect((await area.reconcile(input)).events).to.deep.equal([]);
     } finally {
       m.close();
     }
