@@ -232,6 +232,7 @@ export class Agent {
     let checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {};
     if (this.opts.hostRoot !== undefined) {
       const host = await hostChecks(this.opts.hostRoot);
+      this.integrity?.setNamedFiles(host.namedFiles ?? []);
       if (host.problem)
         this.log.warn("kube-apiserver manifest not checked", { problem: redactKeyMaterial(host.problem) });
       checks = host.checks;

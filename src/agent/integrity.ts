@@ -383,11 +383,12 @@ export class IntegrityMonitor {
   /** The last report's scannedAt and its content without it: scannedAt moves on a change or a heartbeat. */
   private published: { at: string; body: string } | undefined;
   private readonly owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  private unmonitored: string[] = [];
 
   constructor(
     private readonly hostRoot: string,
     private readonly onEvent: () => void = () => {},
-    paths: readonly string[] = CRITICAL_PATHS,
+    private readonly paths: readonly string[] = CRITICAL_PATHS,
     maxFiles = MAX_INTEGRITY_FILES,
     private readonly debounceMs = 200,
   ) {
@@ -405,6 +406,18 @@ export class IntegrityMonitor {
     }
     const parsed = parseIntegrityReport(raw);
     this.restored = parsed.ok ? { report: parsed.value } : { problem: parsed.reason };
+  }
+
+  /**
+   * Files named elsewhere (the kube-apiserver's flags) that the monitor should say it does not watch: those
+   * outside every monitored path are listed in the report (at most 50).
+   */
+  setNamedFiles(paths: readonly string[]): void {
+    const roots = this.paths.map((p) => posix.normalize(p));
+    this.unmonitored = [...new Set(paths)]
+      .filter((p) => !roots.some((r) => p === r || p.startsWith(`${r}/`)))
+      .sort()
+      .slice(0, 50);
   }
 
   /** Scans the host and returns the report to publish. */
@@ -473,6 +486,7 @@ export class IntegrityMonitor {
       baselineAt: st.baselineAt,
       ...(this.published ? { scannedAt: this.published.at } : {}),
       ...(st.note !== undefined ? { note: st.note } : {}),
+      ...(this.unmonitored.length > 0 ? { unmonitored: this.unmonitored } : {}),
       ...(trunc ? { truncated: true } : {}),
       ...(omitted > 0 ? { omittedChanges: omitted } : {}),
       baseline: Object.fromEntries(base),

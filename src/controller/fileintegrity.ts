@@ -25,6 +25,7 @@ export const FILE_BASELINE_RETAKEN = "FILE-BASELINE-RETAKEN";
 export const FILE_INTEGRITY_UNREADABLE = "FILE-INTEGRITY-UNREADABLE";
 export const FILE_INTEGRITY_STALE = "FILE-INTEGRITY-STALE";
 export const FILE_BASELINE_CHANGED = "FILE-BASELINE-CHANGED";
+export const FILE_NOT_MONITORED = "FILE-NOT-MONITORED";
 /** FileChanged events per node and reconcile; more changes are summed up in one event. */
 export const EVENTS_PER_NODE = 5;
 /** The only directory the agent writes (the operator's rendered files): its own writes move the baseline. */
@@ -130,6 +131,16 @@ export function judgeFileIntegrity(
         area: AREA,
       });
     }
+    if (n.report.unmonitored?.length)
+      findings.push({
+        id: FILE_NOT_MONITORED,
+        severity: "Info",
+        resource: `Node/${n.node}`,
+        message: oneLine(
+          `kube-apiserver's flags name ${n.report.unmonitored.length} file(s) outside the monitored paths on node ${n.node}, whose changes are not seen: ${n.report.unmonitored.slice(0, 10).map(shortPath).join(", ")}${n.report.unmonitored.length > 10 ? ", ..." : ""}`,
+        ),
+        area: AREA,
+      });
     files += Object.keys(n.report.baseline).length;
     if (n.report.truncated) truncated.push(n.node);
     if (n.report.note !== undefined) {

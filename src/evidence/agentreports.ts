@@ -78,6 +78,11 @@ export interface IntegrityReport {
    * so a report the agent can no longer write (or an agent that stopped) is seen as stale.
    */
   scannedAt?: string;
+  /**
+   * Files the kube-apiserver's flags name outside the monitored paths (the agent does not see them): listed
+   * so that what is not watched is said, never implied.
+   */
+  unmonitored?: string[];
 }
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "symlink", "directory", "other", "unreadable"]);
@@ -183,6 +188,9 @@ export function parseIntegrityReport(
       baseline,
       changes,
       ...(typeof r["scannedAt"] === "string" ? { scannedAt: r["scannedAt"] } : {}),
+      ...(Array.isArray(r["unmonitored"]) && r["unmonitored"].every(isHostPath)
+        ? { unmonitored: r["unmonitored"] }
+        : {}),
     },
   };
 }

@@ -636,7 +636,7 @@ describe("file integrity: red-team findings", () => {
       await m.scan();
       for (let i = 0; i < 20; i++) writeFileSync(join(root, `etc/kubernetes/pki/f${i}.crt`), "c");
       const r = await m.scan();
-      const area = fileIntegrityArea();
+      const area = fileIntegrityArea({} as Parameters<typeof fileIntegrityArea>[0]);
       const input = {
         policy: { metadata: { name: "p" } },
         spec: { controlPlane: { fileIntegrity: {} } },
@@ -652,6 +652,24 @@ describe("file integrity: red-team findings", () => {
       expect(out.findings!.filter((f) => f.id === "FILE-CHANGED")).to.have.length(20);
       // Already announced: the next reconcile records none.
       expect((await area.reconcile(input)).events).to.deep.equal([]);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("lists the files kube-apiserver's flags name outside the monitored paths (Info: not watched)", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      m.setNamedFiles(["/etc/kubernetes/config/audit.yaml", "/opt/kms/encryption.yaml", "/srv/authz.yaml"]);
+      const r = await m.scan();
+      expect(r.unmonitored).to.deep.equal(["/opt/kms/encryption.yaml", "/srv/authz.yaml"]);
+      const back = parseIntegrityReport(JSON.stringify(r));
+      expect(back.ok && back.value.unmonitored).to.deep.equal(r.unmonitored);
+      const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+      const f = j.findings.find((x) => x.id === "FILE-NOT-MONITORED");
+      expect(f).to.include({ severity: "Info", resource: "Node/cp1" });
+      expect(f!.message).to.include("/opt/kms/encryption.yaml").and.include("/srv/authz.yaml");
+      expect(j.condition.status).to.equal("True");
     } finally {
       m.close();
     }
