@@ -408,6 +408,11 @@ export class IntegrityMonitor {
     this.restored = parsed.ok ? { report: parsed.value } : { problem: parsed.reason };
   }
 
+  /** Owned by root or by the agent's own uid:gid: what the agent's writes create. */
+  private owns(e: IntegrityEntry): boolean {
+    return (e.uid === 0 && e.gid === 0) || (e.uid === this.owner.uid && e.gid === this.owner.gid);
+  }
+
   /**
    * Files named elsewhere (the kube-apiserver's flags) that the monitor should say it does not watch: those
    * outside every monitored path are listed in the report (at most 50).
@@ -453,12 +458,14 @@ export class IntegrityMonitor {
       // The directory the agent created for it (writeFileAtomic makes it 0700) when it did not exist.
       const dir = posix.dirname(path);
       const created = scan.files.get(dir);
-      if (!st.baseline.has(dir) && created?.type === "directory" && created.mode === "0700")
+      if (
+        !st.baseline.has(dir) &&
+        created?.type === "directory" &&
+        created.mode === "0700" &&
+        this.owns(created)
+      )
         st.baseline.set(dir, created);
-      const owned =
-        cur !== undefined &&
-        ((cur.uid === 0 && cur.gid === 0) || (cur.uid === this.owner.uid && cur.gid === this.owner.gid));
-      if (cur && owned && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
+      if (cur && this.owns(cur) && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
         st.baseline.set(path, cur);
     }
     st.truncated = scan.truncated;
