@@ -58,6 +58,10 @@ export function acceptEntry(report: V1ConfigMap | undefined, req: AcceptRequest)
       owner: `${n.uid}:${n.gid}`,
       reason: req.reason,
     };
+  if (n.type === "unreadable")
+    throw new AcceptError(
+      `${req.path} on node ${req.node} cannot be read by the agent (mode ${n.mode} owner ${n.uid}:${n.gid}): its content is unknown and cannot be accepted; make it readable (or remove it)`,
+    );
   if (n.type === "other")
     throw new AcceptError(
       `${req.path} on node ${req.node} is not a regular file, symlink or directory: it cannot be accepted (remove it, or exempt the finding)`,

@@ -232,6 +232,7 @@ export class Agent {
     let checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {};
     if (this.opts.hostRoot !== undefined) {
       const host = await hostChecks(this.opts.hostRoot);
+      this.integrity?.setNamedFiles(host.namedFiles ?? []);
       if (host.problem)
         this.log.warn("kube-apiserver manifest not checked", { problem: redactKeyMaterial(host.problem) });
       checks = host.checks;
@@ -246,7 +247,14 @@ export class Agent {
   private async scanIntegrity(): Promise<IntegrityReport | undefined> {
     if (!this.integrity || this.opts.hostRoot === undefined) return undefined;
     const own = new Map<string, string>();
+    // Only the paths this agent is configured to write: a files.json entry read back from a report (which
+    // whoever can patch the report could forge) never names another file to accept.
+    const configured: Record<AgentFile, string | undefined> = {
+      "audit-policy": this.opts.auditPolicyPath,
+      "encryption-config": this.opts.encryptionConfigPath,
+    };
     for (const r of this.reports.values()) {
+      if (configured[r.file] === undefined || configured[r.file] !== r.path) continue;
       const rel = relative(this.opts.hostRoot, r.path);
       if (!r.error && r.sha256 && !rel.startsWith("..")) own.set(`/${rel}`, r.sha256);
     }

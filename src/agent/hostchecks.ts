@@ -21,7 +21,12 @@ export const APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml
 export async function hostChecks(
   hostRoot: string,
   manifestPath = APISERVER_MANIFEST,
-): Promise<{ checks: Partial<Record<AgentCheckKind, CheckResult[]>>; problem?: string }> {
+): Promise<{
+  checks: Partial<Record<AgentCheckKind, CheckResult[]>>;
+  problem?: string;
+  /** Host paths of the files the kube-apiserver's flags name (read or not), for the integrity monitor. */
+  namedFiles?: string[];
+}> {
   const reader = hostRootReader(hostRoot);
   const checks: Partial<Record<AgentCheckKind, CheckResult[]>> = { files: await fileChecks(reader) };
   let text: string;
@@ -43,5 +48,8 @@ export async function hostChecks(
     reader,
   );
   checks.apiserver = runCisChecks(inputs);
-  return { checks };
+  const namedFiles = Object.values(inputs.apiserver?.files ?? {})
+    .map((f) => f.hostPath)
+    .filter((p) => p.startsWith("/"));
+  return { checks, namedFiles: [...new Set(namedFiles)].sort() };
 }

@@ -14,6 +14,7 @@ import { constants, watch, type Dirent, type FSWatcher } from "node:fs";
 import { lstat, open, opendir, readlink, realpath } from "node:fs/promises";
 import { join, posix } from "node:path";
 import {
+  INTEGRITY_HEARTBEAT_MS,
   INTEGRITY_REPORT_VERSION,
   parseIntegrityReport,
   type IntegrityChange,
@@ -30,6 +31,9 @@ import {
 export const CRITICAL_PATHS: readonly string[] = [
   "/etc/kubernetes",
   "/var/lib/kubelet/config.yaml",
+  // The kubelet's EnvironmentFile= (kubeadm's drop-in reads KUBELET_EXTRA_ARGS from one of these).
+  "/etc/default/kubelet",
+  "/etc/sysconfig/kubelet",
   "/etc/systemd/system/kubelet.service",
   "/etc/systemd/system/kubelet.service.d",
   "/usr/lib/systemd/system/kubelet.service",
@@ -52,6 +56,16 @@ export const MAX_REPORTED_CHANGES = 200;
 export const BASELINE_BUDGET = 360_000;
 export const CHANGES_BUDGET = 120_000;
 const ENTRY_BYTES = 220;
+/**
+ * The most bytes integrity.json may have: the admission policy allows 524,288 characters; the report is cut
+ * (listed changes first, counted in omittedChanges; then baseline entries, marked truncated) to fit below.
+ */
+export const MAX_INTEGRITY_JSON = 500_000;
+
+/** What a path costs in the report: its JSON form (a control character is escaped as 6 bytes), in bytes. */
+export function jsonBytes(s: string): number {
+  return Buffer.byteLength(JSON.stringify(s));
+}
 
 /** A file's state as the baseline compares it; mtime and size are informative (the hash decides). */
 export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
@@ -80,6 +94,8 @@ export interface Scan {
   files: Map<string, IntegrityEntry>;
   /** Directories seen (host paths), to watch. */
   dirs: string[];
+  /** `dev:ino` of every path seen: a watch is set again when the directory at its path is another one. */
+  ids: Map<string, string>;
   truncated: boolean;
   /** Files that could not be read, with why (never content). */
   errors: string[];
@@ -105,16 +121,17 @@ export class HostScanner {
   ) {}
 
   async scan(): Promise<Scan> {
-    const out: Scan = { files: new Map(), dirs: [], truncated: false, errors: [] };
+    const out: Scan = { files: new Map(), dirs: [], ids: new Map(), truncated: false, errors: [] };
     this.lastErrors = out.errors;
     const seen = new Set<string>();
     let bytes = 0;
     const full = (p: string) => {
-      if (out.files.size >= this.maxFiles || bytes + p.length + ENTRY_BYTES > BASELINE_BUDGET) {
+      const cost = jsonBytes(p) + ENTRY_BYTES;
+      if (out.files.size >= this.maxFiles || bytes + cost > BASELINE_BUDGET) {
         out.truncated = true;
         return true;
       }
-      bytes += p.length + ENTRY_BYTES;
+      bytes += cost;
       return false;
     };
     for (const start of this.paths) {
@@ -130,6 +147,7 @@ export class HostScanner {
           if (code !== "ENOENT" && code !== "ENOTDIR") out.errors.push(`${p}: ${code ?? "cannot be read"}`);
           continue;
         }
+        out.ids.set(p, `${st.dev}:${st.ino}`);
         if (st.isDirectory()) {
           out.dirs.push(p);
           if (full(p)) break;
@@ -150,6 +168,8 @@ export class HostScanner {
             queue.push(...names.sort().map((n) => posix.join(p, n)));
           } catch (e) {
             out.errors.push(`${p}: ${(e as NodeJS.ErrnoException).code ?? "cannot be listed"}`);
+            // What it holds is unknown (a new static Pod manifest could be in it): never "unchanged".
+            out.files.set(p, { ...out.files.get(p)!, type: "unreadable" });
           }
           continue;
         }
@@ -161,6 +181,17 @@ export class HostScanner {
           if (entry) out.files.set(p, entry);
         } catch (e) {
           out.errors.push(`${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          // It exists but its content cannot be read (EACCES, EXDEV...): recorded from lstat with no hash, so
+          // a file made unreadable is a change, never "absent", and a new unreadable file is an added one.
+          out.files.set(p, {
+            type: "unreadable",
+            sha256: "",
+            mode: octal(Number(st.mode)),
+            uid: Number(st.uid),
+            gid: Number(st.gid),
+            size: Number(st.size),
+            mtime: st.mtime.toISOString(),
+          });
         }
       }
     }
@@ -192,7 +223,12 @@ export class HostScanner {
     };
     if (st.isSymbolicLink()) {
       const target = await readlink(join(this.hostRoot, p));
-      return { type: "symlink", sha256: hashOf(createHash("sha256").update(`symlink:${target}`)), ...base };
+      // The target's content counts too (resolved inside the host root, never the agent's own files): a
+      // rewrite of /opt/certs/ca.crt behind pki/ca.crt -> /opt/certs/ca.crt is a change of pki/ca.crt.
+      const content = await this.targetHash(p, target);
+      const h = createHash("sha256").update(`symlink:${target}`);
+      if (content !== undefined) h.update(`\0${content}`);
+      return { type: "symlink", sha256: hashOf(h), ...base };
     }
     if (!st.isFile()) return { type: "other", sha256: "", ...base };
     const key = `${st.ino}/${st.size}/${st.mtimeMs}/${st.ctimeMs}/${st.mode}/${st.uid}/${st.gid}`;
@@ -205,6 +241,13 @@ export class HostScanner {
     try {
       const fst = await fh.stat();
       if (!fst.isFile()) return undefined; // swapped between lstat and open: the next scan sees what it is
+      // A file mounted on its own (the kubelet config) that the host replaced by a rename (sed -i, an
+      // editor) is the old, deleted inode here: what the host runs is not what is seen. Unreadable, so it
+      // is reported (never "unchanged"); restarting the agent's Pod mounts the new file.
+      if (fst.nlink === 0)
+        throw Object.assign(new Error("replaced on the host"), {
+          code: "ESTALE (replaced on the host; this single-file mount shows the deleted file: restart the agent's Pod)",
+        });
       await this.verifyInside(fh.fd, p);
       const h = createHash("sha256");
       const buf = Buffer.alloc(256 * 1024);
@@ -230,6 +273,53 @@ export class HostScanner {
     } finally {
       await fh.close();
     }
+  }
+
+  /**
+   * The content hash of what the symlink at `p` points to, following at most 8 links, each resolved inside
+   * the host root; undefined when it does not resolve to a regular file there (dangling, a directory, or
+   * outside what the agent can see).
+   */
+  private async targetHash(p: string, target: string): Promise<string | undefined> {
+    let cur = posix.resolve(posix.dirname(p), target);
+    for (let hop = 0; hop < 8; hop++) {
+      let st;
+      try {
+        st = await lstat(join(this.hostRoot, cur));
+      } catch {
+        return undefined;
+      }
+      if (st.isSymbolicLink()) {
+        const next = await readlink(join(this.hostRoot, cur)).catch(() => undefined);
+        if (next === undefined) return undefined;
+        cur = posix.resolve(posix.dirname(cur), next);
+        continue;
+      }
+      if (!st.isFile()) return undefined;
+      try {
+        const fh = await open(
+          join(this.hostRoot, cur),
+          constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+        );
+        try {
+          if (!(await fh.stat()).isFile()) return undefined;
+          await this.verifyInside(fh.fd, cur);
+          const h = createHash("sha256");
+          const buf = Buffer.alloc(256 * 1024);
+          for (;;) {
+            const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+            if (bytesRead === 0) break;
+            h.update(buf.subarray(0, bytesRead));
+          }
+          return hashOf(h);
+        } finally {
+          await fh.close();
+        }
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
   }
 
   /** The open descriptor must be the file at `p` under the root; skipped where /proc is not mounted. */
@@ -268,7 +358,8 @@ export function diffAgainstBaseline(
   for (const path of [...new Set([...baseline.keys(), ...current.keys()])].sort()) {
     const old = baseline.get(path);
     const cur = current.get(path);
-    if (sameState(old, cur)) continue;
+    // An unreadable file's content is unknown: it is a change even when the baseline says unreadable too.
+    if (sameState(old, cur) && cur?.type !== "unreadable") continue;
     const before = known.get(path);
     const seenAt = before && sameState(before.new, cur) ? before.seenAt : now.toISOString();
     out.push({ path, ...(old ? { old } : {}), ...(cur ? { new: cur } : {}), seenAt });
@@ -279,20 +370,25 @@ export function diffAgainstBaseline(
 /**
  * The agent's file integrity monitor: restores its baseline from the last report, scans, compares and
  * watches. `ownWrites` (host path -> hash) are the files the agent itself wrote from what the operator
- * rendered: such a file at exactly that hash, a regular file of mode 0600, moves the baseline instead of
- * being a change (the operator's own writes are accepted because it knows their hashes).
+ * rendered: such a file at exactly that hash, a regular file of mode 0600 owned by root or by the agent's
+ * own uid:gid, moves the baseline instead of being a change (the operator's own writes are accepted because
+ * it knows their hashes). A chown of such a file is a change like any other.
  */
 export class IntegrityMonitor {
   private readonly scanner: HostScanner;
   private state: IntegrityState | undefined;
   private restored: { report?: IntegrityReport; problem?: string } = {};
-  private readonly watchers = new Map<string, FSWatcher>();
+  private readonly watchers = new Map<string, { watcher: FSWatcher; id: string | undefined }>();
   private debounce: NodeJS.Timeout | undefined;
+  /** The last report's scannedAt and its content without it: scannedAt moves on a change or a heartbeat. */
+  private published: { at: string; body: string } | undefined;
+  private readonly owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  private unmonitored: string[] = [];
 
   constructor(
     private readonly hostRoot: string,
     private readonly onEvent: () => void = () => {},
-    paths: readonly string[] = CRITICAL_PATHS,
+    private readonly paths: readonly string[] = CRITICAL_PATHS,
     maxFiles = MAX_INTEGRITY_FILES,
     private readonly debounceMs = 200,
   ) {
@@ -310,6 +406,23 @@ export class IntegrityMonitor {
     }
     const parsed = parseIntegrityReport(raw);
     this.restored = parsed.ok ? { report: parsed.value } : { problem: parsed.reason };
+  }
+
+  /** Owned by root or by the agent's own uid:gid: what the agent's writes create. */
+  private owns(e: IntegrityEntry): boolean {
+    return (e.uid === 0 && e.gid === 0) || (e.uid === this.owner.uid && e.gid === this.owner.gid);
+  }
+
+  /**
+   * Files named elsewhere (the kube-apiserver's flags) that the monitor should say it does not watch: those
+   * outside every monitored path are listed in the report (at most 50).
+   */
+  setNamedFiles(paths: readonly string[]): void {
+    const roots = this.paths.map((p) => posix.normalize(p));
+    this.unmonitored = [...new Set(paths)]
+      .filter((p) => !roots.some((r) => p === r || p.startsWith(`${r}/`)))
+      .sort()
+      .slice(0, 50);
   }
 
   /** Scans the host and returns the report to publish. */
@@ -345,36 +458,68 @@ export class IntegrityMonitor {
       // The directory the agent created for it (writeFileAtomic makes it 0700) when it did not exist.
       const dir = posix.dirname(path);
       const created = scan.files.get(dir);
-      if (!st.baseline.has(dir) && created?.type === "directory" && created.mode === "0700")
+      if (
+        !st.baseline.has(dir) &&
+        created?.type === "directory" &&
+        created.mode === "0700" &&
+        this.owns(created)
+      )
         st.baseline.set(dir, created);
-      if (cur && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
+      if (cur && this.owns(cur) && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
         st.baseline.set(path, cur);
     }
     st.truncated = scan.truncated;
     st.changes = diffAgainstBaseline(st.baseline, scan.files, st.changes, now);
-    this.rewatch(scan.dirs, [...scan.files.keys()]);
+    this.rewatch(scan.dirs, [...scan.files.keys()], scan.ids);
+    const { scannedAt: _, ...rest } = this.report();
+    const body = JSON.stringify(rest);
+    const prev = this.published;
+    if (!prev || prev.body !== body || now.getTime() - Date.parse(prev.at) >= INTEGRITY_HEARTBEAT_MS)
+      this.published = { at: now.toISOString(), body };
     return this.report();
   }
 
-  /** The current report (after at least one scan). */
+  /**
+   * The current report (after at least one scan). It always fits {@link MAX_INTEGRITY_JSON}, counted on its
+   * JSON text: listed changes are dropped first (counted in omittedChanges, which the operator reports),
+   * then baseline entries (marked truncated).
+   */
   report(): IntegrityReport {
     const st = this.state!;
-    const listed: IntegrityChange[] = [];
-    let bytes = 0;
-    for (const c of st.changes) {
-      bytes += c.path.length + 2 * ENTRY_BYTES;
-      if (listed.length >= MAX_REPORTED_CHANGES || bytes > CHANGES_BUDGET) break;
-      listed.push(c);
-    }
-    return {
+    const baseline = [...st.baseline].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let truncated = st.truncated;
+    const head = (omitted: number, trunc: boolean, base: [string, IntegrityEntry][]): IntegrityReport => ({
       version: INTEGRITY_REPORT_VERSION,
       baselineAt: st.baselineAt,
+      ...(this.published ? { scannedAt: this.published.at } : {}),
       ...(st.note !== undefined ? { note: st.note } : {}),
-      ...(st.truncated ? { truncated: true } : {}),
-      ...(listed.length < st.changes.length ? { omittedChanges: st.changes.length - listed.length } : {}),
-      baseline: Object.fromEntries([...st.baseline].sort(([a], [b]) => a.localeCompare(b))),
-      changes: listed,
-    };
+      ...(this.unmonitored.length > 0 ? { unmonitored: this.unmonitored } : {}),
+      ...(trunc ? { truncated: true } : {}),
+      ...(omitted > 0 ? { omittedChanges: omitted } : {}),
+      baseline: Object.fromEntries(base),
+      changes: [],
+    });
+    // Fixed part: every field but the changes, with the longest omittedChanges it can have.
+    let size = Buffer.byteLength(JSON.stringify(head(Number.MAX_SAFE_INTEGER, true, baseline)));
+    while (size > MAX_INTEGRITY_JSON && baseline.length > 0) {
+      const [p, e] = baseline.pop()!;
+      size -= jsonBytes(p) + Buffer.byteLength(JSON.stringify(e)) + 2;
+      truncated = true;
+    }
+    // The cheapest changes are listed first: a flood of long hostile paths cannot crowd out the edit of
+    // /etc/kubernetes/manifests/kube-apiserver.yaml made at the same time. The list stays sorted by path.
+    const costed = st.changes.map((c) => ({ c, cost: Buffer.byteLength(JSON.stringify(c)) + 1 }));
+    const picked = new Set<IntegrityChange>();
+    let bytes = 0;
+    for (const { c, cost } of [...costed].sort((a, b) => a.cost - b.cost)) {
+      bytes += jsonBytes(c.path) + 2 * ENTRY_BYTES;
+      if (picked.size >= MAX_REPORTED_CHANGES || bytes > CHANGES_BUDGET || size + cost > MAX_INTEGRITY_JSON)
+        break;
+      size += cost;
+      picked.add(c);
+    }
+    const listed = st.changes.filter((c) => picked.has(c));
+    return { ...head(st.changes.length - listed.length, truncated, baseline), changes: listed };
   }
 
   /**
@@ -382,24 +527,26 @@ export class IntegrityMonitor {
    * not recursive), so a change is rescanned within `debounceMs`. Where a watch cannot be set (no inotify
    * on the mount, out of watches) the periodic rescan remains the floor.
    */
-  private rewatch(dirs: readonly string[], files: readonly string[]): void {
+  private rewatch(dirs: readonly string[], files: readonly string[], ids: ReadonlyMap<string, string>): void {
     const want = new Set(dirs);
     // A single file (the kubelet config is mounted as one) is watched itself.
     for (const f of files) if (!dirs.some((d) => f.startsWith(`${d}/`))) want.add(f);
+    // A watch follows an inode: `mv manifests manifests.old; mkdir manifests` leaves it on the old
+    // directory, so a path now naming another inode is watched again.
     for (const [p, w] of this.watchers)
-      if (!want.has(p)) {
-        w.close();
+      if (!want.has(p) || w.id !== ids.get(p)) {
+        w.watcher.close();
         this.watchers.delete(p);
       }
     for (const p of want) {
       if (this.watchers.has(p)) continue;
       try {
-        const w = watch(join(this.hostRoot, p), { persistent: false }, () => this.fire());
-        w.on("error", () => {
-          w.close();
-          this.watchers.delete(p);
+        const watcher = watch(join(this.hostRoot, p), { persistent: false }, () => this.fire());
+        watcher.on("error", () => {
+          watcher.close();
+          if (this.watchers.get(p)?.watcher === watcher) this.watchers.delete(p);
         });
-        this.watchers.set(p, w);
+        this.watchers.set(p, { watcher, id: ids.get(p) });
       } catch {
         // no watch here: the periodic rescan still sees the change
       }
@@ -427,7 +574,7 @@ export class IntegrityMonitor {
   close(): void {
     clearTimeout(this.debounce);
     this.debounce = undefined;
-    for (const w of this.watchers.values()) w.close();
+    for (const w of this.watchers.values()) w.watcher.close();
     this.watchers.clear();
   }
 }

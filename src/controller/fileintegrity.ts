@@ -1,8 +1,12 @@
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
+import type { V1ConfigMap } from "@kubernetes/client-node";
 import {
+  fileReports,
+  INTEGRITY_HEARTBEAT_MS,
   integrityReports,
   type IntegrityChange,
   type IntegrityEntry,
+  type IntegrityReport,
   type NodeIntegrity,
 } from "../evidence/agentreports.js";
 import type { Finding, Severity } from "../findings/finding.js";
@@ -19,6 +23,15 @@ export type AcceptedChange = NonNullable<FileIntegritySpec["accept"]>[number];
 export const FILE_CHANGED = "FILE-CHANGED";
 export const FILE_BASELINE_RETAKEN = "FILE-BASELINE-RETAKEN";
 export const FILE_INTEGRITY_UNREADABLE = "FILE-INTEGRITY-UNREADABLE";
+export const FILE_INTEGRITY_STALE = "FILE-INTEGRITY-STALE";
+export const FILE_BASELINE_CHANGED = "FILE-BASELINE-CHANGED";
+export const FILE_NOT_MONITORED = "FILE-NOT-MONITORED";
+/** FileChanged events per node and reconcile; more changes are summed up in one event. */
+export const EVENTS_PER_NODE = 5;
+/** The only directory the agent writes (the operator's rendered files): its own writes move the baseline. */
+export const AGENT_WRITE_DIR = "/etc/kubernetes/csp-operator";
+/** A report whose scannedAt is older than this is stale: the agent stopped, or cannot write its report. */
+export const INTEGRITY_STALE_MS = 3 * INTEGRITY_HEARTBEAT_MS;
 export const FILES_UNCHANGED = "FilesUnchanged";
 const AREA = "fileIntegrity";
 
@@ -44,10 +57,13 @@ const stateText = (e: IntegrityEntry | undefined) =>
     ? "absent"
     : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}`;
 
-/** The sentence a finding and an event say about one change. */
-export function describeChange(node: string, c: IntegrityChange): string {
+/**
+ * The sentence a finding and an event say about one change. Events leave out when it was seen (`seen:
+ * false`): the same change then makes the same message, which the event recorder aggregates.
+ */
+export function describeChange(node: string, c: IntegrityChange, seen = true): string {
   return oneLine(
-    `${shortPath(c.path)} on node ${node} changed (seen ${c.seenAt}): ${stateText(c.old)} -> ${stateText(c.new)}`,
+    `${shortPath(c.path)} on node ${node} changed${seen ? ` (seen ${c.seenAt})` : ""}: ${stateText(c.old)} -> ${stateText(c.new)}`,
   );
 }
 
@@ -60,7 +76,8 @@ export function accepts(a: AcceptedChange, node: string, c: IntegrityChange): bo
   if (a.path !== c.path || (a.node !== undefined && a.node !== node)) return false;
   if (a.sha256 === "absent") return c.new === undefined;
   const n = c.new;
-  if (n === undefined) return false;
+  // An unreadable file's content is unknown: no hash covers it, `absent` least of all.
+  if (n === undefined || n.type === "unreadable") return false;
   if (a.sha256 === "directory" ? n.type !== "directory" : n.sha256 !== a.sha256) return false;
   const mode = a.mode ?? c.old?.mode;
   const owner = a.owner ?? (c.old ? `${c.old.uid}:${c.old.gid}` : undefined);
@@ -81,6 +98,7 @@ export interface FileIntegrityJudgement {
 export function judgeFileIntegrity(
   nodes: readonly NodeIntegrity[],
   accepted: readonly AcceptedChange[],
+  now: Date = new Date(),
 ): FileIntegrityJudgement {
   const findings: Finding[] = [];
   const open: FileIntegrityJudgement["open"] = [];
@@ -89,6 +107,7 @@ export function judgeFileIntegrity(
   let acceptedCount = 0;
   const unreadable: string[] = [];
   const truncated: string[] = [];
+  const stale: string[] = [];
   for (const n of nodes) {
     if (!n.report) {
       unreadable.push(n.node);
@@ -101,6 +120,27 @@ export function judgeFileIntegrity(
       });
       continue;
     }
+    const scannedAt = n.report.scannedAt === undefined ? undefined : Date.parse(n.report.scannedAt);
+    if (scannedAt !== undefined && now.getTime() - scannedAt > INTEGRITY_STALE_MS) {
+      stale.push(n.node);
+      findings.push({
+        id: FILE_INTEGRITY_STALE,
+        severity: "Medium",
+        resource: `Node/${n.node}`,
+        message: `the node agent's file integrity report was last refreshed at ${n.report.scannedAt ?? ""} (more than ${INTEGRITY_STALE_MS / 60_000} minutes ago): the agent stopped or cannot write its report, and changes since then are not seen`,
+        area: AREA,
+      });
+    }
+    if (n.report.unmonitored?.length)
+      findings.push({
+        id: FILE_NOT_MONITORED,
+        severity: "Info",
+        resource: `Node/${n.node}`,
+        message: oneLine(
+          `kube-apiserver's flags name ${n.report.unmonitored.length} file(s) outside the monitored paths on node ${n.node}, whose changes are not seen: ${n.report.unmonitored.slice(0, 10).map(shortPath).join(", ")}${n.report.unmonitored.length > 10 ? ", ..." : ""}`,
+        ),
+        area: AREA,
+      });
     files += Object.keys(n.report.baseline).length;
     if (n.report.truncated) truncated.push(n.node);
     if (n.report.note !== undefined) {
@@ -158,6 +198,13 @@ export function judgeFileIntegrity(
       reason: "ReportUnreadable",
       message: `file integrity report unreadable on ${unreadable.join(", ")}`,
     };
+  } else if (stale.length > 0) {
+    condition = {
+      type: FILES_UNCHANGED,
+      status: "Unknown",
+      reason: "ReportStale",
+      message: `file integrity report not refreshed for more than ${INTEGRITY_STALE_MS / 60_000} minutes on ${stale.join(", ")}`,
+    };
   } else if (nodes.length === 0) {
     condition = {
       type: FILES_UNCHANGED,
@@ -176,6 +223,77 @@ export function judgeFileIntegrity(
   return { findings, condition, open, retaken };
 }
 
+/** A node's baseline as the operator last trusted it. */
+export interface KnownBaseline {
+  baselineAt: string;
+  baseline: Readonly<Record<string, IntegrityEntry>>;
+}
+
+const sameEntry = (a: IntegrityEntry | undefined, b: IntegrityEntry | undefined) =>
+  a === undefined || b === undefined
+    ? a === b
+    : a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid;
+
+/**
+ * PURE: whether a node's reported baseline moved other than the agent moves it. The agent changes a
+ * baseline only for its own writes (a file under {@link AGENT_WRITE_DIR} at a hash its files.json reports,
+ * and that directory) and when it retakes one with a note (FILE-BASELINE-RETAKEN). Anything else — an entry
+ * edited, added or removed, a new baselineAt without a note — is someone who can patch the node's report
+ * hiding a change: FILE-BASELINE-CHANGED names the paths, and `known` stays the last trusted baseline (own
+ * writes moved forward) so the finding stays until the baseline is back or retaken.
+ */
+export function judgeBaseline(
+  node: string,
+  known: KnownBaseline | undefined,
+  report: IntegrityReport,
+  ownHashes: ReadonlySet<string>,
+): { known: KnownBaseline; finding?: Finding } {
+  const current: KnownBaseline = { baselineAt: report.baselineAt, baseline: report.baseline };
+  if (known === undefined || (report.note !== undefined && report.baselineAt !== known.baselineAt))
+    return { known: current };
+  const own = (path: string, e: IntegrityEntry | undefined) =>
+    e !== undefined &&
+    (path === AGENT_WRITE_DIR
+      ? e.type === "directory"
+      : path.startsWith(`${AGENT_WRITE_DIR}/`) && e.type === "file" && ownHashes.has(e.sha256));
+  const next: Record<string, IntegrityEntry> = { ...known.baseline };
+  const moved: string[] = [];
+  for (const path of new Set([...Object.keys(known.baseline), ...Object.keys(report.baseline)])) {
+    const was = known.baseline[path];
+    const now = report.baseline[path];
+    if (sameEntry(was, now)) continue;
+    if (own(path, now)) next[path] = now!;
+    else moved.push(path);
+  }
+  const trusted = { baselineAt: known.baselineAt, baseline: next };
+  if (moved.length === 0 && report.baselineAt === known.baselineAt) return { known: trusted };
+  const what =
+    moved.length > 0
+      ? `${moved.length} entr${moved.length === 1 ? "y" : "ies"} changed: ${moved.slice(0, 5).map(shortPath).join(", ")}${moved.length > 5 ? ", ..." : ""}`
+      : `baselineAt moved from ${known.baselineAt} to ${report.baselineAt} without a note`;
+  return {
+    known: trusted,
+    finding: {
+      id: FILE_BASELINE_CHANGED,
+      severity: "High",
+      resource: `Node/${node}`,
+      message: oneLine(
+        `the file integrity baseline in node ${node}'s report changed other than by the agent (${what}): whoever can patch ConfigMap csp-system/csp-agent-${node} may be hiding a file change`,
+      ),
+      area: AREA,
+    },
+  };
+}
+
+/** The sha256 of every file the node's agent reports it wrote (files.json), for {@link judgeBaseline}. */
+function ownHashesOf(configMaps: readonly V1ConfigMap[], node: string): Set<string> {
+  return new Set(
+    fileReports(configMaps)
+      .filter((r) => r.node === node && r.sha256)
+      .map((r) => r.sha256),
+  );
+}
+
 /**
  * `spec.controlPlane.fileIntegrity`: the node agents' file integrity reports (src/agent/integrity.ts) as
  * FILE-CHANGED findings on the Node, the FilesUnchanged condition, and a Warning event the first time this
@@ -185,24 +303,58 @@ export function judgeFileIntegrity(
 export const fileIntegrityArea: AreaFactory = () => {
   /** Per policy: the changes already announced by an event. */
   const announced = new Map<string, Set<string>>();
+  /** Per node: the baseline last trusted (this process's memory: a restart trusts the first one it reads). */
+  const baselines = new Map<string, KnownBaseline>();
   const area: AreaReconciler = {
     name: AREA,
     inUse: (spec) => spec.controlPlane?.fileIntegrity !== undefined,
     reconcile({ policy, spec, snapshot }: AreaInput): Promise<AreaReport> {
-      const j = judgeFileIntegrity(
-        integrityReports(snapshot.configMaps ?? []),
-        spec.controlPlane?.fileIntegrity?.accept ?? [],
-      );
+      const cms = snapshot.configMaps ?? [];
+      const reports = integrityReports(cms);
+      const j = judgeFileIntegrity(reports, spec.controlPlane?.fileIntegrity?.accept ?? []);
+      for (const n of reports) {
+        if (!n.report) continue;
+        const b = judgeBaseline(n.node, baselines.get(n.node), n.report, ownHashesOf(cms, n.node));
+        baselines.set(n.node, b.known);
+        if (b.finding) j.findings.push(b.finding);
+      }
+      const tampered = j.findings.filter((f) => f.id === FILE_BASELINE_CHANGED).map((f) => f.resource);
+      if (tampered.length > 0 && j.condition.status !== "False")
+        j.condition = {
+          type: FILES_UNCHANGED,
+          status: "False",
+          reason: "BaselineChanged",
+          message: `the file integrity baseline changed other than by the agent on ${tampered.join(", ")}`,
+        };
       const before = announced.get(policy.metadata.name) ?? new Set<string>();
       const now = new Set<string>();
       const events: NonNullable<AreaReport["events"]> = [];
+      // At most EVENTS_PER_NODE events per node and reconcile, the rest in one summary event: a burst of
+      // chmod flips on many files cannot flood the Event store (each change is still a finding).
+      const perNode = new Map<string, number>();
       for (const { node, change } of j.open) {
         const n = change.new;
         const key = [node, change.path, n?.type, n?.sha256, n?.mode, n?.uid, n?.gid].join("\n");
         now.add(key);
-        if (!before.has(key))
-          events.push({ type: "Warning", reason: "FileChanged", message: describeChange(node, change) });
+        if (before.has(key)) continue;
+        const count = (perNode.get(node) ?? 0) + 1;
+        perNode.set(node, count);
+        if (count <= EVENTS_PER_NODE)
+          events.push({
+            type: "Warning",
+            reason: "FileChanged",
+            message: describeChange(node, change, false),
+          });
       }
+      for (const [node, count] of perNode)
+        if (count > EVENTS_PER_NODE)
+          events.push({
+            type: "Warning",
+            reason: "FileChanged",
+            message: oneLine(
+              `${count - EVENTS_PER_NODE} more critical file change(s) on node ${node} (see the policy's FILE-CHANGED findings)`,
+            ),
+          });
       for (const r of j.retaken) {
         const key = `retaken\n${r.node}\n${r.baselineAt}`;
         now.add(key);
@@ -214,7 +366,13 @@ export const fileIntegrityArea: AreaFactory = () => {
           });
       }
       announced.set(policy.metadata.name, now);
-      return Promise.resolve({ findings: j.findings, conditions: [j.condition], events });
+      // Judged again at least every heartbeat, so a report that stops being refreshed is seen as stale.
+      return Promise.resolve({
+        findings: j.findings,
+        conditions: [j.condition],
+        events,
+        requeueAfterMs: INTEGRITY_HEARTBEAT_MS,
+      });
     },
   };
   return area;

@@ -25,14 +25,21 @@ const MAX_CHECK_RESULTS = 200;
 /** The report's data key holding the file integrity baseline and changes (src/agent/integrity.ts). */
 export const INTEGRITY_KEY = "integrity.json";
 export const INTEGRITY_REPORT_VERSION = 1;
+/**
+ * The agent refreshes an integrity report's scannedAt at least this often even when nothing changed; the
+ * operator counts a report older than three of these as stale (the agent stopped or cannot write it).
+ */
+export const INTEGRITY_HEARTBEAT_MS = 5 * 60_000;
 
 /** One file's state in an integrity baseline: never its content. */
 export interface IntegrityEntry {
   /**
    * `symlink`: never followed, its hash is of its target; `directory`: its mode and owner count (who may
-   * add a static Pod), not its content; `other`: a FIFO, socket or device (no hash).
+   * add a static Pod), not its content; `other`: a FIFO, socket or device (no hash); `unreadable`: a file
+   * that exists but could not be opened or read (its mode, owner, size and mtime from lstat, no hash): its
+   * content is unknown, so it is never "unchanged" and never accepted.
    */
-  type: "file" | "symlink" | "directory" | "other";
+  type: "file" | "symlink" | "directory" | "other" | "unreadable";
   /** `sha256:<hex>`; "" for `directory` and `other`. */
   sha256: string;
   /** Permission bits in octal, e.g. `0600`. */
@@ -66,9 +73,19 @@ export interface IntegrityReport {
   /** Host path -> state, sorted by path. */
   baseline: Record<string, IntegrityEntry>;
   changes: IntegrityChange[];
+  /**
+   * RFC 3339 time of the scan this report was taken from; the agent refreshes it at least every few minutes,
+   * so a report the agent can no longer write (or an agent that stopped) is seen as stale.
+   */
+  scannedAt?: string;
+  /**
+   * Files the kube-apiserver's flags name outside the monitored paths (the agent does not see them): listed
+   * so that what is not watched is said, never implied.
+   */
+  unmonitored?: string[];
 }
 
-const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "symlink", "directory", "other"]);
+const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "symlink", "directory", "other", "unreadable"]);
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
 
 function integrityEntry(v: unknown): IntegrityEntry | undefined {
@@ -123,6 +140,11 @@ export function parseIntegrityReport(
     return { ok: false, reason: "baselineAt is not a time" };
   if (r["note"] !== undefined && typeof r["note"] !== "string")
     return { ok: false, reason: "note is not text" };
+  if (
+    r["scannedAt"] !== undefined &&
+    (typeof r["scannedAt"] !== "string" || Number.isNaN(Date.parse(r["scannedAt"])))
+  )
+    return { ok: false, reason: "scannedAt is not a time" };
   const b = r["baseline"];
   if (typeof b !== "object" || b === null || Array.isArray(b)) return { ok: false, reason: "no baseline" };
   const baseline: Record<string, IntegrityEntry> = {};
@@ -165,6 +187,10 @@ export function parseIntegrityReport(
         : {}),
       baseline,
       changes,
+      ...(typeof r["scannedAt"] === "string" ? { scannedAt: r["scannedAt"] } : {}),
+      ...(Array.isArray(r["unmonitored"]) && r["unmonitored"].every(isHostPath)
+        ? { unmonitored: r["unmonitored"] }
+        : {}),
     },
   };
 }

@@ -216,4 +216,45 @@ describe("file integrity monitoring (real API server, agent on a temp host root)
     // The accepted manifest stays accepted after the restart.
     expect(changed(s).map((x) => x.message.split(" ")[0])).to.deep.equal([KEY]);
   });
+
+  it("a report whose baseline someone patched to hide the change is FILE-BASELINE-CHANGED, not clean", async () => {
+    const raw = await ok([
+      "get",
+      "cm",
+      `csp-agent-${NODE}`,
+      "-n",
+      "csp-system",
+      "-o",
+      "jsonpath={.data.integrity\\.json}",
+    ]);
+    const r = JSON.parse(raw) as {
+      baseline: Record<string, unknown>;
+      changes: { path: string; new?: unknown }[];
+    };
+    const keyChange = r.changes.find((c) => c.path === KEY)!;
+    // What someone who can patch csp-agent-<node> would do: move the baseline to the new state, drop the change.
+    const forged = {
+      ...r,
+      baseline: { ...r.baseline, [KEY]: keyChange.new },
+      changes: r.changes.filter((c) => c.path !== KEY),
+    };
+    await ok([
+      "patch",
+      "cm",
+      `csp-agent-${NODE}`,
+      "-n",
+      "csp-system",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ data: { "integrity.json": JSON.stringify(forged) } }),
+    ]);
+    const s = await eventually("FILE-BASELINE-CHANGED", async () => {
+      const s = await status();
+      return (s.findings ?? []).some((f) => f.id === "FILE-BASELINE-CHANGED") ? s : undefined;
+    });
+    const f = (s.findings ?? []).find((x) => x.id === "FILE-BASELINE-CHANGED")!;
+    expect(f).to.include({ severity: "High", resource: `Node/${NODE}` });
+    expect(f.message).to.include(KEY);
+    expect(filesUnchanged(s)).to.include({ status: "False" });
+  });
 });

@@ -89,6 +89,48 @@ const KEY_CONCERNS: readonly { label: string; group: string; resource: string }[
   { label: "TokenReviews", group: "authentication.k8s.io", resource: "tokenreviews" },
 ];
 
+/**
+ * Whether `rule` can match some request for `resource` in `group` (the API server's ruleMatches): any users,
+ * groups, verbs and namespaces it names match some request; a rule for non-resource URLs only matches none.
+ */
+function mayMatchResource(rule: AuditRule, group: string, resource: string): boolean {
+  const hasResources = (rule.resources?.length ?? 0) > 0;
+  if (!hasResources && (rule.namespaces?.length ?? 0) === 0) return (rule.nonResourceURLs?.length ?? 0) === 0;
+  if (!hasResources) return true;
+  return rule.resources!.some(
+    (gr) =>
+      (gr.group === group || gr.group === "*") &&
+      ((gr.resources?.length ?? 0) === 0 ||
+        gr.resources!.some(
+          (r) => r === "*" || r === resource || r === `${resource}/*` || r.startsWith("*/"),
+        )),
+  );
+}
+
+/** What a rule narrows to, for a message: its users, groups, verbs and namespaces. */
+function scopeText(rule: AuditRule): string {
+  const parts = (
+    [
+      ["users", rule.users],
+      ["userGroups", rule.userGroups],
+      ["verbs", rule.verbs],
+      ["namespaces", rule.namespaces],
+    ] as const
+  )
+    .filter(([, v]) => (v?.length ?? 0) > 0)
+    .map(([k, v]) => `${k} ${v!.join(",")}`);
+  return parts.length > 0 ? ` for ${parts.join(", ")}` : "";
+}
+
+/** Stages whose omission means a request's outcome is never recorded. */
+const OUTCOME_STAGES = ["ResponseStarted", "ResponseComplete"] as const;
+const ALL_STAGES = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"] as const;
+
+/** The stages a rule omits: its own and the policy's (the API server takes their union). */
+function omitted(policy: AuditPolicy, rule: AuditRule): Set<string> {
+  return new Set([...(policy.omitStages ?? []), ...(rule.omitStages ?? [])]);
+}
+
 function keyConcerns(i: ComponentInputs): CheckOutcome {
   const loaded = loadPolicy(i);
   if ("status" in loaded) return loaded;
@@ -101,6 +143,20 @@ function keyConcerns(i: ComponentInputs): CheckOutcome {
     if (rule === undefined)
       problems.push(`no rule matches every request for ${c.label}: some are not logged`);
     else if (rule.level === "None") problems.push(`${c.label} are not logged (rules[${at}] is level None)`);
+    else {
+      const gone = omitted(policy, rule);
+      if (OUTCOME_STAGES.every((s) => gone.has(s)))
+        problems.push(
+          `requests for ${c.label} are never recorded with their outcome (rules[${at}] with the policy's omitStages omits ${OUTCOME_STAGES.join(" and ")})`,
+        );
+    }
+    // An earlier None rule that matches only some of them (a verb, a user, a namespace) drops those.
+    const before = rule === undefined ? policy.rules.length : at;
+    for (const [k, r] of policy.rules.slice(0, before).entries())
+      if (r.level === "None" && mayMatchResource(r, c.group, c.resource))
+        problems.push(
+          `some requests for ${c.label} are not logged (rules[${k}] is level None${scopeText(r)})`,
+        );
   }
   for (const f of lintAuditPolicy(policy, path)) if (f.id === AUDIT_SECRETS_LOGGED) problems.push(f.message);
   return problems.length > 0
@@ -121,10 +177,15 @@ export const AUDIT_POLICY_CHECKS: readonly CisCheck<ComponentInputs>[] = [
     evaluate: (i) => {
       const loaded = loadPolicy(i);
       if ("status" in loaded) return loaded;
-      const logs = loaded.policy.rules.some((r) => r.level !== "None");
-      return logs
-        ? pass(`${loaded.path}: ${loaded.policy.rules.length} rule(s)`)
-        : fail(`${loaded.path}: every rule is level None, nothing is recorded`);
+      const { policy, path } = loaded;
+      const logs = policy.rules.some((r) => r.level !== "None");
+      if (!logs) return fail(`${path}: every rule is level None, nothing is recorded`);
+      const recording = policy.rules.some(
+        (r) => r.level !== "None" && !ALL_STAGES.every((s) => omitted(policy, r).has(s)),
+      );
+      return recording
+        ? pass(`${path}: ${policy.rules.length} rule(s)`)
+        : fail(`${path}: omitStages omit every stage of every rule that logs: nothing is recorded`);
     },
   },
   {

@@ -13,7 +13,8 @@ const DEFAULT_URLS = { client: "http://localhost:2379", peer: "http://localhost:
 
 /**
  * Pass when cert and key are set and no listener of the kind is plain http (etcd serves an `http://`
- * listener without TLS even when a certificate is configured).
+ * listener without TLS even when a certificate is configured). For clients that includes
+ * `--listen-client-http-urls` (etcd 3.5+: extra listeners serving only HTTP, gRPC gateway included).
  */
 function tlsIdentity(kind: "client" | "peer"): (i: ComponentInputs) => CheckOutcome {
   const p = kind === "peer" ? "peer-" : "";
@@ -31,15 +32,25 @@ function tlsIdentity(kind: "client" | "peer"): (i: ComponentInputs) => CheckOutc
     if (!urls.ok) return unknown(urls.reason);
     const missing = [cert, key].filter((e) => e.value === "").map((e) => e.source);
     if (missing.length > 0) return fail(`${missing.join("; ")}: etcd has no ${kind} TLS identity`);
-    const plain = urls.value
-      .split(",")
-      .map((u) => u.trim())
-      .filter((u) => u.toLowerCase().startsWith("http://") || u.toLowerCase().startsWith("unix://"));
-    if (plain.length > 0)
-      return fail(
-        `${cert.source}; ${key.source}; but ${urls.source}: ${plain.join(", ")} is served without TLS`,
-      );
-    return pass(`${cert.source}; ${key.source}; ${urls.source}`);
+    const plainOf = (v: string) =>
+      v
+        .split(",")
+        .map((u) => u.trim())
+        .filter((u) => u.toLowerCase().startsWith("http://") || u.toLowerCase().startsWith("unix://"));
+    const lists = [urls];
+    if (kind === "client") {
+      const http = stringFlag(i.flags, "listen-client-http-urls");
+      if (!http.ok) return unknown(http.reason);
+      if (http.value !== "") lists.push(http);
+    }
+    for (const l of lists) {
+      const plain = plainOf(l.value);
+      if (plain.length > 0)
+        return fail(
+          `${cert.source}; ${key.source}; but ${l.source}: ${plain.join(", ")} is served without TLS`,
+        );
+    }
+    return pass([cert.source, key.source, ...lists.map((l) => l.source)].join("; "));
   };
 }
 
@@ -51,22 +62,55 @@ function mustBe(flag: string, want: boolean, failWhy: string): (i: ComponentInpu
 }
 
 /** The DER of every certificate in a PEM bundle, or why the file is not one. */
-function certificates(file: FileResult): { der: Buffer[]; subject: string[] } | string {
+function certificates(
+  file: FileResult,
+): { der: Buffer[]; subject: string[]; certs: X509Certificate[] } | string {
   if (!file.ok) return file.reason;
   const blocks = file.text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) return `${file.path} holds no PEM certificate`;
   const der: Buffer[] = [];
   const subject: string[] = [];
+  const certs: X509Certificate[] = [];
   for (const b of blocks) {
     try {
       const c = new X509Certificate(b);
       der.push(c.raw);
       subject.push(c.subject.replaceAll("\n", ", "));
+      certs.push(c);
     } catch {
       return `${file.path} holds a certificate that does not parse`;
     }
   }
-  return { der, subject };
+  return { der, subject, certs };
+}
+
+/**
+ * The certificate of `trust` that `cert` chains to (directly or through other certificates of `pool`),
+ * checked by signature: a cluster CA that is an intermediate under etcd's trusted root makes every
+ * certificate it signs valid for etcd too.
+ */
+function chainsTo(
+  cert: X509Certificate,
+  trust: readonly X509Certificate[],
+  pool: readonly X509Certificate[],
+) {
+  const signedBy = (c: X509Certificate, issuer: X509Certificate) => {
+    try {
+      return c.checkIssued(issuer) && c.verify(issuer.publicKey);
+    } catch {
+      return false;
+    }
+  };
+  const seen = new Set<X509Certificate>();
+  const walk = (c: X509Certificate, depth: number): X509Certificate | undefined => {
+    if (depth > 8 || seen.has(c)) return undefined;
+    seen.add(c);
+    const anchor = trust.find((t) => signedBy(c, t));
+    if (anchor) return anchor;
+    for (const p of pool) if (p !== c && signedBy(c, p)) return walk(p, depth + 1);
+    return undefined;
+  };
+  return walk(cert, 0);
 }
 
 /** 2.7: etcd's client CA must not be the cluster CA (else any cluster-signed client cert reaches etcd). */
@@ -88,6 +132,13 @@ function uniqueCa(i: ComponentInputs): CheckOutcome {
     return fail(
       `${flag.source} trusts the cluster CA ${clusterCa.path} (${e.subject[shared]}): any client certificate the cluster CA signs is accepted by etcd`,
     );
+  for (const [n, cc] of c.certs.entries()) {
+    const anchor = chainsTo(cc, e.certs, c.certs);
+    if (anchor)
+      return fail(
+        `the cluster CA ${clusterCa.path} (${c.subject[n]}) is signed by ${anchor.subject.replaceAll("\n", ", ")}, which ${flag.source} trusts: any client certificate the cluster CA signs is accepted by etcd`,
+      );
+  }
   return pass(`${flag.source} shares no certificate with the cluster CA ${clusterCa.path}`);
 }
 

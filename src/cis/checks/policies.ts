@@ -73,8 +73,26 @@ function fromRbac(findingId: string, what: string): (i: PolicyInputs) => CheckOu
 const review = (what: string) => (): CheckOutcome =>
   manual(`review who can ${what}; the RBAC findings do not decide this one`);
 
-/** 5.2.x from the PSA `enforce` label: Fail naming non-system namespaces enforcing less than `level`. */
-function psa(level: "baseline" | "restricted", what: string): (i: PolicyInputs) => CheckOutcome {
+/**
+ * The Kubernetes minor version an `enforce-version` label pins (`v1.24` -> 24), Infinity for `latest`, an
+ * absent label, or a value Pod Security admission does not parse (it then evaluates at latest).
+ */
+export function psaMinor(label: string | undefined): number {
+  const m = /^v1\.(0|[1-9][0-9]*)$/.exec(label ?? "latest");
+  return m ? Number(m[1]) : Infinity;
+}
+
+/**
+ * 5.2.x from the PSA `enforce` label: Fail naming non-system namespaces enforcing less than `level`, or
+ * pinning with `enforce-version` a version older than `sinceMinor` (the Pod Security version whose policy
+ * first holds the control: allowPrivilegeEscalation is checked by restricted from v1.8, capabilities from
+ * v1.22; the baseline controls and runAsNonRoot from v1.0).
+ */
+function psa(
+  level: "baseline" | "restricted",
+  what: string,
+  sinceMinor = 0,
+): (i: PolicyInputs) => CheckOutcome {
   return (i) => {
     const nss = need(i, "namespaces");
     if (isOutcome(nss)) return nss;
@@ -83,15 +101,20 @@ function psa(level: "baseline" | "restricted", what: string): (i: PolicyInputs) 
       .filter(
         (n) =>
           (PSA_LEVEL[n.labels["pod-security.kubernetes.io/enforce"] ?? "privileged"] ?? 0) <
-          PSA_LEVEL[level]!,
+            PSA_LEVEL[level]! ||
+          psaMinor(n.labels["pod-security.kubernetes.io/enforce-version"]) < sinceMinor,
       )
-      .map((n) => `${n.name} (${n.labels["pod-security.kubernetes.io/enforce"] ?? "no enforce label"})`);
+      .map((n) => {
+        const enforce = n.labels["pod-security.kubernetes.io/enforce"] ?? "no enforce label";
+        const version = n.labels["pod-security.kubernetes.io/enforce-version"];
+        return `${n.name} (${enforce}${version !== undefined && psaMinor(version) < sinceMinor ? ` at ${version}, before v1.${sinceMinor}` : ""})`;
+      });
     return weak.length === 0
       ? pass(
           `every namespace outside ${[...SYSTEM_NAMESPACES].join(", ")} enforces Pod Security ${level} or stricter, which refuses ${what}`,
         )
       : fail(
-          `${weak.length} namespace(s) enforce less than Pod Security ${level} and admit ${what}: ${listed(weak)}`,
+          `${weak.length} namespace(s) enforce less than Pod Security ${level}${sinceMinor > 0 ? ` v1.${sinceMinor}` : ""} and admit ${what}: ${listed(weak)}`,
         );
   };
 }
@@ -239,7 +262,7 @@ export const POLICY_CHECKS: readonly CisCheck<PolicyInputs>[] = [
     "Minimize the admission of containers with allowPrivilegeEscalation",
     "Medium",
     PSA,
-    psa("restricted", "allowPrivilegeEscalation"),
+    psa("restricted", "allowPrivilegeEscalation", 8),
   ),
   check(
     "5.2.7",
@@ -253,21 +276,21 @@ export const POLICY_CHECKS: readonly CisCheck<PolicyInputs>[] = [
     "Minimize the admission of containers with the NET_RAW capability",
     "Medium",
     PSA,
-    psa("restricted", "NET_RAW"),
+    psa("restricted", "NET_RAW", 22),
   ),
   check(
     "5.2.9",
     "Minimize the admission of containers with added capabilities",
     "Medium",
     PSA,
-    psa("restricted", "added capabilities"),
+    psa("restricted", "added capabilities", 22),
   ),
   check(
     "5.2.10",
     "Minimize the admission of containers with capabilities assigned",
     "Low",
     PSA,
-    psa("restricted", "capabilities not dropped"),
+    psa("restricted", "capabilities not dropped", 22),
   ),
   check(
     "5.2.11",

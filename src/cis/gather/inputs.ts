@@ -193,18 +193,36 @@ const ETCD_TLS_KEYS: Readonly<Record<string, string>> = {
   "auto-tls": "auto-tls",
 };
 
+/** The TLS keys as flags outside the transport sections: at the top of etcd's config file they are ignored. */
+const ETCD_TOP_LEVEL_IGNORED: ReadonlySet<string> = new Set(
+  Object.keys(ETCD_TLS_KEYS).flatMap((k) => [k, `peer-${k}`]),
+);
+
 /**
- * etcd's effective command line. With `--config-file`, etcd reads only that YAML file (flags and env are
- * ignored): its keys become the flags they stand for (`client-transport-security.cert-file` is
- * `--cert-file`, `peer-transport-security.*` the `--peer-*` flags). Otherwise `ETCD_<NAME>` variables of the
- * container env set the flags the command line does not give (etcd's SetFlagsFromEnv).
+ * etcd's effective command line. With `--config-file` (or, when that flag is not given, the container env
+ * `ETCD_CONFIG_FILE`, which etcd reads itself), etcd reads only that YAML file (flags and env are ignored):
+ * its keys become the flags they stand for; the TLS settings only inside `client-transport-security`
+ * (`--cert-file`...) and `peer-transport-security` (`--peer-*`): the same keys at the top level are
+ * ignored by etcd, and here. Otherwise `ETCD_<NAME>` variables of the container env set the flags the
+ * command line does not give (etcd's SetFlagsFromEnv looks up exactly `ETCD_` + the flag upper-cased, `-`
+ * as `_`: `ETCD_client_cert_auth` sets nothing).
  */
 async function etcdArgv(
   manifest: ComponentManifest,
   reader: HostReader,
 ): Promise<{ argv: ArgInput[]; configFile?: FileResult; error?: string }> {
   const cli = parseFlags(manifest.argv, ETCD_GRAMMAR);
-  const config = stringFlag(cli, "config-file");
+  let config = stringFlag(cli, "config-file");
+  const envConfig = manifest.env.get("ETCD_CONFIG_FILE");
+  if ((!config.ok || config.value === "") && envConfig !== undefined) {
+    if (!("value" in envConfig))
+      return {
+        argv: [],
+        error: `etcd reads its settings only from env ETCD_CONFIG_FILE, which cannot be resolved here (${envConfig.unresolved})`,
+      };
+    if (envConfig.value !== "")
+      config = { ok: true, value: envConfig.value, explicit: true, source: "env ETCD_CONFIG_FILE" };
+  }
   if (config.ok && config.value !== "") {
     const file = await readMapped(reader, config.value, manifest);
     if (!file.ok)
@@ -225,6 +243,7 @@ async function etcdArgv(
         }
         continue;
       }
+      if (ETCD_TOP_LEVEL_IGNORED.has(k)) continue; // etcd reads TLS settings only in the sections above
       const s = scalar(v);
       if (s !== undefined) argv.push({ text: `--${k}=${s}`, via: `${file.path} ${k}` });
     }
@@ -232,7 +251,7 @@ async function etcdArgv(
   }
   const fromEnv: ArgInput[] = [];
   for (const [name, value] of manifest.env) {
-    if (!name.startsWith("ETCD_") || name.length === 5) continue;
+    if (!/^ETCD_[A-Z0-9_]+$/.test(name) || name === "ETCD_CONFIG_FILE") continue;
     const flag = name.slice(5).toLowerCase().replaceAll("_", "-");
     if (cli.occurrences.some((o) => o.name === flag)) continue; // the command line shadows the env
     const via = `env ${name}`;

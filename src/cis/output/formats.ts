@@ -62,9 +62,18 @@ function bySection(results: readonly CheckResult[]): Map<string, CheckResult[]> 
 
 // --- JUnit ---------------------------------------------------------------------------------------------
 
-/** XML 1.0 text: the five entities escaped; characters XML cannot hold were already escaped by safeText. */
+/**
+ * Characters XML 1.0 cannot hold that safeText leaves: U+FFFE, U+FFFF and lone surrogates (C0 controls
+ * were already escaped by safeText; any left are caught here too).
+ */
+const XML_INVALID =
+  // eslint-disable-next-line no-control-regex
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** XML 1.0 text: the five entities escaped, characters XML cannot hold written as a visible `\uXXXX`. */
 function xml(s: string): string {
   return s
+    .replace(XML_INVALID, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
     .replaceAll("&", "&amp;")
     .replaceAll("<", "&lt;")
     .replaceAll(">", "&gt;")
@@ -127,14 +136,21 @@ export function renderJunit(checked: readonly CheckResult[]): string {
 
 // --- kube-bench --json ---------------------------------------------------------------------------------
 
-/** kube-bench's check states: Manual and Unknown are WARN (a person must look), NotApplicable INFO. */
-const KUBE_BENCH_STATE: Readonly<Record<CheckStatus, "PASS" | "FAIL" | "WARN" | "INFO">> = {
-  Pass: "PASS",
-  Fail: "FAIL",
-  Manual: "WARN",
-  Unknown: "WARN",
-  NotApplicable: "INFO",
-};
+type KbState = "PASS" | "FAIL" | "WARN" | "INFO";
+
+/**
+ * kube-bench's check states. As kube-bench does: a scored (automated) check that cannot be determined is
+ * FAIL (Unknown never hides among the warnings: total_fail agrees with the exit code), a manual check is
+ * WARN whatever it found (a person must look) except a Fail, which stays FAIL; NotApplicable is INFO.
+ */
+function kubeBenchState(r: CheckResult): KbState {
+  const automated = checkDefinition(r.id)?.automated ?? true;
+  if (r.status === "NotApplicable") return "INFO";
+  if (r.status === "Fail") return "FAIL";
+  if (!automated) return "WARN";
+  if (r.status === "Pass") return "PASS";
+  return r.status === "Unknown" ? "FAIL" : "WARN";
+}
 
 interface KbSummary {
   total_pass: number;
@@ -164,7 +180,7 @@ export function toKubeBench(checked: readonly CheckResult[]): unknown {
   }
   const controls = [...parts].map(([part, rs]) => {
     const tests = [...bySection(rs)].map(([section, list]) => {
-      const states = list.map((r) => KUBE_BENCH_STATE[r.status]);
+      const states = list.map((r) => kubeBenchState(r));
       const s = summary(states);
       return {
         section,
@@ -175,7 +191,7 @@ export function toKubeBench(checked: readonly CheckResult[]): unknown {
         info: s.total_info,
         desc: sectionText(section),
         results: list.map((r) => {
-          const state = KUBE_BENCH_STATE[r.status];
+          const state = kubeBenchState(r);
           const automated = checkDefinition(r.id)?.automated ?? true;
           return {
             test_number: r.id,
@@ -191,7 +207,9 @@ export function toKubeBench(checked: readonly CheckResult[]): unknown {
             scored: automated,
             IsMultiple: false,
             expected_result: "",
-            ...(state === "WARN" || state === "INFO" ? { reason: `${r.status}: ${r.evidence}` } : {}),
+            ...(state !== "PASS" && (state !== "FAIL" || r.status !== "Fail")
+              ? { reason: `${r.status}: ${r.evidence}` }
+              : {}),
           };
         }),
       };
@@ -203,10 +221,10 @@ export function toKubeBench(checked: readonly CheckResult[]): unknown {
       text: meta.text,
       node_type: meta.nodeType,
       tests,
-      ...summary(rs.map((r) => KUBE_BENCH_STATE[r.status])),
+      ...summary(rs.map((r) => kubeBenchState(r))),
     };
   });
-  return { Controls: controls, Totals: summary(results.map((r) => KUBE_BENCH_STATE[r.status])) };
+  return { Controls: controls, Totals: summary(results.map((r) => kubeBenchState(r))) };
 }
 
 /** {@link toKubeBench} as one JSON line, newline-terminated, as kube-bench prints it. */

@@ -70,6 +70,11 @@ export interface ParsedFlags {
   readonly positional: readonly { readonly text: string; readonly index: number }[];
   /** Syntax errors pflag would stop on (missing value, `---x`, unknown shorthand). */
   readonly errors: readonly string[];
+  /**
+   * Set when an item only known at run time may itself be one or more flags (`$(B)` from a valueFrom env
+   * var, `--$(NAME)=x`): then no flag's effective value can be known offline, and every lookup says so.
+   */
+  readonly opaque?: string;
 }
 
 /**
@@ -99,6 +104,7 @@ export function parseFlags(argv: readonly ArgInput[], grammar: FlagGrammar): Par
   const positional: { text: string; index: number }[] = [];
   const errors: string[] = [];
   const items = argv.map(itemOf);
+  let opaque: string | undefined;
   let i = 0;
   const go = grammar.style === "go";
   const takesNoValue = (name: string) => grammar.boolFlags.has(name) || grammar.optionalValueFlags.has(name);
@@ -124,6 +130,11 @@ export function parseFlags(argv: readonly ArgInput[], grammar: FlagGrammar): Par
     const index = i;
     const item = items[i++] as ArgItem;
     const s = item.text;
+    if (item.unresolved !== undefined && (!s.startsWith("-") || /^-+[^=]*\$\(/.test(s))) {
+      // What it expands to at run time could be any flag (or several words): nothing is known offline.
+      opaque ??= `argument ${index} (${s}) cannot be evaluated offline and may set any flag: ${item.unresolved}`;
+      continue;
+    }
     if (s.length <= 1 || !s.startsWith("-")) {
       positional.push({ text: s, index });
       if (go) for (; i < items.length; i++) positional.push({ text: (items[i] as ArgItem).text, index: i });
@@ -165,7 +176,7 @@ export function parseFlags(argv: readonly ArgInput[], grammar: FlagGrammar): Par
       push(long, next.text, "separate", index, item, next);
     } else errors.push(`flag needs an argument: -${letter}`);
   }
-  return { grammar, occurrences, positional, errors };
+  return { grammar, occurrences, positional, errors, ...(opaque === undefined ? {} : { opaque }) };
 }
 
 /** All occurrences of a flag (by normalised name), in argv order. */
@@ -225,6 +236,7 @@ export function scalarFlag<T>(
   expected: string,
   fallback: { value: T; note: string },
 ): Effective<T> {
+  if (flags.opaque !== undefined) return { ok: false, reason: flags.opaque };
   const all = occurrencesOf(flags, name);
   if (all.length === 0) return { ok: true, value: fallback.value, explicit: false, source: fallback.note };
   const last = all[all.length - 1] as FlagOccurrence;
@@ -319,6 +331,7 @@ export function listFlag(
   fallback: readonly string[],
   note?: string,
 ): Effective<string[]> {
+  if (flags.opaque !== undefined) return { ok: false, reason: flags.opaque };
   const all = occurrencesOf(flags, name);
   if (all.length === 0) {
     return {
@@ -348,6 +361,7 @@ export function listFlag(
 
 /** A pflag string array: every occurrence appends its whole value, no splitting. */
 export function arrayFlag(flags: ParsedFlags, name: string): Effective<string[]> {
+  if (flags.opaque !== undefined) return { ok: false, reason: flags.opaque };
   const all = occurrencesOf(flags, name);
   if (all.length === 0) return { ok: true, value: [], explicit: false, source: `--${name} is not set` };
   const unresolved = unresolvedReason(all);
@@ -365,6 +379,7 @@ export function arrayFlag(flags: ParsedFlags, name: string): Effective<string[]>
  * values trimmed, occurrences merge with later keys winning. Returns only what the flag sets.
  */
 export function boolMapFlag(flags: ParsedFlags, name: string): Effective<Record<string, boolean>> {
+  if (flags.opaque !== undefined) return { ok: false, reason: flags.opaque };
   const all = occurrencesOf(flags, name);
   const value: Record<string, boolean> = {};
   if (all.length === 0) return { ok: true, value, explicit: false, source: `--${name} is not set` };

@@ -98,6 +98,30 @@ export function parseApiServerManifest(text: string): Parsed<ApiServerManifest> 
 }
 
 /**
+ * A `valueFrom.fieldRef` the manifest itself answers: `metadata.namespace`, and an annotation or label it
+ * sets (`metadata.annotations['k']`, `metadata.labels['k']`; an absent one is ""). Not the name (the
+ * kubelet appends the node's), nor the `kubernetes.io/config.*` annotations the kubelet adds.
+ */
+function fieldRefFromManifest(
+  pod: Readonly<Record<string, unknown>>,
+  valueFrom: unknown,
+): string | undefined {
+  if (!isRecord(valueFrom) || !isRecord(valueFrom.fieldRef) || Object.keys(valueFrom).length !== 1)
+    return undefined;
+  const path = valueFrom.fieldRef.fieldPath;
+  if (typeof path !== "string") return undefined;
+  const meta = isRecord(pod.metadata) ? pod.metadata : {};
+  if (path === "metadata.namespace") return typeof meta.namespace === "string" ? meta.namespace : "default";
+  const m = /^metadata\.(annotations|labels)\['([^']*)'\]$/.exec(path);
+  if (!m) return undefined;
+  const [, kind, key] = m as unknown as [string, "annotations" | "labels", string];
+  if (kind === "annotations" && key.startsWith("kubernetes.io/config.")) return undefined;
+  const map = meta[kind];
+  const v = isRecord(map) ? map[key] : undefined;
+  return typeof v === "string" ? v : v === undefined ? "" : undefined;
+}
+
+/**
  * Reads a control-plane static-pod manifest: a single `v1` `Pod`; the container named after the component
  * (else the one whose command runs it, else `spec.containers[0]`); its flags are `command` (minus the
  * binary) followed by `args`, after `$(VAR)` expansion from the container's env. Errors are messages
@@ -145,9 +169,13 @@ export function parseComponentManifest(
   for (const e of envList) {
     if (typeof e.name !== "string") continue;
     if (e.valueFrom !== undefined) {
-      env.set(e.name, {
-        unresolved: `it uses $(${e.name}), which comes from valueFrom and is only known at run time`,
-      });
+      const known = fieldRefFromManifest(pod, e.valueFrom);
+      env.set(
+        e.name,
+        known !== undefined
+          ? { value: known }
+          : { unresolved: `it uses $(${e.name}), which comes from valueFrom and is only known at run time` },
+      );
     } else {
       const expanded = expandEnvRefs(typeof e.value === "string" ? e.value : "", env);
       env.set(

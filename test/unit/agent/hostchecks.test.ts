@@ -33,8 +33,9 @@ ${["kube-apiserver", ...flags].map((f) => `        - ${f}`).join("\n")}
       "etc/kubernetes/enc/config.yaml",
       "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - identity: {}\n",
     );
-    const { checks, problem } = await hostChecks(root);
+    const { checks, problem, namedFiles } = await hostChecks(root);
     expect(problem).to.equal(undefined);
+    expect(namedFiles).to.deep.equal(["/etc/kubernetes/enc/config.yaml"]);
     const byId = new Map((checks.apiserver ?? []).map((r) => [r.id, r]));
     expect(byId.get("1.2.1")?.status).to.equal("Pass");
     // The file the mirror-pod path can never read decides this one: identity first means unencrypted.

@@ -12,7 +12,14 @@ import {
   parseIntegrityReport,
   type IntegrityReport,
 } from "../../../src/evidence/agentreports.js";
-import { judgeFileIntegrity, type AcceptedChange } from "../../../src/controller/fileintegrity.js";
+import {
+  describeChange,
+  EVENTS_PER_NODE,
+  fileIntegrityArea,
+  judgeBaseline,
+  judgeFileIntegrity,
+  type AcceptedChange,
+} from "../../../src/controller/fileintegrity.js";
 import { eventually } from "../../support/eventually.js";
 
 const MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml";
@@ -72,7 +79,11 @@ describe("file integrity monitoring on a host root", () => {
     expect(c.old?.sha256).to.equal(contentHash("kind: Pod\n"));
     expect(c.new?.sha256).to.equal(contentHash("kind: Pod\nspec: {hostPID: true}\n"));
     expect(c.seenAt).to.equal("2026-01-01T00:00:00.000Z");
-    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    const j = judgeFileIntegrity(
+      integrityReports(asConfigMaps("cp1", r)),
+      [],
+      new Date("2026-01-01T00:01:00Z"),
+    );
     expect(j.findings).to.have.length(1);
     expect(j.findings[0]).to.include({ id: "FILE-CHANGED", severity: "High", resource: "Node/cp1" });
     expect(j.findings[0]!.message).to.include(MANIFEST).and.include(c.old!.sha256).and.include(c.new!.sha256);
@@ -202,7 +213,11 @@ describe("file integrity monitoring on a host root", () => {
     );
     expect(r.baselineAt).to.equal("2026-02-01T00:00:00.000Z");
     expect(r.changes).to.deep.equal([]);
-    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    const j = judgeFileIntegrity(
+      integrityReports(asConfigMaps("cp1", r)),
+      [],
+      new Date("2026-02-01T00:01:00Z"),
+    );
     expect(j.findings.map((f) => [f.id, f.severity])).to.deep.equal([["FILE-BASELINE-RETAKEN", "Info"]]);
     expect(j.retaken).to.have.length(1);
   });
@@ -383,5 +398,298 @@ describe("accepting file changes", () => {
     const long = judge(change({ path: `/etc/kubernetes/${"a".repeat(4000)}` }), []);
     expect(long.findings[0]!.message.length).to.be.lessThan(1024);
     expect(long.condition.message.length).to.be.lessThan(1024);
+  });
+});
+
+describe("file integrity: red-team findings", () => {
+  let root = "";
+  beforeEach(() => (root = hostRoot()));
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  /** Runs `f` without the power to read others' 0600 files (as uid 65534 when the test runs as root). */
+  async function asNobody<T>(f: () => Promise<T>): Promise<T> {
+    if (process.getuid?.() !== 0 || !process.seteuid || !process.setegid) return f();
+    process.setegid(65534);
+    process.seteuid(65534);
+    try {
+      return await f();
+    } finally {
+      process.seteuid(0);
+      process.setegid(0);
+    }
+  }
+  /** Every directory and file readable by others, so only the file made unreadable is one. */
+  function openUp(): void {
+    execFileSync("chmod", ["-R", "go+rX", root]);
+  }
+
+  it("records a new file it cannot read (unreadable, with mode and owner) and never as absent", async () => {
+    openUp();
+    const m = new IntegrityMonitor(root);
+    try {
+      await asNobody(() => m.scan());
+      const backdoor = "/etc/kubernetes/manifests/backdoor.yaml";
+      writeFileSync(join(root, backdoor), "kind: Pod\n", { mode: 0o600 });
+      execFileSync("chown", ["65533:65533", join(root, backdoor)]);
+      chmodSync(join(root, backdoor), 0o600);
+      // An existing manifest made unreadable and edited.
+      writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
+      execFileSync("chown", ["65533:65533", join(root, MANIFEST)]);
+      chmodSync(join(root, MANIFEST), 0o600);
+      const r = await asNobody(() => m.scan());
+      const byPath = new Map(r.changes.map((c) => [c.path, c]));
+      expect(byPath.get(backdoor)?.new).to.include({
+        type: "unreadable",
+        sha256: "",
+        mode: "0600",
+        uid: 65533,
+      });
+      expect(byPath.get(MANIFEST)?.new).to.include({ type: "unreadable", uid: 65533 });
+      expect(m.errors().join()).to.include("EACCES");
+      // Still a change at the next scan (its content is unknown), with the time first seen.
+      const again = await asNobody(() => m.scan());
+      expect(again.changes.find((c) => c.path === backdoor)?.seenAt).to.equal(byPath.get(backdoor)?.seenAt);
+      const cms = asConfigMaps("cp1", again);
+      const absent: AcceptedChange = { path: MANIFEST, sha256: "absent", reason: "gone" };
+      const j = judgeFileIntegrity(integrityReports(cms), [absent]);
+      expect(j.findings.map((f) => f.message.split(" ")[0])).to.include.members([backdoor, MANIFEST]);
+      expect(j.condition.status).to.equal("False");
+      expect(() => acceptEntry(cms[0], { node: "cp1", path: MANIFEST, reason: "x" })).to.throw(
+        AcceptError,
+        /cannot be read/,
+      );
+    } finally {
+      m.close();
+    }
+  });
+
+  it("fits the report under the admission limit counted in JSON bytes (control characters), listing what fits", async () => {
+    const m = new IntegrityMonitor(root, undefined, ["/etc/kubernetes"]);
+    try {
+      await m.scan();
+      let dir = join(root, "etc/kubernetes");
+      for (let i = 0; i < 15; i++) dir = join(dir, "\u0001".repeat(250));
+      mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < 40; i++)
+        writeFileSync(join(dir, `${String(i).padStart(2, "0")}${"\u0001".repeat(40)}`), "x");
+      writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
+      const r = await m.scan();
+      expect(Buffer.byteLength(JSON.stringify(r))).to.be.at.most(524_288);
+      // The manifest edit sorts before the hostile paths and is listed; the rest are counted.
+      expect(r.changes.map((c) => c.path)).to.include(MANIFEST);
+      expect((r.omittedChanges ?? 0) + r.changes.length).to.be.greaterThan(r.changes.length - 1);
+      expect(parseIntegrityReport(JSON.stringify(r)).ok).to.equal(true);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("carries scannedAt; a report not refreshed for 15 minutes makes the condition Unknown with a finding", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      const t0 = new Date("2026-01-01T00:00:00Z");
+      const r = await m.scan(undefined, t0);
+      expect(r.scannedAt).to.equal(t0.toISOString());
+      // Nothing changed a minute later: the report is the same text (no write); five minutes later it moves.
+      expect((await m.scan(undefined, new Date("2026-01-01T00:01:00Z"))).scannedAt).to.equal(
+        t0.toISOString(),
+      );
+      expect((await m.scan(undefined, new Date("2026-01-01T00:05:00Z"))).scannedAt).to.equal(
+        "2026-01-01T00:05:00.000Z",
+      );
+      const nodes = integrityReports(asConfigMaps("cp1", r));
+      expect(judgeFileIntegrity(nodes, [], new Date("2026-01-01T00:10:00Z")).condition.status).to.equal(
+        "True",
+      );
+      const late = judgeFileIntegrity(nodes, [], new Date("2026-01-01T00:16:00Z"));
+      expect(late.condition).to.include({ status: "Unknown", reason: "ReportStale" });
+      expect(late.findings.map((f) => f.id)).to.deep.equal(["FILE-INTEGRITY-STALE"]);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("an own write chowned to another user is a change, not a new baseline", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      const enc = "/etc/kubernetes/csp-operator/encryption-config.yaml";
+      mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 });
+      writeFileSync(join(root, enc), "kind: EncryptionConfiguration\n", { mode: 0o600 });
+      const own = new Map([[enc, contentHash("kind: EncryptionConfiguration\n")]]);
+      await m.scan(own);
+      execFileSync("chown", ["1000:1000", join(root, enc)]);
+      const r = await m.scan(own);
+      expect(r.changes.map((c) => c.path)).to.deep.equal([enc]);
+      expect(r.changes[0]!.new).to.include({ uid: 1000, gid: 1000 });
+      expect(r.baseline[enc]).to.include({ uid: 0 });
+    } finally {
+      m.close();
+    }
+  });
+
+  it("a single-file mount showing a file the host replaced by a rename is reported stale, not unchanged", async function () {
+    const host = join(root, "hostside");
+    mkdirSync(host);
+    writeFileSync(join(host, "config.yaml"), "kind: KubeletConfiguration\n", { mode: 0o644 });
+    try {
+      execFileSync("mount", ["--bind", join(host, "config.yaml"), join(root, KUBELET)], { stdio: "ignore" });
+    } catch {
+      this.skip(); // no bind mounts here (not root, or no CAP_SYS_ADMIN)
+    }
+    const m = new IntegrityMonitor(root);
+    try {
+      await m.scan();
+      writeFileSync(
+        join(host, "config.new"),
+        "kind: KubeletConfiguration\nauthentication: {anonymous: {enabled: true}}\n",
+      );
+      execFileSync("mv", [join(host, "config.new"), join(host, "config.yaml")]);
+      const r = await m.scan();
+      expect(r.changes.map((c) => [c.path, c.new?.type])).to.deep.equal([[KUBELET, "unreadable"]]);
+      expect(m.errors().join()).to.include("ESTALE");
+    } finally {
+      m.close();
+      execFileSync("umount", [join(root, KUBELET)]);
+    }
+  });
+
+  it("a symlink's target rewritten (resolved inside the host root) is a change of the link", async () => {
+    mkdirSync(join(root, "opt/certs"), { recursive: true });
+    writeFileSync(join(root, "opt/certs/ca.crt"), "CA 1\n");
+    const link = "/etc/kubernetes/pki/ca.crt";
+    symlinkSync("/opt/certs/ca.crt", join(root, link));
+    const m = new IntegrityMonitor(root);
+    try {
+      await m.scan();
+      writeFileSync(join(root, "opt/certs/ca.crt"), "CA 2 (the attacker's)\n");
+      const r = await m.scan();
+      expect(r.changes.map((c) => [c.path, c.new?.type])).to.deep.equal([[link, "symlink"]]);
+      expect(JSON.stringify(r)).not.to.include("attacker");
+    } finally {
+      m.close();
+    }
+  });
+
+  it("watches a directory again when its path names a new one (mv manifests manifests.old; mkdir manifests)", async () => {
+    let events = 0;
+    const m = new IntegrityMonitor(root, () => events++, undefined, undefined, 20);
+    try {
+      await m.scan();
+      const dir = join(root, "etc/kubernetes/manifests");
+      execFileSync("mv", [dir, `${dir}.old`]);
+      mkdirSync(dir);
+      // The parent's watch sees the rename (the agent then rescans): wait for it before counting anew.
+      await eventually("the rename's event", () => Promise.resolve(events > 0), 5_000);
+      await m.scan();
+      events = 0;
+      writeFileSync(join(dir, "backdoor.yaml"), "kind: Pod\n");
+      await eventually("a watch event from the new directory", () => Promise.resolve(events > 0), 5_000);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("a baseline patched in the report (not by the agent's own writes) is FILE-BASELINE-CHANGED until restored", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      const first = await m.scan();
+      const t0 = judgeBaseline("cp1", undefined, first, new Set());
+      expect(t0.finding).to.equal(undefined);
+      // The agent's own write of the audit policy moves the baseline: trusted.
+      const audit = "/etc/kubernetes/csp-operator/audit-policy.yaml";
+      mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 });
+      writeFileSync(join(root, audit), "rules: []\n", { mode: 0o600 });
+      const hash = contentHash("rules: []\n");
+      const second = await m.scan(new Map([[audit, hash]]));
+      expect(Object.keys(second.baseline)).to.include(audit);
+      const t1 = judgeBaseline("cp1", t0.known, second, new Set([hash]));
+      expect(t1.finding).to.equal(undefined);
+      // Someone patches the report: the manifest's baseline entry now says what the edited file hashes to.
+      writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
+      const third = await m.scan(new Map([[audit, hash]]));
+      const forged: IntegrityReport = {
+        ...third,
+        baseline: { ...third.baseline, [MANIFEST]: third.changes[0]!.new! },
+        changes: [],
+      };
+      const t2 = judgeBaseline("cp1", t1.known, forged, new Set([hash]));
+      expect(t2.finding).to.include({ id: "FILE-BASELINE-CHANGED", severity: "High", resource: "Node/cp1" });
+      expect(t2.finding!.message).to.include(MANIFEST);
+      // It stays while the forged baseline stays; a forged own-write path with an unknown hash counts too.
+      expect(judgeBaseline("cp1", t2.known, forged, new Set([hash])).finding).to.not.equal(undefined);
+      const other = {
+        ...third,
+        baseline: { ...third.baseline, [audit]: { ...third.baseline[audit]!, sha256: contentHash("x") } },
+      };
+      expect(judgeBaseline("cp1", t1.known, other, new Set([hash])).finding?.message).to.include(audit);
+      // A baseline retaken with a note is FILE-BASELINE-RETAKEN's business: trusted afresh.
+      const retaken = { ...forged, baselineAt: "2027-01-01T00:00:00.000Z", note: "retaken" };
+      expect(judgeBaseline("cp1", t2.known, retaken, new Set()).finding).to.equal(undefined);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("announces at most EVENTS_PER_NODE changes per node and reconcile, the rest in one summary event", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      await m.scan();
+      for (let i = 0; i < 20; i++) writeFileSync(join(root, `etc/kubernetes/pki/f${i}.crt`), "c");
+      const r = await m.scan();
+      const area = fileIntegrityArea({} as Parameters<typeof fileIntegrityArea>[0]);
+      const input = {
+        policy: { metadata: { name: "p" } },
+        spec: { controlPlane: { fileIntegrity: {} } },
+        snapshot: { configMaps: asConfigMaps("cp1", r) },
+        enforce: false,
+      } as unknown as Parameters<typeof area.reconcile>[0];
+      const out = await area.reconcile(input);
+      const events = out.events ?? [];
+      expect(events).to.have.length(EVENTS_PER_NODE + 1);
+      expect(events.at(-1)!.message).to.equal(
+        `${20 - EVENTS_PER_NODE} more critical file change(s) on node cp1 (see the policy's FILE-CHANGED findings)`,
+      );
+      expect(out.findings!.filter((f) => f.id === "FILE-CHANGED")).to.have.length(20);
+      // Already announced: the next reconcile records none.
+      expect((await area.reconcile(input)).events).to.deep.equal([]);
+    } finally {
+      m.close();
+    }
+  });
+
+  it("lists the files kube-apiserver's flags name outside the monitored paths (Info: not watched)", async () => {
+    const m = new IntegrityMonitor(root);
+    try {
+      m.setNamedFiles(["/etc/kubernetes/config/audit.yaml", "/opt/kms/encryption.yaml", "/srv/authz.yaml"]);
+      const r = await m.scan();
+      expect(r.unmonitored).to.deep.equal(["/opt/kms/encryption.yaml", "/srv/authz.yaml"]);
+      const back = parseIntegrityReport(JSON.stringify(r));
+      expect(back.ok && back.value.unmonitored).to.deep.equal(r.unmonitored);
+      const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+      const f = j.findings.find((x) => x.id === "FILE-NOT-MONITORED");
+      expect(f).to.include({ severity: "Info", resource: "Node/cp1" });
+      expect(f!.message).to.include("/opt/kms/encryption.yaml").and.include("/srv/authz.yaml");
+      expect(j.condition.status).to.equal("True");
+    } finally {
+      m.close();
+    }
+  });
+
+  it("an event message about a change does not carry its time (the recorder aggregates repeats)", () => {
+    const c = {
+      path: MANIFEST,
+      new: {
+        type: "file" as const,
+        sha256: "",
+        mode: "0600",
+        uid: 0,
+        gid: 0,
+        size: 1,
+        mtime: "2026-01-01T00:00:00Z",
+      },
+      seenAt: "2026-01-02T00:00:00.000Z",
+    };
+    expect(describeChange("cp1", c, false)).not.to.include("2026-01-02");
+    expect(describeChange("cp1", c)).to.include("2026-01-02");
   });
 });

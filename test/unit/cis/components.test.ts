@@ -137,6 +137,42 @@ describe("cis/scheduler 1.4.x", () => {
   };
   const cfg = (body: string) =>
     `apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n${body}`;
+  it("an argument only known at run time makes every flag Unknown; metadata fieldRefs resolve from the manifest", async () => {
+    const pod = (env: unknown[], annotations: Record<string, string> = {}) =>
+      manifest(
+        {
+          metadata: { name: "kube-scheduler", namespace: "kube-system", annotations },
+          spec: {
+            containers: [
+              {
+                name: "kube-scheduler",
+                command: ["kube-scheduler", "--profiling=false", "--bind-address=127.0.0.1", "$(B)"],
+                env,
+              },
+            ],
+          },
+        },
+        "kube-scheduler",
+      );
+    const inputs = (m: ComponentManifest) =>
+      gatherComponentInputs(m, "test", memoryReader({}), SCHEDULER_GRAMMAR, []);
+    const fromConfigMap = await inputs(
+      pod([{ name: "B", valueFrom: { configMapKeyRef: { name: "x", key: "y" } } }]),
+    );
+    for (const id of ["1.4.1", "1.4.2"]) {
+      const r = one(SCHEDULER_CHECKS, id, fromConfigMap);
+      expect(r.status, id).to.equal("Unknown");
+      expect(r.evidence).to.contain("$(B)");
+    }
+    expect(fromConfigMap.flags.positional).to.deep.equal([]); // not reported as a stray argument
+    const fromAnnotation = await inputs(
+      pod([{ name: "B", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['extra']" } } }], {
+        extra: "--profiling=true",
+      }),
+    );
+    expect(one(SCHEDULER_CHECKS, "1.4.1", fromAnnotation).status).to.equal("Fail");
+    expect(one(SCHEDULER_CHECKS, "1.4.2", fromAnnotation).status).to.equal("Pass");
+  });
   it("1.4.1 judges --profiling without --config", async () => {
     expect(one(SCHEDULER_CHECKS, "1.4.1", await sched([])).status).to.equal("Fail");
     expect(one(SCHEDULER_CHECKS, "1.4.1", await sched(["--profiling=false"])).status).to.equal("Pass");
@@ -253,7 +289,70 @@ describe("cis/etcd 2.x", () => {
     const missing = await etcd(["--config-file=/etc/etcd/etcd.conf.yml"]);
     expect(missing.unavailable).to.contain("cannot read /etc/etcd/etcd.conf.yml");
   });
+  it("reads the config file named by env ETCD_CONFIG_FILE when --config-file is not given (flags ignored)", async () => {
+    const conf = [
+      "client-transport-security:",
+      "  cert-file: /pki/etcd/server.crt",
+      "  key-file: /pki/etcd/server.key",
+      "  client-cert-auth: false",
+      "peer-transport-security:",
+      "  client-cert-auth: false",
+    ].join("\n");
+    const files = { "/etc/etcd/etcd.yaml": conf };
+    const env = [{ name: "ETCD_CONFIG_FILE", value: "/etc/etcd/etcd.yaml" }];
+    const argv = [...TLS, "--client-cert-auth=true", "--peer-client-cert-auth=true"];
+    const i = await etcd(argv, files, env);
+    expect(one(ETCD_CHECKS, "2.2", i)).to.include({ status: "Fail" });
+    expect(one(ETCD_CHECKS, "2.2", i).evidence).to.include("/etc/etcd/etcd.yaml");
+    expect(one(ETCD_CHECKS, "2.5", i).status).to.equal("Fail");
+    expect((await etcd(argv, {}, env)).unavailable).to.contain("cannot read /etc/etcd/etcd.yaml");
+  });
+  it("sets flags only from upper-case ETCD_ variables, as etcd looks them up", async () => {
+    const env = [
+      { name: "ETCD_client_cert_auth", value: "true" },
+      { name: "ETCD_Peer_Client_Cert_Auth", value: "true" },
+    ];
+    expect(one(ETCD_CHECKS, "2.2", await etcd(TLS, {}, env)).status).to.equal("Fail");
+    expect(one(ETCD_CHECKS, "2.5", await etcd(TLS, {}, env)).status).to.equal("Fail");
+    const upper = [{ name: "ETCD_CLIENT_CERT_AUTH", value: "true" }];
+    expect(one(ETCD_CHECKS, "2.2", await etcd(TLS, {}, upper)).status).to.equal("Pass");
+  });
+  it("ignores TLS keys at the top level of the config file (etcd reads them only in the transport sections)", async () => {
+    const conf = [
+      "listen-client-urls: https://127.0.0.1:2379",
+      "cert-file: /pki/etcd/server.crt",
+      "key-file: /pki/etcd/server.key",
+      "client-cert-auth: true",
+      "peer-cert-file: /pki/etcd/peer.crt",
+      "peer-key-file: /pki/etcd/peer.key",
+      "peer-client-cert-auth: true",
+      "trusted-ca-file: /pki/etcd/ca.crt",
+    ].join("\n");
+    const i = await etcd(["--config-file=/etc/etcd/top.yaml"], { "/etc/etcd/top.yaml": conf });
+    for (const id of ["2.1", "2.2", "2.4", "2.5", "2.7"])
+      expect(one(ETCD_CHECKS, id, i).status, id).to.equal("Fail");
+  });
+  it("2.1 fails on a plain-http --listen-client-http-urls listener", async () => {
+    const plain = await etcd([...TLS, "--listen-client-http-urls=http://0.0.0.0:2382"]);
+    expect(one(ETCD_CHECKS, "2.1", plain)).to.include({ status: "Fail" });
+    expect(one(ETCD_CHECKS, "2.1", plain).evidence).to.include("--listen-client-http-urls");
+    const tls = await etcd([...TLS, "--listen-client-http-urls=https://0.0.0.0:2382"]);
+    expect(one(ETCD_CHECKS, "2.1", tls).status).to.equal("Pass");
+  });
+  it("2.7 fails when the cluster CA is an intermediate signed by a root etcd trusts", async () => {
+    const root = readFileSync(`${FIX}pkiroot/chain/root.crt`, "utf8");
+    const intermediate = readFileSync(`${FIX}pkiroot/chain/int.crt`, "utf8");
+    const files = { "/pki/ca.crt": intermediate, "/pki/etcd/ca.crt": root };
+    const r = await e27(files);
+    expect(r.status).to.equal("Fail");
+    expect(r.evidence).to.include("is signed by");
+    // A root of its own is still unique.
+    expect((await e27({ "/pki/ca.crt": intermediate, "/pki/etcd/ca.crt": ETCD_CA })).status).to.equal("Pass");
+  });
 });
+
+const e27 = async (files: Record<string, string>) =>
+  one(ETCD_CHECKS, "2.7", await etcd(["--trusted-ca-file=/pki/etcd/ca.crt"], files));
 
 describe("cis/auditpolicy 3.2.x", () => {
   const policy = (rules: string) => `apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n${rules}`;
@@ -297,6 +396,88 @@ describe("cis/auditpolicy 3.2.x", () => {
     );
     expect(silent.status).to.equal("Fail");
     expect(silent.evidence).to.contain("TokenReviews are not logged");
+  });
+  const METADATA_KEYS = [
+    "  - level: Metadata",
+    "    resources:",
+    '      - group: ""',
+    "        resources: [secrets, configmaps, serviceaccounts/token]",
+    "      - group: authentication.k8s.io",
+    "        resources: [tokenreviews]",
+    "  - level: RequestResponse",
+  ];
+  it("3.2.2 fails an earlier None rule that drops some requests (a verb, a namespace, a group of users)", () => {
+    const verbs = a(
+      "3.2.2",
+      policy(
+        [
+          "  - level: None",
+          "    verbs: [get, list, watch]",
+          "    resources:",
+          '      - group: ""',
+          "        resources: [secrets]",
+          ...METADATA_KEYS,
+        ].join("\n"),
+      ),
+    );
+    expect(verbs.status).to.equal("Fail");
+    expect(verbs.evidence).to.contain("some requests for Secrets are not logged (rules[0] is level None");
+    const scoped = a(
+      "3.2.2",
+      policy(
+        [
+          "  - level: None",
+          "    namespaces: [kube-system]",
+          "  - level: None",
+          "    userGroups: [system:serviceaccounts]",
+          ...METADATA_KEYS,
+        ].join("\n"),
+      ),
+    );
+    expect(scoped.status).to.equal("Fail");
+    expect(scoped.evidence).to.contain("rules[0]").and.contain("rules[1]");
+    // A None rule for other resources or for non-resource URLs drops none of them.
+    const unrelated = a(
+      "3.2.2",
+      policy(
+        [
+          "  - level: None",
+          "    users: [system:kube-proxy]",
+          "    verbs: [watch]",
+          "    resources:",
+          '      - group: ""',
+          "        resources: [endpoints, services]",
+          "  - level: None",
+          "    nonResourceURLs: [/healthz*]",
+          ...METADATA_KEYS,
+        ].join("\n"),
+      ),
+    );
+    expect(unrelated.status).to.equal("Pass");
+  });
+  it("3.2.1/3.2.2 fail when omitStages leave nothing, or never the outcome, recorded", () => {
+    const all = `omitStages: [RequestReceived, ResponseStarted, ResponseComplete, Panic]\n`;
+    const silent = policy(METADATA_KEYS.join("\n")).replace("rules:", `${all}rules:`);
+    expect(a("3.2.1", silent).status).to.equal("Fail");
+    expect(a("3.2.2", silent).status).to.equal("Fail");
+    const perRule = policy(
+      [
+        "  - level: Metadata",
+        "    omitStages: [ResponseStarted, ResponseComplete]",
+        "    resources:",
+        '      - group: ""',
+        "        resources: [secrets, configmaps, serviceaccounts/token]",
+        "      - group: authentication.k8s.io",
+        "        resources: [tokenreviews]",
+        "  - level: RequestResponse",
+      ].join("\n"),
+    );
+    expect(a("3.2.1", perRule).status).to.equal("Pass");
+    expect(a("3.2.2", perRule).evidence).to.contain("never recorded with their outcome");
+    expect(
+      a("3.2.2", policy(METADATA_KEYS.join("\n")).replace("rules:", "omitStages: [RequestReceived]\nrules:"))
+        .status,
+    ).to.equal("Pass");
   });
 });
 

@@ -122,6 +122,36 @@ describe("cis/output formats", () => {
       expect(keys).to.include(k);
   });
 
+  it("kube-bench: an undetermined scored check is FAIL (totals agree with the exit code); a manual Pass is WARN", () => {
+    const rs: CheckResult[] = [
+      { id: "4.2.1", title: "anonymous auth", status: "Unknown", evidence: "cannot read the kubelet config" },
+      { id: "2.7", title: "unique CA", status: "Pass", evidence: "own CA" },
+    ];
+    const kb = JSON.parse(renderKubeBench(rs)) as Kb;
+    const all = kb.Controls.flatMap((c) => c.tests.flatMap((t) => t.results)).sort((a, b) =>
+      a.test_number.localeCompare(b.test_number),
+    );
+    expect(all.map((r) => [r.test_number, r.status, r.scored])).to.deep.equal([
+      ["2.7", "WARN", false],
+      ["4.2.1", "FAIL", true],
+    ]);
+    expect(all[1]!.reason).to.equal("Unknown: cannot read the kubelet config");
+    expect(kb.Totals).to.deep.include({ total_fail: 1, total_warn: 1 });
+  });
+
+  it("junit: noncharacters and lone surrogates are written as visible escapes (the XML stays well-formed)", () => {
+    const x = renderJunit([
+      {
+        id: "1.4.2",
+        title: "bind address",
+        status: "Fail",
+        evidence: "--bind-address=127.0.0.1\ufffe\uffff \ud800 x",
+      },
+    ]);
+    expect(x).not.to.match(/[\ufffe\uffff\ud800-\udfff]/);
+    expect(x).to.include("127.0.0.1\\ufffe\\uffff \\ud800 x");
+  });
+
   it("the command prints either format, with the same exit code", async () => {
     const fix = new URL("../../fixtures/cis/", import.meta.url).pathname;
     for (const o of ["junit", "kube-bench"]) {

@@ -20,6 +20,26 @@ const ns = (name: string, enforce?: string) => ({
 const run = (i: PolicyInputs) => Object.fromEntries(runPolicyChecks(i).map((r) => [r.id, r]));
 
 describe("cis/policies 5.x", () => {
+  it("5.2.x: an enforce-version older than the control's Pod Security version does not enforce it", () => {
+    const pinned = (name: string, version: string) => ({
+      name,
+      labels: {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": version,
+      },
+    });
+    const r = run({ namespaces: [pinned("default", "v1.7"), pinned("apps", "v1.21")] });
+    expect(r["5.2.6"]!.status).to.equal("Fail"); // allowPrivilegeEscalation: restricted from v1.8
+    expect(r["5.2.6"]!.evidence)
+      .to.contain("default (restricted at v1.7, before v1.8)")
+      .and.not.contain("apps");
+    for (const id of ["5.2.8", "5.2.9", "5.2.10"]) expect(r[id]!.status, id).to.equal("Fail"); // from v1.22
+    for (const id of ["5.2.2", "5.2.5", "5.2.7", "5.2.12"]) expect(r[id]!.status, id).to.equal("Pass");
+    const current = run({
+      namespaces: [pinned("default", "v1.22"), pinned("apps", "latest"), ns("x", "restricted")],
+    });
+    for (const id of ["5.2.6", "5.2.8", "5.2.9", "5.2.10"]) expect(current[id]!.status, id).to.equal("Pass");
+  });
   it("maps RBAC findings to 5.1.x: Fail naming the objects, Pass when none; review items are Manual", () => {
     const r = run({
       rbacFindings: [
