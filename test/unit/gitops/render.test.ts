@@ -190,7 +190,10 @@ describe("render (offline, from the controller's plan)", () => {
     const [doc] = policyDocuments(
       "p.yaml",
       "kind: ClusterSecurityPolicy\nmetadata: {name: p, labels: {a: y}}\nspec: {exemptions: [{expires: 2027-01-01T00:00:00Z}]}\n",
-    ) as { metadata: { labels: { a: unknown } }; spec: { exemptions: { expires: unknown }[] } }[];
+    ).map((d) => d.object) as {
+      metadata: { labels: { a: unknown } };
+      spec: { exemptions: { expires: unknown }[] };
+    }[];
     expect(doc!.metadata.labels.a).to.equal(true);
     expect(doc!.spec.exemptions[0]!.expires).to.equal("2027-01-01T00:00:00Z");
   });
