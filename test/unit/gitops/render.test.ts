@@ -173,9 +173,13 @@ describe("render (offline, from the controller's plan)", () => {
     const list =
       "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: b}}\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n";
     expect(parseNamespaces("ns.yaml", list).map((n) => n.metadata?.name)).to.deep.equal(["a", "b"]);
+    expect(() => parseNamespaces("ns.yaml", list.replace("name: a", "name: b"))).to.throw(
+      InputError,
+      "ns.yaml (document 1, item 2): namespace b given twice",
+    );
     expect(() => parseNamespaces("ns.yaml", "kind: Namespace\nmetadata: {}\n")).to.throw(
       InputError,
-      "ns.yaml (document 1): metadata.name is required",
+      "ns.yaml: metadata.name is required",
     );
     expect(() =>
       parseNamespaces("ns.yaml", "---\nkind: Namespace\nmetadata: {name: a}\n---\nkind: Pod\n"),
