@@ -451,5 +451,9 @@ describe("render and diff against the API server", function () {
     ).to.equal(1);
     expect(refused.err()).to.include("RoleNotGrantable: spec.rbac.roles[name=db-reader]");
     expect(refused.out()).not.to.include("kind: Role\n");
+    // diff gates on the same failure (exit 1), even though the refused Role is neither applied nor diffed.
+    const gated = await diff(file("secrets.yaml"));
+    expect(gated.err).to.include("RoleNotGrantable: spec.rbac.roles[name=db-reader]");
+    expect(gated.code, gated.out + gated.err).to.equal(1);
   });
 });
