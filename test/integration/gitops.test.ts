@@ -238,6 +238,14 @@ describe("GitOps: validate and health against the real API server", function () 
       ["leading-zero octal", warnDays("017")],
       ["hex", warnDays("0x1F")],
       ["underscores", warnDays("1_0")],
+      // pattern `^unix:///.+`: RE2's `.` takes \r, U+2028 and U+2029 (JavaScript's does not), never \n.
+      ...["\\r", "\\u2028", "\\u2029", "\\n", "\\t"].map((c): [string, string] => [
+        `kms endpoint ${c}`,
+        policy(
+          "  name: kms\n",
+          `  mode: Audit\n  encryption:\n    provider: kms\n    kms:\n      name: k\n      endpoint: "unix:///${c}"\n`,
+        ),
+      ]),
     ];
     for (const [label, text] of cases) await agree(label, text, /generateName: "([^"]*)"/.exec(text)?.[1]);
     expectAgreement();
