@@ -72,6 +72,9 @@ export class PolicyValidator {
         message: `unknown field ${JSON.stringify(f)}`,
         source: "schema",
       }));
+    // ObjectMeta of the wrong shape never reaches the server: kubectl (and the server's decoder) stop at it.
+    const undecodable = metadataTypeErrors((object as { metadata?: unknown }).metadata);
+    if (undecodable.length > 0) return undecodable;
     // The server decodes (pruning nulls), defaults, then validates: the schema, metadata, then CEL.
     const decoded = applyDefaults(this.schema, dropNulls(this.schema, object)) as Record<string, unknown>;
     // With generateName and no name, the server generates the name (5 random characters) before the schema,
@@ -243,6 +246,66 @@ function validateMetadata(value: Record<string, unknown>): FieldError[] {
     }
   }
   return out;
+}
+
+/** Go's encoding/json name for a JSON value's type, as in its UnmarshalTypeError. */
+function jsonType(v: unknown): string {
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "boolean") return "bool";
+  return typeof v === "object" ? "object" : typeof v;
+}
+
+/**
+ * ObjectMeta fields whose JSON type is not the Go type (labels of numbers, a uid that is an int): kubectl
+ * refuses to decode the file, with encoding/json's message; validate reports the same, and nothing else.
+ */
+function metadataTypeErrors(meta: unknown): FieldError[] {
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) return [];
+  const out: FieldError[] = [];
+  const m = meta as Record<string, unknown>;
+  const wrong = (struct: string, field: string, v: unknown, goType: string) =>
+    out.push({
+      field,
+      reason: "FieldValueTypeInvalid",
+      message: `json: cannot unmarshal ${jsonType(v)} into Go struct field ${struct}.${field} of type ${goType}`,
+      source: "schema",
+    });
+  const str = (struct: string, field: string, v: unknown, goType = "string") => {
+    if (v !== null && v !== undefined && typeof v !== "string") wrong(struct, field, v, goType);
+  };
+  for (const f of ["name", "generateName", "namespace", "uid", "resourceVersion"])
+    str("ObjectMeta", `metadata.${f}`, m[f]);
+  for (const f of ["labels", "annotations"]) {
+    const v = m[f];
+    if (v === null || v === undefined) continue;
+    if (typeof v !== "object" || Array.isArray(v))
+      wrong("ObjectMeta", `metadata.${f}`, v, "map[string]string");
+    else for (const x of Object.values(v)) str("ObjectMeta", `metadata.${f}`, x);
+  }
+  const list = (f: string, each: (x: unknown) => void, goType: string) => {
+    const v = m[f];
+    if (v === null || v === undefined) return;
+    if (!Array.isArray(v)) wrong("ObjectMeta", `metadata.${f}`, v, goType);
+    else v.forEach(each);
+  };
+  list("finalizers", (x) => str("ObjectMeta", "metadata.finalizers", x), "[]string");
+  list(
+    "ownerReferences",
+    (x) => {
+      if (x === null) return;
+      if (typeof x !== "object" || Array.isArray(x))
+        return wrong("ObjectMeta", "metadata.ownerReferences", x, "v1.OwnerReference");
+      const r = x as Record<string, unknown>;
+      for (const f of ["apiVersion", "kind", "name"])
+        str("OwnerReference", `metadata.ownerReferences.${f}`, r[f]);
+      str("OwnerReference", "metadata.ownerReferences.uid", r.uid, "types.UID");
+      for (const f of ["controller", "blockOwnerDeletion"])
+        if (r[f] !== null && r[f] !== undefined && typeof r[f] !== "boolean")
+          wrong("OwnerReference", `metadata.ownerReferences.${f}`, r[f], "bool");
+    },
+    "[]v1.OwnerReference",
+  );
+  return out.slice(0, 1); // encoding/json stops at the first
 }
 
 /** The object as the server validates it after generating a name from generateName (5 characters). */

@@ -251,6 +251,29 @@ describe("GitOps: validate and health against the real API server", function () 
     expectAgreement();
   });
 
+  it("refuses ObjectMeta of the wrong JSON type with kubectl's own decoding error, word for word", async () => {
+    const metas = [
+      "{name: a, labels: {x: 1}}",
+      "{name: a, labels: [a]}",
+      "{name: a, annotations: {x: true}}",
+      "{name: a, finalizers: [1]}",
+      "{name: 5}",
+      "{name: a, ownerReferences: [{apiVersion: v1, kind: X, name: z, uid: 1}]}",
+      '{name: a, ownerReferences: [{apiVersion: v1, kind: X, name: z, uid: u, controller: "yes"}]}',
+    ];
+    for (const meta of metas) {
+      const text = `apiVersion: ${GROUP}/${VERSION}\nkind: ClusterSecurityPolicy\nmetadata: ${meta}\nspec: {mode: Audit}\n`;
+      const r = await cp.kubectl(["create", "--dry-run=client", "-o", "json", "-f", "-"], { input: text });
+      expect(r.code, meta).to.not.equal(0);
+      const errors = validator.validateText("m.yaml", text)[0]!.errors;
+      expect(
+        errors.map((e) => e.message),
+        meta,
+      ).to.have.length(1);
+      expect(r.stderr, meta).to.include(`: ${errors[0]!.message}`);
+    }
+  });
+
   it("judges every item of a List as the API server judges it alone (kubectl create opens Lists)", async () => {
     const items = [
       {
