@@ -1,9 +1,10 @@
 /**
  * Reading manifest files the way kubectl and the API server do (go-yaml v2 under sigs.k8s.io/yaml), shared by
- * validate, render and diff: the encoding from the byte order mark (UTF-8, UTF-16LE/BE), NUL bytes and invalid
- * UTF-8 refused, YAML 1.1 scalars as go-yaml v2 resolves them (no base-60 integers, `0o17` is octal, timestamps
- * stay strings), duplicate keys refused in linear time, inputs above the API server's 3 MiB request limit
- * refused before parsing, and a `kind: List` (any `*List` with `items`) opened into its items.
+ * validate, render and diff: the encoding from the byte order mark (UTF-8, UTF-16LE/BE), invalid UTF-8 read
+ * as U+FFFD as kubectl does, NUL bytes refused, YAML 1.1 scalars as go-yaml v2 resolves them (no base-60
+ * integers, `0o17` is octal, timestamps stay strings), duplicate keys refused in linear time, inputs above
+ * the API server's 3 MiB request limit refused before parsing, and a `kind: List` (any `*List` with
+ * `items`) opened into its items.
  */
 import { isAlias, isMap, isPair, isScalar, isSeq, parseAllDocuments, type Node, type Tags } from "yaml";
 
@@ -37,7 +38,10 @@ export function decodeInput(input: Uint8Array | string): string {
   else if (input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf) start = 3;
   let text: string;
   try {
-    text = new TextDecoder(encoding, { fatal: true, ignoreBOM: true }).decode(input.subarray(start));
+    // Invalid UTF-8 is read as kubectl reads it (U+FFFD in its place, which the server then accepts, as the
+    // red-team case of a Latin-1 annotation showed); UTF-16 that does not decode is refused.
+    const fatal = encoding !== "utf-8";
+    text = new TextDecoder(encoding, { fatal, ignoreBOM: true }).decode(input.subarray(start));
   } catch {
     throw new Error(`not valid ${encoding.toUpperCase()} text`);
   }

@@ -29,7 +29,7 @@ describe("manifests: reading input as kubectl (go-yaml v2) does", () => {
     expect(warnDays("yes")).to.equal(true);
   });
 
-  it("decodes UTF-16 with a byte order mark and a UTF-8 BOM; refuses NUL, bad UTF-8 and oversized input", () => {
+  it("decodes UTF-16 with a byte order mark and a UTF-8 BOM; refuses NUL, bad UTF-16 and oversized input", () => {
     const text = "kind: X\nname: é\n";
     const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")]);
     const be = Buffer.from(le);
@@ -38,7 +38,11 @@ describe("manifests: reading input as kubectl (go-yaml v2) does", () => {
     expect(decodeInput(be)).to.equal(text);
     expect(decodeInput(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]))).to.equal(text);
     expect(() => decodeInput(Buffer.from("kind: X\0\n"))).to.throw("NUL");
-    expect(() => decodeInput(Buffer.from([0x6b, 0x3a, 0x20, 0xe9, 0x0a]))).to.throw("not valid UTF-8");
+    // kubectl reads a Latin-1 byte as U+FFFD and the server accepts it: the same here.
+    expect(decodeInput(Buffer.from([0x6b, 0x3a, 0x20, 0xe9, 0x0a]))).to.equal("k: \uFFFD\n");
+    expect(() => decodeInput(Buffer.from([0xff, 0xfe, 0x00, 0xd8, 0x6b, 0x00]))).to.throw(
+      "not valid UTF-16LE",
+    );
     expect(() => decodeInput(Buffer.alloc(MAX_INPUT_BYTES + 1, 0x20))).to.throw("3 MiB");
     expect(() => decodeInput("a".repeat(MAX_INPUT_BYTES + 1))).to.throw("3 MiB");
   });

@@ -202,6 +202,17 @@ describe("render (offline, from the controller's plan)", () => {
     expect(doc!.spec.exemptions[0]!.expires).to.equal("2027-01-01T00:00:00Z");
   });
 
+  it("opens Lists of policies, each located by document and item", () => {
+    const docs = policyDocuments(
+      "p.yaml",
+      "kind: Namespace\n---\napiVersion: v1\nkind: List\nitems:\n- {kind: ClusterSecurityPolicy, metadata: {name: a}}\n- {kind: ConfigMap}\n- {kind: ClusterSecurityPolicy, metadata: {name: b}}\n",
+    );
+    expect(docs.map((d) => d.where)).to.deep.equal([
+      "p.yaml (document 2, item 1)",
+      "p.yaml (document 2, item 3)",
+    ]);
+  });
+
   describe("runRender", () => {
     let dir: string;
     before(() => (dir = mkdtempSync(join(tmpdir(), "render-"))));
