@@ -161,8 +161,9 @@ export function diffCommand(io: CommandIO = processIO()): Command {
     .description(
       "Show what applying a ClusterSecurityPolicy would change in a live cluster, like kubectl diff: each object " +
         "csp-operator would write is sent as a server-side apply dry run (dryRun=All) under its field manager " +
-        "and compared with the live object. Lists what would be pruned, and the pods whose ingress traffic " +
-        "(Services, container ports) no NetworkPolicy would allow any more. Writes nothing.\n" +
+        "and compared with the live object. Lists what would be pruned, the pods whose ingress traffic " +
+        "(Services, container ports) no NetworkPolicy would allow any more, and the pods whose egress would be " +
+        "cut (DNS called out). Writes nothing.\n" +
         "Exit 0: no change; 1: changes, prunes, or the plan reports failures (InvalidSpec, Roles not " +
         "grantable; as render); 2: error.",
     )
