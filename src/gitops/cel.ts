@@ -1,5 +1,6 @@
 import { Environment, Optional, type ParseResult } from "@marcbachmann/cel-js";
 import type { OpenApiSchema, ValidationRule } from "../api/schema.js";
+import { re2 } from "./re2.js";
 import { child, fieldError, index, type FieldError, type FieldReason } from "./fielderror.js";
 
 /**
@@ -12,13 +13,16 @@ import { child, fieldError, index, type FieldError, type FieldReason } from "./f
  */
 
 const env = new Environment({ unlistedVariablesAreDyn: true, enableOptionalTypes: true });
+// CEL's matches() is RE2 on the server; the evaluator's own is JavaScript's RegExp and cannot be replaced
+// (same signature), so rules are parsed with `.matches(` read as this RE2 one (see re2.ts).
+env.registerFunction("string.re2Matches(string): bool", (s: string, p: string) => re2(p).test(s));
 const compiled = new Map<string, ParseResult>();
 
 /** Parses a rule once; a rule the evaluator cannot parse is a broken CRD, never a user error. */
 function compile(expr: string): ParseResult {
   let p = compiled.get(expr);
   if (!p) {
-    p = env.parse(expr);
+    p = env.parse(expr.replace(/\.matches\(/g, ".re2Matches("));
     compiled.set(expr, p);
   }
   return p;

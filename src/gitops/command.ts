@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { stringify } from "yaml";
+import { decodeInput, where as whereIs } from "./manifests.js";
 import { loadValidator, type DocumentResult } from "./validate.js";
 
 /** The exit codes of `validate`. */
@@ -31,7 +32,7 @@ export function processIO(): CommandIO {
     readStdin: async () => {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
-      return Buffer.concat(chunks).toString("utf8");
+      return decodeInput(Buffer.concat(chunks));
     },
     setExitCode: (code) => {
       process.exitCode = code;
@@ -78,7 +79,21 @@ async function validate(opts: ValidateOptions, io: CommandIO): Promise<number> {
     const validator = loadValidator(opts.crd);
     results = [];
     for (const input of expandInputs(opts.filename, opts.recursive)) {
-      const text = input === "-" ? await io.readStdin() : readFileSync(input, "utf8");
+      let text: string;
+      try {
+        text = input === "-" ? await io.readStdin() : decodeInput(readFileSync(input));
+      } catch (err) {
+        // Bytes that are not text (NUL, bad UTF-8), or too large: this input is invalid, the others are judged.
+        const message = `invalid input: ${err instanceof Error ? err.message : String(err)}`;
+        if ((err as NodeJS.ErrnoException).code !== undefined) throw err; // unreadable: exit 2
+        results.push({
+          file: input,
+          document: 0,
+          result: "invalid",
+          errors: [{ field: "", reason: "FieldValueInvalid", message, source: "schema" }],
+        });
+        continue;
+      }
       results.push(...validator.validateText(input, text));
     }
   } catch (err) {
@@ -97,7 +112,7 @@ async function validate(opts: ValidateOptions, io: CommandIO): Promise<number> {
 }
 
 function textLine(r: DocumentResult): string {
-  const where = r.document > 0 ? `${r.file} (document ${r.document + 1})` : r.file;
+  const where = whereIs(r.file, r);
   const what = `${r.kind ?? "<no kind>"}/${r.name ?? "<no name>"}`;
   if (r.result === "skipped") return `${where}: ${what} skipped (not a ClusterSecurityPolicy)\n`;
   if (r.result === "valid") return `${where}: ${what} is valid\n`;

@@ -16,7 +16,7 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec } from "../desired/spec.js";
 import { objectKey } from "../snapshot.js";
 import { gatherLive, gatherTraffic, readObject } from "./gather.js";
-import { trafficImpact, type TrafficImpact } from "./impact.js";
+import { egressImpact, trafficImpact, type TrafficImpact } from "./impact.js";
 import { renderedKey, renderPolicy, type RenderedObject } from "./render.js";
 
 /** The exit codes of `diff`, as `kubectl diff` has them: CI gates on 1. */
@@ -162,17 +162,13 @@ export async function diffPolicy(
   if (touched.length > 0) {
     const traffic = await gatherTraffic(rest, touched);
     const desired = p.enforce ? desiredState(mine, snapshot).children : [];
-    impact = trafficImpact({
-      namespaces: touched,
-      pods: traffic.pods,
-      services: traffic.services,
-      before: traffic.networkPolicies,
-      after: networkPoliciesAfter(
-        traffic.networkPolicies,
-        desired.filter((c) => !blocked.has(objectKey(c.kind, c.metadata.namespace, c.metadata.name))),
-        new Set(pruneObjects.map((d) => d.key)),
-      ),
-    });
+    const after = networkPoliciesAfter(
+      traffic.networkPolicies,
+      desired.filter((c) => !blocked.has(objectKey(c.kind, c.metadata.namespace, c.metadata.name))),
+      new Set(pruneObjects.map((d) => d.key)),
+    );
+    const scope = { namespaces: touched, pods: traffic.pods, before: traffic.networkPolicies, after };
+    impact = [...trafficImpact({ ...scope, services: traffic.services }), ...egressImpact(scope)];
   }
   return {
     policy: policy.metadata.name,

@@ -15,8 +15,10 @@ import type {
 } from "@kubernetes/client-node";
 import { matchesSelector } from "../desired/namespaces.js";
 
-/** One port of one pod whose ingress the change cuts. */
+/** One port of one pod whose ingress the change cuts, or (direction egress) a pod whose egress it cuts. */
 export interface TrafficImpact {
+  /** Absent for ingress (the port's traffic); `egress`: everything the pod sends, port `*`. */
+  direction?: "egress";
   namespace: string;
   pod: string;
   port: number | string;
@@ -163,8 +165,88 @@ export function trafficImpact(input: {
   );
 }
 
+type EgressRule = NonNullable<NonNullable<V1NetworkPolicy["spec"]>["egress"]>[number];
+
+/** Policies that isolate the pod for egress: policyTypes Egress, or (unset) egress rules given. */
+function egressPolicies(policies: readonly V1NetworkPolicy[], pod: V1Pod): V1NetworkPolicy[] {
+  return policies.filter(
+    (p) =>
+      p.metadata?.namespace === pod.metadata?.namespace &&
+      (p.spec?.policyTypes ?? (p.spec?.egress ? ["Ingress", "Egress"] : ["Ingress"])).includes("Egress") &&
+      matchesSelector(p.spec?.podSelector as Selector, pod.metadata?.labels ?? {}),
+  );
+}
+
+function describePorts(ports: EgressRule["ports"]): string {
+  if (!ports || ports.length === 0) return "";
+  return ` ports ${ports.map((x) => `${x.port ?? "*"}${x.endPort ? `-${x.endPort}` : ""}/${x.protocol ?? "TCP"}`).join(",")}`;
+}
+
+/** What the pod may send under `policies`: open, or the destinations allowed, and whether DNS is among them. */
+function egressReach(
+  policies: readonly V1NetworkPolicy[],
+  pod: V1Pod,
+): { open: boolean; to: string[]; dns: boolean } {
+  const selecting = egressPolicies(policies, pod);
+  if (selecting.length === 0) return { open: true, to: [], dns: true };
+  const to: string[] = [];
+  let dns = false;
+  const dnsPort: PodPort = { port: 53, protocol: "UDP", via: new Set() };
+  for (const np of selecting)
+    for (const rule of np.spec?.egress ?? []) {
+      const peers = rule.to ?? [];
+      if (peers.length === 0 && (!rule.ports || rule.ports.length === 0))
+        return { open: true, to: [], dns: true };
+      if (portMatches(rule.ports, dnsPort)) dns = true;
+      if (peers.length === 0) to.push(`anywhere${describePorts(rule.ports)}`);
+      for (const peer of peers) to.push(`${describePeer(peer)}${describePorts(rule.ports)}`);
+    }
+  return { open: false, to: [...new Set(to)].sort(), dns };
+}
+
+/**
+ * Pods whose egress is open today and would not be after the change (default-deny egress): `blocked` when
+ * no rule lets anything out, else `restricted` to the destinations listed; a missing DNS allowance
+ * (53/UDP) is called out, the usual surprise. Which destinations a pod really talks to is not knowable
+ * from the API, so this is per pod, not per connection.
+ */
+export function egressImpact(input: {
+  namespaces: readonly string[];
+  pods: readonly V1Pod[];
+  before: readonly V1NetworkPolicy[];
+  after: readonly V1NetworkPolicy[];
+}): TrafficImpact[] {
+  const selected = new Set(input.namespaces);
+  const out: TrafficImpact[] = [];
+  for (const pod of input.pods) {
+    const ns = pod.metadata?.namespace ?? "";
+    if (!selected.has(ns) || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
+    if (pod.spec?.hostNetwork) continue;
+    if (!egressReach(input.before, pod).open) continue;
+    const after = egressReach(input.after, pod);
+    if (after.open) continue;
+    out.push({
+      direction: "egress",
+      namespace: ns,
+      pod: pod.metadata?.name ?? "",
+      port: "*",
+      protocol: "*",
+      via: after.dns ? ["egress"] : ["egress", "DNS 53/UDP not allowed"],
+      effect: after.to.length === 0 ? "blocked" : "restricted",
+      from: after.to,
+    });
+  }
+  return out.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.pod.localeCompare(b.pod));
+}
+
 /** One line per impact, as `diff` prints it. */
 export function describeImpact(i: TrafficImpact): string {
+  if (i.direction === "egress") {
+    const dns = i.via.includes("DNS 53/UDP not allowed") ? " (DNS 53/UDP not allowed)" : "";
+    return i.effect === "blocked"
+      ? `${i.namespace}/${i.pod} egress: no NetworkPolicy would allow egress any more${dns}`
+      : `${i.namespace}/${i.pod} egress: only to ${i.from.join("; ")}${dns}`;
+  }
   const what = `${i.namespace}/${i.pod} port ${i.port}/${i.protocol} (${i.via.join(", ")})`;
   return i.effect === "blocked"
     ? `${what}: no NetworkPolicy would allow ingress any more`

@@ -4,7 +4,7 @@
  *
  * render exit codes: 0 rendered; 1 the policy is invalid or the plan reports failures (InvalidSpec, Roles
  * not grantable; the rest is still rendered); 2 nothing could be rendered (usage, unreadable input).
- * diff exit codes (kubectl diff's): 0 no change; 1 changes or prunes; 2 error.
+ * diff exit codes (kubectl diff's): 0 no change; 1 changes, prunes or plan failures (as render); 2 error.
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
@@ -28,6 +28,7 @@ import {
   renderYaml,
   type Rendered,
 } from "./render.js";
+import { decodeInput } from "./manifests.js";
 import { loadValidator } from "./validate.js";
 
 export const RENDER_EXIT = { rendered: 0, invalid: 1, error: 2 } as const;
@@ -53,16 +54,27 @@ async function readPolicies(
   io: CommandIO,
   crd: string | undefined,
 ): Promise<ClusterSecurityPolicy[]> {
-  const text = file === "-" ? await io.readStdin() : readFileSync(file, "utf8");
-  const docs = policyDocuments(file, text);
+  let text: string;
+  try {
+    text = file === "-" ? await io.readStdin() : decodeInput(readFileSync(file));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== undefined) throw err;
+    throw new InvalidPolicy([`${file}: ${err instanceof Error ? err.message : String(err)}`]);
+  }
+  let docs: { where: string; object: unknown }[];
+  try {
+    docs = policyDocuments(file, text);
+  } catch (err) {
+    if (err instanceof InputError) throw new InvalidPolicy([err.message]);
+    throw err;
+  }
   if (docs.length === 0) throw new InputError(`${file}: no ClusterSecurityPolicy in it`);
   const validator = loadValidator(crd);
   const problems: string[] = [];
-  docs.forEach((d, i) => {
-    for (const e of validator.validate(d)) problems.push(`${file} (policy ${i + 1}): ${e.message}`);
-  });
+  for (const d of docs)
+    for (const e of validator.validate(d.object)) problems.push(`${d.where}: ${e.message}`);
   if (problems.length > 0) throw new InvalidPolicy(problems);
-  return docs as ClusterSecurityPolicy[];
+  return docs.map((d) => d.object as ClusterSecurityPolicy);
 }
 
 class InvalidPolicy extends Error {
@@ -149,9 +161,11 @@ export function diffCommand(io: CommandIO = processIO()): Command {
     .description(
       "Show what applying a ClusterSecurityPolicy would change in a live cluster, like kubectl diff: each object " +
         "csp-operator would write is sent as a server-side apply dry run (dryRun=All) under its field manager " +
-        "and compared with the live object. Lists what would be pruned, and the pods whose ingress traffic " +
-        "(Services, container ports) no NetworkPolicy would allow any more. Writes nothing.\n" +
-        "Exit 0: no change; 1: changes or prunes; 2: error.",
+        "and compared with the live object. Lists what would be pruned, the pods whose ingress traffic " +
+        "(Services, container ports) no NetworkPolicy would allow any more, and the pods whose egress would be " +
+        "cut (DNS called out). Writes nothing.\n" +
+        "Exit 0: no change; 1: changes, prunes, or the plan reports failures (InvalidSpec, Roles not " +
+        "grantable; as render); 2: error.",
     )
     .requiredOption("-f, --filename <file>", "the policy manifest ('-' reads standard input)")
     .option("--kubeconfig <file>", "the cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
@@ -188,8 +202,11 @@ async function diff(opts: DiffOptions, io: CommandIO): Promise<number> {
       }
     }
   for (const r of results) for (const f of r.failures) io.stderr(`policy ${r.policy}: ${f}\n`);
+  // A plan with failures (InvalidSpec, Roles not grantable) gates like a change, as render exits 1 on it:
+  // the controller would report the policy not Ready, so CI must not read "no change".
+  const failed = results.some((r) => r.failures.length > 0);
   const changed = results.some((r) => r.changes.length > 0 || r.prunes.length > 0);
-  return changed ? DIFF_EXIT.changed : DIFF_EXIT.same;
+  return changed || failed ? DIFF_EXIT.changed : DIFF_EXIT.same;
 }
 
 async function run(make: (io: CommandIO) => Command, argv: string[], io: CommandIO): Promise<number> {

@@ -1,5 +1,6 @@
 import type { OpenApiSchema } from "../api/schema.js";
 import { child, fieldError, goValue, index, type FieldError } from "./fielderror.js";
+import { re2 } from "./re2.js";
 
 /**
  * Kubernetes structural-schema validation of a custom resource, offline, with the API server's semantics
@@ -187,7 +188,7 @@ function validateString(schema: Schema, value: string, path: string): FieldError
         value,
       ),
     );
-  if (schema.pattern !== undefined && !new RegExp(schema.pattern, "u").test(value))
+  if (schema.pattern !== undefined && !re2(schema.pattern).test(value))
     out.push(
       fieldError(
         "schema",

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Namespace } from "@kubernetes/client-node";
-import { parseAllDocuments, type Tags } from "yaml";
+import { parseAllDocuments } from "yaml";
 import { applyDefaults } from "../api/defaults.js";
 import type { OpenApiSchema } from "../api/schema.js";
 import { API_VERSION, GROUP, KIND, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
@@ -12,6 +12,7 @@ import { EMPTY_RECORD, recordConfigYaml } from "../desired/encryptionstate.js";
 import { effectiveSpec } from "../desired/spec.js";
 import { compileRules, validateCel } from "./cel.js";
 import { fieldError, type FieldError } from "./fielderror.js";
+import { readManifests } from "./manifests.js";
 import { dropNulls, unknownFields, validateSchema } from "./structural.js";
 
 /** The verdict on one YAML document of one input. */
@@ -20,6 +21,8 @@ export interface DocumentResult {
   file: string;
   /** 0-based position of the document in the file. */
   document: number;
+  /** 0-based position in the document's `items` when the document is a List. */
+  item?: number;
   kind?: string;
   name?: string;
   /** `skipped`: not a ClusterSecurityPolicy (a repo's other manifests pass through a pre-commit hook). */
@@ -69,8 +72,14 @@ export class PolicyValidator {
         message: `unknown field ${JSON.stringify(f)}`,
         source: "schema",
       }));
+    // ObjectMeta of the wrong shape never reaches the server: kubectl (and the server's decoder) stop at it.
+    const undecodable = metadataTypeErrors((object as { metadata?: unknown }).metadata);
+    if (undecodable.length > 0) return undecodable;
     // The server decodes (pruning nulls), defaults, then validates: the schema, metadata, then CEL.
-    const value = applyDefaults(this.schema, dropNulls(this.schema, object)) as Record<string, unknown>;
+    const decoded = applyDefaults(this.schema, dropNulls(this.schema, object)) as Record<string, unknown>;
+    // With generateName and no name, the server generates the name (5 random characters) before the schema,
+    // the metadata checks and the rules run: they see a name of that length.
+    const value = withGeneratedName(decoded);
     const errors = [...validateSchema(this.schema, value), ...validateMetadata(value)];
     // Like the server: after a "blocking" schema error (wrong type, unsupported value, required, too long,
     // too many) no CEL rule runs, and one error says so.
@@ -103,40 +112,30 @@ export class PolicyValidator {
     }
   }
 
-  /** Validates every document of one YAML stream (a file's content). */
+  /** Validates every object of one YAML stream (a file's content), the items of a List one by one. */
   validateText(file: string, text: string): DocumentResult[] {
-    const docs = parseAllDocuments(text, { version: "1.1", customTags: goYamlTags, uniqueKeys: true });
-    const list = Array.isArray(docs) ? docs : [docs];
     const out: DocumentResult[] = [];
-    list.forEach((doc, i) => {
-      const problems = [...doc.errors, ...doc.warnings];
-      if (doc.errors.length > 0) {
-        const detail = problems.map((e) => e.message.split("\n")[0]).join("; ");
-        out.push({ file, document: i, result: "invalid", errors: [yamlError(detail)] });
-        return;
+    for (const m of readManifests(text)) {
+      const at = { file, document: m.document, ...(m.item !== undefined ? { item: m.item } : {}) };
+      if (m.error !== undefined) {
+        out.push({ ...at, result: "invalid", errors: [yamlError(m.error)] });
+        continue;
       }
-      let object: unknown;
-      try {
-        object = doc.toJS({ maxAliasCount: 1000 });
-      } catch (err) {
-        out.push({
-          file,
-          document: i,
-          result: "invalid",
-          errors: [yamlError(err instanceof Error ? err.message : String(err))],
-        });
-        return;
+      const object = m.object;
+      if (typeof object !== "object" || object === null || Array.isArray(object)) {
+        // kubectl refuses it too ("Object 'Kind' is missing"): a scalar or a sequence is not a manifest.
+        out.push({ ...at, result: "invalid", errors: [yamlError("a manifest must be a YAML mapping")] });
+        continue;
       }
-      if (object === null || object === undefined) return; // an empty document, e.g. after a trailing ---
       const o = object as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown } };
       const kind = typeof o.kind === "string" ? o.kind : undefined;
       const name = typeof o.metadata?.name === "string" ? o.metadata.name : undefined;
-      const base = { file, document: i, ...(kind ? { kind } : {}), ...(name ? { name } : {}) };
+      const base = { ...at, ...(kind ? { kind } : {}), ...(name ? { name } : {}) };
       const apiVersion = typeof o.apiVersion === "string" ? o.apiVersion : "";
       const ours = kind === KIND || apiVersion.split("/")[0] === GROUP;
       if (!ours) {
         out.push({ ...base, result: "skipped", errors: [] });
-        return;
+        continue;
       }
       if (kind !== KIND || apiVersion !== API_VERSION) {
         const what = `${apiVersion || "<no apiVersion>"}, Kind=${kind ?? "<no kind>"}`;
@@ -147,11 +146,11 @@ export class PolicyValidator {
             fieldError("schema", "", "FieldValueNotSupported", `expected ${API_VERSION}, Kind=${KIND}`, what),
           ],
         });
-        return;
+        continue;
       }
       const errors = this.validate(object);
       out.push({ ...base, result: errors.length > 0 ? "invalid" : "valid", errors });
-    });
+    }
     return out;
   }
 }
@@ -160,39 +159,30 @@ function yamlError(detail: string): FieldError {
   return { field: "", reason: "FieldValueInvalid", message: `invalid YAML: ${detail}`, source: "schema" };
 }
 
-/**
- * kubectl reads YAML with go-yaml's YAML 1.1 rules (yes/no/on/off are booleans) but keeps timestamps as
- * strings when decoding into JSON: the same here, or `expires: 2027-01-01T00:00:00Z` would become a Date.
- */
-export function goYamlTags(tags: Tags): Tags {
-  return tags.filter(
-    (t) => t !== "timestamp" && (typeof t !== "object" || t.tag !== "tag:yaml.org,2002:timestamp"),
-  );
-}
+export { goYamlTags } from "./manifests.js";
 
-/** ObjectMeta rules the server applies to a cluster-scoped custom resource on create. */
+/** ObjectMeta rules the server applies to a cluster-scoped custom resource on create (ValidateObjectMeta). */
 function validateMetadata(value: Record<string, unknown>): FieldError[] {
-  const meta = value.metadata as Record<string, unknown> | undefined;
-  const name = meta?.name;
-  if (name === undefined || name === "") {
-    if (typeof meta?.generateName === "string" && meta.generateName !== "") return [];
-    return [fieldError("schema", "metadata.name", "FieldValueRequired", "name or generateName is required")];
-  }
-  if (typeof name !== "string") return []; // a type error already reported by the schema walk
+  const meta = (value.metadata ?? {}) as Record<string, unknown>;
   const out: FieldError[] = [];
-  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name))
-    out.push(
-      fieldError(
-        "schema",
-        "metadata.name",
-        "FieldValueInvalid",
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and " +
-          "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation " +
-          "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-        name,
-      ),
-    );
-  if (meta && "namespace" in meta && meta.namespace !== "" && meta.namespace !== undefined)
+  const invalid = (field: string, v: unknown, detail: string) =>
+    out.push(fieldError("schema", field, "FieldValueInvalid", detail, v));
+  const generateName = typeof meta.generateName === "string" ? meta.generateName : "";
+  // generateName is checked as a name prefix: apimachinery's maskTrailingDash (its quirk included).
+  if (generateName !== "") {
+    const masked =
+      generateName.length > 1 && generateName.endsWith("-") ? `${generateName.slice(0, -2)}a` : generateName;
+    for (const msg of dns1123Subdomain(masked)) invalid("metadata.generateName", generateName, msg);
+  }
+  const name = meta.name;
+  if (name === undefined || name === "") {
+    if (generateName === "")
+      out.push(
+        fieldError("schema", "metadata.name", "FieldValueRequired", "name or generateName is required"),
+      );
+  } else if (typeof name === "string")
+    for (const msg of dns1123Subdomain(name)) invalid("metadata.name", name, msg);
+  if ("namespace" in meta && meta.namespace !== "" && meta.namespace !== undefined)
     out.push(
       fieldError(
         "schema",
@@ -202,7 +192,203 @@ function validateMetadata(value: Record<string, unknown>): FieldError[] {
         meta.namespace,
       ),
     );
+  const labels = stringMap(meta.labels);
+  for (const [k, v] of labels) {
+    for (const msg of qualifiedName(k)) invalid("metadata.labels", k, msg);
+    for (const msg of labelValue(v)) invalid("metadata.labels", v, msg);
+  }
+  const annotations = stringMap(meta.annotations);
+  let size = 0;
+  for (const [k, v] of annotations) {
+    // QualifiedName except that case does not matter.
+    for (const msg of qualifiedName(k.toLowerCase())) invalid("metadata.annotations", k, msg);
+    size += Buffer.byteLength(k) + Buffer.byteLength(v);
+  }
+  if (size > ANNOTATIONS_MAX_BYTES)
+    out.push(
+      fieldError(
+        "schema",
+        "metadata.annotations",
+        "FieldValueTooLong",
+        `may not be more than ${ANNOTATIONS_MAX_BYTES} bytes`,
+      ),
+    );
+  if (Array.isArray(meta.finalizers))
+    for (const f of meta.finalizers)
+      if (typeof f === "string") for (const msg of qualifiedName(f)) invalid("metadata.finalizers", f, msg);
+  if (Array.isArray(meta.ownerReferences)) {
+    let controller = "";
+    for (const r of meta.ownerReferences as Record<string, unknown>[]) {
+      const ref = typeof r === "object" && r !== null ? r : {};
+      const str = (k: string) => (typeof ref[k] === "string" ? ref[k] : "");
+      const apiVersion = str("apiVersion");
+      const version = apiVersion.includes("/") ? apiVersion.slice(apiVersion.indexOf("/") + 1) : apiVersion;
+      const f = "metadata.ownerReferences";
+      if (version === "" || apiVersion.split("/").length > 2)
+        invalid(`${f}.apiVersion`, apiVersion, "version must not be empty");
+      if (str("kind") === "") invalid(`${f}.kind`, str("kind"), "must not be empty");
+      if (str("name") === "") invalid(`${f}.name`, str("name"), "must not be empty");
+      if (str("uid") === "") invalid(`${f}.uid`, str("uid"), "must not be empty");
+      if (ref.controller === true) {
+        const current = `${str("kind")}/${str("name")}`;
+        if (controller !== "")
+          out.push(
+            fieldError(
+              "schema",
+              f,
+              "FieldValueInvalid",
+              `Only one reference can have Controller set to true. Found "true" in references for ${controller} and ${current}`,
+              "[...]",
+            ),
+          );
+        else controller = current;
+      }
+    }
+  }
   return out;
+}
+
+/** Go's encoding/json name for a JSON value's type, as in its UnmarshalTypeError. */
+function jsonType(v: unknown): string {
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "boolean") return "bool";
+  return typeof v === "object" ? "object" : typeof v;
+}
+
+/**
+ * ObjectMeta fields whose JSON type is not the Go type (labels of numbers, a uid that is an int): kubectl
+ * refuses to decode the file, with encoding/json's message; validate reports the same, and nothing else.
+ */
+function metadataTypeErrors(meta: unknown): FieldError[] {
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) return [];
+  const out: FieldError[] = [];
+  const m = meta as Record<string, unknown>;
+  const wrong = (struct: string, field: string, v: unknown, goType: string) =>
+    out.push({
+      field,
+      reason: "FieldValueTypeInvalid",
+      message: `json: cannot unmarshal ${jsonType(v)} into Go struct field ${struct}.${field} of type ${goType}`,
+      source: "schema",
+    });
+  const str = (struct: string, field: string, v: unknown, goType = "string") => {
+    if (v !== null && v !== undefined && typeof v !== "string") wrong(struct, field, v, goType);
+  };
+  for (const f of ["name", "generateName", "namespace", "uid", "resourceVersion"])
+    str("ObjectMeta", `metadata.${f}`, m[f]);
+  for (const f of ["labels", "annotations"]) {
+    const v = m[f];
+    if (v === null || v === undefined) continue;
+    if (typeof v !== "object" || Array.isArray(v))
+      wrong("ObjectMeta", `metadata.${f}`, v, "map[string]string");
+    else for (const x of Object.values(v)) str("ObjectMeta", `metadata.${f}`, x);
+  }
+  const list = (f: string, each: (x: unknown) => void, goType: string) => {
+    const v = m[f];
+    if (v === null || v === undefined) return;
+    if (!Array.isArray(v)) wrong("ObjectMeta", `metadata.${f}`, v, goType);
+    else v.forEach(each);
+  };
+  list("finalizers", (x) => str("ObjectMeta", "metadata.finalizers", x), "[]string");
+  list(
+    "ownerReferences",
+    (x) => {
+      if (x === null) return;
+      if (typeof x !== "object" || Array.isArray(x))
+        return wrong("ObjectMeta", "metadata.ownerReferences", x, "v1.OwnerReference");
+      const r = x as Record<string, unknown>;
+      for (const f of ["apiVersion", "kind", "name"])
+        str("OwnerReference", `metadata.ownerReferences.${f}`, r[f]);
+      str("OwnerReference", "metadata.ownerReferences.uid", r.uid, "types.UID");
+      for (const f of ["controller", "blockOwnerDeletion"])
+        if (r[f] !== null && r[f] !== undefined && typeof r[f] !== "boolean")
+          wrong("OwnerReference", `metadata.ownerReferences.${f}`, r[f], "bool");
+    },
+    "[]v1.OwnerReference",
+  );
+  return out.slice(0, 1); // encoding/json stops at the first
+}
+
+/** The object as the server validates it after generating a name from generateName (5 characters). */
+function withGeneratedName(value: Record<string, unknown>): Record<string, unknown> {
+  const meta = value.metadata as Record<string, unknown> | undefined;
+  if (!meta || (meta.name !== undefined && meta.name !== "") || typeof meta.generateName !== "string")
+    return value;
+  if (meta.generateName === "") return value;
+  // apimachinery's SimpleNameGenerator: the prefix cut to 58 characters, then 5 random ones.
+  return { ...value, metadata: { ...meta, name: `${meta.generateName.slice(0, 58)}xxxxx` } };
+}
+
+const ANNOTATIONS_MAX_BYTES = 256 * 1024;
+const QNAME = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+const QNAME_RE = new RegExp(`^${QNAME}$`);
+const QNAME_MSG =
+  "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const LABEL_VALUE_RE = new RegExp(`^(${QNAME})?$`);
+const DNS1123_MSG =
+  "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must " +
+  "start and end with an alphanumeric character";
+const DNS1123_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+
+/** apimachinery's RegexError: the message, examples, and the regular expression. */
+function regexError(msg: string, fmt: string, ...examples: string[]): string {
+  return `${msg} (e.g. ${examples.map((e) => `'${e}', `).join(" or ")}regex used for validation is '${fmt}')`;
+}
+
+/** apimachinery's IsDNS1123Subdomain. */
+function dns1123Subdomain(value: string): string[] {
+  const errs: string[] = [];
+  if (value.length > 253) errs.push("must be no more than 253 characters");
+  if (!DNS1123_SUBDOMAIN.test(value)) errs.push(regexError(DNS1123_MSG, DNS1123_FMT, "example.com"));
+  return errs;
+}
+
+/** apimachinery's IsQualifiedName: `[prefix/]name`, the prefix a DNS subdomain, the name 63 characters at most. */
+function qualifiedName(value: string): string[] {
+  const errs: string[] = [];
+  const parts = value.split("/");
+  let name: string;
+  if (parts.length === 1) name = parts[0]!;
+  else if (parts.length === 2) {
+    const prefix = parts[0]!;
+    name = parts[1]!;
+    if (prefix.length === 0) errs.push("prefix part must be non-empty");
+    else errs.push(...dns1123Subdomain(prefix).map((m) => `prefix part ${m}`));
+  } else
+    return [
+      `a valid label key ${regexError(QNAME_MSG, QNAME, "MyName", "my.name", "123-abc")} with an optional DNS ` +
+        "subdomain prefix and '/' (e.g. 'example.com/MyName')",
+    ];
+  if (name.length === 0) errs.push("name part must be non-empty");
+  else if (name.length > 63) errs.push("name part must be no more than 63 characters");
+  if (!QNAME_RE.test(name))
+    errs.push(`name part ${regexError(QNAME_MSG, QNAME, "MyName", "my.name", "123-abc")}`);
+  return errs;
+}
+
+/** apimachinery's IsValidLabelValue. */
+function labelValue(value: string): string[] {
+  const errs: string[] = [];
+  if (value.length > 63) errs.push("must be no more than 63 characters");
+  if (!LABEL_VALUE_RE.test(value))
+    errs.push(
+      regexError(
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must " +
+          "start and end with an alphanumeric character",
+        `(${QNAME})?`,
+        "MyValue",
+        "my_value",
+        "12345",
+      ),
+    );
+  return errs;
+}
+
+/** The string entries of a map[string]string field (other values are type errors reported elsewhere). */
+function stringMap(v: unknown): [string, string][] {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return [];
+  return Object.entries(v as Record<string, unknown>)
+    .filter((e): e is [string, string] => typeof e[1] === "string")
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**

@@ -278,6 +278,10 @@ describe("render and diff against the API server", function () {
     expect(d.out).to.include(
       "web-a/web-1 port 8080/TCP (Service web, containerPort): ingress only from pods {} in the same namespace",
     );
+    // defaultDenyEgress: egress restricted to the baseline's allowances, DNS among them (so not called out).
+    const egress = d.out.split("\n").find((l) => l.includes("web-a/web-1 egress: "));
+    expect(egress, d.out).to.match(/web-a\/web-1 egress: only to .*53\/UDP/);
+    expect(egress).not.to.include("DNS 53/UDP not allowed");
     const j = await diff("samples/baseline.yaml", "-o", "json");
     const parsed = JSON.parse(j.out) as {
       policies: { changes: { key: string; action: string }[]; impact: unknown[] }[];
@@ -451,5 +455,9 @@ describe("render and diff against the API server", function () {
     ).to.equal(1);
     expect(refused.err()).to.include("RoleNotGrantable: spec.rbac.roles[name=db-reader]");
     expect(refused.out()).not.to.include("kind: Role\n");
+    // diff gates on the same failure (exit 1), even though the refused Role is neither applied nor diffed.
+    const gated = await diff(file("secrets.yaml"));
+    expect(gated.err).to.include("RoleNotGrantable: spec.rbac.roles[name=db-reader]");
+    expect(gated.code, gated.out + gated.err).to.equal(1);
   });
 });

@@ -113,12 +113,20 @@ describe("GitOps: validate and health against the real API server", function () 
   };
 
   /** Compares validate with the server on one manifest, given as YAML text; the server gets kubectl's reading. */
-  async function agree(label: string, text: string): Promise<Verdict> {
+  async function agree(label: string, text: string, generateName?: string): Promise<Verdict> {
     // kubectl's own YAML reading (YAML 1.1 booleans, timestamps kept as strings) is what the server receives.
     const body = JSON.parse(
       await ok(["create", "--dry-run=client", "-o", "json", "-f", "-"], text),
     ) as object;
     const server = await serverVerdict(api, body);
+    // The server's generated name ends in 5 random characters; validate uses "xxxxx".
+    if (generateName !== undefined)
+      server.messages = server.messages.map((m) =>
+        m.replace(
+          new RegExp(`"${generateName.replace(/[.]/g, "\\.")}[a-z0-9]{5}"`, "g"),
+          `"${generateName}xxxxx"`,
+        ),
+      );
     const offline = offlineVerdict(validator, label, text);
     compared++;
     // Same verdict, same causes (field + reason) and the same messages, word for word.
@@ -198,6 +206,99 @@ describe("GitOps: validate and health against the real API server", function () 
     }
     expectAgreement();
     expect(rejected).to.be.greaterThan(randomSeeds / 3);
+  });
+
+  it("agrees with the API server on metadata, generateName and go-yaml scalars (red-team cases)", async () => {
+    const policy = (meta: string, spec = "  mode: Audit\n") =>
+      `apiVersion: ${GROUP}/${VERSION}\nkind: ClusterSecurityPolicy\nmetadata:\n${meta}spec:\n${spec}`;
+    const warnDays = (v: string) => policy("  name: wd\n", `  clusterVersion:\n    warnDays: ${v}\n`);
+    const cases: [string, string][] = [
+      ["label key", policy('  name: lbl\n  labels:\n    "bad key!": x\n')],
+      ["label value", policy('  name: lblv\n  labels:\n    ok: "value with space"\n')],
+      ["label prefix", policy('  name: lblp\n  labels:\n    "Ex.com/a": x\n    "a/b/c": z\n')],
+      ["label ok", policy('  name: lblok\n  labels:\n    "example.com/My_name.1": "v-1"\n')],
+      ["annotation key", policy('  name: ann\n  annotations:\n    "bad key!": x\n    "Upper.OK/X": z\n')],
+      ["annotations size", policy(`  name: bigann\n  annotations:\n    a: "${"x".repeat(270_000)}"\n`)],
+      ["finalizer", policy('  name: fin\n  finalizers: ["notqualified/a/b", "example.com/ok"]\n')],
+      [
+        "ownerReference",
+        policy('  name: ownr\n  ownerReferences: [{apiVersion: v1, kind: X, name: z, uid: ""}]\n'),
+      ],
+      [
+        "ownerReference empty",
+        policy('  name: ownr2\n  ownerReferences: [{apiVersion: "", kind: "", name: "", uid: ""}]\n'),
+      ],
+      ["generateName invalid", policy('  generateName: "Bad_"\n')],
+      ["generateName valid", policy('  generateName: "gen-"\n')],
+      ["generateName too long for the rule", policy(`  generateName: "${"g".repeat(38)}-"\n`)],
+      ["generateName with a dot", policy('  generateName: "a.b-"\n')],
+      ["base-60 is a string", warnDays("1:00")],
+      ["base-60 zero", warnDays("0:0")],
+      ["0o octal", warnDays("0o17")],
+      ["leading-zero octal", warnDays("017")],
+      ["hex", warnDays("0x1F")],
+      ["underscores", warnDays("1_0")],
+      // pattern `^unix:///.+`: RE2's `.` takes \r, U+2028 and U+2029 (JavaScript's does not), never \n.
+      ...["\\r", "\\u2028", "\\u2029", "\\n", "\\t"].map((c): [string, string] => [
+        `kms endpoint ${c}`,
+        policy(
+          "  name: kms\n",
+          `  mode: Audit\n  encryption:\n    provider: kms\n    kms:\n      name: k\n      endpoint: "unix:///${c}"\n`,
+        ),
+      ]),
+    ];
+    for (const [label, text] of cases) await agree(label, text, /generateName: "([^"]*)"/.exec(text)?.[1]);
+    expectAgreement();
+  });
+
+  it("refuses ObjectMeta of the wrong JSON type with kubectl's own decoding error, word for word", async () => {
+    const metas = [
+      "{name: a, labels: {x: 1}}",
+      "{name: a, labels: [a]}",
+      "{name: a, annotations: {x: true}}",
+      "{name: a, finalizers: [1]}",
+      "{name: 5}",
+      "{name: a, ownerReferences: [{apiVersion: v1, kind: X, name: z, uid: 1}]}",
+      '{name: a, ownerReferences: [{apiVersion: v1, kind: X, name: z, uid: u, controller: "yes"}]}',
+    ];
+    for (const meta of metas) {
+      const text = `apiVersion: ${GROUP}/${VERSION}\nkind: ClusterSecurityPolicy\nmetadata: ${meta}\nspec: {mode: Audit}\n`;
+      const r = await cp.kubectl(["create", "--dry-run=client", "-o", "json", "-f", "-"], { input: text });
+      expect(r.code, meta).to.not.equal(0);
+      const errors = validator.validateText("m.yaml", text)[0]!.errors;
+      expect(
+        errors.map((e) => e.message),
+        meta,
+      ).to.have.length(1);
+      expect(r.stderr, meta).to.include(`: ${errors[0]!.message}`);
+    }
+  });
+
+  it("judges every item of a List as the API server judges it alone (kubectl create opens Lists)", async () => {
+    const items = [
+      {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "in-list" },
+        spec: { mode: "Bogus" },
+      },
+      {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "in-list-ok" },
+        spec: { mode: "Audit" },
+      },
+    ];
+    const results = validator.validateText("list.yaml", stringify({ apiVersion: "v1", kind: "List", items }));
+    expect(results.map((r) => `${r.document}/${r.item}=${r.result}`)).to.deep.equal([
+      "0/0=invalid",
+      "0/1=valid",
+    ]);
+    for (const [j, item] of items.entries()) {
+      const server = await agree(`List item ${j}`, stringify(item));
+      expect(server.accepted).to.equal(results[j]!.result === "valid");
+    }
+    expectAgreement();
   });
 
   it("goes beyond admission where the operator would report InvalidSpec (the server accepts, validate does not)", async () => {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import type { V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
-import { describeImpact, trafficImpact } from "../../../src/gitops/impact.js";
+import { describeImpact, egressImpact, trafficImpact } from "../../../src/gitops/impact.js";
 import { unifiedDiff } from "../../../src/gitops/diff.js";
 
 const pod = (
@@ -51,6 +51,41 @@ describe("diff's traffic preview", () => {
     expect(describeImpact(impact[0]!)).to.equal(
       "a/web-1 port 8080/TCP (Service web, containerPort): no NetworkPolicy would allow ingress any more",
     );
+  });
+
+  it("reports egress cut by a default-deny egress, calling out DNS; nothing when egress stays open", () => {
+    const denyOut = np("a", "deny-out", { podSelector: {}, policyTypes: ["Egress"] });
+    const dnsOnly = np("a", "dns", {
+      podSelector: {},
+      policyTypes: ["Egress"],
+      egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 53, protocol: "UDP" }] }],
+    });
+    const sameNs = np("a", "same", { podSelector: {}, egress: [{ to: [{ podSelector: {} }] }] });
+    const blocked = egressImpact({ namespaces: ["a"], pods, before: [], after: [denyOut] });
+    expect(blocked.map(describeImpact)).to.deep.equal([
+      "a/batch egress: no NetworkPolicy would allow egress any more (DNS 53/UDP not allowed)",
+      "a/web-1 egress: no NetworkPolicy would allow egress any more (DNS 53/UDP not allowed)",
+    ]);
+    expect(
+      egressImpact({ namespaces: ["a"], pods, before: [], after: [denyOut, dnsOnly] }).map(describeImpact),
+    ).to.deep.equal([
+      "a/batch egress: only to namespaces {} ports 53/UDP",
+      "a/web-1 egress: only to namespaces {} ports 53/UDP",
+    ]);
+    // policyTypes unset with egress rules: isolated for egress; a rule without ports allows 53/UDP (to its peers).
+    expect(
+      egressImpact({ namespaces: ["a"], pods: pods.slice(0, 1), before: [], after: [sameNs] }).map(
+        describeImpact,
+      ),
+    ).to.deep.equal(["a/web-1 egress: only to pods {} in the same namespace"]);
+    // Ingress-only deny, an allow-all egress rule, or egress already isolated before: no egress impact.
+    expect(egressImpact({ namespaces: ["a"], pods, before: [], after: [deny] })).to.deep.equal([]);
+    const allowAll = np("a", "all", { podSelector: {}, policyTypes: ["Egress"], egress: [{}] });
+    expect(egressImpact({ namespaces: ["a"], pods, before: [], after: [denyOut, allowAll] })).to.deep.equal(
+      [],
+    );
+    expect(egressImpact({ namespaces: ["a"], pods, before: [denyOut], after: [denyOut] })).to.deep.equal([]);
+    expect(egressImpact({ namespaces: ["b"], pods, before: [], after: [denyOut] })).to.deep.equal([]);
   });
 
   it("reports restricted when only same-namespace peers remain, nothing when a rule still opens the port", () => {

@@ -173,9 +173,13 @@ describe("render (offline, from the controller's plan)", () => {
     const list =
       "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: b}}\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n";
     expect(parseNamespaces("ns.yaml", list).map((n) => n.metadata?.name)).to.deep.equal(["a", "b"]);
+    expect(() => parseNamespaces("ns.yaml", list.replace("name: a", "name: b"))).to.throw(
+      InputError,
+      "ns.yaml (document 1, item 2): namespace b given twice",
+    );
     expect(() => parseNamespaces("ns.yaml", "kind: Namespace\nmetadata: {}\n")).to.throw(
       InputError,
-      "ns.yaml (document 1): metadata.name is required",
+      "ns.yaml: metadata.name is required",
     );
     expect(() =>
       parseNamespaces("ns.yaml", "---\nkind: Namespace\nmetadata: {name: a}\n---\nkind: Pod\n"),
@@ -190,9 +194,23 @@ describe("render (offline, from the controller's plan)", () => {
     const [doc] = policyDocuments(
       "p.yaml",
       "kind: ClusterSecurityPolicy\nmetadata: {name: p, labels: {a: y}}\nspec: {exemptions: [{expires: 2027-01-01T00:00:00Z}]}\n",
-    ) as { metadata: { labels: { a: unknown } }; spec: { exemptions: { expires: unknown }[] } }[];
+    ).map((d) => d.object) as {
+      metadata: { labels: { a: unknown } };
+      spec: { exemptions: { expires: unknown }[] };
+    }[];
     expect(doc!.metadata.labels.a).to.equal(true);
     expect(doc!.spec.exemptions[0]!.expires).to.equal("2027-01-01T00:00:00Z");
+  });
+
+  it("opens Lists of policies, each located by document and item", () => {
+    const docs = policyDocuments(
+      "p.yaml",
+      "kind: Namespace\n---\napiVersion: v1\nkind: List\nitems:\n- {kind: ClusterSecurityPolicy, metadata: {name: a}}\n- {kind: ConfigMap}\n- {kind: ClusterSecurityPolicy, metadata: {name: b}}\n",
+    );
+    expect(docs.map((d) => d.where)).to.deep.equal([
+      "p.yaml (document 2, item 1)",
+      "p.yaml (document 2, item 3)",
+    ]);
   });
 
   describe("runRender", () => {
