@@ -197,16 +197,44 @@ export class ClusterCache {
       labelSelector: MANAGED,
     });
     const rbac = "rbac.authorization.k8s.io/v1";
-    const rbacEvent = (o: KubernetesObject) =>
-      o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy();
-    this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", rbacEvent);
-    this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent);
-    this.clusterRoles = mk<V1ClusterRole>(`/apis/${rbac}/clusterroles`, rbac, "ClusterRole", everyPolicy);
+    // RBAC events concern only the policies that read RBAC: the ones auditing it (every binding is
+    // judged), and for a Role or RoleBinding those selecting its namespace (an object at a child's name);
+    // a ClusterRole also bounds what `rbac.roles` may grant. Bindings in unselected namespaces cost nothing.
+    const policiesWith = (wants: (spec: ReturnType<typeof effectiveSpec>) => unknown): string[] =>
+      this.policies
+        .list()
+        .filter((p) => !isDeleting(p) && wants(effectiveSpec(p)))
+        .map((p) => p.metadata.name);
+    const namespacedRbacEvent = (o: KubernetesObject) => {
+      if (o.metadata?.labels?.[POLICY_LABEL]) return byLabel(o);
+      const ns = o.metadata?.namespace;
+      const concerned = [
+        ...policiesWith((s) => s.rbac?.audit),
+        ...selecting(ns ? this.namespaces.get(ns) : undefined),
+      ];
+      for (const p of new Set(concerned)) enqueue(p);
+    };
+    const clusterRbacEvent = () => {
+      for (const p of policiesWith((s) => s.rbac?.audit || s.rbac?.roles?.length)) enqueue(p);
+    };
+    this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", namespacedRbacEvent);
+    this.roleBindings = mk<V1RoleBinding>(
+      `/apis/${rbac}/rolebindings`,
+      rbac,
+      "RoleBinding",
+      namespacedRbacEvent,
+    );
+    this.clusterRoles = mk<V1ClusterRole>(
+      `/apis/${rbac}/clusterroles`,
+      rbac,
+      "ClusterRole",
+      clusterRbacEvent,
+    );
     this.clusterRoleBindings = mk<V1ClusterRoleBinding>(
       `/apis/${rbac}/clusterrolebindings`,
       rbac,
       "ClusterRoleBinding",
-      everyPolicy,
+      clusterRbacEvent,
     );
     this.configMaps = mk<V1ConfigMap>(
       `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`,
