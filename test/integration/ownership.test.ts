@@ -589,8 +589,10 @@ ${ACCEPT_EDITOR}`;
       await namespaceWithEditUser("own-r");
       await ok(["apply", "-f", "-"], RACE);
       await ok(["label", "namespace", "own-r", "race=yes"]);
-      await eventually("the cache sees own-r selected", async () =>
-        operator.cache.snapshot().namespaces.some((n) => n.metadata?.labels?.["race"] === "yes"),
+      await eventually("the cache sees own-r selected", () =>
+        Promise.resolve(
+          operator.cache.snapshot().namespaces.some((n) => n.metadata?.labels?.["race"] === "yes"),
+        ),
       );
     });
     after(() => operator.controller.start());
@@ -621,7 +623,7 @@ ${ACCEPT_EDITOR}`;
       expect(d?.reason).to.equal("Missing");
       expect(d?.message).to.match(/appeared at its name: not written/);
       // Once the cache sees her object, it is reported Unowned, and still never written.
-      await eventually("the cache sees her object", async () => cached(childName));
+      await eventually("the cache sees her object", () => Promise.resolve(cached(childName)));
       await reconcile("race", deps()).catch(() => undefined);
       const again = (captured.at(-1) as PolicyStatus).drift?.find((x) => x.name === childName);
       expect(again?.reason).to.equal("Unowned");
@@ -631,7 +633,7 @@ ${ACCEPT_EDITOR}`;
 
     it("an existing child alice replaces by a namesake before the repair: the apply and the replace refuse it", async () => {
       await alice("delete", "networkpolicy", childName, "-n", "own-r");
-      await eventually("the cache sees it gone", async () => !cached(childName));
+      await eventually("the cache sees it gone", () => Promise.resolve(!cached(childName)));
       await reconcile("race", deps());
       const ours = await eventually("race's own child", () => denyIn("own-r", "race"));
       await alice(
@@ -644,10 +646,12 @@ ${ACCEPT_EDITOR}`;
         "-p",
         '{"spec":{"ingress":[{}]}}',
       );
-      await eventually("the cache sees it modified", async () =>
-        operator.cache
-          .snapshot()
-          .networkPolicies.some((n) => n.metadata?.name === childName && (n as Obj).spec?.ingress?.length),
+      await eventually("the cache sees it modified", () =>
+        Promise.resolve(
+          operator.cache
+            .snapshot()
+            .networkPolicies.some((n) => n.metadata?.name === childName && (n as Obj).spec?.ingress?.length),
+        ),
       );
       let created: Obj | undefined;
       const applier = operator.applier;
@@ -674,7 +678,8 @@ ${ACCEPT_EDITOR}`;
       expect(st.childUIDs ?? []).to.not.include(created!.metadata!.uid!.slice(0, 13));
       expect(st.drift?.find((x) => x.name === childName)?.message).to.match(/write failed/);
       // The PUT path refuses a namesake too.
-      const child = { ...(ours as Obj), metadata: { ...ours.metadata, uid: ours.metadata!.uid } };
+      // `ours` carries the UID of the object alice deleted: the live one is hers.
+      const child = { ...ours, metadata: { ...ours.metadata, uid: ours.metadata!.uid } };
       const replaced = await applier.replaceOwned(child as Parameters<typeof applier.replaceOwned>[0]).then(
         () => "written",
         (err: Error) => err.name + err.message,
