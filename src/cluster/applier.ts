@@ -20,7 +20,7 @@ import { EventAggregator } from "./events.js";
 
 /** Events about cluster-scoped objects live in `default`, as client-go's recorder puts them. */
 const EVENT_NAMESPACE = "default";
-import { NotFoundError, objectPath, resourcePath, RestClient } from "./rest.js";
+import { ConflictError, NotFoundError, objectPath, resourcePath, RestClient } from "./rest.js";
 
 /**
  * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
@@ -40,7 +40,9 @@ export class Applier {
 
   /**
    * Server-side apply with force: the policy is the source of truth for the fields it declares. Another
-   * field manager is used only to give a shared label back (see drift/podsecurity.ts).
+   * field manager is used only to give a shared label back (see drift/podsecurity.ts). A child carries
+   * the observed object's `metadata.uid`: the API server refuses the apply when the object at that name
+   * is another one (deleted and re-created meanwhile).
    */
   async apply<T extends KubernetesObject>(obj: T, fieldManager: string = FIELD_MANAGER): Promise<T> {
     return this.rest.request<T>("PATCH", objectPath(obj), {
@@ -51,15 +53,40 @@ export class Applier {
   }
 
   /**
+   * Creates an object (POST) that was observed missing. Undefined when the name is occupied (409
+   * AlreadyExists): someone put an object there meanwhile, and it is never written (the next reconcile
+   * judges it from the caches). Server-side apply would have taken it over.
+   */
+  async create<T extends KubernetesObject>(obj: T): Promise<T | undefined> {
+    const { apiVersion, kind, metadata } = obj;
+    try {
+      return await this.rest.request<T>("POST", resourcePath(apiVersion!, kind!, metadata?.namespace), {
+        query: { fieldManager: FIELD_MANAGER },
+        body: obj,
+      });
+    } catch (err) {
+      if (err instanceof ConflictError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Replaces the owned fields of a child with an update (PUT). Needed when another manager ADDED fields
    * the operator never declared (e.g. an allow-all ingress rule on a deny policy): server-side apply
-   * leaves fields owned by others in place, so apply alone cannot remove them.
+   * leaves fields owned by others in place, so apply alone cannot remove them. With `child.metadata.uid`
+   * (the object observed), a live object with another UID (deleted and re-created meanwhile) is refused:
+   * a ConflictError, nothing written.
    */
   async replaceOwned(child: Child, reclaim = false): Promise<void> {
     const live = await this.rest.request<KubernetesObject & Record<string, unknown>>(
       "GET",
       objectPath(child),
     );
+    const expected = child.metadata.uid;
+    if (expected && live.metadata?.uid !== expected)
+      throw new ConflictError(409, {
+        message: `${child.kind} ${child.metadata.namespace}/${child.metadata.name} was replaced (uid ${live.metadata?.uid ?? "none"}, expected ${expected}); not written`,
+      });
     for (const field of OWNED_FIELDS[child.kind]) {
       if (child[field] === undefined) delete live[field];
       else live[field] = child[field];

@@ -45,6 +45,30 @@ function policySelects(policy: ClusterSecurityPolicy, ns: V1Namespace): boolean 
   return !isDeleting(policy) && selectNamespaces(effectiveSpec(policy), [ns]).length > 0;
 }
 
+/**
+ * The policies an unlabelled RBAC object's event concerns: the ones auditing RBAC (every binding is
+ * judged), and for a Role or RoleBinding those selecting its namespace (an object at a child's name); a
+ * ClusterRole or ClusterRoleBinding also concerns the policies with `rbac.roles` (ClusterRoles bound what
+ * they may grant). `namespace` is the object's namespace as cached (undefined for cluster-scoped ones).
+ * Note: the CRD defaults `spec.rbac.audit` to {}, so every stored policy audits RBAC unless that changes.
+ */
+export function rbacEventPolicies(
+  policies: readonly ClusterSecurityPolicy[],
+  o: KubernetesObject,
+  namespace: V1Namespace | undefined,
+): string[] {
+  const namespaced = o.metadata?.namespace !== undefined;
+  return policies
+    .filter((p) => {
+      if (isDeleting(p)) return false;
+      const spec = effectiveSpec(p);
+      if (spec.rbac?.audit) return true;
+      if (!namespaced) return (spec.rbac?.roles?.length ?? 0) > 0;
+      return namespace !== undefined && policySelects(p, namespace);
+    })
+    .map((p) => p.metadata.name);
+}
+
 /** What selection reads of a namespace: its name, labels and whether it is terminating. */
 function slimNamespace(ns: V1Namespace): V1Namespace {
   return {
@@ -197,16 +221,21 @@ export class ClusterCache {
       labelSelector: MANAGED,
     });
     const rbac = "rbac.authorization.k8s.io/v1";
-    const rbacEvent = (o: KubernetesObject) =>
-      o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy();
+    // RBAC events concern only the policies that read RBAC (see rbacEventPolicies).
+    const rbacEvent = (o: KubernetesObject) => {
+      if (o.metadata?.namespace && o.metadata.labels?.[POLICY_LABEL]) return byLabel(o);
+      const ns = o.metadata?.namespace;
+      const namespace = ns ? this.namespaces.get(ns) : undefined;
+      for (const p of rbacEventPolicies(this.policies.list(), o, namespace)) enqueue(p);
+    };
     this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", rbacEvent);
     this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent);
-    this.clusterRoles = mk<V1ClusterRole>(`/apis/${rbac}/clusterroles`, rbac, "ClusterRole", everyPolicy);
+    this.clusterRoles = mk<V1ClusterRole>(`/apis/${rbac}/clusterroles`, rbac, "ClusterRole", rbacEvent);
     this.clusterRoleBindings = mk<V1ClusterRoleBinding>(
       `/apis/${rbac}/clusterrolebindings`,
       rbac,
       "ClusterRoleBinding",
-      everyPolicy,
+      rbacEvent,
     );
     this.configMaps = mk<V1ConfigMap>(
       `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`,

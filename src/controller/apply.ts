@@ -14,6 +14,8 @@ import type { ChildWrite, Plan } from "./plan.js";
 export interface PlanWriter {
   /** Server-side apply with force, as the operator's field manager unless another is given. */
   apply<T extends KubernetesObject>(obj: T, fieldManager?: string): Promise<T>;
+  /** Creates a missing object (POST); undefined when its name is occupied (409): nothing written. */
+  create<T extends KubernetesObject>(obj: T): Promise<T | undefined>;
   /** With `reclaim`, its ownerReferences become the child's (a foreign controller reference removed). */
   replaceOwned(child: Child, reclaim?: boolean): Promise<void>;
   delete(obj: KubernetesObject): Promise<void>;
@@ -137,11 +139,21 @@ export async function applyPlan(
         const child = w.object as Child;
         // A second controller reference would be refused: the rewritten ones go first.
         if (w.reclaim) await writer.replaceOwned(child, true);
-        const result = await writer.apply(child);
+        // A Missing child is created, never applied: an object someone put at its name meanwhile is left alone.
+        const missing = w.drift.reason === "Missing";
+        const result = missing ? await writer.create(child) : await writer.apply(child);
+        if (!result) {
+          remaining.push({
+            ...w.drift,
+            message: `${w.drift.message}; an object appeared at its name: not written`,
+          });
+          return;
+        }
         const uid = (result as KubernetesObject | undefined)?.metadata?.uid;
-        if (uid) written.push(uid);
+        if (uid && (missing || uid === child.metadata.uid)) written.push(uid);
         // Fields another manager added survive an apply; replace them when they are still there.
-        if (ownedFieldDiff(child, result).length > 0) await writer.replaceOwned(child);
+        if (ownedFieldDiff(child, result).length > 0)
+          await writer.replaceOwned({ ...child, metadata: { ...child.metadata, ...(uid ? { uid } : {}) } });
       }
       corrected.push(w.drift);
       if (revert) corrections?.limiter.corrected(budgetKey, corrections.now());

@@ -25,7 +25,7 @@ export function notGrantableFailure(
       `${field ? `${field} (${object})` : object}: the operator may not grant ${missing || "these permissions"}; ` +
       `what generated Roles may grant is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ` +
       `ClusterRole labelled security.csp-operator.io/aggregate-to-grantable=true)`,
-    // A change to any ClusterRole re-enqueues every policy: no backoff loop is needed to notice the fix.
+    // A change to any ClusterRole re-enqueues every policy with rbac.roles: no backoff loop is needed.
     terminal: true,
   };
 }

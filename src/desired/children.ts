@@ -15,6 +15,11 @@ export interface Child {
     namespace: string;
     labels: Record<string, string>;
     ownerReferences: V1OwnerReference[];
+    /**
+     * Set only on the repair of an existing child: the UID of the object observed, so the write lands on
+     * that object or nowhere (never on a namesake created meanwhile).
+     */
+    uid?: string;
   };
   [field: string]: unknown;
 }

@@ -147,7 +147,14 @@ export function childDrift(
       fields,
       ...(manager ? { manager } : {}),
       message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}`,
-      repair: { action: "apply", object: d, ...(owner.via === "remembered" ? { reclaim: true } : {}) },
+      repair: {
+        action: "apply",
+        // The observed object's UID: the write lands on that object or nowhere.
+        object: observed.metadata?.uid
+          ? { ...d, metadata: { ...d.metadata, uid: observed.metadata.uid } }
+          : d,
+        ...(owner.via === "remembered" ? { reclaim: true } : {}),
+      },
     });
   }
   // A namespace the cache does not know while it holds an object in it is a contradiction (a LIST that

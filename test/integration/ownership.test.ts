@@ -549,6 +549,149 @@ ${ACCEPT_EDITOR}`;
     });
   });
 
+  describe("a name someone takes between plan and apply is never written", () => {
+    // The controller is stopped: these reconciles, through a writer that lets alice act at the worst
+    // moment, are the only ones writing (the caches keep running).
+    const RACE = `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: { name: race }
+spec:
+  namespaces: { selector: { matchLabels: { race: "yes" } } }
+  networkPolicies: { defaultDenyIngress: true, defaultDenyEgress: false, allowDNS: false }
+${ACCEPT_EDITOR}`;
+    const captured: NonNullable<ClusterSecurityPolicy["status"]>[] = [];
+    /** The operator's writer, with status captured and `hooks` run before the real writes. */
+    const deps = (hooks: Partial<Pick<ReconcileDeps["writer"], "apply" | "create">> = {}): ReconcileDeps => ({
+      snapshot: () => operator.cache.snapshot(),
+      writer: Object.assign(Object.create(operator.applier) as ReconcileDeps["writer"], {
+        patchStatus: (_: string, st: NonNullable<ClusterSecurityPolicy["status"]>) => {
+          captured.push(st);
+          return Promise.resolve();
+        },
+        event: () => Promise.resolve(),
+        ...hooks,
+      }),
+      log: silentLogger(),
+    });
+    const hers = (name: string) =>
+      JSON.stringify({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name, namespace: "own-r" },
+        spec: { podSelector: {}, ingress: [{}] },
+      });
+    const cached = (name: string) =>
+      operator.cache.snapshot().occupant?.("NetworkPolicy", "own-r", name) as Obj | undefined;
+    let childName = "";
+
+    before(async () => {
+      await operator.controller.stop();
+      await namespaceWithEditUser("own-r");
+      await ok(["apply", "-f", "-"], RACE);
+      await ok(["label", "namespace", "own-r", "race=yes"]);
+      await eventually("the cache sees own-r selected", () =>
+        Promise.resolve(
+          operator.cache.snapshot().namespaces.some((n) => n.metadata?.labels?.["race"] === "yes"),
+        ),
+      );
+    });
+    after(() => operator.controller.start());
+
+    it("a Missing child whose name alice takes just before the create: her object stays hers", async () => {
+      let created: Obj | undefined;
+      const applier = operator.applier;
+      await reconcile(
+        "race",
+        deps({
+          create: async <T extends KubernetesObject>(o: T) => {
+            childName = o.metadata!.name!;
+            created = JSON.parse(
+              await ok(["--as=alice", "create", "-o", "json", "-f", "-"], hers(childName)),
+            ) as Obj;
+            return applier.create(o);
+          },
+        }),
+      ).catch(() => undefined);
+      expect(created, "the writer's create ran").to.not.equal(undefined);
+      const now = await get("networkpolicy", "own-r", childName);
+      expect(now?.metadata?.resourceVersion).to.equal(created!.metadata!.resourceVersion, "never written");
+      expect(now?.metadata?.ownerReferences ?? []).to.deep.equal([]);
+      expect(now?.spec?.ingress).to.deep.equal([{}]);
+      const st = captured.at(-1) as PolicyStatus & { childUIDs?: string[] };
+      expect(st.childUIDs ?? []).to.not.include(created!.metadata!.uid!.slice(0, 13));
+      const d = st.drift?.find((x) => x.kind === "NetworkPolicy" && x.name === childName);
+      expect(d?.reason).to.equal("Missing");
+      expect(d?.message).to.match(/appeared at its name: not written/);
+      // Once the cache sees her object, it is reported Unowned, and still never written.
+      await eventually("the cache sees her object", () => Promise.resolve(cached(childName)));
+      await reconcile("race", deps()).catch(() => undefined);
+      const again = (captured.at(-1) as PolicyStatus).drift?.find((x) => x.name === childName);
+      expect(again?.reason).to.equal("Unowned");
+      const later = await get("networkpolicy", "own-r", childName);
+      expect(later?.metadata?.resourceVersion).to.equal(created!.metadata!.resourceVersion);
+    });
+
+    it("an existing child alice replaces by a namesake before the repair: the apply and the replace refuse it", async () => {
+      await alice("delete", "networkpolicy", childName, "-n", "own-r");
+      await eventually("the cache sees it gone", () => Promise.resolve(!cached(childName)));
+      await reconcile("race", deps());
+      const ours = await eventually("race's own child", () => denyIn("own-r", "race"));
+      await alice(
+        "patch",
+        "networkpolicy",
+        childName,
+        "-n",
+        "own-r",
+        "--type=merge",
+        "-p",
+        '{"spec":{"ingress":[{}]}}',
+      );
+      await eventually("the cache sees it modified", () =>
+        Promise.resolve(
+          operator.cache
+            .snapshot()
+            .networkPolicies.some((n) => n.metadata?.name === childName && (n as Obj).spec?.ingress?.length),
+        ),
+      );
+      let created: Obj | undefined;
+      const applier = operator.applier;
+      await reconcile(
+        "race",
+        deps({
+          apply: async <T extends KubernetesObject>(o: T, manager?: string) => {
+            if (o.kind === "NetworkPolicy") {
+              await alice("delete", "networkpolicy", childName, "-n", "own-r");
+              created = JSON.parse(
+                await ok(["--as=alice", "create", "-o", "json", "-f", "-"], hers(childName)),
+              ) as Obj;
+            }
+            return applier.apply(o, manager);
+          },
+        }),
+      ).catch(() => undefined);
+      expect(created, "the writer's apply ran").to.not.equal(undefined);
+      const now = await get("networkpolicy", "own-r", childName);
+      expect(now?.metadata?.uid).to.equal(created!.metadata!.uid);
+      expect(now?.metadata?.resourceVersion).to.equal(created!.metadata!.resourceVersion, "never written");
+      expect(now?.metadata?.ownerReferences ?? []).to.deep.equal([]);
+      const st = captured.at(-1) as PolicyStatus & { childUIDs?: string[] };
+      expect(st.childUIDs ?? []).to.not.include(created!.metadata!.uid!.slice(0, 13));
+      expect(st.drift?.find((x) => x.name === childName)?.message).to.match(/write failed/);
+      // The PUT path refuses a namesake too.
+      // `ours` carries the UID of the object alice deleted: the live one is hers.
+      const child = { ...ours, metadata: { ...ours.metadata, uid: ours.metadata!.uid } };
+      const replaced = await applier.replaceOwned(child as Parameters<typeof applier.replaceOwned>[0]).then(
+        () => "written",
+        (err: Error) => err.name + err.message,
+      );
+      expect(replaced).to.match(/was replaced/);
+      const last = await get("networkpolicy", "own-r", childName);
+      expect(last?.metadata?.resourceVersion).to.equal(created!.metadata!.resourceVersion, "never written");
+      await alice("delete", "networkpolicy", childName, "-n", "own-r");
+      await ok(["delete", "csp", "race"]);
+    });
+  });
+
   describe("shared Pod Security labels only tighten", () => {
     const PSA_POLICY = `apiVersion: security.csp-operator.io/v1alpha1
 kind: ClusterSecurityPolicy

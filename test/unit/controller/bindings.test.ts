@@ -51,6 +51,7 @@ async function run(roleBindings: V1RoleBinding[] = []) {
     log: silentLogger(),
     writer: {
       apply: <T extends KubernetesObject>(o: T) => (applied.push(key(o)), Promise.resolve(o)),
+      create: <T extends KubernetesObject>(o: T) => (applied.push(key(o)), Promise.resolve(o)),
       replaceOwned: () => Promise.resolve(),
       delete: (o) => (deleted.push(key(o)), Promise.resolve()),
       read: () => (reads++, Promise.resolve(undefined)),

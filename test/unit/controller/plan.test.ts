@@ -115,16 +115,18 @@ describe("apply", () => {
     let inFlight = 0;
     let peak = 0;
     const order: string[] = [];
+    const write = async <T extends KubernetesObject>(o: T): Promise<T> => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+      order.push(o.kind!);
+      if (o.kind === "NetworkPolicy") throw Object.assign(new Error("boom"), { code: 500 });
+      return o;
+    };
     const writer = {
-      apply: async <T extends KubernetesObject>(o: T): Promise<T> => {
-        inFlight++;
-        peak = Math.max(peak, inFlight);
-        await new Promise((r) => setImmediate(r));
-        inFlight--;
-        order.push(o.kind!);
-        if (o.kind === "NetworkPolicy") throw Object.assign(new Error("boom"), { code: 500 });
-        return o;
-      },
+      apply: write,
+      create: write,
       replaceOwned: () => Promise.resolve(),
       delete: () => Promise.resolve(),
     };

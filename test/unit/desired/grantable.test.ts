@@ -424,6 +424,10 @@ describe("reconcile never writes a generated Role or RoleBinding beyond csp-oper
           applied.push(o);
           return Promise.resolve(o);
         },
+        create: <T extends KubernetesObject>(o: T) => {
+          applied.push(o);
+          return Promise.resolve(o);
+        },
         replaceOwned: () => Promise.resolve(),
         delete: () => Promise.resolve(),
         read: () => Promise.resolve(undefined),
