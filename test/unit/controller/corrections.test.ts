@@ -113,6 +113,10 @@ describe("controller/apply with the correction limiter", () => {
         calls.n++;
         return Promise.resolve(o);
       },
+      create: <T extends KubernetesObject>(o: T): Promise<T | undefined> => {
+        calls.n++;
+        return Promise.resolve(o);
+      },
       replaceOwned: () => Promise.resolve(),
       delete: () => Promise.resolve(),
     };
