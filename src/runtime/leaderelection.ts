@@ -179,10 +179,14 @@ export class LeaderElector {
   /** One attempt, as client-go's tryAcquireOrRenew. Never throws. */
   private async tryAcquireOrRenew(): Promise<void> {
     const sentAt = this.clock.now();
-    // A request must not outlive our right to act on its answer.
-    const timeoutMs = this.leading
-      ? Math.max(1, (this.renewedAt ?? sentAt) + this.renewDeadlineMs - sentAt)
-      : this.renewDeadlineMs;
+    // A request must not outlive our right to act on its answer. Whole milliseconds: the monotonic clock
+    // has fractions, timers and AbortSignal.timeout want integers.
+    const timeoutMs = Math.max(
+      1,
+      Math.floor(
+        this.leading ? (this.renewedAt ?? sentAt) + this.renewDeadlineMs - sentAt : this.renewDeadlineMs,
+      ),
+    );
     try {
       let current = await this.store.get(timeoutMs);
       if (current === undefined) {

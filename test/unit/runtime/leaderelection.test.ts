@@ -20,22 +20,25 @@ class MemoryLeaseStore implements LeaseStore {
   down = false;
   writes: string[] = [];
 
-  private check(): void {
+  private check(timeoutMs?: number): void {
     if (this.down) throw new Error("connection refused");
+    // As AbortSignal.timeout: a fractional timeout throws (the monotonic clock has fractions).
+    if (timeoutMs !== undefined && !Number.isInteger(timeoutMs))
+      throw new RangeError(`timeout must be an integer, got ${timeoutMs}`);
   }
-  get(): Promise<StoredLease | undefined> {
-    this.check();
+  get(timeoutMs?: number): Promise<StoredLease | undefined> {
+    this.check(timeoutMs);
     return Promise.resolve(this.lease && structuredClone(this.lease));
   }
-  create(record: LeaseRecord): Promise<StoredLease> {
-    this.check();
+  create(record: LeaseRecord, timeoutMs?: number): Promise<StoredLease> {
+    this.check(timeoutMs);
     if (this.lease) return Promise.reject(new Error("409 AlreadyExists"));
     this.lease = { record: { ...record }, resourceVersion: String(++this.rv) };
     this.writes.push(record.holderIdentity ?? "");
     return Promise.resolve(structuredClone(this.lease));
   }
-  update(record: LeaseRecord, resourceVersion: string): Promise<StoredLease> {
-    this.check();
+  update(record: LeaseRecord, resourceVersion: string, timeoutMs?: number): Promise<StoredLease> {
+    this.check(timeoutMs);
     if (!this.lease || this.lease.resourceVersion !== resourceVersion)
       return Promise.reject(new Error("409 Conflict"));
     this.lease = { record: { ...record }, resourceVersion: String(++this.rv) };
@@ -48,10 +51,11 @@ class MemoryLeaseStore implements LeaseStore {
 function view(store: MemoryLeaseStore): LeaseStore & { cut: boolean } {
   const v = {
     cut: false,
-    get: () => (v.cut ? Promise.reject(new Error("partitioned")) : store.get()),
-    create: (r: LeaseRecord) => (v.cut ? Promise.reject(new Error("partitioned")) : store.create(r)),
-    update: (r: LeaseRecord, rv: string) =>
-      v.cut ? Promise.reject(new Error("partitioned")) : store.update(r, rv),
+    get: (t: number) => (v.cut ? Promise.reject(new Error("partitioned")) : store.get(t)),
+    create: (r: LeaseRecord, t: number) =>
+      v.cut ? Promise.reject(new Error("partitioned")) : store.create(r, t),
+    update: (r: LeaseRecord, rv: string, t: number) =>
+      v.cut ? Promise.reject(new Error("partitioned")) : store.update(r, rv, t),
   };
   return v;
 }
@@ -381,5 +385,18 @@ describe("LeaderElector (fake clock)", () => {
     }
     expect(overlaps).to.equal(0);
     expect(b.e.canWrite()).to.equal(true);
+  });
+
+  it("renews on a monotonic clock with fractional milliseconds (request timeouts are whole ms)", async () => {
+    const clock = new FakeClock();
+    clock.jump(1234.5678);
+    const store = new MemoryLeaseStore();
+    const a = candidate("a", view(store), clock);
+    a.e.start();
+    await clock.advance(0.3);
+    await clock.advance(30_000.7);
+    expect(a.e.canWrite()).to.equal(true);
+    expect(a.events).to.deep.equal(["started"]);
+    expect(store.writes.length).to.be.greaterThan(10);
   });
 });
