@@ -23,6 +23,9 @@ export interface LeaderElectionConfig {
   retryPeriodMs?: number;
 }
 
+/** Two bookmark intervals (the API server sends one about every minute) and some slack. */
+export const DEFAULT_WATCH_SILENCE_MS = 150_000;
+
 export interface OperatorOptions {
   workers: number;
   /** Writes in flight within one reconcile (default 8). */
@@ -34,6 +37,8 @@ export interface OperatorOptions {
   leaderElection?: LeaderElectionConfig;
   /** Where controller, queue, REST and product metrics go. */
   metrics?: OperatorMetrics;
+  /** A watch that sent no event or bookmark for this long makes the replica unready (default 150 s). */
+  watchSilenceMs?: number;
 }
 
 /**
@@ -51,6 +56,7 @@ export class Operator {
   readonly controller: Controller;
   readonly areas: readonly AreaReconciler[];
   readonly elector: LeaderElector | undefined;
+  private readonly watchSilenceMs: number;
   private synced: Promise<boolean> | undefined;
   /** Serializes worker start/stop across leadership terms. */
   private term: Promise<void> = Promise.resolve();
@@ -87,6 +93,7 @@ export class Operator {
         (path) => path.startsWith(`${leases}/`) || path === leases || isReviewPath(path),
       );
     }
+    this.watchSilenceMs = opts.watchSilenceMs ?? DEFAULT_WATCH_SILENCE_MS;
     this.applier = new Applier(kc);
     const writer: ReconcileDeps["writer"] = metrics
       ? Object.assign(Object.create(this.applier) as ReconcileDeps["writer"], {
@@ -169,9 +176,12 @@ export class Operator {
     });
   }
 
-  /** Readiness: every cache synced since its last failure; otherwise why not. */
+  /**
+   * Readiness: every cache synced since its last failure and no watch silent past ~2 bookmark intervals;
+   * otherwise why not (naming the kind).
+   */
   notReadyReason(): string | undefined {
-    if (this.cache.hasSynced) return undefined;
+    if (this.cache.hasSynced) return this.cache.staleReason(this.watchSilenceMs);
     try {
       this.cache.snapshot();
       return undefined;

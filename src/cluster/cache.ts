@@ -243,6 +243,12 @@ export class ClusterCache {
     return synced.every(Boolean);
   }
 
+  /** Why some synced cache's watch looks hung (see ResilientInformer.staleReason), or undefined. */
+  staleReason(maxSilenceMs: number): string | undefined {
+    const reasons = this.all.map((i) => i.staleReason(maxSilenceMs)).filter((r) => r !== undefined);
+    return reasons.length ? reasons.join("; ") : undefined;
+  }
+
   /** Every cache has synced since its last failure. */
   get hasSynced(): boolean {
     return this.all.every((i) => i.hasSynced);

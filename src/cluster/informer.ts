@@ -95,6 +95,10 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private readonly onResynced: (() => void) | undefined;
   private failure: unknown;
   private syncWaiters: ((synced: boolean) => void)[] = [];
+  /** Monotonic time the watch last proved alive: it started, or sent an event or a bookmark. */
+  private lastHeard: number;
+  /** Watches in a row that ended by client-side inactivity timeout without a single event. */
+  private silentTimeouts = 0;
 
   constructor(
     kc: KubeConfig,
@@ -106,6 +110,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     this.backoff = opts.backoff ?? new Backoff(500, 30_000);
     this.onResynced = opts.onResynced;
     this.clock = opts.clock ?? keepAliveClock;
+    this.lastHeard = this.clock.now();
     // Lists travel as plain JSON, like watch events: client-node's models would rename fields (`_from`).
     const rest = new RestClient(kc);
     const query: Record<string, string> = {};
@@ -190,7 +195,12 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
       const timeoutSeconds = watchTimeoutSeconds();
       (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 60) * 1000;
       const params = { ...queryParams, timeoutSeconds, allowWatchBookmarks: true };
+      let heard = false;
       const guardedCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => {
+        // Any event, bookmarks included, proves the watch (and the API server behind it) alive.
+        heard = true;
+        this.lastHeard = this.clock.now();
+        this.silentTimeouts = 0;
         try {
           if (transform && (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED"))
             apiObj = transform(apiObj as T);
@@ -200,8 +210,14 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
           this.eventFailed(err);
         }
       };
+      // client-node's ListWatch reconnects silently (same resourceVersion) after an inactivity timeout: count
+      // those that brought nothing, so a hung API server shows in readiness.
+      const countedDone = (err: unknown) => {
+        if (!heard && (err as { name?: string } | null)?.name === "TimeoutError") this.silentTimeouts++;
+        done(err);
+      };
       try {
-        return await original(path, params, guardedCallback, done);
+        return await original(path, params, guardedCallback, countedDone);
       } catch (err) {
         const controller = new AbortController();
         queueMicrotask(() => done(err));
@@ -219,6 +235,8 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   }
 
   private markSyncedIfListed(): void {
+    // A watch (re)starting right after a LIST counts as hearing from the API server.
+    if (this.listed) this.lastHeard = this.clock.now();
     if (this.synced || !this.listed || this.stopped) return;
     this.synced = true;
     const recovered = this.failure !== undefined;
@@ -245,6 +263,22 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   /** A LIST succeeded since the last list/watch failure: the cache may be trusted. */
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * Why a synced cache may nevertheless be stale, or undefined: its watch has sent nothing (no event, no
+   * bookmark; the API server sends a bookmark about once a minute) for `maxSilenceMs`, or ended by
+   * inactivity timeout `maxTimeouts` times in a row without an event. A hung API server (SIGSTOP, a
+   * half-open connection) looks exactly like a quiet one to the watch otherwise.
+   */
+  staleReason(maxSilenceMs: number, maxTimeouts = 3): string | undefined {
+    if (!this.synced || this.stopped) return undefined;
+    const silentMs = this.clock.now() - this.lastHeard;
+    if (silentMs > maxSilenceMs)
+      return `watch of ${this.description} silent for ${Math.round(silentMs / 1000)} s (no event or bookmark)`;
+    if (this.silentTimeouts >= maxTimeouts)
+      return `watch of ${this.description} timed out ${this.silentTimeouts} times in a row without an event`;
+    return undefined;
   }
 
   /** The error that broke the list or watch, until the next successful LIST: a 403 means no permission. */
