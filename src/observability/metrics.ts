@@ -419,7 +419,10 @@ export class OperatorMetrics {
   private countCorrection(policy: string, kind: string, reason: string, n: number): void {
     this.corrections.inc({ policy, kind, reason }, n);
     let sets = this.correctionLabels.get(policy);
-    if (!sets) this.correctionLabels.set(policy, (sets = new Map()));
+    if (!sets) {
+      sets = new Map<string, { kind: string; reason: string }>();
+      this.correctionLabels.set(policy, sets);
+    }
     sets.set(`${kind}\0${reason}`, { kind, reason });
   }
 }

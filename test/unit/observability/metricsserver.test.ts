@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { request } from "node:https";
+import { request, type Server as HttpsServer } from "node:https";
 import { Registry } from "prom-client";
 import { createLogger } from "../../../src/observability/logger.js";
 import {
@@ -83,7 +83,7 @@ describe("MetricsServer (secure, table reviewer)", function () {
 
   it("sets header, request and TLS handshake timeouts and a connection cap", async () => {
     const { s } = await serve(new TableReviewer(new Set()));
-    const server = (s as unknown as { server: import("node:https").Server }).server;
+    const server = (s as unknown as { server: HttpsServer }).server;
     expect(server.headersTimeout).to.equal(METRICS_SERVER_LIMITS.headersTimeoutMs);
     expect(server.requestTimeout).to.equal(METRICS_SERVER_LIMITS.requestTimeoutMs);
     expect(server.maxConnections).to.equal(METRICS_SERVER_LIMITS.maxConnections);
