@@ -9,6 +9,8 @@ import { OPERATOR_NAMESPACE } from "./desired/metadata.js";
 import type { Logger } from "./observability/logger.js";
 import type { OperatorMetrics } from "./observability/metrics.js";
 import { instrumentRequests } from "./observability/restmetrics.js";
+import { WatchLiveness } from "./observability/watchliveness.js";
+import { RestClient } from "./cluster/rest.js";
 import { Controller } from "./runtime/controller.js";
 import { LeaderElector } from "./runtime/leaderelection.js";
 import { fenceWrites } from "./runtime/writefence.js";
@@ -23,7 +25,7 @@ export interface LeaderElectionConfig {
   retryPeriodMs?: number;
 }
 
-/** Two bookmark intervals (the API server sends one about every minute) and some slack. */
+/** Two bookmark intervals (the API server sends one about every minute to a kind with writes) and slack. */
 export const DEFAULT_WATCH_SILENCE_MS = 150_000;
 
 export interface OperatorOptions {
@@ -37,7 +39,10 @@ export interface OperatorOptions {
   leaderElection?: LeaderElectionConfig;
   /** Where controller, queue, REST and product metrics go. */
   metrics?: OperatorMetrics;
-  /** A watch that sent no event or bookmark for this long makes the replica unready (default 150 s). */
+  /**
+   * A watch that sent no event or bookmark for this long makes the replica unready if the API server then
+   * does not answer a ping either (default 150 s).
+   */
   watchSilenceMs?: number;
 }
 
@@ -56,7 +61,7 @@ export class Operator {
   readonly controller: Controller;
   readonly areas: readonly AreaReconciler[];
   readonly elector: LeaderElector | undefined;
-  private readonly watchSilenceMs: number;
+  private readonly watchLiveness: WatchLiveness;
   private synced: Promise<boolean> | undefined;
   /** Serializes worker start/stop across leadership terms. */
   private term: Promise<void> = Promise.resolve();
@@ -93,7 +98,13 @@ export class Operator {
         (path) => path.startsWith(`${leases}/`) || path === leases || isReviewPath(path),
       );
     }
-    this.watchSilenceMs = opts.watchSilenceMs ?? DEFAULT_WATCH_SILENCE_MS;
+    const watchSilenceMs = opts.watchSilenceMs ?? DEFAULT_WATCH_SILENCE_MS;
+    const probe = new RestClient(kc);
+    this.watchLiveness = new WatchLiveness({
+      silentWatches: () => this.cache.silentWatches(watchSilenceMs),
+      // Allowed to every authenticated user (system:public-info-viewer); nothing is written.
+      ping: (timeoutMs) => probe.text("/livez", { timeoutMs, maxBytes: 64 * 1024 }),
+    });
     this.applier = new Applier(kc);
     const writer: ReconcileDeps["writer"] = metrics
       ? Object.assign(Object.create(this.applier) as ReconcileDeps["writer"], {
@@ -177,11 +188,11 @@ export class Operator {
   }
 
   /**
-   * Readiness: every cache synced since its last failure and no watch silent past ~2 bookmark intervals;
-   * otherwise why not (naming the kind).
+   * Readiness: every cache synced since its last failure, and no watch silent past --watch-silence-timeout
+   * while the API server fails to answer a ping; otherwise why not (naming the kind).
    */
   notReadyReason(): string | undefined {
-    if (this.cache.hasSynced) return this.cache.staleReason(this.watchSilenceMs);
+    if (this.cache.hasSynced) return this.watchLiveness.reason();
     try {
       this.cache.snapshot();
       return undefined;

@@ -243,10 +243,18 @@ export class ClusterCache {
     return synced.every(Boolean);
   }
 
-  /** Why some synced cache's watch looks hung (see ResilientInformer.staleReason), or undefined. */
-  staleReason(maxSilenceMs: number): string | undefined {
-    const reasons = this.all.map((i) => i.staleReason(maxSilenceMs)).filter((r) => r !== undefined);
-    return reasons.length ? reasons.join("; ") : undefined;
+  /** Synced caches whose watch brought nothing for `maxSilenceMs`, or timed out `maxTimeouts` times in a row. */
+  silentWatches(
+    maxSilenceMs: number,
+    maxTimeouts = 3,
+  ): { description: string; silentMs: number; timeouts: number }[] {
+    const silent = [];
+    for (const i of this.all) {
+      const s = i.silence;
+      if (s && (s.ms > maxSilenceMs || s.timeouts >= maxTimeouts))
+        silent.push({ description: i.description, silentMs: s.ms, timeouts: s.timeouts });
+    }
+    return silent;
   }
 
   /** Every cache has synced since its last failure. */

@@ -266,19 +266,13 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   }
 
   /**
-   * Why a synced cache may nevertheless be stale, or undefined: its watch has sent nothing (no event, no
-   * bookmark; the API server sends a bookmark about once a minute) for `maxSilenceMs`, or ended by
-   * inactivity timeout `maxTimeouts` times in a row without an event. A hung API server (SIGSTOP, a
-   * half-open connection) looks exactly like a quiet one to the watch otherwise.
+   * How long the watch of a synced cache has brought nothing (no event, no bookmark; ms) and how many times
+   * in a row it ended by inactivity timeout without an event; undefined while unsynced or stopped. A hung
+   * API server (SIGSTOP, a half-open connection) looks exactly like a quiet one to the watch itself.
    */
-  staleReason(maxSilenceMs: number, maxTimeouts = 3): string | undefined {
+  get silence(): { ms: number; timeouts: number } | undefined {
     if (!this.synced || this.stopped) return undefined;
-    const silentMs = this.clock.now() - this.lastHeard;
-    if (silentMs > maxSilenceMs)
-      return `watch of ${this.description} silent for ${Math.round(silentMs / 1000)} s (no event or bookmark)`;
-    if (this.silentTimeouts >= maxTimeouts)
-      return `watch of ${this.description} timed out ${this.silentTimeouts} times in a row without an event`;
-    return undefined;
+    return { ms: this.clock.now() - this.lastHeard, timeouts: this.silentTimeouts };
   }
 
   /** The error that broke the list or watch, until the next successful LIST: a 403 means no permission. */
