@@ -1,11 +1,12 @@
 /**
- * `npm run test:faults` (not in `npm test`: about four minutes of waiting on bookmark intervals).
+ * `npm run test:faults` (not in `npm test`: about two minutes of waiting out silences).
  * Needs the local control plane (built on first use by controlplane/build.sh).
  * A hung API server (SIGSTOP: connections stay open, nothing is answered) looks to a watch exactly like a
  * quiet one. The operator must not stay ready on a cache nobody updates: /readyz fails, naming the kind,
- * once a watch has sent no event and no bookmark (the API server sends one about every minute) for
- * --watch-silence-timeout, and passes again once the API server answers (SIGCONT). Before that, a quiet but
- * healthy API server keeps it ready for longer than the timeout: bookmarks count as life.
+ * once a watch has sent no event and no bookmark for --watch-silence-timeout and the API server does not
+ * answer a ping either, and passes again once it answers (SIGCONT). Before that, a quiet but healthy API
+ * server keeps it ready for longer than the timeout (kinds nobody writes get no bookmarks: silence alone
+ * proves nothing).
  */
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
@@ -16,7 +17,7 @@ import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { spawnOperator, type OperatorProcess } from "../support/operatorprocess.js";
 
-const SILENCE_MS = 75_000;
+const SILENCE_MS = 20_000;
 
 function probe(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -54,7 +55,11 @@ describe("readiness with a hung API server (SIGSTOP, real control plane)", funct
   });
 
   after(async () => {
-    if (apiserverPid) process.kill(apiserverPid, "SIGCONT");
+    try {
+      if (apiserverPid) process.kill(apiserverPid, "SIGCONT");
+    } catch {
+      // already stopped with its control plane
+    }
     if (op && op.exit === undefined) op.child.kill("SIGKILL");
     await op?.exited;
   });
@@ -94,7 +99,10 @@ describe("readiness with a hung API server (SIGSTOP, real control plane)", funct
       },
       SILENCE_MS + 60_000,
     );
-    expect(quietFailures, "unready while the API server was merely quiet").to.deep.equal([]);
+    expect(
+      quietFailures.length,
+      `unready while the API server was merely quiet:\n${quietFailures.join("\n")}`,
+    ).to.equal(0);
 
     process.kill(apiserverPid!, "SIGSTOP");
     const stoppedAt = performance.now();
@@ -104,12 +112,14 @@ describe("readiness with a hung API server (SIGSTOP, real control plane)", funct
         const r = await probe(port, "/readyz");
         return r.status === 503 ? r : undefined;
       },
-      SILENCE_MS + 90_000,
+      SILENCE_MS + 60_000,
     );
     process.stdout.write(
       `      unready ${Math.round((performance.now() - stoppedAt) / 1000)} s after SIGSTOP\n`,
     );
-    expect(unready.body).to.match(/informers: watch of [A-Za-z]+.* silent for \d+ s/);
+    expect(unready.body).to.match(
+      /informers: watch of [A-Z][A-Za-z]*.*no event or bookmark, and the API server ping/,
+    );
     expect((await probe(port, "/healthz")).status, "alive all the same").to.equal(200);
 
     process.kill(apiserverPid!, "SIGCONT");
