@@ -12,6 +12,8 @@ import type { Logger } from "./observability/logger.js";
 import type { OperatorMetrics } from "./observability/metrics.js";
 import { ReportsPublisher, type ReportsOptions } from "./reports/publisher.js";
 import { instrumentRequests } from "./observability/restmetrics.js";
+import { WatchLiveness } from "./observability/watchliveness.js";
+import { RestClient } from "./cluster/rest.js";
 import { Controller } from "./runtime/controller.js";
 import { LeaderElector } from "./runtime/leaderelection.js";
 import { fenceWrites } from "./runtime/writefence.js";
@@ -26,6 +28,9 @@ export interface LeaderElectionConfig {
   retryPeriodMs?: number;
 }
 
+/** Two bookmark intervals (the API server sends one about every minute to a kind with writes) and slack. */
+export const DEFAULT_WATCH_SILENCE_MS = 150_000;
+
 export interface OperatorOptions {
   workers: number;
   /** Writes in flight within one reconcile (default 8). */
@@ -39,6 +44,11 @@ export interface OperatorOptions {
   metrics?: OperatorMetrics;
   /** Policy reports (openreports.io / wgpolicyk8s.io, whichever are installed); `false` turns them off. */
   reports?: ReportsOptions | false;
+  /**
+   * A watch that sent no event or bookmark for this long makes the replica unready if the API server then
+   * does not answer a ping either (default 150 s).
+   */
+  watchSilenceMs?: number;
 }
 
 /**
@@ -60,6 +70,7 @@ export class Operator {
   readonly reports: ReportsPublisher | undefined;
   /** Per-object correction budget against rival writers, kept across reconciles. */
   readonly corrections = new CorrectionLimiter();
+  private readonly watchLiveness: WatchLiveness;
   private synced: Promise<boolean> | undefined;
   /** Serializes worker start/stop across leadership terms. */
   private term: Promise<void> = Promise.resolve();
@@ -96,6 +107,13 @@ export class Operator {
         (path) => path.startsWith(`${leases}/`) || path === leases || isReviewPath(path),
       );
     }
+    const watchSilenceMs = opts.watchSilenceMs ?? DEFAULT_WATCH_SILENCE_MS;
+    const probe = new RestClient(kc);
+    this.watchLiveness = new WatchLiveness({
+      silentWatches: () => this.cache.silentWatches(watchSilenceMs),
+      // Allowed to every authenticated user (system:public-info-viewer); nothing is written.
+      ping: (timeoutMs) => probe.text("/livez", { timeoutMs, maxBytes: 64 * 1024 }),
+    });
     this.applier = new Applier(kc);
     const writer: ReconcileDeps["writer"] = metrics
       ? Object.assign(Object.create(this.applier) as ReconcileDeps["writer"], {
@@ -196,9 +214,12 @@ export class Operator {
     });
   }
 
-  /** Readiness: every cache synced since its last failure; otherwise why not. */
+  /**
+   * Readiness: every cache synced since its last failure, and no watch silent past --watch-silence-timeout
+   * while the API server fails to answer a ping; otherwise why not (naming the kind).
+   */
   notReadyReason(): string | undefined {
-    if (this.cache.hasSynced) return undefined;
+    if (this.cache.hasSynced) return this.watchLiveness.reason();
     try {
       this.cache.snapshot();
       return undefined;

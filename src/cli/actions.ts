@@ -42,6 +42,7 @@ export async function run(opts: RunOptions): Promise<number> {
       workers,
       maxConcurrentWrites: opts.maxConcurrentWrites,
       resyncMs: resyncSeconds * 1000,
+      watchSilenceMs: opts.watchSilenceMs,
       areas: AREAS,
       metrics,
       ...(leaderElection ? { leaderElection } : {}),

@@ -37,6 +37,8 @@ export interface RunOptions {
   readonly metricsCertDir?: string;
   /** Where /healthz and /readyz are served; undefined = not served. */
   readonly healthBind?: BindAddress;
+  /** A watch silent (no event, no bookmark) this long fails /readyz. */
+  readonly watchSilenceMs: number;
 }
 
 /** A listen address from a `[host]:port` flag. */
@@ -278,6 +280,15 @@ export function declareRunOptions(cmd: Command): Command {
       ).argParser(nonEmpty("--metrics-cert-dir")),
     )
     .addOption(
+      new Option(
+        "--watch-silence-timeout <d>",
+        "a watch with no event or bookmark for this long fails /readyz (a hung API server)",
+      )
+        .argParser(duration("--watch-silence-timeout"))
+        .env("CSP_WATCH_SILENCE_TIMEOUT")
+        .default(150_000, "150s"),
+    )
+    .addOption(
       new Option("--health-probe-bind-address <addr>", "where /healthz and /readyz are served (0 disables)")
         .argParser(bindAddress("--health-probe-bind-address"))
         .default({ port: 8081 }, ":8081"),
@@ -301,6 +312,7 @@ export function runOptionsOf(cmd: Command): RunOptions {
     metricsSecure: boolean;
     metricsCertDir?: string;
     healthProbeBindAddress: BindAddress | "off";
+    watchSilenceTimeout: number;
   }>();
   const lease = o.leaderElectLeaseDuration;
   const renew = o.leaderElectRenewDeadline;
@@ -329,6 +341,7 @@ export function runOptionsOf(cmd: Command): RunOptions {
     metricsSecure: o.metricsSecure,
     ...(o.metricsCertDir === undefined ? {} : { metricsCertDir: o.metricsCertDir }),
     ...(o.healthProbeBindAddress === "off" ? {} : { healthBind: o.healthProbeBindAddress }),
+    watchSilenceMs: o.watchSilenceTimeout,
   };
 }
 

@@ -1,6 +1,9 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { RestClient } from "./rest.js";
 
+/** Timeout of each TokenReview / SubjectAccessReview request. */
+export const REVIEW_TIMEOUT_MS = 3_000;
+
 /** Who a bearer token belongs to, per the API server's TokenReview. */
 export interface ReviewedUser {
   username: string;
@@ -18,7 +21,9 @@ export class KubeAuthReviewer {
   private readonly rest: RestClient;
 
   constructor(kc: KubeConfig) {
-    this.rest = new RestClient(kc, { defaultTimeoutMs: 10_000 });
+    // Short: a scrape (Prometheus' default timeout is 10 s) must get an answer, even a 500, well before it
+    // gives up; a failed review falls back on the token's last allow decision (MetricsServer).
+    this.rest = new RestClient(kc, { defaultTimeoutMs: REVIEW_TIMEOUT_MS });
   }
 
   /** The token's user, or undefined when the API server does not authenticate it. */

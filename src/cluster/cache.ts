@@ -307,6 +307,20 @@ export class ClusterCache {
     return synced.every(Boolean);
   }
 
+  /** Synced caches whose watch brought nothing for `maxSilenceMs`, or timed out `maxTimeouts` times in a row. */
+  silentWatches(
+    maxSilenceMs: number,
+    maxTimeouts = 3,
+  ): { description: string; silentMs: number; timeouts: number }[] {
+    const silent = [];
+    for (const i of this.all) {
+      const s = i.silence;
+      if (s && (s.ms > maxSilenceMs || s.timeouts >= maxTimeouts))
+        silent.push({ description: i.description, silentMs: s.ms, timeouts: s.timeouts });
+    }
+    return silent;
+  }
+
   /** Every cache has synced since its last failure. */
   get hasSynced(): boolean {
     return this.all.every((i) => i.hasSynced);

@@ -121,6 +121,10 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private syncWaiters: ((synced: boolean) => void)[] = [];
   /** When the cache last became synced (clock time), to tell a healthy watch from one failing at once. */
   private syncedAt: number | undefined;
+  /** Monotonic time the watch last proved alive: it started, or sent an event or a bookmark. */
+  private lastHeard: number;
+  /** Watches in a row that ended by client-side inactivity timeout without a single event. */
+  private silentTimeouts = 0;
 
   constructor(
     kc: KubeConfig,
@@ -132,6 +136,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     this.backoff = opts.backoff ?? new Backoff(500, 30_000);
     this.onResynced = opts.onResynced;
     this.clock = opts.clock ?? keepAliveClock;
+    this.lastHeard = this.clock.now();
     // Lists travel as plain JSON, like watch events: client-node's models would rename fields (`_from`).
     const rest = new RestClient(kc);
     const query: Record<string, string> = {};
@@ -217,12 +222,22 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
       const timeoutSeconds = watchTimeoutSeconds();
       (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_SILENCE_MS;
       const params = { ...queryParams, timeoutSeconds, allowWatchBookmarks: true };
+      let heard = false;
       // A non-410 ERROR event: the cache stops counting as synced now, the stream is cut, and the
       // ListWatch sees the error when it ends (so it restarts through failed(), with a LIST).
       let watchError: WatchErrorEvent | undefined;
       let request: AbortController | undefined;
-      const guardedDone = (err: unknown) => done(watchError ?? err);
+      // client-node's ListWatch reconnects silently (same resourceVersion) after an inactivity timeout: count
+      // those that brought nothing, so a hung API server shows in readiness.
+      const guardedDone = (err: unknown) => {
+        if (!heard && (err as { name?: string } | null)?.name === "TimeoutError") this.silentTimeouts++;
+        done(watchError ?? err);
+      };
       const guardedCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => {
+        // Any event, bookmarks included, proves the watch (and the API server behind it) alive.
+        heard = true;
+        this.lastHeard = this.clock.now();
+        this.silentTimeouts = 0;
         if (phase === "ERROR") {
           const status = (apiObj ?? {}) as { code?: number; reason?: string; message?: string };
           if (status.code !== 410 && !watchError) {
@@ -265,6 +280,8 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   }
 
   private markSyncedIfListed(): void {
+    // A watch (re)starting right after a LIST counts as hearing from the API server.
+    if (this.listed) this.lastHeard = this.clock.now();
     if (this.synced || !this.listed || this.stopped) return;
     this.synced = true;
     const recovered = this.failure !== undefined;
@@ -291,6 +308,16 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   /** A LIST succeeded since the last list/watch failure: the cache may be trusted. */
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * How long the watch of a synced cache has brought nothing (no event, no bookmark; ms) and how many times
+   * in a row it ended by inactivity timeout without an event; undefined while unsynced or stopped. A hung
+   * API server (SIGSTOP, a half-open connection) looks exactly like a quiet one to the watch itself.
+   */
+  get silence(): { ms: number; timeouts: number } | undefined {
+    if (!this.synced || this.stopped) return undefined;
+    return { ms: this.clock.now() - this.lastHeard, timeouts: this.silentTimeouts };
   }
 
   /** The error that broke the list or watch, until the next successful LIST: a 403 means no permission. */

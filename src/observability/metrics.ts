@@ -87,6 +87,8 @@ export class OperatorMetrics {
   private source: MetricsSource | undefined;
   private readonly lastSuccess = new Map<string, number>();
   private readonly rotation = new Map<string, { phase: string; since: number; completed?: number }>();
+  /** The csp_corrections_total label sets of each policy, so a deleted policy's series can be removed. */
+  private readonly correctionLabels = new Map<string, Map<string, { kind: string; reason: string }>>();
   readonly reconcileTotal: Counter<"controller" | "result">;
   readonly reconcileErrors: Counter<"controller">;
   readonly reconcileTime: Histogram<"controller">;
@@ -330,11 +332,15 @@ export class OperatorMetrics {
         if (r?.completed !== undefined) g.set({ policy: p.metadata.name }, r.completed / 1000);
       },
     );
+    const prune = () => this.pruneDeleted();
     this.corrections = new Counter({
       name: "csp_corrections_total",
       help: "Drifted objects the operator corrected, by policy, kind and drift reason",
       labelNames: ["policy", "kind", "reason"],
       registers,
+      collect() {
+        prune();
+      },
     });
   }
 
@@ -373,12 +379,9 @@ export class OperatorMetrics {
     if (reason === "DriftCorrected") {
       // "Corrected N object(s): Kind ns/name (Reason) xK, ..., and M more"
       for (const m of message.matchAll(/(\w+) \S+ \((\w+)\)(?: x(\d+))?/g))
-        this.corrections.inc(
-          { policy, kind: bounded(m[1], KINDS), reason: bounded(m[2], DRIFT_REASONS) },
-          Number(m[3] ?? 1),
-        );
+        this.countCorrection(policy, bounded(m[1], KINDS), bounded(m[2], DRIFT_REASONS), Number(m[3] ?? 1));
       const more = /and (\d+) more$/.exec(message);
-      if (more) this.corrections.inc({ policy, kind: "Other", reason: "Other" }, Number(more[1]));
+      if (more) this.countCorrection(policy, "Other", "Other", Number(more[1]));
     } else if (reason === "EncryptionStep") {
       const phase = /^(\w+):/.exec(message)?.[1];
       if (!phase || !(ROTATION_PHASES as readonly string[]).includes(phase)) return;
@@ -396,9 +399,38 @@ export class OperatorMetrics {
     }
   }
 
-  /** Forgets per-policy state of a deleted policy. */
+  /** Forgets per-policy state of a deleted policy, its csp_corrections_total series included. */
   forget(policy: string): void {
     this.lastSuccess.delete(policy);
     this.rotation.delete(policy);
+    for (const l of this.correctionLabels.get(policy)?.values() ?? [])
+      this.corrections.remove({ policy, kind: l.kind, reason: l.reason });
+    this.correctionLabels.delete(policy);
+  }
+
+  /**
+   * At scrape time, with a synced cache: forgets every policy that is no longer there (deleted while this
+   * process ran, whichever replica reconciled it), so deleted policies leave no series and no state behind.
+   */
+  private pruneDeleted(): void {
+    const source = this.source;
+    if (!source?.cacheSynced()) return;
+    const present = new Set(source.policies().map((p) => p.metadata.name));
+    for (const policy of new Set([
+      ...this.lastSuccess.keys(),
+      ...this.rotation.keys(),
+      ...this.correctionLabels.keys(),
+    ]))
+      if (!present.has(policy)) this.forget(policy);
+  }
+
+  private countCorrection(policy: string, kind: string, reason: string, n: number): void {
+    this.corrections.inc({ policy, kind, reason }, n);
+    let sets = this.correctionLabels.get(policy);
+    if (!sets) {
+      sets = new Map<string, { kind: string; reason: string }>();
+      this.correctionLabels.set(policy, sets);
+    }
+    sets.set(`${kind}\0${reason}`, { kind, reason });
   }
 }

@@ -44,6 +44,22 @@ export interface LeaderElectionOptions {
   onNewLeader?: (identity: string) => void;
 }
 
+/** A released Lease (client-go's shape): no holder, a 1 s lease, acquireTime equal to renewTime. */
+const RELEASE_LEASE_SECONDS = 1;
+
+/**
+ * True for the record `release()` writes. Anything else without a holder (a hand edit clearing only
+ * holderIdentity) is not a release: the followers wait out the last holder's lease.
+ */
+export function isRelease(r: LeaseRecord): boolean {
+  return (
+    (r.holderIdentity ?? "") === "" &&
+    r.leaseDurationSeconds === RELEASE_LEASE_SECONDS &&
+    r.acquireTime !== undefined &&
+    r.acquireTime === r.renewTime
+  );
+}
+
 /** Formats a time as a Kubernetes MicroTime (six fractional digits; the API server rejects fewer). */
 export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
@@ -59,6 +75,16 @@ export function microTime(ms: number): string {
  * (leaseDuration - renewDeadline, 5 s by default) covers a write already sent. `canWrite()` is checked
  * against the clock itself, not a timer, so a process that was frozen (SIGSTOP, a long GC pause, a blocked
  * event loop) writes nothing when it wakes up until it has renewed again.
+ *
+ * Every comparison uses the monotonic clock (`clock.now()`, performance.now()): a wall clock stepped back
+ * cannot stretch leadership. The wall clock only formats acquireTime/renewTime, which nobody here compares.
+ *
+ * The follower waits the longer of its own lease duration and the one the holder wrote (a leader configured
+ * with a longer lease is not cut short). A Lease that vanished (404), that names this process while it is
+ * not leading, or that was emptied without the shape of a release this code writes, is treated as still
+ * held by the last valid holder until that holder's lease has run out from when it was last seen changing:
+ * a hand edit, a delete or a forgery cannot make two writers (the ValidatingAdmissionPolicy in config/rbac
+ * also refuses such writes from anyone but the operator's ServiceAccount).
  */
 export class LeaderElector {
   readonly identity: string;
@@ -69,7 +95,8 @@ export class LeaderElector {
   /** Clock time at which the last successful acquire/renew was SENT; leadership is valid until + renewDeadline. */
   private renewedAt: number | undefined;
   private leading = false;
-  private observed: { key: string; at: number; holder: string } | undefined;
+  /** The last record seen, when it was first seen (monotonic), and how long its holder's lease lasts. */
+  private observed: { key: string; at: number; holder: string; durationMs: number } | undefined;
   private lastStored: StoredLease | undefined;
   private timer: unknown;
   private deadlineTimer: unknown;
@@ -152,29 +179,33 @@ export class LeaderElector {
   /** One attempt, as client-go's tryAcquireOrRenew. Never throws. */
   private async tryAcquireOrRenew(): Promise<void> {
     const sentAt = this.clock.now();
-    // A request must not outlive our right to act on its answer.
-    const timeoutMs = this.leading
-      ? Math.max(1, (this.renewedAt ?? sentAt) + this.renewDeadlineMs - sentAt)
-      : this.renewDeadlineMs;
+    // A request must not outlive our right to act on its answer. Whole milliseconds: the monotonic clock
+    // has fractions, timers and AbortSignal.timeout want integers.
+    const timeoutMs = Math.max(
+      1,
+      Math.floor(
+        this.leading ? (this.renewedAt ?? sentAt) + this.renewDeadlineMs - sentAt : this.renewDeadlineMs,
+      ),
+    );
     try {
       let current = await this.store.get(timeoutMs);
       if (current === undefined) {
-        const created = await this.store.create(this.desired(undefined, sentAt), timeoutMs);
+        // Deleted (or never created). Someone who was leading may still be writing: wait out its lease.
+        if (!this.leading && this.heldByLastHolder()) return;
+        const created = await this.store.create(this.desired(undefined), timeoutMs);
         this.succeeded(created, sentAt);
         return;
       }
       this.observe(current);
       const holder = current.record.holderIdentity ?? "";
-      const heldByOther = holder !== "" && holder !== this.identity;
-      if (heldByOther && this.observed && this.clock.now() < this.observed.at + this.leaseDurationMs) {
-        if (this.leading) this.lose(`the Lease is held by ${holder}`);
-        return;
+      if (this.leading && holder !== this.identity) {
+        // Someone else wrote the Lease: stop writing before anything else, whatever comes next.
+        this.lose(holder ? `the Lease is held by ${holder}` : "the Lease was cleared by someone else");
       }
-      current = await this.store.update(
-        this.desired(current.record, sentAt),
-        current.resourceVersion,
-        timeoutMs,
-      );
+      const ours = holder === this.identity && this.leading;
+      const released = holder === "" && isRelease(current.record);
+      if (!ours && !released && !this.expired()) return;
+      current = await this.store.update(this.desired(current.record), current.resourceVersion, timeoutMs);
       this.succeeded(current, sentAt);
     } catch (err) {
       this.log.debug("leader election attempt failed", {
@@ -185,7 +216,23 @@ export class LeaderElector {
     }
   }
 
-  private desired(old: LeaseRecord | undefined, now: number): LeaseRecord {
+  /** The observed record has not changed for the longer of our lease duration and its holder's. */
+  private expired(): boolean {
+    if (!this.observed) return true;
+    return this.clock.now() >= this.observed.at + Math.max(this.leaseDurationMs, this.observed.durationMs);
+  }
+
+  /** After a 404: the last valid holder (anyone, even our own name from a previous process) has not expired. */
+  private heldByLastHolder(): boolean {
+    return this.observed !== undefined && this.observed.holder !== "" && !this.expired();
+  }
+
+  private wallNow(): number {
+    return this.clock.wallNow?.() ?? Date.now();
+  }
+
+  private desired(old: LeaseRecord | undefined): LeaseRecord {
+    const now = this.wallNow();
     const ours = old?.holderIdentity === this.identity;
     return {
       holderIdentity: this.identity,
@@ -222,7 +269,10 @@ export class LeaderElector {
     if (this.observed?.key === key) return;
     const holder = r.holderIdentity ?? "";
     const changedHolder = this.observed?.holder !== holder;
-    this.observed = { key, at: this.clock.now(), holder };
+    const seconds = r.leaseDurationSeconds;
+    const durationMs =
+      typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+    this.observed = { key, at: this.clock.now(), holder, durationMs };
     if (changedHolder) this.opts.onNewLeader?.(holder);
   }
 
@@ -253,14 +303,15 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const current = this.lastStored;
     if (!current || current.record.holderIdentity !== this.identity) return;
-    const now = this.clock.now();
+    const now = this.wallNow();
+    const stamp = microTime(now);
     try {
       await this.store.update(
         {
           holderIdentity: "",
-          leaseDurationSeconds: 1,
-          acquireTime: microTime(now),
-          renewTime: microTime(now),
+          leaseDurationSeconds: RELEASE_LEASE_SECONDS,
+          acquireTime: stamp,
+          renewTime: stamp,
           leaseTransitions: current.record.leaseTransitions ?? 0,
         },
         current.resourceVersion,

@@ -4,6 +4,9 @@
  * bound exactly as config/rbac says. Who wrote what is read from the API server's audit log: every token
  * carries its own credential id (JTI), so writes are counted per process. Timings are shortened
  * (lease 6 s, renew deadline 4 s, retry 1 s) to keep the suite fast; the algorithm is the same.
+ * The Lease itself is attacked too: an `edit` user in csp-system is refused by the admission policy
+ * csp-operator-leader-lease, and with that policy removed an admin forges the holder and deletes the Lease
+ * while drift is created all the time; the audit log must show no two replicas writing at once.
  */
 import { expect } from "chai";
 import { copyFile, readFile } from "node:fs/promises";
@@ -208,5 +211,155 @@ describe("leader election (two operator processes on the real API server)", func
       async () => (await childCount("le-two")) > 0,
       60_000,
     );
+  });
+
+  it("the Lease: an `edit` user may not touch it; forged or deleted by an admin, never two writers", async () => {
+    // Whatever the first test left running is stopped: two fresh replicas.
+    for (const p of procs) if (p.exit === undefined) p.child.kill("SIGKILL");
+    await Promise.all(procs.map((p) => p.exited));
+    await ok(["create", "serviceaccount", "-n", "csp-system", "lease-editor"]);
+    await ok([
+      "create",
+      "rolebinding",
+      "-n",
+      "csp-system",
+      "lease-editor",
+      "--clusterrole=edit",
+      "--serviceaccount=csp-system:lease-editor",
+    ]);
+    const editor = await cp().serviceAccountKubeconfig("csp-system", "lease-editor");
+    const x = await startOperator("op-x");
+    const y = await startOperator("op-y");
+    const first = await eventually(
+      "a new leader",
+      async () => {
+        const h = await holder();
+        return h === "op-x" || h === "op-y" ? h : undefined;
+      },
+      60_000,
+    );
+    const leader = first === "op-x" ? x : y;
+    const follower = first === "op-x" ? y : x;
+    await ok(["apply", "-f", "-"], policy("le-one", "le-one"));
+    await eventually("le-one has children", async () => (await childCount("le-one")) > 0, 60_000);
+
+    // --- The admission policy: edit may update/delete Leases in csp-system, but not this one.
+    for (const args of [
+      [
+        "patch",
+        "lease",
+        "-n",
+        "csp-system",
+        "csp-operator-leader",
+        "--type=merge",
+        "-p",
+        '{"spec":{"holderIdentity":"op-evil"}}',
+      ],
+      ["delete", "lease", "-n", "csp-system", "csp-operator-leader"],
+    ]) {
+      const r = await cp().kubectl(args, { kubeconfig: editor });
+      expect(r.code, `${args[0]} as edit: ${r.stdout}`).to.not.equal(0);
+      expect(r.stderr).to.match(/csp-operator-leader-lease|only the csp-operator ServiceAccount/);
+    }
+    // The same user may still manage other Leases there (the policy is about this one name only).
+    await cp()
+      .kubectl(["create", "-f", "-"], {
+        kubeconfig: editor,
+        input: JSON.stringify({
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name: "someone-else", namespace: "csp-system" },
+          spec: {},
+        }),
+      })
+      .then((r) => expect(r.code, r.stderr).to.equal(0));
+
+    // --- Forgeries by an admin with the policy removed: the operator's own rules must still hold.
+    await ok(["delete", "validatingadmissionpolicybinding", "csp-operator-leader-lease"]);
+    const forgedAt = Date.now();
+    await eventually(
+      "the policy to be gone (an admin forges the holder)",
+      async () =>
+        (
+          await cp().kubectl([
+            "patch",
+            "lease",
+            "-n",
+            "csp-system",
+            "csp-operator-leader",
+            "--type=merge",
+            "-p",
+            JSON.stringify({ spec: { holderIdentity: follower.name } }),
+          ])
+        ).code === 0,
+      20_000,
+    );
+    // Drift to repair all the time, so both replicas would write if both believed they lead.
+    let churn = true;
+    const churning = (async () => {
+      while (churn)
+        await cp().kubectl([
+          "delete",
+          "networkpolicy",
+          "-n",
+          "le-one",
+          "-l",
+          "app.kubernetes.io/managed-by=csp-operator",
+          "--wait=false",
+        ]);
+    })();
+    try {
+      await eventually("the old leader stepped down", () =>
+        Promise.resolve(/lost leadership/.test(leader.log)),
+      );
+      await eventually("someone leads again", async () => (await holder()) !== "", 30_000);
+      // Then the Lease is deleted outright.
+      await ok(["delete", "lease", "-n", "csp-system", "csp-operator-leader"]);
+      await eventually("the Lease is back", async () => (await holder()) !== "", 30_000);
+      await eventually(
+        "le-one repaired after the forgeries",
+        async () => (await childCount("le-one")) > 0,
+        30_000,
+      );
+    } finally {
+      churn = false;
+      await churning;
+    }
+    await ok(["apply", "-f", "config/rbac/leader_lease_admission_policy.yaml"]);
+    // Writes (not the election's own) in time order: any switch of writer must leave a gap of at least the
+    // lease duration minus the renew deadline; an interleaving means two writers at once.
+    const writes: { at: number; jti: string; what: string }[] = [];
+    for (const e of await cp().auditEvents()) {
+      const user = e["user"] as { username?: string; extra?: Record<string, string[]> } | undefined;
+      if (user?.username !== SA_USER || e["stage"] !== "ResponseComplete") continue;
+      if (!["create", "update", "patch", "delete"].includes(String(e["verb"]))) continue;
+      const ref = e["objectRef"] as { resource?: string; name?: string } | undefined;
+      if (ELECTION.has(ref?.resource ?? "")) continue;
+      const at = Date.parse(String(e["requestReceivedTimestamp"]));
+      if (at < forgedAt - 1_000) continue;
+      const jti = (user.extra?.["authentication.kubernetes.io/credential-id"]?.[0] ?? "?").replace(
+        /^JTI=/,
+        "",
+      );
+      writes.push({ at, jti, what: `${String(e["verb"])} ${ref?.resource}/${ref?.name}` });
+    }
+    writes.sort((a, b) => a.at - b.at);
+    expect(writes.length, "the replicas repaired the churned drift").to.be.greaterThan(0);
+    const names = new Map([
+      [x.jti, "op-x"],
+      [y.jti, "op-y"],
+    ]);
+    const switches = writes.filter((w, i) => i > 0 && writes[i - 1]!.jti !== w.jti).length;
+    process.stdout.write(
+      `      ${writes.length} writes after the forgeries, ${switches} change(s) of writer\n`,
+    );
+    for (let i = 1; i < writes.length; i++) {
+      const [p, q] = [writes[i - 1]!, writes[i]!];
+      if (p.jti === q.jti) continue;
+      expect(
+        q.at - p.at,
+        `${names.get(p.jti)} ${p.what} then ${names.get(q.jti)} ${q.what} ${q.at - p.at} ms later`,
+      ).to.be.at.least(LEASE.duration - LEASE.renew);
+    }
   });
 });

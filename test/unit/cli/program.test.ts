@@ -113,6 +113,7 @@ describe("cli: the csp-operator command line", () => {
         maxConcurrentWrites: 8,
         metricsSecure: true,
         healthBind: { port: 8081 },
+        watchSilenceMs: 150_000,
       });
     }
   });
@@ -133,6 +134,7 @@ describe("cli: the csp-operator command line", () => {
         maxConcurrentWrites: 8,
         metricsSecure: true,
         healthBind: { port: 8081 },
+        watchSilenceMs: 150_000,
       });
     }
     const env = await cli([], { CSP_WORKERS: "3", CSP_RESYNC_SECONDS: "1.5", LOG_LEVEL: "warn" });
@@ -143,6 +145,7 @@ describe("cli: the csp-operator command line", () => {
       maxConcurrentWrites: 8,
       metricsSecure: true,
       healthBind: { port: 8081 },
+      watchSilenceMs: 150_000,
     });
     const flagWins = await cli(["--workers", "5"], { CSP_WORKERS: "3" });
     expect(flagWins.ran?.workers).to.equal(5);
@@ -172,6 +175,9 @@ describe("cli: the csp-operator command line", () => {
       metricsSecure: false,
       healthBind: { host: "127.0.0.1", port: 0 },
     });
+    expect((await cli(["--watch-silence-timeout=75s"])).ran?.watchSilenceMs).to.equal(75_000);
+    expect((await cli([], { CSP_WATCH_SILENCE_TIMEOUT: "2m" })).ran?.watchSilenceMs).to.equal(120_000);
+    expect((await cli(["--watch-silence-timeout=soon"])).code).to.equal(2);
     const off = await cli(["--metrics-bind-address=0", "--health-probe-bind-address=0", "--metrics-secure"]);
     expect(off.ran).to.not.have.property("metricsBind");
     expect(off.ran).to.not.have.property("healthBind");

@@ -103,6 +103,34 @@ describe("OperatorMetrics", () => {
     expect(text).to.not.contain("secret-name-in-team-a");
   });
 
+  it("a deleted policy's corrections and state go with it (pruned only from a synced cache)", async () => {
+    const policies = [policy, { ...policy, metadata: { name: "gone" } }];
+    let synced = true;
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.attach(source(policies, { cacheSynced: () => synced }));
+    m.event("gone", "DriftCorrected", "Corrected 2 object(s): NetworkPolicy a/b (Missing) x2");
+    m.event("baseline", "DriftCorrected", "Corrected 1 object(s): NetworkPolicy a/b (Modified)");
+    m.controllerObserver().reconciled("gone", "success", 5);
+    let text = await m.registry.metrics();
+    expect(text).to.contain('csp_corrections_total{policy="gone",kind="NetworkPolicy",reason="Missing"} 2');
+    expect(text).to.contain('csp_policy_last_successful_reconcile_timestamp_seconds{policy="gone"}');
+    policies.pop();
+    synced = false; // an unsynced cache says nothing about what was deleted
+    text = await m.registry.metrics();
+    expect(text).to.contain('csp_corrections_total{policy="gone"');
+    synced = true;
+    text = await m.registry.metrics();
+    expect(text).to.not.contain('policy="gone"');
+    expect(text).to.contain(
+      'csp_corrections_total{policy="baseline",kind="NetworkPolicy",reason="Modified"} 1',
+    );
+    // Recreated under the same name: starts from nothing.
+    policies.push({ ...policy, metadata: { name: "gone" } });
+    text = await m.registry.metrics();
+    expect(text).to.not.contain('csp_corrections_total{policy="gone"');
+    expect(text).to.not.contain('csp_policy_last_successful_reconcile_timestamp_seconds{policy="gone"}');
+  });
+
   it("a deleted policy disappears from the next scrape", async () => {
     const policies = [policy];
     const m = new OperatorMetrics({ defaultMetrics: false });

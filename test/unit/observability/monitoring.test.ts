@@ -27,6 +27,7 @@ describe("monitoring bundle (config/prometheus)", () => {
       "CSPExemptionExpiringSoon",
       "CSPHighSeverityFindings",
       "CSPNoLeader",
+      "CSPOperatorDown",
       "CSPPolicyNotReady",
       "CSPReconcileErrors",
       "CSPWatchStale",

@@ -3,11 +3,27 @@ import type { Clock } from "../../../src/runtime/clock.js";
 /** A clock that moves only when told to: timers fire, in deadline order, inside advance(). */
 export class FakeClock implements Clock {
   private t = 0;
+  /** Wall-clock offset from the monotonic time: stepWall() moves only the wall clock (NTP, `date -s`). */
+  private wallOffset = Date.UTC(2026, 0, 1);
   private seq = 0;
   private readonly timers = new Map<number, { at: number; fn: () => void }>();
 
   now(): number {
     return this.t;
+  }
+
+  wallNow(): number {
+    return this.t + this.wallOffset;
+  }
+
+  /** Steps the wall clock by `ms` (negative: backwards) without moving monotonic time or firing timers. */
+  stepWall(ms: number): void {
+    this.wallOffset += ms;
+  }
+
+  /** Moves monotonic (and wall) time without firing any timer: a process that was frozen and wakes up. */
+  jump(ms: number): void {
+    this.t += ms;
   }
 
   setTimeout(fn: () => void, ms: number): unknown {

@@ -6,6 +6,7 @@ import {
   type LeaseStore,
   type StoredLease,
 } from "../../../src/runtime/leaderelection.js";
+import { realClock } from "../../../src/runtime/clock.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { FakeClock, settle } from "./fakeclock.js";
 
@@ -19,22 +20,25 @@ class MemoryLeaseStore implements LeaseStore {
   down = false;
   writes: string[] = [];
 
-  private check(): void {
+  private check(timeoutMs?: number): void {
     if (this.down) throw new Error("connection refused");
+    // As AbortSignal.timeout: a fractional timeout throws (the monotonic clock has fractions).
+    if (timeoutMs !== undefined && !Number.isInteger(timeoutMs))
+      throw new RangeError(`timeout must be an integer, got ${timeoutMs}`);
   }
-  get(): Promise<StoredLease | undefined> {
-    this.check();
+  get(timeoutMs?: number): Promise<StoredLease | undefined> {
+    this.check(timeoutMs);
     return Promise.resolve(this.lease && structuredClone(this.lease));
   }
-  create(record: LeaseRecord): Promise<StoredLease> {
-    this.check();
+  create(record: LeaseRecord, timeoutMs?: number): Promise<StoredLease> {
+    this.check(timeoutMs);
     if (this.lease) return Promise.reject(new Error("409 AlreadyExists"));
     this.lease = { record: { ...record }, resourceVersion: String(++this.rv) };
     this.writes.push(record.holderIdentity ?? "");
     return Promise.resolve(structuredClone(this.lease));
   }
-  update(record: LeaseRecord, resourceVersion: string): Promise<StoredLease> {
-    this.check();
+  update(record: LeaseRecord, resourceVersion: string, timeoutMs?: number): Promise<StoredLease> {
+    this.check(timeoutMs);
     if (!this.lease || this.lease.resourceVersion !== resourceVersion)
       return Promise.reject(new Error("409 Conflict"));
     this.lease = { record: { ...record }, resourceVersion: String(++this.rv) };
@@ -43,13 +47,33 @@ class MemoryLeaseStore implements LeaseStore {
   }
 }
 
-function candidate(identity: string, store: LeaseStore, clock: FakeClock) {
+/** One candidate's view of the shared store, which a partition can cut off from the API server. */
+function view(store: MemoryLeaseStore): LeaseStore & { cut: boolean } {
+  const v = {
+    cut: false,
+    get: (t: number) => (v.cut ? Promise.reject(new Error("partitioned")) : store.get(t)),
+    create: (r: LeaseRecord, t: number) =>
+      v.cut ? Promise.reject(new Error("partitioned")) : store.create(r, t),
+    update: (r: LeaseRecord, rv: string, t: number) =>
+      v.cut ? Promise.reject(new Error("partitioned")) : store.update(r, rv, t),
+  };
+  return v;
+}
+
+interface Timing {
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+function candidate(identity: string, store: LeaseStore, clock: FakeClock, timing: Timing = {}) {
   const events: string[] = [];
   const e = new LeaderElector(
     store,
     {
       identity,
       clock,
+      ...timing,
       onStartedLeading: () => events.push("started"),
       onStoppedLeading: () => events.push("stopped"),
     },
@@ -180,7 +204,8 @@ describe("LeaderElector (fake clock)", () => {
     const b = candidate("b", store, clock);
     a.e.start();
     b.e.start();
-    await clock.advance(10_000);
+    // An empty holder that is not the shape of a release is waited out for a lease duration first.
+    await clock.advance(20_000);
     expect([a.e.isLeader, b.e.isLeader].filter(Boolean)).to.have.length(1);
   });
 
@@ -219,5 +244,159 @@ describe("LeaderElector (fake clock)", () => {
     await settle();
     expect(a.e.canWrite()).to.equal(false);
     expect(a.events).to.deep.equal([]);
+  });
+
+  it("the real clock is monotonic: a wall clock stepped back does not move it", () => {
+    const realDateNow = Date.now.bind(Date);
+    const before = realClock.now();
+    Date.now = () => realDateNow() - 3_600_000;
+    try {
+      expect(realClock.now()).to.be.at.least(before);
+      expect(realClock.wallNow?.()).to.be.below(realDateNow() - 3_500_000);
+    } finally {
+      Date.now = realDateNow;
+    }
+  });
+
+  it("a wall clock stepped back 20 s while partitioned does not stretch leadership (D1)", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    const av = view(store);
+    const a = candidate("a", av, clock);
+    a.e.start();
+    await settle();
+    // Lease timestamps are wall-clock times other processes can read.
+    expect(store.lease?.record.renewTime).to.equal(microTime(clock.wallNow()));
+    const b = candidate("b", view(store), clock);
+    b.e.start();
+    await clock.advance(1_000);
+    av.cut = true;
+    clock.stepWall(-20_000);
+    let bothWrote = false;
+    for (let i = 0; i < 400; i++) {
+      await clock.advance(100);
+      if (a.e.canWrite() && b.e.canWrite()) bothWrote = true;
+    }
+    expect(bothWrote, "two writers at once").to.equal(false);
+    expect(a.e.canWrite()).to.equal(false);
+    expect(b.e.canWrite()).to.equal(true);
+    expect(a.events).to.deep.equal(["started", "stopped"]);
+    // b's renewTime is the stepped wall time; a's deadline never read it.
+    expect(Date.parse(store.lease?.record.renewTime ?? "")).to.be.closeTo(clock.wallNow(), 2_500);
+  });
+
+  /** Runs two candidates, applies `tamper` once a leads, and checks at every 50 ms that never both may write. */
+  async function tamperRun(tamper: (store: MemoryLeaseStore) => void, totalMs = 30_000) {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    const a = candidate("a", view(store), clock);
+    a.e.start();
+    await settle();
+    const b = candidate("b", view(store), clock);
+    b.e.start();
+    await clock.advance(3_000);
+    expect(a.e.isLeader).to.equal(true);
+    const tamperedAt = clock.now();
+    tamper(store);
+    let overlaps = 0;
+    let bLedAt: number | undefined;
+    for (let t = 0; t < totalMs; t += 50) {
+      await clock.advance(50);
+      if (a.e.canWrite() && b.e.canWrite()) overlaps++;
+      if (bLedAt === undefined && b.e.canWrite()) bLedAt = clock.now() - tamperedAt;
+    }
+    return { a, b, store, overlaps, bLedAt };
+  }
+
+  it("a Lease forged to name the follower: the leader stops at once, the follower waits a lease duration (D2)", async () => {
+    const r = await tamperRun((store) => {
+      store.lease = {
+        record: { ...store.lease!.record, holderIdentity: "b" },
+        resourceVersion: "forged",
+      };
+    });
+    expect(r.overlaps).to.equal(0);
+    expect(r.a.events.slice(0, 2)).to.deep.equal(["started", "stopped"]);
+    // Nobody writes until the forged record has stood unchanged for 15 s on the follower's clock.
+    expect(r.bLedAt === undefined || r.bLedAt >= 15_000, `b led after ${r.bLedAt} ms`).to.equal(true);
+    expect([r.a.e.canWrite(), r.b.e.canWrite()].filter(Boolean)).to.have.length(1);
+  });
+
+  it("a deleted Lease: the follower waits out the last holder's lease; the leader recreates it (D2)", async () => {
+    const r = await tamperRun((store) => {
+      store.lease = undefined;
+    });
+    expect(r.overlaps).to.equal(0);
+    expect(r.b.e.canWrite()).to.equal(false);
+    expect(r.a.e.canWrite()).to.equal(true);
+    expect(r.store.lease?.record.holderIdentity).to.equal("a");
+  });
+
+  it("a Lease whose holder was cleared by hand (not a release) is still held by the last holder (D2)", async () => {
+    const r = await tamperRun((store) => {
+      store.lease = {
+        record: { ...store.lease!.record, holderIdentity: "" },
+        resourceVersion: "edited",
+      };
+    });
+    expect(r.overlaps).to.equal(0);
+    expect(r.a.events.slice(0, 2)).to.deep.equal(["started", "stopped"]);
+    expect(r.bLedAt === undefined || r.bLedAt >= 15_000, `b led after ${r.bLedAt} ms`).to.equal(true);
+  });
+
+  it("a Lease forged to name a process that is not leading does not make it leader at once (D2)", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    store.lease = {
+      record: { holderIdentity: "c", leaseDurationSeconds: 15, renewTime: microTime(clock.wallNow()) },
+      resourceVersion: "1",
+    };
+    const c = candidate("c", view(store), clock);
+    c.e.start();
+    await clock.advance(14_000);
+    expect(c.e.canWrite(), "own name, but another process of that name may still be writing").to.equal(false);
+    await clock.advance(4_000);
+    expect(c.e.canWrite()).to.equal(true);
+  });
+
+  it("a follower waits the holder's longer lease duration, not only its own (D3)", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    const av = view(store);
+    const a = candidate("a", av, clock, {
+      leaseDurationMs: 6_000,
+      renewDeadlineMs: 5_000,
+      retryPeriodMs: 1_000,
+    });
+    a.e.start();
+    await settle();
+    const b = candidate("b", view(store), clock, {
+      leaseDurationMs: 1_500,
+      renewDeadlineMs: 1_000,
+      retryPeriodMs: 500,
+    });
+    b.e.start();
+    await clock.advance(2_000);
+    av.cut = true;
+    let overlaps = 0;
+    for (let t = 0; t < 12_000; t += 50) {
+      await clock.advance(50);
+      if (a.e.canWrite() && b.e.canWrite()) overlaps++;
+    }
+    expect(overlaps).to.equal(0);
+    expect(b.e.canWrite()).to.equal(true);
+  });
+
+  it("renews on a monotonic clock with fractional milliseconds (request timeouts are whole ms)", async () => {
+    const clock = new FakeClock();
+    clock.jump(1234.5678);
+    const store = new MemoryLeaseStore();
+    const a = candidate("a", view(store), clock);
+    a.e.start();
+    await clock.advance(0.3);
+    await clock.advance(30_000.7);
+    expect(a.e.canWrite()).to.equal(true);
+    expect(a.events).to.deep.equal(["started"]);
+    expect(store.writes.length).to.be.greaterThan(10);
   });
 });
