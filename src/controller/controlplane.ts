@@ -70,27 +70,25 @@ export function controlPlaneArea(
         const obs: { -readonly [K in keyof ControlPlaneObservation]: ControlPlaneObservation[K] } = {};
         if (cp.apiServer?.enabled !== false) obs.apiServer = reader.apiServerPods();
         // controllerManager / scheduler / etcd toggles (API.md); on unless the spec says enabled: false.
-        const toggles = cp as Partial<
-          Record<"controllerManager" | "scheduler" | "etcd", { enabled?: boolean }>
-        >;
-        if (toggles.controllerManager?.enabled !== false)
+        if (cp.controllerManager?.enabled !== false)
           obs.controllerManager = reader.componentPods("kube-controller-manager");
-        if (toggles.scheduler?.enabled !== false) obs.scheduler = reader.componentPods("kube-scheduler");
-        if (toggles.etcd?.enabled !== false) obs.etcd = reader.componentPods("etcd");
+        if (cp.scheduler?.enabled !== false) obs.scheduler = reader.componentPods("kube-scheduler");
+        if (cp.etcd?.enabled !== false) obs.etcd = reader.componentPods("etcd");
         if (cp.kubelet?.enabled !== false) obs.kubelet = await reader.kubelets();
         const evaluated = await evaluateControlPlane(obs);
-        const evaluation = opts.cisPolicies
-          ? {
-              ...evaluated,
-              targets: [
-                ...evaluated.targets,
-                {
-                  resource: "Cluster/kubernetes",
-                  results: runPolicyChecks(await policyInputs(reader, spec, snapshot)),
-                },
-              ],
-            }
-          : evaluated;
+        const evaluation =
+          (opts.cisPolicies ?? cp.policies?.enabled === true)
+            ? {
+                ...evaluated,
+                targets: [
+                  ...evaluated.targets,
+                  {
+                    resource: "Cluster/kubernetes",
+                    results: runPolicyChecks(await policyInputs(reader, spec, snapshot)),
+                  },
+                ],
+              }
+            : evaluated;
         const { findings, condition } = controlPlaneReport(
           withAgentResults(evaluation, snapshot.configMaps ?? [], cp.apiServer?.enabled !== false),
           spec.exemptions,

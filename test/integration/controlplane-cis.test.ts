@@ -231,6 +231,40 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     expect(after["5.1.1"]!.status).to.equal("Unknown"); // RBAC findings were not given
   });
 
+  it("spec.controlPlane.policies.enabled reports the CIS 5.x results with their ids; off by default", async () => {
+    const cis5 = async () =>
+      ((await status("cis")).findings ?? []).filter((f) => f.id.startsWith("CIS-5.")).map((f) => f.id);
+    expect(await cis5(), "no 5.x results unless asked for").to.deep.equal([]);
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify(controlPlanePod("kube-scheduler", "stray-5x", [])).replace('"kube-system"', '"default"'),
+    );
+    await ok([
+      "patch",
+      "csp",
+      "cis",
+      "--type=merge",
+      "-p",
+      '{"spec":{"controlPlane":{"policies":{"enabled":true}}}}',
+    ]);
+    const on = await eventually("the 5.7.4 finding", async () => {
+      const f = ((await status("cis")).findings ?? []).find((x) => x.id === "CIS-5.7.4");
+      return f;
+    });
+    expect(on.resource).to.equal("Cluster/kubernetes");
+    expect(on.message).to.contain("Pod/stray-5x");
+    await ok([
+      "patch",
+      "csp",
+      "cis",
+      "--type=merge",
+      "-p",
+      '{"spec":{"controlPlane":{"policies":{"enabled":false}}}}',
+    ]);
+    await eventually("the 5.x results to go", async () => (await cis5()).length === 0);
+    await ok(["delete", "pod", "-n", "default", "stray-5x", "--wait=true"]);
+  });
+
   describe("kubelet configz through the API server's nodes/proxy", () => {
     let server: Server | undefined;
     let dir: string | undefined;

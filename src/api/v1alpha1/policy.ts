@@ -468,6 +468,28 @@ export const specSchema = obj(
           { enabled: bool({ description: "Run the kubelet CIS 4.2.x checks.", default: true }) },
           { description: "kubelet CIS 4.2.x checks.", default: {} },
         ),
+        controllerManager: obj(
+          { enabled: bool({ description: "Run the kube-controller-manager checks.", default: true }) },
+          { description: "kube-controller-manager CIS 1.3.x checks (from its mirror pod).", default: {} },
+        ),
+        scheduler: obj(
+          { enabled: bool({ description: "Run the kube-scheduler checks.", default: true }) },
+          { description: "kube-scheduler CIS 1.4.x checks (from its mirror pod).", default: {} },
+        ),
+        etcd: obj(
+          { enabled: bool({ description: "Run the etcd checks.", default: true }) },
+          { description: "etcd CIS 2.x checks (from its mirror pod).", default: {} },
+        ),
+        policies: obj(
+          {
+            enabled: bool({
+              description:
+                "Also report the CIS 5.x results from the API (5.1.x from the RBAC findings, 5.2.x from Pod Security labels, 5.3.2 NetworkPolicy per namespace, 5.7.4 the default namespace) on Cluster/kubernetes. Off by default: they restate the rbac, podSecurity and networkPolicies areas' own findings with CIS ids.",
+              default: false,
+            }),
+          },
+          { description: "CIS 5.x checks of cluster policies, from the API.", default: {} },
+        ),
         fileIntegrity: obj(
           {
             accept: arrayOf(
