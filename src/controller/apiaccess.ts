@@ -4,8 +4,10 @@ import { HygieneReader } from "../cluster/hygiene.js";
 import { RestClient } from "../cluster/rest.js";
 import type { Finding } from "../findings/finding.js";
 import { bound, hygieneCondition } from "../hygiene/common.js";
+import type { AccessRateBoard } from "../hygiene/apiaccess.js";
 import {
   accessCounters,
+  accessRateBoard,
   accessFindings,
   accessRates,
   FORBIDDEN_SCOPE,
@@ -58,7 +60,10 @@ export function endpointKubeConfig(kc: KubeConfig, host: string, port: number): 
  * several servers would mix their counters), each with its own samples. Without /metrics the condition is
  * Unknown with the reason, never True.
  */
-export function apiAccessArea(sampleMs = API_ACCESS_SAMPLE_MS): AreaFactory {
+export function apiAccessArea(
+  sampleMs = API_ACCESS_SAMPLE_MS,
+  board: AccessRateBoard = accessRateBoard,
+): AreaFactory {
   return ({ kc }) => {
     const reader = new HygieneReader(kc, 10_000);
     const configured = new RestClient(kc, { defaultTimeoutMs: 10_000 });
@@ -86,7 +91,7 @@ export function apiAccessArea(sampleMs = API_ACCESS_SAMPLE_MS): AreaFactory {
     const area: AreaReconciler = {
       name: "apiServerMonitoring",
       inUse: (spec) => spec.apiServerMonitoring !== undefined,
-      async reconcile({ spec, snapshot }: AreaInput): Promise<AreaReport> {
+      async reconcile({ policy, spec, snapshot }: AreaInput): Promise<AreaReport> {
         const m = spec.apiServerMonitoring ?? {};
         const unknown = (reason: string, message: string, findings: Finding[] = []): AreaReport => ({
           findings,
@@ -94,11 +99,13 @@ export function apiAccessArea(sampleMs = API_ACCESS_SAMPLE_MS): AreaFactory {
           requeueAfterMs: sampleMs,
         });
         const windowMs = parseWindow(m.window);
-        if (windowMs === undefined || windowMs < MIN_WINDOW_MS)
+        if (windowMs === undefined || windowMs < MIN_WINDOW_MS) {
+          board.set(policy.metadata.name, []);
           return unknown(
             "InvalidSpec",
             `spec.apiServerMonitoring.window: ${JSON.stringify(m.window)} is not a duration of at least 1m, like 10m`,
           );
+        }
         const now = snapshot.now.getTime();
         const servers = await endpoints();
         const keep = Math.max(windowMs, 3_600_000);
@@ -126,6 +133,10 @@ export function apiAccessArea(sampleMs = API_ACCESS_SAMPLE_MS): AreaFactory {
           else collecting.push(ep.name);
         }
         for (const name of [...series.keys()]) if (!servers.some((e) => e.name === name)) series.delete(name);
+        board.set(
+          policy.metadata.name,
+          rated.map((r) => ({ server: r.name, rates: r.rates })),
+        );
 
         const thresholds = {
           authFailuresPerMinute: m.authFailuresPerMinute ?? 30,

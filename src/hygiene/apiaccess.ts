@@ -88,6 +88,35 @@ export interface AccessRates {
 }
 
 /**
+ * The rates each policy's reconcile last computed, per API server (host:port), exported as the operator's
+ * own gauges at scrape time. Each reconcile replaces the policy's whole set, so an API server that left
+ * the `kubernetes` Service or could not be read drops out; series stay bounded by policies x API servers.
+ */
+export class AccessRateBoard {
+  private readonly byPolicy = new Map<string, Map<string, AccessRates>>();
+
+  set(policy: string, rated: readonly { server: string; rates: AccessRates }[]): void {
+    this.byPolicy.set(policy, new Map(rated.map((r) => [r.server, r.rates])));
+  }
+
+  get(policy: string): ReadonlyMap<string, AccessRates> {
+    return this.byPolicy.get(policy) ?? new Map<string, AccessRates>();
+  }
+
+  /** Forgets every policy not in `keep` (deleted, or no longer using spec.apiServerMonitoring). */
+  retain(keep: ReadonlySet<string>): void {
+    for (const policy of [...this.byPolicy.keys()]) if (!keep.has(policy)) this.byPolicy.delete(policy);
+  }
+
+  policies(): string[] {
+    return [...this.byPolicy.keys()];
+  }
+}
+
+/** The process's board: the area writes it, OperatorMetrics reads it. */
+export const accessRateBoard = new AccessRateBoard();
+
+/**
  * Per-minute rates over the window: the increase since the last sample at or before the window's start
  * (or the oldest there is), divided by the full window, so a burst counts until it leaves the window.
  */

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { accessRateBoard, type AccessRateBoard, type AccessRates } from "../hygiene/apiaccess.js";
 import type { ControllerObserver } from "../runtime/controller.js";
 
 /** The controller name in controller-runtime's labels (`controller`, workqueue `name`). */
@@ -99,7 +100,7 @@ export class OperatorMetrics {
   private readonly queueDuration: Histogram<"name" | "controller">;
   private readonly workDuration: Histogram<"name" | "controller">;
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  constructor(opts: { defaultMetrics?: boolean; accessRates?: AccessRateBoard } = {}) {
     const registers = [this.registry];
     const c = { controller: CONTROLLER_NAME };
     const q = { name: CONTROLLER_NAME, controller: CONTROLLER_NAME };
@@ -333,6 +334,40 @@ export class OperatorMetrics {
       },
     );
     const prune = () => this.pruneDeleted();
+    // spec.apiServerMonitoring's rates, per policy and API server (host:port of the endpoint): what the
+    // area computed on its last reconcile. Only policies in the cache that use the area are exported, and
+    // only by the leader.
+    const board = opts.accessRates ?? accessRateBoard;
+    const accessGauge = (name: string, help: string, pick: (r: AccessRates) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["policy", "server"],
+        registers,
+        collect() {
+          this.reset();
+          const using = new Set(
+            (src()?.policies() ?? [])
+              .filter((p) => p.spec?.apiServerMonitoring !== undefined)
+              .map((p) => p.metadata.name),
+          );
+          if (src()?.cacheSynced()) board.retain(using);
+          // A replica that lost the Lease no longer reconciles: what it computed before would go stale.
+          if (!src()?.isLeader()) return;
+          for (const policy of using)
+            for (const [server, rates] of board.get(policy)) this.set({ policy, server }, pick(rates));
+        },
+      });
+    accessGauge(
+      "csp_apiserver_auth_failures_per_minute",
+      "Failed authentications per minute over spec.apiServerMonitoring.window, per policy and API server",
+      (r) => r.authFailuresPerMinute,
+    );
+    accessGauge(
+      "csp_apiserver_forbidden_per_minute",
+      "403 responses per minute over spec.apiServerMonitoring.window (as the API server's request metrics count them), per policy and API server",
+      (r) => r.forbiddenPerMinute,
+    );
     this.corrections = new Counter({
       name: "csp_corrections_total",
       help: "Drifted objects the operator corrected, by policy, kind and drift reason",

@@ -18,6 +18,8 @@ import { clusterVersionArea } from "../../src/controller/clusterversion.js";
 import { credentialsArea } from "../../src/controller/credentials.js";
 import { exemptionExpiryArea } from "../../src/controller/exemptions.js";
 import { nodeIsolationArea } from "../../src/controller/nodeisolation.js";
+import type { ClusterSecurityPolicy } from "../../src/api/v1alpha1/policy.js";
+import { OperatorMetrics } from "../../src/observability/metrics.js";
 import { Operator } from "../../src/operator.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
@@ -612,6 +614,28 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
       .and.include("threshold 20")
       .and.include(new URL(cp().server).host);
     expect(condition(s, "APIAccessNormal")).to.include({ status: "False", reason: "AccessFailuresHigh" });
+    // The same rates are the operator's own metrics, labelled with the policy and the API server.
+    const metrics = new OperatorMetrics({ defaultMetrics: false });
+    const accessPolicy = JSON.parse(
+      await ok(["get", "csp", "access", "-o", "json"]),
+    ) as ClusterSecurityPolicy;
+    metrics.attach({
+      policies: () => [accessPolicy],
+      queueDepth: () => 0,
+      runningFor: () => [],
+      activeWorkers: () => 0,
+      maxConcurrentReconciles: () => 1,
+      isLeader: () => true,
+      cacheSynced: () => true,
+    });
+    const text = await metrics.registry.metrics();
+    const server = new URL(cp().server).host;
+    for (const name of ["csp_apiserver_auth_failures_per_minute", "csp_apiserver_forbidden_per_minute"]) {
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{policy="access",server="${server}"} `));
+      expect(line, `${name} for ${server}`).to.not.equal(undefined);
+      // Above zero (the burst is all this server saw); how far depends on how long ago the burst was.
+      expect(Number(line!.split(" ")[1]), name).to.be.above(0);
+    }
     // The findings clear once the burst leaves the window: a minute here, so that part is unit-tested
     // (test/unit/hygiene/apiaccess.test.ts) rather than waited for.
   });
