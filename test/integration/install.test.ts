@@ -36,7 +36,13 @@ describe("install paths: kubectl apply -f crds/, --server-side, -k config/defaul
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stderr).to.equal("");
     expect(r.stdout.trim()).to.equal(`customresourcedefinition.apiextensions.k8s.io/${CRD_NAME} created`);
-    await ok(["wait", "--for=condition=Established", `crd/${CRD_NAME}`, "--timeout=60s"]);
+    // kubectl wait fails outright while the new CRD has no status.conditions yet: wait for them first.
+    await eventually("the CRD to be Established", async () => {
+      const crd = JSON.parse(await ok(["get", "crd", CRD_NAME, "-o", "json"])) as {
+        status?: { conditions?: { type: string; status: string }[] };
+      };
+      return crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
+    });
     const live = JSON.parse(await ok(["get", "crd", CRD_NAME, "-o", "json"])) as Obj;
     const annotations = live.metadata.annotations ?? {};
     expect(annotations[LAST_APPLIED]).to.be.a("string");

@@ -89,7 +89,12 @@ describe("policy reports (real API server)", function () {
   const byNamespace = (items: Report[]) => new Map(items.map((r) => [r.metadata.namespace ?? "", r]));
   const installReportCrds = async (files: string[]) => {
     for (const f of files) await ok(["apply", "-f", f]);
-    for (const f of files) await ok(["wait", "--for=condition=Established", "-f", f, "--timeout=30s"]);
+    // kubectl wait fails outright while a new CRD has no status.conditions yet: retry it until it succeeds.
+    for (const f of files)
+      await eventually(`${f} Established`, async () => {
+        const r = await cp.kubectl(["wait", "--for=condition=Established", "-f", f, "--timeout=30s"]);
+        return r.code === 0;
+      });
   };
   /** What the policy's status says per namespace: drift and findings there ("" = cluster-scoped). */
   const failsFromStatus = (p: Policy): Map<string, number> => {
