@@ -13,14 +13,15 @@ export async function writeFileAtomic(path: string, content: string): Promise<st
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const fh = await open(tmp, "wx", 0o600);
+  // A failed write (a full disk) or rename leaves no partial temp file behind.
   try {
-    await fh.writeFile(content, "utf8");
-    await fh.chmod(0o600); // the process umask cannot widen it, but an inherited ACL default might
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(content, "utf8");
+      await fh.chmod(0o600); // the process umask cannot widen it, but an inherited ACL default might
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

@@ -242,10 +242,8 @@ describe("faults: the node agent's directory read-only, a planted symlink, the d
     nothingOutsideChanged();
   });
 
-  // DEFECT: writeFileAtomic (src/agent/files.ts) removes its temp file only when the rename fails; a write that
-  // fails (ENOSPC) leaves a partial `.audit-policy.yaml.<random>.tmp` in the directory, one per failed sync
-  // (3 after three resyncs here), never cleaned up, and each one holds on to space on the full disk.
-  it.skip("disk full: no partial temp file is left behind", () => {
+  // writeFileAtomic removes its temp file when the write itself fails too (a full disk).
+  it("disk full: no partial temp file is left behind", () => {
     expect(straysWhenFull).to.deep.equal([]);
   });
 
