@@ -21,6 +21,7 @@ import {
 import type { Logger } from "../observability/logger.js";
 import { fileState, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
+import { NodeHygiene } from "./hygiene.js";
 import { IntegrityMonitor } from "./integrity.js";
 import { decryptionKeys, overwriteRefusal, type Retired } from "./keyguard.js";
 import type { CheckResult } from "../cis/check.js";
@@ -80,6 +81,7 @@ export class Agent {
   private readonly integrity: IntegrityMonitor | undefined;
   private noteLogged = false;
   private integrityErrors = "";
+  private readonly hygiene: NodeHygiene | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -89,6 +91,7 @@ export class Agent {
     this.client = new AgentClient(kc, log, () => this.kick());
     if (opts.hostRoot !== undefined)
       this.integrity = new IntegrityMonitor(opts.hostRoot, () => this.kick(), opts.integrityPaths);
+    if (opts.hostRoot !== undefined) this.hygiene = new NodeHygiene(opts.hostRoot);
   }
 
   async start(): Promise<void> {
@@ -351,6 +354,7 @@ export class Agent {
       checks,
       this.nodeUid,
       integrity,
+      await this.hygiene?.collect(),
     );
     const text = JSON.stringify(cm);
     if (text === this.lastReport) return;

@@ -39,6 +39,12 @@ export interface AreaReconciler {
   readonly name: string;
   inUse(spec: ClusterSecurityPolicySpec): boolean;
   reconcile(input: AreaInput): Promise<AreaReport>;
+  /**
+   * Policy `name` is gone (or being deleted): release what the area set for it on shared objects, which
+   * no ownerReference removes. Called on every reconcile of a name that has no live policy (its delete
+   * event, a retry); throws to be retried with the queue's backoff. No finalizer: deletion never waits.
+   */
+  release?(input: { name: string; snapshot: Snapshot; log: Logger }): Promise<void>;
   /** Watches of its own (informers), started before the workers and stopped on shutdown. */
   start?(): Promise<void>;
   stop?(): Promise<void>;
@@ -70,4 +76,21 @@ export async function runAreas(
     }
   }
   return out;
+}
+
+/** Runs every area's release for a policy that is gone; returns the failures (never throws). */
+export async function releaseAreas(
+  areas: readonly AreaReconciler[],
+  input: { name: string; snapshot: Snapshot; log: Logger },
+): Promise<string[]> {
+  const failures: string[] = [];
+  for (const area of areas) {
+    if (!area.release) continue;
+    try {
+      await area.release(input);
+    } catch (err) {
+      failures.push(`${area.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return failures;
 }
