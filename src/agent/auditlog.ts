@@ -27,6 +27,8 @@ const MAX_LINE = 256 * 1024;
 
 /** One refused request as remembered: who, from where, on what. Nothing else of the event is kept. */
 export interface RefusedRequest {
+  /** The event's auditID: a request audited at two stages is counted once. */
+  id: string;
   at: number;
   code: 401 | 403;
   user: string;
@@ -49,8 +51,8 @@ export function safeName(s: string, max = 128): string {
 }
 
 /**
- * The refused request an audit event line records, or undefined: only final stages (ResponseComplete,
- * Panic, so a request is counted once) with response code 401 or 403. Reads the user name, the first
+ * The refused request an audit event line records, or undefined: response code 401 or 403, at the stage
+ * the request is audited last (ResponseComplete, Panic; ResponseStarted for a failed authentication). Reads the user name, the first
  * source IP and the resource (or the URI's path, never its query); every other field (headers are not in
  * audit events, but request and response bodies may be) is ignored.
  */
@@ -64,9 +66,12 @@ export function refusedRequest(line: string): RefusedRequest | undefined {
   } catch {
     return undefined;
   }
-  if (e["stage"] !== "ResponseComplete" && e["stage"] !== "Panic") return undefined;
   const code = (e["responseStatus"] as { code?: unknown } | undefined)?.code;
   if (code !== 401 && code !== 403) return undefined;
+  // A failed authentication is audited once, at ResponseStarted (the API server's failed-authentication
+  // handler); every other request at ResponseComplete (or Panic). Both for one auditID count once.
+  const final = e["stage"] === "ResponseComplete" || e["stage"] === "Panic";
+  if (!final && !(code === 401 && e["stage"] === "ResponseStarted")) return undefined;
   const when = e["stageTimestamp"] ?? e["requestReceivedTimestamp"];
   const at = typeof when === "string" ? Date.parse(when) : NaN;
   if (Number.isNaN(at)) return undefined;
@@ -86,6 +91,7 @@ export function refusedRequest(line: string): RefusedRequest | undefined {
     resource = `${verb}${uri || "(no resource)"}`;
   }
   return {
+    id: typeof e["auditID"] === "string" ? e["auditID"].slice(0, 64) : "",
     at,
     code,
     user: typeof username === "string" && username ? safeName(username) : "(unauthenticated)",
@@ -235,9 +241,12 @@ export class AuditLogTail {
         this.offset = from + consumed;
         return note;
       }
+      const seen = new Set(this.refused.map((r) => r.id));
       for (const line of text.subarray(0, last).toString("utf8").split("\n")) {
         const r = refusedRequest(line);
-        if (r) this.refused.push(r);
+        if (!r || (r.id && seen.has(r.id))) continue;
+        if (r.id) seen.add(r.id);
+        this.refused.push(r);
       }
       if (this.refused.length > MAX_AUDIT_EVENTS) this.refused = this.refused.slice(-MAX_AUDIT_EVENTS);
       this.offset = from + consumed + last + 1;

@@ -72,7 +72,11 @@ describe("agent audit-log breakdown (generated audit log on a temp host root)", 
     mkdirSync(join(root, path, ".."), { recursive: true });
     writeFileSync(join(root, path), text);
   };
-  const append = (lines: string[]) => appendFileSync(join(root, LOG), lines.map((l) => `${l}\n`).join(""));
+  const append = (lines: (string | object)[]) =>
+    appendFileSync(
+      join(root, LOG),
+      lines.map((l) => `${typeof l === "string" ? l : JSON.stringify(l)}\n`).join(""),
+    );
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), "csp-audit-"));
     put(
@@ -115,7 +119,15 @@ describe("agent audit-log breakdown (generated audit log on a temp host root)", 
         namespace: "prod",
         verb: "create",
       }),
-      // Not counted: an earlier stage, a success, a request older than the window, a line that is not JSON.
+      // A failed authentication is audited at ResponseStarted only (counted); one request audited at two
+      // stages counts once.
+      {
+        ...JSON.parse(auditEvent({ at: ago(30), code: 401, ip: "198.51.100.2" })),
+        stage: "ResponseStarted",
+        auditID: "twice",
+      },
+      { ...JSON.parse(auditEvent({ at: ago(30), code: 401, ip: "198.51.100.2" })), auditID: "twice" },
+      // Not counted: an earlier stage of a 403, a success, a request older than the window, a line that is not JSON.
       auditEvent({ at: ago(20), code: 403, user: "alice", stage: "ResponseStarted" }),
       auditEvent({ at: ago(20), code: 200, user: "bob" }),
       auditEvent({ at: ago(3600), code: 401, ip: "192.0.2.1" }),
@@ -126,13 +138,13 @@ describe("agent audit-log breakdown (generated audit log on a temp host root)", 
     expect(b.path).to.equal(LOG);
     expect(b.problem).to.equal(undefined);
     expect(b.unauthorized).to.deep.equal({
-      total: 8,
-      users: [{ name: "(unauthenticated)", count: 8 }],
+      total: 9,
+      users: [{ name: "(unauthenticated)", count: 9 }],
       sourceIPs: [
         { name: "203.0.113.7", count: 7 },
-        { name: "198.51.100.2", count: 1 },
+        { name: "198.51.100.2", count: 2 },
       ],
-      resources: [{ name: "list secrets in default", count: 8 }],
+      resources: [{ name: "list secrets in default", count: 9 }],
     });
     expect(b.forbidden.total).to.equal(5);
     expect(b.forbidden.users).to.deep.equal([
@@ -150,9 +162,9 @@ describe("agent audit-log breakdown (generated audit log on a temp host root)", 
     // Incremental: a half-written line waits for its end; nothing is counted twice.
     const line = auditEvent({ at: now, code: 401, ip: "203.0.113.7" });
     appendFileSync(join(root, LOG), line.slice(0, 40));
-    expect((await tail.scan(now))!.unauthorized.total).to.equal(8);
-    appendFileSync(join(root, LOG), `${line.slice(40)}\n`);
     expect((await tail.scan(now))!.unauthorized.total).to.equal(9);
+    appendFileSync(join(root, LOG), `${line.slice(40)}\n`);
+    expect((await tail.scan(now))!.unauthorized.total).to.equal(10);
 
     // The window moves on: 10 minutes less 10 s later only the newest request is left.
     const later = (await tail.scan(new Date(now.getTime() + 10 * 60_000 - 10_000)))!;
