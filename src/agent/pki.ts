@@ -114,13 +114,16 @@ export async function scanPki(hostRoot: string, now: Date = new Date()): Promise
   const errors: { path: string; error: string }[] = [];
   const absent = (e: unknown) => (e as { code?: string }).code === "ENOENT";
   const reason = (e: unknown) => clip((e as { code?: string }).code ?? "cannot be read", 64);
-  const readCerts = async (path: string) => {
+  const readCerts = async (path: string, namedBy?: string) => {
     try {
       const r = certificatesOf(await reader.readFile(path), path);
       certs.push(...r.certs);
       errors.push(...r.errors);
     } catch (e) {
+      // Absent is normal for the well-known paths (not every node is a kubeadm node), but not for a file a
+      // kubeconfig names: that one is in use and not visible here (not mounted into the agent, by default).
       if (!absent(e)) errors.push({ path, error: reason(e) });
+      else if (namedBy) errors.push({ path, error: `absent here, named by ${namedBy}` });
     }
   };
 
@@ -134,7 +137,7 @@ export async function scanPki(hostRoot: string, now: Date = new Date()): Promise
   }
   for (const f of pkiFiles) await readCerts(`${PKI_DIR}/${f}`);
 
-  const named = new Set<string>(KUBELET_CERTS);
+  const named = new Map<string, string | undefined>(KUBELET_CERTS.map((p) => [p, undefined]));
   for (const path of KUBECONFIGS) {
     let text: string;
     try {
@@ -146,10 +149,11 @@ export async function scanPki(hostRoot: string, now: Date = new Date()): Promise
     const r = kubeconfigCertificates(text, path);
     certs.push(...r.certs);
     errors.push(...r.errors);
-    for (const f of r.files) named.add(f);
+    for (const f of r.files) named.set(f, path);
   }
   const seen = new Set(certs.map((c) => c.path.replace(/\[\d+\]$/, "")));
-  for (const path of [...named].sort()) if (!seen.has(path)) await readCerts(path);
+  for (const [path, by] of [...named].sort((a, b) => a[0].localeCompare(b[0])))
+    if (!seen.has(path)) await readCerts(path, by);
 
   certs.sort((a, b) => a.path.localeCompare(b.path));
   return {

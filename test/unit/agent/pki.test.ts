@@ -98,10 +98,21 @@ describe("agent PKI scan (certificates generated in the test, temp host root)", 
     expect(parsed.ok && parsed.value).to.deep.equal(report);
   });
 
-  it("a node without kubeadm's layout reports nothing and no error", async () => {
+  it("a node without kubeadm's layout reports nothing and no error; a certificate a kubeconfig names but the agent cannot see is said", async () => {
     const report = await scanPki(root);
     expect(report.certificates).to.deep.equal([]);
     expect(report.errors).to.equal(undefined);
+    // The DaemonSet does not mount /var/lib/kubelet/pki by default (it holds the kubelet's key).
+    put(
+      "etc/kubernetes/kubelet.conf",
+      "users: [{name: default-auth, user: {client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem}}]\n",
+    );
+    expect((await scanPki(root)).errors).to.deep.equal([
+      {
+        path: "/var/lib/kubelet/pki/kubelet-client-current.pem",
+        error: "absent here, named by /etc/kubernetes/kubelet.conf",
+      },
+    ]);
   });
 
   it("a symlink out of the host root is read inside it, never outside", async () => {
