@@ -29,7 +29,7 @@ spec:
 `;
 
 /** One audit.k8s.io/v1 Event line, with fields a refused request carries (and a body that must not leak). */
-export function auditEvent(o: {
+function auditEvent(o: {
   at: Date;
   code: number;
   user?: string;
@@ -122,11 +122,14 @@ describe("agent audit-log breakdown (generated audit log on a temp host root)", 
       // A failed authentication is audited at ResponseStarted only (counted); one request audited at two
       // stages counts once.
       {
-        ...JSON.parse(auditEvent({ at: ago(30), code: 401, ip: "198.51.100.2" })),
+        ...(JSON.parse(auditEvent({ at: ago(30), code: 401, ip: "198.51.100.2" })) as object),
         stage: "ResponseStarted",
         auditID: "twice",
       },
-      { ...JSON.parse(auditEvent({ at: ago(30), code: 401, ip: "198.51.100.2" })), auditID: "twice" },
+      {
+        ...(JSON.parse(auditEvent({ at: ago(30), code: 401, ip: "198.51.100.2" })) as object),
+        auditID: "twice",
+      },
       // Not counted: an earlier stage of a 403, a success, a request older than the window, a line that is not JSON.
       auditEvent({ at: ago(20), code: 403, user: "alice", stage: "ResponseStarted" }),
       auditEvent({ at: ago(20), code: 200, user: "bob" }),
