@@ -1,6 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { ControlPlaneObservation, NodeSummary, Problem } from "../cis/gather/incluster.js";
 import { sampleNodes } from "../cis/gather/incluster.js";
+import { SecretEnvCollector, type SecretEnvScan } from "../cis/parse/podenv.js";
 import type { Logger } from "../observability/logger.js";
 import { errorMessage, statusCode } from "./client.js";
 import { ResilientInformer } from "./informer.js";
@@ -30,7 +31,15 @@ export interface KubeletLimits {
   concurrency: number;
   /** How long one read of the kubelets serves later reconciles (0: read every time). */
   reuseMs: number;
+  /**
+   * How long one scan of every Pod (CIS 5.4.1) serves later reconciles; default 5 x reuseMs (5 minutes):
+   * it is the costliest read here, and the area's own recheck comes every 10 minutes anyway.
+   */
+  podScanReuseMs?: number;
 }
+
+/** Pods per page of the 5.4.1 scan: a page is parsed, folded into finding data, and dropped. */
+export const POD_SCAN_PAGE = 250;
 
 export const DEFAULT_KUBELET_LIMITS: KubeletLimits = {
   maxNodes: 10,
@@ -66,6 +75,7 @@ export class ControlPlaneReader {
   readonly pods: ResilientInformer;
   private readonly rest: RestClient;
   private lastKubelets: { at: number; value: NonNullable<ControlPlaneObservation["kubelet"]> } | undefined;
+  private lastSecretEnv: { at: number; value: SecretEnvScan } | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -164,13 +174,26 @@ export class ControlPlaneReader {
    * all of them, not only the operator's) and the user objects in `default` (pods and services other than
    * `kubernetes`). A read that fails leaves its input out, with the reason.
    */
-  async policyObjects(): Promise<{
+  async policyObjects(opts: { secretEnv?: boolean } = {}): Promise<{
     networkPolicyNamespaces?: Set<string>;
     defaultNamespaceObjects?: string[];
-    missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string };
+    secretEnv?: SecretEnvScan;
+    missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string; secretEnv?: string };
   }> {
     type Named = { metadata?: { name?: string; namespace?: string; continue?: string }; items?: Named[] };
-    const missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string } = {};
+    const missing: {
+      networkPolicyNamespaces?: string;
+      defaultNamespaceObjects?: string;
+      secretEnv?: string;
+    } = {};
+    let secretEnv: SecretEnvScan | undefined;
+    if (opts.secretEnv === true) {
+      try {
+        secretEnv = await this.secretEnvironment();
+      } catch (err) {
+        missing.secretEnv = problemOf(err, "listing pods in every namespace", "list on pods").message;
+      }
+    }
     let networkPolicyNamespaces: Set<string> | undefined = new Set<string>();
     let cont: string | undefined;
     try {
@@ -218,8 +241,35 @@ export class ControlPlaneReader {
     return {
       ...(networkPolicyNamespaces ? { networkPolicyNamespaces } : {}),
       ...(defaultNamespaceObjects ? { defaultNamespaceObjects } : {}),
+      ...(secretEnv ? { secretEnv } : {}),
       missing,
     };
+  }
+
+  /**
+   * CIS 5.4.1: which workloads take a Secret into a container's environment. A paged LIST of every Pod
+   * (never a watch: the env is not a field a selector or a metadata-only list can show, and caching every
+   * Pod spec would hold every literal env value in memory); each page is folded into the finding data
+   * and dropped. Read at most once per `podScanReuseMs`. Throws when a page cannot be read: a partial
+   * scan would pass workloads it never saw.
+   */
+  async secretEnvironment(now = Date.now()): Promise<SecretEnvScan> {
+    const reuse = this.limits.podScanReuseMs ?? 5 * this.limits.reuseMs;
+    if (this.lastSecretEnv && now - this.lastSecretEnv.at < reuse) return this.lastSecretEnv.value;
+    const collector = new SecretEnvCollector();
+    let cont: string | undefined;
+    do {
+      const page = await this.rest.request<{ metadata?: { continue?: string }; items?: unknown[] }>(
+        "GET",
+        "/api/v1/pods",
+        { query: { limit: String(POD_SCAN_PAGE), ...(cont ? { continue: cont } : {}) }, timeoutMs: 60_000 },
+      );
+      for (const pod of page.items ?? []) collector.add(pod);
+      cont = page.metadata?.continue;
+    } while (cont);
+    const value = collector.result();
+    this.lastSecretEnv = { at: now, value };
+    return value;
   }
 
   private async configz(node: string): Promise<{ body: unknown } | { failed: Problem }> {

@@ -265,6 +265,81 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     await ok(["delete", "pod", "-n", "default", "stray-5x", "--wait=true"]);
   });
 
+  it("5.4.1 on request: a Pod taking a Secret into env is a finding naming the variable, never its value; gone with the Pod", async () => {
+    const rejected = await cp().kubectl([
+      "patch",
+      "csp",
+      "cis",
+      "--type=merge",
+      "-p",
+      '{"spec":{"controlPlane":{"policies":{"secretEnvironmentVariables":true}}}}',
+    ]);
+    expect(rejected.code, "secretEnvironmentVariables without enabled is refused").to.not.equal(0);
+    expect(rejected.stderr).to.contain(
+      "secretEnvironmentVariables needs spec.controlPlane.policies.enabled: true",
+    );
+    await ok(["create", "namespace", "cis-env"]);
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "web", namespace: "cis-env" },
+      spec: {
+        containers: [
+          {
+            name: "app",
+            image: "registry.k8s.io/pause:3.10",
+            env: [
+              { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } },
+              { name: "PLAIN", value: "not-a-secret-literal" },
+            ],
+          },
+        ],
+      },
+    };
+    await ok(["apply", "-f", "-"], JSON.stringify(pod));
+    const cis541 = async () => ((await status("cis")).findings ?? []).filter((f) => f.id === "CIS-5.4.1");
+    await ok([
+      "patch",
+      "csp",
+      "cis",
+      "--type=merge",
+      "-p",
+      '{"spec":{"controlPlane":{"policies":{"enabled":true}}}}',
+    ]);
+    // Asked for the 5.x checks, not for the Pod scan: no 5.4.1 at all.
+    await eventually("the 5.x results", async () =>
+      ((await status("cis")).findings ?? []).some((f) => f.id.startsWith("CIS-5.")),
+    );
+    expect(await cis541()).to.deep.equal([]);
+    await ok([
+      "patch",
+      "csp",
+      "cis",
+      "--type=merge",
+      "-p",
+      '{"spec":{"controlPlane":{"policies":{"secretEnvironmentVariables":true}}}}',
+    ]);
+    const found = await eventually("the 5.4.1 finding on the Pod", async () =>
+      (await cis541()).find((f) => f.resource === "Pod/cis-env/web"),
+    );
+    expect(found.severity).to.equal("Low");
+    expect(found.message).to.contain("container app: env DB_PASSWORD from Secret db key password");
+    const everything = await ok(["get", "csp", "cis", "-o", "json"]);
+    expect(everything).to.not.contain("not-a-secret-literal");
+    expect(everything).to.not.contain("PLAIN");
+
+    await ok(["delete", "pod", "-n", "cis-env", "web", "--wait=true"]);
+    await eventually("the 5.4.1 finding to go", async () => (await cis541()).length === 0);
+    await ok([
+      "patch",
+      "csp",
+      "cis",
+      "--type=merge",
+      "-p",
+      '{"spec":{"controlPlane":{"policies":{"enabled":false,"secretEnvironmentVariables":false}}}}',
+    ]);
+  });
+
   describe("kubelet configz through the API server's nodes/proxy", () => {
     let server: Server | undefined;
     let dir: string | undefined;
