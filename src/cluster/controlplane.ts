@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { ControlPlaneObservation, NodeSummary, Problem } from "../cis/gather/incluster.js";
 import { sampleNodes } from "../cis/gather/incluster.js";
-import { SecretEnvCollector, type SecretEnvScan } from "../cis/parse/podenv.js";
+import { PolicyObjectReader, problemOf, type PolicyObjects } from "./cispolicies.js";
 import type { Logger } from "../observability/logger.js";
 import { errorMessage, statusCode } from "./client.js";
 import { ResilientInformer } from "./informer.js";
@@ -38,9 +38,6 @@ export interface KubeletLimits {
   podScanReuseMs?: number;
 }
 
-/** Pods per page of the 5.4.1 scan: a page is parsed, folded into finding data, and dropped. */
-export const POD_SCAN_PAGE = 250;
-
 export const DEFAULT_KUBELET_LIMITS: KubeletLimits = {
   maxNodes: 10,
   timeoutMs: 10_000,
@@ -57,14 +54,6 @@ interface RawNodeList {
   }[];
 }
 
-function problemOf(err: unknown, what: string, permission: string): Problem {
-  const code = statusCode(err);
-  if (code === 403) {
-    return { reason: "Forbidden", message: `${what}: forbidden (the operator needs ${permission})` };
-  }
-  return { reason: "ReadFailed", message: `${what}: ${errorMessage(err)}` };
-}
-
 /**
  * The cluster side of the control-plane checks. kube-apiserver pods are watched (an informer on labelled
  * pods in kube-system: few objects, and a changed manifest should show at once). Nodes are listed and
@@ -75,7 +64,7 @@ export class ControlPlaneReader {
   readonly pods: ResilientInformer;
   private readonly rest: RestClient;
   private lastKubelets: { at: number; value: NonNullable<ControlPlaneObservation["kubelet"]> } | undefined;
-  private lastSecretEnv: { at: number; value: SecretEnvScan } | undefined;
+  private readonly policy: PolicyObjectReader;
 
   constructor(
     kc: KubeConfig,
@@ -84,6 +73,7 @@ export class ControlPlaneReader {
     private readonly limits: KubeletLimits = DEFAULT_KUBELET_LIMITS,
   ) {
     this.rest = new RestClient(kc);
+    this.policy = new PolicyObjectReader(this.rest, limits.podScanReuseMs ?? 5 * limits.reuseMs);
     this.pods = new ResilientInformer(
       kc,
       {
@@ -169,107 +159,9 @@ export class ControlPlaneReader {
     return { totalNodes: summaries.length, nodes };
   }
 
-  /**
-   * What the 5.x checks need beyond the caches: the namespaces holding any NetworkPolicy (a paged list of
-   * all of them, not only the operator's) and the user objects in `default` (pods and services other than
-   * `kubernetes`). A read that fails leaves its input out, with the reason.
-   */
-  async policyObjects(opts: { secretEnv?: boolean } = {}): Promise<{
-    networkPolicyNamespaces?: Set<string>;
-    defaultNamespaceObjects?: string[];
-    secretEnv?: SecretEnvScan;
-    missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string; secretEnv?: string };
-  }> {
-    type Named = { metadata?: { name?: string; namespace?: string; continue?: string }; items?: Named[] };
-    const missing: {
-      networkPolicyNamespaces?: string;
-      defaultNamespaceObjects?: string;
-      secretEnv?: string;
-    } = {};
-    let secretEnv: SecretEnvScan | undefined;
-    if (opts.secretEnv === true) {
-      try {
-        secretEnv = await this.secretEnvironment();
-      } catch (err) {
-        missing.secretEnv = problemOf(err, "listing pods in every namespace", "list on pods").message;
-      }
-    }
-    let networkPolicyNamespaces: Set<string> | undefined = new Set<string>();
-    let cont: string | undefined;
-    try {
-      do {
-        const page = await this.rest.request<Named>("GET", "/apis/networking.k8s.io/v1/networkpolicies", {
-          query: { limit: "500", ...(cont ? { continue: cont } : {}) },
-          timeoutMs: 30_000,
-        });
-        for (const np of page.items ?? [])
-          if (np.metadata?.namespace) networkPolicyNamespaces.add(np.metadata.namespace);
-        cont = page.metadata?.continue;
-      } while (cont);
-    } catch (err) {
-      networkPolicyNamespaces = undefined;
-      missing.networkPolicyNamespaces = problemOf(
-        err,
-        "listing NetworkPolicies",
-        "list on networkpolicies",
-      ).message;
-    }
-    let defaultNamespaceObjects: string[] | undefined = [];
-    try {
-      for (const [kind, path] of [
-        ["Pod", "/api/v1/namespaces/default/pods"],
-        ["Service", "/api/v1/namespaces/default/services"],
-      ] as const) {
-        const list = await this.rest.request<Named>("GET", path, {
-          query: { limit: "100" },
-          timeoutMs: 30_000,
-        });
-        for (const o of list.items ?? []) {
-          const name = o.metadata?.name ?? "?";
-          if (kind === "Service" && name === "kubernetes") continue;
-          defaultNamespaceObjects.push(`${kind}/${name}`);
-        }
-      }
-    } catch (err) {
-      defaultNamespaceObjects = undefined;
-      missing.defaultNamespaceObjects = problemOf(
-        err,
-        "listing pods and services in default",
-        "list on pods and services in default",
-      ).message;
-    }
-    return {
-      ...(networkPolicyNamespaces ? { networkPolicyNamespaces } : {}),
-      ...(defaultNamespaceObjects ? { defaultNamespaceObjects } : {}),
-      ...(secretEnv ? { secretEnv } : {}),
-      missing,
-    };
-  }
-
-  /**
-   * CIS 5.4.1: which workloads take a Secret into a container's environment. A paged LIST of every Pod
-   * (never a watch: the env is not a field a selector or a metadata-only list can show, and caching every
-   * Pod spec would hold every literal env value in memory); each page is folded into the finding data
-   * and dropped. Read at most once per `podScanReuseMs`. Throws when a page cannot be read: a partial
-   * scan would pass workloads it never saw.
-   */
-  async secretEnvironment(now = Date.now()): Promise<SecretEnvScan> {
-    const reuse = this.limits.podScanReuseMs ?? 5 * this.limits.reuseMs;
-    if (this.lastSecretEnv && now - this.lastSecretEnv.at < reuse) return this.lastSecretEnv.value;
-    const collector = new SecretEnvCollector();
-    let cont: string | undefined;
-    do {
-      const page = await this.rest.request<{ metadata?: { continue?: string }; items?: unknown[] }>(
-        "GET",
-        "/api/v1/pods",
-        { query: { limit: String(POD_SCAN_PAGE), ...(cont ? { continue: cont } : {}) }, timeoutMs: 60_000 },
-      );
-      for (const pod of page.items ?? []) collector.add(pod);
-      cont = page.metadata?.continue;
-    } while (cont);
-    const value = collector.result();
-    this.lastSecretEnv = { at: now, value };
-    return value;
+  /** What the 5.x checks need beyond the caches; see {@link PolicyObjectReader.policyObjects}. */
+  policyObjects(opts: { secretEnv?: boolean } = {}): Promise<PolicyObjects> {
+    return this.policy.policyObjects(opts);
   }
 
   private async configz(node: string): Promise<{ body: unknown } | { failed: Problem }> {

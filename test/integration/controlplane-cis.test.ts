@@ -8,6 +8,7 @@ import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../src/agent/agent.js";
 import { runPolicyChecks } from "../../src/cis/checks/policies.js";
+import { runCheckCommand } from "../../src/cis/command.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { ControlPlaneReader } from "../../src/cluster/controlplane.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
@@ -18,6 +19,10 @@ import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
+
+interface CheckReport {
+  results: { id: string; status: string; evidence: string }[];
+}
 
 interface Status {
   conditions?: { type: string; status: string; reason: string; message: string }[];
@@ -328,6 +333,47 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     const everything = await ok(["get", "csp", "cis", "-o", "json"]);
     expect(everything).to.not.contain("not-a-secret-literal");
     expect(everything).to.not.contain("PLAIN");
+
+    // The same checks offline: `csp-operator check --kubeconfig` reads the API (LISTs only).
+    const check = async (argv: string[]) => {
+      let stdout = "";
+      let stderr = "";
+      const code = await runCheckCommand(argv, {
+        stdout: (x) => (stdout += x),
+        stderr: (x) => (stderr += x),
+      });
+      return { code, stderr, results: code === 2 ? [] : (JSON.parse(stdout) as CheckReport).results };
+    };
+    const admin = await check([
+      "--kubeconfig",
+      cp().kubeconfigPath,
+      "--secret-environment-variables",
+      "-o",
+      "json",
+    ]);
+    expect(admin.stderr).to.equal("");
+    expect(admin.code).to.equal(1);
+    const byId = Object.fromEntries(admin.results.map((r) => [r.id, r]));
+    expect(byId["5.4.1"]).to.include({ status: "Fail" });
+    expect(byId["5.4.1"]!.evidence).to.contain("Pod/cis-env/web");
+    expect(byId["5.3.2"]!.evidence).to.contain("cis-env");
+    expect(byId["5.1.1"]!.status).to.not.equal("Unknown");
+    expect(admin.results.map((r) => r.id).filter((id) => !id.startsWith("5."))).to.deep.equal([]);
+    // Without rights to read anything: every input Unknown with the reason, exit 3, never a pass.
+    await ok(["create", "serviceaccount", "nobody", "-n", "cis-env"]);
+    const nobody = await check([
+      "--kubeconfig",
+      await cp().serviceAccountKubeconfig("cis-env", "nobody"),
+      "--secret-environment-variables",
+      "-o",
+      "json",
+    ]);
+    expect(nobody.code).to.equal(3);
+    const denied = Object.fromEntries(nobody.results.map((r) => [r.id, r]));
+    expect(denied["5.4.1"]).to.deep.include({ status: "Unknown" });
+    expect(denied["5.4.1"]!.evidence).to.contain("listing pods in every namespace: forbidden");
+    expect(denied["5.1.1"]!.evidence).to.contain("forbidden");
+    expect(nobody.results.filter((r) => r.status === "Pass")).to.deep.equal([]);
 
     await ok(["delete", "pod", "-n", "cis-env", "web", "--wait=true"]);
     await eventually("the 5.4.1 finding to go", async () => (await cis541()).length === 0);
