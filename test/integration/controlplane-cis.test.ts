@@ -594,107 +594,110 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     );
   });
 
-  it("file integrity: the trusted baseline survives an operator restart, so a baseline rewritten meanwhile is still a finding", async () => {
-    await operator?.stop();
-    operator = undefined;
-    if ((await cp().kubectl(["get", "namespace", "csp-system"])).code !== 0)
-      await ok(["create", "namespace", "csp-system"]);
-    const key = "/etc/kubernetes/pki/apiserver.key";
-    const entry = (hex: string) => ({
-      type: "file",
-      sha256: `sha256:${hex.repeat(64)}`,
-      mode: "0600",
-      uid: 0,
-      gid: 0,
-      size: 1675,
-      mtime: "2026-01-01T00:00:00Z",
-    });
-    const report = (hex: string) =>
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        metadata: {
-          name: "csp-agent-fim-node",
-          namespace: "csp-system",
-          labels: {
-            "app.kubernetes.io/managed-by": "csp-operator",
-            "app.kubernetes.io/component": "agent-report",
+  // Last (mocha runs nested suites after the plain tests): it stops the shared operator for good.
+  describe("file integrity baseline", () => {
+    it("file integrity: the trusted baseline survives an operator restart, so a baseline rewritten meanwhile is still a finding", async () => {
+      await operator?.stop();
+      operator = undefined;
+      if ((await cp().kubectl(["get", "namespace", "csp-system"])).code !== 0)
+        await ok(["create", "namespace", "csp-system"]);
+      const key = "/etc/kubernetes/pki/apiserver.key";
+      const entry = (hex: string) => ({
+        type: "file",
+        sha256: `sha256:${hex.repeat(64)}`,
+        mode: "0600",
+        uid: 0,
+        gid: 0,
+        size: 1675,
+        mtime: "2026-01-01T00:00:00Z",
+      });
+      const report = (hex: string) =>
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: {
+            name: "csp-agent-fim-node",
+            namespace: "csp-system",
+            labels: {
+              "app.kubernetes.io/managed-by": "csp-operator",
+              "app.kubernetes.io/component": "agent-report",
+            },
           },
-        },
-        data: {
-          "files.json": "[]",
-          "integrity.json": JSON.stringify({
-            version: 1,
-            baselineAt: "2026-01-01T00:00:00Z",
-            baseline: { [key]: entry(hex) },
-            changes: [],
-            scannedAt: new Date().toISOString(),
-          }),
-        },
-      });
-    await ok(["apply", "-f", "-"], report("a"));
-    await ok(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "security.csp-operator.io/v1alpha1",
-        kind: "ClusterSecurityPolicy",
-        metadata: { name: "fim" },
-        spec: { mode: "Audit", controlPlane: { fileIntegrity: {} } },
-      }),
-    );
-    const fim = async () => {
-      const s = await status("fim");
-      return {
-        condition: s.conditions?.find((c) => c.type === "FilesUnchanged"),
-        ids: (s.findings ?? []).map((f) => `${f.id} ${f.resource}`),
-      };
-    };
-    const start = async () => {
-      const op = new Operator(
-        loadKubeConfig(cp().kubeconfigPath),
-        { workers: 1, resyncMs: 600_000, areas: [fileIntegrityArea] },
-        silentLogger(),
-      );
-      await op.start();
-      return op;
-    };
-    let op = await start();
-    try {
-      await eventually("FilesUnchanged True", async () => (await fim()).condition?.status === "True");
-      const stored = await eventually("the stored baseline", async () => {
-        const r = await cp().kubectl([
-          "get",
-          "cm",
-          "csp-integrity-baseline-fim-node",
-          "-n",
-          "csp-system",
-          "-o",
-          "json",
-        ]);
-        return r.code === 0 ? (JSON.parse(r.stdout) as { data: Record<string, string> }).data : undefined;
-      });
-      expect(stored.node).to.equal("fim-node");
-      expect(stored["baseline.json"]).to.contain(`sha256:${"a".repeat(64)}`);
-      await op.stop();
-      // While the operator is down, whoever can patch the node's report rewrites the baseline to hide a
-      // change of the key (no change listed, same baselineAt, no note).
-      await ok(["apply", "-f", "-"], report("b"));
-      op = await start();
-      const after = await eventually("FILE-BASELINE-CHANGED after the restart", async () => {
-        const r = await fim();
-        return r.ids.includes("FILE-BASELINE-CHANGED Node/fim-node") ? r : undefined;
-      });
-      expect(after.condition).to.include({ status: "False", reason: "BaselineChanged" });
-      // The stored baseline stays the trusted one, not the rewritten report's.
-      const kept = JSON.parse(
-        await ok(["get", "cm", "csp-integrity-baseline-fim-node", "-n", "csp-system", "-o", "json"]),
-      ) as { data: Record<string, string> };
-      expect(kept.data["baseline.json"]).to.contain(`sha256:${"a".repeat(64)}`);
-      // Back to the trusted baseline: the finding goes.
+          data: {
+            "files.json": "[]",
+            "integrity.json": JSON.stringify({
+              version: 1,
+              baselineAt: "2026-01-01T00:00:00Z",
+              baseline: { [key]: entry(hex) },
+              changes: [],
+              scannedAt: new Date().toISOString(),
+            }),
+          },
+        });
       await ok(["apply", "-f", "-"], report("a"));
-      await eventually("the finding to go", async () => (await fim()).condition?.status === "True");
-    } finally {
-      await op.stop();
-    }
+      await ok(
+        ["apply", "-f", "-"],
+        JSON.stringify({
+          apiVersion: "security.csp-operator.io/v1alpha1",
+          kind: "ClusterSecurityPolicy",
+          metadata: { name: "fim" },
+          spec: { mode: "Audit", controlPlane: { fileIntegrity: {} } },
+        }),
+      );
+      const fim = async () => {
+        const s = await status("fim");
+        return {
+          condition: s.conditions?.find((c) => c.type === "FilesUnchanged"),
+          ids: (s.findings ?? []).map((f) => `${f.id} ${f.resource}`),
+        };
+      };
+      const start = async () => {
+        const op = new Operator(
+          loadKubeConfig(cp().kubeconfigPath),
+          { workers: 1, resyncMs: 600_000, areas: [fileIntegrityArea] },
+          silentLogger(),
+        );
+        await op.start();
+        return op;
+      };
+      let op = await start();
+      try {
+        await eventually("FilesUnchanged True", async () => (await fim()).condition?.status === "True");
+        const stored = await eventually("the stored baseline", async () => {
+          const r = await cp().kubectl([
+            "get",
+            "cm",
+            "csp-integrity-baseline-fim-node",
+            "-n",
+            "csp-system",
+            "-o",
+            "json",
+          ]);
+          return r.code === 0 ? (JSON.parse(r.stdout) as { data: Record<string, string> }).data : undefined;
+        });
+        expect(stored.node).to.equal("fim-node");
+        expect(stored["baseline.json"]).to.contain(`sha256:${"a".repeat(64)}`);
+        await op.stop();
+        // While the operator is down, whoever can patch the node's report rewrites the baseline to hide a
+        // change of the key (no change listed, same baselineAt, no note).
+        await ok(["apply", "-f", "-"], report("b"));
+        op = await start();
+        const after = await eventually("FILE-BASELINE-CHANGED after the restart", async () => {
+          const r = await fim();
+          return r.ids.includes("FILE-BASELINE-CHANGED Node/fim-node") ? r : undefined;
+        });
+        expect(after.condition).to.include({ status: "False", reason: "BaselineChanged" });
+        // The stored baseline stays the trusted one, not the rewritten report's.
+        const kept = JSON.parse(
+          await ok(["get", "cm", "csp-integrity-baseline-fim-node", "-n", "csp-system", "-o", "json"]),
+        ) as { data: Record<string, string> };
+        expect(kept.data["baseline.json"]).to.contain(`sha256:${"a".repeat(64)}`);
+        // Back to the trusted baseline: the finding goes.
+        await ok(["apply", "-f", "-"], report("a"));
+        await eventually("the finding to go", async () => (await fim()).condition?.status === "True");
+      } finally {
+        await op.stop();
+      }
+    });
   });
 });
