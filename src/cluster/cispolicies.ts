@@ -54,6 +54,8 @@ export class PolicyObjectReader {
     private readonly rest: RestClient,
     /** How long one scan of every Pod serves later calls (0: scan every time). */
     private readonly podScanReuseMs = 0,
+    /** Pods per page of that scan. */
+    private readonly podScanPage = POD_SCAN_PAGE,
   ) {}
 
   /** Every namespace's name and labels (5.2.x, 5.3.2). */
@@ -160,7 +162,7 @@ export class PolicyObjectReader {
     if (this.lastSecretEnv && now - this.lastSecretEnv.at < this.podScanReuseMs)
       return this.lastSecretEnv.value;
     const collector = new SecretEnvCollector();
-    await listAll<unknown>(this.rest, "/api/v1/pods", (pod) => collector.add(pod), POD_SCAN_PAGE);
+    await listAll<unknown>(this.rest, "/api/v1/pods", (pod) => collector.add(pod), this.podScanPage);
     const value = collector.result();
     this.lastSecretEnv = { at: now, value };
     return value;

@@ -10,7 +10,9 @@ import { Agent } from "../../src/agent/agent.js";
 import { runPolicyChecks } from "../../src/cis/checks/policies.js";
 import { runCheckCommand } from "../../src/cis/command.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { PolicyObjectReader } from "../../src/cluster/cispolicies.js";
 import { ControlPlaneReader } from "../../src/cluster/controlplane.js";
+import { RestClient } from "../../src/cluster/rest.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
 import { fileIntegrityArea } from "../../src/controller/fileintegrity.js";
 import { silentLogger } from "../../src/observability/logger.js";
@@ -330,6 +332,20 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     );
     expect(found.severity).to.equal("Low");
     expect(found.message).to.contain("container app: env DB_PASSWORD from Secret db key password");
+    // Pages: a scan one Pod a page follows every continue token and misses no workload.
+    for (const name of ["web-2", "web-3"])
+      await ok(["apply", "-f", "-"], JSON.stringify({ ...pod, metadata: { ...pod.metadata, name } }));
+    const paged = await new PolicyObjectReader(
+      new RestClient(loadKubeConfig(cp().kubeconfigPath)),
+      0,
+      1,
+    ).secretEnvironment();
+    expect(paged.workloads.map((w) => w.resource).filter((r) => r.startsWith("Pod/cis-env/"))).to.deep.equal([
+      "Pod/cis-env/web",
+      "Pod/cis-env/web-2",
+      "Pod/cis-env/web-3",
+    ]);
+    for (const name of ["web-2", "web-3"]) await ok(["delete", "pod", "-n", "cis-env", name, "--wait=true"]);
     const everything = await ok(["get", "csp", "cis", "-o", "json"]);
     expect(everything).to.not.contain("not-a-secret-literal");
     expect(everything).to.not.contain("PLAIN");
@@ -359,6 +375,21 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     expect(byId["5.3.2"]!.evidence).to.contain("cis-env");
     expect(byId["5.1.1"]!.status).to.not.equal("Unknown");
     expect(admin.results.map((r) => r.id).filter((id) => !id.startsWith("5."))).to.deep.equal([]);
+    // The operator's own RBAC (config/rbac) is enough for every 5.x read, 5.4.1's Pod LIST included.
+    if ((await cp().kubectl(["get", "namespace", "csp-system"])).code !== 0)
+      await ok(["create", "namespace", "csp-system"]);
+    await ok(["apply", "-k", "config/rbac"]);
+    const asOperator = await check([
+      "--kubeconfig",
+      await cp().serviceAccountKubeconfig("csp-system", "csp-operator"),
+      "--secret-environment-variables",
+      "-o",
+      "json",
+    ]);
+    expect(
+      asOperator.results.filter((r) => r.status === "Unknown").map((r) => `${r.id}: ${r.evidence}`),
+    ).to.deep.equal([]);
+    expect(asOperator.results.find((r) => r.id === "5.4.1")!.evidence).to.contain("Pod/cis-env/web");
     // Without rights to read anything: every input Unknown with the reason, exit 3, never a pass.
     await ok(["create", "serviceaccount", "nobody", "-n", "cis-env"]);
     const nobody = await check([
