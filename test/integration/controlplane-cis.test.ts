@@ -67,6 +67,8 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
   const status = async (name: string): Promise<Status> =>
     (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: Status }).status ?? {};
   const condition = (s: Status) => s.conditions?.find((c) => c.type === "ControlPlaneHardened");
+  /** A merge patch of the `cis` policy; `patch` is JSON text. */
+  const patchCis = (patch: string) => ok(["patch", "csp", "cis", "--type=merge", "-p", patch]);
 
   before(async function () {
     await installCrd(cp());
@@ -247,28 +249,14 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
       ["apply", "-f", "-"],
       JSON.stringify(controlPlanePod("kube-scheduler", "stray-5x", [])).replace('"kube-system"', '"default"'),
     );
-    await ok([
-      "patch",
-      "csp",
-      "cis",
-      "--type=merge",
-      "-p",
-      '{"spec":{"controlPlane":{"policies":{"enabled":true}}}}',
-    ]);
+    await patchCis('{"spec":{"controlPlane":{"policies":{"enabled":true}}}}');
     const on = await eventually("the 5.7.4 finding", async () => {
       const f = ((await status("cis")).findings ?? []).find((x) => x.id === "CIS-5.7.4");
       return f;
     });
     expect(on.resource).to.equal("Cluster/kubernetes");
     expect(on.message).to.contain("Pod/stray-5x");
-    await ok([
-      "patch",
-      "csp",
-      "cis",
-      "--type=merge",
-      "-p",
-      '{"spec":{"controlPlane":{"policies":{"enabled":false}}}}',
-    ]);
+    await patchCis('{"spec":{"controlPlane":{"policies":{"enabled":false}}}}');
     await eventually("the 5.x results to go", async () => (await cis5()).length === 0);
     await ok(["delete", "pod", "-n", "default", "stray-5x", "--wait=true"]);
   });
@@ -306,27 +294,13 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
     };
     await ok(["apply", "-f", "-"], JSON.stringify(pod));
     const cis541 = async () => ((await status("cis")).findings ?? []).filter((f) => f.id === "CIS-5.4.1");
-    await ok([
-      "patch",
-      "csp",
-      "cis",
-      "--type=merge",
-      "-p",
-      '{"spec":{"controlPlane":{"policies":{"enabled":true}}}}',
-    ]);
+    await patchCis('{"spec":{"controlPlane":{"policies":{"enabled":true}}}}');
     // Asked for the 5.x checks, not for the Pod scan: no 5.4.1 at all.
     await eventually("the 5.x results", async () =>
       ((await status("cis")).findings ?? []).some((f) => f.id.startsWith("CIS-5.")),
     );
     expect(await cis541()).to.deep.equal([]);
-    await ok([
-      "patch",
-      "csp",
-      "cis",
-      "--type=merge",
-      "-p",
-      '{"spec":{"controlPlane":{"policies":{"secretEnvironmentVariables":true}}}}',
-    ]);
+    await patchCis('{"spec":{"controlPlane":{"policies":{"secretEnvironmentVariables":true}}}}');
     const found = await eventually("the 5.4.1 finding on the Pod", async () =>
       (await cis541()).find((f) => f.resource === "Pod/cis-env/web"),
     );
@@ -408,14 +382,9 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
 
     await ok(["delete", "pod", "-n", "cis-env", "web", "--wait=true"]);
     await eventually("the 5.4.1 finding to go", async () => (await cis541()).length === 0);
-    await ok([
-      "patch",
-      "csp",
-      "cis",
-      "--type=merge",
-      "-p",
+    await patchCis(
       '{"spec":{"controlPlane":{"policies":{"enabled":false,"secretEnvironmentVariables":false}}}}',
-    ]);
+    );
   });
 
   describe("kubelet configz through the API server's nodes/proxy", () => {
@@ -533,14 +502,7 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
         await ok(["create", "namespace", "csp-system"]);
       // Exactly what the operator is installed with: every cache must be able to list, or it starts nothing.
       await ok(["apply", "-k", "config/rbac"]);
-      await ok([
-        "patch",
-        "csp",
-        "cis",
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { controlPlane: { apiServer: { enabled: false } } } }),
-      ]);
+      await patchCis(JSON.stringify({ spec: { controlPlane: { apiServer: { enabled: false } } } }));
       const kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
       const area = controlPlaneArea({ maxNodes: 5, timeoutMs: 5_000, concurrency: 2, reuseMs: 0 }, 1_000);
       operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: [area] }, silentLogger());
