@@ -24,7 +24,7 @@ import { hostChecks } from "./hostchecks.js";
 import { NodeHygiene } from "./hygiene.js";
 import { IntegrityMonitor } from "./integrity.js";
 import { decryptionKeys, overwriteRefusal, type Retired } from "./keyguard.js";
-import type { CheckResult } from "../cis/check.js";
+import type { CheckResult } from "../cis/checks/check.js";
 
 export interface AgentOptions {
   /** The node this agent runs on (the DaemonSet passes spec.nodeName). */

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { MAX_MESSAGE_CHARS, safeText } from "../cis/text.js";
+import { MAX_MESSAGE_CHARS, safeText } from "../cis/output/text.js";
 
 /** Where a command writes; injected so tests and main.ts decide. */
 export interface CliIO {

@@ -3,7 +3,7 @@ import type { ControlPlaneObservation } from "../cis/gather/incluster.js";
 import { ControlPlaneReader, DEFAULT_KUBELET_LIMITS, type KubeletLimits } from "../cluster/controlplane.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
 import type { PolicyInputs } from "../cis/checks/policies.js";
-import { runPolicyChecks } from "../cis/checks/policies.js";
+import { policyTargets } from "../cis/checks/policies.js";
 import { MANAGED_BY_VALUE } from "../desired/metadata.js";
 import { rbacFindings } from "../findings/rbac.js";
 
@@ -30,7 +30,9 @@ async function policyInputs(
   spec: AreaInput["spec"],
   snapshot: AreaInput["snapshot"],
 ): Promise<PolicyInputs> {
-  const extra = await reader.policyObjects();
+  const extra = await reader.policyObjects({
+    secretEnv: spec.controlPlane?.policies?.secretEnvironmentVariables === true,
+  });
   const rbac = snapshot.rbac;
   return {
     ...(rbac
@@ -42,6 +44,7 @@ async function policyInputs(
     })),
     ...(extra.networkPolicyNamespaces ? { networkPolicyNamespaces: extra.networkPolicyNamespaces } : {}),
     ...(extra.defaultNamespaceObjects ? { defaultNamespaceObjects: extra.defaultNamespaceObjects } : {}),
+    ...(extra.secretEnv ? { secretEnv: extra.secretEnv } : {}),
     missing: {
       ...extra.missing,
       ...(rbac ? {} : { rbacFindings: "the cluster's RBAC is not watched (no policy sets spec.rbac.audit)" }),
@@ -80,13 +83,7 @@ export function controlPlaneArea(
           (opts.cisPolicies ?? cp.policies?.enabled === true)
             ? {
                 ...evaluated,
-                targets: [
-                  ...evaluated.targets,
-                  {
-                    resource: "Cluster/kubernetes",
-                    results: runPolicyChecks(await policyInputs(reader, spec, snapshot)),
-                  },
-                ],
+                targets: [...evaluated.targets, ...policyTargets(await policyInputs(reader, spec, snapshot))],
               }
             : evaluated;
         const { findings, condition } = controlPlaneReport(

@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { stringify } from "yaml";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
-import { parseGoDuration } from "../cis/flags.js";
+import { parseGoDuration } from "../cis/parse/flags.js";
 
 /** `spec.encryption` of a ClusterSecurityPolicy. */
 export type EncryptionSpec = NonNullable<ClusterSecurityPolicySpec["encryption"]>;

@@ -5,7 +5,7 @@
  * written, the sha256 of the bytes written, when and on which node — never the content.
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
-import type { CheckResult } from "../cis/check.js";
+import type { CheckResult } from "../cis/checks/check.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { COMPONENT_LABEL } from "../desired/encryptionstate.js";
 
