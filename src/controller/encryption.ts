@@ -1,19 +1,22 @@
 import { errorMessage, statusCode } from "../cluster/client.js";
 import { EncryptionClient, type RewriteResult, type StoredSecret } from "../cluster/encryption.js";
-import { encryptionConfigHash, RotationStateError, type EncryptionSpec } from "../desired/encryption.js";
+import { encryptionConfigHash, recordConfigYaml } from "../desired/encryption/render.js";
 import {
+  RotationStateError,
   EMPTY_RECORD,
+  planEncryption,
+  withRewriteDone,
+  withRewriteProgress,
+  type EncryptionRecord,
+} from "../desired/encryption/rotation.js";
+import type { EncryptionSpec } from "../desired/encryption/keys.js";
+import {
   ENCRYPTION_STATE_KEY,
   encryptionSecret,
   encryptionSecretName,
   parseEncryptionRecord,
-  planEncryption,
-  recordConfigYaml,
   secretConfigYaml,
-  withRewriteDone,
-  withRewriteProgress,
-  type EncryptionRecord,
-} from "../desired/encryptionstate.js";
+} from "../desired/encryption/secret.js";
 import { isOwnedBy, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { fileReports, judgeDelivery } from "../evidence/agentreports.js";
 import {

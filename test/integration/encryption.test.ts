@@ -12,14 +12,15 @@ import { Agent } from "../../src/agent/agent.js";
 import { EncryptionClient } from "../../src/cluster/encryption.js";
 import { AREAS } from "../../src/controller/registry.js";
 import { renderAuditPolicy, renderAuditPolicyYaml } from "../../src/desired/auditpolicy.js";
-import { generateKey, renderEncryptionConfigurationYaml } from "../../src/desired/encryption.js";
+import { generateKey } from "../../src/desired/encryption/keys.js";
+import { renderEncryptionConfigurationYaml } from "../../src/desired/encryption/render.js";
 import {
   ENCRYPTION_CONFIG_KEY,
   parseEncryptionRecord,
-  type RewriteProgress,
   PHASE_ANNOTATION,
   PRIMARY_ANNOTATION,
-} from "../../src/desired/encryptionstate.js";
+} from "../../src/desired/encryption/secret.js";
+import type { RewriteProgress } from "../../src/desired/encryption/rotation.js";
 import { lintAuditPolicy } from "../../src/findings/auditpolicy-lint.js";
 import { createLogger, silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/operator.js";

@@ -1,19 +1,21 @@
 import { expect } from "chai";
-import { keyFromBytes, type EncryptionKey } from "../../../src/desired/encryption.js";
+import { keyFromBytes, type EncryptionKey } from "../../../../src/desired/encryption/keys.js";
 import {
   CONFIG_HASH_ANNOTATION,
-  EMPTY_RECORD,
   ENCRYPTION_CONFIG_KEY,
   encryptionSecret,
   KEYS_ANNOTATION,
   parseEncryptionRecord,
-  planEncryption,
   secretConfigYaml,
+} from "../../../../src/desired/encryption/secret.js";
+import {
+  EMPTY_RECORD,
+  planEncryption,
   withRewriteDone,
   type EncryptionRecord,
-} from "../../../src/desired/encryptionstate.js";
-import { keysDropped } from "../../../src/agent/keyguard.js";
-import { policy } from "../builders/policy.js";
+} from "../../../../src/desired/encryption/rotation.js";
+import { keysDropped } from "../../../../src/agent/keyguard.js";
+import { policy } from "../../builders/policy.js";
 
 const bytes = (fill: number) => () => new Uint8Array(32).fill(fill);
 const key = (name: string, fill: number): EncryptionKey =>
