@@ -161,7 +161,9 @@ export class Operator {
           );
     this.cache = new ClusterCache(kc, log, enqueue);
     this.areas = [
-      ...(opts.areas ?? []).map((make) => make({ kc, log, enqueue })),
+      ...(opts.areas ?? []).map((make) =>
+        make({ kc, log, enqueue, ...(metrics ? { observer: metrics } : {}) }),
+      ),
       ...(this.reports ? [reportsArea(this.reports)] : []),
     ];
     metrics?.attach({

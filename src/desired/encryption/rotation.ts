@@ -289,6 +289,14 @@ export interface EncryptionRecord extends RotationState {
   retired?: { keys: string[]; resources: string[] };
   /** How far the rewrite in progress got, so a retry resumes instead of starting over. */
   rewrite?: RewriteProgress;
+  /**
+   * When the current phase began (RFC 3339, from the reconcile's snapshot time). Persisted so every
+   * replica exports the same csp_encryption_rotation_phase_since_timestamp_seconds after a failover; a
+   * record written before this field existed gets the time it was first read.
+   */
+  phaseSince?: string;
+  /** When the last rotation completed (Rewritten -> Stable), RFC 3339. */
+  rotationCompletedAt?: string;
 }
 
 /**
@@ -328,6 +336,8 @@ export function canonical(record: EncryptionRecord): EncryptionRecord {
   if (record.retired && (record.retired.keys.length > 0 || record.retired.resources.length > 0))
     out.retired = record.retired;
   if (record.rewrite !== undefined) out.rewrite = record.rewrite;
+  if (record.phaseSince !== undefined) out.phaseSince = record.phaseSince;
+  if (record.rotationCompletedAt !== undefined) out.rotationCompletedAt = record.rotationCompletedAt;
   return out;
 }
 
@@ -372,9 +382,34 @@ export function rewriteTarget(record: EncryptionRecord): string | undefined {
  *   are rewritten in plaintext; only then does it leave the configuration, declared retired. No rotation
  *   starts while a drain is in progress, so no key leaves the ring while a draining object may need it.
  * - KMS providers objects were written with stay (decrypt-only) until a rotation rewrote every object.
+ * The record also keeps when its phase began and when the last rotation completed (phaseSince,
+ * rotationCompletedAt): a phase change stamps `now`; a record without phaseSince gets it once.
  * Pure apart from `random` (defaulting to the CSPRNG inside generateKey); `now` comes from the snapshot.
  */
 export function planEncryption(
+  spec: EncryptionSpec,
+  record: EncryptionRecord,
+  evidence: EncryptionEvidence,
+  now: Date,
+  random?: (size: number) => Uint8Array,
+): EncryptionPlan {
+  return withPhaseTimes(record, planStep(spec, record, evidence, now, random), now);
+}
+
+/** Stamps phaseSince and rotationCompletedAt on the planned record, persisting it when they change. */
+function withPhaseTimes(before: EncryptionRecord, plan: EncryptionPlan, now: Date): EncryptionPlan {
+  const at = now.toISOString();
+  const after = plan.record;
+  const phaseSince = after.phase !== before.phase ? at : (before.phaseSince ?? at);
+  const completed =
+    before.phase === "Rewritten" && after.phase === "Stable" ? at : before.rotationCompletedAt;
+  if (after.phaseSince === phaseSince && after.rotationCompletedAt === completed) return plan;
+  const record: EncryptionRecord = { ...after, phaseSince };
+  if (completed !== undefined) record.rotationCompletedAt = completed;
+  return { ...plan, record, persist: true, action: plan.action === "None" ? "Apply" : plan.action };
+}
+
+function planStep(
   spec: EncryptionSpec,
   record: EncryptionRecord,
   evidence: EncryptionEvidence,

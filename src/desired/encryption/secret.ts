@@ -174,6 +174,13 @@ export function parseEncryptionRecord(data: Record<string, string> | undefined):
       throw new RotationStateError(`data.${ENCRYPTION_STATE_KEY}: ${field} must be a string`);
     record[field] = v;
   }
+  for (const field of ["phaseSince", "rotationCompletedAt"] as const) {
+    const v = parsed[field];
+    if (v === undefined) continue;
+    if (typeof v !== "string" || Number.isNaN(Date.parse(v)))
+      throw new RotationStateError(`data.${ENCRYPTION_STATE_KEY}: ${field} must be an RFC 3339 time`);
+    record[field] = v;
+  }
   const strings = (v: unknown, field: string): string[] | undefined => {
     if (v === undefined) return undefined;
     if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
