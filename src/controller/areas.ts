@@ -3,7 +3,7 @@ import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1
 import type { Finding } from "../findings/finding.js";
 import type { Logger } from "../observability/logger.js";
 import type { RotationGauges } from "../observability/metrics.js";
-import type { Snapshot } from "../snapshot.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 import type { AreaCondition } from "../status/status.js";
 
 /** What an area reconciler is given: the same immutable view every other part of a reconcile sees. */

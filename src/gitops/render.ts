@@ -19,7 +19,7 @@ import {
 import { EMPTY_RECORD, planEncryption } from "../desired/encryption/rotation.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec } from "../desired/spec.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { readManifests, where, type Manifest } from "./manifests.js";
 
 /** What stands in for key material: keys are generated in the cluster and never leave it. */
