@@ -12,7 +12,7 @@ import { loadKubeConfig } from "../../src/cluster/client.js";
 import { ControlPlaneReader } from "../../src/cluster/controlplane.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";

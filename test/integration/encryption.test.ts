@@ -24,7 +24,7 @@ import type { RewriteProgress } from "../../src/desired/encryption/rotation.js";
 import { lintAuditPolicy } from "../../src/findings/auditpolicy-lint.js";
 import { createLogger, silentLogger } from "../../src/observability/logger.js";
 import { OperatorMetrics } from "../../src/observability/metrics.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
