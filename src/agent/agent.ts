@@ -4,7 +4,7 @@ import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { AgentClient } from "../cluster/agentclient.js";
 import { errorMessage } from "../cluster/client.js";
 import { AUDIT_POLICY_KEY } from "../desired/auditpolicy.js";
-import { ENCRYPTION_CONFIG_KEY, retiredFromAnnotations } from "../desired/encryptionstate.js";
+import { ENCRYPTION_CONFIG_KEY, retiredFromAnnotations } from "../desired/encryption/secret.js";
 import { OPERATOR_NAMESPACE, POLICY_LABEL } from "../desired/metadata.js";
 import {
   agentReportConfigMap,

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { stringFlag, parseFlags } from "../cis/parse/flags.js";
 import { APISERVER_GRAMMAR } from "../cis/parse/grammars.js";
 import { containerPathOnHost, parseApiServerManifest } from "../cis/parse/manifest.js";
-import { hostRootReader, resolveInRoot } from "../cis/safefs.js";
+import { hostRootReader, resolveInRoot } from "../cis/gather/safefs.js";
 import {
   AUDIT_BREAKDOWN_VERSION,
   AUDIT_TOP_N,

@@ -1,6 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { parse } from "yaml";
-import { hostRootReader } from "../cis/safefs.js";
+import { hostRootReader } from "../cis/gather/safefs.js";
 import type { PkiCertificate, PkiReport } from "../evidence/agentreports.js";
 import { MAX_PKI_CERTIFICATES, PKI_REPORT_VERSION } from "../evidence/agentreports.js";
 

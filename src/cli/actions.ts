@@ -8,7 +8,7 @@ import { homedir, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { OperatorMetrics } from "../observability/metrics.js";
-import type { Operator } from "../operator.js";
+import type { Operator } from "../controller/manager.js";
 import {
   UsageError,
   type Actions,
@@ -24,7 +24,7 @@ export async function run(opts: RunOptions): Promise<number> {
   const [{ createLogger }, { AREAS }, { Operator }, { OperatorMetrics }] = await Promise.all([
     import("../observability/logger.js"),
     import("../controller/registry.js"),
-    import("../operator.js"),
+    import("../controller/manager.js"),
     import("../observability/metrics.js"),
   ]);
   const log = createLogger(opts.logLevel);

@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { MAX_MESSAGE_CHARS, safeText } from "../cis/output/text.js";
+import { parseGoDuration } from "../cis/parse/flags.js";
 
 /** Where a command writes; injected so tests and main.ts decide. */
 export interface CliIO {
@@ -166,12 +167,13 @@ function nonEmpty(name: string): (v: string) => string {
   };
 }
 
-/** A Go-style duration as the leader-election flags take it: `15s`, `500ms`, `1m`. */
+/** A Go duration (time.ParseDuration, as kubebuilder's flags take it: `15s`, `500ms`, `1m`) in ms, > 0. */
 function duration(name: string): (v: string) => number {
   return (v) => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v);
-    if (!m) throw new InvalidArgumentError(`${name} must be a duration like 15s or 500ms.`);
-    return Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
+    const ns = parseGoDuration(v);
+    if (ns === undefined || ns <= 0)
+      throw new InvalidArgumentError(`${name} must be a duration like 15s or 500ms.`);
+    return ns / 1e6;
   };
 }
 

@@ -5,7 +5,7 @@ import type { Finding } from "../findings/finding.js";
 import { bound, hygieneCondition } from "../hygiene/common.js";
 import type { V1Namespace } from "@kubernetes/client-node";
 import { isDeleting } from "../desired/spec.js";
-import type { Snapshot } from "../snapshot.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 import {
   AREA,
   invalidIsolationSpec,

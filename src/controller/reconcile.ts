@@ -2,7 +2,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import type { Logger } from "../observability/logger.js";
 import type { ReconcileResult } from "../runtime/controller.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Corrections, type PlanWriter } from "./apply.js";
 import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";

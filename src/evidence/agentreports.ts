@@ -7,7 +7,7 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import type { CheckResult } from "../cis/checks/check.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
-import { COMPONENT_LABEL } from "../desired/encryptionstate.js";
+import { COMPONENT_LABEL } from "../desired/encryption/secret.js";
 
 export const AGENT_REPORT_COMPONENT = "agent-report";
 /** The report ConfigMap's data key. */
@@ -427,7 +427,7 @@ export interface FileReport {
  * `sha256:<hex>` of a file's bytes: the form kube-apiserver reports for its loaded encryption config, used
  * for every file the agent writes so reports compare directly with what the operator rendered.
  */
-export { encryptionConfigHash as contentHash } from "../desired/encryption.js";
+export { encryptionConfigHash as contentHash } from "../desired/encryption/render.js";
 
 /**
  * Removes what could be key material from a message about a key-bearing file before it is published (the

@@ -23,7 +23,7 @@ import { NotFoundError, resourcePath, type RestClient } from "../cluster/rest.js
 import { settleBounded } from "../controller/bounded.js";
 import { GRANTABLE_CLUSTER_ROLE } from "../controller/failures.js";
 import { desiredState } from "../desired/index.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { withUid } from "./render.js";
 
 const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;

@@ -1,3 +1,4 @@
+import { parseGoDuration } from "../cis/parse/flags.js";
 import type { AuditBreakdown, AuditCount } from "../evidence/agentreports.js";
 import { parseMetrics } from "../evidence/apiserver.js";
 import type { Finding } from "../findings/finding.js";
@@ -15,12 +16,14 @@ export interface AccessCounters {
   forbidden: number;
 }
 
-/** `30s`, `10m`, `1h` -> milliseconds; undefined for anything else. */
+/**
+ * `spec.apiServerMonitoring.window` (`30s`, `10m`, `1h`; the schema admits 1-5 digits and one unit of
+ * s, m or h) -> milliseconds; undefined for anything else.
+ */
 export function parseWindow(text: string | undefined): number | undefined {
   if (text === undefined) return DEFAULT_WINDOW_MS;
-  const m = /^(\d{1,5})(s|m|h)$/.exec(text);
-  if (!m) return undefined;
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "s" | "m" | "h"];
+  const ns = /^\d{1,5}[smh]$/.test(text) ? parseGoDuration(text) : undefined;
+  return ns === undefined ? undefined : ns / 1e6;
 }
 
 /** Reads the counters from an API server's /metrics text. */

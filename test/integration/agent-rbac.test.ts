@@ -22,7 +22,7 @@ import { DEFAULT_FILE_PATHS } from "../../src/cis/checks/files.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { EncryptionClient } from "../../src/cluster/encryption.js";
 import { AUDIT_POLICY_KEY, auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
-import { COMPONENT_LABEL } from "../../src/desired/encryptionstate.js";
+import { COMPONENT_LABEL } from "../../src/desired/encryption/secret.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../../src/desired/metadata.js";
 import {
   AGENT_CHECK_KEYS,

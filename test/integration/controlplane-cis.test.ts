@@ -16,7 +16,7 @@ import { RestClient } from "../../src/cluster/rest.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
 import { fileIntegrityArea } from "../../src/controller/fileintegrity.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";

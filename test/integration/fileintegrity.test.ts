@@ -15,7 +15,7 @@ import { loadKubeConfig } from "../../src/cluster/client.js";
 import { auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
 import { fileIntegrityArea } from "../../src/controller/fileintegrity.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";

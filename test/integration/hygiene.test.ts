@@ -22,7 +22,7 @@ import { exemptionExpiryArea } from "../../src/controller/exemptions.js";
 import { nodeIsolationArea } from "../../src/controller/nodeisolation.js";
 import type { ClusterSecurityPolicy } from "../../src/api/v1alpha1/policy.js";
 import { OperatorMetrics } from "../../src/observability/metrics.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
