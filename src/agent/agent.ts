@@ -44,6 +44,14 @@ export interface AgentOptions {
   hostRoot?: string;
   /** Paths (on the host) the integrity monitor watches; default CRITICAL_PATHS. For tests. */
   integrityPaths?: readonly string[];
+  /**
+   * Called once, after the report saying so is written, when a single-file mount (the kubelet's
+   * config.yaml, kubeadm-flags.env) shows a file the host replaced by a rename: only a new container sees
+   * the host's file, so `csp-operator agent` exits and the kubelet starts it again with fresh mounts.
+   */
+  onStaleMount?: (paths: readonly string[]) => void;
+  /** /readyz fails when no sync completed for this long; default max(3 resyncs, 3 minutes). */
+  staleAfterMs?: number;
 }
 
 interface Source {
@@ -53,6 +61,19 @@ interface Source {
   content: string;
   /** What the operator declared no stored object needs any more (encryption config only). */
   retired?: Retired;
+}
+
+/**
+ * Why a file could not be written, in one line naming the target path and the errno (`ENOSPC`, `EROFS`...):
+ * never the temp file's random name, never content.
+ */
+export function writeError(path: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const code = typeof e?.code === "string" ? e.code : undefined;
+  const msg = errorMessage(err)
+    .replace(/,\s*\w+(\s+'[^']*'(\s*->\s*'[^']*')?)?$/, "") // node's ", open '<path>'" suffix
+    .replace(/^[A-Z][A-Z0-9_]+:\s*/, "");
+  return `cannot write ${path}: ${code ? `${code} (${msg})` : msg}`;
 }
 
 /**
@@ -80,6 +101,10 @@ export class Agent {
   private readonly integrity: IntegrityMonitor | undefined;
   private noteLogged = false;
   private integrityErrors = "";
+  private staleReported = false;
+  /** When the last sync completed (files delivered or reported, report applied); undefined before one. */
+  private lastSyncAt: number | undefined;
+  private lastSyncError: string | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -117,6 +142,22 @@ export class Agent {
     await this.running;
   }
 
+  /**
+   * Why the agent is not ready (the /readyz body), or undefined: it has not read its watches yet, no sync
+   * has completed yet, or none for {@link AgentOptions.staleAfterMs} (its report is out of date: the API
+   * server refuses it, the host cannot be read...), with the last error.
+   */
+  notReadyReason(now = Date.now()): string | undefined {
+    if (!this.ready) return "the watches of csp-system have not synced yet";
+    const last = this.lastSyncError ? ` (last error: ${this.lastSyncError})` : "";
+    if (this.lastSyncAt === undefined) return `no sync has completed yet${last}`;
+    const limit = this.opts.staleAfterMs ?? Math.max(3 * (this.opts.resyncMs ?? 60_000), 180_000);
+    const age = now - this.lastSyncAt;
+    if (age > limit)
+      return `no sync has completed for ${Math.round(age / 1000)} s (limit ${Math.round(limit / 1000)} s)${last}`;
+    return undefined;
+  }
+
   /** Resolves once every change seen so far is on disk and reported. */
   async idle(): Promise<void> {
     while (this.running) await this.running;
@@ -137,8 +178,11 @@ export class Agent {
       this.again = false;
       try {
         await this.sync();
+        this.lastSyncAt = Date.now();
+        this.lastSyncError = undefined;
       } catch (err) {
-        this.log.warn("agent sync failed", { error: redactKeyMaterial(errorMessage(err)) });
+        this.lastSyncError = redactKeyMaterial(errorMessage(err));
+        this.log.warn("agent sync failed", { error: this.lastSyncError });
       }
     } while (this.again && !this.stopped);
   }
@@ -196,38 +240,17 @@ export class Agent {
     ];
     for (const s of sources) {
       if (!s) continue;
-      if ("error" in s) {
-        this.reports.set(s.file, this.notWritten(s.file, s.path, "", await fileState(s.path), s.error));
-        continue;
+      try {
+        await this.deliver(s);
+      } catch (err) {
+        // A write that fails (EROFS, ENOSPC, EACCES...) is reported like a refused one: the node's report
+        // names the path and the errno, what is on disk stays, and the next sync tries again.
+        const on = await fileState(s.path).catch(() => undefined);
+        this.reports.set(
+          s.file,
+          this.notWritten(s.file, s.path, "ref" in s ? s.ref : "", on, writeError(s.path, err)),
+        );
       }
-      const want = contentHash(s.content);
-      const on = await fileState(s.path);
-      const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s) : undefined;
-      if (refusal) {
-        const report = this.notWritten(s.file, s.path, s.ref, on, refusal);
-        const keys = await this.keysOnDisk(s.file, s.path);
-        this.reports.set(s.file, keys ? { ...report, keys } : report);
-        continue;
-      }
-      let writtenAt = on?.mtime ?? new Date();
-      const prev = this.reports.get(s.file);
-      if (on?.sha256 !== want) {
-        await writeFileAtomic(s.path, s.content);
-        writtenAt = new Date();
-        this.log.info("file written", { file: s.file, path: s.path, sha256: want, source: s.ref });
-      } else if (prev && prev.sha256 === want && prev.source === s.ref) {
-        writtenAt = new Date(prev.writtenAt);
-      }
-      const keys = s.file === "encryption-config" ? [...decryptionKeys(s.content)].sort() : undefined;
-      this.reports.set(s.file, {
-        file: s.file,
-        source: s.ref,
-        path: s.path,
-        sha256: want,
-        writtenAt: writtenAt.toISOString(),
-        node: this.opts.node,
-        ...(keys ? { keys } : {}),
-      });
     }
     let checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {};
     if (this.opts.hostRoot !== undefined) {
@@ -238,6 +261,54 @@ export class Agent {
       checks = host.checks;
     }
     await this.report(checks, await this.scanIntegrity());
+    this.restartIfStale();
+  }
+
+  /** Once the report names them: a stale single-file mount needs a new container (see onStaleMount). */
+  private restartIfStale(): void {
+    const stale = this.integrity?.staleMounts() ?? [];
+    if (stale.length === 0 || this.staleReported) return;
+    this.staleReported = true;
+    this.log.error("a single-file mount shows a file the host replaced: the container must restart", {
+      paths: stale.join(", "),
+    });
+    this.opts.onStaleMount?.(stale);
+  }
+
+  /** Puts one rendered file on disk (unless refused) and records what the node's report says about it. */
+  private async deliver(s: Source | { error: string; file: AgentFile; path: string }): Promise<void> {
+    if ("error" in s) {
+      this.reports.set(s.file, this.notWritten(s.file, s.path, "", await fileState(s.path), s.error));
+      return;
+    }
+    const want = contentHash(s.content);
+    const on = await fileState(s.path);
+    const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s) : undefined;
+    if (refusal) {
+      const report = this.notWritten(s.file, s.path, s.ref, on, refusal);
+      const keys = await this.keysOnDisk(s.file, s.path);
+      this.reports.set(s.file, keys ? { ...report, keys } : report);
+      return;
+    }
+    let writtenAt = on?.mtime ?? new Date();
+    const prev = this.reports.get(s.file);
+    if (on?.sha256 !== want) {
+      await writeFileAtomic(s.path, s.content);
+      writtenAt = new Date();
+      this.log.info("file written", { file: s.file, path: s.path, sha256: want, source: s.ref });
+    } else if (prev && prev.sha256 === want && prev.source === s.ref) {
+      writtenAt = new Date(prev.writtenAt);
+    }
+    const keys = s.file === "encryption-config" ? [...decryptionKeys(s.content)].sort() : undefined;
+    this.reports.set(s.file, {
+      file: s.file,
+      source: s.ref,
+      path: s.path,
+      sha256: want,
+      writtenAt: writtenAt.toISOString(),
+      node: this.opts.node,
+      ...(keys ? { keys } : {}),
+    });
   }
 
   /**
