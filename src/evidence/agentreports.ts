@@ -120,7 +120,7 @@ function integrityEntry(v: unknown): IntegrityEntry | undefined {
     gid: e["gid"],
     size: e["size"],
     mtime: e["mtime"],
-    ...(e["nlink"] !== undefined ? { nlink: e["nlink"] as number } : {}),
+    ...(e["nlink"] !== undefined ? { nlink: e["nlink"] } : {}),
   };
 }
 

@@ -104,9 +104,9 @@ describe("faults: the node agent's directory read-only, a planted symlink, the d
       .filter((l) => l.includes("file not written") && l.includes(code));
   /** The audit-policy entry of the node's report. */
   const auditEntry = async () =>
-    ((JSON.parse((await report()) || "[]") as { file: string; error?: string; sha256: string }[]).find(
+    (JSON.parse((await report()) || "[]") as { file: string; error?: string; sha256: string }[]).find(
       (f) => f.file === "audit-policy",
-    ) ?? { file: "audit-policy", sha256: "" }) as { file: string; error?: string; sha256: string };
+    ) ?? { file: "audit-policy", sha256: "" };
   const umount = () => {
     execFileSync("umount", [mounts.pop()!]);
   };
