@@ -116,10 +116,12 @@ export class Agent {
       this.integrity = new IntegrityMonitor(opts.hostRoot, () => this.kick(), opts.integrityPaths);
   }
 
-  async start(): Promise<void> {
+  /** Resolves true once started; false when stop() came first (the watches never synced). */
+  async start(): Promise<boolean> {
     this.stopped = false;
     this.ready = false;
-    await this.client.start();
+    // False when stop() came first (SIGTERM while the API server is unreachable): nothing to start.
+    if (!(await this.client.start()) || this.stopped) return false;
     this.nodeUid = await this.readNodeUid();
     // What this node's agent wrote before a restart: a file with that hash is its own, not a foreign one.
     for (const r of fileReports(this.client.configMapList()))
@@ -129,9 +131,11 @@ export class Agent {
       .configMapList()
       .find((cm) => cm.metadata?.name === agentReportName(this.opts.node));
     this.integrity?.restore(own?.data?.[INTEGRITY_KEY]);
+    if (this.stopped) return false; // stop() came while this read: no timer may outlive it
     this.ready = true;
     this.kick();
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
+    return true;
   }
 
   async stop(): Promise<void> {

@@ -194,8 +194,7 @@ export async function agent(opts: AgentCliOptions): Promise<number> {
       log.error("health probes NOT served", { error: (err as Error).message });
     }
   }
-  await a.start();
-  log.info("agent started");
+  if (await a.start()) log.info("agent started");
   return stopped;
 }
 
