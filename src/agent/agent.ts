@@ -19,6 +19,7 @@ import {
   type FileReport,
 } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
+import { Controller } from "../runtime/controller.js";
 import { fileState, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
 import { IntegrityMonitor } from "./integrity.js";
@@ -88,9 +89,15 @@ export class Agent {
   private readonly client: AgentClient;
   private readonly reports = new Map<AgentFile, FileReport>();
   private lastReport = "";
-  private running: Promise<void> | undefined;
-  private again = false;
-  private timer: NodeJS.Timeout | undefined;
+  /**
+   * The sync loop: runtime/Controller with one worker and one key (this node), so the agent gets what the
+   * operator's loop has: events collapse, an event during a sync runs one more after it, a failed sync is
+   * retried with exponential backoff (0.5 s doubling to 60 s) that no event cuts short, and every key is
+   * resynced each `resyncMs` (the floor when a watch or inotify misses something).
+   */
+  private readonly controller: Controller;
+  private readonly key: string;
+  private idleWaiters: (() => void)[] = [];
   private stopped = false;
   /**
    * False until start() has read back what this node's agent reported before (its files, its integrity
@@ -112,6 +119,13 @@ export class Agent {
     private readonly log: Logger,
   ) {
     this.client = new AgentClient(kc, log, () => this.kick());
+    this.key = `node/${opts.node}`;
+    this.controller = new Controller(
+      () => this.syncOnce(),
+      () => (this.ready && !this.stopped ? [this.key] : []),
+      { workers: 1, resyncMs: opts.resyncMs ?? 60_000 },
+      log,
+    );
     if (opts.hostRoot !== undefined)
       this.integrity = new IntegrityMonitor(opts.hostRoot, () => this.kick(), opts.integrityPaths);
   }
@@ -133,17 +147,17 @@ export class Agent {
     this.integrity?.restore(own?.data?.[INTEGRITY_KEY]);
     if (this.stopped) return false; // stop() came while this read: no timer may outlive it
     this.ready = true;
+    this.controller.start();
     this.kick();
-    this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
     return true;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
     this.integrity?.close();
     await this.client.stop();
-    await this.running;
+    await this.controller.stop(); // lets a sync in flight finish
+    this.wake();
   }
 
   /**
@@ -162,33 +176,41 @@ export class Agent {
     return undefined;
   }
 
-  /** Resolves once every change seen so far is on disk and reported. */
+  /**
+   * Resolves once every change seen so far is on disk and reported: no sync queued or running (a failed
+   * one waiting out its retry delay counts as done).
+   */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    const q = this.controller.queue;
+    while (!this.stopped && (q.length > 0 || q.inFlight > 0)) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      // The controller marks the key done (and queues it again if an event came) after the sync resolved.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
-  /** Runs one sync at a time; a change during a sync runs another one after it. */
+  private wake(): void {
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** A change (a watch event, inotify, the resync): one sync runs, or one more after the running one. */
   private kick(): void {
     if (this.stopped || !this.ready) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.syncLoop().finally(() => (this.running = undefined));
+    this.controller.queue.add(this.key);
   }
 
-  private async syncLoop(): Promise<void> {
-    do {
-      this.again = false;
-      try {
-        await this.sync();
-        this.lastSyncAt = Date.now();
-        this.lastSyncError = undefined;
-      } catch (err) {
-        this.lastSyncError = redactKeyMaterial(errorMessage(err));
-        this.log.warn("agent sync failed", { error: this.lastSyncError });
-      }
-    } while (this.again && !this.stopped);
+  /** One sync, as the controller's reconcile; its error (redacted: never key material) makes it retry. */
+  private async syncOnce(): Promise<void> {
+    try {
+      await this.sync();
+      this.lastSyncAt = Date.now();
+      this.lastSyncError = undefined;
+    } catch (err) {
+      this.lastSyncError = redactKeyMaterial(errorMessage(err));
+      throw new Error(`agent sync failed: ${this.lastSyncError}`, { cause: err });
+    } finally {
+      this.wake();
+    }
   }
 
   private pick<T extends KubernetesObject & { data?: Record<string, string> }>(
