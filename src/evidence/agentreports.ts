@@ -49,6 +49,12 @@ export interface IntegrityEntry {
   size: number;
   /** RFC 3339; informative only (a touch is no change). */
   mtime: string;
+  /**
+   * Hard links to a regular file (`file` entries; absent in baselines taken before it was recorded). A new
+   * link is a change: the content (a private key) is reachable, and editable without an inotify event on
+   * the monitored directory, from a path nobody watches.
+   */
+  nlink?: number;
 }
 
 /** A critical file whose state differs from the baseline: `old` absent = added, `new` absent = removed. */
@@ -102,7 +108,8 @@ function integrityEntry(v: unknown): IntegrityEntry | undefined {
     !isCount(e["gid"]) ||
     !isCount(e["size"]) ||
     typeof e["mtime"] !== "string" ||
-    Number.isNaN(Date.parse(e["mtime"]))
+    Number.isNaN(Date.parse(e["mtime"])) ||
+    (e["nlink"] !== undefined && !isCount(e["nlink"]))
   )
     return undefined;
   return {
@@ -113,6 +120,7 @@ function integrityEntry(v: unknown): IntegrityEntry | undefined {
     gid: e["gid"],
     size: e["size"],
     mtime: e["mtime"],
+    ...(e["nlink"] !== undefined ? { nlink: e["nlink"] } : {}),
   };
 }
 
