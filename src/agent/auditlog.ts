@@ -24,6 +24,8 @@ export const AUDIT_WINDOW_MS = 10 * 60_000;
 /** Refused requests remembered at most (the oldest go first): memory stays bounded under a flood. */
 export const MAX_AUDIT_EVENTS = 50_000;
 
+const sizeText = (n: number) => (n % 1048576 === 0 ? `${n / 1048576} MiB` : `${Math.round(n / 1024)} KiB`);
+
 /** One refused request as remembered: who, from where, on what. Nothing else of the event is kept. */
 export interface RefusedRequest {
   /** The event's auditID: a request audited at two stages is counted once. */
@@ -223,7 +225,7 @@ export class AuditLogTail {
       const first = this.offset < 0;
       let from = first ? Math.max(0, st.size - this.maxBytes) : this.offset;
       if (first && from > 0) {
-        const more = `only the last ${this.maxBytes / 1048576} MiB of ${path} read; older events in the window not counted`;
+        const more = `only the last ${sizeText(this.maxBytes)} of ${path} read; older events in the window not counted`;
         note = note ? `${note}; ${more}` : more;
       }
       if (st.size - from > this.maxBytes) {
