@@ -50,6 +50,12 @@ export interface AreaReconciler {
    * event, a retry); throws to be retried with the queue's backoff. No finalizer: deletion never waits.
    */
   release?(input: { name: string; snapshot: Snapshot; log: Logger }): Promise<void>;
+  /**
+   * Names of policies that no longer exist but whose leftovers the area still sees in the synced caches
+   * (deleted while no operator ran: no delete event will come). Added to every resync — at start, on the
+   * period, on each namespace event — so their reconcile runs `release` until nothing is left. Pure.
+   */
+  orphans?(snapshot: Snapshot): string[];
   /** Watches of its own (informers), started before the workers and stopped on shutdown. */
   start?(): Promise<void>;
   stop?(): Promise<void>;

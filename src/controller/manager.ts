@@ -133,7 +133,7 @@ export class Operator {
           corrections: { limiter: this.corrections, now: () => Date.now() },
           ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
         }),
-      () => this.cache.policies.list().map((p) => p.metadata.name),
+      () => this.resyncKeys(),
       {
         workers: opts.workers,
         resyncMs: opts.resyncMs,
@@ -175,6 +175,23 @@ export class Operator {
       isLeader: () => (this.elector ? this.elector.isLeader : !this.stopping),
       cacheSynced: () => this.cache.hasSynced,
     });
+  }
+
+  /**
+   * What a resync reconciles: every policy, and every deleted one whose leftovers an area still sees in
+   * the synced caches (its `orphans`), so their release is retried from the cache, not from one LIST.
+   */
+  private resyncKeys(): string[] {
+    const names = new Set(this.cache.policies.list().map((p) => p.metadata.name));
+    if (!this.cache.hasSynced) return [...names];
+    let snapshot;
+    try {
+      snapshot = this.cache.snapshot();
+    } catch {
+      return [...names];
+    }
+    for (const area of this.areas) for (const n of area.orphans?.(snapshot) ?? []) names.add(n);
+    return [...names];
   }
 
   /**
