@@ -1,4 +1,4 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1Namespace } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { Finding } from "../findings/finding.js";
 import type { Logger } from "../observability/logger.js";
@@ -51,11 +51,15 @@ export interface AreaReconciler {
    */
   release?(input: { name: string; snapshot: Snapshot; log: Logger }): Promise<void>;
   /**
-   * Names of policies that no longer exist but whose leftovers the area still sees in the synced caches
-   * (deleted while no operator ran: no delete event will come). Added to every resync — at start, on the
-   * period, on each namespace event — so their reconcile runs `release` until nothing is left. Pure.
+   * Names of policies that no longer exist but whose leftovers the area still sees on these namespaces
+   * (deleted while no operator ran: no delete event will come). Asked on every resync — at start, on the
+   * period, after a cache recovers — with the whole snapshot, and on each namespace event with that
+   * namespace; each name is reconciled, so its `release` runs until nothing is left. Pure.
    */
-  orphans?(snapshot: Snapshot): string[];
+  orphans?(input: {
+    namespaces: readonly V1Namespace[];
+    policies: readonly ClusterSecurityPolicy[];
+  }): string[];
   /** Watches of its own (informers), started before the workers and stopped on shutdown. */
   start?(): Promise<void>;
   stop?(): Promise<void>;

@@ -1,4 +1,4 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1Namespace } from "@kubernetes/client-node";
 import { Applier } from "../cluster/applier.js";
 import { isReviewPath } from "../cluster/authreview.js";
 import { CacheNotSyncedError, ClusterCache } from "../cluster/cache.js";
@@ -159,7 +159,13 @@ export class Operator {
             log,
             opts.reports,
           );
-    this.cache = new ClusterCache(kc, log, enqueue);
+    // A namespace event: a deleted policy's leftover on it is released (see AreaReconciler.orphans).
+    const namespaceChanged = (ns: V1Namespace) => {
+      const input = { namespaces: [ns], policies: this.cache.policies.list() };
+      for (const area of this.areas)
+        for (const n of area.orphans?.(input) ?? []) this.controller.queue.add(n);
+    };
+    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged);
     this.areas = [
       ...(opts.areas ?? []).map((make) =>
         make({ kc, log, enqueue, ...(metrics ? { observer: metrics } : {}) }),

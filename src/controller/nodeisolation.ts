@@ -79,7 +79,7 @@ export function orphanedOwners(
 }
 
 /** The names of the policies that are not being deleted. */
-const livePolicies = (snapshot: Snapshot) =>
+const livePolicies = (snapshot: Pick<Snapshot, "policies">) =>
   new Set(snapshot.policies.filter((p) => !isDeleting(p)).map((p) => p.metadata.name));
 
 /**
@@ -97,7 +97,7 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
        * its name reconciled, so `release` (below) frees it even when no other policy is left to do so, and
        * a failed LIST at start only delays it until the caches sync.
        */
-      orphans: (snapshot) => orphanedOwners(snapshot.namespaces, livePolicies(snapshot)),
+      orphans: (input) => orphanedOwners(input.namespaces, livePolicies(input)),
       /**
        * The policy is gone or being deleted: its annotation goes from every namespace (unless another
        * manager owns it too), with what other deleted policies' managers still own. A failure is retried
