@@ -146,6 +146,8 @@ export class ClusterCache {
     kc: KubeConfig,
     log: Logger,
     enqueue: (policy: string | undefined, specChanged?: boolean) => void,
+    /** Called with each namespace as it is after an event (not on deletion), once the caches synced. */
+    namespaceChanged?: (ns: V1Namespace) => void,
   ) {
     // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both.
     const byLabel = (o: KubernetesObject) => {
@@ -192,6 +194,7 @@ export class ClusterCache {
       if (current) previous.set(name, slimNamespace(current));
       else previous.delete(name);
       for (const p of new Set([...before, ...selecting(current)])) enqueue(p);
+      if (current && this.hasSynced) namespaceChanged?.(current);
     };
     this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", onNamespace);
     this.networkPolicies = mk(
