@@ -42,8 +42,8 @@ function isCollection(path: string): boolean {
 }
 
 export type FaultAction =
-  /** Answer this status with a Kubernetes Status body (or the given body). */
-  | { status: number; body?: string }
+  /** Answer this status with a Kubernetes Status body (or the given body), and extra headers (Retry-After). */
+  | { status: number; body?: string; headers?: Record<string, string> }
   /** Accept the request and never answer (until the proxy stops or the client gives up). */
   | { stall: true }
   /** Answer 200 with a body of this many bytes. */
@@ -267,6 +267,7 @@ export class FaultProxy {
             code: a.status,
           });
         res.writeHead(a.status, {
+          ...a.headers,
           "Content-Type": "application/json",
           "Content-Length": Buffer.byteLength(body),
         });
