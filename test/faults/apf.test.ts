@@ -10,14 +10,15 @@ import { expect } from "chai";
 import { Agent as HttpsAgent, request } from "node:https";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
-import { check } from "../support/checker.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
 import {
   OPERATOR_SA,
   OperatorProcess,
+  auditCode as code,
   auditOf,
+  checkerMatches,
   measure,
   recordClusterTexts,
   recordKubeconfigSecrets,
@@ -104,27 +105,13 @@ function noisyNeighbour(kubeconfig: string, workers: number) {
   };
 }
 
-const code = (e: Record<string, unknown>) => (e["responseStatus"] as { code?: number } | undefined)?.code;
-
 describe("faults: API Priority and Fairness throttles the operator (429)", function () {
   this.timeout(300_000);
   let cp: ControlPlane;
   let operator: OperatorProcess;
   let hog: ReturnType<typeof noisyNeighbour> | undefined;
   const ok = kubectlOk(() => cp);
-  const matches = async (timeout = 180_000) => {
-    const t0 = Date.now();
-    await eventually(
-      "the checker to match",
-      async () => {
-        const r = await check(cp);
-        if (!r.matches) throw new Error(r.differences.join("; "));
-        return true;
-      },
-      timeout,
-    );
-    return Date.now() - t0;
-  };
+  const matches = async (timeoutMs = 180_000) => (await checkerMatches(cp, { timeoutMs })).ms;
 
   before(async function () {
     cp = await startControlPlane({ name: "faults-apf" });
