@@ -82,7 +82,7 @@ function mutate(value: unknown, path: number[], junk: unknown): unknown {
   if (Array.isArray(value)) {
     if (value.length === 0) return [junk];
     const k = i % value.length;
-    return value.map((v, j) => (j === k ? mutate(v, rest, junk) : v));
+    return (value as unknown[]).map((v, j) => (j === k ? mutate(v, rest, junk) : v));
   }
   const keys = Object.keys(value);
   if (keys.length === 0) return { junk };
