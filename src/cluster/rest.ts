@@ -66,11 +66,13 @@ export class RestClient {
 
   /** GET a non-JSON endpoint (the API server's Prometheus /metrics) as text, at most 16 MiB by default. */
   async text(path: string, opts: { timeoutMs?: number; maxBytes?: number } = {}): Promise<string> {
+    const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
     return withRetry(
       "GET",
-      async () => {
+      async (remainingMs) => {
         const text = await this.exchange("GET", path, {
           ...opts,
+          timeoutMs: remainingMs,
           accept: "text/plain",
           maxBytes: opts.maxBytes ?? DEFAULT_TEXT_MAX_BYTES,
         });
@@ -78,15 +80,23 @@ export class RestClient {
         return text.body;
       },
       this.retry,
+      timeoutMs,
     );
   }
 
   /**
    * One API request, JSON in and out. A 429 (and a 5xx naming a Retry-After, except for a POST) is retried
-   * as client-go does, within `retry` (see retryDelay); any other failure is the caller's.
+   * as client-go does, within `retry` (see retryDelay) and within the request's timeout, which bounds the
+   * tries and the waits together; any other failure is the caller's.
    */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    return withRetry(method, () => this.requestOnce<T>(method, path, opts), this.retry);
+    const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
+    return withRetry(
+      method,
+      (remainingMs) => this.requestOnce<T>(method, path, { ...opts, timeoutMs: remainingMs }),
+      this.retry,
+      timeoutMs,
+    );
   }
 
   private async requestOnce<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
@@ -236,6 +246,8 @@ export interface RetryPolicy {
   /** Wait after the first failure when the answer names none (a webhook's 429); doubles per try. */
   baseWaitMs: number;
   sleep(ms: number): Promise<void>;
+  /** Monotonic milliseconds, to keep the tries within a time budget. */
+  now(): number;
   /** In [0, 1): spreads the retries of many requests rejected at the same moment. */
   random(): number;
 }
@@ -245,6 +257,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
   maxWaitMs: 5_000,
   baseWaitMs: 500,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  now: () => performance.now(),
   random: Math.random,
 };
 
@@ -314,23 +327,33 @@ function answerOf(err: unknown): { status?: number; retryAfter?: string } {
 /**
  * Runs `attempt` until it succeeds or fails in a way retryDelay does not retry, waiting between tries. Works
  * for the RestClient and for client-node's typed calls (their ApiException carries code and headers).
+ *
+ * With `budgetMs`, tries and waits together stay within it: `attempt` gets the time left (its own timeout),
+ * and a wait that would end past the budget is not started (the last error is thrown). A caller that
+ * bounds a call (a Lease renewal within its renew deadline) is never kept past that bound by retries.
  */
 export async function withRetry<T>(
   method: string,
-  attempt: () => Promise<T>,
+  attempt: (remainingMs: number) => Promise<T>,
   policy: RetryPolicy = DEFAULT_RETRY,
+  budgetMs: number = Number.POSITIVE_INFINITY,
 ): Promise<T> {
+  const deadline = policy.now() + budgetMs;
   for (let n = 1; ; n++) {
     try {
-      return await attempt();
+      return await attempt(Math.max(1, Math.round(deadline - policy.now())));
     } catch (err) {
       const { status, retryAfter } = answerOf(err);
       const wait = retryDelay(policy, n, method, status, parseRetryAfter(retryAfter));
-      if (wait === undefined) throw err;
+      // Waiting, then trying with almost nothing left, would only add a request bound to time out.
+      if (wait === undefined || policy.now() + wait >= deadline - MIN_TRY_MS) throw err;
       await policy.sleep(wait);
     }
   }
 }
+
+/** The least time worth a new try after a wait (a LIST or an apply answers well within it). */
+const MIN_TRY_MS = 1_000;
 
 const PLURALS: Record<string, string> = {
   Namespace: "namespaces",

@@ -163,6 +163,38 @@ describe("retry of 429 and Retry-After answers (pure policy, fake sleep)", () =>
     expect(calls).to.equal(1);
   });
 
+  it("withRetry: tries and waits stay within the budget (a Lease renewal is never kept past its deadline)", async () => {
+    let now = 0;
+    const waits: number[] = [];
+    const budgets: number[] = [];
+    const clock: RetryPolicy = {
+      ...DEFAULT_RETRY,
+      now: () => now,
+      random: () => 0,
+      sleep: (ms) => {
+        waits.push(ms);
+        now += ms;
+        return Promise.resolve();
+      },
+    };
+    const err = await withRetry(
+      "PUT",
+      (remainingMs) => {
+        budgets.push(remainingMs);
+        now += 100; // each try takes 100 ms to be answered 429
+        return Promise.reject(new ThrottledError(429, {}, "2"));
+      },
+      clock,
+      10_000,
+    ).then(undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(ThrottledError);
+    // Tries answered at 0.1, 2.2, 4.3, 6.4 and 8.5 s; a fifth wait would end at 10.5 s, past the 10 s budget
+    // (less the 1 s a try needs): not started, the last 429 is the answer.
+    expect(waits).to.deep.equal([2000, 2000, 2000, 2000]);
+    expect(budgets).to.deep.equal([10_000, 7_900, 5_800, 3_700, 1_600]);
+    expect(now).to.be.at.most(10_000);
+  });
+
   it("withRetry: reads client-node's ApiException (code, headers in any case)", async () => {
     const waits: number[] = [];
     let calls = 0;
