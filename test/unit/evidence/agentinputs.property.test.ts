@@ -144,7 +144,9 @@ const configMap: fc.Arbitrary<V1ConfigMap> = fc.record(
 
 // ---------------------------------------------------------------------------------------------------------
 
-describe("agent reports (property): the operator's parsers never throw on what an agent (or anyone) wrote", () => {
+describe("agent reports (property): the operator's parsers never throw on what an agent (or anyone) wrote", function () {
+  // Hundreds of generated cases per property: seconds on a loaded machine, beyond the 10 s default.
+  this.timeout(60_000);
   it("parseIntegrityReport: a valid report round-trips", () => {
     fc.assert(
       fc.property(validReport, (r) => {
@@ -230,7 +232,9 @@ describe("agent reports (property): the operator's parsers never throw on what a
   });
 });
 
-describe("agent inputs (property): the configuration and ConfigMaps the agent reads", () => {
+describe("agent inputs (property): the configuration and ConfigMaps the agent reads", function () {
+  // Hundreds of generated cases per property: seconds on a loaded machine, beyond the 10 s default.
+  this.timeout(60_000);
   const yamlish = fc.oneof(
     fc.string(),
     fc.jsonValue().map((v) => stringify(v)),
