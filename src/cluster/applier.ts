@@ -20,7 +20,7 @@ import { EventAggregator } from "./events.js";
 
 /** Events about cluster-scoped objects live in `default`, as client-go's recorder puts them. */
 const EVENT_NAMESPACE = "default";
-import { ConflictError, NotFoundError, objectPath, resourcePath, RestClient } from "./rest.js";
+import { ConflictError, NotFoundError, objectPath, resourcePath, RestClient, withRetry } from "./rest.js";
 
 /**
  * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
@@ -136,9 +136,19 @@ export class Applier {
 
   /** Writes the status subresource with a JSON merge patch (client-node would default to JSON-Patch). */
   async patchStatus(name: string, status: ClusterSecurityPolicyStatus): Promise<void> {
-    await this.custom.patchClusterCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: PLURAL, name, body: { status }, fieldManager: FIELD_MANAGER },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    // client-node's typed calls retry nothing: a 429 is retried here as RestClient retries it.
+    await withRetry("PATCH", () =>
+      this.custom.patchClusterCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          name,
+          body: { status },
+          fieldManager: FIELD_MANAGER,
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      ),
     );
   }
 
@@ -176,9 +186,11 @@ export class Applier {
     );
     if (write.action === "patch") {
       try {
-        await this.core.patchNamespacedEvent(
-          { name: write.eventName, namespace: EVENT_NAMESPACE, body: write.patch },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        await withRetry("PATCH", () =>
+          this.core.patchNamespacedEvent(
+            { name: write.eventName, namespace: EVENT_NAMESPACE, body: write.patch },
+            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+          ),
         );
         return;
       } catch (err) {
@@ -187,7 +199,9 @@ export class Applier {
         return this.event(policy, type, reason, message);
       }
     }
-    const created = await this.core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: write.body });
+    const created = await withRetry("POST", () =>
+      this.core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: write.body }),
+    );
     if (created.metadata?.name) write.remember(created.metadata.name);
   }
 }

@@ -550,9 +550,11 @@ export function agentCheckResults(
       continue;
     }
     if (!Array.isArray(parsed)) continue;
-    const results = (parsed as Partial<CheckResult>[])
+    const results = (parsed as (Partial<CheckResult> | null)[])
       .filter(
         (r): r is CheckResult =>
+          typeof r === "object" &&
+          r !== null &&
           typeof r.id === "string" &&
           typeof r.title === "string" &&
           typeof r.status === "string" &&
@@ -578,8 +580,10 @@ export function fileReports(configMaps: readonly V1ConfigMap[]): FileReport[] {
       continue;
     }
     if (!Array.isArray(parsed)) continue;
-    for (const e of parsed as Partial<FileReport>[]) {
+    for (const e of parsed as (Partial<FileReport> | null)[]) {
       if (
+        typeof e === "object" &&
+        e !== null &&
         typeof e.file === "string" &&
         typeof e.source === "string" &&
         typeof e.path === "string" &&
