@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { DRIFT_REASONS as DRIFT_REASON_NAMES } from "../drift/checks.js";
 import { accessRateBoard, type AccessRateBoard, type AccessRates } from "../hygiene/apiaccess.js";
 import type { ControllerObserver } from "../runtime/controller.js";
 
@@ -33,15 +34,8 @@ const KINDS = new Set([
   "ClusterRole",
   "ClusterRoleBinding",
 ]);
-const DRIFT_REASONS = new Set([
-  "Missing",
-  "Modified",
-  "Unowned",
-  "Conflict",
-  "Orphaned",
-  "Extra",
-  "Contested",
-]);
+/** The drift reasons corrections are counted by: drift/checks.ts names them. */
+const DRIFT_REASONS: ReadonlySet<string> = new Set(DRIFT_REASON_NAMES);
 /** controller-runtime's reconcile-time buckets (v0.15+). */
 const RECONCILE_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5,
