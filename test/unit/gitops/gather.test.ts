@@ -36,7 +36,7 @@ describe("render/diff live gather (pure parts)", () => {
     const other = policy("q").build();
     const { base, mine } = liveBase(sources({ policies: [stored, other] }), fromFile(), now);
     expect(mine.metadata).to.deep.include({ uid: "uid-p", creationTimestamp: "2025-01-01T00:00:00Z" });
-    expect(mine.spec.networkPolicies).to.deep.equal({ defaultDenyIngress: true });
+    expect(mine.spec?.networkPolicies).to.deep.equal({ defaultDenyIngress: true });
     expect(base.policies.map((p) => p.metadata.name)).to.deep.equal(["q", "p"]);
     expect(base.rbac?.clusterRoles).to.deep.equal([]);
   });

@@ -44,7 +44,7 @@ const live = (o: LiveReport, uid: string | undefined): LiveReport => ({
 describe("policy reports: publish plan (pure)", () => {
   it("writes only what differs, keeps what is as wanted, deletes only this policy's stale reports", () => {
     const { uid, wanted } = wantedFor(["a", "b", "c"]);
-    const [a, b] = wanted as [LiveReport, LiveReport];
+    const [a, b] = wanted as unknown as [LiveReport, LiveReport];
     const changed = live(b, uid);
     changed.summary = { pass: 0, fail: 9, warn: 0, error: 0, skip: 0 };
     const staleOurs = live({ metadata: { name: reportName("p"), namespace: "gone" } }, uid);
