@@ -55,6 +55,29 @@ function seconds(time: string | Date | undefined): number | undefined {
   return Number.isFinite(t) ? t / 1000 : undefined;
 }
 
+/**
+ * A policy's findings by severity and area: counted from the bounded status list, plus, per severity, what
+ * the list leaves out (its true total in status.summary.findingsBySeverity) as area "unlisted". A severity
+ * with no finding has area "all" at 0, so every severity is present.
+ */
+export function findingCounts(p: ClusterSecurityPolicy): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>(SEVERITIES.map((s) => [s, new Map<string, number>()]));
+  for (const f of p.status?.findings ?? []) {
+    const byArea = out.get(f.severity);
+    if (!byArea) continue;
+    const area = bounded(f.area, AREAS);
+    byArea.set(area, (byArea.get(area) ?? 0) + 1);
+  }
+  const totals = p.status?.summary?.findingsBySeverity ?? {};
+  for (const [severity, byArea] of out) {
+    const listed = [...byArea.values()].reduce((a, b) => a + b, 0);
+    const total = totals[severity as keyof typeof totals] ?? 0;
+    if (total > listed) byArea.set("unlisted", total - listed);
+    if (byArea.size === 0) byArea.set("all", 0);
+  }
+  return out;
+}
+
 /** What the metrics need from the running operator at scrape time. */
 export interface MetricsSource {
   /** The policies in the cache (status included); empty while it has not synced. */
@@ -251,20 +274,12 @@ export class OperatorMetrics {
     );
     perPolicy(
       "csp_policy_findings",
-      "Open (not exempted) findings per policy, severity and area, from the bounded status list",
+      "Open (not exempted) findings per policy, severity and area: the bounded status list by area, and the " +
+        'findings past it (status.summary.findingsBySeverity) as area="unlisted"',
       ["policy", "severity", "area"],
       (g, p) => {
-        const counts = new Map<string, number>();
-        for (const f of p.status?.findings ?? []) {
-          const key = `${f.severity}\u0000${bounded(f.area, AREAS)}`;
-          counts.set(key, (counts.get(key) ?? 0) + 1);
-        }
-        for (const s of SEVERITIES)
-          if (![...counts.keys()].some((k) => k.startsWith(`${s}\u0000`))) counts.set(`${s}\u0000all`, 0);
-        for (const [key, n] of counts) {
-          const [severity = "", area = ""] = key.split("\u0000");
-          g.set({ policy: p.metadata.name, severity, area }, n);
-        }
+        for (const [severity, byArea] of findingCounts(p))
+          for (const [area, n] of byArea) g.set({ policy: p.metadata.name, severity, area }, n);
       },
     );
     perPolicy(

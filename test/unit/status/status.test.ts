@@ -39,6 +39,24 @@ describe("status", () => {
     expect(s.summary).to.deep.equal({ namespaces: 2, managedObjects: 4, drifted: 0, findings: 0 });
   });
 
+  it("bounds the findings list but counts every finding by severity", () => {
+    const finding = (i: number, severity: "High" | "Low" | "Info") => ({
+      id: `X-${i}`,
+      severity,
+      resource: `ClusterRole/r-${String(i).padStart(3, "0")}`,
+      message: "m",
+      area: "rbac" as const,
+    });
+    const findings = [
+      ...Array.from({ length: 70 }, (_, i) => finding(i, "High")),
+      ...Array.from({ length: 7 }, (_, i) => finding(100 + i, "Low")),
+      finding(200, "Info"),
+    ];
+    const s = computeStatus({ ...base, findings }, undefined);
+    expect(s.findings).to.have.length(MAX_LIST);
+    expect(s.summary).to.deep.include({ findings: 77, findingsBySeverity: { High: 70, Low: 7, Info: 1 } });
+  });
+
   it("bounds the drift list but counts everything", () => {
     const drift = Array.from({ length: 120 }, (_, i) => missing(i));
     const s = computeStatus({ ...base, drift }, undefined);
