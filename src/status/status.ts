@@ -218,7 +218,7 @@ export function computeStatus(
       managedObjects: o.managedObjects,
       drifted: o.drift.length,
       findings: o.findings.filter(counts).length,
-      ...(o.findings.length > 0 ? { findingsBySeverity: bySeverity(o.findings) } : {}),
+      findingsBySeverity: bySeverity(o.findings),
     },
     drift: sortDrift(o.drift).slice(0, MAX_LIST).map(driftEntry),
     findings: sortFindings(o.findings)
@@ -233,13 +233,13 @@ export function computeStatus(
   };
 }
 
-/** Every finding counted by severity (the list in status is bounded; these totals are not). */
-function bySeverity(findings: readonly Finding[]): Partial<Record<Finding["severity"], number>> {
-  const out: Partial<Record<Finding["severity"], number>> = {};
-  for (const s of SEVERITY_ORDER) {
-    const n = findings.filter((f) => f.severity === s).length;
-    if (n > 0) out[s] = n;
-  }
+/**
+ * Every finding counted by severity (the list in status is bounded; these totals are not). Every severity is
+ * present, 0 included: status is written as a JSON merge patch, where a key left out keeps its old value.
+ */
+function bySeverity(findings: readonly Finding[]): Record<Finding["severity"], number> {
+  const out = Object.fromEntries(SEVERITY_ORDER.map((s) => [s, 0])) as Record<Finding["severity"], number>;
+  for (const f of findings) out[f.severity]++;
   return out;
 }
 

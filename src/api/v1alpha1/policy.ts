@@ -724,7 +724,7 @@ export const statusSchema = obj(
           },
           {
             description:
-              "Every finding by severity, also those past the bounded status.findings list; a severity with none is left out. Absent when there are no findings.",
+              "Every finding by severity, also those past the bounded status.findings list (0 for a severity with none).",
           },
         ),
       },

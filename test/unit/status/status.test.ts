@@ -36,7 +36,14 @@ describe("status", () => {
       ["NetworkIsolated", "True", "Compliant"],
       ["LeastPrivilegeRBAC", "True", "Compliant"],
     ]);
-    expect(s.summary).to.deep.equal({ namespaces: 2, managedObjects: 4, drifted: 0, findings: 0 });
+    expect(s.summary).to.deep.equal({
+      namespaces: 2,
+      managedObjects: 4,
+      drifted: 0,
+      findings: 0,
+      // Every severity, 0 included: a merge patch would keep a count that is left out.
+      findingsBySeverity: { Critical: 0, High: 0, Medium: 0, Low: 0, Info: 0 },
+    });
   });
 
   it("bounds the findings list but counts every finding by severity", () => {
@@ -54,7 +61,10 @@ describe("status", () => {
     ];
     const s = computeStatus({ ...base, findings }, undefined);
     expect(s.findings).to.have.length(MAX_LIST);
-    expect(s.summary).to.deep.include({ findings: 77, findingsBySeverity: { High: 70, Low: 7, Info: 1 } });
+    expect(s.summary).to.deep.include({
+      findings: 77,
+      findingsBySeverity: { Critical: 0, High: 70, Medium: 0, Low: 7, Info: 1 },
+    });
   });
 
   it("bounds the drift list but counts everything", () => {
