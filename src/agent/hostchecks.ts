@@ -1,9 +1,10 @@
-import type { CheckResult } from "../cis/check.js";
-import { fileChecks } from "../cis/files.js";
-import { gatherInputs, parseApiServerManifest } from "../cis/inputs.js";
-import { runCisChecks } from "../cis/run.js";
-import { hostRootReader, InputFileError } from "../cis/safefs.js";
-import { MAX_MESSAGE_CHARS, safeText } from "../cis/text.js";
+import type { CheckResult } from "../cis/checks/check.js";
+import { fileChecks } from "../cis/checks/files.js";
+import { gatherInputs } from "../cis/gather/inputs.js";
+import { parseApiServerManifest } from "../cis/parse/manifest.js";
+import { runCisChecks } from "../cis/checks/run.js";
+import { hostRootReader, InputFileError } from "../cis/gather/safefs.js";
+import { MAX_MESSAGE_CHARS, safeText } from "../cis/output/text.js";
 import type { AgentCheckKind } from "../evidence/agentreports.js";
 
 /** Where kubeadm (and most self-managed control planes) keep the kube-apiserver static Pod. */

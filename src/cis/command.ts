@@ -18,7 +18,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import type { CheckResult } from "./checks/check.js";
 import type { FileTargets } from "./checks/files.js";
 import { fileCheckPaths, fileChecks } from "./checks/files.js";
+import type { PolicyObjectReader } from "../cluster/cispolicies.js";
+import { runPolicyChecks } from "./checks/policies.js";
 import { commandLineProblems, inBenchmarkOrder, runCisChecks } from "./checks/run.js";
+import { gatherPolicyInputs } from "./gather/policies.js";
 import type { GatherRequest, HostReader } from "./gather/inputs.js";
 import { gatherInputs } from "./gather/inputs.js";
 import { hostRootReader, InputFileError, MAX_INPUT_BYTES, readRegularFile } from "./gather/safefs.js";
@@ -75,6 +78,10 @@ component option, the manifests in --manifests-dir are checked. Input files (man
 config, files named by flags) must be regular files of at most 1 MiB in UTF-8; files under --host-root
 are read as if it were / (symlinks cannot leave it).
 
+--kubeconfig FILE reads the cluster (LISTs only: namespaces, Roles and bindings, NetworkPolicies, pods and
+services in default) for 5.1.x, 5.2.x, 5.3.2 and 5.7.4; --secret-environment-variables adds 5.4.1, a paged
+LIST of every Pod. A read that is forbidden or fails leaves its checks Unknown with the reason.
+
 Output formats: table (default), json ({"benchmark": "cis-1.12", "results": [{id, title, status,
 evidence}]}), junit (one testcase per check) and kube-bench (kube-bench's --json layout).
 
@@ -97,6 +104,8 @@ interface Options {
   hostRoot?: string;
   fileChecks?: FileTargets;
   output?: OutputFormat;
+  kubeconfig?: string;
+  secretEnvironmentVariables?: boolean;
 }
 
 /** A problem with the command line or an input: exit 2, one line. */
@@ -146,7 +155,8 @@ export function checkCommand(
       "Run the CIS Kubernetes Benchmark v1.12 checks of kube-apiserver (1.2.x), kube-controller-manager (1.3.x), " +
         "kube-scheduler (1.4.x), etcd (2.x), the audit policy (3.2.x) and the kubelet (4.2.x), judging each setting " +
         "by the value the component actually runs with; with --file-checks also the node's file permissions " +
-        "and ownership (1.1.x control plane, 4.1.x worker) under --host-root.",
+        "and ownership (1.1.x control plane, 4.1.x worker) under --host-root; with --kubeconfig also the " +
+        "cluster policies (5.x) read from the API.",
     )
     .usage("[options]")
     .option("--apiserver-manifest <file>", "kube-apiserver static pod manifest", fileName)
@@ -165,6 +175,15 @@ export function checkCommand(
       fileName,
     )
     .option("--host-root <dir>", "where files named by flags are read from (default /)", once())
+    .option(
+      "--kubeconfig <file>",
+      "also run the CIS 5.x checks (RBAC, Pod Security labels, NetworkPolicies, the default namespace) against the cluster this kubeconfig reaches, read-only",
+      fileName,
+    )
+    .option(
+      "--secret-environment-variables",
+      "with --kubeconfig, also CIS 5.4.1: list every Pod and report the workloads taking Secrets into env (names only, never values)",
+    )
     .addOption(
       new Option(
         "--file-checks <which>",
@@ -240,6 +259,22 @@ export async function runCheckCommand(argv: readonly string[], io: CommandIO): P
   }
 }
 
+/** The 5.x reads over the kubeconfig of `--kubeconfig`; a kubeconfig that cannot be used is a usage error. */
+async function policyReader(file: string): Promise<PolicyObjectReader> {
+  const [{ kubeConfig }, { RestClient }, { PolicyObjectReader }] = await Promise.all([
+    import("../cli/actions.js"),
+    import("../cluster/rest.js"),
+    import("../cluster/cispolicies.js"),
+  ]);
+  let kc: Awaited<ReturnType<typeof kubeConfig>>;
+  try {
+    kc = await kubeConfig(file);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  return new PolicyObjectReader(new RestClient(kc));
+}
+
 async function readInput(option: string, file: string): Promise<string> {
   try {
     return await readRegularFile(file, { maxBytes: MAX_INPUT_BYTES });
@@ -308,7 +343,11 @@ async function check(opts: Options, io: CommandIO, say: (line: string) => void):
     ["schedulerManifest", "--scheduler-manifest", "kube-scheduler", "scheduler"],
     ["etcdManifest", "--etcd-manifest", "etcd", "etcd"],
   ];
+  if (opts.secretEnvironmentVariables === true && opts.kubeconfig === undefined) {
+    throw new UsageError("--secret-environment-variables needs --kubeconfig (it lists the cluster's Pods)");
+  }
   const anyComponent =
+    opts.kubeconfig !== undefined ||
     explicit.some(([k]) => opts[k] !== undefined) ||
     opts.kubeletFlags !== undefined ||
     opts.kubeletConfig !== undefined ||
@@ -350,11 +389,20 @@ async function check(opts: Options, io: CommandIO, say: (line: string) => void):
       ...(config === undefined ? {} : { config }),
     };
   }
-  if (Object.keys(req).length === 0 && opts.fileChecks === undefined) {
+  if (Object.keys(req).length === 0 && opts.fileChecks === undefined && opts.kubeconfig === undefined) {
     throw new UsageError(
-      `nothing to check: no manifest in ${posix.join(hostRoot, dir)}; give --apiserver-manifest, --controller-manager-manifest, --scheduler-manifest, --etcd-manifest, --manifests-dir, --kubelet-flags/--kubelet-config and/or --file-checks`,
+      `nothing to check: no manifest in ${posix.join(hostRoot, dir)}; give --apiserver-manifest, --controller-manager-manifest, --scheduler-manifest, --etcd-manifest, --manifests-dir, --kubelet-flags/--kubelet-config, --file-checks and/or --kubeconfig`,
     );
   }
+  const policies =
+    opts.kubeconfig === undefined
+      ? []
+      : runPolicyChecks(
+          await gatherPolicyInputs(
+            await policyReader(opts.kubeconfig),
+            opts.secretEnvironmentVariables === true,
+          ),
+        );
 
   const inputs = await gatherInputs(req, reader);
   const problems = commandLineProblems(inputs);
@@ -367,7 +415,7 @@ async function check(opts: Options, io: CommandIO, say: (line: string) => void):
     opts.fileChecks === undefined
       ? []
       : await fileChecks(reader, fileCheckPaths(inputs, undefined, opts.manifestsDir), opts.fileChecks);
-  const results = inBenchmarkOrder([...files, ...checked]);
+  const results = inBenchmarkOrder([...files, ...checked, ...policies]);
   const render = {
     table: renderTable,
     json: renderJson,

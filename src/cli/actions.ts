@@ -8,7 +8,7 @@ import { homedir, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { OperatorMetrics } from "../observability/metrics.js";
-import type { Operator } from "../operator.js";
+import type { Operator } from "../controller/manager.js";
 import {
   UsageError,
   type Actions,
@@ -24,7 +24,7 @@ export async function run(opts: RunOptions): Promise<number> {
   const [{ createLogger }, { AREAS }, { Operator }, { OperatorMetrics }] = await Promise.all([
     import("../observability/logger.js"),
     import("../controller/registry.js"),
-    import("../operator.js"),
+    import("../controller/manager.js"),
     import("../observability/metrics.js"),
   ]);
   const log = createLogger(opts.logLevel);
@@ -150,6 +150,7 @@ export async function agent(opts: AgentCliOptions): Promise<number> {
   const log = createLogger(opts.logLevel).child({ component: "csp-operator-agent", node });
   logUnhandledRejections(log);
   const kc = await kubeConfig(opts.kubeconfig);
+  let stop: (code: number) => void = () => {};
   const a = new Agent(
     kc,
     {
@@ -159,22 +160,49 @@ export async function agent(opts: AgentCliOptions): Promise<number> {
       ...(opts.encryptionConfigPath ? { encryptionConfigPath: opts.encryptionConfigPath } : {}),
       ...(opts.policy ? { policy: opts.policy } : {}),
       ...(opts.hostRoot ? { hostRoot: opts.hostRoot } : {}),
+      // Only a new container mounts the file the host has now: exit, the kubelet starts it again.
+      onStaleMount: () => stop(EXIT_REMOUNT),
     },
     log,
   );
-  await a.start();
-  log.info("agent started");
-  return new Promise<number>((resolve) => {
-    const stop = () => {
-      a.stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
+  const servers: { close(): Promise<void> }[] = [];
+  const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    stop = (code: number) => {
+      if (stopping) return;
+      stopping = true;
+      a.stop()
+        .then(() => Promise.all(servers.map((s) => s.close())))
+        .then(
+          () => resolve(code),
+          () => resolve(1),
+        );
     };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    process.once("SIGTERM", () => stop(0));
+    process.once("SIGINT", () => stop(0));
   });
+  // Probes are served before the watches sync: /healthz answers (the loop is alive) while /readyz says
+  // what the agent is waiting for.
+  if (opts.healthBind) {
+    const { HealthServer } = await import("../observability/health.js");
+    const health = new HealthServer({ readiness: { sync: () => a.notReadyReason() } });
+    try {
+      const port = await health.listen(opts.healthBind.port, opts.healthBind.host);
+      log.info("serving health probes", { port, paths: ["/healthz", "/readyz"] });
+      servers.push(health);
+    } catch (err) {
+      log.error("health probes NOT served", { error: (err as Error).message });
+    }
+  }
+  if (await a.start()) log.info("agent started");
+  return stopped;
 }
+
+/**
+ * `csp-operator agent`'s exit code when a single-file mount went stale (EX_TEMPFAIL): the kubelet restarts
+ * the container, whose new mounts show the host's current file.
+ */
+export const EXIT_REMOUNT = 75;
 
 /** `csp-operator check`: offline CIS checks; parses its own arguments. */
 export async function check(argv: string[], io: CliIO): Promise<number> {

@@ -10,7 +10,8 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { MAX_MESSAGE_CHARS, safeText } from "../cis/text.js";
+import { MAX_MESSAGE_CHARS, safeText } from "../cis/output/text.js";
+import { parseGoDuration } from "../cis/parse/flags.js";
 
 /** Where a command writes; injected so tests and main.ts decide. */
 export interface CliIO {
@@ -65,6 +66,8 @@ export interface AgentCliOptions {
   readonly hostRoot?: string;
   readonly resyncSeconds: number;
   readonly logLevel: LogLevel;
+  /** Where the agent's /healthz and /readyz are served; undefined = not served. */
+  readonly healthBind?: BindAddress;
 }
 
 /** `csp-operator integrity accept`: the accept entry for a changed control-plane file, ready to commit. */
@@ -166,12 +169,13 @@ function nonEmpty(name: string): (v: string) => string {
   };
 }
 
-/** A Go-style duration as the leader-election flags take it: `15s`, `500ms`, `1m`. */
+/** A Go duration (time.ParseDuration, as kubebuilder's flags take it: `15s`, `500ms`, `1m`) in ms, > 0. */
 function duration(name: string): (v: string) => number {
   return (v) => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v);
-    if (!m) throw new InvalidArgumentError(`${name} must be a duration like 15s or 500ms.`);
-    return Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000);
+    const ns = parseGoDuration(v);
+    if (ns === undefined || ns <= 0)
+      throw new InvalidArgumentError(`${name} must be a duration like 15s or 500ms.`);
+    return ns / 1e6;
   };
 }
 
@@ -383,6 +387,14 @@ export function declareAgentOptions(cmd: Command): Command {
         .argParser(resyncSeconds("--resync"))
         .default(60),
     )
+    .addOption(
+      new Option(
+        "--health-probe-bind-address <addr>",
+        "where /healthz (event loop alive) and /readyz (a sync completed recently) are served (0 disables)",
+      )
+        .argParser(bindAddress("--health-probe-bind-address"))
+        .default({ port: 8081 }, ":8081"),
+    )
     .addOption(logLevelOption());
 }
 
@@ -397,6 +409,7 @@ export function agentOptionsOf(cmd: Command): AgentCliOptions {
     policy?: string;
     resync: number;
     logLevel: LogLevel;
+    healthProbeBindAddress: BindAddress | "off";
   }>();
   if (!o.nodeName) usageError(cmd, "error: --node-name (or $NODE_NAME) is required");
   if (!o.auditPolicyPath && !o.encryptionConfigPath && !o.hostRoot)
@@ -413,6 +426,7 @@ export function agentOptionsOf(cmd: Command): AgentCliOptions {
     ...(o.encryptionConfigPath === undefined ? {} : { encryptionConfigPath: o.encryptionConfigPath }),
     ...(o.hostRoot === undefined ? {} : { hostRoot: o.hostRoot }),
     ...(o.policy === undefined ? {} : { policy: o.policy }),
+    ...(o.healthProbeBindAddress === "off" ? {} : { healthBind: o.healthProbeBindAddress }),
   };
 }
 

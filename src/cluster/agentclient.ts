@@ -1,5 +1,5 @@
 import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Secret } from "@kubernetes/client-node";
-import { COMPONENT_LABEL, ENCRYPTION_COMPONENT } from "../desired/encryptionstate.js";
+import { COMPONENT_LABEL, ENCRYPTION_COMPONENT } from "../desired/encryption/secret.js";
 import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,

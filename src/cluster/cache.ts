@@ -28,7 +28,7 @@ import {
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
-import type { Snapshot } from "../snapshot.js";
+import type { Snapshot } from "./snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
 import {
   wideningDirections,

@@ -1,6 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { ControlPlaneObservation, NodeSummary, Problem } from "../cis/gather/incluster.js";
 import { sampleNodes } from "../cis/gather/incluster.js";
+import { PolicyObjectReader, problemOf, type PolicyObjects } from "./cispolicies.js";
 import type { Logger } from "../observability/logger.js";
 import { errorMessage, statusCode } from "./client.js";
 import { ResilientInformer } from "./informer.js";
@@ -30,6 +31,11 @@ export interface KubeletLimits {
   concurrency: number;
   /** How long one read of the kubelets serves later reconciles (0: read every time). */
   reuseMs: number;
+  /**
+   * How long one scan of every Pod (CIS 5.4.1) serves later reconciles; default 5 x reuseMs (5 minutes):
+   * it is the costliest read here, and the area's own recheck comes every 10 minutes anyway.
+   */
+  podScanReuseMs?: number;
 }
 
 export const DEFAULT_KUBELET_LIMITS: KubeletLimits = {
@@ -48,14 +54,6 @@ interface RawNodeList {
   }[];
 }
 
-function problemOf(err: unknown, what: string, permission: string): Problem {
-  const code = statusCode(err);
-  if (code === 403) {
-    return { reason: "Forbidden", message: `${what}: forbidden (the operator needs ${permission})` };
-  }
-  return { reason: "ReadFailed", message: `${what}: ${errorMessage(err)}` };
-}
-
 /**
  * The cluster side of the control-plane checks. kube-apiserver pods are watched (an informer on labelled
  * pods in kube-system: few objects, and a changed manifest should show at once). Nodes are listed and
@@ -66,6 +64,7 @@ export class ControlPlaneReader {
   readonly pods: ResilientInformer;
   private readonly rest: RestClient;
   private lastKubelets: { at: number; value: NonNullable<ControlPlaneObservation["kubelet"]> } | undefined;
+  private readonly policy: PolicyObjectReader;
 
   constructor(
     kc: KubeConfig,
@@ -74,6 +73,7 @@ export class ControlPlaneReader {
     private readonly limits: KubeletLimits = DEFAULT_KUBELET_LIMITS,
   ) {
     this.rest = new RestClient(kc);
+    this.policy = new PolicyObjectReader(this.rest, limits.podScanReuseMs ?? 5 * limits.reuseMs);
     this.pods = new ResilientInformer(
       kc,
       {
@@ -159,67 +159,9 @@ export class ControlPlaneReader {
     return { totalNodes: summaries.length, nodes };
   }
 
-  /**
-   * What the 5.x checks need beyond the caches: the namespaces holding any NetworkPolicy (a paged list of
-   * all of them, not only the operator's) and the user objects in `default` (pods and services other than
-   * `kubernetes`). A read that fails leaves its input out, with the reason.
-   */
-  async policyObjects(): Promise<{
-    networkPolicyNamespaces?: Set<string>;
-    defaultNamespaceObjects?: string[];
-    missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string };
-  }> {
-    type Named = { metadata?: { name?: string; namespace?: string; continue?: string }; items?: Named[] };
-    const missing: { networkPolicyNamespaces?: string; defaultNamespaceObjects?: string } = {};
-    let networkPolicyNamespaces: Set<string> | undefined = new Set<string>();
-    let cont: string | undefined;
-    try {
-      do {
-        const page = await this.rest.request<Named>("GET", "/apis/networking.k8s.io/v1/networkpolicies", {
-          query: { limit: "500", ...(cont ? { continue: cont } : {}) },
-          timeoutMs: 30_000,
-        });
-        for (const np of page.items ?? [])
-          if (np.metadata?.namespace) networkPolicyNamespaces.add(np.metadata.namespace);
-        cont = page.metadata?.continue;
-      } while (cont);
-    } catch (err) {
-      networkPolicyNamespaces = undefined;
-      missing.networkPolicyNamespaces = problemOf(
-        err,
-        "listing NetworkPolicies",
-        "list on networkpolicies",
-      ).message;
-    }
-    let defaultNamespaceObjects: string[] | undefined = [];
-    try {
-      for (const [kind, path] of [
-        ["Pod", "/api/v1/namespaces/default/pods"],
-        ["Service", "/api/v1/namespaces/default/services"],
-      ] as const) {
-        const list = await this.rest.request<Named>("GET", path, {
-          query: { limit: "100" },
-          timeoutMs: 30_000,
-        });
-        for (const o of list.items ?? []) {
-          const name = o.metadata?.name ?? "?";
-          if (kind === "Service" && name === "kubernetes") continue;
-          defaultNamespaceObjects.push(`${kind}/${name}`);
-        }
-      }
-    } catch (err) {
-      defaultNamespaceObjects = undefined;
-      missing.defaultNamespaceObjects = problemOf(
-        err,
-        "listing pods and services in default",
-        "list on pods and services in default",
-      ).message;
-    }
-    return {
-      ...(networkPolicyNamespaces ? { networkPolicyNamespaces } : {}),
-      ...(defaultNamespaceObjects ? { defaultNamespaceObjects } : {}),
-      missing,
-    };
+  /** What the 5.x checks need beyond the caches; see {@link PolicyObjectReader.policyObjects}. */
+  policyObjects(opts: { secretEnv?: boolean } = {}): Promise<PolicyObjects> {
+    return this.policy.policyObjects(opts);
   }
 
   private async configz(node: string): Promise<{ body: unknown } | { failed: Problem }> {

@@ -1,5 +1,6 @@
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from "@kubernetes/client-node";
-import { MAX_FAILED_NAMES, type EncryptionSecret, type RewriteProgress } from "../desired/encryptionstate.js";
+import { MAX_FAILED_NAMES, type RewriteProgress } from "../desired/encryption/rotation.js";
+import type { EncryptionSecret } from "../desired/encryption/secret.js";
 import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { IDENTITY_LEASE_LABEL } from "../evidence/apiserver.js";
 import { errorMessage, statusCode } from "./client.js";

@@ -1,6 +1,7 @@
 import { connect, type PeerCertificate } from "node:tls";
 import { X509Certificate } from "node:crypto";
-import { RequestContext, type KubeConfig } from "@kubernetes/client-node";
+import { isIP } from "node:net";
+import { KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { fetch, type Dispatcher } from "undici";
 import { INVALID_SINCE_LABEL, LAST_USED_LABEL, SA_NAME_ANNOTATION } from "../hygiene/credentials.js";
 import { ApiError, RestClient } from "./rest.js";
@@ -235,4 +236,81 @@ export function servingCertificate(
     socket.once("timeout", () => fail(new Error(`${host}:${port}: no TLS handshake within ${timeoutMs} ms`)));
     socket.once("error", (err: Error) => fail(new Error(`${host}:${port}: ${err.message}`)));
   });
+}
+
+/**
+ * A KubeConfig that talks to one API server endpoint (host:port from the `kubernetes` Service's
+ * EndpointSlices) with the same credentials and CA. The certificate is checked against the configured
+ * server's host name when it is a name (the endpoint is then only where to connect), else the endpoint IP.
+ */
+export function endpointKubeConfig(kc: KubeConfig, host: string, port: number): KubeConfig {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  if (!cluster || !user) throw new Error("kubeconfig has no current cluster or user");
+  const configured = new URL(cluster.server).hostname.replace(/^\[|\]$/g, "");
+  const tlsServerName = cluster.tlsServerName ?? (isIP(configured) ? undefined : configured);
+  const out = new KubeConfig();
+  out.loadFromOptions({
+    clusters: [
+      {
+        ...cluster,
+        name: "endpoint",
+        server: `https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`,
+        ...(tlsServerName ? { tlsServerName } : {}),
+      },
+    ],
+    users: [user],
+    contexts: [{ name: "endpoint", cluster: "endpoint", user: user.name }],
+    currentContext: "endpoint",
+  });
+  return out;
+}
+
+/**
+ * Reads the /metrics of EVERY API server endpoint (the `kubernetes` Service's EndpointSlices; a load
+ * balancer in front of several servers would mix their counters), one client per endpoint kept while the
+ * endpoint is published; the API server the kubeconfig names when none is (or they cannot be listed).
+ */
+export class ApiServerMetricsReader {
+  private readonly reader: HygieneReader;
+  private readonly configured: RestClient;
+  private readonly configuredName: string;
+  private readonly clients = new Map<string, RestClient>();
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly timeoutMs = 10_000,
+  ) {
+    this.reader = new HygieneReader(kc, timeoutMs);
+    this.configured = new RestClient(kc, { defaultTimeoutMs: timeoutMs });
+    const own = this.reader.configuredServer();
+    this.configuredName = own ? `${own.host}:${own.port}` : "kube-apiserver";
+  }
+
+  /** `host:port` of every API server to read, sorted; forgets the clients of endpoints that left. */
+  async servers(): Promise<string[]> {
+    const found = await this.reader.apiServerEndpoints().catch(() => [] as { host: string; port: number }[]);
+    if (found.length === 0) {
+      this.clients.clear();
+      return [this.configuredName];
+    }
+    const names = found.map(({ host, port }) => `${host}:${port}`);
+    for (const name of [...this.clients.keys()]) if (!names.includes(name)) this.clients.delete(name);
+    for (const { host, port } of found) {
+      const name = `${host}:${port}`;
+      if (!this.clients.has(name))
+        this.clients.set(
+          name,
+          new RestClient(endpointKubeConfig(this.kc, host, port), { defaultTimeoutMs: this.timeoutMs }),
+        );
+    }
+    return names;
+  }
+
+  /** The /metrics text of one server named by servers(). */
+  async metrics(server: string): Promise<string> {
+    const rest = server === this.configuredName ? this.configured : this.clients.get(server);
+    if (!rest) throw new Error(`API server ${server} is not a known endpoint`);
+    return rest.text("/metrics");
+  }
 }

@@ -1,7 +1,5 @@
-import { KubeConfig } from "@kubernetes/client-node";
-import { isIP } from "node:net";
-import { HygieneReader } from "../cluster/hygiene.js";
-import { RestClient } from "../cluster/rest.js";
+import { ApiServerMetricsReader } from "../cluster/hygiene.js";
+import { agentEvidence, AUDIT_BREAKDOWN_KEY, parseAuditBreakdown } from "../evidence/agentreports.js";
 import type { Finding } from "../findings/finding.js";
 import { bound, hygieneCondition } from "../hygiene/common.js";
 import type { AccessRateBoard } from "../hygiene/apiaccess.js";
@@ -9,6 +7,7 @@ import {
   accessCounters,
   accessRateBoard,
   accessFindings,
+  accessWho,
   accessRates,
   FORBIDDEN_SCOPE,
   keepSamples,
@@ -27,34 +26,6 @@ export const API_ACCESS_SAMPLE_MS = 30_000;
 export const MIN_WINDOW_MS = 60_000;
 
 /**
- * A KubeConfig that talks to one API server endpoint (host:port from the `kubernetes` Service's
- * EndpointSlices) with the same credentials and CA. The certificate is checked against the configured
- * server's host name when it is a name (the endpoint is then only where to connect), else the endpoint IP.
- */
-export function endpointKubeConfig(kc: KubeConfig, host: string, port: number): KubeConfig {
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  if (!cluster || !user) throw new Error("kubeconfig has no current cluster or user");
-  const configured = new URL(cluster.server).hostname.replace(/^\[|\]$/g, "");
-  const tlsServerName = cluster.tlsServerName ?? (isIP(configured) ? undefined : configured);
-  const out = new KubeConfig();
-  out.loadFromOptions({
-    clusters: [
-      {
-        ...cluster,
-        name: "endpoint",
-        server: `https://${isIP(host) === 6 ? `[${host}]` : host}:${port}`,
-        ...(tlsServerName ? { tlsServerName } : {}),
-      },
-    ],
-    users: [user],
-    contexts: [{ name: "endpoint", cluster: "endpoint", user: user.name }],
-    currentContext: "endpoint",
-  });
-  return out;
-}
-
-/**
  * `spec.apiServerMonitoring`: failed authentications and 403s per minute over a window, from the /metrics
  * of EVERY API server endpoint (the `kubernetes` Service's EndpointSlices; a load balancer in front of
  * several servers would mix their counters), each with its own samples. Without /metrics the condition is
@@ -65,28 +36,9 @@ export function apiAccessArea(
   board: AccessRateBoard = accessRateBoard,
 ): AreaFactory {
   return ({ kc }) => {
-    const reader = new HygieneReader(kc, 10_000);
-    const configured = new RestClient(kc, { defaultTimeoutMs: 10_000 });
-    const configuredName = (() => {
-      const own = reader.configuredServer();
-      return own ? `${own.host}:${own.port}` : "kube-apiserver";
-    })();
+    const apiServers = new ApiServerMetricsReader(kc, 10_000);
     /** Per API server endpoint, shared by every policy (the counters are the cluster's, not a policy's). */
-    const series = new Map<string, { rest: RestClient; samples: AccessSample[] }>();
-
-    const endpoints = async (): Promise<{ name: string; rest: RestClient }[]> => {
-      const found = await reader.apiServerEndpoints().catch(() => [] as { host: string; port: number }[]);
-      if (found.length === 0) return [{ name: configuredName, rest: configured }];
-      return found.map(({ host, port }) => {
-        const name = `${host}:${port}`;
-        const have = series.get(name);
-        return {
-          name,
-          rest:
-            have?.rest ?? new RestClient(endpointKubeConfig(kc, host, port), { defaultTimeoutMs: 10_000 }),
-        };
-      });
-    };
+    const series = new Map<string, { samples: AccessSample[] }>();
 
     const area: AreaReconciler = {
       name: "apiServerMonitoring",
@@ -107,32 +59,32 @@ export function apiAccessArea(
           );
         }
         const now = snapshot.now.getTime();
-        const servers = await endpoints();
+        const servers = await apiServers.servers();
         const keep = Math.max(windowMs, 3_600_000);
         const problems: { reason: string; message: string }[] = [];
         const collecting: string[] = [];
         const rated: { name: string; rates: AccessRates }[] = [];
-        for (const ep of servers) {
-          const s = series.get(ep.name) ?? { rest: ep.rest, samples: [] };
-          series.set(ep.name, s);
+        for (const name of servers) {
+          const s = series.get(name) ?? { samples: [] };
+          series.set(name, s);
           const last = s.samples[s.samples.length - 1];
           // Another policy's reconcile may have sampled just now: one reading per sample period.
           if (!last || now - last.at >= sampleMs || now < last.at) {
             try {
-              s.samples = keepSamples(s.samples, accessCounters(await ep.rest.text("/metrics"), now), keep);
+              s.samples = keepSamples(s.samples, accessCounters(await apiServers.metrics(name), now), keep);
             } catch (err) {
               problems.push({
                 reason: readFailureReason(err),
-                message: `the /metrics of API server ${ep.name} could not be read: ${errorText(err)}`,
+                message: `the /metrics of API server ${name} could not be read: ${errorText(err)}`,
               });
               continue;
             }
           }
           const rates = accessRates(s.samples, windowMs);
-          if (rates) rated.push({ name: ep.name, rates });
-          else collecting.push(ep.name);
+          if (rates) rated.push({ name, rates });
+          else collecting.push(name);
         }
-        for (const name of [...series.keys()]) if (!servers.some((e) => e.name === name)) series.delete(name);
+        for (const name of [...series.keys()]) if (!servers.includes(name)) series.delete(name);
         board.set(
           policy.metadata.name,
           rated.map((r) => ({ server: r.name, rates: r.rates })),
@@ -142,7 +94,12 @@ export function apiAccessArea(
           authFailuresPerMinute: m.authFailuresPerMinute ?? 30,
           forbiddenPerMinute: m.forbiddenPerMinute ?? m.authFailuresPerMinute ?? 30,
         };
-        const findings = rated.flatMap((r) => accessFindings(r.name, r.rates, windowMs, thresholds));
+        // Who is behind them, where a node agent reads the API server's audit log.
+        const who = accessWho(
+          agentEvidence(snapshot.configMaps ?? [], AUDIT_BREAKDOWN_KEY, parseAuditBreakdown),
+          snapshot.now,
+        );
+        const findings = rated.flatMap((r) => accessFindings(r.name, r.rates, windowMs, thresholds, who));
         const summary = rated
           .map(({ name, rates }) => {
             const covered =

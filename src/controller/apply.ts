@@ -4,7 +4,7 @@ import { withTypeMeta, type Child, type ChildKind } from "../desired/children.js
 import { ownedFieldDiff, type Drift } from "../drift/checks.js";
 import type { SharedWrite } from "../drift/shared.js";
 import type { Logger } from "../observability/logger.js";
-import { objectKey } from "../snapshot.js";
+import { objectKey } from "../cluster/snapshot.js";
 import { settleBounded } from "./bounded.js";
 import type { CorrectionLimiter } from "./corrections.js";
 import { classify, type WriteFailure } from "./failures.js";

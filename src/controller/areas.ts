@@ -2,7 +2,8 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { Finding } from "../findings/finding.js";
 import type { Logger } from "../observability/logger.js";
-import type { Snapshot } from "../snapshot.js";
+import type { RotationGauges } from "../observability/metrics.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 import type { AreaCondition } from "../status/status.js";
 
 /** What an area reconciler is given: the same immutable view every other part of a reconcile sees. */
@@ -31,27 +32,45 @@ export interface AreaReport {
 /**
  * A part of the policy that is more than "children in namespaces": control-plane files and their keys,
  * CIS checks, cluster hygiene. Each area is its own file and plugs in here; reconcile calls every area in
- * use after the children are handled and folds the reports into one status. An area reads from the
- * snapshot and does its own I/O through the clients it was built with (the cluster layer).
+ * use after the children are handled and folds the reports into one status.
+ *
+ * An area has reconcile's shape: `gather` (the cluster side: the snapshot plus the reads it needs through
+ * the clients it was built with), a pure `plan(input, gathered)` that returns a value (what to report,
+ * what to write; unit-tested without a server), and a cluster-side executor that makes the plan's writes
+ * and reports. See encryption.ts (writes) and controlplane.ts (reads only).
  */
 export interface AreaReconciler {
   /** The spec field it serves, e.g. `encryption`; used in logs. */
   readonly name: string;
   inUse(spec: ClusterSecurityPolicySpec): boolean;
   reconcile(input: AreaInput): Promise<AreaReport>;
+  /**
+   * Policy `name` is gone (or being deleted): release what the area set for it on shared objects, which
+   * no ownerReference removes. Called on every reconcile of a name that has no live policy (its delete
+   * event, a retry); throws to be retried with the queue's backoff. No finalizer: deletion never waits.
+   */
+  release?(input: { name: string; snapshot: Snapshot; log: Logger }): Promise<void>;
   /** Watches of its own (informers), started before the workers and stopped on shutdown. */
   start?(): Promise<void>;
   stop?(): Promise<void>;
 }
 
+/** What an area reports beyond its AreaReport, for the operator's metrics (OperatorMetrics implements it). */
+export interface AreaObserver {
+  /** A policy's key-rotation state as persisted (undefined: none known), on every reconcile. */
+  rotation(policy: string, state: RotationGauges | undefined): void;
+}
+
 /**
- * How the operator builds its areas: with the cluster's KubeConfig, a logger, and `enqueue`, which an
- * area's watch calls with a policy name (or undefined for every policy) when something it reads changed.
+ * How the operator builds its areas: with the cluster's KubeConfig, a logger, `enqueue`, which an area's
+ * watch calls with a policy name (or undefined for every policy) when something it reads changed, and the
+ * metrics' observer when metrics are on.
  */
 export type AreaFactory = (ctx: {
   kc: KubeConfig;
   log: Logger;
   enqueue: (policy: string | undefined) => void;
+  observer?: AreaObserver;
 }) => AreaReconciler;
 
 /** Runs every area in use; an area that throws becomes a retryable failure of that area, never a crash. */
@@ -70,4 +89,21 @@ export async function runAreas(
     }
   }
   return out;
+}
+
+/** Runs every area's release for a policy that is gone; returns the failures (never throws). */
+export async function releaseAreas(
+  areas: readonly AreaReconciler[],
+  input: { name: string; snapshot: Snapshot; log: Logger },
+): Promise<string[]> {
+  const failures: string[] = [];
+  for (const area of areas) {
+    if (!area.release) continue;
+    try {
+      await area.release(input);
+    } catch (err) {
+      failures.push(`${area.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return failures;
 }

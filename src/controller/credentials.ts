@@ -12,7 +12,9 @@ import {
   fromX509,
   legacyTokenFindings,
   parsePemBundle,
+  pkiFindings,
 } from "../hygiene/credentials.js";
+import { agentEvidence, parsePkiReport, PKI_KEY } from "../evidence/agentreports.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
 import { errorText, readFailureReason } from "./clusterversion.js";
 
@@ -129,6 +131,15 @@ export function credentialsArea(recheckMs = CREDENTIALS_RECHECK_MS): AreaFactory
             message: `cluster CA not read: ${errorText(err)}`,
           });
         }
+
+        // The control-plane PKI, as the node agents read it on their hosts (absent without an agent).
+        const pki = agentEvidence(snapshot.configMaps ?? [], PKI_KEY, parsePkiReport);
+        findings.push(...pkiFindings(pki, now, warnDays));
+        const pkiCerts = pki.flatMap((n) => n.value?.certificates ?? []);
+        if (pkiCerts.length > 0)
+          facts.push(
+            `${pkiCerts.length} control-plane certificate(s) on ${pki.length} node(s) valid until ${pkiCerts.map((x) => x.notAfter.slice(0, 10)).sort()[0]} or later`,
+          );
 
         let condition = hygieneCondition(CONDITION, findings, spec.exemptions, now, {
           failReason: "RotationDue",

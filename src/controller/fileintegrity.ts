@@ -1,9 +1,15 @@
+import { createHash } from "node:crypto";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { V1ConfigMap } from "@kubernetes/client-node";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../api/vocabulary.js";
+import { errorMessage, statusCode } from "../cluster/client.js";
+import { IntegrityBaselineStore } from "../cluster/integritybaseline.js";
 import {
   fileReports,
   INTEGRITY_HEARTBEAT_MS,
+  INTEGRITY_REPORT_VERSION,
   integrityReports,
+  parseIntegrityReport,
   type IntegrityChange,
   type IntegrityEntry,
   type IntegrityReport,
@@ -55,7 +61,11 @@ const shortPath = (p: string) => oneLine(p.length > 512 ? `${p.slice(0, 509)}...
 const stateText = (e: IntegrityEntry | undefined) =>
   e === undefined
     ? "absent"
-    : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}`;
+    : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}${e.nlink !== undefined && e.nlink !== 1 ? ` links ${e.nlink}` : ""}`;
+
+/** Hard-link counts differ (compared only when both entries record one: older baselines do not). */
+const linksDiffer = (a: IntegrityEntry | undefined, b: IntegrityEntry | undefined) =>
+  a?.nlink !== undefined && b?.nlink !== undefined && a.nlink !== b.nlink;
 
 /**
  * The sentence a finding and an event say about one change. Events leave out when it was seen (`seen:
@@ -79,6 +89,9 @@ export function accepts(a: AcceptedChange, node: string, c: IntegrityChange): bo
   // An unreadable file's content is unknown: no hash covers it, `absent` least of all.
   if (n === undefined || n.type === "unreadable") return false;
   if (a.sha256 === "directory" ? n.type !== "directory" : n.sha256 !== a.sha256) return false;
+  // An entry has no link count: a hard link added to (or removed from) a file is never accepted by one.
+  // Remove the extra link (`find / -xdev -samefile <file>`) and the change goes.
+  if (linksDiffer(c.old, n)) return false;
   const mode = a.mode ?? c.old?.mode;
   const owner = a.owner ?? (c.old ? `${c.old.uid}:${c.old.gid}` : undefined);
   return (mode === undefined || mode === n.mode) && (owner === undefined || owner === `${n.uid}:${n.gid}`);
@@ -232,7 +245,12 @@ export interface KnownBaseline {
 const sameEntry = (a: IntegrityEntry | undefined, b: IntegrityEntry | undefined) =>
   a === undefined || b === undefined
     ? a === b
-    : a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid;
+    : a.type === b.type &&
+      a.sha256 === b.sha256 &&
+      a.mode === b.mode &&
+      a.uid === b.uid &&
+      a.gid === b.gid &&
+      !linksDiffer(a, b);
 
 /**
  * PURE: whether a node's reported baseline moved other than the agent moves it. The agent changes a
@@ -294,86 +312,216 @@ function ownHashesOf(configMaps: readonly V1ConfigMap[], node: string): Set<stri
   );
 }
 
+/** The `app.kubernetes.io/component` of the ConfigMaps holding the trusted baselines. */
+export const BASELINE_COMPONENT = "integrity-baseline";
+const COMPONENT_LABEL = "app.kubernetes.io/component";
+/** The ConfigMap key naming the node (the ConfigMap's name may be shortened, the node never). */
+const BASELINE_NODE_KEY = "node";
+/** The ConfigMap key holding the baseline, in the agent's integrity report format (no changes). */
+const BASELINE_KEY = "baseline.json";
+const BASELINE_PREFIX = "csp-integrity-baseline-";
+
+/** The name of the ConfigMap holding a node's trusted baseline: the node's name, or its hash when too long. */
+export function baselineConfigMapName(node: string): string {
+  const plain = `${BASELINE_PREFIX}${node}`;
+  return plain.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)
+    ? plain
+    : `${BASELINE_PREFIX}${createHash("sha256").update(node).digest("hex").slice(0, 40)}`;
+}
+
+/** The baseline text as stored: entries sorted by path, so an unchanged baseline is an unchanged object. */
+function baselineText(known: KnownBaseline): string {
+  const baseline = Object.fromEntries(Object.entries(known.baseline).sort(([a], [b]) => a.localeCompare(b)));
+  return JSON.stringify({
+    version: INTEGRITY_REPORT_VERSION,
+    baselineAt: known.baselineAt,
+    baseline,
+    changes: [],
+  });
+}
+
+/**
+ * PURE: the ConfigMap in csp-system that keeps the baseline the operator trusts for a node, so a restart
+ * (or a new leader) goes on judging the agent's report against it instead of trusting whatever the report
+ * says then. Hashes, modes and owners only, never contents. No ownerReference: a Node's UID would come from
+ * the agent's report, and an owner that does not exist would have the garbage collector delete the baseline.
+ */
+export function baselineConfigMap(node: string, known: KnownBaseline): V1ConfigMap {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: baselineConfigMapName(node),
+      namespace: OPERATOR_NAMESPACE,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [COMPONENT_LABEL]: BASELINE_COMPONENT },
+    },
+    data: { [BASELINE_NODE_KEY]: node, [BASELINE_KEY]: baselineText(known) },
+  };
+}
+
+/** A node's stored baseline as read back: the baseline and its exact text, or why it cannot be used. */
+export type StoredBaseline = { known: KnownBaseline; text: string } | { problem: string };
+
+/**
+ * PURE: the stored baselines by node, from the operator's ConfigMaps in csp-system. One that cannot be
+ * parsed, or whose name does not match its node, is reported with the reason and not used.
+ */
+export function storedBaselines(configMaps: readonly V1ConfigMap[]): Map<string, StoredBaseline> {
+  const out = new Map<string, StoredBaseline>();
+  for (const cm of configMaps) {
+    if (cm.metadata?.labels?.[COMPONENT_LABEL] !== BASELINE_COMPONENT) continue;
+    if (cm.metadata.namespace !== undefined && cm.metadata.namespace !== OPERATOR_NAMESPACE) continue;
+    const node = cm.data?.[BASELINE_NODE_KEY];
+    if (node === undefined || cm.metadata.name !== baselineConfigMapName(node)) continue;
+    const text = cm.data?.[BASELINE_KEY] ?? "";
+    const parsed = parseIntegrityReport(text);
+    out.set(
+      node,
+      parsed.ok
+        ? { known: { baselineAt: parsed.value.baselineAt, baseline: parsed.value.baseline }, text }
+        : { problem: `ConfigMap ${OPERATOR_NAMESPACE}/${cm.metadata.name}: ${parsed.reason}` },
+    );
+  }
+  return out;
+}
+
+/** Writes a node's trusted baseline; see {@link IntegrityBaselineStore}. */
+export interface BaselineWriter {
+  apply(cm: V1ConfigMap): Promise<void>;
+}
+
 /**
  * `spec.controlPlane.fileIntegrity`: the node agents' file integrity reports (src/agent/integrity.ts) as
  * FILE-CHANGED findings on the Node, the FilesUnchanged condition, and a Warning event the first time this
  * operator process sees a change (after a restart, open changes are announced once more). It never changes
  * a file: accepting a change is an edit of the policy, reviewed like any other.
+ *
+ * The baseline it trusts per node (see {@link judgeBaseline}) is kept in memory and persisted in a
+ * ConfigMap per node in csp-system ({@link baselineConfigMap}) whenever it moves; after a restart the
+ * stored one is trusted, so a baseline rewritten while the operator was down is still FILE-BASELINE-CHANGED.
  */
-export const fileIntegrityArea: AreaFactory = () => {
-  /** Per policy: the changes already announced by an event. */
-  const announced = new Map<string, Set<string>>();
-  /** Per node: the baseline last trusted (this process's memory: a restart trusts the first one it reads). */
-  const baselines = new Map<string, KnownBaseline>();
-  const area: AreaReconciler = {
-    name: AREA,
-    inUse: (spec) => spec.controlPlane?.fileIntegrity !== undefined,
-    reconcile({ policy, spec, snapshot }: AreaInput): Promise<AreaReport> {
-      const cms = snapshot.configMaps ?? [];
-      const reports = integrityReports(cms);
-      const j = judgeFileIntegrity(reports, spec.controlPlane?.fileIntegrity?.accept ?? []);
-      for (const n of reports) {
-        if (!n.report) continue;
-        const b = judgeBaseline(n.node, baselines.get(n.node), n.report, ownHashesOf(cms, n.node));
-        baselines.set(n.node, b.known);
-        if (b.finding) j.findings.push(b.finding);
-      }
-      const tampered = j.findings.filter((f) => f.id === FILE_BASELINE_CHANGED).map((f) => f.resource);
-      if (tampered.length > 0 && j.condition.status !== "False")
-        j.condition = {
-          type: FILES_UNCHANGED,
-          status: "False",
-          reason: "BaselineChanged",
-          message: `the file integrity baseline changed other than by the agent on ${tampered.join(", ")}`,
+export const fileIntegrityArea: AreaFactory = (ctx) =>
+  fileIntegrityAreaWith(
+    (ctx as Partial<typeof ctx>).kc === undefined ? undefined : new IntegrityBaselineStore(ctx.kc),
+  )(ctx);
+
+/** {@link fileIntegrityArea} with the baseline writer given (none: the baseline lives in memory only). */
+export function fileIntegrityAreaWith(store: BaselineWriter | undefined): AreaFactory {
+  return () => {
+    /** Per policy: the changes already announced by an event. */
+    const announced = new Map<string, Set<string>>();
+    /** Per node: the baseline last trusted, and the text last persisted (or read back). */
+    const baselines = new Map<string, KnownBaseline>();
+    const persisted = new Map<string, string>();
+    /** Unreadable stored baselines already announced (node and reason). */
+    const unreadableAnnounced = new Set<string>();
+    const area: AreaReconciler = {
+      name: AREA,
+      inUse: (spec) => spec.controlPlane?.fileIntegrity !== undefined,
+      async reconcile({ policy, spec, snapshot }: AreaInput): Promise<AreaReport> {
+        const cms = snapshot.configMaps ?? [];
+        const reports = integrityReports(cms);
+        const stored = store ? storedBaselines(cms) : new Map<string, StoredBaseline>();
+        const j = judgeFileIntegrity(reports, spec.controlPlane?.fileIntegrity?.accept ?? []);
+        const events: NonNullable<AreaReport["events"]> = [];
+        const writes: V1ConfigMap[] = [];
+        for (const n of reports) {
+          if (!n.report) continue;
+          const saved = stored.get(n.node);
+          if (saved && "text" in saved && !persisted.has(n.node)) persisted.set(n.node, saved.text);
+          if (saved && "problem" in saved && !unreadableAnnounced.has(`${n.node}\n${saved.problem}`)) {
+            unreadableAnnounced.add(`${n.node}\n${saved.problem}`);
+            events.push({
+              type: "Warning",
+              reason: "FileBaselineUnreadable",
+              message: oneLine(
+                `node ${n.node}: the stored file integrity baseline cannot be read (${saved.problem}); the agent's current baseline is trusted and stored anew`,
+              ),
+            });
+          }
+          const known = baselines.get(n.node) ?? (saved && "known" in saved ? saved.known : undefined);
+          const b = judgeBaseline(n.node, known, n.report, ownHashesOf(cms, n.node));
+          baselines.set(n.node, b.known);
+          if (b.finding) j.findings.push(b.finding);
+          const text = baselineText(b.known);
+          if (store && persisted.get(n.node) !== text) writes.push(baselineConfigMap(n.node, b.known));
+        }
+        const failures: string[] = [];
+        let forbidden = false;
+        for (const cm of writes) {
+          try {
+            await store!.apply(cm);
+            persisted.set(cm.data![BASELINE_NODE_KEY]!, cm.data![BASELINE_KEY]!);
+          } catch (err) {
+            forbidden ||= statusCode(err) === 403;
+            failures.push(`ConfigMap ${OPERATOR_NAMESPACE}/${cm.metadata!.name!}: ${errorMessage(err)}`);
+          }
+        }
+        const tampered = j.findings.filter((f) => f.id === FILE_BASELINE_CHANGED).map((f) => f.resource);
+        if (tampered.length > 0 && j.condition.status !== "False")
+          j.condition = {
+            type: FILES_UNCHANGED,
+            status: "False",
+            reason: "BaselineChanged",
+            message: `the file integrity baseline changed other than by the agent on ${tampered.join(", ")}`,
+          };
+        const before = announced.get(policy.metadata.name) ?? new Set<string>();
+        const now = new Set<string>();
+        // At most EVENTS_PER_NODE events per node and reconcile, the rest in one summary event: a burst of
+        // chmod flips on many files cannot flood the Event store (each change is still a finding).
+        const perNode = new Map<string, number>();
+        for (const { node, change } of j.open) {
+          const n = change.new;
+          const key = [node, change.path, n?.type, n?.sha256, n?.mode, n?.uid, n?.gid].join("\n");
+          now.add(key);
+          if (before.has(key)) continue;
+          const count = (perNode.get(node) ?? 0) + 1;
+          perNode.set(node, count);
+          if (count <= EVENTS_PER_NODE)
+            events.push({
+              type: "Warning",
+              reason: "FileChanged",
+              message: describeChange(node, change, false),
+            });
+        }
+        for (const [node, count] of perNode)
+          if (count > EVENTS_PER_NODE)
+            events.push({
+              type: "Warning",
+              reason: "FileChanged",
+              message: oneLine(
+                `${count - EVENTS_PER_NODE} more critical file change(s) on node ${node} (see the policy's FILE-CHANGED findings)`,
+              ),
+            });
+        for (const r of j.retaken) {
+          const key = `retaken\n${r.node}\n${r.baselineAt}`;
+          now.add(key);
+          if (!before.has(key))
+            events.push({
+              type: "Warning",
+              reason: "FileBaselineRetaken",
+              message: oneLine(`node ${r.node}: ${r.note}`),
+            });
+        }
+        announced.set(policy.metadata.name, now);
+        // Judged again at least every heartbeat, so a report that stops being refreshed is seen as stale.
+        return {
+          findings: j.findings,
+          conditions: [j.condition],
+          events,
+          requeueAfterMs: INTEGRITY_HEARTBEAT_MS,
+          ...(failures.length > 0
+            ? {
+                failure: {
+                  reason: "BaselineNotPersisted",
+                  message: `the trusted file integrity baseline could not be stored (an operator restart would trust the agent's report as it is then): ${failures.join("; ")}`,
+                  retryable: !forbidden,
+                },
+              }
+            : {}),
         };
-      const before = announced.get(policy.metadata.name) ?? new Set<string>();
-      const now = new Set<string>();
-      const events: NonNullable<AreaReport["events"]> = [];
-      // At most EVENTS_PER_NODE events per node and reconcile, the rest in one summary event: a burst of
-      // chmod flips on many files cannot flood the Event store (each change is still a finding).
-      const perNode = new Map<string, number>();
-      for (const { node, change } of j.open) {
-        const n = change.new;
-        const key = [node, change.path, n?.type, n?.sha256, n?.mode, n?.uid, n?.gid].join("\n");
-        now.add(key);
-        if (before.has(key)) continue;
-        const count = (perNode.get(node) ?? 0) + 1;
-        perNode.set(node, count);
-        if (count <= EVENTS_PER_NODE)
-          events.push({
-            type: "Warning",
-            reason: "FileChanged",
-            message: describeChange(node, change, false),
-          });
-      }
-      for (const [node, count] of perNode)
-        if (count > EVENTS_PER_NODE)
-          events.push({
-            type: "Warning",
-            reason: "FileChanged",
-            message: oneLine(
-              `${count - EVENTS_PER_NODE} more critical file change(s) on node ${node} (see the policy's FILE-CHANGED findings)`,
-            ),
-          });
-      for (const r of j.retaken) {
-        const key = `retaken\n${r.node}\n${r.baselineAt}`;
-        now.add(key);
-        if (!before.has(key))
-          events.push({
-            type: "Warning",
-            reason: "FileBaselineRetaken",
-            message: oneLine(`node ${r.node}: ${r.note}`),
-          });
-      }
-      announced.set(policy.metadata.name, now);
-      // Judged again at least every heartbeat, so a report that stops being refreshed is seen as stale.
-      return Promise.resolve({
-        findings: j.findings,
-        conditions: [j.condition],
-        events,
-        requeueAfterMs: INTEGRITY_HEARTBEAT_MS,
-      });
-    },
+      },
+    };
+    return area;
   };
-  return area;
-};
+}

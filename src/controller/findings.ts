@@ -4,7 +4,7 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import { stricterNamespaceFindings } from "../drift/podsecurity.js";
 import type { Finding } from "../findings/finding.js";
 import { rbacFindings } from "../findings/rbac.js";
-import type { Snapshot } from "../snapshot.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 
 /**
  * All findings for one policy, from the areas it enables. Each area contributes a pure function of the

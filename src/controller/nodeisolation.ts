@@ -4,6 +4,8 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import type { Finding } from "../findings/finding.js";
 import { bound, hygieneCondition } from "../hygiene/common.js";
 import type { V1Namespace } from "@kubernetes/client-node";
+import { isDeleting } from "../desired/spec.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 import {
   AREA,
   invalidIsolationSpec,
@@ -60,14 +62,71 @@ export function releases(
 }
 
 /**
+ * The policies whose node-isolation manager still owns an annotation although no live policy has that
+ * name (deleted while no operator ran): each is enqueued once at start, and its reconcile releases it.
+ */
+export function orphanedOwners(
+  namespaces: readonly V1Namespace[],
+  livePolicies: ReadonlySet<string>,
+): string[] {
+  const out = new Set<string>();
+  for (const ns of namespaces)
+    for (const manager of annotationOwners(ns)) {
+      const owner = policyOfManager(manager);
+      if (owner && !livePolicies.has(owner)) out.add(owner);
+    }
+  return [...out].sort();
+}
+
+/** The names of the policies that are not being deleted. */
+const livePolicies = (snapshot: Snapshot) =>
+  new Set(snapshot.policies.filter((p) => !isDeleting(p)).map((p) => p.metadata.name));
+
+/**
  * `spec.nodeIsolation`: sets the PodNodeSelector annotation on the selected namespaces (Enforce) and
  * reports pods placed against the isolation. Pods are read only while a policy uses this area.
  */
 export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFactory {
-  return ({ kc }) => {
+  return ({ kc, log, enqueue }) => {
     const reader = new NodeIsolationReader(kc);
+    let sweep: Promise<void> | undefined;
     const area: AreaReconciler = {
       name: "nodeIsolation",
+      /**
+       * A policy deleted while no operator ran gets no delete event: what its manager still owns is found
+       * at start (one LIST of namespaces and of policies, not waited for) and its name enqueued, so its
+       * reconcile (below) releases it even when no other policy is left to do so.
+       */
+      start() {
+        sweep = (async () => {
+          const [namespaces, policies] = await Promise.all([reader.namespaces(), reader.policyNames()]);
+          for (const name of orphanedOwners(namespaces, new Set(policies))) enqueue(name);
+        })().catch((err: unknown) => {
+          log.warn("node isolation: annotations of deleted policies not looked for at start", {
+            error: errorText(err),
+          });
+        });
+        return Promise.resolve();
+      },
+      async stop() {
+        await sweep;
+      },
+      /**
+       * The policy is gone or being deleted: its annotation goes from every namespace (unless another
+       * manager owns it too), with what other deleted policies' managers still own. A failure is retried
+       * with backoff; the policy's deletion never waits for it (no finalizer).
+       */
+      async release({ name, snapshot }) {
+        const failures: string[] = [];
+        for (const r of releases(name, new Set(), snapshot.namespaces, livePolicies(snapshot))) {
+          try {
+            await reader.releaseNodeSelector(r.namespace, r.manager);
+          } catch (err) {
+            failures.push(`annotation of Namespace/${r.namespace} not released: ${errorText(err)}`);
+          }
+        }
+        if (failures.length) throw new Error(failures.join("; "));
+      },
       // Every policy: one that stopped using the area (or selecting a namespace) releases what it set.
       // Deciding that reads only the snapshot, so a policy without spec.nodeIsolation costs no request.
       inUse: () => true,
@@ -81,7 +140,7 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
             ? new Set(selectNamespaces(spec, snapshot.namespaces))
             : new Set<string>();
         const failures: string[] = [];
-        const live = new Set(snapshot.policies.map((p) => p.metadata.name));
+        const live = livePolicies(snapshot);
         // Audit mode writes nothing of its own, and an invalid spec is not a reason to take isolation
         // away; what deleted policies left is released by any policy's reconcile.
         const releaseOwn = enforce && !invalid;

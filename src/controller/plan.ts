@@ -16,7 +16,7 @@ import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
 import { wideningFindings } from "../findings/networkpolicies.js";
 import { defaultServiceAccountOwnerFindings } from "../findings/serviceaccounts.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { GRANTABLE_CLUSTER_ROLE, notGrantableFailure, type WriteFailure } from "./failures.js";
 import { policyFindings } from "./findings.js";
 

@@ -2,9 +2,9 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import type { Logger } from "../observability/logger.js";
 import type { ReconcileResult } from "../runtime/controller.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Corrections, type PlanWriter } from "./apply.js";
-import { runAreas, type AreaReconciler } from "./areas.js";
+import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
 import { plan, type Plan } from "./plan.js";
 import { report } from "./report.js";
@@ -92,7 +92,11 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const { snapshot, plan: p } = await gatherAndPlan(name, deps, limit);
   const applied = await applyPlan(p, writer, log, limit, deps.corrections);
   if (!p.policy || !p.spec) {
-    if (applied.failures.length) throw new RetryableError(applied.failures.map((f) => f.message).join("; "));
+    const failures = [
+      ...applied.failures.map((f) => f.message),
+      ...(await releaseAreas(deps.areas ?? [], { name, snapshot, log })),
+    ];
+    if (failures.length) throw new RetryableError(failures.join("; "));
     return;
   }
   const { policy, spec, enforce } = p;

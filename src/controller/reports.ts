@@ -52,7 +52,7 @@ export function reportsCondition(publisher: ReportsPublisher, policy: string): A
   };
 }
 
-/** The area that carries the condition; built by the operator around its publisher (see operator.ts). */
+/** The area that carries the condition; built by the operator around its publisher (see manager.ts). */
 export function reportsArea(publisher: ReportsPublisher): AreaReconciler {
   return {
     name: "reports",

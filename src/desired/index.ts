@@ -1,6 +1,6 @@
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { areaExemptInNamespace } from "../api/exemptions.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { auditPolicyConfigMap, renderAuditPolicyYaml } from "./auditpolicy.js";
 import { API_VERSIONS, type Child, type ChildKind } from "./children.js";
 import { ownershipLabels } from "../api/vocabulary.js";

@@ -1,6 +1,6 @@
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { areaExemptInNamespace } from "../api/exemptions.js";
-import type { Snapshot } from "../snapshot.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 import { disablesDefaultTokenAutomount } from "./defaultserviceaccount.js";
 import { selectNamespaces } from "./namespaces.js";
 import { wantedNamespaceLabels, winningLabelValue } from "./podsecurity.js";

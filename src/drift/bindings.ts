@@ -1,4 +1,4 @@
-import { objectKey } from "../snapshot.js";
+import { objectKey } from "../cluster/snapshot.js";
 import type { Child } from "../desired/children.js";
 import type { Drift } from "./checks.js";
 

@@ -6,7 +6,7 @@ import type { SharedNamespaceState } from "../desired/namespacestate.js";
 import { wantedNamespaceLabels } from "../desired/podsecurity.js";
 import { effectiveSpec } from "../desired/spec.js";
 import { areaExemptInNamespace } from "../api/exemptions.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
 import { diffPaths, normalizeField } from "./normalize.js";
 import { observedIndex, ownershipOf } from "./ownership.js";

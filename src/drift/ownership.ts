@@ -7,7 +7,7 @@ import {
 } from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type ChildKind } from "../desired/children.js";
 import { FIELD_MANAGER, MANAGED_BY_LABEL, POLICY_LABEL } from "../api/vocabulary.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { fieldPaths } from "./managedfields.js";
 
 /**

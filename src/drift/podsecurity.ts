@@ -6,7 +6,7 @@ import { PSA_PREFIX, wantedNamespaceLabels } from "../desired/podsecurity.js";
 import { effectiveSpec } from "../desired/spec.js";
 import { areaExemptInNamespace } from "../api/exemptions.js";
 import type { Finding } from "../findings/finding.js";
-import type { Snapshot } from "../snapshot.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 import { appliedPaths, fieldPaths } from "./managedfields.js";
 
 /**

@@ -1,7 +1,7 @@
 import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
 import { FIELD_MANAGER } from "../api/vocabulary.js";
 import type { SharedNamespaceState } from "../desired/namespacestate.js";
-import type { Snapshot } from "../snapshot.js";
+import type { Snapshot } from "../cluster/snapshot.js";
 import { appliedPaths } from "./managedfields.js";
 import { namespaceLabelPlan, ORIGINALS_ANNOTATION, ownedLabelKeys, RESTORE_MANAGER } from "./podsecurity.js";
 

@@ -5,9 +5,9 @@
  * written, the sha256 of the bytes written, when and on which node — never the content.
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
-import type { CheckResult } from "../cis/check.js";
+import type { CheckResult } from "../cis/checks/check.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
-import { COMPONENT_LABEL } from "../desired/encryptionstate.js";
+import { COMPONENT_LABEL } from "../desired/encryption/secret.js";
 
 export const AGENT_REPORT_COMPONENT = "agent-report";
 /** The report ConfigMap's data key. */
@@ -49,6 +49,12 @@ export interface IntegrityEntry {
   size: number;
   /** RFC 3339; informative only (a touch is no change). */
   mtime: string;
+  /**
+   * Hard links to a regular file (`file` entries; absent in baselines taken before it was recorded). A new
+   * link is a change: the content (a private key) is reachable, and editable without an inotify event on
+   * the monitored directory, from a path nobody watches.
+   */
+  nlink?: number;
 }
 
 /** A critical file whose state differs from the baseline: `old` absent = added, `new` absent = removed. */
@@ -102,7 +108,8 @@ function integrityEntry(v: unknown): IntegrityEntry | undefined {
     !isCount(e["gid"]) ||
     !isCount(e["size"]) ||
     typeof e["mtime"] !== "string" ||
-    Number.isNaN(Date.parse(e["mtime"]))
+    Number.isNaN(Date.parse(e["mtime"])) ||
+    (e["nlink"] !== undefined && !isCount(e["nlink"]))
   )
     return undefined;
   return {
@@ -113,6 +120,7 @@ function integrityEntry(v: unknown): IntegrityEntry | undefined {
     gid: e["gid"],
     size: e["size"],
     mtime: e["mtime"],
+    ...(e["nlink"] !== undefined ? { nlink: e["nlink"] } : {}),
   };
 }
 
@@ -217,6 +225,189 @@ export function integrityReports(configMaps: readonly V1ConfigMap[]): NodeIntegr
   return out.sort((a, b) => a.node.localeCompare(b.node));
 }
 
+/** The report's data key holding the control-plane certificates the agent read (src/agent/pki.ts). */
+export const PKI_KEY = "pki.json";
+export const PKI_REPORT_VERSION = 1;
+/** At most this many certificates per node are reported (a kubeadm node has about 25). */
+export const MAX_PKI_CERTIFICATES = 200;
+
+/** One certificate on a node: where it is, whose it is, when it expires. Never the key, never the PEM. */
+export interface PkiCertificate {
+  /** Host path; `<kubeconfig>#users[<name>]` for an embedded client certificate; `[i]` for the i-th of a bundle. */
+  path: string;
+  subject: string;
+  /** RFC 3339. */
+  notAfter: string;
+}
+
+/** What the agent read of the node's control-plane PKI. */
+export interface PkiReport {
+  version: typeof PKI_REPORT_VERSION;
+  scannedAt: string;
+  certificates: PkiCertificate[];
+  truncated?: boolean;
+  /** Files that exist but could not be read or parsed, with the reason (never their content). */
+  errors?: { path: string; error: string }[];
+}
+
+const isText = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max;
+const isTime = (v: unknown): v is string => typeof v === "string" && !Number.isNaN(Date.parse(v));
+
+/** Parses a {@link PkiReport}, all or nothing (a report anyone could patch is checked, never trusted). */
+export function parsePkiReport(raw: string): { ok: true; value: PkiReport } | { ok: false; reason: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return { ok: false, reason: "not JSON" };
+  }
+  const r = (typeof v === "object" && v !== null && !Array.isArray(v) ? v : {}) as Record<string, unknown>;
+  if (r["version"] !== PKI_REPORT_VERSION)
+    return { ok: false, reason: `version is not ${PKI_REPORT_VERSION}` };
+  if (!isTime(r["scannedAt"])) return { ok: false, reason: "scannedAt is not a time" };
+  const list = r["certificates"];
+  if (!Array.isArray(list) || list.length > MAX_PKI_CERTIFICATES)
+    return { ok: false, reason: "certificates is not a bounded list" };
+  const certificates: PkiCertificate[] = [];
+  for (const c of list as unknown[]) {
+    const o = (typeof c === "object" && c !== null ? c : {}) as Record<string, unknown>;
+    if (!isHostPath(o["path"]) || !isText(o["subject"], 512) || !isTime(o["notAfter"]))
+      return { ok: false, reason: "a malformed certificate entry" };
+    certificates.push({ path: o["path"], subject: o["subject"], notAfter: o["notAfter"] });
+  }
+  const errors: { path: string; error: string }[] = [];
+  if (Array.isArray(r["errors"]))
+    for (const e of (r["errors"] as unknown[]).slice(0, 50)) {
+      const o = (typeof e === "object" && e !== null ? e : {}) as Record<string, unknown>;
+      if (isHostPath(o["path"]) && isText(o["error"], 512))
+        errors.push({ path: o["path"], error: o["error"] });
+    }
+  return {
+    ok: true,
+    value: {
+      version: PKI_REPORT_VERSION,
+      scannedAt: r["scannedAt"],
+      certificates,
+      ...(r["truncated"] === true ? { truncated: true } : {}),
+      ...(errors.length ? { errors } : {}),
+    },
+  };
+}
+
+/** The data key of the audit-log breakdown (src/agent/auditlog.ts). */
+export const AUDIT_BREAKDOWN_KEY = "audit-breakdown.json";
+export const AUDIT_BREAKDOWN_VERSION = 1;
+/** How many users, source IPs and resources each breakdown names. */
+export const AUDIT_TOP_N = 5;
+
+export interface AuditCount {
+  name: string;
+  count: number;
+}
+
+/** Who is behind the refused requests of one kind (401 or 403) in the window. */
+export interface AuditTop {
+  total: number;
+  users: AuditCount[];
+  sourceIPs: AuditCount[];
+  resources: AuditCount[];
+}
+
+/**
+ * The agent's reading of the API server's audit log (`--audit-log-path` of the kube-apiserver manifest):
+ * the requests refused with 401 and 403 over the last `windowMs`, and who made them. Names, addresses and
+ * resources only: no header, token, request or response body is ever copied out of an event.
+ */
+export interface AuditBreakdown {
+  version: typeof AUDIT_BREAKDOWN_VERSION;
+  scannedAt: string;
+  /** Host path of the log read. */
+  path: string;
+  windowMs: number;
+  unauthorized: AuditTop;
+  forbidden: AuditTop;
+  /** Set when the log is named but cannot be read (yet), or only part of it was. */
+  problem?: string;
+}
+
+function auditCounts(v: unknown): AuditCount[] | undefined {
+  if (!Array.isArray(v) || v.length > AUDIT_TOP_N) return undefined;
+  const out: AuditCount[] = [];
+  for (const e of v as unknown[]) {
+    const o = (typeof e === "object" && e !== null ? e : {}) as Record<string, unknown>;
+    if (!isText(o["name"], 300) || !isCount(o["count"])) return undefined;
+    out.push({ name: o["name"], count: o["count"] });
+  }
+  return out;
+}
+
+function auditTop(v: unknown): AuditTop | undefined {
+  const o = (typeof v === "object" && v !== null ? v : {}) as Record<string, unknown>;
+  const users = auditCounts(o["users"]);
+  const sourceIPs = auditCounts(o["sourceIPs"]);
+  const resources = auditCounts(o["resources"]);
+  if (!isCount(o["total"]) || !users || !sourceIPs || !resources) return undefined;
+  return { total: o["total"], users, sourceIPs, resources };
+}
+
+/** Parses an {@link AuditBreakdown}, all or nothing. */
+export function parseAuditBreakdown(
+  raw: string,
+): { ok: true; value: AuditBreakdown } | { ok: false; reason: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return { ok: false, reason: "not JSON" };
+  }
+  const r = (typeof v === "object" && v !== null && !Array.isArray(v) ? v : {}) as Record<string, unknown>;
+  if (r["version"] !== AUDIT_BREAKDOWN_VERSION)
+    return { ok: false, reason: `version is not ${AUDIT_BREAKDOWN_VERSION}` };
+  const unauthorized = auditTop(r["unauthorized"]);
+  const forbidden = auditTop(r["forbidden"]);
+  if (
+    !isTime(r["scannedAt"]) ||
+    !isHostPath(r["path"]) ||
+    !isCount(r["windowMs"]) ||
+    !unauthorized ||
+    !forbidden
+  )
+    return { ok: false, reason: "a malformed breakdown" };
+  return {
+    ok: true,
+    value: {
+      version: AUDIT_BREAKDOWN_VERSION,
+      scannedAt: r["scannedAt"],
+      path: r["path"],
+      windowMs: r["windowMs"],
+      unauthorized,
+      forbidden,
+      ...(isText(r["problem"], 1024) ? { problem: r["problem"] } : {}),
+    },
+  };
+}
+
+/**
+ * One kind of node-agent evidence of every node that publishes it, sorted by node: the node is the
+ * report's name, never its content; an entry that does not parse is the node's `problem`.
+ */
+export function agentEvidence<T>(
+  configMaps: readonly V1ConfigMap[],
+  key: string,
+  parseEntry: (raw: string) => { ok: true; value: T } | { ok: false; reason: string },
+): { node: string; value?: T; problem?: string }[] {
+  const out: { node: string; value?: T; problem?: string }[] = [];
+  for (const cm of configMaps) {
+    const raw = cm.data?.[key];
+    const name = cm.metadata?.name ?? "";
+    if (!isAgentReport(cm) || raw === undefined || !name.startsWith("csp-agent-")) continue;
+    const node = name.slice("csp-agent-".length);
+    const parsed = parseEntry(raw);
+    out.push(parsed.ok ? { node, value: parsed.value } : { node, problem: parsed.reason });
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
+}
+
 /** Which file of the control plane an entry is about. */
 export type AgentFile = "audit-policy" | "encryption-config";
 
@@ -244,7 +435,7 @@ export interface FileReport {
  * `sha256:<hex>` of a file's bytes: the form kube-apiserver reports for its loaded encryption config, used
  * for every file the agent writes so reports compare directly with what the operator rendered.
  */
-export { encryptionConfigHash as contentHash } from "../desired/encryption.js";
+export { encryptionConfigHash as contentHash } from "../desired/encryption/render.js";
 
 /**
  * Removes what could be key material from a message about a key-bearing file before it is published (the
@@ -277,6 +468,7 @@ export function agentReportConfigMap(
   checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {},
   nodeUid?: string,
   integrity?: IntegrityReport,
+  hygiene: { pki?: PkiReport; audit?: AuditBreakdown } = {},
 ): V1ConfigMap {
   const sorted = [...files]
     .sort((a, b) => a.file.localeCompare(b.file) || a.path.localeCompare(b.path))
@@ -309,6 +501,8 @@ export function agentReportConfigMap(
       [AGENT_REPORT_KEY]: JSON.stringify(sorted, null, 1),
       ...checkData,
       ...(integrity ? { [INTEGRITY_KEY]: JSON.stringify(integrity) } : {}),
+      ...(hygiene.pki ? { [PKI_KEY]: JSON.stringify(hygiene.pki) } : {}),
+      ...(hygiene.audit ? { [AUDIT_BREAKDOWN_KEY]: JSON.stringify(hygiene.audit) } : {}),
     },
   };
 }

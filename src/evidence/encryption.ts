@@ -2,8 +2,8 @@
  * PURE: the `EncryptionAtRest` condition, decided from evidence only (API server metrics), never from
  * what the operator merely wrote. Messages name keys and hashes, never key material.
  */
-import { describeKeyRing } from "../desired/encryption.js";
-import type { EncryptionRecord } from "../desired/encryptionstate.js";
+import { describeKeyRing } from "../desired/encryption/keys.js";
+import type { EncryptionRecord } from "../desired/encryption/rotation.js";
 import type { AreaCondition } from "../status/status.js";
 import type { FileReport } from "./agentreports.js";
 import type { EncryptionMetrics, LoadJudgement } from "./apiserver.js";

@@ -1,6 +1,6 @@
 import { exempts, isActive } from "../api/exemptions.js";
 import type { Exemption } from "../api/v1alpha1/policy.js";
-import { objectKey } from "../snapshot.js";
+import { objectKey } from "../cluster/snapshot.js";
 import type { Finding } from "./finding.js";
 
 export const EXEMPTION_EXPIRED = "EXEMPTION-EXPIRED";

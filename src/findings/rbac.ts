@@ -20,7 +20,7 @@ import type {
 } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { Finding, Severity } from "./finding.js";
-import { objectKey } from "../snapshot.js";
+import { objectKey } from "../cluster/snapshot.js";
 import { sortFindings } from "./finding.js";
 
 /** A bound role's rules include `*` verbs, resources or API groups (or `*\/subresource`). */

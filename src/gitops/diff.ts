@@ -14,7 +14,7 @@ import { settleBounded } from "../controller/bounded.js";
 import { desiredState } from "../desired/index.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec } from "../desired/spec.js";
-import { objectKey } from "../snapshot.js";
+import { objectKey } from "../cluster/snapshot.js";
 import { gatherLive, gatherTraffic } from "./gather.js";
 import { egressImpact, trafficImpact, type TrafficImpact } from "./impact.js";
 import { renderedKey, renderPolicy, type RenderedObject } from "./render.js";

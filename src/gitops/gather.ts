@@ -11,7 +11,7 @@ import type { LiveReader, SnapshotSources } from "../cluster/livereader.js";
 import { settleBounded } from "../controller/bounded.js";
 import { GRANTABLE_CLUSTER_ROLE } from "../controller/failures.js";
 import { desiredState } from "../desired/index.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { withUid } from "./render.js";
 
 /** GETs in flight at once: a new policy over many namespaces must not open thousands of requests. */

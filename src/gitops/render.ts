@@ -11,11 +11,15 @@ import { FIELD_MANAGER } from "../api/vocabulary.js";
 import { GRANTABLE_CLUSTER_ROLE } from "../controller/failures.js";
 import { plan, type Plan } from "../controller/plan.js";
 import { renderAuditPolicy } from "../desired/auditpolicy.js";
-import { renderEncryptionConfiguration, type EncryptionConfiguration } from "../desired/encryption.js";
-import { EMPTY_RECORD, planEncryption, recordExtras } from "../desired/encryptionstate.js";
+import {
+  renderEncryptionConfiguration,
+  type EncryptionConfiguration,
+  recordExtras,
+} from "../desired/encryption/render.js";
+import { EMPTY_RECORD, planEncryption } from "../desired/encryption/rotation.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec } from "../desired/spec.js";
-import { objectKey, type Snapshot } from "../snapshot.js";
+import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { readManifests, where, type Manifest } from "./manifests.js";
 
 /** What stands in for key material: keys are generated in the cluster and never leave it. */

@@ -1,3 +1,5 @@
+import { parseGoDuration } from "../cis/parse/flags.js";
+import type { AuditBreakdown, AuditCount } from "../evidence/agentreports.js";
 import { parseMetrics } from "../evidence/apiserver.js";
 import type { Finding } from "../findings/finding.js";
 
@@ -14,12 +16,14 @@ export interface AccessCounters {
   forbidden: number;
 }
 
-/** `30s`, `10m`, `1h` -> milliseconds; undefined for anything else. */
+/**
+ * `spec.apiServerMonitoring.window` (`30s`, `10m`, `1h`; the schema admits 1-5 digits and one unit of
+ * s, m or h) -> milliseconds; undefined for anything else.
+ */
 export function parseWindow(text: string | undefined): number | undefined {
   if (text === undefined) return DEFAULT_WINDOW_MS;
-  const m = /^(\d{1,5})(s|m|h)$/.exec(text);
-  if (!m) return undefined;
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "s" | "m" | "h"];
+  const ns = /^\d{1,5}[smh]$/.test(text) ? parseGoDuration(text) : undefined;
+  return ns === undefined ? undefined : ns / 1e6;
 }
 
 /** Reads the counters from an API server's /metrics text. */
@@ -151,12 +155,63 @@ export function windowText(ms: number): string {
       : `${ms / 1000}s`;
 }
 
-/** Findings when a rate passes its threshold, naming the window, the rate and the API server. */
+/** An audit breakdown older than this is not quoted: the agent stopped, or cannot write its report. */
+export const AUDIT_BREAKDOWN_STALE_MS = 15 * 60_000;
+
+/** Who is behind the refusals of one kind, in one sentence per node, from the agents' audit breakdowns. */
+export interface AccessWho {
+  authFailures?: string;
+  forbidden?: string;
+}
+
+const counted = (label: string, list: readonly AuditCount[]) =>
+  list.length ? `${label} ${list.map((c) => `${c.name} (${c.count})`).join(", ")}` : "";
+
+/**
+ * From the node agents' audit-log breakdowns (src/agent/auditlog.ts), who made the 401s and the 403s: the
+ * top users, source IPs and resources per node whose breakdown is fresh. A breakdown with a problem says
+ * so; a stale or unreadable one is left out, never quoted as current.
+ */
+export function accessWho(
+  nodes: readonly { node: string; value?: AuditBreakdown; problem?: string }[],
+  now: Date,
+): AccessWho {
+  const parts: { authFailures: string[]; forbidden: string[] } = { authFailures: [], forbidden: [] };
+  for (const n of nodes) {
+    const b = n.value;
+    if (!b || now.getTime() - Date.parse(b.scannedAt) > AUDIT_BREAKDOWN_STALE_MS) continue;
+    const w = windowText(b.windowMs);
+    for (const [kind, top, what] of [
+      ["authFailures", b.unauthorized, "401"],
+      ["forbidden", b.forbidden, "403"],
+    ] as const) {
+      if (top.total === 0 && !b.problem) continue;
+      const who = [
+        counted("users", top.users),
+        counted("source IPs", top.sourceIPs),
+        counted("resources", top.resources),
+      ].filter(Boolean);
+      parts[kind].push(
+        `audit log on node ${n.node} (${b.path}): ${top.total} ${what}(s) in the last ${w}${who.length ? `; ${who.join("; ")}` : ""}${b.problem ? ` (${b.problem})` : ""}`,
+      );
+    }
+  }
+  return {
+    ...(parts.authFailures.length ? { authFailures: parts.authFailures.join(" | ") } : {}),
+    ...(parts.forbidden.length ? { forbidden: parts.forbidden.join(" | ") } : {}),
+  };
+}
+
+/**
+ * Findings when a rate passes its threshold, naming the window, the rate and the API server, and, when a
+ * node agent reads the audit log, who is behind it.
+ */
 export function accessFindings(
   server: string,
   rates: AccessRates,
   windowMs: number,
   thresholds: { authFailuresPerMinute: number; forbiddenPerMinute: number },
+  who: AccessWho = {},
 ): Finding[] {
   const out: Finding[] = [];
   const w = windowText(windowMs);
@@ -166,7 +221,7 @@ export function accessFindings(
       severity: "High",
       area: AREA,
       resource: `APIServer/${server}`,
-      message: `${round(rates.authFailuresPerMinute)} failed authentication(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.authFailuresPerMinute}): someone is trying credentials that do not work; see the audit log for the source`,
+      message: `${round(rates.authFailuresPerMinute)} failed authentication(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.authFailuresPerMinute}): someone is trying credentials that do not work; ${who.authFailures ?? "see the audit log for the source"}`,
     });
   if (rates.forbiddenPerMinute > thresholds.forbiddenPerMinute)
     out.push({
@@ -174,7 +229,7 @@ export function accessFindings(
       severity: "Medium",
       area: AREA,
       resource: `APIServer/${server}`,
-      message: `${round(rates.forbiddenPerMinute)} forbidden (403) response(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.forbiddenPerMinute}; ${FORBIDDEN_SCOPE}): an identity is probing for rights it lacks; see the audit log for who`,
+      message: `${round(rates.forbiddenPerMinute)} forbidden (403) response(s) per minute over the last ${w} on API server ${server} (threshold ${thresholds.forbiddenPerMinute}; ${FORBIDDEN_SCOPE}): an identity is probing for rights it lacks; ${who.forbidden ?? "see the audit log for who"}`,
     });
   return out;
 }

@@ -1,4 +1,5 @@
 import { X509Certificate } from "node:crypto";
+import type { PkiReport } from "../evidence/agentreports.js";
 import type { Finding } from "../findings/finding.js";
 import { daysUntil, isoDay, relativeDays } from "./common.js";
 
@@ -7,6 +8,7 @@ export const CRED_LEGACY_TOKEN = "CRED-LEGACY-TOKEN-SECRET";
 export const CRED_SERVING_CERT_EXPIRY = "CRED-SERVING-CERT-EXPIRY";
 export const CRED_CLUSTER_CA_EXPIRY = "CRED-CLUSTER-CA-EXPIRY";
 export const CRED_CERT_UNREADABLE = "CRED-CERT-UNREADABLE";
+export const CRED_PKI_EXPIRY = "CRED-PKI-CERT-EXPIRY";
 export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
 /** Within this many days (or already expired) a certificate is High, not Medium. */
 export const URGENT_DAYS = 7;
@@ -96,4 +98,55 @@ export function certificateFinding(
       ? `${what} (${cert.subject.slice(0, 200)}) expired at ${when}, ${relativeDays(left)}; rotate it now`
       : `${what} (${cert.subject.slice(0, 200)}) expires at ${when}, ${relativeDays(left)} (within ${warnDays}); rotate it before then`,
   };
+}
+
+/**
+ * The control-plane PKI each node's agent read (src/agent/pki.ts): a finding per certificate expiring
+ * within `warnDays` (High within URGENT_DAYS or expired) naming the node, the path and the date; one Info
+ * finding per node whose agent could not read some certificate or whose report does not parse.
+ */
+export function pkiFindings(
+  nodes: readonly { node: string; value?: PkiReport; problem?: string }[],
+  now: Date,
+  warnDays: number,
+): Finding[] {
+  const out: Finding[] = [];
+  for (const n of nodes) {
+    if (!n.value) {
+      out.push({
+        id: CRED_CERT_UNREADABLE,
+        severity: "Info",
+        area: AREA,
+        resource: `Node/${n.node}`,
+        message: `the agent's PKI report of node ${n.node} is not usable (${n.problem ?? "absent"}): its certificates are not checked`,
+      });
+      continue;
+    }
+    for (const c of n.value.certificates) {
+      const f = certificateFinding(
+        CRED_PKI_EXPIRY,
+        `the certificate ${c.path} on node ${n.node}`,
+        `Node/${n.node}${c.path}`,
+        { subject: c.subject, notAfter: new Date(c.notAfter) },
+        now,
+        warnDays,
+      );
+      if (f) out.push(f);
+    }
+    const errors = n.value.errors ?? [];
+    if (errors.length > 0 || n.value.truncated)
+      out.push({
+        id: CRED_CERT_UNREADABLE,
+        severity: "Info",
+        area: AREA,
+        resource: `Node/${n.node}`,
+        message: `${errors.length} certificate file(s) on node ${n.node} not read: ${errors
+          .slice(0, 5)
+          .map((e) => `${e.path} (${e.error})`)
+          .join(
+            ", ",
+          )}${errors.length > 5 ? ", ..." : ""}${n.value.truncated ? "; more certificates than the report holds" : ""}`,
+      });
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import type { Exemption } from "../api/v1alpha1/policy.js";
 import type { Finding } from "../findings/finding.js";
-import { objectKey } from "../snapshot.js";
+import { objectKey } from "../cluster/snapshot.js";
 import { DAY_MS, isoDay } from "./common.js";
 
 export const EXEMPTION_EXPIRING_SOON = "EXEMPTION-EXPIRING-SOON";

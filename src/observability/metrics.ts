@@ -78,6 +78,13 @@ export function findingCounts(p: ClusterSecurityPolicy): Map<string, Map<string,
   return out;
 }
 
+/** A policy's key-rotation state, as persisted in its key-ring Secret (times in RFC 3339). */
+export interface RotationGauges {
+  phase: string;
+  phaseSince?: string | undefined;
+  completedAt?: string | undefined;
+}
+
 /** What the metrics need from the running operator at scrape time. */
 export interface MetricsSource {
   /** The policies in the cache (status included); empty while it has not synced. */
@@ -104,7 +111,8 @@ export class OperatorMetrics {
   readonly registry = new Registry();
   private source: MetricsSource | undefined;
   private readonly lastSuccess = new Map<string, number>();
-  private readonly rotation = new Map<string, { phase: string; since: number; completed?: number }>();
+  /** Each policy's key-rotation state as its last reconcile read it from the key-ring Secret. */
+  private readonly rotationState = new Map<string, RotationGauges>();
   /** The csp_corrections_total label sets of each policy, so a deleted policy's series can be removed. */
   private readonly correctionLabels = new Map<string, Map<string, { kind: string; reason: string }>>();
   readonly reconcileTotal: Counter<"controller" | "result">;
@@ -313,12 +321,19 @@ export class OperatorMetrics {
         if (t !== undefined) g.set({ policy: p.metadata.name }, t / 1000);
       },
     );
+    // From the rotation state the key-ring Secret persists, reported by the encryption area on every
+    // reconcile: a new leader exports the same values after its first reconcile. A follower exports none
+    // (what it read while it led would go stale), nor a policy that no longer uses spec.encryption.
+    const rotationOf = (p: ClusterSecurityPolicy) =>
+      p.spec?.encryption !== undefined && src()?.isLeader()
+        ? this.rotationState.get(p.metadata.name)
+        : undefined;
     perPolicy(
       "csp_encryption_rotation_phase",
       "The key-rotation phase a policy's encryption is in: 1 for the current phase",
       ["policy", "phase"],
       (g, p) => {
-        const r = this.rotation.get(p.metadata.name);
+        const r = rotationOf(p);
         if (r)
           for (const phase of ROTATION_PHASES)
             g.set({ policy: p.metadata.name, phase }, r.phase === phase ? 1 : 0);
@@ -326,20 +341,20 @@ export class OperatorMetrics {
     );
     perPolicy(
       "csp_encryption_rotation_phase_since_timestamp_seconds",
-      "When the current key-rotation phase began (Unix seconds)",
+      "When the current key-rotation phase began (Unix seconds), as persisted in the key-ring Secret",
       ["policy"],
       (g, p) => {
-        const r = this.rotation.get(p.metadata.name);
-        if (r) g.set({ policy: p.metadata.name }, r.since / 1000);
+        const since = seconds(rotationOf(p)?.phaseSince);
+        if (since !== undefined) g.set({ policy: p.metadata.name }, since);
       },
     );
     perPolicy(
       "csp_encryption_last_rotation_completed_timestamp_seconds",
-      "When the last key rotation completed (Unix seconds), as seen by this process",
+      "When the last key rotation completed (Unix seconds), as persisted in the key-ring Secret",
       ["policy"],
       (g, p) => {
-        const r = this.rotation.get(p.metadata.name);
-        if (r?.completed !== undefined) g.set({ policy: p.metadata.name }, r.completed / 1000);
+        const completed = seconds(rotationOf(p)?.completedAt);
+        if (completed !== undefined) g.set({ policy: p.metadata.name }, completed);
       },
     );
     const prune = () => this.pruneDeleted();
@@ -418,35 +433,31 @@ export class OperatorMetrics {
     this.restRequests.inc({ code, method: method.toUpperCase(), host });
   }
 
-  /** An event the operator recorded: corrections and encryption steps are counted from these. */
-  event(policy: string, reason: string, message: string, now = Date.now()): void {
+  /** An event the operator recorded: corrections are counted from these. */
+  event(policy: string, reason: string, message: string): void {
     if (reason === "DriftCorrected") {
       // "Corrected N object(s): Kind ns/name (Reason) xK, ..., and M more"
       for (const m of message.matchAll(/(\w+) \S+ \((\w+)\)(?: x(\d+))?/g))
         this.countCorrection(policy, bounded(m[1], KINDS), bounded(m[2], DRIFT_REASONS), Number(m[3] ?? 1));
       const more = /and (\d+) more$/.exec(message);
       if (more) this.countCorrection(policy, "Other", "Other", Number(more[1]));
-    } else if (reason === "EncryptionStep") {
-      const phase = /^(\w+):/.exec(message)?.[1];
-      if (!phase || !(ROTATION_PHASES as readonly string[]).includes(phase)) return;
-      const prev = this.rotation.get(policy);
-      if (prev?.phase === phase) return;
-      this.rotation.set(policy, {
-        phase,
-        since: now,
-        ...(phase === "Stable" && prev && prev.phase !== "Stable"
-          ? { completed: now }
-          : prev?.completed !== undefined
-            ? { completed: prev.completed }
-            : {}),
-      });
     }
+  }
+
+  /**
+   * The key-rotation state a reconcile read (or just persisted) for a policy; undefined when it has none
+   * (Audit mode, no key ring yet, an unreadable one). Set on every reconcile of a policy with
+   * spec.encryption, so the csp_encryption_rotation_* gauges follow the persisted state, not events.
+   */
+  rotation(policy: string, state: RotationGauges | undefined): void {
+    if (state) this.rotationState.set(policy, state);
+    else this.rotationState.delete(policy);
   }
 
   /** Forgets per-policy state of a deleted policy, its csp_corrections_total series included. */
   forget(policy: string): void {
     this.lastSuccess.delete(policy);
-    this.rotation.delete(policy);
+    this.rotationState.delete(policy);
     for (const l of this.correctionLabels.get(policy)?.values() ?? [])
       this.corrections.remove({ policy, kind: l.kind, reason: l.reason });
     this.correctionLabels.delete(policy);
@@ -462,7 +473,7 @@ export class OperatorMetrics {
     const present = new Set(source.policies().map((p) => p.metadata.name));
     for (const policy of new Set([
       ...this.lastSuccess.keys(),
-      ...this.rotation.keys(),
+      ...this.rotationState.keys(),
       ...this.correctionLabels.keys(),
     ]))
       if (!present.has(policy)) this.forget(policy);

@@ -10,7 +10,7 @@ import type { ClusterSecurityPolicy } from "../../src/api/v1alpha1/policy.js";
 import { desiredState } from "../../src/desired/index.js";
 import { sharedNamespaceStates } from "../../src/desired/namespacestate.js";
 import { childDrift, sharedDrift } from "../../src/drift/checks.js";
-import type { Snapshot } from "../../src/snapshot.js";
+import type { Snapshot } from "../../src/cluster/snapshot.js";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";

@@ -18,11 +18,11 @@ import { expect } from "chai";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { Agent } from "../../src/agent/agent.js";
 import { APISERVER_MANIFEST } from "../../src/agent/hostchecks.js";
-import { DEFAULT_FILE_PATHS } from "../../src/cis/files.js";
+import { DEFAULT_FILE_PATHS } from "../../src/cis/checks/files.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { EncryptionClient } from "../../src/cluster/encryption.js";
 import { AUDIT_POLICY_KEY, auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
-import { COMPONENT_LABEL } from "../../src/desired/encryptionstate.js";
+import { COMPONENT_LABEL } from "../../src/desired/encryption/secret.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../../src/desired/metadata.js";
 import {
   AGENT_CHECK_KEYS,

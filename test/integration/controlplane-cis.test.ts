@@ -8,15 +8,23 @@ import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../src/agent/agent.js";
 import { runPolicyChecks } from "../../src/cis/checks/policies.js";
+import { runCheckCommand } from "../../src/cis/command.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { PolicyObjectReader } from "../../src/cluster/cispolicies.js";
 import { ControlPlaneReader } from "../../src/cluster/controlplane.js";
+import { RestClient } from "../../src/cluster/rest.js";
 import { controlPlaneArea } from "../../src/controller/controlplane.js";
+import { fileIntegrityArea } from "../../src/controller/fileintegrity.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
+
+interface CheckReport {
+  results: { id: string; status: string; evidence: string }[];
+}
 
 interface Status {
   conditions?: { type: string; status: string; reason: string; message: string }[];
@@ -59,6 +67,8 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
   const status = async (name: string): Promise<Status> =>
     (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: Status }).status ?? {};
   const condition = (s: Status) => s.conditions?.find((c) => c.type === "ControlPlaneHardened");
+  /** A merge patch of the `cis` policy; `patch` is JSON text. */
+  const patchCis = (patch: string) => ok(["patch", "csp", "cis", "--type=merge", "-p", patch]);
 
   before(async function () {
     await installCrd(cp());
@@ -239,30 +249,142 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
       ["apply", "-f", "-"],
       JSON.stringify(controlPlanePod("kube-scheduler", "stray-5x", [])).replace('"kube-system"', '"default"'),
     );
-    await ok([
-      "patch",
-      "csp",
-      "cis",
-      "--type=merge",
-      "-p",
-      '{"spec":{"controlPlane":{"policies":{"enabled":true}}}}',
-    ]);
+    await patchCis('{"spec":{"controlPlane":{"policies":{"enabled":true}}}}');
     const on = await eventually("the 5.7.4 finding", async () => {
       const f = ((await status("cis")).findings ?? []).find((x) => x.id === "CIS-5.7.4");
       return f;
     });
     expect(on.resource).to.equal("Cluster/kubernetes");
     expect(on.message).to.contain("Pod/stray-5x");
-    await ok([
+    await patchCis('{"spec":{"controlPlane":{"policies":{"enabled":false}}}}');
+    await eventually("the 5.x results to go", async () => (await cis5()).length === 0);
+    await ok(["delete", "pod", "-n", "default", "stray-5x", "--wait=true"]);
+  });
+
+  it("5.4.1 on request: a Pod taking a Secret into env is a finding naming the variable, never its value; gone with the Pod", async () => {
+    const rejected = await cp().kubectl([
       "patch",
       "csp",
       "cis",
       "--type=merge",
       "-p",
-      '{"spec":{"controlPlane":{"policies":{"enabled":false}}}}',
+      '{"spec":{"controlPlane":{"policies":{"secretEnvironmentVariables":true}}}}',
     ]);
-    await eventually("the 5.x results to go", async () => (await cis5()).length === 0);
-    await ok(["delete", "pod", "-n", "default", "stray-5x", "--wait=true"]);
+    expect(rejected.code, "secretEnvironmentVariables without enabled is refused").to.not.equal(0);
+    expect(rejected.stderr).to.contain(
+      "secretEnvironmentVariables needs spec.controlPlane.policies.enabled: true",
+    );
+    await ok(["create", "namespace", "cis-env"]);
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "web", namespace: "cis-env" },
+      spec: {
+        containers: [
+          {
+            name: "app",
+            image: "registry.k8s.io/pause:3.10",
+            env: [
+              { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } },
+              { name: "PLAIN", value: "not-a-secret-literal" },
+            ],
+          },
+        ],
+      },
+    };
+    await ok(["apply", "-f", "-"], JSON.stringify(pod));
+    const cis541 = async () => ((await status("cis")).findings ?? []).filter((f) => f.id === "CIS-5.4.1");
+    await patchCis('{"spec":{"controlPlane":{"policies":{"enabled":true}}}}');
+    // Asked for the 5.x checks, not for the Pod scan: no 5.4.1 at all.
+    await eventually("the 5.x results", async () =>
+      ((await status("cis")).findings ?? []).some((f) => f.id.startsWith("CIS-5.")),
+    );
+    expect(await cis541()).to.deep.equal([]);
+    await patchCis('{"spec":{"controlPlane":{"policies":{"secretEnvironmentVariables":true}}}}');
+    const found = await eventually("the 5.4.1 finding on the Pod", async () =>
+      (await cis541()).find((f) => f.resource === "Pod/cis-env/web"),
+    );
+    expect(found.severity).to.equal("Low");
+    expect(found.message).to.contain("container app: env DB_PASSWORD from Secret db key password");
+    // Pages: a scan one Pod a page follows every continue token and misses no workload.
+    for (const name of ["web-2", "web-3"])
+      await ok(["apply", "-f", "-"], JSON.stringify({ ...pod, metadata: { ...pod.metadata, name } }));
+    const paged = await new PolicyObjectReader(
+      new RestClient(loadKubeConfig(cp().kubeconfigPath)),
+      0,
+      1,
+    ).secretEnvironment();
+    expect(paged.workloads.map((w) => w.resource).filter((r) => r.startsWith("Pod/cis-env/"))).to.deep.equal([
+      "Pod/cis-env/web",
+      "Pod/cis-env/web-2",
+      "Pod/cis-env/web-3",
+    ]);
+    for (const name of ["web-2", "web-3"]) await ok(["delete", "pod", "-n", "cis-env", name, "--wait=true"]);
+    const everything = await ok(["get", "csp", "cis", "-o", "json"]);
+    expect(everything).to.not.contain("not-a-secret-literal");
+    expect(everything).to.not.contain("PLAIN");
+
+    // The same checks offline: `csp-operator check --kubeconfig` reads the API (LISTs only).
+    const check = async (argv: string[]) => {
+      let stdout = "";
+      let stderr = "";
+      const code = await runCheckCommand(argv, {
+        stdout: (x) => (stdout += x),
+        stderr: (x) => (stderr += x),
+      });
+      return { code, stderr, results: code === 2 ? [] : (JSON.parse(stdout) as CheckReport).results };
+    };
+    const admin = await check([
+      "--kubeconfig",
+      cp().kubeconfigPath,
+      "--secret-environment-variables",
+      "-o",
+      "json",
+    ]);
+    expect(admin.stderr).to.equal("");
+    expect(admin.code).to.equal(1);
+    const byId = Object.fromEntries(admin.results.map((r) => [r.id, r]));
+    expect(byId["5.4.1"]).to.include({ status: "Fail" });
+    expect(byId["5.4.1"]!.evidence).to.contain("Pod/cis-env/web");
+    expect(byId["5.3.2"]!.evidence).to.contain("cis-env");
+    expect(byId["5.1.1"]!.status).to.not.equal("Unknown");
+    expect(admin.results.map((r) => r.id).filter((id) => !id.startsWith("5."))).to.deep.equal([]);
+    // The operator's own RBAC (config/rbac) is enough for every 5.x read, 5.4.1's Pod LIST included.
+    if ((await cp().kubectl(["get", "namespace", "csp-system"])).code !== 0)
+      await ok(["create", "namespace", "csp-system"]);
+    await ok(["apply", "-k", "config/rbac"]);
+    const asOperator = await check([
+      "--kubeconfig",
+      await cp().serviceAccountKubeconfig("csp-system", "csp-operator"),
+      "--secret-environment-variables",
+      "-o",
+      "json",
+    ]);
+    expect(
+      asOperator.results.filter((r) => r.status === "Unknown").map((r) => `${r.id}: ${r.evidence}`),
+    ).to.deep.equal([]);
+    expect(asOperator.results.find((r) => r.id === "5.4.1")!.evidence).to.contain("Pod/cis-env/web");
+    // Without rights to read anything: every input Unknown with the reason, exit 3, never a pass.
+    await ok(["create", "serviceaccount", "nobody", "-n", "cis-env"]);
+    const nobody = await check([
+      "--kubeconfig",
+      await cp().serviceAccountKubeconfig("cis-env", "nobody"),
+      "--secret-environment-variables",
+      "-o",
+      "json",
+    ]);
+    expect(nobody.code).to.equal(3);
+    const denied = Object.fromEntries(nobody.results.map((r) => [r.id, r]));
+    expect(denied["5.4.1"]).to.deep.include({ status: "Unknown" });
+    expect(denied["5.4.1"]!.evidence).to.contain("listing pods in every namespace: forbidden");
+    expect(denied["5.1.1"]!.evidence).to.contain("forbidden");
+    expect(nobody.results.filter((r) => r.status === "Pass")).to.deep.equal([]);
+
+    await ok(["delete", "pod", "-n", "cis-env", "web", "--wait=true"]);
+    await eventually("the 5.4.1 finding to go", async () => (await cis541()).length === 0);
+    await patchCis(
+      '{"spec":{"controlPlane":{"policies":{"enabled":false,"secretEnvironmentVariables":false}}}}',
+    );
   });
 
   describe("kubelet configz through the API server's nodes/proxy", () => {
@@ -380,14 +502,7 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
         await ok(["create", "namespace", "csp-system"]);
       // Exactly what the operator is installed with: every cache must be able to list, or it starts nothing.
       await ok(["apply", "-k", "config/rbac"]);
-      await ok([
-        "patch",
-        "csp",
-        "cis",
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { controlPlane: { apiServer: { enabled: false } } } }),
-      ]);
+      await patchCis(JSON.stringify({ spec: { controlPlane: { apiServer: { enabled: false } } } }));
       const kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
       const area = controlPlaneArea({ maxNodes: 5, timeoutMs: 5_000, concurrency: 2, reuseMs: 0 }, 1_000);
       operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: [area] }, silentLogger());
@@ -470,5 +585,112 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
       async () => (await cp().kubectl(["get", "cm", "csp-agent-agent-node", "-n", "csp-system"])).code !== 0,
       90_000,
     );
+  });
+
+  // Last (mocha runs nested suites after the plain tests): it stops the shared operator for good.
+  describe("file integrity baseline", () => {
+    it("file integrity: the trusted baseline survives an operator restart, so a baseline rewritten meanwhile is still a finding", async () => {
+      await operator?.stop();
+      operator = undefined;
+      if ((await cp().kubectl(["get", "namespace", "csp-system"])).code !== 0)
+        await ok(["create", "namespace", "csp-system"]);
+      const key = "/etc/kubernetes/pki/apiserver.key";
+      const entry = (hex: string) => ({
+        type: "file",
+        sha256: `sha256:${hex.repeat(64)}`,
+        mode: "0600",
+        uid: 0,
+        gid: 0,
+        size: 1675,
+        mtime: "2026-01-01T00:00:00Z",
+      });
+      const report = (hex: string) =>
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: {
+            name: "csp-agent-fim-node",
+            namespace: "csp-system",
+            labels: {
+              "app.kubernetes.io/managed-by": "csp-operator",
+              "app.kubernetes.io/component": "agent-report",
+            },
+          },
+          data: {
+            "files.json": "[]",
+            "integrity.json": JSON.stringify({
+              version: 1,
+              baselineAt: "2026-01-01T00:00:00Z",
+              baseline: { [key]: entry(hex) },
+              changes: [],
+              scannedAt: new Date().toISOString(),
+            }),
+          },
+        });
+      await ok(["apply", "-f", "-"], report("a"));
+      await ok(
+        ["apply", "-f", "-"],
+        JSON.stringify({
+          apiVersion: "security.csp-operator.io/v1alpha1",
+          kind: "ClusterSecurityPolicy",
+          metadata: { name: "fim" },
+          spec: { mode: "Audit", controlPlane: { fileIntegrity: {} } },
+        }),
+      );
+      const fim = async () => {
+        const s = await status("fim");
+        return {
+          condition: s.conditions?.find((c) => c.type === "FilesUnchanged"),
+          ids: (s.findings ?? []).map((f) => `${f.id} ${f.resource}`),
+        };
+      };
+      const start = async () => {
+        const op = new Operator(
+          loadKubeConfig(cp().kubeconfigPath),
+          { workers: 1, resyncMs: 600_000, areas: [fileIntegrityArea] },
+          silentLogger(),
+        );
+        await op.start();
+        return op;
+      };
+      let op = await start();
+      try {
+        await eventually("FilesUnchanged True", async () => (await fim()).condition?.status === "True");
+        const stored = await eventually("the stored baseline", async () => {
+          const r = await cp().kubectl([
+            "get",
+            "cm",
+            "csp-integrity-baseline-fim-node",
+            "-n",
+            "csp-system",
+            "-o",
+            "json",
+          ]);
+          return r.code === 0 ? (JSON.parse(r.stdout) as { data: Record<string, string> }).data : undefined;
+        });
+        expect(stored.node).to.equal("fim-node");
+        expect(stored["baseline.json"]).to.contain(`sha256:${"a".repeat(64)}`);
+        await op.stop();
+        // While the operator is down, whoever can patch the node's report rewrites the baseline to hide a
+        // change of the key (no change listed, same baselineAt, no note).
+        await ok(["apply", "-f", "-"], report("b"));
+        op = await start();
+        const after = await eventually("FILE-BASELINE-CHANGED after the restart", async () => {
+          const r = await fim();
+          return r.ids.includes("FILE-BASELINE-CHANGED Node/fim-node") ? r : undefined;
+        });
+        expect(after.condition).to.include({ status: "False", reason: "BaselineChanged" });
+        // The stored baseline stays the trusted one, not the rewritten report's.
+        const kept = JSON.parse(
+          await ok(["get", "cm", "csp-integrity-baseline-fim-node", "-n", "csp-system", "-o", "json"]),
+        ) as { data: Record<string, string> };
+        expect(kept.data["baseline.json"]).to.contain(`sha256:${"a".repeat(64)}`);
+        // Back to the trusted baseline: the finding goes.
+        await ok(["apply", "-f", "-"], report("a"));
+        await eventually("the finding to go", async () => (await fim()).condition?.status === "True");
+      } finally {
+        await op.stop();
+      }
+    });
   });
 });

@@ -12,17 +12,19 @@ import { Agent } from "../../src/agent/agent.js";
 import { EncryptionClient } from "../../src/cluster/encryption.js";
 import { AREAS } from "../../src/controller/registry.js";
 import { renderAuditPolicy, renderAuditPolicyYaml } from "../../src/desired/auditpolicy.js";
-import { generateKey, renderEncryptionConfigurationYaml } from "../../src/desired/encryption.js";
+import { generateKey } from "../../src/desired/encryption/keys.js";
+import { renderEncryptionConfigurationYaml } from "../../src/desired/encryption/render.js";
 import {
   ENCRYPTION_CONFIG_KEY,
   parseEncryptionRecord,
-  type RewriteProgress,
   PHASE_ANNOTATION,
   PRIMARY_ANNOTATION,
-} from "../../src/desired/encryptionstate.js";
+} from "../../src/desired/encryption/secret.js";
+import type { RewriteProgress } from "../../src/desired/encryption/rotation.js";
 import { lintAuditPolicy } from "../../src/findings/auditpolicy-lint.js";
 import { createLogger, silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { OperatorMetrics } from "../../src/observability/metrics.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
@@ -87,14 +89,17 @@ describe("encryption at rest end to end: operator, agent, API server reload (rea
     encryptionConfig: renderEncryptionConfigurationYaml({}, { primary: "", keys: [] }),
   });
   let operator: Operator | undefined;
+  let metrics = new OperatorMetrics({ defaultMetrics: false });
   let agent: Agent | undefined;
   let auditPath = "";
 
   const ok = kubectlOk(cp);
   const startOperator = async () => {
+    // Each process has its own metrics: what a restarted operator or a new leader exports.
+    metrics = new OperatorMetrics({ defaultMetrics: false });
     operator = new Operator(
       loadKubeConfig(cp().kubeconfigPath),
-      { workers: 1, resyncMs: 600_000, areas: AREAS },
+      { workers: 1, resyncMs: 600_000, areas: AREAS, metrics },
       process.env["CSP_TEST_LOG"] ? createLogger("debug") : silentLogger(),
     );
     await operator.start();
@@ -109,6 +114,12 @@ describe("encryption at rest end to end: operator, agent, API server reload (rea
       metadata: { annotations: Record<string, string> };
       data: Record<string, string>;
     };
+  /** The csp_encryption_rotation_* series this process exports. */
+  const rotationSeries = async () =>
+    (await metrics.registry.metrics())
+      .split("\n")
+      .filter((l) => l.startsWith("csp_encryption_"))
+      .sort();
   const rawPrefix = async (ns: string, name: string) =>
     (await cp().etcdGet(`/registry/secrets/${ns}/${name}`))?.subarray(0, 40).toString("latin1") ?? "";
   const allSecrets = async () =>
@@ -288,9 +299,25 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
     const phase = async () => (await stateSecret()).metadata.annotations[PHASE_ANNOTATION];
     // Crash 1: the new key is stored and being delivered, not yet loaded everywhere.
     await eventually("phase NewKeyAdded", async () => (await phase()) === "NewKeyAdded", 30_000);
+    const since = parseEncryptionRecord((await stateSecret()).data).phaseSince!;
+    const before = await eventually("the rotation phase exported from the stored state", async () => {
+      const series = await rotationSeries();
+      return series.includes(
+        `csp_encryption_rotation_phase_since_timestamp_seconds{policy="e2e"} ${Date.parse(since) / 1000}`,
+      ) && series.includes('csp_encryption_rotation_phase{policy="e2e",phase="NewKeyAdded"} 1')
+        ? series
+        : undefined;
+    });
     await operator!.stop();
     operator = undefined;
     await startOperator();
+    // The restarted operator (as a new leader would) exports the same values from the persisted state,
+    // the time the phase began included: the API server needs ~1 min to load the key, so still NewKeyAdded.
+    await eventually("the restarted operator exports the same rotation metrics", async () => {
+      const series = await rotationSeries();
+      return series.length > 0 && series.join("\n") === before.join("\n");
+    });
+    expect(await phase()).to.equal("NewKeyAdded");
     // Crash 2: the new key is primary; stored objects still need the old key.
     await eventually("phase Promoted", async () => (await phase()) === "Promoted", 200_000);
     await operator!.stop();
@@ -312,6 +339,17 @@ ${trigger ? `    rotation: {trigger: ${trigger}}\n` : ""}`;
     );
     const fresh = done.metadata.annotations[PRIMARY_ANNOTATION]!;
     const record = parseEncryptionRecord(done.data);
+    // The completed rotation, exported from the persisted record.
+    expect(record.rotationCompletedAt).to.be.a("string");
+    await eventually("the last completed rotation exported", async () => {
+      const series = await rotationSeries();
+      return (
+        series.includes('csp_encryption_rotation_phase{policy="e2e",phase="Stable"} 1') &&
+        series.includes(
+          `csp_encryption_last_rotation_completed_timestamp_seconds{policy="e2e"} ${Date.parse(record.rotationCompletedAt!) / 1000}`,
+        )
+      );
+    });
     expect(record.ring.keys.map((k) => k.name)).to.deep.equal([fresh]);
     expect(record.lastTrigger).to.equal("rotate-1");
     for (const s of await allSecrets()) {

@@ -22,7 +22,7 @@ import type { CommandIO } from "../../src/gitops/command.js";
 import { UID_PLACEHOLDER } from "../../src/gitops/render.js";
 import { runDiff, runRender } from "../../src/gitops/rendercommand.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { installGrantableRole } from "../support/grantable.js";

@@ -17,7 +17,7 @@ import { loadKubeConfig } from "../../src/cluster/client.js";
 import { runValidate, type CommandIO } from "../../src/gitops/command.js";
 import { loadValidator, type PolicyValidator } from "../../src/gitops/validate.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { installGrantableRole } from "../support/grantable.js";

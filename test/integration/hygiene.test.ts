@@ -4,12 +4,14 @@
  * installed RBAC (config/rbac + the opt-in config/credentials overlay).
  */
 import { randomBytes, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { expect } from "chai";
 import winston from "winston";
 import { KubeConfig } from "@kubernetes/client-node";
+import { Agent } from "../../src/agent/agent.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { HygieneReader } from "../../src/cluster/hygiene.js";
 import { RestClient } from "../../src/cluster/rest.js";
@@ -20,11 +22,13 @@ import { exemptionExpiryArea } from "../../src/controller/exemptions.js";
 import { nodeIsolationArea } from "../../src/controller/nodeisolation.js";
 import type { ClusterSecurityPolicy } from "../../src/api/v1alpha1/policy.js";
 import { OperatorMetrics } from "../../src/observability/metrics.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
+import { certificate } from "../support/certs.js";
+import { silentLogger } from "../../src/observability/logger.js";
 
 interface Status {
   conditions?: { type: string; status: string; reason: string; message: string }[];
@@ -33,6 +37,7 @@ interface Status {
 
 const POLICY = "hygiene";
 const OPERATOR = "--as=system:serviceaccount:csp-system:csp-operator";
+const AGENT_NODE = "hyg-cp-1";
 
 describe("cluster hygiene areas (real API server, operator under its own RBAC)", function () {
   this.timeout(120_000);
@@ -40,7 +45,16 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
   const ok = kubectlOk(cp);
   const logs: string[] = [];
   let operator: Operator | undefined;
+  let agent: Agent | undefined;
+  let hostRoot = "";
   let kc: KubeConfig;
+  const areas = () => [
+    clusterVersionArea(1_000),
+    credentialsArea(1_000),
+    exemptionExpiryArea,
+    nodeIsolationArea(1_000),
+    apiAccessArea(1_000),
+  ];
 
   const status = async (name = POLICY): Promise<Status> =>
     (JSON.parse(await ok(["get", "csp", name, "-o", "json"])) as { status?: Status }).status ?? {};
@@ -72,13 +86,7 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
       {
         workers: 1,
         resyncMs: 600_000,
-        areas: [
-          clusterVersionArea(1_000),
-          credentialsArea(1_000),
-          exemptionExpiryArea,
-          nodeIsolationArea(1_000),
-          apiAccessArea(1_000),
-        ],
+        areas: areas(),
       },
       log,
     );
@@ -95,7 +103,9 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
   });
 
   after(async () => {
+    await agent?.stop();
     await operator?.stop();
+    if (hostRoot) rmSync(hostRoot, { recursive: true, force: true });
   });
 
   it("reports the local v1.36 API server supported with today's table", async () => {
@@ -252,6 +262,88 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     expect(condition(s, "CredentialsRotated")).to.include({ status: "False", reason: "RotationDue" });
     // The cluster CA (kube-root-ca.crt) is valid for a year: no finding.
     expect(s.findings!.map((x) => x.id)).to.not.include("CRED-CLUSTER-CA-EXPIRY");
+  });
+
+  it("control-plane PKI read by the node agent on its host: findings name node, path and date; keys appear nowhere", async () => {
+    // A kubeadm-like host root: PKI files, a kubeconfig with an embedded client certificate, and the
+    // kube-apiserver manifest whose --audit-log-path is this API server's real audit log (a hard link).
+    hostRoot = mkdtempSync(join(tmpdir(), "csp-hyg-host-"));
+    const put = (path: string, text: string) => {
+      mkdirSync(join(hostRoot, path, ".."), { recursive: true });
+      writeFileSync(join(hostRoot, path), text, { mode: 0o600 });
+    };
+    const apiserver = await certificate("kube-apiserver", 3);
+    const admin = await certificate("kubernetes-admin", 20);
+    const ca = await certificate("kubernetes", 3650);
+    put("etc/kubernetes/pki/apiserver.crt", apiserver.cert);
+    put("etc/kubernetes/pki/apiserver.key", apiserver.key);
+    put("etc/kubernetes/pki/ca.crt", ca.cert);
+    put(
+      "etc/kubernetes/admin.conf",
+      JSON.stringify({
+        users: [
+          {
+            name: "kubernetes-admin",
+            user: {
+              "client-certificate-data": Buffer.from(admin.cert).toString("base64"),
+              "client-key-data": Buffer.from(admin.key).toString("base64"),
+            },
+          },
+        ],
+      }),
+    );
+    put(
+      "etc/kubernetes/manifests/kube-apiserver.yaml",
+      [
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata: { name: kube-apiserver, namespace: kube-system }",
+        "spec:",
+        "  containers:",
+        "    - name: kube-apiserver",
+        "      command: [kube-apiserver, --audit-log-path=/var/log/audit/audit.log]",
+        "      volumeMounts: [{ name: audit, mountPath: /var/log/audit }]",
+        "  volumes: [{ name: audit, hostPath: { path: /var/log/kubernetes/audit } }]",
+        "",
+      ].join("\n"),
+    );
+    mkdirSync(join(hostRoot, "var/log/kubernetes/audit"), { recursive: true });
+    linkSync(cp().auditLogPath, join(hostRoot, "var/log/kubernetes/audit/audit.log"));
+    agent = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node: AGENT_NODE, hostRoot, resyncMs: 2_000 },
+      silentLogger(),
+    );
+    await agent.start();
+    const s = await eventually("the PKI findings", async () => {
+      const st = await status();
+      return (st.findings ?? []).filter((f) => f.id === "CRED-PKI-CERT-EXPIRY").length >= 2 ? st : undefined;
+    });
+    const pki = s.findings!.filter((f) => f.id === "CRED-PKI-CERT-EXPIRY");
+    expect(pki.map((f) => `${f.severity} ${f.resource}`).sort()).to.deep.equal([
+      `High Node/${AGENT_NODE}/etc/kubernetes/pki/apiserver.crt`,
+      `Medium Node/${AGENT_NODE}/etc/kubernetes/admin.conf#users[kubernetes-admin]`,
+    ]);
+    const notAfter = new Date(new X509Certificate(apiserver.cert).validTo).toISOString();
+    const high = pki.find((f) => f.severity === "High")!;
+    expect(high.message)
+      .to.include(`on node ${AGENT_NODE}`)
+      .and.include(notAfter)
+      .and.include("CN=kube-apiserver");
+    // Certificates only: no key (nor the PEM of a certificate) in the report, the status or the logs.
+    const report = await ok([
+      "get",
+      "configmap",
+      "-n",
+      "csp-system",
+      `csp-agent-${AGENT_NODE}`,
+      "-o",
+      "json",
+    ]);
+    const keyLine = (pem: string) => pem.split("\n")[1]!;
+    for (const where of [report, JSON.stringify(await status()), logs.join("")])
+      for (const k of [apiserver.key, admin.key, ca.key]) expect(where).to.not.include(keyLine(k));
+    expect(report).to.include("pki.json").and.not.include("PRIVATE KEY");
   });
 
   it("a legacy token Secret is a finding until deleted; its token value appears nowhere; RBAC cannot get it", async () => {
@@ -614,6 +706,21 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
       .and.include("threshold 20")
       .and.include(new URL(cp().server).host);
     expect(condition(s, "APIAccessNormal")).to.include({ status: "False", reason: "AccessFailuresHigh" });
+    // Who: the node agent tails this API server's audit log and the findings name the source.
+    const named = await eventually("the findings naming who", async () => {
+      const found = ((await access()).findings ?? []).filter((f) => f.id.startsWith("ACCESS-"));
+      return found.length === 2 && found.every((f) => f.message.includes(`audit log on node ${AGENT_NODE}`))
+        ? found
+        : undefined;
+    });
+    const who401 = named.find((f) => f.id === "ACCESS-AUTH-FAILURE-RATE")!.message;
+    expect(who401)
+      .to.include("(unauthenticated)")
+      .and.include("list secrets in kube-system (")
+      .and.include("127.0.0.1 (");
+    expect(who401).to.not.include("not-a-valid-token");
+    const who403 = named.find((f) => f.id === "ACCESS-FORBIDDEN-RATE")!.message;
+    expect(who403).to.include("create pods in locked (");
     // The same rates are the operator's own metrics, labelled with the policy and the API server.
     const metrics = new OperatorMetrics({ defaultMetrics: false });
     const accessPolicy = JSON.parse(
@@ -638,5 +745,59 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     }
     // The findings clear once the burst leaves the window: a minute here, so that part is unit-tested
     // (test/unit/hygiene/apiaccess.test.ts) rather than waited for.
+  });
+
+  it("node isolation: the annotation goes when the LAST policy is deleted, and when it was deleted while no operator ran", async () => {
+    const annotation = async (ns: string) =>
+      (
+        JSON.parse(await ok(["get", "namespace", ns, "-o", "json"])) as {
+          metadata: { annotations?: Record<string, string> };
+        }
+      ).metadata.annotations?.["scheduler.alpha.kubernetes.io/node-selector"];
+    const isolate = (name: string) =>
+      ok(
+        ["apply", "-f", "-"],
+        JSON.stringify({
+          apiVersion: "security.csp-operator.io/v1alpha1",
+          kind: "ClusterSecurityPolicy",
+          metadata: { name },
+          spec: {
+            mode: "Enforce",
+            namespaces: { selector: { matchLabels: { island: "yes" } } },
+            nodeIsolation: { nodeSelector: { pool: "island" } },
+          },
+        }),
+      );
+    // No other policy is left to release what a deleted one set.
+    await ok(["delete", "csp", "--all", "--wait"]);
+    await ok(["create", "namespace", "island"]);
+    await ok(["label", "namespace", "island", "island=yes"]);
+    await isolate("last");
+    await eventually("the annotation set", async () =>
+      (await annotation("island")) === "pool=island" ? true : undefined,
+    );
+    await ok(["delete", "csp", "last", "--wait"]);
+    await eventually("the annotation released with the last policy", async () =>
+      (await annotation("island")) === undefined ? true : undefined,
+    );
+
+    // Deleted while the operator was down (deletion did not wait: no finalizer); a new operator releases it.
+    await isolate("missed");
+    await eventually("the annotation set again", async () =>
+      (await annotation("island")) === "pool=island" ? true : undefined,
+    );
+    await operator?.stop();
+    operator = undefined;
+    await ok(["delete", "csp", "missed", "--wait"]);
+    // Children go with their policies (garbage collector; done here, the collector may take its time): none
+    // is left whose events would name a deleted policy to the next operator (whose release would take this
+    // one's too), so only the start-up look at what deleted policies' field managers still own finds it.
+    await ok(["delete", "networkpolicies", "-A", "-l", "app.kubernetes.io/managed-by=csp-operator"]);
+    expect(await annotation("island")).to.equal("pool=island");
+    operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: areas() }, silentLogger());
+    await operator.start();
+    await eventually("the annotation released by the next operator", async () =>
+      (await annotation("island")) === undefined ? true : undefined,
+    );
   });
 });

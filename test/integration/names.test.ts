@@ -6,7 +6,7 @@ import { parse, stringify } from "yaml";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { CRD_FILE, installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { installGrantableRole } from "../support/grantable.js";

@@ -14,7 +14,7 @@ import type { ClusterSecurityPolicy } from "../../src/api/v1alpha1/policy.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { BLOCKED_RECHECK_MS, reconcile, type ReconcileDeps } from "../../src/controller/reconcile.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
 import { installCrd } from "../support/crd.js";

@@ -8,7 +8,7 @@ import { expect } from "chai";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { EncryptionClient } from "../../src/cluster/encryption.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";

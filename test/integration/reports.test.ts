@@ -5,7 +5,7 @@ import { stringify } from "yaml";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { installGrantableRole } from "../support/grantable.js";

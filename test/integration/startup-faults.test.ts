@@ -11,7 +11,7 @@ import { NetworkingV1Api } from "@kubernetes/client-node";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/operator.js";
+import { Operator } from "../../src/controller/manager.js";
 import { eventually } from "../support/eventually.js";
 import { FaultProxy } from "../support/faultproxy.js";
 import { installCrd } from "../support/crd.js";

@@ -487,8 +487,22 @@ export const specSchema = obj(
                 "Also report the CIS 5.x results from the API (5.1.x from the RBAC findings, 5.2.x from Pod Security labels, 5.3.2 NetworkPolicy per namespace, 5.7.4 the default namespace) on Cluster/kubernetes. Off by default: they restate the rbac, podSecurity and networkPolicies areas' own findings with CIS ids.",
               default: false,
             }),
+            secretEnvironmentVariables: bool({
+              description:
+                "Also run CIS 5.4.1 (Secrets as environment variables): a paged LIST of every Pod on each recheck (never a watch), reporting one finding per workload that takes a Secret into its environment, naming the namespace, workload, container and variable, never a value. Needs enabled: true and the operator's list on pods (config/rbac). Off by default: it reads every Pod spec.",
+              default: false,
+            }),
           },
-          { description: "CIS 5.x checks of cluster policies, from the API.", default: {} },
+          {
+            description: "CIS 5.x checks of cluster policies, from the API.",
+            default: {},
+            rules: [
+              {
+                rule: "!has(self.secretEnvironmentVariables) || !self.secretEnvironmentVariables || (has(self.enabled) && self.enabled)",
+                message: "secretEnvironmentVariables needs spec.controlPlane.policies.enabled: true",
+              },
+            ],
+          },
         ),
         fileIntegrity: obj(
           {

@@ -26,51 +26,6 @@ import { isRecord, parseConfigObject } from "../parse/yaml.js";
 import { judgeCiphers } from "./tls.js";
 import { quote } from "../output/text.js";
 
-/** Every admission plugin kube-apiserver v1.36 registers (pkg/kubeapiserver/options/plugins.go). */
-export const ADMISSION_PLUGINS: ReadonlySet<string> = new Set([
-  "AlwaysAdmit",
-  "AlwaysDeny",
-  "AlwaysPullImages",
-  "CertificateApproval",
-  "CertificateSigning",
-  "CertificateSubjectRestriction",
-  "ClusterTrustBundleAttest",
-  "DefaultIngressClass",
-  "DefaultStorageClass",
-  "DefaultTolerationSeconds",
-  "DenyServiceExternalIPs",
-  "EventRateLimit",
-  "ExtendedResourceToleration",
-  "ImagePolicyWebhook",
-  "JobValidation",
-  "LimitPodHardAntiAffinityTopology",
-  "LimitRanger",
-  "MutatingAdmissionPolicy",
-  "MutatingAdmissionWebhook",
-  "NamespaceAutoProvision",
-  "NamespaceExists",
-  "NamespaceLifecycle",
-  "NodeDeclaredFeatureValidator",
-  "NodeRestriction",
-  "OwnerReferencesPermissionEnforcement",
-  "PersistentVolumeClaimResize",
-  "PodGroupProtection",
-  "PodGroupWorkloadExists",
-  "PodNodeSelector",
-  "PodResizeValidator",
-  "PodSecurity",
-  "PodTolerationRestriction",
-  "PodTopologyLabels",
-  "Priority",
-  "ResourceQuota",
-  "RuntimeClass",
-  "ServiceAccount",
-  "StorageObjectInUseProtection",
-  "TaintNodesByCondition",
-  "ValidatingAdmissionPolicy",
-  "ValidatingAdmissionWebhook",
-]);
-
 /**
  * Admission plugins on by default in kube-apiserver v1.36 (DefaultOffAdmissionPlugins' default-on set).
  * Notably NodeRestriction, AlwaysPullImages, EventRateLimit and DenyServiceExternalIPs are NOT in it.
@@ -103,6 +58,30 @@ export const DEFAULT_ON_ADMISSION_PLUGINS: ReadonlySet<string> = new Set([
   "TaintNodesByCondition",
   "ValidatingAdmissionPolicy",
   "ValidatingAdmissionWebhook",
+]);
+
+/** The admission plugins kube-apiserver v1.36 registers but leaves off unless enabled. */
+const DEFAULT_OFF_ADMISSION_PLUGINS = [
+  "AlwaysAdmit",
+  "AlwaysDeny",
+  "AlwaysPullImages",
+  "DenyServiceExternalIPs",
+  "EventRateLimit",
+  "ExtendedResourceToleration",
+  "ImagePolicyWebhook",
+  "LimitPodHardAntiAffinityTopology",
+  "NamespaceAutoProvision",
+  "NamespaceExists",
+  "NodeRestriction",
+  "OwnerReferencesPermissionEnforcement",
+  "PodNodeSelector",
+  "PodTolerationRestriction",
+];
+
+/** Every admission plugin kube-apiserver v1.36 registers (pkg/kubeapiserver/options/plugins.go). */
+export const ADMISSION_PLUGINS: ReadonlySet<string> = new Set([
+  ...DEFAULT_ON_ADMISSION_PLUGINS,
+  ...DEFAULT_OFF_ADMISSION_PLUGINS,
 ]);
 
 /** Authorization modes kube-apiserver accepts (pkg/kubeapiserver/authorizer/modes). */

@@ -14,6 +14,7 @@ import {
   RBAC_SECRETS_READ,
   RBAC_WILDCARD,
 } from "../../findings/rbac.js";
+import type { SecretEnvScan } from "../parse/podenv.js";
 import type { CheckOutcome, CheckResult, CisCheck } from "./check.js";
 import { evaluateAll, fail, manual, pass, unknown } from "./check.js";
 
@@ -32,8 +33,8 @@ export interface PolicyInputs {
   readonly networkPolicyNamespaces?: ReadonlySet<string>;
   /** Objects users created in `default` (`Kind/name`), the `kubernetes` Service and its endpoints excluded. */
   readonly defaultNamespaceObjects?: readonly string[];
-  /** Pods whose containers take a Secret into env (`namespace/name`); only when 5.4.1 was asked for. */
-  readonly secretEnvPods?: readonly string[];
+  /** The workloads whose containers take a Secret into env (a scan of every Pod); only when 5.4.1 is asked for. */
+  readonly secretEnv?: SecretEnvScan;
   /** Why an input is absent, by input name. */
   readonly missing?: Readonly<Partial<Record<keyof Omit<PolicyInputs, "missing">, string>>>;
 }
@@ -335,11 +336,15 @@ export const POLICY_CHECKS: readonly CisCheck<PolicyInputs>[] = [
     "Low",
     ["pods (env valueFrom.secretKeyRef, envFrom.secretRef)"],
     (i) => {
-      const pods = need(i, "secretEnvPods");
-      if (isOutcome(pods)) return pods;
-      return pods.length === 0
-        ? pass("no container takes a Secret into its environment")
-        : fail(`${pods.length} pod(s) take Secrets into environment variables: ${listed([...pods])}`);
+      const scan = need(i, "secretEnv");
+      if (isOutcome(scan)) return scan;
+      const { workloads, morePods, podsScanned } = scan;
+      if (workloads.length === 0 && morePods === 0)
+        return pass(`none of ${podsScanned} pod(s) takes a Secret into a container's environment`);
+      const pods = workloads.reduce((n, w) => n + w.pods, morePods);
+      return fail(
+        `${pods} of ${podsScanned} pod(s) take Secrets into environment variables, in ${listed(workloads.map((w) => w.resource))}${morePods > 0 ? ` and ${morePods} pod(s) of workloads not listed` : ""}; mount them as files instead`,
+      );
     },
   ),
   check(
@@ -357,36 +362,42 @@ export const POLICY_CHECKS: readonly CisCheck<PolicyInputs>[] = [
   ),
 ];
 
-/** Pods (`namespace/name`) whose containers take a Secret into env, from raw Pod objects. */
-export function podsWithSecretEnv(pods: readonly unknown[]): string[] {
-  const out: string[] = [];
-  const rec = (v: unknown): Record<string, unknown> =>
-    typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-  const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-  for (const p of pods) {
-    const meta = rec(rec(p).metadata);
-    const spec = rec(rec(p).spec);
-    const containers = [
-      ...arr(spec.containers),
-      ...arr(spec.initContainers),
-      ...arr(spec.ephemeralContainers),
-    ];
-    const uses = containers.some(
-      (c) =>
-        arr(rec(c).env).some((e) => rec(rec(rec(e).valueFrom).secretKeyRef).name !== undefined) ||
-        arr(rec(c).envFrom).some((e) => rec(e).secretRef !== undefined),
-    );
-    const str = (v: unknown) => (typeof v === "string" ? v : "?");
-    if (uses) out.push(`${str(meta.namespace)}/${str(meta.name)}`);
-  }
-  return out;
-}
-
 /** Runs the 5.x checks; 5.4.1 only when its input (a read of every Pod) was asked for and given. */
 export function runPolicyChecks(inputs: PolicyInputs): CheckResult[] {
-  const asked = inputs.secretEnvPods !== undefined || inputs.missing?.secretEnvPods !== undefined;
+  const asked = inputs.secretEnv !== undefined || inputs.missing?.secretEnv !== undefined;
   return evaluateAll(
     POLICY_CHECKS.filter((c) => c.id !== "5.4.1" || asked),
     inputs,
   );
+}
+
+/** Results of one object, as the in-cluster report takes them (see src/cis/gather/incluster.ts). */
+export interface PolicyTarget {
+  readonly resource: string;
+  readonly results: readonly CheckResult[];
+}
+
+/**
+ * The 5.x results as the in-cluster report shows them: every result on `cluster` (default
+ * `Cluster/kubernetes`), except a failing 5.4.1, which becomes one result per workload (so one finding per
+ * workload, exemptible by namespace or resource), each naming its containers, variables and Secrets.
+ */
+export function policyTargets(inputs: PolicyInputs, cluster = "Cluster/kubernetes"): PolicyTarget[] {
+  const results = runPolicyChecks(inputs);
+  const secretEnv = results.find((r) => r.id === "5.4.1");
+  const scan = inputs.secretEnv;
+  if (secretEnv?.status !== "Fail" || scan === undefined || scan.workloads.length === 0)
+    return [{ resource: cluster, results }];
+  const perWorkload = scan.workloads.map((w) => ({
+    resource: w.resource,
+    results: [
+      {
+        ...secretEnv,
+        evidence: `${w.pods} pod(s) take Secrets into environment variables: ${w.uses.join("; ")}${w.truncated ? "; and more" : ""}; mount them as files instead`,
+      },
+    ],
+  }));
+  // Workloads beyond the bound are counted on the cluster: still a finding, never silently dropped.
+  const rest = results.filter((r) => r.id !== "5.4.1" || scan.morePods > 0);
+  return [{ resource: cluster, results: rest }, ...perWorkload];
 }

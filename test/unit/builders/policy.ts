@@ -1,6 +1,6 @@
 import type { V1Namespace, V1NetworkPolicy, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../../../src/api/v1alpha1/policy.js";
-import type { Snapshot } from "../../../src/snapshot.js";
+import type { Snapshot } from "../../../src/cluster/snapshot.js";
 
 /** Fluent builder for policies in tests: `policy("p").audit().spec({...}).build()`. */
 export class PolicyBuilder {

@@ -193,6 +193,9 @@ describe("cis/command: csp-operator check", () => {
       [["--kubelet-flags", "", "--host-root", `${FIX}nope`], `--host-root ${FIX}nope is not a directory`],
       [["--kubelet-flags", "", "--kubelet-flags", ""], "the option is given more than once"],
       [["stray"], "too many arguments"],
+      [["--secret-environment-variables"], "--secret-environment-variables needs --kubeconfig"],
+      [["--kubeconfig", `${FIX}nope.kubeconfig`], `cannot load --kubeconfig ${FIX}nope.kubeconfig: ENOENT`],
+      [["--kubeconfig", "/dev/zero"], "cannot load --kubeconfig /dev/zero: is a character device"],
     ];
     for (const [argv, message] of cases) {
       const { code, stdout, stderr } = await run(argv);

@@ -2,7 +2,13 @@
 // namespace -> 5.3.2, Secrets in env -> 5.4.1 (only when asked), the default namespace -> 5.7.4.
 import { expect } from "chai";
 import type { PolicyInputs } from "../../../src/cis/checks/policies.js";
-import { podsWithSecretEnv, runPolicyChecks } from "../../../src/cis/checks/policies.js";
+import { policyTargets, runPolicyChecks } from "../../../src/cis/checks/policies.js";
+import {
+  MAX_SECRET_ENV_WORKLOADS,
+  MAX_USES_PER_WORKLOAD,
+  SecretEnvCollector,
+  scanSecretEnv,
+} from "../../../src/cis/parse/podenv.js";
 import { cisFindings } from "../../../src/cis/output/findings.js";
 import type { Finding } from "../../../src/findings/finding.js";
 
@@ -83,27 +89,157 @@ describe("cis/policies 5.x", () => {
     expect(run({ defaultNamespaceObjects: [] })["5.7.4"]!.status).to.equal("Pass");
     expect(run({ defaultNamespaceObjects: ["Pod/web-1"] })["5.7.4"]!.status).to.equal("Fail");
   });
-  it("5.4.1 only when asked for; finds Secrets taken into env or envFrom", () => {
+  it("5.4.1 only when asked for; finds Secrets taken into env or envFrom, never a value", () => {
     expect(run({})["5.4.1"]).to.equal(undefined);
+    expect(run({ missing: { secretEnv: "listing pods: forbidden" } })["5.4.1"]).to.deep.include({
+      status: "Unknown",
+      evidence: "listing pods: forbidden",
+    });
+    const rs = (name: string, hash: string) => ({
+      namespace: "a",
+      name: `${name}-${hash}-x1`,
+      labels: { "pod-template-hash": hash },
+      ownerReferences: [{ kind: "ReplicaSet", name: `${name}-${hash}`, controller: true }],
+    });
     const pods = [
       {
-        metadata: { namespace: "a", name: "p1" },
+        metadata: rs("web", "5d8f"),
         spec: {
-          containers: [{ env: [{ name: "X", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] }],
+          containers: [
+            {
+              name: "app",
+              env: [
+                { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } },
+                { name: "LITERAL", value: "hunter2-literal" },
+              ],
+            },
+          ],
+        },
+      },
+      // A second pod of the same Deployment (another rollout): one workload, two pods.
+      {
+        metadata: rs("web", "77aa"),
+        spec: {
+          containers: [
+            {
+              name: "app",
+              env: [{ name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } }],
+            },
+          ],
         },
       },
       {
         metadata: { namespace: "a", name: "p2" },
-        spec: { initContainers: [{ envFrom: [{ secretRef: { name: "s" } }] }] },
+        spec: { initContainers: [{ name: "init", envFrom: [{ secretRef: { name: "s" }, prefix: "S_" }] }] },
+      },
+      {
+        metadata: {
+          namespace: "b",
+          name: "job-1-abc",
+          ownerReferences: [{ kind: "Job", name: "job-1", controller: true }],
+        },
+        spec: {
+          containers: [
+            { name: "c", env: [{ name: "Y", valueFrom: { configMapKeyRef: { name: "cm", key: "k" } } }] },
+          ],
+        },
       },
       {
         metadata: { namespace: "a", name: "p3" },
-        spec: { containers: [{ env: [{ name: "Y", value: "1" }], volumeMounts: [] }] },
+        spec: { containers: [{ env: [{ name: "Y", value: "1" }] }] },
       },
     ];
-    expect(podsWithSecretEnv(pods)).to.deep.equal(["a/p1", "a/p2"]);
-    expect(run({ secretEnvPods: podsWithSecretEnv(pods) })["5.4.1"]!.status).to.equal("Fail");
+    const scan = scanSecretEnv(pods);
+    expect(scan).to.deep.equal({
+      podsScanned: 5,
+      morePods: 0,
+      workloads: [
+        {
+          resource: "Deployment/a/web",
+          pods: 2,
+          uses: ["container app: env DB_PASSWORD from Secret db key password"],
+          truncated: false,
+        },
+        {
+          resource: "Pod/a/p2",
+          pods: 1,
+          uses: ["container init: envFrom Secret s (every key, prefix S_)"],
+          truncated: false,
+        },
+      ],
+    });
+    expect(JSON.stringify(scan)).to.not.contain("hunter2");
+    const r = run({ secretEnv: scan })["5.4.1"]!;
+    expect(r.status).to.equal("Fail");
+    expect(r.evidence).to.contain("3 of 5 pod(s)").and.contain("Deployment/a/web, Pod/a/p2");
+    expect(run({ secretEnv: scanSecretEnv([pods[4]]) })["5.4.1"]!.status).to.equal("Pass");
   });
+
+  it("5.4.1 in the cluster: one finding per workload naming container, variable and Secret", () => {
+    const scan = scanSecretEnv([
+      {
+        metadata: {
+          namespace: "a",
+          name: "p",
+          ownerReferences: [{ kind: "StatefulSet", name: "db", controller: true }],
+        },
+        spec: {
+          containers: [
+            { name: "c", env: [{ name: "K", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] },
+          ],
+        },
+      },
+    ]);
+    const targets = policyTargets({ secretEnv: scan, defaultNamespaceObjects: [] });
+    expect(targets.map((t) => t.resource)).to.deep.equal(["Cluster/kubernetes", "StatefulSet/a/db"]);
+    expect(targets[0]!.results.map((x) => x.id)).to.not.include("5.4.1");
+    const found = cisFindings(targets[1]!.results, { cluster: targets[1]!.resource });
+    expect(found).to.have.length(1);
+    expect(found[0]).to.deep.include({ id: "CIS-5.4.1", severity: "Low", resource: "StatefulSet/a/db" });
+    expect(found[0]!.message).to.contain("container c: env K from Secret s key k");
+    // A pass stays one result on the cluster.
+    const clean = policyTargets({ secretEnv: scanSecretEnv([]) });
+    expect(clean).to.have.length(1);
+    expect(clean[0]!.results.find((x) => x.id === "5.4.1")!.status).to.equal("Pass");
+  });
+
+  it("5.4.1 bounds what it keeps: uses per workload, workloads counted beyond the bound", () => {
+    const c = new SecretEnvCollector();
+    const env = Array.from({ length: MAX_USES_PER_WORKLOAD + 5 }, (_, i) => ({
+      name: `V${i}`,
+      valueFrom: { secretKeyRef: { name: "s", key: `k${i}` } },
+    }));
+    for (let i = 0; i < MAX_SECRET_ENV_WORKLOADS + 3; i++)
+      c.add({ metadata: { namespace: "n", name: `p${i}` }, spec: { containers: [{ name: "c", env }] } });
+    const scan = c.result();
+    expect(scan.workloads).to.have.length(MAX_SECRET_ENV_WORKLOADS);
+    expect(scan.morePods).to.equal(3);
+    expect(scan.workloads[0]!.uses).to.have.length(MAX_USES_PER_WORKLOAD);
+    expect(scan.workloads[0]!.truncated).to.equal(true);
+    const targets = policyTargets({ secretEnv: scan });
+    expect(targets[0]!.results.find((x) => x.id === "5.4.1")!.evidence).to.contain(
+      "3 pod(s) of workloads not listed",
+    );
+  });
+
+  it("names a hostile workload or variable name on one line", () => {
+    const scan = scanSecretEnv([
+      {
+        metadata: { namespace: "a", name: "p\nFAKE" },
+        spec: {
+          containers: [
+            {
+              name: "c",
+              env: [{ name: "X\u001b[2J", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }],
+            },
+          ],
+        },
+      },
+    ]);
+    expect(scan.workloads[0]!.resource).to.equal("Pod/a/p\\nFAKE");
+    expect(scan.workloads[0]!.uses[0]).to.contain("X\\x1b[2J");
+  });
+
   it("becomes findings with the CIS id and the definition's severity", () => {
     const found = cisFindings(
       runPolicyChecks({ rbacFindings: [f("RBAC-CLUSTER-ADMIN", "ClusterRoleBinding/x")] }),

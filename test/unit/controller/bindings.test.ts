@@ -4,7 +4,7 @@ import { reconcile } from "../../../src/controller/reconcile.js";
 import { ownerReference, ownershipLabels } from "../../../src/desired/metadata.js";
 import { bindingsOnForeignObjects } from "../../../src/drift/bindings.js";
 import { silentLogger } from "../../../src/observability/logger.js";
-import type { Snapshot } from "../../../src/snapshot.js";
+import type { Snapshot } from "../../../src/cluster/snapshot.js";
 import { namespace, policy, snapshot } from "../builders/policy.js";
 
 const reader = policy("p")

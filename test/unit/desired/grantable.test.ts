@@ -15,7 +15,7 @@ import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js"
 import { reconcile } from "../../../src/controller/reconcile.js";
 import { ownerReference, ownershipLabels } from "../../../src/desired/metadata.js";
 import { silentLogger } from "../../../src/observability/logger.js";
-import type { Snapshot } from "../../../src/snapshot.js";
+import type { Snapshot } from "../../../src/cluster/snapshot.js";
 import { namespace, policy, snapshot } from "../builders/policy.js";
 
 const r = (

@@ -3,9 +3,9 @@ import { expect } from "chai";
 import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
 import { auditPolicyConfigMap } from "../../../src/desired/auditpolicy.js";
 import { withTypeMeta, type Child } from "../../../src/desired/children.js";
-import { encryptionSecretName } from "../../../src/desired/encryptionstate.js";
+import { encryptionSecretName } from "../../../src/desired/encryption/secret.js";
 import { desiredState, duplicateChildKeys } from "../../../src/desired/index.js";
-import { objectKey } from "../../../src/snapshot.js";
+import { objectKey } from "../../../src/cluster/snapshot.js";
 import { namespace, policy, snapshot } from "../builders/policy.js";
 
 const keyOf = (c: Child) => objectKey(c.kind, c.metadata.namespace, c.metadata.name);

@@ -4,7 +4,7 @@ import { desiredState } from "../../../src/desired/index.js";
 import { sharedNamespaceStates } from "../../../src/desired/namespacestate.js";
 import { childDrift } from "../../../src/drift/checks.js";
 import { sharedWrites } from "../../../src/drift/shared.js";
-import type { Snapshot } from "../../../src/snapshot.js";
+import type { Snapshot } from "../../../src/cluster/snapshot.js";
 import { namespace, policy, snapshot } from "../builders/policy.js";
 
 const MANAGED = { "app.kubernetes.io/managed-by": "csp-operator" };

@@ -5,7 +5,7 @@ import { sharedNamespaceStates } from "../../../src/desired/namespacestate.js";
 import { effectiveSpec } from "../../../src/desired/spec.js";
 import { sharedDrift } from "../../../src/drift/checks.js";
 import { sharedWrites } from "../../../src/drift/shared.js";
-import type { Snapshot } from "../../../src/snapshot.js";
+import type { Snapshot } from "../../../src/cluster/snapshot.js";
 import { defaultSA, namespace, policy, snapshot } from "../builders/policy.js";
 
 const PSA = "pod-security.kubernetes.io/";

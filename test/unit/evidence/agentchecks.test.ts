@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import type { CheckResult } from "../../../src/cis/check.js";
-import { controlPlaneReport, withAgentResults } from "../../../src/cis/incluster.js";
+import type { CheckResult } from "../../../src/cis/checks/check.js";
+import { controlPlaneReport, withAgentResults } from "../../../src/cis/gather/incluster.js";
 import { agentCheckResults, agentReportConfigMap } from "../../../src/evidence/agentreports.js";
 
 const results: CheckResult[] = [

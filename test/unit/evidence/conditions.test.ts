@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { keyFromBytes } from "../../../src/desired/encryption.js";
+import { keyFromBytes } from "../../../src/desired/encryption/keys.js";
 import {
   agentReportConfigMap,
   fileReports,

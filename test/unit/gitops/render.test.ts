@@ -5,8 +5,8 @@ import { join } from "node:path";
 import type { V1Namespace } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
 import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
-import { keyFromBytes } from "../../../src/desired/encryption.js";
-import { renderEncryptionConfiguration } from "../../../src/desired/encryption.js";
+import { keyFromBytes } from "../../../src/desired/encryption/keys.js";
+import { renderEncryptionConfiguration } from "../../../src/desired/encryption/render.js";
 import type { CommandIO } from "../../../src/gitops/command.js";
 import { runDiff, runRender } from "../../../src/gitops/rendercommand.js";
 import {

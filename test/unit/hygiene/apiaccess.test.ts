@@ -3,6 +3,7 @@ import {
   accessCounters,
   accessFindings,
   accessRates,
+  accessWho,
   keepSamples,
   parseWindow,
   type AccessSample,
@@ -66,5 +67,46 @@ describe("hygiene: API access monitoring", () => {
     expect(accessRates(s, w)!.authFailuresPerMinute).to.equal(203);
     // A clock that went back starts the series again.
     expect(keepSamples(s, { at: 5_000, authFailures: 1, forbidden: 0 }, w)).to.have.length(1);
+  });
+
+  it("the findings say who, from the node agents' fresh audit-log breakdowns; stale ones are not quoted", () => {
+    const now = new Date("2026-12-05T12:00:00Z");
+    const top = (total: number, user: string) => ({
+      total,
+      users: total ? [{ name: user, count: total }] : [],
+      sourceIPs: total ? [{ name: "203.0.113.7", count: total }] : [],
+      resources: total ? [{ name: "list secrets in kube-system", count: total }] : [],
+    });
+    const breakdown = (scannedAt: Date, u: number, f: number) => ({
+      version: 1 as const,
+      scannedAt: scannedAt.toISOString(),
+      path: "/var/log/kubernetes/audit/audit.log",
+      windowMs: 600_000,
+      unauthorized: top(u, "(unauthenticated)"),
+      forbidden: top(f, "system:serviceaccount:web:default"),
+    });
+    const who = accessWho(
+      [
+        { node: "cp-1", value: breakdown(new Date(now.getTime() - 60_000), 40, 12) },
+        { node: "cp-2", value: breakdown(new Date(now.getTime() - 3_600_000), 99, 99) },
+        { node: "cp-3", problem: "not JSON" },
+      ],
+      now,
+    );
+    expect(who.authFailures).to.equal(
+      "audit log on node cp-1 (/var/log/kubernetes/audit/audit.log): 40 401(s) in the last 10m; users (unauthenticated) (40); source IPs 203.0.113.7 (40); resources list secrets in kube-system (40)",
+    );
+    expect(who.forbidden).to.include("system:serviceaccount:web:default (12)").and.not.include("cp-2");
+    const rates = { authFailuresPerMinute: 50, forbiddenPerMinute: 50, coveredMs: 600_000 };
+    const f = accessFindings(
+      "10.0.0.1:6443",
+      rates,
+      600_000,
+      { authFailuresPerMinute: 30, forbiddenPerMinute: 30 },
+      who,
+    );
+    expect(f[0]!.message).to.include("source IPs 203.0.113.7 (40)").and.not.include("see the audit log");
+    expect(f[1]!.message).to.include("users system:serviceaccount:web:default (12)");
+    expect(accessWho([], now)).to.deep.equal({});
   });
 });

@@ -8,6 +8,7 @@ import {
   CRED_SERVING_CERT_EXPIRY,
   legacyTokenFindings,
   parsePemBundle,
+  pkiFindings,
 } from "../../../src/hygiene/credentials.js";
 
 const now = new Date("2026-12-05T12:00:00Z");
@@ -92,5 +93,53 @@ describe("hygiene: credentials", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("control-plane PKI from the node agents: findings name node, path and date; unreadable files are Info", () => {
+    const at = (days: number) => new Date(now.getTime() + days * 86_400_000).toISOString();
+    const f = pkiFindings(
+      [
+        {
+          node: "cp-1",
+          value: {
+            version: 1,
+            scannedAt: now.toISOString(),
+            certificates: [
+              { path: "/etc/kubernetes/pki/apiserver.crt", subject: "CN=kube-apiserver", notAfter: at(3) },
+              {
+                path: "/etc/kubernetes/admin.conf#users[kubernetes-admin]",
+                subject: "CN=kubernetes-admin",
+                notAfter: at(20),
+              },
+              { path: "/etc/kubernetes/pki/ca.crt", subject: "CN=kubernetes", notAfter: at(3000) },
+              { path: "/var/lib/kubelet/pki/kubelet.crt", subject: "CN=cp-1", notAfter: at(-2) },
+            ],
+            errors: [
+              {
+                path: "/etc/kubernetes/pki/broken.crt",
+                error: "certificate 0 is not a valid X.509 certificate",
+              },
+            ],
+          },
+        },
+        { node: "cp-2", problem: "not JSON" },
+      ],
+      now,
+      30,
+    );
+    expect(f.map((x) => `${x.severity} ${x.id} ${x.resource}`)).to.deep.equal([
+      "High CRED-PKI-CERT-EXPIRY Node/cp-1/etc/kubernetes/pki/apiserver.crt",
+      "Medium CRED-PKI-CERT-EXPIRY Node/cp-1/etc/kubernetes/admin.conf#users[kubernetes-admin]",
+      "High CRED-PKI-CERT-EXPIRY Node/cp-1/var/lib/kubelet/pki/kubelet.crt",
+      "Info CRED-CERT-UNREADABLE Node/cp-1",
+      "Info CRED-CERT-UNREADABLE Node/cp-2",
+    ]);
+    expect(f[0]!.message)
+      .to.include("/etc/kubernetes/pki/apiserver.crt on node cp-1")
+      .and.include(at(3).slice(0, 10))
+      .and.include("in 3 day(s)");
+    expect(f[2]!.message).to.include("expired");
+    expect(f[3]!.message).to.include("broken.crt");
+    expect(f[4]!.message).to.include("not JSON");
   });
 });

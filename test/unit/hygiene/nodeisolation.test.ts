@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { releases } from "../../../src/controller/nodeisolation.js";
+import { orphanedOwners, releases } from "../../../src/controller/nodeisolation.js";
 import {
   invalidIsolationSpec,
   nodeIsolationManager,
@@ -163,5 +163,31 @@ describe("hygiene: node isolation releases", () => {
       `deleted-policy ${nodeIsolationManager("gone")}`,
       "legacy csp-operator-node-isolation",
     ]);
+  });
+
+  it("the last policy deleted: its reconcile (no live policy) releases its annotation everywhere", () => {
+    const out = releases(
+      "last",
+      new Set(),
+      [ns("a", [nodeIsolationManager("last")]), ns("b", [nodeIsolationManager("last"), "kubectl-edit"])],
+      new Set(),
+    );
+    expect(out.map((r) => `${r.namespace} ${r.manager}`)).to.deep.equal([
+      `a ${nodeIsolationManager("last")}`,
+      `b ${nodeIsolationManager("last")}`,
+    ]);
+  });
+
+  it("at start, the policies deleted while no operator ran are found from what their managers still own", () => {
+    expect(
+      orphanedOwners(
+        [
+          ns("a", [nodeIsolationManager("gone"), nodeIsolationManager("live")]),
+          ns("b", [nodeIsolationManager("gone"), nodeIsolationManager("also-gone")]),
+          ns("legacy", ["csp-operator-node-isolation", "kubectl-edit"]),
+        ],
+        new Set(["live"]),
+      ),
+    ).to.deep.equal(["also-gone", "gone"]);
   });
 });

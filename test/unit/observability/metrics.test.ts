@@ -188,19 +188,54 @@ describe("OperatorMetrics", () => {
     expect(text).to.not.contain("team-a");
   });
 
-  it("tracks the key-rotation phase and the last completed rotation from EncryptionStep events", async () => {
+  it("exports the key-rotation phase and its times from the persisted state, on the leader only", async () => {
+    const enc: ClusterSecurityPolicy = {
+      ...policy,
+      metadata: { name: "enc" },
+      spec: { ...policy.spec, encryption: {} },
+    };
+    let leader = true;
+    let policies = [enc];
     const m = new OperatorMetrics({ defaultMetrics: false });
-    m.attach(source([{ ...policy, metadata: { name: "enc" } }]));
-    m.event("enc", "EncryptionStep", "NewKeyAdded: key-2 added", 1_000_000);
-    m.event("enc", "EncryptionStep", "NewKeyLoaded: every API server loaded key-2", 2_000_000);
+    m.attach(source([], { policies: () => policies, isLeader: () => leader }));
+    m.rotation("enc", {
+      phase: "NewKeyLoaded",
+      phaseSince: "1970-01-01T00:33:20Z",
+      completedAt: "1970-01-01T00:16:40Z",
+    });
     let text = await m.registry.metrics();
     expect(text).to.contain('csp_encryption_rotation_phase{policy="enc",phase="NewKeyLoaded"} 1');
     expect(text).to.contain('csp_encryption_rotation_phase{policy="enc",phase="Stable"} 0');
     expect(text).to.contain('csp_encryption_rotation_phase_since_timestamp_seconds{policy="enc"} 2000');
-    expect(text).to.not.contain("csp_encryption_last_rotation_completed_timestamp_seconds{");
-    m.event("enc", "EncryptionStep", "Stable: rotation complete", 3_000_000);
+    expect(text).to.contain('csp_encryption_last_rotation_completed_timestamp_seconds{policy="enc"} 1000');
+    // A second process fed the same persisted state (a new leader) exports exactly the same series.
+    const other = new OperatorMetrics({ defaultMetrics: false });
+    other.attach(source([enc]));
+    other.rotation("enc", {
+      phase: "NewKeyLoaded",
+      phaseSince: "1970-01-01T00:33:20Z",
+      completedAt: "1970-01-01T00:16:40Z",
+    });
+    const rotationLines = (s: string) => s.split("\n").filter((l) => l.startsWith("csp_encryption_"));
+    expect(rotationLines(await other.registry.metrics())).to.deep.equal(rotationLines(text));
+    // No completed rotation yet: no completion series.
+    m.rotation("enc", { phase: "Stable", phaseSince: "1970-01-01T00:50:00Z" });
     text = await m.registry.metrics();
-    expect(text).to.contain('csp_encryption_last_rotation_completed_timestamp_seconds{policy="enc"} 3000');
+    expect(text).to.contain('csp_encryption_rotation_phase{policy="enc",phase="Stable"} 1');
+    expect(text).to.not.contain("csp_encryption_last_rotation_completed_timestamp_seconds{");
+    // A follower's values would go stale: none.
+    leader = false;
+    expect(await m.registry.metrics()).to.not.contain("csp_encryption_rotation_phase{");
+    leader = true;
+    // Encryption removed from the spec, or no state (Audit mode): none.
+    policies = [{ ...enc, spec: { ...policy.spec } }];
+    expect(await m.registry.metrics()).to.not.contain("csp_encryption_rotation_phase{");
+    policies = [enc];
+    m.rotation("enc", undefined);
+    expect(await m.registry.metrics()).to.not.contain("csp_encryption_rotation_phase{");
+    // Events no longer move the gauges.
+    m.event("enc", "EncryptionStep", "Promoted: key-2 is now primary");
+    expect(await m.registry.metrics()).to.not.contain("csp_encryption_rotation_phase{");
   });
 
   it("counts REST requests by code, method and host", async () => {

@@ -1,22 +1,22 @@
 import type { KubeConfig } from "@kubernetes/client-node";
-import { Applier } from "./cluster/applier.js";
-import { isReviewPath } from "./cluster/authreview.js";
-import { CacheNotSyncedError, ClusterCache } from "./cluster/cache.js";
-import { KubeLeaseStore, LEADER_LEASE_NAME, leasePath } from "./cluster/lease.js";
-import type { AreaFactory, AreaReconciler } from "./controller/areas.js";
-import { CorrectionLimiter } from "./controller/corrections.js";
-import { reconcile, type ReconcileDeps } from "./controller/reconcile.js";
-import { reportsArea } from "./controller/reports.js";
-import { OPERATOR_NAMESPACE } from "./desired/metadata.js";
-import type { Logger } from "./observability/logger.js";
-import type { OperatorMetrics } from "./observability/metrics.js";
-import { ReportsPublisher, type ReportsOptions } from "./reports/publisher.js";
-import { instrumentRequests } from "./observability/restmetrics.js";
-import { WatchLiveness } from "./observability/watchliveness.js";
-import { RestClient } from "./cluster/rest.js";
-import { Controller } from "./runtime/controller.js";
-import { LeaderElector } from "./runtime/leaderelection.js";
-import { fenceWrites } from "./runtime/writefence.js";
+import { Applier } from "../cluster/applier.js";
+import { isReviewPath } from "../cluster/authreview.js";
+import { CacheNotSyncedError, ClusterCache } from "../cluster/cache.js";
+import { KubeLeaseStore, LEADER_LEASE_NAME, leasePath } from "../cluster/lease.js";
+import type { AreaFactory, AreaReconciler } from "./areas.js";
+import { CorrectionLimiter } from "./corrections.js";
+import { reconcile, type ReconcileDeps } from "./reconcile.js";
+import { reportsArea } from "./reports.js";
+import { OPERATOR_NAMESPACE } from "../desired/metadata.js";
+import type { Logger } from "../observability/logger.js";
+import type { OperatorMetrics } from "../observability/metrics.js";
+import { ReportsPublisher, type ReportsOptions } from "../reports/publisher.js";
+import { instrumentRequests } from "../observability/restmetrics.js";
+import { WatchLiveness } from "../observability/watchliveness.js";
+import { RestClient } from "../cluster/rest.js";
+import { Controller } from "../runtime/controller.js";
+import { LeaderElector } from "../runtime/leaderelection.js";
+import { fenceWrites } from "../runtime/writefence.js";
 
 export interface LeaderElectionConfig {
   /** This process's identity in the Lease (pod name, or hostname + random suffix). */
@@ -161,7 +161,9 @@ export class Operator {
           );
     this.cache = new ClusterCache(kc, log, enqueue);
     this.areas = [
-      ...(opts.areas ?? []).map((make) => make({ kc, log, enqueue })),
+      ...(opts.areas ?? []).map((make) =>
+        make({ kc, log, enqueue, ...(metrics ? { observer: metrics } : {}) }),
+      ),
       ...(this.reports ? [reportsArea(this.reports)] : []),
     ];
     metrics?.attach({

@@ -9,11 +9,13 @@ import type {
   V1ServiceAccount,
   KubernetesObject,
 } from "@kubernetes/client-node";
-import type { ClusterSecurityPolicy } from "./api/v1alpha1/policy.js";
-import type { NetworkPolicySummary } from "./findings/networkpolicies.js";
+import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import type { NetworkPolicySummary } from "../findings/networkpolicies.js";
 
 /**
- * An immutable view of the cluster, read from the informer caches by the cluster layer. Everything that
+ * An immutable view of the cluster, read from the informer caches by the cluster layer (ClusterCache
+ * builds it: this file is the gatherer's contract, types and the object identity only, no I/O, so the
+ * pure layers can import it). Everything that
  * decides (desired state, drift, findings, status) is a pure function of a policy and a Snapshot, so it is
  * unit-tested without an API server. New areas add fields here; absent fields mean "not watched".
  */

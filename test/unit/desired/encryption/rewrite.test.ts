@@ -1,7 +1,7 @@
 import { expect } from "chai";
-import { runRewrite, type RewriteIO, type RewriteItem } from "../../../src/cluster/encryption.js";
-import { ApiError } from "../../../src/cluster/rest.js";
-import type { RewriteProgress } from "../../../src/desired/encryptionstate.js";
+import { runRewrite, type RewriteIO, type RewriteItem } from "../../../../src/cluster/encryption.js";
+import { ApiError } from "../../../../src/cluster/rest.js";
+import type { RewriteProgress } from "../../../../src/desired/encryption/rotation.js";
 
 /**
  * The rewrite loop's bookkeeping (resume, per-object failures, expired lists), driven through its small

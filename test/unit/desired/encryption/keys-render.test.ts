@@ -1,29 +1,33 @@
 import { expect } from "chai";
 import { createHash } from "node:crypto";
 import { parse } from "yaml";
-import { applyDefaults } from "../../../src/api/defaults.js";
-import { specSchema, type ClusterSecurityPolicySpec } from "../../../src/api/v1alpha1/policy.js";
+import { applyDefaults } from "../../../../src/api/defaults.js";
+import { specSchema, type ClusterSecurityPolicySpec } from "../../../../src/api/v1alpha1/policy.js";
 import {
   describeKeyRing,
-  encryptionConfigHash,
   generateKey,
   KEY_BYTES,
   keyFingerprint,
   keyFromBytes,
   keyName,
-  nextRotationStep,
-  renderEncryptionConfiguration,
-  renderEncryptionConfigurationYaml,
-  rotationReason,
-  RotationStateError,
   type EncryptionKey,
   type EncryptionSpec,
   type KeyRing,
+} from "../../../../src/desired/encryption/keys.js";
+import {
+  encryptionConfigHash,
+  renderEncryptionConfiguration,
+  renderEncryptionConfigurationYaml,
+} from "../../../../src/desired/encryption/render.js";
+import {
+  nextRotationStep,
+  rotationReason,
+  RotationStateError,
   type RotationObservations,
   type RotationPhase,
   type RotationState,
   type RotationStep,
-} from "../../../src/desired/encryption.js";
+} from "../../../../src/desired/encryption/rotation.js";
 
 // Test keys come from fixed buffers; no key material is ever committed as a file.
 const fixed = (byte: number) => Buffer.alloc(KEY_BYTES, byte);

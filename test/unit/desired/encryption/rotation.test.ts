@@ -1,19 +1,23 @@
 import { expect } from "chai";
-import { keyFromBytes, type EncryptionKey } from "../../../src/desired/encryption.js";
+import { keyFromBytes, type EncryptionKey } from "../../../../src/desired/encryption/keys.js";
 import {
   CONFIG_HASH_ANNOTATION,
-  EMPTY_RECORD,
   ENCRYPTION_CONFIG_KEY,
+  ENCRYPTION_STATE_KEY,
   encryptionSecret,
   KEYS_ANNOTATION,
   parseEncryptionRecord,
-  planEncryption,
   secretConfigYaml,
+} from "../../../../src/desired/encryption/secret.js";
+import {
+  EMPTY_RECORD,
+  planEncryption,
+  RotationStateError,
   withRewriteDone,
   type EncryptionRecord,
-} from "../../../src/desired/encryptionstate.js";
-import { keysDropped } from "../../../src/agent/keyguard.js";
-import { policy } from "../builders/policy.js";
+} from "../../../../src/desired/encryption/rotation.js";
+import { keysDropped } from "../../../../src/agent/keyguard.js";
+import { policy } from "../../builders/policy.js";
 
 const bytes = (fill: number) => () => new Uint8Array(32).fill(fill);
 const key = (name: string, fill: number): EncryptionKey =>
@@ -110,7 +114,66 @@ describe("encryption state (Secret) and plan", () => {
       phase: "Stable",
       ring: { primary: "key-20260601100000", keys: [first.record.ring.keys[0]] },
       resources: ["secrets"],
+      phaseSince: "2026-06-01T10:00:00.000Z",
+      rotationCompletedAt: "2026-06-01T10:00:00.000Z",
     });
+  });
+
+  it("persists when each phase began and when the last rotation completed, surviving the Secret", () => {
+    const t = (m: number) => at(`2026-06-01T10:${String(m).padStart(2, "0")}:00Z`);
+    // Every step through the Secret (what a restarted operator or a new leader reads).
+    const through = (r: EncryptionRecord) => parseEncryptionRecord(encryptionSecret(p, spec, r).data);
+    let record = through(planEncryption(spec, EMPTY_RECORD, notLoaded, t(0), bytes(1)).record);
+    expect(record).to.deep.include({ phase: "NewKeyAdded", phaseSince: "2026-06-01T10:00:00.000Z" });
+    expect(record.rotationCompletedAt).to.equal(undefined);
+    // Waiting changes nothing: the phase still began at 10:00.
+    const wait = planEncryption(spec, record, notLoaded, t(5));
+    expect(wait).to.deep.include({ persist: false, action: "WaitForAPIServers" });
+    expect(wait.record.phaseSince).to.equal("2026-06-01T10:00:00.000Z");
+    const steps: string[] = [];
+    for (let m = 10; record.phase !== "Stable" || steps.length === 0; m += 10) {
+      const plan = planEncryption(spec, record, loaded, t(m));
+      record = through(plan.action === "RewriteObjects" ? withRewriteDone(plan.record) : plan.record);
+      steps.push(`${record.phase}@${record.phaseSince}`);
+    }
+    expect(steps).to.deep.equal([
+      "NewKeyLoaded@2026-06-01T10:10:00.000Z",
+      "Promoted@2026-06-01T10:20:00.000Z",
+      "Promoted@2026-06-01T10:20:00.000Z", // the rewrite, same phase
+      "Rewritten@2026-06-01T10:40:00.000Z",
+      "Stable@2026-06-01T10:50:00.000Z",
+    ]);
+    expect(record.rotationCompletedAt).to.equal("2026-06-01T10:50:00.000Z");
+    // Steady state afterwards: nothing persisted, both times kept.
+    const idle = planEncryption(spec, record, loaded, t(59));
+    expect(idle).to.deep.include({ persist: false, action: "None" });
+    expect(idle.record).to.deep.include({
+      phaseSince: "2026-06-01T10:50:00.000Z",
+      rotationCompletedAt: "2026-06-01T10:50:00.000Z",
+    });
+  });
+
+  it("stamps phaseSince once on a record written before it existed, and rejects a malformed one", () => {
+    const now = at("2026-06-03T00:00:00Z");
+    const old: EncryptionRecord = {
+      phase: "Stable",
+      ring: { primary: "key-old", keys: [key("key-old", 9)] },
+      resources: ["secrets"],
+    };
+    const plan = planEncryption(spec, old, loaded, now);
+    expect(plan).to.deep.include({ persist: true, action: "Apply" });
+    expect(plan.record).to.deep.equal({ ...old, phaseSince: "2026-06-03T00:00:00.000Z" });
+    expect(planEncryption(spec, plan.record, loaded, now)).to.deep.include({
+      persist: false,
+      action: "None",
+    });
+    const data = encryptionSecret(p, spec, plan.record).data;
+    const state = JSON.parse(Buffer.from(data[ENCRYPTION_STATE_KEY]!, "base64").toString()) as object;
+    const bad = Buffer.from(JSON.stringify({ ...state, phaseSince: "yesterday" })).toString("base64");
+    expect(() => parseEncryptionRecord({ ...data, [ENCRYPTION_STATE_KEY]: bad })).to.throw(
+      RotationStateError,
+      "phaseSince must be an RFC 3339 time",
+    );
   });
 
   it("rotates once per trigger value, keeps the old key until the rewrite is recorded, then drops it", () => {

@@ -1,2 +1,0 @@
-/** Compatibility re-export for importers outside src/cis (src/agent, src/desired, src/evidence); new code imports from ./checks, ./gather, ./parse or ./output. */
-export * from "./checks/files.js";
