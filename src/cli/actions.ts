@@ -210,10 +210,9 @@ export async function check(argv: string[], io: CliIO): Promise<number> {
   return runCheckCommand(argv, io);
 }
 
-/** `csp-operator validate`: policies checked offline against the CRD's rules; parses its own arguments. */
-export async function validate(argv: string[], io: CliIO): Promise<number> {
-  const { runValidate, processIO } = await import("../gitops/command.js");
-  return runValidate(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+/** `csp-operator validate`: policies checked offline against the CRD's rules. */
+export function validate(argv: string[], io: CliIO): Promise<number> {
+  return gitopsCommand("runValidate", argv, io);
 }
 
 /** `csp-operator integrity accept`: reads the node's report and prints the accept entry (never writes). */
@@ -229,22 +228,29 @@ export async function integrityAccept(opts: IntegrityAcceptOptions, io: CliIO): 
   }
 }
 
-/** `csp-operator render`: the objects a policy would write, from the controller's plan; parses its own arguments. */
-export async function render(argv: string[], io: CliIO): Promise<number> {
-  const [{ runRender }, { processIO }] = await Promise.all([
-    import("../gitops/rendercommand.js"),
-    import("../gitops/command.js"),
-  ]);
-  return runRender(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+/**
+ * Runs one of the gitops commands (`validate`, `render`, `diff`), which parse their own arguments, with the
+ * CLI's output streams; loaded on first use so `run` and `agent` never load them.
+ */
+async function gitopsCommand(
+  which: "runValidate" | "runRender" | "runDiff",
+  argv: string[],
+  io: CliIO,
+): Promise<number> {
+  const command = await import("../gitops/command.js");
+  const run =
+    which === "runValidate" ? command.runValidate : (await import("../gitops/rendercommand.js"))[which];
+  return run(argv, { ...command.processIO(), stdout: io.stdout, stderr: io.stderr });
 }
 
-/** `csp-operator diff`: a server-side dry run against a live cluster; parses its own arguments. */
-export async function diff(argv: string[], io: CliIO): Promise<number> {
-  const [{ runDiff }, { processIO }] = await Promise.all([
-    import("../gitops/rendercommand.js"),
-    import("../gitops/command.js"),
-  ]);
-  return runDiff(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+/** `csp-operator render`: the objects a policy would write, from the controller's plan. */
+export function render(argv: string[], io: CliIO): Promise<number> {
+  return gitopsCommand("runRender", argv, io);
+}
+
+/** `csp-operator diff`: a server-side dry run against a live cluster. */
+export function diff(argv: string[], io: CliIO): Promise<number> {
+  return gitopsCommand("runDiff", argv, io);
 }
 
 export const ACTIONS: Actions = { run, agent, check, validate, render, diff, integrityAccept };

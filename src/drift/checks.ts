@@ -14,7 +14,8 @@ import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
 /** `Contested`: another writer keeps reverting the object; corrections wait (controller/corrections.ts). */
-export type DriftReason = "Missing" | "Modified" | "Unowned" | "Conflict" | "Orphaned" | "Contested";
+export const DRIFT_REASONS = ["Missing", "Modified", "Unowned", "Conflict", "Orphaned", "Contested"] as const;
+export type DriftReason = (typeof DRIFT_REASONS)[number];
 
 /** The policy area a drift belongs to; each maps to a per-area condition. */
 export type Area =
