@@ -82,9 +82,7 @@ describe("compacted managedFields (what the caches keep)", () => {
         );
     // What is asked of appliedPaths: top-level fields, label and annotation keys, ownerReferences.
     const asked = (p: string) =>
-      !p.includes(".") ||
-      /^metadata\.(labels|annotations)\./.test(p) ||
-      p === "metadata.ownerReferences";
+      !p.includes(".") || /^metadata\.(labels|annotations)\./.test(p) || p === "metadata.ownerReferences";
     for (const m of ["csp-operator", "kubectl"]) {
       const slimPaths = appliedPaths(slim, m);
       for (const p of appliedPaths(full, m))
@@ -99,7 +97,9 @@ describe("compacted managedFields (what the caches keep)", () => {
   });
 
   it("leaves an object without managedFields as it is", () => {
-    const o = { metadata: { name: "x" } };
+    const o: { metadata: { name: string; managedFields?: V1ManagedFieldsEntry[] } } = {
+      metadata: { name: "x" },
+    };
     expect(withCompactManagedFields(o)).to.equal(o);
   });
 });
