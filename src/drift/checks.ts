@@ -48,6 +48,54 @@ export function areaOf(kind: ChildKind, name?: string): Area {
 
 type Observed = KubernetesObject & Record<string, unknown>;
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === "object" && !Array.isArray(v);
+
+/** `null` wherever `have` holds a key `want` lacks, recursing into objects both hold (lists are atomic). */
+function removals(want: unknown, have: unknown): Record<string, unknown> | undefined {
+  if (!isPlainObject(want) || !isPlainObject(have)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(have)) {
+    if (v === undefined) continue;
+    if (want[k] === undefined) out[k] = null;
+    else {
+      const inner = removals(want[k], v);
+      if (inner) out[k] = inner;
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** `base` with `overlay` merged in (overlay's nulls win, its objects merge key by key). */
+function overlaid(base: unknown, overlay: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = isPlainObject(base) ? { ...base } : {};
+  for (const [k, v] of Object.entries(overlay)) out[k] = isPlainObject(v) ? overlaid(out[k], v) : v;
+  return out;
+}
+
+/**
+ * The child as the apply that repairs it: every owned path the observed object holds and the policy does
+ * not (compared in the API server's stored form, so server defaults never count) is set to `null`. A
+ * forcing server-side apply removes a field set to null even when another field manager added it, in the
+ * same single write, and leaves the object owned by csp-operator's `Apply` entry alone (checked on a v1.36
+ * API server; an update (PUT) would have needed a GET first and left an `Update` entry that later applies
+ * never release). The nulls disappear from the stored object; ownedFieldDiff ignores them.
+ */
+export function withRemovals(desired: Child, observed: Record<string, unknown>): Child {
+  let out: Child | undefined;
+  for (const field of OWNED_FIELDS[desired.kind]) {
+    const want = normalizeField(desired.kind, field, desired[field]);
+    const have = normalizeField(desired.kind, field, observed[field]);
+    if (want === undefined && have !== undefined) {
+      out = { ...(out ?? desired), [field]: null } as Child;
+      continue;
+    }
+    const nulls = removals(want, have);
+    if (nulls) out = { ...(out ?? desired), [field]: overlaid(desired[field], nulls) } as Child;
+  }
+  return out ?? desired;
+}
+
 /**
  * Compares the fields the operator owns, its labels and its controller ownerReference; returns the
  * differing paths (empty when equal).
@@ -149,10 +197,12 @@ export function childDrift(
       message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}`,
       repair: {
         action: "apply",
-        // The observed object's UID: the write lands on that object or nowhere.
-        object: observed.metadata?.uid
-          ? { ...d, metadata: { ...d.metadata, uid: observed.metadata.uid } }
-          : d,
+        // The observed object's UID: the write lands on that object or nowhere. Fields another manager
+        // added are set to null: the one apply removes them too.
+        object: withRemovals(
+          observed.metadata?.uid ? { ...d, metadata: { ...d.metadata, uid: observed.metadata.uid } } : d,
+          observed,
+        ),
         ...(owner.via === "remembered" ? { reclaim: true } : {}),
       },
     });

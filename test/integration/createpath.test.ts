@@ -62,6 +62,19 @@ describe("children are created Apply-owned, never taken over (real API server)",
   const entriesOf = (o: NetPol | undefined, manager: string): V1ManagedFieldsEntry[] =>
     (o?.metadata?.managedFields ?? []).filter((e) => e.manager === manager);
 
+  /** The operator's requests (verbs) on the child in `ns` since audit event number `from`. */
+  const requestsOn = async (ns: string, from: number): Promise<string[]> =>
+    (await cp.auditEvents())
+      .slice(from)
+      .filter((e) => e["stage"] === "ResponseComplete")
+      .filter((e) => {
+        const ref = e["objectRef"] as { resource?: string; namespace?: string; name?: string } | undefined;
+        return ref?.resource === "networkpolicies" && ref.namespace === ns && ref.name === CHILD;
+      })
+      .filter((e) => (e["user"] as { username?: string }).username === "csp-admin")
+      .filter((e) => !String(e["userAgent"]).startsWith("kubectl"))
+      .map((e) => String(e["verb"]));
+
   before(async function () {
     this.timeout(180_000);
     cp = await startControlPlane({ name: "createpath", controllerManager: false });
@@ -107,17 +120,33 @@ describe("children are created Apply-owned, never taken over (real API server)",
       const c = await child("cp-a");
       return c !== undefined && c.spec?.ingress === undefined;
     });
-    const requests = (await cp.auditEvents())
-      .slice(before)
-      .filter((e) => e["stage"] === "ResponseComplete")
-      .filter((e) => {
-        const ref = e["objectRef"] as { resource?: string; namespace?: string; name?: string } | undefined;
-        return ref?.resource === "networkpolicies" && ref.namespace === "cp-a" && ref.name === CHILD;
-      })
-      .filter((e) => (e["user"] as { username?: string }).username === "csp-admin")
-      .filter((e) => !String(e["userAgent"]).startsWith("kubectl"));
-    expect(requests.map((e) => String(e["verb"]))).to.deep.equal(["patch"]);
+    expect(await requestsOn("cp-a", before)).to.deep.equal(["patch"]);
     expect(entriesOf(await child("cp-a"), "csp-operator").map((e) => e.operation)).to.deep.equal(["Apply"]);
+  });
+
+  it("removes a rule another manager added with one apply: no GET, no update, still Apply-owned", async () => {
+    const live = (await child("cp-a"))!;
+    const before = (await cp.auditEvents()).length;
+    // An allow-all ingress rule added by an update under another field manager, as `kubectl edit` does.
+    await ok(
+      ["replace", "--field-manager=kubectl-edit", "-f", "-"],
+      JSON.stringify({
+        ...live,
+        metadata: { ...live.metadata, managedFields: undefined },
+        spec: { ...live.spec, ingress: [{}] },
+      }),
+    );
+    await eventually("the added rule removed", async () => {
+      const c = await child("cp-a");
+      return (
+        c !== undefined &&
+        c.spec?.ingress === undefined &&
+        c.metadata?.resourceVersion !== live.metadata?.resourceVersion
+      );
+    });
+    expect(await requestsOn("cp-a", before)).to.deep.equal(["patch"]);
+    const after = await child("cp-a");
+    expect(entriesOf(after, "csp-operator").map((e) => e.operation)).to.deep.equal(["Apply"]);
   });
 
   it("leaves the object someone else created at the child's name exactly as it was", async () => {
