@@ -84,11 +84,14 @@ function slimNamespace(ns: V1Namespace): V1Namespace {
 
 /**
  * What the occupancy caches keep of an object: its identity and what ownership is judged by (its
- * ownerReferences and the operator's own managedFields entries). Everything else is dropped on arrival.
+ * ownerReferences and the operator's own managedFields entries, compacted), and the policy label when
+ * present. Everything else is dropped on arrival.
  */
 export function slimMetadata(obj: KubernetesObject): KubernetesObject {
   const m = obj.metadata ?? {};
   const managedFields = compactManagedFields(m.managedFields?.filter((e) => e.manager === FIELD_MANAGER));
+  // The policy label, when a child lost only its managed-by label: Audit mode judges it from this.
+  const policyLabel = m.labels?.[POLICY_LABEL];
   return {
     ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
     ...(obj.kind ? { kind: obj.kind } : {}),
@@ -97,6 +100,7 @@ export function slimMetadata(obj: KubernetesObject): KubernetesObject {
       ...(m.namespace !== undefined ? { namespace: m.namespace } : {}),
       ...(m.uid !== undefined ? { uid: m.uid } : {}),
       ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(policyLabel !== undefined ? { labels: { [POLICY_LABEL]: policyLabel } } : {}),
       ...(m.ownerReferences?.length ? { ownerReferences: m.ownerReferences } : {}),
       ...(managedFields?.length ? { managedFields } : {}),
     },

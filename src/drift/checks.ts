@@ -100,9 +100,13 @@ export function withRemovals(desired: Child, observed: Record<string, unknown>):
  * Compares the fields the operator owns, its labels and its controller ownerReference; returns the
  * differing paths (empty when equal).
  */
-export function ownedFieldDiff(desired: Child, observed: Record<string, unknown>): string[] {
+export function ownedFieldDiff(
+  desired: Child,
+  observed: Record<string, unknown>,
+  metadataOnly = false,
+): string[] {
   const paths: string[] = [];
-  for (const field of OWNED_FIELDS[desired.kind]) {
+  for (const field of metadataOnly ? [] : OWNED_FIELDS[desired.kind]) {
     const want = normalizeField(desired.kind, field, desired[field]);
     const have = normalizeField(desired.kind, field, observed[field]);
     paths.push(...diffPaths(want, have, field));
@@ -128,6 +132,11 @@ export function childDrift(
   policy: ClusterSecurityPolicy,
   desired: readonly Child[],
   snapshot: Snapshot,
+  /**
+   * Keys of children observed as metadata only (Audit mode does not read a label-stripped child's body):
+   * judged by their labels and ownerReferences, their owned fields not compared.
+   */
+  metadataOnly: ReadonlySet<string> = new Set(),
 ): Drift[] {
   const index = observedIndex(snapshot);
   const wanted = new Set<string>();
@@ -176,7 +185,8 @@ export function childDrift(
       });
       continue;
     }
-    const fields = ownedFieldDiff(d, observed);
+    const partial = metadataOnly.has(key);
+    const fields = ownedFieldDiff(d, observed, partial);
     if (fields.length === 0) continue;
     const manager = lastOtherManager(observed, FIELD_MANAGER, [
       ...OWNED_FIELDS[d.kind],
@@ -194,7 +204,7 @@ export function childDrift(
       reason: "Modified",
       fields,
       ...(manager ? { manager } : {}),
-      message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}`,
+      message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}${partial ? `; its ${OWNED_FIELDS[d.kind].join(", ")} not read (Audit mode)` : ""}`,
       repair: {
         action: "apply",
         // The observed object's UID: the write lands on that object or nowhere. Fields another manager
