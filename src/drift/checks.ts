@@ -298,9 +298,7 @@ export function sharedDrift(
       });
     }
     if (spec.serviceAccounts?.automountDefaultToken === false && !exempt("serviceAccounts")) {
-      const sa = snapshot.serviceAccounts.find(
-        (s) => s.metadata?.namespace === ns && s.metadata.name === "default",
-      );
+      const sa = defaultServiceAccount(snapshot, ns);
       const at = { kind: "ServiceAccount", namespace: ns, name: "default", area: "serviceAccounts" as const };
       if (!sa)
         out.push({ ...at, reason: "Missing", message: "the default ServiceAccount does not exist yet" });
@@ -321,7 +319,19 @@ export function sharedDrift(
 
 /** Helper for tests and the gatherer: the default ServiceAccount of a namespace in the snapshot. */
 export function defaultServiceAccount(snapshot: Snapshot, namespace: string): V1ServiceAccount | undefined {
-  return snapshot.serviceAccounts.find(
-    (s) => s.metadata?.namespace === namespace && s.metadata.name === "default",
-  );
+  // Indexed once per snapshot list (never mutated): a lookup per namespace must not scan every account.
+  let index = defaultAccounts.get(snapshot.serviceAccounts);
+  if (!index) {
+    index = new Map();
+    for (const s of snapshot.serviceAccounts)
+      if (
+        s.metadata?.name === "default" &&
+        s.metadata.namespace !== undefined &&
+        !index.has(s.metadata.namespace)
+      )
+        index.set(s.metadata.namespace, s);
+    defaultAccounts.set(snapshot.serviceAccounts, index);
+  }
+  return index.get(namespace);
 }
+const defaultAccounts = new WeakMap<readonly V1ServiceAccount[], Map<string, V1ServiceAccount>>();
