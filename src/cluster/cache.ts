@@ -423,9 +423,7 @@ export class ClusterCache {
       // Unlabelled ones were judged on arrival; the operator's own children (an `extra` may open) here.
       wideningNetworkPolicies: [
         ...this.networkPolicySummaries.list().filter((o) => o.widens?.length),
-        ...networkPolicies
-          .map((o) => slimNetworkPolicy(o as NetworkPolicyJson))
-          .filter((o) => o.widens?.length),
+        ...networkPolicies.map((o) => slimNetworkPolicy(o)).filter((o) => o.widens?.length),
       ],
       rbac: {
         clusterRoles: [...this.clusterRoles.list()],

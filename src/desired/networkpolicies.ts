@@ -64,18 +64,18 @@ const indexes = new WeakMap<readonly V1NetworkPolicy[], Map<string, Map<string, 
 function inNamespace(objects: readonly V1NetworkPolicy[], namespace: string): Map<string, V1NetworkPolicy> {
   let index = indexes.get(objects);
   if (!index) {
-    index = new Map();
+    index = new Map<string, Map<string, V1NetworkPolicy>>();
     for (const o of objects) {
       const ns = o.metadata?.namespace;
       const name = o.metadata?.name;
       if (ns === undefined || !name) continue;
       let names = index.get(ns);
-      if (!names) index.set(ns, (names = new Map()));
+      if (!names) index.set(ns, (names = new Map<string, V1NetworkPolicy>()));
       names.set(name, o);
     }
     indexes.set(objects, index);
   }
-  return index.get(namespace) ?? new Map();
+  return index.get(namespace) ?? new Map<string, V1NetworkPolicy>();
 }
 
 export function desiredNetworkPolicies(

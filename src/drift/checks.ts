@@ -87,11 +87,11 @@ export function withRemovals(desired: Child, observed: Record<string, unknown>):
     const want = normalizeField(desired.kind, field, desired[field]);
     const have = normalizeField(desired.kind, field, observed[field]);
     if (want === undefined && have !== undefined) {
-      out = { ...(out ?? desired), [field]: null } as Child;
+      out = { ...(out ?? desired), [field]: null };
       continue;
     }
     const nulls = removals(want, have);
-    if (nulls) out = { ...(out ?? desired), [field]: overlaid(desired[field], nulls) } as Child;
+    if (nulls) out = { ...(out ?? desired), [field]: overlaid(desired[field], nulls) };
   }
   return out ?? desired;
 }

@@ -33,7 +33,7 @@ describe("the repairing apply removes what another manager added (pure)", () => 
   it("leaves the desired object as it is when nothing was added, server defaults included", () => {
     const d = deny();
     // policyTypes defaulted by the server, ports' protocol too: not additions.
-    expect(withRemovals({ ...d, spec: { podSelector: {} } } as unknown as Child, d)).to.deep.equal({
+    expect(withRemovals({ ...d, spec: { podSelector: {} } }, d)).to.deep.equal({
       ...d,
       spec: { podSelector: {} },
     });
