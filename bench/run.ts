@@ -8,6 +8,7 @@
 //   (the headline ratio); each repetition also runs both at 1 (an extra ratio) unless --skip-serial.
 //   npm run bench -- --namespaces 100,1000,5000 --idle-seconds 600   the full run
 //   npx tsx bench/run.ts --from <results.json>   re-renders the report from a run's saved raw results
+//   npm run bench -- --converge-from <results.json> ...   reuses a run's converge results, runs the lab only
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     "skip-serial": { type: "boolean", default: false },
     out: { type: "string", default: "docs/benchmarks.md" },
     from: { type: "string" },
+    "converge-from": { type: "string" },
   },
   strict: true,
 });
@@ -87,7 +89,9 @@ if (values.from) {
       join(logDir, "results.json"),
       JSON.stringify({ results, ...(lab ? { lab } : {}), info: info() }, null, 2),
     );
-  for (const n of namespaces) {
+  if (values["converge-from"])
+    results.push(...(JSON.parse(readFileSync(values["converge-from"], "utf8")) as Saved).results);
+  for (const n of values["converge-from"] ? [] : namespaces) {
     for (let rep = 0; rep < opts.reps; rep++) {
       const order = rep % 2 === 0 ? (["operator", "bare"] as const) : (["bare", "operator"] as const);
       // The same-concurrency pair first; then, as an extra, both at one write in flight (no faults).
