@@ -1,3 +1,4 @@
+import type { V1ConfigMap } from "@kubernetes/client-node";
 import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
@@ -454,8 +455,39 @@ export class Agent {
       await this.hygiene?.collect(),
     );
     const text = JSON.stringify(cm);
-    if (text === this.lastReport) return;
+    if (text === this.lastReport && this.reportPresent()) return;
+    if (text === this.lastReport) {
+      // Deleted since the last write: by hand, or by the garbage collector because the Node re-registered
+      // under a new uid (the ownerReference named the old one). Read the uid again and write it back.
+      this.log.warn("the node's report is gone; writing it again", { node: this.opts.node });
+      this.nodeUid = await this.readNodeUid();
+      return this.applyReportText(
+        agentReportConfigMap(
+          this.opts.node,
+          [...this.reports.values()],
+          checks,
+          this.nodeUid,
+          integrity,
+          await this.hygiene?.collect(),
+        ),
+      );
+    }
+    return this.applyReportText(cm);
+  }
+
+  private async applyReportText(cm: V1ConfigMap): Promise<void> {
+    const text = JSON.stringify(cm);
     await this.client.applyReport(cm);
     this.lastReport = text;
+  }
+
+  /** Whether the agent's watch still sees its report (true when the cache cannot tell). */
+  private reportPresent(): boolean {
+    try {
+      const name = agentReportName(this.opts.node);
+      return this.client.configMapList().some((c) => c.metadata?.name === name);
+    } catch {
+      return true;
+    }
   }
 }
