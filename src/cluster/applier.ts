@@ -26,7 +26,32 @@ export const CREATE_ONLY_RESOURCE_VERSION = "1";
 
 /** Events about cluster-scoped objects live in `default`, as client-go's recorder puts them. */
 const EVENT_NAMESPACE = "default";
-import { ConflictError, NotFoundError, objectPath, resourcePath, RestClient, withRetry } from "./rest.js";
+import {
+  ConflictError,
+  InvalidError,
+  NotFoundError,
+  objectPath,
+  resourcePath,
+  RestClient,
+  withRetry,
+} from "./rest.js";
+
+/**
+ * An apply carrying the observed `metadata.uid` onto an object deleted and re-created meanwhile is refused
+ * with 422 "metadata.uid: field is immutable": not a spec the API server rejects, but a conflict with a
+ * newer object (like replaceOwned's uid check), which the next reconcile judges from fresh caches. A
+ * ConflictError (retried) for a 422 whose causes name metadata.uid and nothing else; undefined otherwise.
+ */
+export function replacedObjectConflict(err: unknown): ConflictError | undefined {
+  if (!(err instanceof InvalidError) || err.code !== 422) return undefined;
+  const body = err.body as { message?: string; details?: { causes?: { field?: string }[] } } | undefined;
+  const causes = body?.details?.causes ?? [];
+  if (causes.length === 0 || !causes.every((c) => c.field === "metadata.uid")) return undefined;
+  return new ConflictError(err.code, {
+    ...body,
+    message: `the object was deleted and re-created since it was observed (${body?.message ?? "metadata.uid: field is immutable"}); not written`,
+  });
+}
 
 /**
  * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
@@ -51,11 +76,15 @@ export class Applier {
    * is another one (deleted and re-created meanwhile).
    */
   async apply<T extends KubernetesObject>(obj: T, fieldManager: string = FIELD_MANAGER): Promise<T> {
-    return this.rest.request<T>("PATCH", objectPath(obj), {
-      query: { fieldManager, force: "true" },
-      body: obj,
-      contentType: PatchStrategy.ServerSideApply,
-    });
+    try {
+      return await this.rest.request<T>("PATCH", objectPath(obj), {
+        query: { fieldManager, force: "true" },
+        body: obj,
+        contentType: PatchStrategy.ServerSideApply,
+      });
+    } catch (err) {
+      throw replacedObjectConflict(err) ?? err;
+    }
   }
 
   /**

@@ -63,13 +63,21 @@ export async function applyPlan(
 
   let retryAt: number | undefined;
   const remaining: Drift[] = [...p.remaining];
+  const now = () => corrections?.now() ?? 0;
+  // A revert: drift another field manager made, or Modified drift again on an object corrected within the
+  // window (field-manager names are not authenticated: a rival writing as csp-operator leaves no other
+  // manager to name). Every correction of Modified drift is recorded, so the second one is recognised.
+  const isRevert = (d: Drift, budgetKey: string): boolean =>
+    d.reason === "Modified" &&
+    (d.manager !== undefined || !!corrections?.limiter.recent(budgetKey, corrections.now()));
   const contested = (d: Drift, admission: { retryAt: number; corrections: number }): Drift => {
     retryAt = Math.min(retryAt ?? Infinity, admission.retryAt);
     return {
       ...d,
       reason: "Contested",
       message:
-        `${d.message}; reverted by ${d.manager} ${admission.corrections} time(s) within a minute after ` +
+        `${d.message}; reverted by ${d.manager ?? "a writer using csp-operator's field manager"} ` +
+        `${admission.corrections} time(s) within a minute after ` +
         `csp-operator corrected it: corrections wait until ${new Date(admission.retryAt).toISOString()}`,
     };
   };
@@ -80,18 +88,23 @@ export async function applyPlan(
     byObject.set(key, [...(byObject.get(key) ?? []), w]);
   }
   const sharedReverts = new Map<string, Drift[]>();
-  for (const d of p.sharedDrift)
-    if (isRevert(d)) {
-      const key = objectKey(d.kind, d.namespace, d.name);
+  const sharedModified = new Set<string>();
+  const sharedRevertDrift = new Set<Drift>();
+  for (const d of p.sharedDrift) {
+    const key = objectKey(d.kind, d.namespace, d.name);
+    if (d.reason === "Modified") sharedModified.add(key);
+    if (isRevert(d, `shared:${key}`)) {
+      sharedRevertDrift.add(d);
       sharedReverts.set(key, [...(sharedReverts.get(key) ?? []), d]);
     }
+  }
   const sharedHeld = new Set<string>();
   await settleBounded([...byObject], limit, async ([key, writes]) => {
     // A shared object's fields are the union of every policy's: one budget per object.
     const reverts = sharedReverts.get(key);
     const budgetKey = `shared:${key}`;
     if (reverts && corrections) {
-      const admission = corrections.limiter.admit(budgetKey, corrections.now());
+      const admission = corrections.limiter.admit(budgetKey, now());
       if (!admission.ok) {
         sharedHeld.add(key);
         remaining.push(...reverts.map((d) => contested(d, admission)));
@@ -108,7 +121,7 @@ export async function applyPlan(
       }
     }
     sharedDone.add(key);
-    if (reverts) corrections?.limiter.corrected(budgetKey, corrections.now());
+    if (sharedModified.has(key)) corrections?.limiter.corrected(budgetKey, now());
   });
 
   await settleBounded(p.deletes, limit, async ({ key, object }) => {
@@ -124,11 +137,11 @@ export async function applyPlan(
   const written: string[] = [];
   const write = async (w: ChildWrite): Promise<void> => {
     // Another writer keeps reverting this object: wait instead of answering every revert with a write.
-    // Only reverts count (an object another field manager modified): creating a missing child, or a change
-    // of the policy itself, is never held.
-    const revert = isRevert(w.drift);
+    // Only reverts count (see isRevert): creating a missing child, or a first correction after a change of
+    // the policy itself, is never held.
     const budgetKey = `${p.policy?.metadata.name ?? ""}:${w.key}`;
-    const admission = revert ? corrections?.limiter.admit(budgetKey, corrections.now()) : undefined;
+    const revert = isRevert(w.drift, budgetKey);
+    const admission = revert ? corrections?.limiter.admit(budgetKey, now()) : undefined;
     if (admission && !admission.ok) {
       remaining.push(contested(w.drift, admission));
       return;
@@ -156,7 +169,7 @@ export async function applyPlan(
           await writer.replaceOwned({ ...child, metadata: { ...child.metadata, ...(uid ? { uid } : {}) } });
       }
       corrected.push(w.drift);
-      if (revert) corrections?.limiter.corrected(budgetKey, corrections.now());
+      if (w.drift.reason === "Modified") corrections?.limiter.corrected(budgetKey, now());
     } catch (err) {
       failures.push(classify(err, w.key, w.field));
       remaining.push({ ...w.drift, message: `${w.drift.message}; write failed: ${errorMessage(err)}` });
@@ -172,7 +185,7 @@ export async function applyPlan(
   // Shared drift is repaired by the union write to its object, when that write succeeded.
   for (const d of p.sharedDrift) {
     const key = objectKey(d.kind, d.namespace, d.name);
-    if (sharedHeld.has(key) && isRevert(d)) continue; // reported as Contested above
+    if (sharedHeld.has(key) && sharedRevertDrift.has(d)) continue; // reported as Contested above
     (sharedDone.has(key) ? corrected : remaining).push(d);
   }
   const byKey = (a: Drift, b: Drift) =>
@@ -187,9 +200,4 @@ export async function applyPlan(
       ? { retryAfterMs: Math.max(0, retryAt - corrections.now()) }
       : {}),
   };
-}
-
-/** Drift another field manager made on an object that exists: what a rival writer's revert looks like. */
-function isRevert(d: Drift): d is Drift & { manager: string } {
-  return d.reason === "Modified" && d.manager !== undefined;
 }

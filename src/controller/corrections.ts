@@ -54,6 +54,11 @@ export class CorrectionLimiter {
     return { ok: true };
   }
 
+  /** Whether `key` was corrected within the window (or is still held) at `now`. */
+  recent(key: string, now: number): boolean {
+    return this.trimmed(key, now) !== undefined;
+  }
+
   /** Records a correction of `key` at `now`; past the burst, the object is held for the next one. */
   corrected(key: string, now: number): void {
     if (++this.calls % SWEEP_EVERY === 0) this.sweep(now);

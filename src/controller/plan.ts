@@ -246,10 +246,19 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     findings: [
       ...policyFindings(policy, spec, view),
       ...wideningFindings(
+        policy,
         spec,
         desired.namespaces,
         snapshot.policies,
         snapshot.wideningNetworkPolicies ?? [],
+        {
+          desired: new Set(
+            desired.children
+              .filter((c) => c.kind === "NetworkPolicy")
+              .map((c) => objectKey(c.kind, c.metadata.namespace, c.metadata.name)),
+          ),
+          labelled: snapshot.networkPolicies,
+        },
       ),
       ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
     ],

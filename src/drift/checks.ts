@@ -8,8 +8,8 @@ import { effectiveSpec } from "../desired/spec.js";
 import { areaExemptInNamespace } from "../api/exemptions.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
-import { diffPaths, normalizeField } from "./normalize.js";
-import { observedIndex, ownershipOf } from "./ownership.js";
+import { compact, diffPaths, jsonEqual, normalizeField } from "./normalize.js";
+import { hasOwnerReference, observedIndex, ownershipOf } from "./ownership.js";
 import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity.js";
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
@@ -52,15 +52,23 @@ type Observed = KubernetesObject & Record<string, unknown>;
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   !!v && typeof v === "object" && !Array.isArray(v);
 
-/** `null` wherever `have` holds a key `want` lacks, recursing into objects both hold (lists are atomic). */
-function removals(want: unknown, have: unknown): Record<string, unknown> | undefined {
+/**
+ * `null` wherever `have` holds a key `want` lacks, recursing into objects both hold (lists are atomic).
+ * `want` is the policy's value as written (no server default filled in): a field the API server defaults
+ * (a NetworkPolicy's policyTypes) that another manager set to something else is removed too, so the server
+ * defaults it again; `defaulted` (the same value with the defaults, compared in stored form) spares it
+ * where it holds the default already.
+ */
+function removals(want: unknown, have: unknown, defaulted: unknown): Record<string, unknown> | undefined {
   if (!isPlainObject(want) || !isPlainObject(have)) return undefined;
+  const byDefault = isPlainObject(defaulted) ? defaulted : {};
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(have)) {
     if (v === undefined) continue;
-    if (want[k] === undefined) out[k] = null;
-    else {
-      const inner = removals(want[k], v);
+    if (want[k] === undefined) {
+      if (!jsonEqual(byDefault[k], v)) out[k] = null;
+    } else {
+      const inner = removals(want[k], v, byDefault[k]);
       if (inner) out[k] = inner;
     }
   }
@@ -91,7 +99,7 @@ export function withRemovals(desired: Child, observed: Record<string, unknown>):
       out = { ...(out ?? desired), [field]: null };
       continue;
     }
-    const nulls = removals(want, have);
+    const nulls = removals(compact(desired[field]), have, want);
     if (nulls) out = { ...(out ?? desired), [field]: overlaid(desired[field], nulls) };
   }
   return out ?? desired;
@@ -127,7 +135,8 @@ export function ownedFieldDiff(
  * (ownership.ts), never by labels: this policy's object is Missing or Modified (relabelled or stripped
  * ones included, and restored in place); another policy's is a Conflict naming it; anything else, and
  * always the shared `default` ServiceAccount, is Unowned and never touched. Orphaned (deleted) are only
- * objects carrying this policy's UID in their ownerReferences that it no longer wants.
+ * objects carrying this policy's UID in their ownerReferences that it no longer wants: labelled ones, and
+ * unlabelled NetworkPolicies that open a direction to everything (snapshot.wideningNetworkPolicies).
  */
 export function childDrift(
   policy: ClusterSecurityPolicy,
@@ -221,7 +230,18 @@ export function childDrift(
   // A namespace the cache does not know while it holds an object in it is a contradiction (a LIST that
   // came back short), not evidence: deleting a namespace's children is the garbage collector's job anyway.
   const namespaces = new Set(snapshot.namespaces.map((n) => n.metadata?.name));
-  for (const [key, observed] of index) {
+  // Unlabelled NetworkPolicies pointing at this policy too (a child whose managed-by label was stripped, a
+  // user's object with a controller reference to the policy): the managed caches do not hold them, the
+  // summaries of those opening a direction to everything are at hand. Deleting one is what the garbage
+  // collector would do with the policy; the delete carries the observed UID.
+  const unlabelled = new Map<string, KubernetesObject>();
+  for (const s of snapshot.wideningNetworkPolicies ?? []) {
+    const name = s.metadata?.name;
+    if (!name) continue;
+    const key = objectKey("NetworkPolicy", s.metadata?.namespace, name);
+    if (!index.has(key) && hasOwnerReference(s, policy)) unlabelled.set(key, s);
+  }
+  for (const [key, observed] of [...index, ...unlabelled]) {
     if (wanted.has(key)) continue;
     const ns = observed.metadata?.namespace;
     if (ns !== undefined && !namespaces.has(ns)) continue;
@@ -235,7 +255,9 @@ export function childDrift(
       name: observed.metadata!.name!,
       area: areaOf(kind, observed.metadata?.name),
       reason: "Orphaned",
-      message: "no longer wanted by the policy",
+      message: unlabelled.has(key)
+        ? "not wanted by the policy, yet its ownerReference names the policy (without the managed-by label) and it allows all traffic in a direction"
+        : "no longer wanted by the policy",
       repair: { action: "delete", object: observed },
     });
   }

@@ -1,7 +1,7 @@
 import type { ChildKind } from "../desired/children.js";
 
 /** Drops undefined values and empty arrays (Go's omitempty), recursively; keeps empty objects. */
-function compact(value: unknown): unknown {
+export function compact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(compact);
   if (value && typeof value === "object" && !(value instanceof Date)) {
     const out: Record<string, unknown> = {};

@@ -14,7 +14,9 @@ import { fieldPaths } from "./managedfields.js";
  * Who an object at the name of a desired child belongs to. Labels never decide it: anyone with `edit` in a
  * namespace can change them. The operator's identity marks are
  * - its controller ownerReference carrying the policy's UID (what the garbage collector follows), and
- * - its own field manager's entries in `managedFields` (only the operator writes as `csp-operator`).
+ * - the object's UID remembered in the policy's status.childUIDs (only the operator writes status; a
+ *   field-manager name is not authenticated, so `csp-operator` entries in `managedFields` alone prove
+ *   nothing).
  *
  * - `ours`: this policy's object; restored in full (spec, labels and ownerReference) when it drifted.
  * - `otherPolicy`: another ClusterSecurityPolicy is its controller: a collision, reported, never written.
@@ -62,9 +64,11 @@ export function hasControllerReference(
 }
 
 /**
- * Whether the operator's own field manager has written the fields that make this kind of object a child
- * (its spec-like fields, the ownership labels, the ownerReference). The operator applies those only to
- * children it created, so they survive a user stripping labels and ownerReferences with an update.
+ * Whether the operator's own field manager has applied the fields that make this kind of object a child
+ * (its spec-like fields, the ownership labels, the ownerReference): only `Apply` entries count (the
+ * operator creates and repairs children with server-side apply). Field-manager names are not
+ * authenticated: anyone may write as `csp-operator`, so this alone never makes an object a child (see
+ * ownershipOf).
  */
 export function writtenByOperator(obj: KubernetesObject | undefined, kind: string): boolean {
   const prefixes = [
@@ -76,6 +80,7 @@ export function writtenByOperator(obj: KubernetesObject | undefined, kind: strin
   return (obj?.metadata?.managedFields ?? []).some(
     (e) =>
       e.manager === FIELD_MANAGER &&
+      e.operation === "Apply" &&
       fieldPaths(e.fieldsV1).some((p) => prefixes.some((pre) => p === pre || p.startsWith(`${pre}.`))),
   );
 }
@@ -104,8 +109,8 @@ export function rememberedChild(obj: KubernetesObject, policy: ClusterSecurityPo
  * Decides who owns `obj`, an object of `kind` found at the name of one of `policy`'s desired children.
  * Order matters: a controller reference is authoritative, except over an object whose UID the policy's
  * status remembers as its child; an object without one is this policy's only when it carries the policy's
- * UID in a non-controller reference, the operator's own managedFields entries (its ownerReference was
- * removed by hand), or a remembered UID. Labels are never consulted.
+ * UID in a non-controller reference or a remembered UID (with the operator's own managedFields entries
+ * too: its ownerReference was removed by hand). Labels are never consulted.
  */
 export function ownershipOf(obj: KubernetesObject, kind: string, policy: ClusterSecurityPolicy): Ownership {
   if (isSharedObject(kind, obj.metadata?.name)) return { kind: "shared" };
@@ -119,8 +124,10 @@ export function ownershipOf(obj: KubernetesObject, kind: string, policy: Cluster
     return { kind: "foreign", controller: `${ref.kind}/${ref.name}` };
   }
   if (hasOwnerReference(obj, policy)) return { kind: "ours", via: "ownerReference" };
-  if (writtenByOperator(obj, kind)) return { kind: "ours", via: "managedFields" };
-  if (rememberedChild(obj, policy)) return { kind: "ours", via: "remembered" };
+  // The operator's own managedFields entries say "created by csp-operator" only for an object whose UID
+  // the policy's status remembers: a user can create their own object at a child's name as csp-operator.
+  if (rememberedChild(obj, policy))
+    return { kind: "ours", via: writtenByOperator(obj, kind) ? "managedFields" : "remembered" };
   return { kind: "foreign" };
 }
 

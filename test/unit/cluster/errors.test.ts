@@ -10,6 +10,7 @@ import {
   ThrottledError,
 } from "../../../src/cluster/rest.js";
 import { classify } from "../../../src/controller/failures.js";
+import { replacedObjectConflict } from "../../../src/cluster/applier.js";
 
 describe("typed API errors", () => {
   it("maps each status to its class, keeping the code for callers that need it", () => {
@@ -48,5 +49,35 @@ describe("typed API errors", () => {
     });
     expect(classify(apiError(403, { message: "denied" }), "Role/a/r").reason).to.equal("Forbidden");
     expect(classify(new Error("socket hang up"), "Role/a/r").reason).to.equal("ApplyFailed");
+  });
+
+  it("an apply refused because the object was deleted and re-created (422 on metadata.uid only) is a retried conflict, not InvalidSpec", () => {
+    const uidOnly = apiError(422, {
+      kind: "Status",
+      reason: "Invalid",
+      message:
+        'NetworkPolicy.networking.k8s.io "csp-p.web" is invalid: metadata.uid: Invalid value: "x": field is immutable',
+      details: {
+        causes: [{ reason: "FieldValueInvalid", message: "field is immutable", field: "metadata.uid" }],
+      },
+    });
+    const mapped = replacedObjectConflict(uidOnly);
+    expect(mapped).to.be.instanceOf(ConflictError);
+    const f = classify(mapped, "NetworkPolicy/a/csp-p.web", "spec.networkPolicies.extra[name=web].spec");
+    expect(f.reason).to.equal("ApplyFailed");
+    expect(f.terminal).to.equal(undefined);
+    expect(f.message).to.match(/^NetworkPolicy\/a\/csp-p.web: .*deleted and re-created/);
+    // Any other 422 (or one naming the spec too) stays the spec's fault.
+    const spec = apiError(422, {
+      details: {
+        causes: [
+          { field: "metadata.uid", message: "field is immutable" },
+          { field: "spec.podSelector", message: "bad" },
+        ],
+      },
+    });
+    expect(replacedObjectConflict(spec)).to.equal(undefined);
+    expect(replacedObjectConflict(apiError(422, { details: { causes: [] } }))).to.equal(undefined);
+    expect(replacedObjectConflict(apiError(409, {}))).to.equal(undefined);
   });
 });

@@ -160,6 +160,34 @@ describe("controller/apply with the correction limiter", () => {
     expect(last?.corrected).to.deep.equal([]);
   });
 
+  it("holds repeated Modified drift with no other manager to name (a rival writing as csp-operator)", async () => {
+    for (const shared of [false, true]) {
+      const limiter = new CorrectionLimiter();
+      const w = writer();
+      let last: Awaited<ReturnType<typeof applyPlan>> | undefined;
+      for (let i = 0; i < 20; i++)
+        last = await applyPlan(planWith(drift("Modified"), shared), w, silentLogger(), 8, {
+          limiter,
+          now: () => i * 250,
+        });
+      expect(w.calls.n, `shared=${shared}`).to.equal(DEFAULT_CORRECTION_LIMITS.burst);
+      expect(last?.remaining[0]?.reason).to.equal("Contested");
+      expect(last?.remaining[0]?.message).to.match(/a writer using csp-operator's field manager/);
+    }
+    // A single change of the policy (Modified, nobody else's) is corrected at once, and so is the next one
+    // after a quiet window.
+    const limiter = new CorrectionLimiter();
+    const w = writer();
+    await applyPlan(planWith(drift("Modified")), w, silentLogger(), 8, { limiter, now: () => 0 });
+    const later = DEFAULT_CORRECTION_LIMITS.windowMs + 1;
+    const r = await applyPlan(planWith(drift("Modified")), w, silentLogger(), 8, {
+      limiter,
+      now: () => later,
+    });
+    expect(w.calls.n).to.equal(2);
+    expect(r.remaining).to.deep.equal([]);
+  });
+
   it("forgets expired histories without being asked again (no growth per object ever corrected)", () => {
     const limiter = new CorrectionLimiter();
     for (let i = 0; i < 10_000; i++) limiter.corrected(`k${i}`, i);

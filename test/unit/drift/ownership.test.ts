@@ -58,14 +58,37 @@ describe("ownership by identity, not labels", () => {
     expect(d?.repair?.action).to.equal("apply");
   });
 
-  it("re-adopts a child stripped of labels and ownerReferences when managedFields show the operator wrote it", () => {
-    const np = deny({ managedFields: [appliedByOperator] });
-    const [d] = driftOf(snapshot({ ...base, occupied: new Map([[key(), np]]) }));
+  it("re-adopts a child stripped of labels and ownerReferences: its UID remembered, managedFields show the operator applied it", () => {
+    const uid = "0a1b2c3d-4e5f-4a6b-8c7d-0123456789ab";
+    const np = deny({ uid, managedFields: [appliedByOperator] });
+    const remembering = { ...p, status: { childUIDs: [uid.slice(0, 13)] } };
+    const s = snapshot({ ...base, occupied: new Map([[key(), np]]) });
+    const [d] = childDrift(remembering, desiredState(remembering, s).children, s);
     expect(d).to.deep.include({ reason: "Modified" });
     expect(d?.fields).to.include("metadata.ownerReferences");
+    expect(d?.message).to.match(/per managedFields/);
     expect(d?.repair?.action).to.equal("apply");
     const applied = d?.repair?.action === "apply" ? d.repair.object : undefined;
     expect(applied?.metadata.ownerReferences).to.deep.equal([refTo("p")]);
+  });
+
+  it("never adopts a user's object at a child's name written as csp-operator (field-manager names are not authenticated)", () => {
+    const uid = "0a1b2c3d-4e5f-4a6b-8c7d-0123456789ab";
+    // `kubectl apply --server-side --field-manager=csp-operator` (Apply) or `kubectl create/patch
+    // --field-manager=csp-operator` (Update): neither makes it the policy's without a remembered UID.
+    for (const entry of [appliedByOperator, { ...appliedByOperator, operation: "Update" }]) {
+      const np = deny({ uid, labels: { team: "mallory" }, managedFields: [entry] });
+      const [d, ...rest] = driftOf(snapshot({ ...base, occupied: new Map([[key(), np]]) }));
+      expect(rest).to.deep.equal([]);
+      expect(d, entry.operation).to.deep.include({ reason: "Unowned" });
+      expect(d?.repair).to.equal(undefined);
+    }
+    // Remembered but only an Update entry: the policy's (remembered), not "per managedFields".
+    const remembering = { ...p, status: { childUIDs: [uid.slice(0, 13)] } };
+    const np = deny({ uid, managedFields: [{ ...appliedByOperator, operation: "Update" }] });
+    const s = snapshot({ ...base, occupied: new Map([[key(), np]]) });
+    const [d] = childDrift(remembering, desiredState(remembering, s).children, s);
+    expect(d?.repair).to.include({ action: "apply", reclaim: true });
   });
 
   it("never adopts an object carrying forged ownership labels (Unowned), nor deletes one it no longer wants", () => {
@@ -107,6 +130,40 @@ describe("ownership by identity, not labels", () => {
     const drift = childDrift(gone, desiredState(gone, s).children, s);
     expect(drift.map((d) => [d.reason, d.name, d.repair?.action])).to.deep.equal([
       ["Orphaned", "old", "delete"],
+    ]);
+  });
+
+  it("deletes as Orphaned an unlabelled allow-all NetworkPolicy pointing at it that it does not want (stripped child, forged reference)", () => {
+    const summary = (name: string, meta: object) => ({
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name, namespace: "a", uid: `uid-${name}`, ...meta },
+      widens: ["Ingress" as const],
+    });
+    const labelled = {
+      metadata: {
+        name: "old",
+        namespace: "a",
+        uid: "uid-old",
+        labels: labelsFor("p"),
+        ownerReferences: [refTo("p")],
+      },
+    };
+    const s = snapshot({
+      ...base,
+      networkPolicies: [labelled],
+      wideningNetworkPolicies: [
+        summary("stripped", { ownerReferences: [refTo("p")] }),
+        summary("users-own", {}),
+        summary("theirs", { ownerReferences: [refTo("q")] }),
+        summary("old", { ownerReferences: [refTo("p")] }), // the labelled one, summarised too: once
+        summary(denyName(snapshot(base)), { ownerReferences: [refTo("p")] }), // wanted: judged as a child
+      ],
+    });
+    const drift = driftOf(s).filter((d) => d.reason === "Orphaned");
+    expect(drift.map((d) => [d.name, d.repair?.action, d.repair?.object.metadata?.uid])).to.deep.equal([
+      ["old", "delete", "uid-old"],
+      ["stripped", "delete", "uid-stripped"],
     ]);
   });
 

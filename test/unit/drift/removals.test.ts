@@ -40,6 +40,20 @@ describe("the repairing apply removes what another manager added (pure)", () => 
     expect(withRemovals(d, { spec: { podSelector: {}, policyTypes: ["Ingress"] } })).to.equal(d);
   });
 
+  it("removes a server-defaulted field (policyTypes) another manager set when the policy declares none", () => {
+    const d = deny();
+    const noTypes = { ...d, spec: { podSelector: {} } } as Child;
+    const rival = { spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] } };
+    const out = withRemovals(noTypes, rival) as unknown as { spec: Record<string, unknown> };
+    // One apply: the null removes it (whoever owns it), the server defaults it back to [Ingress].
+    expect(out.spec).to.deep.equal({ podSelector: {}, policyTypes: null });
+    // The default itself (as stored) is never removed, with or without egress rules.
+    expect(withRemovals(noTypes, { spec: { podSelector: {}, policyTypes: ["Ingress"] } })).to.equal(noTypes);
+    const withEgress = { ...d, spec: { podSelector: {}, egress: [{}] } } as Child;
+    const stored = { spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"], egress: [{}] } };
+    expect(withRemovals(withEgress, stored)).to.equal(withEgress);
+  });
+
   it("removes a whole owned field the policy no longer declares, and extra keys of a map", () => {
     const cm = {
       apiVersion: "v1",

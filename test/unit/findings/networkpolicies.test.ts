@@ -55,45 +55,49 @@ describe("NetworkPolicies that widen a default-deny (pure)", () => {
     expect(slimNetworkPolicy(np("closed", "a", { policyTypes: ["Ingress"] }))).to.not.have.property("widens");
   });
 
+  const ref = (name: string) => ({
+    ownerReferences: [
+      {
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        name,
+        uid: `uid-${name}`,
+        controller: true,
+      },
+    ],
+  });
+  const MANAGED = { "app.kubernetes.io/managed-by": "csp-operator" };
+  const open = { podSelector: {}, ingress: [{}] };
   const p = policy("p")
-    .spec({ networkPolicies: { defaultDenyIngress: true, defaultDenyEgress: false } })
+    .spec({
+      networkPolicies: {
+        defaultDenyIngress: true,
+        defaultDenyEgress: false,
+        extra: [{ name: "extra", spec: open }],
+      },
+    })
     .build();
+  // Another policy with an allow-all extra in the same namespace.
+  const q = policy("q")
+    .spec({ networkPolicies: { defaultDenyIngress: false, extra: [{ name: "open", spec: open }] } })
+    .build();
+  // The operator's own allow-all children: labelled managed (the managed cache holds them).
+  const ownExtra = np("csp-p.extra", "a", { ingress: [{}] }, { ...ref("p"), labels: MANAGED });
+  const qExtra = np("csp-q.open", "a", { ingress: [{}] }, { ...ref("q"), labels: MANAGED });
   const snap = (extra: Parameters<typeof snapshot>[0] = {}) =>
     snapshot({
-      policies: [p],
+      policies: [p, q],
       namespaces: [namespace("a"), namespace("kube-system")],
       serviceAccounts: [defaultSA("a")],
+      networkPolicies: [ownExtra, qExtra],
       wideningNetworkPolicies: [
         slimNetworkPolicy(np("user-allow-all", "a", { ingress: [{}] })),
         slimNetworkPolicy(np("egress-open", "a", { egress: [{}] })), // egress is not closed by p
         slimNetworkPolicy(np("elsewhere", "kube-system", { ingress: [{}] })), // not selected
-        slimNetworkPolicy(
-          np(
-            "csp-p.extra",
-            "a",
-            { ingress: [{}] },
-            {
-              ownerReferences: [
-                {
-                  apiVersion: "security.csp-operator.io/v1alpha1",
-                  kind: "ClusterSecurityPolicy",
-                  name: "p",
-                  uid: "uid-p",
-                  controller: true,
-                },
-              ],
-            },
-          ),
-        ),
+        slimNetworkPolicy(ownExtra),
+        slimNetworkPolicy(qExtra),
         // The operator's labels on a user's object change nothing.
-        slimNetworkPolicy(
-          np(
-            "disguised",
-            "a",
-            { ingress: [{}] },
-            { labels: { "app.kubernetes.io/managed-by": "csp-operator" } },
-          ),
-        ),
+        slimNetworkPolicy(np("disguised", "a", { ingress: [{}] }, { labels: MANAGED })),
       ],
       ...extra,
     });
@@ -112,14 +116,44 @@ describe("NetworkPolicies that widen a default-deny (pure)", () => {
     expect(cond("Compliant")).to.equal("False");
   });
 
+  it("reports an allow-all NetworkPolicy whose controller reference to a policy a namespace user forged", () => {
+    const unlabelled = (name: string, owner = "p") =>
+      slimNetworkPolicy(np(name, "a", { ingress: [{}] }, ref(owner)));
+    const findings = (s: ReturnType<typeof snap>, pol = "p") =>
+      plan(pol, s)
+        .findings.filter((f) => f.id === NETPOL_WIDENS_DEFAULT_DENY)
+        .map((f) => f.resource);
+    // Not one of the policy's children: reported (it was skipped on the controller reference alone).
+    expect(findings(snap({ wideningNetworkPolicies: [unlabelled("sneaky")] }))).to.deep.equal([
+      "NetworkPolicy/a/sneaky",
+    ]);
+    // Not one of the other policy's children either.
+    expect(findings(snap({ wideningNetworkPolicies: [unlabelled("sneaky", "q")] }))).to.deep.equal([
+      "NetworkPolicy/a/sneaky",
+    ]);
+    // At a child's name, unlabelled and not remembered in status: reported; remembered: the policy's.
+    const atChildName = snap({ networkPolicies: [], wideningNetworkPolicies: [unlabelled("csp-p.extra")] });
+    expect(findings(atChildName)).to.deep.equal(["NetworkPolicy/a/csp-p.extra"]);
+    const remembering = { ...p, status: { childUIDs: ["uid-csp-p.extra".slice(0, 13)] } };
+    expect(findings({ ...atChildName, policies: [remembering, q] })).to.deep.equal([]);
+    // The other policy's child likewise: labelled or remembered by that policy.
+    const qUnlabelled = snap({
+      networkPolicies: [],
+      wideningNetworkPolicies: [unlabelled("csp-q.open", "q")],
+    });
+    expect(findings(qUnlabelled)).to.deep.equal(["NetworkPolicy/a/csp-q.open"]);
+    const qRemembering = { ...q, status: { childUIDs: ["uid-csp-q.open".slice(0, 13)] } };
+    expect(findings({ ...qUnlabelled, policies: [p, qRemembering] })).to.deep.equal([]);
+  });
+
   it("is exemptible like every finding (by id and namespace)", async () => {
     const exempted = policy("p")
       .spec({
-        networkPolicies: { defaultDenyIngress: true, defaultDenyEgress: false },
+        networkPolicies: p.spec?.networkPolicies ?? {},
         exemptions: [{ findingId: NETPOL_WIDENS_DEFAULT_DENY, namespaces: ["a"], reason: "ingress gateway" }],
       })
       .build();
-    const pl = plan("p", snap({ policies: [exempted] }));
+    const pl = plan("p", snap({ policies: [exempted, q] }));
     expect(pl.findings.filter((f) => f.id === NETPOL_WIDENS_DEFAULT_DENY)).to.have.length(2);
     const applied = await applyPlan({ ...pl, writes: [], shared: [] }, noWriter, silentLogger(), 1);
     const r = report(pl, applied, [], new Date("2026-06-01T00:00:00Z"));
