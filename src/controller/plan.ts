@@ -164,6 +164,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   }
   const view: Snapshot = { ...snapshot, occupied };
   const childUIDs = new Set<string>();
+  let unseen = false;
   for (const c of desired.children) {
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
     const at =
@@ -171,8 +172,13 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       occupied.get(key) ??
       snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
     const uid = at?.metadata?.uid;
+    if (!at) unseen = true;
     if (at && uid && ownershipOf(at, c.kind, policy).kind === "ours") childUIDs.add(uidMark(uid));
   }
+  // A child seen nowhere may be between the caches (its managed-by label just removed: gone from the
+  // managed cache, not yet in the occupancy cache): what status remembers is kept until every child is
+  // seen, or the memory that proves the child is the policy's would be lost in that instant.
+  if (unseen) for (const m of policy.status?.childUIDs ?? []) childUIDs.add(m);
 
   const drift = [
     ...childDrift(policy, desired.children, view, metadataOnly),

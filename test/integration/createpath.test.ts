@@ -10,6 +10,7 @@ import { expect } from "chai";
 import type { KubernetesObject, V1ManagedFieldsEntry } from "@kubernetes/client-node";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { Applier } from "../../src/cluster/applier.js";
+import { ConflictError } from "../../src/cluster/rest.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { Operator } from "../../src/controller/manager.js";
@@ -22,7 +23,7 @@ interface NetPol extends KubernetesObject {
 }
 const CHILD = "csp-creates.web";
 
-function policy(ingress: boolean): string {
+function policy(ingress: boolean, policyTypes = true): string {
   return `apiVersion: security.csp-operator.io/v1alpha1
 kind: ClusterSecurityPolicy
 metadata: { name: creates }
@@ -36,8 +37,7 @@ spec:
       - name: web
         spec:
           podSelector: {}
-          policyTypes: [Ingress]
-${ingress ? "          ingress: [{ from: [{ podSelector: {} }] }]\n" : ""}`;
+${policyTypes ? "          policyTypes: [Ingress]\n" : ""}${ingress ? "          ingress: [{ from: [{ podSelector: {} }] }]\n" : ""}`;
 }
 
 describe("children are created Apply-owned, never taken over (real API server)", function () {
@@ -173,5 +173,48 @@ describe("children are created Apply-owned, never taken over (real API server)",
     expect(result).to.equal(undefined);
     const after = (await child("cp-b"))!;
     expect(after.metadata?.resourceVersion).to.equal(theirs.metadata?.resourceVersion);
+  });
+
+  it("removes policyTypes another manager set on a child whose policy declares none with one apply", async () => {
+    await ok(["apply", "-f", "-"], policy(false, false));
+    const live = (await child("cp-a"))!;
+    const before = (await cp.auditEvents()).length;
+    await ok([
+      "patch",
+      "networkpolicy",
+      CHILD,
+      "-n",
+      "cp-a",
+      "--type=merge",
+      "--field-manager=rival",
+      "-p",
+      JSON.stringify({ spec: { policyTypes: ["Ingress", "Egress"] } }),
+    ]);
+    await eventually("policyTypes back to the default", async () => {
+      const c = await child("cp-a");
+      return (
+        c?.spec?.policyTypes?.join() === "Ingress" &&
+        c.metadata?.resourceVersion !== live.metadata?.resourceVersion
+      );
+    });
+    expect(await requestsOn("cp-a", before)).to.deep.equal(["patch"]);
+    expect(entriesOf(await child("cp-a"), "csp-operator").map((e) => e.operation)).to.deep.equal(["Apply"]);
+  });
+
+  it("an apply carrying the UID of an object since deleted and re-created is a conflict (retried), not a spec error", async () => {
+    const applier = new Applier(loadKubeConfig(cp.kubeconfigPath));
+    const err = await applier
+      .apply({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: CHILD, namespace: "cp-a", uid: "00000000-0000-4000-8000-000000000000" },
+        spec: { podSelector: {} },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).to.be.instanceOf(ConflictError);
+    expect(String(err)).to.match(/deleted and re-created/);
   });
 });

@@ -284,6 +284,36 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
     await waitFor("guard", "Compliant", "True", 30_000);
   });
 
+  it("prunes an unlabelled allow-all NetworkPolicy an edit user pointed at the policy (forged controller ownerReference)", async () => {
+    await waitFor("guard", "Compliant", "True", 30_000);
+    const forged = {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: {
+        name: "owned-by-guard",
+        namespace: "own-a",
+        ownerReferences: [
+          {
+            apiVersion: "security.csp-operator.io/v1alpha1",
+            kind: "ClusterSecurityPolicy",
+            name: "guard",
+            uid: await uidOf("guard"),
+            controller: true,
+          },
+        ],
+      },
+      spec: { podSelector: {}, ingress: [{}] },
+    };
+    await ok(["--as=alice", "create", "-f", "-"], JSON.stringify(forged));
+    // Not one of the policy's children: deleted as the garbage collector would (it was Compliant with it).
+    await eventually(
+      "the forged allow-all pruned",
+      async () => (await get("networkpolicy", "own-a", "owned-by-guard")) === undefined,
+      30_000,
+    );
+    await waitFor("guard", "Compliant", "True", 30_000);
+  });
+
   it("reports an object at its child's name that another policy controls (Conflict) and never writes it", async () => {
     await namespaceWithEditUser("own-d");
     const otherUid = await uidOf("other");

@@ -212,4 +212,10 @@ describe("plan: remembering children by UID", () => {
     );
     expect(p.childUIDs).to.deep.equal(["11111111-2222"]);
   });
+
+  it("keeps the UIDs status remembers while a child is seen nowhere (between the caches as its labels go)", () => {
+    const remembering = { ...withRole, status: { childUIDs: ["11111111-2222"] } };
+    // Nothing observed at any child's name: a stripped child may be in neither cache at this instant.
+    expect(plan("p", base({ policies: [remembering] })).childUIDs).to.deep.equal(["11111111-2222"]);
+  });
 });
