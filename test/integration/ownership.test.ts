@@ -333,7 +333,8 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
           },
         ],
       },
-      spec: { podSelector: {}, ingress: [{}], policyTypes: ["Ingress"] },
+      // Not allow-all: an unlabelled allow-all object `other` does not want is pruned by `other` (Orphaned).
+      spec: { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }], policyTypes: ["Ingress"] },
     };
     await ok(["create", "-f", "-"], JSON.stringify(foreign));
     const before = await get("networkpolicy", "own-d", denyName);
