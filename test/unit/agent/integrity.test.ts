@@ -593,7 +593,7 @@ describe("file integrity: red-team findings", () => {
     const m = new IntegrityMonitor(root);
     try {
       const first = await m.scan();
-      const t0 = judgeBaseline("cp1", undefined, first, new Set());
+      const t0 = judgeBaseline("cp1", undefined, first, new Map());
       expect(t0.finding).to.equal(undefined);
       // The agent's own write of the audit policy moves the baseline: trusted.
       const audit = "/etc/kubernetes/csp-operator/audit-policy.yaml";
@@ -602,7 +602,7 @@ describe("file integrity: red-team findings", () => {
       const hash = contentHash("rules: []\n");
       const second = await m.scan(new Map([[audit, hash]]));
       expect(Object.keys(second.baseline)).to.include(audit);
-      const t1 = judgeBaseline("cp1", t0.known, second, new Set([hash]));
+      const t1 = judgeBaseline("cp1", t0.known, second, new Map([[audit, new Set([hash])]]));
       expect(t1.finding).to.equal(undefined);
       // Someone patches the report: the manifest's baseline entry now says what the edited file hashes to.
       writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
@@ -612,19 +612,26 @@ describe("file integrity: red-team findings", () => {
         baseline: { ...third.baseline, [MANIFEST]: third.changes[0]!.new! },
         changes: [],
       };
-      const t2 = judgeBaseline("cp1", t1.known, forged, new Set([hash]));
+      const t2 = judgeBaseline("cp1", t1.known, forged, new Map([[audit, new Set([hash])]]));
       expect(t2.finding).to.include({ id: "FILE-BASELINE-CHANGED", severity: "High", resource: "Node/cp1" });
       expect(t2.finding!.message).to.include(MANIFEST);
       // It stays while the forged baseline stays; a forged own-write path with an unknown hash counts too.
-      expect(judgeBaseline("cp1", t2.known, forged, new Set([hash])).finding).to.not.equal(undefined);
+      expect(judgeBaseline("cp1", t2.known, forged, new Map([[audit, new Set([hash])]])).finding).to.not.equal(undefined);
       const other = {
         ...third,
         baseline: { ...third.baseline, [audit]: { ...third.baseline[audit]!, sha256: contentHash("x") } },
       };
-      expect(judgeBaseline("cp1", t1.known, other, new Set([hash])).finding?.message).to.include(audit);
-      // A baseline retaken with a note is FILE-BASELINE-RETAKEN's business: trusted afresh.
+      expect(judgeBaseline("cp1", t1.known, other, new Map([[audit, new Set([hash])]])).finding?.message).to.include(audit);
+      // A baseline retaken with a note is still compared with the trusted one: the forged entry stays
+      // FILE-BASELINE-CHANGED (a note is no proof), until its new state is accepted.
       const retaken = { ...forged, baselineAt: "2027-01-01T00:00:00.000Z", note: "retaken" };
-      expect(judgeBaseline("cp1", t2.known, retaken, new Set()).finding).to.equal(undefined);
+      const t3 = judgeBaseline("cp1", t2.known, retaken, new Map([[audit, new Set([hash])]]));
+      expect(t3.finding?.message).to.include(MANIFEST);
+      const n = forged.baseline[MANIFEST]!;
+      const accept = [{ path: MANIFEST, sha256: n.sha256!, reason: "upgrade" }];
+      const t4 = judgeBaseline("cp1", t3.known, retaken, new Map([[audit, new Set([hash])]]), accept);
+      expect(t4.finding).to.equal(undefined);
+      expect(t4.known.baselineAt).to.equal("2027-01-01T00:00:00.000Z");
     } finally {
       m.close();
     }
