@@ -616,19 +616,23 @@ describe("file integrity: red-team findings", () => {
       expect(t2.finding).to.include({ id: "FILE-BASELINE-CHANGED", severity: "High", resource: "Node/cp1" });
       expect(t2.finding!.message).to.include(MANIFEST);
       // It stays while the forged baseline stays; a forged own-write path with an unknown hash counts too.
-      expect(judgeBaseline("cp1", t2.known, forged, new Map([[audit, new Set([hash])]])).finding).to.not.equal(undefined);
+      expect(
+        judgeBaseline("cp1", t2.known, forged, new Map([[audit, new Set([hash])]])).finding,
+      ).to.not.equal(undefined);
       const other = {
         ...third,
         baseline: { ...third.baseline, [audit]: { ...third.baseline[audit]!, sha256: contentHash("x") } },
       };
-      expect(judgeBaseline("cp1", t1.known, other, new Map([[audit, new Set([hash])]])).finding?.message).to.include(audit);
+      expect(
+        judgeBaseline("cp1", t1.known, other, new Map([[audit, new Set([hash])]])).finding?.message,
+      ).to.include(audit);
       // A baseline retaken with a note is still compared with the trusted one: the forged entry stays
       // FILE-BASELINE-CHANGED (a note is no proof), until its new state is accepted.
       const retaken = { ...forged, baselineAt: "2027-01-01T00:00:00.000Z", note: "retaken" };
       const t3 = judgeBaseline("cp1", t2.known, retaken, new Map([[audit, new Set([hash])]]));
       expect(t3.finding?.message).to.include(MANIFEST);
       const n = forged.baseline[MANIFEST]!;
-      const accept = [{ path: MANIFEST, sha256: n.sha256!, reason: "upgrade" }];
+      const accept = [{ path: MANIFEST, sha256: n.sha256, reason: "upgrade" }];
       const t4 = judgeBaseline("cp1", t3.known, retaken, new Map([[audit, new Set([hash])]]), accept);
       expect(t4.finding).to.equal(undefined);
       expect(t4.known.baselineAt).to.equal("2027-01-01T00:00:00.000Z");

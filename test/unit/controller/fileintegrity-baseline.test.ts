@@ -184,9 +184,10 @@ describe("file integrity: the trusted baseline is persisted", () => {
     expect(out.findings?.map((x) => x.id)).to.not.include(FILE_BASELINE_CHANGED);
     expect(out.events?.map((e) => e.reason)).to.include("FileBaselineTrusted");
     const trusted = [...store.stored.values()];
-    expect(JSON.parse(trusted[0]!.data!["baseline.json"]!).baseline[KEY].sha256).to.equal(
-      `sha256:${"b".repeat(64)}`,
-    );
+    const parsed = JSON.parse(trusted[0]!.data!["baseline.json"]!) as {
+      baseline: Record<string, IntegrityEntry>;
+    };
+    expect(parsed.baseline[KEY]!.sha256).to.equal(`sha256:${"b".repeat(64)}`);
     // Later edits of the report under the same baselineAt are judged again.
     const forged = await reconcile(
       store,
