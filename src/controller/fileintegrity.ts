@@ -320,7 +320,7 @@ export function judgeBaseline(
 }
 
 /**
- * The files the node's agent reports having written under {@link AGENT_WRITE_DIR}, path -> sha256, for
+ * The files the node's agent reports having written under {@link AGENT_WRITE_DIR}, host path -> sha256, for
  * {@link judgeBaseline}. An entry with an error is left out (its hash is whatever is on disk, not a write),
  * and so is one whose source is an object in `configMaps` (the audit policy) whose rendered content has
  * another hash: what the operator rendered is preferred over what the agent says it wrote.
@@ -335,12 +335,20 @@ export function ownWritesOf(configMaps: readonly V1ConfigMap[], node: string): M
   const out = new Map<string, Set<string>>();
   for (const r of fileReports(configMaps)) {
     if (r.node !== node || r.error !== undefined || !r.sha256) continue;
-    if (!r.path.startsWith(`${AGENT_WRITE_DIR}/`)) continue;
     const source = rendered.get(r.source);
     if (source !== undefined && !source.has(r.sha256)) continue;
-    let hashes = out.get(r.path);
-    if (hashes === undefined) out.set(r.path, (hashes = new Set()));
-    hashes.add(r.sha256);
+    // files.json names the path the agent wrote, under its --host-root (`/host/etc/kubernetes/...`); the
+    // baseline names it on the host. Every host path it can be is taken (the agent's root is not known here).
+    for (
+      let at = r.path.indexOf(`${AGENT_WRITE_DIR}/`);
+      at >= 0;
+      at = r.path.indexOf(`${AGENT_WRITE_DIR}/`, at + 1)
+    ) {
+      const path = r.path.slice(at);
+      let hashes = out.get(path);
+      if (hashes === undefined) out.set(path, (hashes = new Set()));
+      hashes.add(r.sha256);
+    }
   }
   return out;
 }

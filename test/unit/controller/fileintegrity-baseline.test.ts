@@ -272,6 +272,12 @@ describe("file integrity: the agent's own writes", () => {
       new Set([h]),
     );
     expect(ownWritesOf([files([write({ error: "EACCES" })])], "cp1").size).to.equal(0);
+    // Written under the agent's --host-root: the host path is the one the baseline names.
+    expect(
+      ownWritesOf([files([write({ path: `/host${dir}/audit-policy.yaml` })])], "cp1").get(
+        `${dir}/audit-policy.yaml`,
+      ),
+    ).to.deep.equal(new Set([h]));
     expect(ownWritesOf([files([write({})])], "cp2").size).to.equal(0);
     expect(ownWritesOf([files([write({ path: "/etc/kubernetes/manifests/x.yaml" })])], "cp1").size).to.equal(
       0,
