@@ -4,12 +4,14 @@
 export interface Series {
   name: string;
   color: string;
+  /** SVG stroke-dasharray, e.g. "6 4"; solid when unset. */
+  dash?: string;
   points: { n: number; seconds: number }[];
 }
 
-const W = 640;
+const W = 780;
 const H = 360;
-const M = { left: 64, right: 150, top: 40, bottom: 48 };
+const M = { left: 64, right: 250, top: 40, bottom: 48 };
 
 function niceMax(v: number): number {
   if (!(v > 0)) return 1;
@@ -50,10 +52,11 @@ export function convergeChart(series: Series[], title: string): string {
       `<text x="${x(n)}" y="${M.top + ph + 18}" text-anchor="middle">${n}</text>`,
     );
   series.forEach((s, i) => {
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     const pts = [...s.points].sort((a, b) => a.n - b.n);
     if (pts.length > 1)
       out.push(
-        `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${x(p.n)},${y(p.seconds)}`).join(" ")}"/>`,
+        `<polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} points="${pts.map((p) => `${x(p.n)},${y(p.seconds)}`).join(" ")}"/>`,
       );
     for (const p of pts)
       out.push(
@@ -61,7 +64,7 @@ export function convergeChart(series: Series[], title: string): string {
       );
     const ly = M.top + 10 + i * 20;
     out.push(
-      `<line x1="${M.left + pw + 16}" y1="${ly}" x2="${M.left + pw + 36}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`,
+      `<line x1="${M.left + pw + 16}" y1="${ly}" x2="${M.left + pw + 36}" y2="${ly}" stroke="${s.color}" stroke-width="2"${dash}/>`,
       `<text x="${M.left + pw + 42}" y="${ly + 4}">${esc(s.name)}</text>`,
     );
   });

@@ -28,7 +28,20 @@ const med = (rs: ConvergeResult[], f: (r: ConvergeResult) => number) => median(r
 const objectWrites = (w: Record<string, number>) =>
   Object.entries(w).reduce((a, [r, n]) => a + (OBJECT_RESOURCES.has(r) ? n : 0), 0);
 
-export function headline(results: ConvergeResult[], lab: LabResult | undefined): Record<string, unknown> {
+/** The write concurrency of the headline pair: the largest one run (older saved results have none: 1). */
+const concurrencyOf = (r: ConvergeResult) => r.concurrency ?? 1;
+export function mainConcurrency(results: readonly ConvergeResult[]): number {
+  return Math.max(1, ...results.map(concurrencyOf));
+}
+
+export function headline(all: ConvergeResult[], lab: LabResult | undefined): Record<string, unknown> {
+  const concurrency = mainConcurrency(all);
+  const results = all.filter((r) => concurrencyOf(r) === concurrency);
+  const serial = concurrency === 1 ? [] : groupByN(all.filter((r) => concurrencyOf(r) === 1));
+  const ratio = (p: PerN) =>
+    p.op.length && p.bare.length
+      ? round(med(p.op, (r) => r.convergeMs) / med(p.bare, (r) => r.convergeMs))
+      : null;
   const perN = groupByN(results);
   const top = perN.at(-1)!;
   const mem = lab?.memory ?? [];
@@ -37,10 +50,11 @@ export function headline(results: ConvergeResult[], lab: LabResult | undefined):
   return {
     namespaces: perN.map((p) => p.n),
     reps: top.op.length,
-    convergeRatio: round(med(top.op, (r) => r.convergeMs) / med(top.bare, (r) => r.convergeMs)),
-    convergeRatioByN: Object.fromEntries(
-      perN.map((p) => [p.n, round(med(p.op, (r) => r.convergeMs) / med(p.bare, (r) => r.convergeMs))]),
-    ),
+    concurrency,
+    convergeRatio: ratio(top),
+    convergeRatioByN: Object.fromEntries(perN.map((p) => [p.n, ratio(p)])),
+    convergeRatioSerial: serial.length ? ratio(serial.at(-1)!) : null,
+    convergeRatioSerialByN: Object.fromEntries(serial.map((p) => [p.n, ratio(p)])),
     writesRatio: round(med(top.op, (r) => r.requests.writes) / (top.n * OBJECTS_PER_NAMESPACE)),
     bareWritesRatio: round(med(top.bare, (r) => r.requests.writes) / (top.n * OBJECTS_PER_NAMESPACE)),
     convergeGetsPerNamespace: round(med(top.op, (r) => r.requests.gets) / top.n),
@@ -99,23 +113,33 @@ function groupByN(results: ConvergeResult[]): PerN[] {
   }));
 }
 
-export function chart(results: ConvergeResult[], concurrency: number): string {
-  const perN = groupByN(results);
-  return convergeChart(
-    [
+export function chart(results: ConvergeResult[]): string {
+  const main = mainConcurrency(results);
+  const series = [];
+  for (const c of main === 1 ? [1] : [main, 1]) {
+    const perN = groupByN(results.filter((r) => concurrencyOf(r) === c));
+    if (!perN.length) continue;
+    const dash = c === main ? {} : { dash: "6 4" };
+    series.push(
       {
-        name: "operator",
+        name: `operator (${c} write${c === 1 ? "" : "s"} in flight)`,
         color: "#d62728",
-        points: perN.map((p) => ({ n: p.n, seconds: med(p.op, (r) => r.convergeMs) / 1000 })),
+        ...dash,
+        points: perN
+          .filter((p) => p.op.length)
+          .map((p) => ({ n: p.n, seconds: med(p.op, (r) => r.convergeMs) / 1000 })),
       },
       {
-        name: `bare client (c=${concurrency})`,
+        name: `bare client (${c} write${c === 1 ? "" : "s"} in flight)`,
         color: "#1f77b4",
-        points: perN.map((p) => ({ n: p.n, seconds: med(p.bare, (r) => r.convergeMs) / 1000 })),
+        ...dash,
+        points: perN
+          .filter((p) => p.bare.length)
+          .map((p) => ({ n: p.n, seconds: med(p.bare, (r) => r.convergeMs) / 1000 })),
       },
-    ],
-    "Cold converge time against N (median of repetitions)",
-  );
+    );
+  }
+  return convergeChart(series, "Cold converge time against N (median of repetitions)");
 }
 
 const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
@@ -130,7 +154,9 @@ export function markdown(
   chartFile: string,
 ): string {
   const h = headline(results, lab);
-  const perN = groupByN(results);
+  const concurrency = mainConcurrency(results);
+  const perN = groupByN(results.filter((r) => concurrencyOf(r) === concurrency));
+  const serialN = concurrency === 1 ? [] : groupByN(results.filter((r) => concurrencyOf(r) === 1));
   const cpu = cpus();
   const L: string[] = [];
   L.push("# Benchmarks: reconcile at scale", "");
@@ -164,7 +190,8 @@ export function markdown(
   goal(
     "Cold converge vs bare client, same concurrency",
     "<= 1.2x",
-    `${num("convergeRatio")}x at N=${perN.at(-1)!.n}`,
+    `${num("convergeRatio")}x at N=${perN.at(-1)!.n}, ${concurrency} writes in flight each` +
+      (num("convergeRatioSerial") !== null ? ` (at 1 vs 1: ${num("convergeRatioSerial")}x)` : ""),
     (num("convergeRatio") ?? 99) <= 1.2,
   );
   goal(
@@ -243,20 +270,24 @@ export function markdown(
     "",
   );
   L.push(
-    "| N | client | converge | writes (minimal 5N) | GETs | LISTs | reconciles | CPU s | probe GET p50 / p99 |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| N | client | writes in flight | converge | writes (minimal 5N) | GETs | LISTs | reconciles | CPU s | probe GET p50 / p99 |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   );
-  for (const p of perN)
-    for (const [name, rs] of [
-      ["operator", p.op],
-      ["bare", p.bare],
-    ] as const)
-      L.push(
-        `| ${p.n} | ${name} | ${list(
-          rs.map((r) => r.convergeMs),
-          s,
-        )} | ${rs.map((r) => r.requests.writes).join(" / ")} (${p.n * OBJECTS_PER_NAMESPACE}) | ${rs.map((r) => r.requests.gets).join(" / ")} | ${rs.map((r) => r.requests.lists).join(" / ")} | ${name === "bare" ? "-" : rs.map((r) => r.reconciles).join(" / ")} | ${rs.map((r) => r.cpuSeconds.toFixed(2)).join(" / ")} | ${rs.map((r) => `${ms(r.probeP50Ms)} / ${ms(r.probeP99Ms)}`).join("; ")} |`,
-      );
+  for (const [c, groups] of [
+    [concurrency, perN],
+    [1, serialN],
+  ] as const)
+    for (const p of groups)
+      for (const [name, rs] of [
+        ["operator", p.op],
+        ["bare", p.bare],
+      ] as const)
+        L.push(
+          `| ${p.n} | ${name} | ${c} | ${list(
+            rs.map((r) => r.convergeMs),
+            s,
+          )} | ${rs.map((r) => r.requests.writes).join(" / ")} (${p.n * OBJECTS_PER_NAMESPACE}) | ${rs.map((r) => r.requests.gets).join(" / ")} | ${rs.map((r) => r.requests.lists).join(" / ")} | ${name === "bare" ? "-" : rs.map((r) => r.reconciles).join(" / ")} | ${rs.map((r) => r.cpuSeconds.toFixed(2)).join(" / ")} | ${rs.map((r) => `${ms(r.probeP50Ms)} / ${ms(r.probeP99Ms)}`).join("; ")} |`,
+        );
   L.push("", "Operator writes by resource during converge (first repetition, largest N):", "");
   const top = perN.at(-1)!;
   L.push("```", JSON.stringify(top.op[0]?.requests.writesByResource ?? {}), "```", "");
@@ -327,32 +358,37 @@ const METHOD = [
   "  `config/rbac`. The bare and reflex clients run in their own Node processes on their own ServiceAccount tokens",
   "  bound to the same ClusterRole; the probe has its own ServiceAccount (an ordinary API Priority and Fairness",
   "  flow). The observer (convergence and repair timing) and the fault injector are cluster admin, which APF exempts.",
-  "- **Same concurrency.** The operator never reconciles one policy twice at once and writes one object at a time",
-  "  within a reconcile, so with one policy its write concurrency is 1; the bare client runs at `--concurrency`",
-  "  (default 1). Both use @kubernetes/client-node with one shared keep-alive undici dispatcher.",
+  "- **Same concurrency.** The operator never reconciles one policy twice at once, and within a reconcile it sends",
+  "  up to `--max-concurrent-writes` writes at once; the bench starts it with `--max-concurrent-writes` =",
+  "  `--concurrency` (default 8, the operator's default) and the bare client runs a pool of the same size: the",
+  "  headline `convergeRatio`. Each repetition also runs both with one write in flight (`convergeRatioSerial`, no",
+  "  faults injected; `--skip-serial` leaves it out). Both use @kubernetes/client-node with one shared keep-alive",
+  "  undici dispatcher.",
   "- **Minimal writes** are 5 server-side applies per namespace (3 NetworkPolicies, the namespace's 6 Pod Security",
   "  labels, the default ServiceAccount's automount). The bare client writes exactly those, with the same labels and",
   "  ownerReference (the policy object exists in its cluster too; nobody reconciles it).",
   "- **End of an operator converge**: the observer sees all 5N objects desired; the requests counted run until a",
   "  forced reconcile (an annotation on the policy) that started after that has completed, so the status write and",
   "  Event of the converge are included, and one steady-state reconcile too.",
-  "- **GETs during a cold converge and in Audit mode**: the operator's caches hold only labelled children, so for",
-  "  every desired child missing from the cache it GETs that name to tell `Missing` from `Unowned` (an object of the",
-  "  same name it did not create). That is 3 GETs per namespace per reconcile while children are missing, and in",
-  "  Audit mode, where nothing is ever applied, on every reconcile (the Audit row above).",
-  "- **Writes per repair**: an allow-all rule added to a managed NetworkPolicy is repaired with a server-side apply",
-  "  followed by an update (apply cannot remove fields another manager owns), i.e. 2 writes; every repairing",
-  "  reconcile also writes the policy status (drift counters) and a `DriftCorrected` Event.",
-  "- **Drift during a converge**: one policy is one work-queue key and a reconcile walks every namespace serially,",
-  "  so a fault that arrives while a large reconcile is writing waits for that reconcile to finish and for the next",
-  "  one to reach it: repair time grows with the backlog.",
-  "- **Drift repair vs the reflex client, and during an unrelated burst**: a repair is a full reconcile of the",
-  "  policy (every selected namespace from the snapshot, then the status write and an Event), and every namespace or",
-  "  default ServiceAccount event, related or not, enqueues every policy. The queue collapses repeated events, but",
-  "  each reconcile still walks all N namespaces, so repair latency grows with N and with unrelated churn.",
-  "- **Memory**: the live heap stays small; RSS grows much faster than the heap (see the table). Why was not",
-  "  investigated in this run (V8 keeping pages after large LIST responses and debug logging are candidates); a run",
-  "  under `--max-old-space-size` would tell whether that RSS is reclaimable.",
+  "- **GETs during a cold converge and in Audit mode**: none by design. What sits at a child's name comes from the",
+  "  managed caches and metadata-only occupancy caches (unlabelled objects only); a child is created with a",
+  "  create-only server-side apply (a resourceVersion precondition no object meets), so a name taken meanwhile",
+  "  refuses the write instead of needing a GET first. Audit mode judges a label-stripped child from its metadata.",
+  "- **Writes per repair**: every repair is one server-side apply; fields another manager added (the allow-all",
+  "  rule) are set to null in that apply, which removes them in the same write. A repairing reconcile also writes",
+  "  the policy status when a counter changed, and a `DriftCorrected` Event (the `all writes` column).",
+  "- **Drift during a converge**: one policy is one work-queue key; a fault that arrives while a large reconcile",
+  "  is writing waits for that reconcile to finish (its writes run `--max-concurrent-writes` at a time) and for",
+  "  the next one to reach it: repair time grows with the backlog.",
+  "- **Drift repair vs the reflex client**: a repair is a full reconcile of the policy (every selected namespace",
+  "  is planned from the snapshot, then the status write and an Event), so repair latency grows with N: the",
+  "  reflex client writes one object per event. Unrelated namespace events enqueue nothing (only the policies",
+  "  selecting the namespace, now or at its previous event).",
+  "- **Memory**: the live heap stays small; RSS grows much faster than the heap (see the table): V8 grows its",
+  "  heap while it may. The image sets `NODE_OPTIONS=--max-old-space-size-percentage=60`, which sizes the heap from",
+  "  the container's limit; the bench runs the operator without it (an unbounded heap), so RSS here is an upper",
+  "  bound. What the caches hold per object was measured on its own too (README, Compact caches): managedFields",
+  "  compacted to what is read, and no object kept in two caches.",
   "- **Idle window**: for windows shorter than 10 minutes the operator is started with `--resync` = a third of the",
   "  window (at least 5 s) so periodic resyncs happen inside it; the full run uses `--idle-seconds 600` with the",
   "  default 300 s resync. A forced resync closes the window.",

@@ -4,8 +4,11 @@
 // headline figures as one JSON object on the last line.
 //
 //   npm run bench -- --namespaces 100            quick run (a few minutes)
+//   --concurrency 8: the operator's --max-concurrent-writes and the bare client's pool, the same bound
+//   (the headline ratio); each repetition also runs both at 1 (an extra ratio) unless --skip-serial.
 //   npm run bench -- --namespaces 100,1000,5000 --idle-seconds 600   the full run
 //   npx tsx bench/run.ts --from <results.json>   re-renders the report from a run's saved raw results
+//   npm run bench -- --converge-from <results.json> ...   reuses a run's converge results, runs the lab only
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -19,14 +22,16 @@ const { values } = parseArgs({
     namespaces: { type: "string", default: "100,1000,5000" },
     reps: { type: "string", default: "3" },
     "idle-seconds": { type: "string", default: "30" },
-    concurrency: { type: "string", default: "1" },
+    concurrency: { type: "string", default: "8" },
     faults: { type: "string", default: "20" },
     backlog: { type: "string" },
     burst: { type: "string", default: "1000" },
     unrelated: { type: "string", default: "10000" },
     "skip-lab": { type: "boolean", default: false },
+    "skip-serial": { type: "boolean", default: false },
     out: { type: "string", default: "docs/benchmarks.md" },
     from: { type: "string" },
+    "converge-from": { type: "string" },
   },
   strict: true,
 });
@@ -52,6 +57,7 @@ const opts = {
   burst: int("burst", values.burst, 1),
   unrelated: int("unrelated", values.unrelated, 0),
   skipLab: values["skip-lab"] ?? false,
+  skipSerial: values["skip-serial"] ?? false,
 };
 const logDir = mkdtempSync(join(tmpdir(), "csp-bench-"));
 const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -83,22 +89,24 @@ if (values.from) {
       join(logDir, "results.json"),
       JSON.stringify({ results, ...(lab ? { lab } : {}), info: info() }, null, 2),
     );
-  for (const n of namespaces) {
+  if (values["converge-from"])
+    results.push(...(JSON.parse(readFileSync(values["converge-from"], "utf8")) as Saved).results);
+  for (const n of values["converge-from"] ? [] : namespaces) {
     for (let rep = 0; rep < opts.reps; rep++) {
       const order = rep % 2 === 0 ? (["operator", "bare"] as const) : (["bare", "operator"] as const);
-      for (const client of order) {
-        say(`converge N=${n} rep ${rep + 1}/${opts.reps}: ${client}`);
-        const r = await runConverge(client, n, rep, {
-          concurrency: opts.concurrency,
-          faults: opts.faults,
-          logDir,
-        });
-        say(
-          `  ${client}: ${(r.convergeMs / 1000).toFixed(2)} s, ${r.requests.writes} writes, ${r.requests.gets} GETs, drift p99 ${Math.round(r.drift.p99Ms)} ms`,
-        );
-        results.push(r);
-        save();
-      }
+      // The same-concurrency pair first; then, as an extra, both at one write in flight (no faults).
+      const pairs = [{ concurrency: opts.concurrency, faults: opts.faults }];
+      if (!opts.skipSerial && opts.concurrency !== 1) pairs.push({ concurrency: 1, faults: 0 });
+      for (const pair of pairs)
+        for (const client of order) {
+          say(`converge N=${n} rep ${rep + 1}/${opts.reps} c=${pair.concurrency}: ${client}`);
+          const r = await runConverge(client, n, rep, { ...pair, logDir });
+          say(
+            `  ${client}: ${(r.convergeMs / 1000).toFixed(2)} s, ${r.requests.writes} writes, ${r.requests.gets} GETs, drift p99 ${Math.round(r.drift.p99Ms)} ms`,
+          );
+          results.push(r);
+          save();
+        }
     }
   }
   let lab: LabResult | undefined;
@@ -113,7 +121,7 @@ if (values.from) {
 const out = values.out ?? "docs/benchmarks.md";
 const chartFile = `${basename(out, ".md")}-converge.svg`;
 mkdirSync(join(out, ".."), { recursive: true });
-writeFileSync(join(out, "..", chartFile), chart(saved.results, saved.info.options["concurrency"] as number));
+writeFileSync(join(out, "..", chartFile), chart(saved.results));
 const runInfo: RunInfo = {
   ...saved.info,
   startedAt: new Date(saved.info.startedAt),

@@ -101,7 +101,7 @@ export class OperatorProcess extends Child {
   /** performance.now() at which each reconcile started, by policy. */
   readonly runs: { policy: string; startedAt: number; doneAt: number }[] = [];
 
-  constructor(kubeconfig: string, resyncSeconds: number, logPath: string) {
+  constructor(kubeconfig: string, resyncSeconds: number, logPath: string, maxConcurrentWrites = 8) {
     super(
       [
         "--expose-gc",
@@ -116,6 +116,8 @@ export class OperatorProcess extends Child {
         String(resyncSeconds),
         "--log-level",
         "debug",
+        "--max-concurrent-writes",
+        String(maxConcurrentWrites),
       ],
       logPath,
     );

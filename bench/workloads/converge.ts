@@ -27,6 +27,8 @@ export interface ConvergeResult {
   client: ClientKind;
   n: number;
   rep: number;
+  /** Writes in flight: the operator's --max-concurrent-writes, the bare client's pool size. */
+  concurrency: number;
   convergeMs: number;
   /** Requests during converge (until the first reconcile that started after convergence completed). */
   requests: ReturnType<typeof summarize>;
@@ -44,7 +46,9 @@ export interface ConvergeResult {
 }
 
 export interface ConvergeOptions {
+  /** The operator's --max-concurrent-writes and the bare client's pool size: the same bound for both. */
   concurrency: number;
+  /** Faults injected after converge; 0 skips the drift measurement. */
   faults: number;
   logDir: string;
 }
@@ -55,7 +59,7 @@ export async function runConverge(
   rep: number,
   o: ConvergeOptions,
 ): Promise<ConvergeResult> {
-  const tag = `${client}-${n}-r${rep}`;
+  const tag = `${client}-${n}-c${o.concurrency}-r${rep}`;
   const c = await startBenchCluster(`bench-${tag}`);
   try {
     const nss = names("ns", 0, n);
@@ -75,7 +79,12 @@ async function operatorRun(
   o: ConvergeOptions,
   tag: string,
 ): Promise<ConvergeResult> {
-  const op = new OperatorProcess(c.kubeconfigs.operator, 300, join(o.logDir, `${tag}-operator.log`));
+  const op = new OperatorProcess(
+    c.kubeconfigs.operator,
+    300,
+    join(o.logDir, `${tag}-operator.log`),
+    o.concurrency,
+  );
   try {
     await op.synced();
     const m0 = await c.audit.mark();
@@ -97,6 +106,7 @@ async function operatorRun(
       client: "operator",
       n: nss.length,
       rep,
+      concurrency: o.concurrency,
       convergeMs: convergedAt - t0,
       requests: summarize(c.audit.between(m0, m1, USERS.operator)),
       reconciles,
@@ -170,6 +180,7 @@ async function bareRun(
         client: "bare",
         n: nss.length,
         rep,
+        concurrency: o.concurrency,
         convergeMs: convergedAt - t0,
         requests: summarize(c.audit.between(m0, m1, USERS.bare)),
         reconciles: 0,
@@ -193,6 +204,7 @@ export async function measureDrift(
   user: string,
   settle?: () => Promise<void>,
 ): Promise<ConvergeResult["drift"]> {
+  if (faults === 0) return { p50Ms: NaN, p99Ms: NaN, faults: 0, writes: 0, writesByResource: {} };
   const m0 = await c.audit.mark();
   const run = await injectFaults(c, nss, faults);
   await settle?.();

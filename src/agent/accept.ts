@@ -3,9 +3,10 @@
  * `spec.controlPlane.fileIntegrity.accept[]` entry that accepts the current state of one changed file, from
  * the node agent's report, ready to commit to the policy. It reads; it never changes the policy.
  */
-import { CoreV1Api, type KubeConfig, type V1ConfigMap } from "@kubernetes/client-node";
+import type { KubeConfig, V1ConfigMap } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { OPERATOR_NAMESPACE } from "../desired/metadata.js";
+import { OPERATOR_NAMESPACE } from "../api/vocabulary.js";
+import { LiveReader } from "../cluster/livereader.js";
 import { agentReportName, INTEGRITY_KEY, parseIntegrityReport } from "../evidence/agentreports.js";
 import type { AcceptedChange } from "../controller/fileintegrity.js";
 
@@ -81,18 +82,9 @@ export function acceptEntryYaml(entry: AcceptedChange): string {
   return `# spec.controlPlane.fileIntegrity.accept entry\n${stringify([entry])}`;
 }
 
-/** Reads the node's report from the cluster and returns the YAML entry (the CLI prints it). */
+/** Reads the node's report from the cluster (cluster/livereader.ts) and returns the YAML entry (the CLI prints it). */
 export async function integrityAccept(kc: KubeConfig, req: AcceptRequest): Promise<string> {
-  const api = kc.makeApiClient(CoreV1Api);
-  let cm: V1ConfigMap | undefined;
-  try {
-    cm = await api.readNamespacedConfigMap({
-      name: agentReportName(req.node),
-      namespace: OPERATOR_NAMESPACE,
-    });
-  } catch (err) {
-    if ((err as { code?: number }).code !== 404) throw err;
-  }
+  const cm = await new LiveReader(kc).operatorConfigMap(agentReportName(req.node));
   if (!cm)
     throw new AcceptError(
       `node ${req.node} has no agent report (ConfigMap ${OPERATOR_NAMESPACE}/${agentReportName(req.node)})`,

@@ -1,3 +1,4 @@
+import type { V1ConfigMap } from "@kubernetes/client-node";
 import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
@@ -19,6 +20,7 @@ import {
   type FileReport,
 } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
+import { Controller } from "../runtime/controller.js";
 import { fileState, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
 import { NodeHygiene } from "./hygiene.js";
@@ -45,6 +47,14 @@ export interface AgentOptions {
   hostRoot?: string;
   /** Paths (on the host) the integrity monitor watches; default CRITICAL_PATHS. For tests. */
   integrityPaths?: readonly string[];
+  /**
+   * Called once, after the report saying so is written, when a single-file mount (the kubelet's
+   * config.yaml, kubeadm-flags.env) shows a file the host replaced by a rename: only a new container sees
+   * the host's file, so `csp-operator agent` exits and the kubelet starts it again with fresh mounts.
+   */
+  onStaleMount?: (paths: readonly string[]) => void;
+  /** /readyz fails when no sync completed for this long; default max(3 resyncs, 3 minutes). */
+  staleAfterMs?: number;
 }
 
 interface Source {
@@ -54,6 +64,19 @@ interface Source {
   content: string;
   /** What the operator declared no stored object needs any more (encryption config only). */
   retired?: Retired;
+}
+
+/**
+ * Why a file could not be written, in one line naming the target path and the errno (`ENOSPC`, `EROFS`...):
+ * never the temp file's random name, never content.
+ */
+export function writeError(path: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const code = typeof e?.code === "string" ? e.code : undefined;
+  const msg = errorMessage(err)
+    .replace(/,\s*\w+(\s+'[^']*'(\s*->\s*'[^']*')?)?$/, "") // node's ", open '<path>'" suffix
+    .replace(/^[A-Z][A-Z0-9_]+:\s*/, "");
+  return `cannot write ${path}: ${code ? `${code} (${msg})` : msg}`;
 }
 
 /**
@@ -68,9 +91,15 @@ export class Agent {
   private readonly client: AgentClient;
   private readonly reports = new Map<AgentFile, FileReport>();
   private lastReport = "";
-  private running: Promise<void> | undefined;
-  private again = false;
-  private timer: NodeJS.Timeout | undefined;
+  /**
+   * The sync loop: runtime/Controller with one worker and one key (this node), so the agent gets what the
+   * operator's loop has: events collapse, an event during a sync runs one more after it, a failed sync is
+   * retried with exponential backoff (0.5 s doubling to 60 s) that no event cuts short, and every key is
+   * resynced each `resyncMs` (the floor when a watch or inotify misses something).
+   */
+  private readonly controller: Controller;
+  private readonly key: string;
+  private idleWaiters: (() => void)[] = [];
   private stopped = false;
   /**
    * False until start() has read back what this node's agent reported before (its files, its integrity
@@ -82,6 +111,10 @@ export class Agent {
   private noteLogged = false;
   private integrityErrors = "";
   private readonly hygiene: NodeHygiene | undefined;
+  private staleReported = false;
+  /** When the last sync completed (files delivered or reported, report applied); undefined before one. */
+  private lastSyncAt: number | undefined;
+  private lastSyncError: string | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -89,15 +122,24 @@ export class Agent {
     private readonly log: Logger,
   ) {
     this.client = new AgentClient(kc, log, () => this.kick());
+    this.key = `node/${opts.node}`;
+    this.controller = new Controller(
+      () => this.syncOnce(),
+      () => (this.ready && !this.stopped ? [this.key] : []),
+      { workers: 1, resyncMs: opts.resyncMs ?? 60_000 },
+      log,
+    );
     if (opts.hostRoot !== undefined)
       this.integrity = new IntegrityMonitor(opts.hostRoot, () => this.kick(), opts.integrityPaths);
     if (opts.hostRoot !== undefined) this.hygiene = new NodeHygiene(opts.hostRoot);
   }
 
-  async start(): Promise<void> {
+  /** Resolves true once started; false when stop() came first (the watches never synced). */
+  async start(): Promise<boolean> {
     this.stopped = false;
     this.ready = false;
-    await this.client.start();
+    // False when stop() came first (SIGTERM while the API server is unreachable): nothing to start.
+    if (!(await this.client.start()) || this.stopped) return false;
     this.nodeUid = await this.readNodeUid();
     // What this node's agent wrote before a restart: a file with that hash is its own, not a foreign one.
     for (const r of fileReports(this.client.configMapList()))
@@ -107,43 +149,72 @@ export class Agent {
       .configMapList()
       .find((cm) => cm.metadata?.name === agentReportName(this.opts.node));
     this.integrity?.restore(own?.data?.[INTEGRITY_KEY]);
+    if (this.stopped) return false; // stop() came while this read: no timer may outlive it
     this.ready = true;
+    this.controller.start();
     this.kick();
-    this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 60_000);
+    return true;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
     this.integrity?.close();
     await this.client.stop();
-    await this.running;
+    await this.controller.stop(); // lets a sync in flight finish
+    this.wake();
   }
 
-  /** Resolves once every change seen so far is on disk and reported. */
+  /**
+   * Why the agent is not ready (the /readyz body), or undefined: it has not read its watches yet, no sync
+   * has completed yet, or none for {@link AgentOptions.staleAfterMs} (its report is out of date: the API
+   * server refuses it, the host cannot be read...), with the last error.
+   */
+  notReadyReason(now = Date.now()): string | undefined {
+    if (!this.ready) return "the watches of csp-system have not synced yet";
+    const last = this.lastSyncError ? ` (last error: ${this.lastSyncError})` : "";
+    if (this.lastSyncAt === undefined) return `no sync has completed yet${last}`;
+    const limit = this.opts.staleAfterMs ?? Math.max(3 * (this.opts.resyncMs ?? 60_000), 180_000);
+    const age = now - this.lastSyncAt;
+    if (age > limit)
+      return `no sync has completed for ${Math.round(age / 1000)} s (limit ${Math.round(limit / 1000)} s)${last}`;
+    return undefined;
+  }
+
+  /**
+   * Resolves once every change seen so far is on disk and reported: no sync queued or running (a failed
+   * one waiting out its retry delay counts as done).
+   */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    const q = this.controller.queue;
+    while (!this.stopped && (q.length > 0 || q.inFlight > 0)) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      // The controller marks the key done (and queues it again if an event came) after the sync resolved.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
-  /** Runs one sync at a time; a change during a sync runs another one after it. */
+  private wake(): void {
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** A change (a watch event, inotify, the resync): one sync runs, or one more after the running one. */
   private kick(): void {
     if (this.stopped || !this.ready) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.syncLoop().finally(() => (this.running = undefined));
+    this.controller.queue.add(this.key);
   }
 
-  private async syncLoop(): Promise<void> {
-    do {
-      this.again = false;
-      try {
-        await this.sync();
-      } catch (err) {
-        this.log.warn("agent sync failed", { error: redactKeyMaterial(errorMessage(err)) });
-      }
-    } while (this.again && !this.stopped);
+  /** One sync, as the controller's reconcile; its error (redacted: never key material) makes it retry. */
+  private async syncOnce(): Promise<void> {
+    try {
+      await this.sync();
+      this.lastSyncAt = Date.now();
+      this.lastSyncError = undefined;
+    } catch (err) {
+      this.lastSyncError = redactKeyMaterial(errorMessage(err));
+      throw new Error(`agent sync failed: ${this.lastSyncError}`, { cause: err });
+    } finally {
+      this.wake();
+    }
   }
 
   private pick<T extends KubernetesObject & { data?: Record<string, string> }>(
@@ -199,38 +270,17 @@ export class Agent {
     ];
     for (const s of sources) {
       if (!s) continue;
-      if ("error" in s) {
-        this.reports.set(s.file, this.notWritten(s.file, s.path, "", await fileState(s.path), s.error));
-        continue;
+      try {
+        await this.deliver(s);
+      } catch (err) {
+        // A write that fails (EROFS, ENOSPC, EACCES...) is reported like a refused one: the node's report
+        // names the path and the errno, what is on disk stays, and the next sync tries again.
+        const on = await fileState(s.path).catch(() => undefined);
+        this.reports.set(
+          s.file,
+          this.notWritten(s.file, s.path, "ref" in s ? s.ref : "", on, writeError(s.path, err)),
+        );
       }
-      const want = contentHash(s.content);
-      const on = await fileState(s.path);
-      const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s) : undefined;
-      if (refusal) {
-        const report = this.notWritten(s.file, s.path, s.ref, on, refusal);
-        const keys = await this.keysOnDisk(s.file, s.path);
-        this.reports.set(s.file, keys ? { ...report, keys } : report);
-        continue;
-      }
-      let writtenAt = on?.mtime ?? new Date();
-      const prev = this.reports.get(s.file);
-      if (on?.sha256 !== want) {
-        await writeFileAtomic(s.path, s.content);
-        writtenAt = new Date();
-        this.log.info("file written", { file: s.file, path: s.path, sha256: want, source: s.ref });
-      } else if (prev && prev.sha256 === want && prev.source === s.ref) {
-        writtenAt = new Date(prev.writtenAt);
-      }
-      const keys = s.file === "encryption-config" ? [...decryptionKeys(s.content)].sort() : undefined;
-      this.reports.set(s.file, {
-        file: s.file,
-        source: s.ref,
-        path: s.path,
-        sha256: want,
-        writtenAt: writtenAt.toISOString(),
-        node: this.opts.node,
-        ...(keys ? { keys } : {}),
-      });
     }
     let checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>> = {};
     if (this.opts.hostRoot !== undefined) {
@@ -241,6 +291,54 @@ export class Agent {
       checks = host.checks;
     }
     await this.report(checks, await this.scanIntegrity());
+    this.restartIfStale();
+  }
+
+  /** Once the report names them: a stale single-file mount needs a new container (see onStaleMount). */
+  private restartIfStale(): void {
+    const stale = this.integrity?.staleMounts() ?? [];
+    if (stale.length === 0 || this.staleReported) return;
+    this.staleReported = true;
+    this.log.error("a single-file mount shows a file the host replaced: the container must restart", {
+      paths: stale.join(", "),
+    });
+    this.opts.onStaleMount?.(stale);
+  }
+
+  /** Puts one rendered file on disk (unless refused) and records what the node's report says about it. */
+  private async deliver(s: Source | { error: string; file: AgentFile; path: string }): Promise<void> {
+    if ("error" in s) {
+      this.reports.set(s.file, this.notWritten(s.file, s.path, "", await fileState(s.path), s.error));
+      return;
+    }
+    const want = contentHash(s.content);
+    const on = await fileState(s.path);
+    const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s) : undefined;
+    if (refusal) {
+      const report = this.notWritten(s.file, s.path, s.ref, on, refusal);
+      const keys = await this.keysOnDisk(s.file, s.path);
+      this.reports.set(s.file, keys ? { ...report, keys } : report);
+      return;
+    }
+    let writtenAt = on?.mtime ?? new Date();
+    const prev = this.reports.get(s.file);
+    if (on?.sha256 !== want) {
+      await writeFileAtomic(s.path, s.content);
+      writtenAt = new Date();
+      this.log.info("file written", { file: s.file, path: s.path, sha256: want, source: s.ref });
+    } else if (prev && prev.sha256 === want && prev.source === s.ref) {
+      writtenAt = new Date(prev.writtenAt);
+    }
+    const keys = s.file === "encryption-config" ? [...decryptionKeys(s.content)].sort() : undefined;
+    this.reports.set(s.file, {
+      file: s.file,
+      source: s.ref,
+      path: s.path,
+      sha256: want,
+      writtenAt: writtenAt.toISOString(),
+      node: this.opts.node,
+      ...(keys ? { keys } : {}),
+    });
   }
 
   /**
@@ -357,8 +455,39 @@ export class Agent {
       await this.hygiene?.collect(),
     );
     const text = JSON.stringify(cm);
-    if (text === this.lastReport) return;
+    if (text === this.lastReport && this.reportPresent()) return;
+    if (text === this.lastReport) {
+      // Deleted since the last write: by hand, or by the garbage collector because the Node re-registered
+      // under a new uid (the ownerReference named the old one). Read the uid again and write it back.
+      this.log.warn("the node's report is gone; writing it again", { node: this.opts.node });
+      this.nodeUid = await this.readNodeUid();
+      return this.applyReportText(
+        agentReportConfigMap(
+          this.opts.node,
+          [...this.reports.values()],
+          checks,
+          this.nodeUid,
+          integrity,
+          await this.hygiene?.collect(),
+        ),
+      );
+    }
+    return this.applyReportText(cm);
+  }
+
+  private async applyReportText(cm: V1ConfigMap): Promise<void> {
+    const text = JSON.stringify(cm);
     await this.client.applyReport(cm);
     this.lastReport = text;
+  }
+
+  /** Whether the agent's watch still sees its report (true when the cache cannot tell). */
+  private reportPresent(): boolean {
+    try {
+      const name = agentReportName(this.opts.node);
+      return this.client.configMapList().some((c) => c.metadata?.name === name);
+    } catch {
+      return true;
+    }
   }
 }

@@ -14,6 +14,7 @@ import {
   type AuditCount,
   type AuditTop,
 } from "../evidence/agentreports.js";
+import { oneLine, redactTokens } from "../evidence/safetext.js";
 import { APISERVER_MANIFEST } from "./hostchecks.js";
 
 /** At most this much of the log is read in one scan (the tail of it, on the first scan or after a burst). */
@@ -22,8 +23,8 @@ export const AUDIT_TAIL_BYTES = 8 * 1024 * 1024;
 export const AUDIT_WINDOW_MS = 10 * 60_000;
 /** Refused requests remembered at most (the oldest go first): memory stays bounded under a flood. */
 export const MAX_AUDIT_EVENTS = 50_000;
-/** A line longer than this (a RequestResponse event with a large body) is skipped unparsed. */
-const MAX_LINE = 256 * 1024;
+
+const sizeText = (n: number) => (n % 1048576 === 0 ? `${n / 1048576} MiB` : `${Math.round(n / 1024)} KiB`);
 
 /** One refused request as remembered: who, from where, on what. Nothing else of the event is kept. */
 export interface RefusedRequest {
@@ -36,18 +37,13 @@ export interface RefusedRequest {
   resource: string;
 }
 
-const oneLine = (s: string, max: number) => {
-  const t = [...s].map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? "?" : ch)).join("");
-  return t.length <= max ? t : `${t.slice(0, max - 3)}...`;
-};
-
 /**
- * A name as reported: one line, bounded, and anything that looks like a credential (a JWT, a long
- * base64 run) replaced: a client that sends its token as a user name must not have it published.
+ * A name as reported: one line, bounded, and anything that looks like a credential (a JWT, a bootstrap
+ * token, a GitHub or cloud key, a long hex or base64 run) replaced: a client that sends its token as a user
+ * name must not have it published.
  */
 export function safeName(s: string, max = 128): string {
-  const jwt = s.replace(/eyJ[A-Za-z0-9_-]{8,}(\.[A-Za-z0-9_-]*){0,2}/g, "<redacted>");
-  return oneLine(redactKeyMaterial(jwt), max);
+  return oneLine(redactTokens(redactKeyMaterial(s)), max);
 }
 
 /**
@@ -57,7 +53,8 @@ export function safeName(s: string, max = 128): string {
  * audit events, but request and response bodies may be) is ignored.
  */
 export function refusedRequest(line: string): RefusedRequest | undefined {
-  if (line.length > MAX_LINE || !line.includes('"responseStatus"')) return undefined;
+  // Any length: the scan's byte budget bounds a line (a long query string must not hide a refusal).
+  if (!line.includes('"responseStatus"')) return undefined;
   let e: Record<string, unknown>;
   try {
     const v: unknown = JSON.parse(line);
@@ -156,6 +153,8 @@ export class AuditLogTail {
   private offset = -1;
   private inode = -1;
   private refused: RefusedRequest[] = [];
+  /** What the last incomplete read missed: said until those events would have left the window. */
+  private gap: { note: string; until: number } | undefined;
 
   constructor(
     private readonly hostRoot: string,
@@ -183,7 +182,10 @@ export class AuditLogTail {
       };
     let problem: string | undefined;
     try {
-      problem = await this.read(where.path);
+      const note = await this.read(where.path);
+      if (note) this.gap = { note, until: now.getTime() + this.windowMs };
+      else if (this.gap && this.gap.until <= now.getTime()) this.gap = undefined;
+      problem = this.gap?.note;
     } catch (e) {
       problem = `${where.path} not read: ${(e as { code?: string }).code ?? "cannot be read"}`;
     }
@@ -212,13 +214,20 @@ export class AuditLogTail {
     try {
       const st = await fh.stat();
       if (!st.isFile()) return `${path} is not a regular file`;
+      let note: string | undefined;
       // A new file (rotated) or a shorter one (truncated): start again from its tail.
       if (st.ino !== this.inode || st.size < this.offset) {
+        if (this.offset >= 0)
+          note = `${path} was rotated or truncated since the last scan: events written to it after that scan and before the rotation may have been lost`;
         this.inode = st.ino;
         this.offset = -1;
       }
-      let from = this.offset < 0 ? Math.max(0, st.size - this.maxBytes) : this.offset;
-      let note: string | undefined;
+      const first = this.offset < 0;
+      let from = first ? Math.max(0, st.size - this.maxBytes) : this.offset;
+      if (first && from > 0) {
+        const more = `only the last ${sizeText(this.maxBytes)} of ${path} read; older events in the window not counted`;
+        note = note ? `${note}; ${more}` : more;
+      }
       if (st.size - from > this.maxBytes) {
         note = `${Math.round((st.size - this.maxBytes - from) / 1024)} KiB of the audit log appended since the last scan were skipped (more than ${this.maxBytes / 1048576} MiB); the breakdown may undercount`;
         from = st.size - this.maxBytes;

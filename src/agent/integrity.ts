@@ -31,6 +31,9 @@ import {
 export const CRITICAL_PATHS: readonly string[] = [
   "/etc/kubernetes",
   "/var/lib/kubelet/config.yaml",
+  // kubeadm's flags for the kubelet (KUBELET_KUBEADM_ARGS in its systemd drop-in): --node-ip, the
+  // container runtime endpoint, and whatever `kubeadm upgrade` or a hand edit puts there.
+  "/var/lib/kubelet/kubeadm-flags.env",
   // The kubelet's EnvironmentFile= (kubeadm's drop-in reads KUBELET_EXTRA_ARGS from one of these).
   "/etc/default/kubelet",
   "/etc/sysconfig/kubelet",
@@ -67,11 +70,19 @@ export function jsonBytes(s: string): number {
   return Buffer.byteLength(JSON.stringify(s));
 }
 
-/** A file's state as the baseline compares it; mtime and size are informative (the hash decides). */
+/**
+ * A file's state as the baseline compares it; mtime and size are informative (the hash decides). The
+ * hard-link count counts when both entries record one (a baseline taken before it was recorded has none).
+ */
 export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   return (
-    a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid
+    a.type === b.type &&
+    a.sha256 === b.sha256 &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    (a.nlink === undefined || b.nlink === undefined || a.nlink === b.nlink)
   );
 }
 
@@ -99,6 +110,11 @@ export interface Scan {
   truncated: boolean;
   /** Files that could not be read, with why (never content). */
   errors: string[];
+  /**
+   * Single-file mounts showing a file the host replaced by a rename (the mount still holds the old, deleted
+   * inode): only a new mount (the agent's container restarted) shows the file the host has now.
+   */
+  stale: string[];
 }
 
 /**
@@ -112,6 +128,8 @@ export class HostScanner {
   private readonly cache = new Map<string, Cached>();
   /** Paths the last scan could not read or list, with the errno (never content). */
   lastErrors: readonly string[] = [];
+  /** Single-file mounts the last scan found stale (see {@link Scan.stale}). */
+  lastStale: readonly string[] = [];
   private realRoot: Promise<string | undefined> | undefined;
 
   constructor(
@@ -121,8 +139,16 @@ export class HostScanner {
   ) {}
 
   async scan(): Promise<Scan> {
-    const out: Scan = { files: new Map(), dirs: [], ids: new Map(), truncated: false, errors: [] };
+    const out: Scan = {
+      files: new Map(),
+      dirs: [],
+      ids: new Map(),
+      truncated: false,
+      errors: [],
+      stale: [],
+    };
     this.lastErrors = out.errors;
+    this.lastStale = out.stale;
     const seen = new Set<string>();
     let bytes = 0;
     const full = (p: string) => {
@@ -181,6 +207,7 @@ export class HostScanner {
           if (entry) out.files.set(p, entry);
         } catch (e) {
           out.errors.push(`${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          if ((e as { staleMount?: boolean }).staleMount) out.stale.push(p);
           // It exists but its content cannot be read (EACCES, EXDEV...): recorded from lstat with no hash, so
           // a file made unreadable is a change, never "absent", and a new unreadable file is an added one.
           out.files.set(p, {
@@ -231,7 +258,7 @@ export class HostScanner {
       return { type: "symlink", sha256: hashOf(h), ...base };
     }
     if (!st.isFile()) return { type: "other", sha256: "", ...base };
-    const key = `${st.ino}/${st.size}/${st.mtimeMs}/${st.ctimeMs}/${st.mode}/${st.uid}/${st.gid}`;
+    const key = `${st.ino}/${st.size}/${st.mtimeMs}/${st.ctimeMs}/${st.mode}/${st.uid}/${st.gid}/${st.nlink}`;
     const cached = this.cache.get(p);
     if (cached && cached.key === key) return cached.entry;
     const fh = await open(
@@ -244,10 +271,17 @@ export class HostScanner {
       // A file mounted on its own (the kubelet config) that the host replaced by a rename (sed -i, an
       // editor) is the old, deleted inode here: what the host runs is not what is seen. Unreadable, so it
       // is reported (never "unchanged"); restarting the agent's Pod mounts the new file.
-      if (fst.nlink === 0)
+      if (fst.nlink === 0) {
+        // The path still names that very inode, with no link left: a mount of a deleted file (a file
+        // deleted while being opened is gone from the path, or another file is there: seen next scan).
+        const again = await lstat(join(this.hostRoot, p)).catch(() => undefined);
+        if (!again || again.ino !== fst.ino || again.dev !== fst.dev || Number(again.nlink) !== 0)
+          return undefined;
         throw Object.assign(new Error("replaced on the host"), {
           code: "ESTALE (replaced on the host; this single-file mount shows the deleted file: restart the agent's Pod)",
+          staleMount: true,
         });
+      }
       await this.verifyInside(fh.fd, p);
       const h = createHash("sha256");
       const buf = Buffer.alloc(256 * 1024);
@@ -264,9 +298,10 @@ export class HostScanner {
         gid: fst.gid,
         size: fst.size,
         mtime: fst.mtime.toISOString(),
+        nlink: fst.nlink,
       };
       this.cache.set(p, {
-        key: `${fst.ino}/${fst.size}/${fst.mtimeMs}/${fst.ctimeMs}/${fst.mode}/${fst.uid}/${fst.gid}`,
+        key: `${fst.ino}/${fst.size}/${fst.mtimeMs}/${fst.ctimeMs}/${fst.mode}/${fst.uid}/${fst.gid}/${fst.nlink}`,
         entry,
       });
       return entry;
@@ -453,6 +488,13 @@ export class IntegrityMonitor {
       }
     }
     const st = this.state;
+    // A baseline taken before link counts were recorded gets them for the files that are otherwise as
+    // they were (once): from then on a new hard link is a change.
+    for (const [path, cur] of scan.files) {
+      const was = st.baseline.get(path);
+      if (was && was.nlink === undefined && cur.nlink !== undefined && sameState(was, cur))
+        st.baseline.set(path, { ...was, nlink: cur.nlink });
+    }
     for (const [path, hash] of ownWrites) {
       const cur = scan.files.get(path);
       // The directory the agent created for it (writeFileAtomic makes it 0700) when it did not exist.
@@ -564,6 +606,14 @@ export class IntegrityMonitor {
   /** Paths the last scan could not read or list (errno only); they count as absent. */
   errors(): readonly string[] {
     return this.scanner.lastErrors;
+  }
+
+  /**
+   * Single-file mounts the last scan found showing a file the host has replaced by a rename (ESTALE): the
+   * agent reports them and then exits so the kubelet starts its container again with fresh mounts.
+   */
+  staleMounts(): readonly string[] {
+    return this.scanner.lastStale;
   }
 
   /** How many paths are watched (for tests and logs). */

@@ -37,7 +37,15 @@ export function parseEncryptionConfig(yamlText: string): ParsedEncryptionConfig 
     const at = lineCounter.linePos(error.pos[0]);
     return { ok: false, problem: `malformed YAML at line ${at.line}, column ${at.col} (${error.code})` };
   }
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    // An EncryptionConfiguration has no use for aliases: a few are tolerated, a bomb or a dangling one is refused.
+    value = doc.toJS({ maxAliasCount: 10 });
+  } catch (err) {
+    const reason =
+      err instanceof ReferenceError ? "an unresolved or excessive YAML alias" : "unreadable YAML";
+    return { ok: false, problem: `malformed YAML: ${reason}` };
+  }
   if (value === null || value === undefined) return { ok: true, entries: [] };
   const resources = (value as { resources?: unknown }).resources;
   if (typeof value !== "object" || (resources !== undefined && !Array.isArray(resources)))

@@ -150,6 +150,7 @@ export async function agent(opts: AgentCliOptions): Promise<number> {
   const log = createLogger(opts.logLevel).child({ component: "csp-operator-agent", node });
   logUnhandledRejections(log);
   const kc = await kubeConfig(opts.kubeconfig);
+  let stop: (code: number) => void = () => {};
   const a = new Agent(
     kc,
     {
@@ -159,22 +160,49 @@ export async function agent(opts: AgentCliOptions): Promise<number> {
       ...(opts.encryptionConfigPath ? { encryptionConfigPath: opts.encryptionConfigPath } : {}),
       ...(opts.policy ? { policy: opts.policy } : {}),
       ...(opts.hostRoot ? { hostRoot: opts.hostRoot } : {}),
+      // Only a new container mounts the file the host has now: exit, the kubelet starts it again.
+      onStaleMount: () => stop(EXIT_REMOUNT),
     },
     log,
   );
-  await a.start();
-  log.info("agent started");
-  return new Promise<number>((resolve) => {
-    const stop = () => {
-      a.stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
+  const servers: { close(): Promise<void> }[] = [];
+  const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    stop = (code: number) => {
+      if (stopping) return;
+      stopping = true;
+      a.stop()
+        .then(() => Promise.all(servers.map((s) => s.close())))
+        .then(
+          () => resolve(code),
+          () => resolve(1),
+        );
     };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    process.once("SIGTERM", () => stop(0));
+    process.once("SIGINT", () => stop(0));
   });
+  // Probes are served before the watches sync: /healthz answers (the loop is alive) while /readyz says
+  // what the agent is waiting for.
+  if (opts.healthBind) {
+    const { HealthServer } = await import("../observability/health.js");
+    const health = new HealthServer({ readiness: { sync: () => a.notReadyReason() } });
+    try {
+      const port = await health.listen(opts.healthBind.port, opts.healthBind.host);
+      log.info("serving health probes", { port, paths: ["/healthz", "/readyz"] });
+      servers.push(health);
+    } catch (err) {
+      log.error("health probes NOT served", { error: (err as Error).message });
+    }
+  }
+  if (await a.start()) log.info("agent started");
+  return stopped;
 }
+
+/**
+ * `csp-operator agent`'s exit code when a single-file mount went stale (EX_TEMPFAIL): the kubelet restarts
+ * the container, whose new mounts show the host's current file.
+ */
+export const EXIT_REMOUNT = 75;
 
 /** `csp-operator check`: offline CIS checks; parses its own arguments. */
 export async function check(argv: string[], io: CliIO): Promise<number> {
@@ -182,10 +210,9 @@ export async function check(argv: string[], io: CliIO): Promise<number> {
   return runCheckCommand(argv, io);
 }
 
-/** `csp-operator validate`: policies checked offline against the CRD's rules; parses its own arguments. */
-export async function validate(argv: string[], io: CliIO): Promise<number> {
-  const { runValidate, processIO } = await import("../gitops/command.js");
-  return runValidate(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+/** `csp-operator validate`: policies checked offline against the CRD's rules. */
+export function validate(argv: string[], io: CliIO): Promise<number> {
+  return gitopsCommand("runValidate", argv, io);
 }
 
 /** `csp-operator integrity accept`: reads the node's report and prints the accept entry (never writes). */
@@ -201,22 +228,29 @@ export async function integrityAccept(opts: IntegrityAcceptOptions, io: CliIO): 
   }
 }
 
-/** `csp-operator render`: the objects a policy would write, from the controller's plan; parses its own arguments. */
-export async function render(argv: string[], io: CliIO): Promise<number> {
-  const [{ runRender }, { processIO }] = await Promise.all([
-    import("../gitops/rendercommand.js"),
-    import("../gitops/command.js"),
-  ]);
-  return runRender(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+/**
+ * Runs one of the gitops commands (`validate`, `render`, `diff`), which parse their own arguments, with the
+ * CLI's output streams; loaded on first use so `run` and `agent` never load them.
+ */
+async function gitopsCommand(
+  which: "runValidate" | "runRender" | "runDiff",
+  argv: string[],
+  io: CliIO,
+): Promise<number> {
+  const command = await import("../gitops/command.js");
+  const run =
+    which === "runValidate" ? command.runValidate : (await import("../gitops/rendercommand.js"))[which];
+  return run(argv, { ...command.processIO(), stdout: io.stdout, stderr: io.stderr });
 }
 
-/** `csp-operator diff`: a server-side dry run against a live cluster; parses its own arguments. */
-export async function diff(argv: string[], io: CliIO): Promise<number> {
-  const [{ runDiff }, { processIO }] = await Promise.all([
-    import("../gitops/rendercommand.js"),
-    import("../gitops/command.js"),
-  ]);
-  return runDiff(argv, { ...processIO(), stdout: io.stdout, stderr: io.stderr });
+/** `csp-operator render`: the objects a policy would write, from the controller's plan. */
+export function render(argv: string[], io: CliIO): Promise<number> {
+  return gitopsCommand("runRender", argv, io);
+}
+
+/** `csp-operator diff`: a server-side dry run against a live cluster. */
+export function diff(argv: string[], io: CliIO): Promise<number> {
+  return gitopsCommand("runDiff", argv, io);
 }
 
 export const ACTIONS: Actions = { run, agent, check, validate, render, diff, integrityAccept };

@@ -66,6 +66,8 @@ export interface AgentCliOptions {
   readonly hostRoot?: string;
   readonly resyncSeconds: number;
   readonly logLevel: LogLevel;
+  /** Where the agent's /healthz and /readyz are served; undefined = not served. */
+  readonly healthBind?: BindAddress;
 }
 
 /** `csp-operator integrity accept`: the accept entry for a changed control-plane file, ready to commit. */
@@ -385,6 +387,14 @@ export function declareAgentOptions(cmd: Command): Command {
         .argParser(resyncSeconds("--resync"))
         .default(60),
     )
+    .addOption(
+      new Option(
+        "--health-probe-bind-address <addr>",
+        "where /healthz (event loop alive) and /readyz (a sync completed recently) are served (0 disables)",
+      )
+        .argParser(bindAddress("--health-probe-bind-address"))
+        .default({ port: 8081 }, ":8081"),
+    )
     .addOption(logLevelOption());
 }
 
@@ -399,6 +409,7 @@ export function agentOptionsOf(cmd: Command): AgentCliOptions {
     policy?: string;
     resync: number;
     logLevel: LogLevel;
+    healthProbeBindAddress: BindAddress | "off";
   }>();
   if (!o.nodeName) usageError(cmd, "error: --node-name (or $NODE_NAME) is required");
   if (!o.auditPolicyPath && !o.encryptionConfigPath && !o.hostRoot)
@@ -415,6 +426,7 @@ export function agentOptionsOf(cmd: Command): AgentCliOptions {
     ...(o.encryptionConfigPath === undefined ? {} : { encryptionConfigPath: o.encryptionConfigPath }),
     ...(o.hostRoot === undefined ? {} : { hostRoot: o.hostRoot }),
     ...(o.policy === undefined ? {} : { policy: o.policy }),
+    ...(o.healthProbeBindAddress === "off" ? {} : { healthBind: o.healthProbeBindAddress }),
   };
 }
 

@@ -18,9 +18,15 @@ import { FIELD_MANAGER, OPERATOR_NAMESPACE } from "../api/vocabulary.js";
 import { statusCode } from "./client.js";
 import { EventAggregator } from "./events.js";
 
+/**
+ * A resourceVersion no stored object has: etcd starts at revision 1 and every write makes a new revision,
+ * so the first object ever stored is at 2. As a server-side apply precondition it means "create only".
+ */
+export const CREATE_ONLY_RESOURCE_VERSION = "1";
+
 /** Events about cluster-scoped objects live in `default`, as client-go's recorder puts them. */
 const EVENT_NAMESPACE = "default";
-import { ConflictError, NotFoundError, objectPath, resourcePath, RestClient } from "./rest.js";
+import { ConflictError, NotFoundError, objectPath, resourcePath, RestClient, withRetry } from "./rest.js";
 
 /**
  * The only code that writes to the API server. Every write uses the `csp-operator` field manager;
@@ -53,16 +59,22 @@ export class Applier {
   }
 
   /**
-   * Creates an object (POST) that was observed missing. Undefined when the name is occupied (409
-   * AlreadyExists): someone put an object there meanwhile, and it is never written (the next reconcile
-   * judges it from the caches). Server-side apply would have taken it over.
+   * Creates an object that was observed missing, as a server-side apply that only creates: the apply carries
+   * `metadata.resourceVersion: "1"`, a precondition no stored object can meet (etcd's first write is
+   * revision 2), so the API server creates the object when the name is free and answers 409 Conflict when
+   * anything sits there. Undefined in that case: someone put an object there meanwhile, and it is never
+   * written (the next reconcile judges it from the caches). A plain apply would have taken it over.
+   *
+   * Why not POST: a created object's fields belong to an `Update` entry of the field manager, which later
+   * applies never release, so a field dropped from the policy would stay on the child for ever. Checked
+   * on a v1.36 API server: this apply creates with a single `csp-operator` `Apply` entry; a POST whose body
+   * carries an `Apply` managedFields entry still gets an `Update` entry owning every field.
    */
   async create<T extends KubernetesObject>(obj: T): Promise<T | undefined> {
-    const { apiVersion, kind, metadata } = obj;
     try {
-      return await this.rest.request<T>("POST", resourcePath(apiVersion!, kind!, metadata?.namespace), {
-        query: { fieldManager: FIELD_MANAGER },
-        body: obj,
+      return await this.apply<T>({
+        ...obj,
+        metadata: { ...obj.metadata, resourceVersion: CREATE_ONLY_RESOURCE_VERSION },
       });
     } catch (err) {
       if (err instanceof ConflictError) return undefined;
@@ -136,9 +148,19 @@ export class Applier {
 
   /** Writes the status subresource with a JSON merge patch (client-node would default to JSON-Patch). */
   async patchStatus(name: string, status: ClusterSecurityPolicyStatus): Promise<void> {
-    await this.custom.patchClusterCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: PLURAL, name, body: { status }, fieldManager: FIELD_MANAGER },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    // client-node's typed calls retry nothing: a 429 is retried here as RestClient retries it.
+    await withRetry("PATCH", () =>
+      this.custom.patchClusterCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          name,
+          body: { status },
+          fieldManager: FIELD_MANAGER,
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      ),
     );
   }
 
@@ -176,9 +198,11 @@ export class Applier {
     );
     if (write.action === "patch") {
       try {
-        await this.core.patchNamespacedEvent(
-          { name: write.eventName, namespace: EVENT_NAMESPACE, body: write.patch },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        await withRetry("PATCH", () =>
+          this.core.patchNamespacedEvent(
+            { name: write.eventName, namespace: EVENT_NAMESPACE, body: write.patch },
+            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+          ),
         );
         return;
       } catch (err) {
@@ -187,7 +211,9 @@ export class Applier {
         return this.event(policy, type, reason, message);
       }
     }
-    const created = await this.core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: write.body });
+    const created = await withRetry("POST", () =>
+      this.core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: write.body }),
+    );
     if (created.metadata?.name) write.remember(created.metadata.name);
   }
 }

@@ -30,6 +30,7 @@ import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "./snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
+import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
   wideningDirections,
   type NetworkPolicyJson,
@@ -83,11 +84,14 @@ function slimNamespace(ns: V1Namespace): V1Namespace {
 
 /**
  * What the occupancy caches keep of an object: its identity and what ownership is judged by (its
- * ownerReferences and the operator's own managedFields entries). Everything else is dropped on arrival.
+ * ownerReferences and the operator's own managedFields entries, compacted), and the policy label when
+ * present. Everything else is dropped on arrival.
  */
 export function slimMetadata(obj: KubernetesObject): KubernetesObject {
   const m = obj.metadata ?? {};
-  const managedFields = m.managedFields?.filter((e) => e.manager === FIELD_MANAGER);
+  const managedFields = compactManagedFields(m.managedFields?.filter((e) => e.manager === FIELD_MANAGER));
+  // The policy label, when a child lost only its managed-by label: Audit mode judges it from this.
+  const policyLabel = m.labels?.[POLICY_LABEL];
   return {
     ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
     ...(obj.kind ? { kind: obj.kind } : {}),
@@ -96,6 +100,7 @@ export function slimMetadata(obj: KubernetesObject): KubernetesObject {
       ...(m.namespace !== undefined ? { namespace: m.namespace } : {}),
       ...(m.uid !== undefined ? { uid: m.uid } : {}),
       ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(policyLabel !== undefined ? { labels: { [POLICY_LABEL]: policyLabel } } : {}),
       ...(m.ownerReferences?.length ? { ownerReferences: m.ownerReferences } : {}),
       ...(managedFields?.length ? { managedFields } : {}),
     },
@@ -112,6 +117,8 @@ export function slimNetworkPolicy(obj: NetworkPolicyJson): NetworkPolicySummary 
 }
 
 const MANAGED = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+/** Everything the managed caches do not hold (no label, or another value): the two partition a kind. */
+const NOT_MANAGED = `${MANAGED_BY_LABEL}!=${MANAGED_BY_VALUE}`;
 
 /**
  * The informer caches the controller reads from. Children are watched only through the managed-by label,
@@ -146,6 +153,8 @@ export class ClusterCache {
     kc: KubeConfig,
     log: Logger,
     enqueue: (policy: string | undefined, specChanged?: boolean) => void,
+    /** Called with each namespace as it is after an event (not on deletion), once the caches synced. */
+    namespaceChanged?: (ns: V1Namespace) => void,
   ) {
     // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both.
     const byLabel = (o: KubernetesObject) => {
@@ -154,6 +163,7 @@ export class ClusterCache {
       if (!owner || o.metadata?.labels?.[POLICY_LABEL] !== owner) enqueue(o.metadata?.labels?.[POLICY_LABEL]);
     };
     const everyPolicy = () => enqueue(undefined);
+    // Every full cache keeps managedFields compacted to what is read of them (drift/managedfields.ts).
     const mk = <T extends KubernetesObject>(
       path: string,
       apiVersion: string,
@@ -161,10 +171,16 @@ export class ClusterCache {
       on: (o: T) => void,
       sel: { labelSelector?: string; fieldSelector?: string } = {},
     ) =>
-      new ResilientInformer<T>(kc, { path, apiVersion, kind, ...sel }, on, log, {
-        // A cache back after a failure: what changed meanwhile may have fired no event that was acted on.
-        onResynced: everyPolicy,
-      });
+      new ResilientInformer<T>(
+        kc,
+        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields },
+        on,
+        log,
+        {
+          // A cache back after a failure: what changed meanwhile may have fired no event that was acted on.
+          onResynced: everyPolicy,
+        },
+      );
 
     // A new generation is a spec the user changed: it runs at once, even while a failure backs off.
     const generations = new Map<string, number | undefined>();
@@ -192,6 +208,7 @@ export class ClusterCache {
       if (current) previous.set(name, slimNamespace(current));
       else previous.delete(name);
       for (const p of new Set([...before, ...selecting(current)])) enqueue(p);
+      if (current && this.hasSynced) namespaceChanged?.(current);
     };
     this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", onNamespace);
     this.networkPolicies = mk(
@@ -244,11 +261,13 @@ export class ClusterCache {
       (o) => (o.metadata?.labels?.[POLICY_LABEL] ? byLabel(o) : everyPolicy()),
       { labelSelector: MANAGED },
     );
-    // Slimmed to what ownership is judged by. An event concerns the policies selecting the object's
-    // namespace: the object blocking a child's name went away, or a user's NetworkPolicy opened what a
-    // default-deny closes. Labelled objects too: the plan reads occupancy from this cache, so its own
-    // event must follow (the managed caches' events may come first). Namespaces no policy selects cost
-    // nothing; a policy's own writes re-enqueue it once more at most (the queue coalesces).
+    // Slimmed to what ownership is judged by, and only objects WITHOUT the managed-by label: the labelled
+    // ones are in the managed caches already (a second copy of every child cost ~1 KB per object), and
+    // occupant() looks there first. An event concerns the policies selecting the object's namespace: the
+    // object blocking a child's name went away, or a user's NetworkPolicy opened what a default-deny
+    // closes. Namespaces no policy selects cost nothing. A relabelled object moves from one cache to the
+    // other (a delete in one watch, an add in the other): in between it may be in neither, and a child
+    // planned "Missing" then is created with a create-only apply, which the object at the name refuses.
     const onOccupant = (o: KubernetesObject) => {
       const ns = o.metadata?.namespace;
       if (ns === OPERATOR_NAMESPACE) return everyPolicy();
@@ -260,10 +279,23 @@ export class ClusterCache {
       kind: string,
       transform: (o: T) => T,
       metadataOnly = true,
+      fieldSelector?: string,
     ) =>
-      new ResilientInformer<T>(kc, { path, apiVersion, kind, metadataOnly, transform }, onOccupant, log, {
-        onResynced: everyPolicy,
-      });
+      new ResilientInformer<T>(
+        kc,
+        {
+          path,
+          apiVersion,
+          kind,
+          metadataOnly,
+          transform,
+          labelSelector: NOT_MANAGED,
+          ...(fieldSelector ? { fieldSelector } : {}),
+        },
+        onOccupant,
+        log,
+        { onResynced: everyPolicy },
+      );
     this.networkPolicySummaries = occupancy<NetworkPolicySummary>(
       "/apis/networking.k8s.io/v1/networkpolicies",
       "networking.k8s.io/v1",
@@ -274,7 +306,15 @@ export class ClusterCache {
     );
     this.occupancy = {
       NetworkPolicy: this.networkPolicySummaries,
-      ServiceAccount: occupancy("/api/v1/serviceaccounts", "v1", "ServiceAccount", slimMetadata),
+      // The `default` ServiceAccounts are cached in full already.
+      ServiceAccount: occupancy(
+        "/api/v1/serviceaccounts",
+        "v1",
+        "ServiceAccount",
+        slimMetadata,
+        true,
+        "metadata.name!=default",
+      ),
       ConfigMap: occupancy(
         `/api/v1/namespaces/${OPERATOR_NAMESPACE}/configmaps`,
         "v1",
@@ -353,20 +393,41 @@ export class ClusterCache {
       objs.filter((o) => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
     const roles = this.roles.list();
     const roleBindings = this.roleBindings.list();
-    const occupancy = this.occupancy;
     type Lookup = { get(name: string, namespace?: string): KubernetesObject | undefined };
-    const full: Record<string, Lookup> = { Role: this.roles, RoleBinding: this.roleBindings };
+    // Where an object at a name may be: the managed caches (labelled), the `default` ServiceAccounts, the
+    // occupancy caches (everything else); Roles and RoleBindings are cached in full.
+    const lookups: Record<string, Lookup[]> = {
+      NetworkPolicy: [this.networkPolicies, this.occupancy["NetworkPolicy"]!],
+      ServiceAccount: [
+        this.managedServiceAccounts,
+        this.defaultServiceAccounts,
+        this.occupancy["ServiceAccount"]!,
+      ],
+      ConfigMap: [this.configMaps, this.occupancy["ConfigMap"]!],
+      Role: [this.roles],
+      RoleBinding: [this.roleBindings],
+    };
+    const networkPolicies = [...this.networkPolicies.list()];
     return {
-      occupant: (kind, namespace, name) =>
-        ((occupancy[kind] as Lookup | undefined) ?? full[kind])?.get(name, namespace),
+      occupant: (kind, namespace, name) => {
+        for (const l of lookups[kind] ?? []) {
+          const o = l.get(name, namespace);
+          if (o) return o;
+        }
+        return undefined;
+      },
       policies: [...this.policies.list()],
       namespaces: [...this.namespaces.list()],
-      networkPolicies: [...this.networkPolicies.list()],
+      networkPolicies,
       serviceAccounts: [...this.defaultServiceAccounts.list(), ...this.managedServiceAccounts.list()],
       roles: managed(roles),
       roleBindings: managed(roleBindings),
       configMaps: [...this.configMaps.list()],
-      wideningNetworkPolicies: this.networkPolicySummaries.list().filter((o) => o.widens?.length),
+      // Unlabelled ones were judged on arrival; the operator's own children (an `extra` may open) here.
+      wideningNetworkPolicies: [
+        ...this.networkPolicySummaries.list().filter((o) => o.widens?.length),
+        ...networkPolicies.map((o) => slimNetworkPolicy(o)).filter((o) => o.widens?.length),
+      ],
       rbac: {
         clusterRoles: [...this.clusterRoles.list()],
         clusterRoleBindings: [...this.clusterRoleBindings.list()],

@@ -1,5 +1,4 @@
-import type { KubeConfig, V1Namespace } from "@kubernetes/client-node";
-import { API_VERSION, PLURAL } from "../api/v1alpha1/policy.js";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { NodeLabels, PodPlacement, Toleration } from "../hygiene/nodeisolation.js";
 import { matches, NODE_SELECTOR_ANNOTATION } from "../hygiene/nodeisolation.js";
 import { ApiError, RestClient } from "./rest.js";
@@ -54,17 +53,6 @@ export class NodeIsolationReader {
       cont = page.metadata?.continue || undefined;
     } while (cont);
     return out;
-  }
-
-  /** Every Namespace, with its managedFields (who owns the node-selector annotation). */
-  async namespaces(): Promise<V1Namespace[]> {
-    return this.list<V1Namespace>("/api/v1/namespaces");
-  }
-
-  /** The names of every ClusterSecurityPolicy. */
-  async policyNames(): Promise<string[]> {
-    const policies = await this.list<{ metadata?: { name?: string } }>(`/apis/${API_VERSION}/${PLURAL}`);
-    return policies.flatMap((p) => (p.metadata?.name ? [p.metadata.name] : []));
   }
 
   async nodes(): Promise<NodeLabels[]> {

@@ -1,4 +1,4 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1Namespace } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { Finding } from "../findings/finding.js";
 import type { Logger } from "../observability/logger.js";
@@ -50,6 +50,16 @@ export interface AreaReconciler {
    * event, a retry); throws to be retried with the queue's backoff. No finalizer: deletion never waits.
    */
   release?(input: { name: string; snapshot: Snapshot; log: Logger }): Promise<void>;
+  /**
+   * Names of policies that no longer exist but whose leftovers the area still sees on these namespaces
+   * (deleted while no operator ran: no delete event will come). Asked on every resync — at start, on the
+   * period, after a cache recovers — with the whole snapshot, and on each namespace event with that
+   * namespace; each name is reconciled, so its `release` runs until nothing is left. Pure.
+   */
+  orphans?(input: {
+    namespaces: readonly V1Namespace[];
+    policies: readonly ClusterSecurityPolicy[];
+  }): string[];
   /** Watches of its own (informers), started before the workers and stopped on shutdown. */
   start?(): Promise<void>;
   stop?(): Promise<void>;

@@ -13,6 +13,7 @@ import {
   legacyTokenFindings,
   parsePemBundle,
   pkiFindings,
+  pkiIncomplete,
 } from "../hygiene/credentials.js";
 import { agentEvidence, parsePkiReport, PKI_KEY } from "../evidence/agentreports.js";
 import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
@@ -135,6 +136,12 @@ export function credentialsArea(recheckMs = CREDENTIALS_RECHECK_MS): AreaFactory
         // The control-plane PKI, as the node agents read it on their hosts (absent without an agent).
         const pki = agentEvidence(snapshot.configMaps ?? [], PKI_KEY, parsePkiReport);
         findings.push(...pkiFindings(pki, now, warnDays));
+        for (const n of pki) {
+          const incomplete = n.value
+            ? pkiIncomplete(n.node, n.value, now, warnDays)
+            : { reason: "CertificateUnreadable", message: `the PKI report of node ${n.node} is not usable` };
+          if (incomplete) problems.push(incomplete);
+        }
         const pkiCerts = pki.flatMap((n) => n.value?.certificates ?? []);
         if (pkiCerts.length > 0)
           facts.push(

@@ -62,7 +62,11 @@ const shortPath = (p: string) => oneLine(p.length > 512 ? `${p.slice(0, 509)}...
 const stateText = (e: IntegrityEntry | undefined) =>
   e === undefined
     ? "absent"
-    : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}`;
+    : `${e.type === "file" ? "" : `${e.type} `}${e.sha256 ? `${e.sha256} ` : ""}mode ${e.mode} owner ${e.uid}:${e.gid}${e.nlink !== undefined && e.nlink !== 1 ? ` links ${e.nlink}` : ""}`;
+
+/** Hard-link counts differ (compared only when both entries record one: older baselines do not). */
+const linksDiffer = (a: IntegrityEntry | undefined, b: IntegrityEntry | undefined) =>
+  a?.nlink !== undefined && b?.nlink !== undefined && a.nlink !== b.nlink;
 
 /**
  * The sentence a finding and an event say about one change. Events leave out when it was seen (`seen:
@@ -86,6 +90,9 @@ export function accepts(a: AcceptedChange, node: string, c: IntegrityChange): bo
   // An unreadable file's content is unknown: no hash covers it, `absent` least of all.
   if (n === undefined || n.type === "unreadable") return false;
   if (a.sha256 === "directory" ? n.type !== "directory" : n.sha256 !== a.sha256) return false;
+  // An entry has no link count: a hard link added to (or removed from) a file is never accepted by one.
+  // Remove the extra link (`find / -xdev -samefile <file>`) and the change goes.
+  if (linksDiffer(c.old, n)) return false;
   const mode = a.mode ?? c.old?.mode;
   const owner = a.owner ?? (c.old ? `${c.old.uid}:${c.old.gid}` : undefined);
   return (mode === undefined || mode === n.mode) && (owner === undefined || owner === `${n.uid}:${n.gid}`);
@@ -239,7 +246,12 @@ export interface KnownBaseline {
 const sameEntry = (a: IntegrityEntry | undefined, b: IntegrityEntry | undefined) =>
   a === undefined || b === undefined
     ? a === b
-    : a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid;
+    : a.type === b.type &&
+      a.sha256 === b.sha256 &&
+      a.mode === b.mode &&
+      a.uid === b.uid &&
+      a.gid === b.gid &&
+      !linksDiffer(a, b);
 
 /** Per path under {@link AGENT_WRITE_DIR}: the hashes the node's agent may have written there itself. */
 export type OwnWrites = ReadonlyMap<string, ReadonlySet<string>>;

@@ -1,4 +1,4 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1Namespace } from "@kubernetes/client-node";
 import { Applier } from "../cluster/applier.js";
 import { isReviewPath } from "../cluster/authreview.js";
 import { CacheNotSyncedError, ClusterCache } from "../cluster/cache.js";
@@ -133,7 +133,7 @@ export class Operator {
           corrections: { limiter: this.corrections, now: () => Date.now() },
           ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
         }),
-      () => this.cache.policies.list().map((p) => p.metadata.name),
+      () => this.resyncKeys(),
       {
         workers: opts.workers,
         resyncMs: opts.resyncMs,
@@ -159,7 +159,13 @@ export class Operator {
             log,
             opts.reports,
           );
-    this.cache = new ClusterCache(kc, log, enqueue);
+    // A namespace event: a deleted policy's leftover on it is released (see AreaReconciler.orphans).
+    const namespaceChanged = (ns: V1Namespace) => {
+      const input = { namespaces: [ns], policies: this.cache.policies.list() };
+      for (const area of this.areas)
+        for (const n of area.orphans?.(input) ?? []) this.controller.queue.add(n);
+    };
+    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged);
     this.areas = [
       ...(opts.areas ?? []).map((make) =>
         make({ kc, log, enqueue, ...(metrics ? { observer: metrics } : {}) }),
@@ -175,6 +181,23 @@ export class Operator {
       isLeader: () => (this.elector ? this.elector.isLeader : !this.stopping),
       cacheSynced: () => this.cache.hasSynced,
     });
+  }
+
+  /**
+   * What a resync reconciles: every policy, and every deleted one whose leftovers an area still sees in
+   * the synced caches (its `orphans`), so their release is retried from the cache, not from one LIST.
+   */
+  private resyncKeys(): string[] {
+    const names = new Set(this.cache.policies.list().map((p) => p.metadata.name));
+    if (!this.cache.hasSynced) return [...names];
+    let snapshot;
+    try {
+      snapshot = this.cache.snapshot();
+    } catch {
+      return [...names];
+    }
+    for (const area of this.areas) for (const n of area.orphans?.(snapshot) ?? []) names.add(n);
+    return [...names];
   }
 
   /**

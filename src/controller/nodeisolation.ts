@@ -63,7 +63,7 @@ export function releases(
 
 /**
  * The policies whose node-isolation manager still owns an annotation although no live policy has that
- * name (deleted while no operator ran): each is enqueued once at start, and its reconcile releases it.
+ * name (deleted while no operator ran): reconciled on every resync, and its reconcile releases it.
  */
 export function orphanedOwners(
   namespaces: readonly V1Namespace[],
@@ -79,7 +79,7 @@ export function orphanedOwners(
 }
 
 /** The names of the policies that are not being deleted. */
-const livePolicies = (snapshot: Snapshot) =>
+const livePolicies = (snapshot: Pick<Snapshot, "policies">) =>
   new Set(snapshot.policies.filter((p) => !isDeleting(p)).map((p) => p.metadata.name));
 
 /**
@@ -87,30 +87,17 @@ const livePolicies = (snapshot: Snapshot) =>
  * reports pods placed against the isolation. Pods are read only while a policy uses this area.
  */
 export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFactory {
-  return ({ kc, log, enqueue }) => {
+  return ({ kc }) => {
     const reader = new NodeIsolationReader(kc);
-    let sweep: Promise<void> | undefined;
     const area: AreaReconciler = {
       name: "nodeIsolation",
       /**
-       * A policy deleted while no operator ran gets no delete event: what its manager still owns is found
-       * at start (one LIST of namespaces and of policies, not waited for) and its name enqueued, so its
-       * reconcile (below) releases it even when no other policy is left to do so.
+       * A policy deleted while no operator ran gets no delete event: what its manager still owns is found in
+       * the synced namespace cache on every resync (at start, on the period, on each namespace event) and
+       * its name reconciled, so `release` (below) frees it even when no other policy is left to do so, and
+       * a failed LIST at start only delays it until the caches sync.
        */
-      start() {
-        sweep = (async () => {
-          const [namespaces, policies] = await Promise.all([reader.namespaces(), reader.policyNames()]);
-          for (const name of orphanedOwners(namespaces, new Set(policies))) enqueue(name);
-        })().catch((err: unknown) => {
-          log.warn("node isolation: annotations of deleted policies not looked for at start", {
-            error: errorText(err),
-          });
-        });
-        return Promise.resolve();
-      },
-      async stop() {
-        await sweep;
-      },
+      orphans: (input) => orphanedOwners(input.namespaces, livePolicies(input)),
       /**
        * The policy is gone or being deleted: its annotation goes from every namespace (unless another
        * manager owns it too), with what other deleted policies' managers still own. A failure is retried

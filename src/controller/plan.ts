@@ -141,12 +141,18 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   const cached = observedIndex(snapshot);
   const occupied = new Map<string, KubernetesObject>(snapshot.occupied ?? []);
   const reads: Plan["reads"] = [];
+  // Audit mode never repairs, so such a child is judged from its metadata (it lost its managed-by label:
+  // that is drift already) instead of being read live on every reconcile.
+  const metadataOnly = new Set<string>();
   for (const c of desired.children) {
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
     if (cached.has(key) || occupied.has(key)) continue;
     const meta = snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
     if (!meta) continue;
-    if (ownershipOf(meta, c.kind, policy).kind === "ours")
+    if (ownershipOf(meta, c.kind, policy).kind === "ours" && !enforce) {
+      metadataOnly.add(key);
+      occupied.set(key, meta);
+    } else if (ownershipOf(meta, c.kind, policy).kind === "ours")
       reads.push({
         key,
         apiVersion: c.apiVersion,
@@ -169,7 +175,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   }
 
   const drift = [
-    ...childDrift(policy, desired.children, view),
+    ...childDrift(policy, desired.children, view, metadataOnly),
     ...sharedDrift(policy, desired.namespaces, view, states),
   ];
   const remaining: Drift[] = [];

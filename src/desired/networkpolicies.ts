@@ -59,6 +59,25 @@ function ownedBy(o: V1NetworkPolicy | undefined, uid: string | undefined): boole
  *   object is created first and the old one is pruned only by a later reconcile that sees the new one,
  *   so a failed create never leaves the namespace without the rule.
  */
+/** live.objects indexed by namespace then name, once per list (a snapshot's list is never mutated). */
+const indexes = new WeakMap<readonly V1NetworkPolicy[], Map<string, Map<string, V1NetworkPolicy>>>();
+function inNamespace(objects: readonly V1NetworkPolicy[], namespace: string): Map<string, V1NetworkPolicy> {
+  let index = indexes.get(objects);
+  if (!index) {
+    index = new Map<string, Map<string, V1NetworkPolicy>>();
+    for (const o of objects) {
+      const ns = o.metadata?.namespace;
+      const name = o.metadata?.name;
+      if (ns === undefined || !name) continue;
+      let names = index.get(ns);
+      if (!names) index.set(ns, (names = new Map<string, V1NetworkPolicy>()));
+      names.set(name, o);
+    }
+    indexes.set(objects, index);
+  }
+  return index.get(namespace) ?? new Map<string, V1NetworkPolicy>();
+}
+
 export function desiredNetworkPolicies(
   policyName: string,
   namespace: string,
@@ -119,11 +138,7 @@ export function desiredNetworkPolicies(
       ),
     );
   }
-  const byName = new Map(
-    live.objects
-      .filter((o) => o.metadata?.namespace === namespace && o.metadata.name)
-      .map((o) => [o.metadata!.name!, o]),
-  );
+  const byName = inNamespace(live.objects, namespace);
   const wanted = new Set(out.map((c) => c.metadata.name));
   for (const extra of spec.extra ?? []) {
     const extraSpec: V1NetworkPolicySpec = { podSelector: {}, ...extra.spec };

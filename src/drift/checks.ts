@@ -14,7 +14,8 @@ import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
 /** `Contested`: another writer keeps reverting the object; corrections wait (controller/corrections.ts). */
-export type DriftReason = "Missing" | "Modified" | "Unowned" | "Conflict" | "Orphaned" | "Contested";
+export const DRIFT_REASONS = ["Missing", "Modified", "Unowned", "Conflict", "Orphaned", "Contested"] as const;
+export type DriftReason = (typeof DRIFT_REASONS)[number];
 
 /** The policy area a drift belongs to; each maps to a per-area condition. */
 export type Area =
@@ -48,13 +49,65 @@ export function areaOf(kind: ChildKind, name?: string): Area {
 
 type Observed = KubernetesObject & Record<string, unknown>;
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === "object" && !Array.isArray(v);
+
+/** `null` wherever `have` holds a key `want` lacks, recursing into objects both hold (lists are atomic). */
+function removals(want: unknown, have: unknown): Record<string, unknown> | undefined {
+  if (!isPlainObject(want) || !isPlainObject(have)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(have)) {
+    if (v === undefined) continue;
+    if (want[k] === undefined) out[k] = null;
+    else {
+      const inner = removals(want[k], v);
+      if (inner) out[k] = inner;
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** `base` with `overlay` merged in (overlay's nulls win, its objects merge key by key). */
+function overlaid(base: unknown, overlay: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = isPlainObject(base) ? { ...base } : {};
+  for (const [k, v] of Object.entries(overlay)) out[k] = isPlainObject(v) ? overlaid(out[k], v) : v;
+  return out;
+}
+
+/**
+ * The child as the apply that repairs it: every owned path the observed object holds and the policy does
+ * not (compared in the API server's stored form, so server defaults never count) is set to `null`. A
+ * forcing server-side apply removes a field set to null even when another field manager added it, in the
+ * same single write, and leaves the object owned by csp-operator's `Apply` entry alone (checked on a v1.36
+ * API server; an update (PUT) would have needed a GET first and left an `Update` entry that later applies
+ * never release). The nulls disappear from the stored object; ownedFieldDiff ignores them.
+ */
+export function withRemovals(desired: Child, observed: Record<string, unknown>): Child {
+  let out: Child | undefined;
+  for (const field of OWNED_FIELDS[desired.kind]) {
+    const want = normalizeField(desired.kind, field, desired[field]);
+    const have = normalizeField(desired.kind, field, observed[field]);
+    if (want === undefined && have !== undefined) {
+      out = { ...(out ?? desired), [field]: null };
+      continue;
+    }
+    const nulls = removals(want, have);
+    if (nulls) out = { ...(out ?? desired), [field]: overlaid(desired[field], nulls) };
+  }
+  return out ?? desired;
+}
+
 /**
  * Compares the fields the operator owns, its labels and its controller ownerReference; returns the
  * differing paths (empty when equal).
  */
-export function ownedFieldDiff(desired: Child, observed: Record<string, unknown>): string[] {
+export function ownedFieldDiff(
+  desired: Child,
+  observed: Record<string, unknown>,
+  metadataOnly = false,
+): string[] {
   const paths: string[] = [];
-  for (const field of OWNED_FIELDS[desired.kind]) {
+  for (const field of metadataOnly ? [] : OWNED_FIELDS[desired.kind]) {
     const want = normalizeField(desired.kind, field, desired[field]);
     const have = normalizeField(desired.kind, field, observed[field]);
     paths.push(...diffPaths(want, have, field));
@@ -80,6 +133,11 @@ export function childDrift(
   policy: ClusterSecurityPolicy,
   desired: readonly Child[],
   snapshot: Snapshot,
+  /**
+   * Keys of children observed as metadata only (Audit mode does not read a label-stripped child's body):
+   * judged by their labels and ownerReferences, their owned fields not compared.
+   */
+  metadataOnly: ReadonlySet<string> = new Set(),
 ): Drift[] {
   const index = observedIndex(snapshot);
   const wanted = new Set<string>();
@@ -128,7 +186,8 @@ export function childDrift(
       });
       continue;
     }
-    const fields = ownedFieldDiff(d, observed);
+    const partial = metadataOnly.has(key);
+    const fields = ownedFieldDiff(d, observed, partial);
     if (fields.length === 0) continue;
     const manager = lastOtherManager(observed, FIELD_MANAGER, [
       ...OWNED_FIELDS[d.kind],
@@ -146,13 +205,15 @@ export function childDrift(
       reason: "Modified",
       fields,
       ...(manager ? { manager } : {}),
-      message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}`,
+      message: `${fields.join(", ")} differ from the policy${manager ? ` (changed by ${manager})` : ""}${readopt}${partial ? `; its ${OWNED_FIELDS[d.kind].join(", ")} not read (Audit mode)` : ""}`,
       repair: {
         action: "apply",
-        // The observed object's UID: the write lands on that object or nowhere.
-        object: observed.metadata?.uid
-          ? { ...d, metadata: { ...d.metadata, uid: observed.metadata.uid } }
-          : d,
+        // The observed object's UID: the write lands on that object or nowhere. Fields another manager
+        // added are set to null: the one apply removes them too.
+        object: withRemovals(
+          observed.metadata?.uid ? { ...d, metadata: { ...d.metadata, uid: observed.metadata.uid } } : d,
+          observed,
+        ),
         ...(owner.via === "remembered" ? { reclaim: true } : {}),
       },
     });
@@ -238,9 +299,7 @@ export function sharedDrift(
       });
     }
     if (spec.serviceAccounts?.automountDefaultToken === false && !exempt("serviceAccounts")) {
-      const sa = snapshot.serviceAccounts.find(
-        (s) => s.metadata?.namespace === ns && s.metadata.name === "default",
-      );
+      const sa = defaultServiceAccount(snapshot, ns);
       const at = { kind: "ServiceAccount", namespace: ns, name: "default", area: "serviceAccounts" as const };
       if (!sa)
         out.push({ ...at, reason: "Missing", message: "the default ServiceAccount does not exist yet" });
@@ -261,7 +320,19 @@ export function sharedDrift(
 
 /** Helper for tests and the gatherer: the default ServiceAccount of a namespace in the snapshot. */
 export function defaultServiceAccount(snapshot: Snapshot, namespace: string): V1ServiceAccount | undefined {
-  return snapshot.serviceAccounts.find(
-    (s) => s.metadata?.namespace === namespace && s.metadata.name === "default",
-  );
+  // Indexed once per snapshot list (never mutated): a lookup per namespace must not scan every account.
+  let index = defaultAccounts.get(snapshot.serviceAccounts);
+  if (!index) {
+    index = new Map();
+    for (const s of snapshot.serviceAccounts)
+      if (
+        s.metadata?.name === "default" &&
+        s.metadata.namespace !== undefined &&
+        !index.has(s.metadata.namespace)
+      )
+        index.set(s.metadata.namespace, s);
+    defaultAccounts.set(snapshot.serviceAccounts, index);
+  }
+  return index.get(namespace);
 }
+const defaultAccounts = new WeakMap<readonly V1ServiceAccount[], Map<string, V1ServiceAccount>>();

@@ -3,6 +3,7 @@ import { FIELD_MANAGER } from "../api/vocabulary.js";
 import type { SharedNamespaceState } from "../desired/namespacestate.js";
 import type { Snapshot } from "../cluster/snapshot.js";
 import { appliedPaths } from "./managedfields.js";
+import { defaultServiceAccount } from "./checks.js";
 import { namespaceLabelPlan, ORIGINALS_ANNOTATION, ownedLabelKeys, RESTORE_MANAGER } from "./podsecurity.js";
 
 /** A server-side apply of a shared object (a namespace, a default ServiceAccount) with the union of wants. */
@@ -30,9 +31,7 @@ export function sharedWrites(
     const state = name ? states.get(name) : undefined;
     if (!name || !state || ns.metadata?.deletionTimestamp) continue;
     out.push(...namespaceWrites(ns, name, state));
-    const sa = snapshot.serviceAccounts.find(
-      (s) => s.metadata?.namespace === name && s.metadata.name === "default",
-    );
+    const sa = defaultServiceAccount(snapshot, name);
     const applied = sa ? appliedPaths(sa, FIELD_MANAGER) : new Set<string>();
     const ownsAutomount = applied.has("automountServiceAccountToken");
     const wantFalse = state.disableDefaultTokenAutomount || (ownsAutomount && state.retainAutomount);

@@ -8,6 +8,7 @@ import type { V1ConfigMap } from "@kubernetes/client-node";
 import type { CheckResult } from "../cis/checks/check.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../desired/metadata.js";
 import { COMPONENT_LABEL } from "../desired/encryption/secret.js";
+import { oneLine, redactTokens } from "./safetext.js";
 
 export const AGENT_REPORT_COMPONENT = "agent-report";
 /** The report ConfigMap's data key. */
@@ -49,6 +50,12 @@ export interface IntegrityEntry {
   size: number;
   /** RFC 3339; informative only (a touch is no change). */
   mtime: string;
+  /**
+   * Hard links to a regular file (`file` entries; absent in baselines taken before it was recorded). A new
+   * link is a change: the content (a private key) is reachable, and editable without an inotify event on
+   * the monitored directory, from a path nobody watches.
+   */
+  nlink?: number;
 }
 
 /** A critical file whose state differs from the baseline: `old` absent = added, `new` absent = removed. */
@@ -102,7 +109,8 @@ function integrityEntry(v: unknown): IntegrityEntry | undefined {
     !isCount(e["gid"]) ||
     !isCount(e["size"]) ||
     typeof e["mtime"] !== "string" ||
-    Number.isNaN(Date.parse(e["mtime"]))
+    Number.isNaN(Date.parse(e["mtime"])) ||
+    (e["nlink"] !== undefined && !isCount(e["nlink"]))
   )
     return undefined;
   return {
@@ -113,6 +121,7 @@ function integrityEntry(v: unknown): IntegrityEntry | undefined {
     gid: e["gid"],
     size: e["size"],
     mtime: e["mtime"],
+    ...(e["nlink"] !== undefined ? { nlink: e["nlink"] } : {}),
   };
 }
 
@@ -236,10 +245,17 @@ export interface PkiCertificate {
 export interface PkiReport {
   version: typeof PKI_REPORT_VERSION;
   scannedAt: string;
+  /** The MAX_PKI_CERTIFICATES that expire first, soonest first. */
   certificates: PkiCertificate[];
+  /** More certificates than listed: `omitted` of them, each expiring no sooner than the last listed. */
   truncated?: boolean;
+  omitted?: number;
+  /** Certificates found but not decoded (over the agent's decoding budget): their expiry is unknown. */
+  undecoded?: number;
   /** Files that exist but could not be read or parsed, with the reason (never their content). */
   errors?: { path: string; error: string }[];
+  /** Such files beyond the 50 listed. */
+  omittedErrors?: number;
 }
 
 const isText = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max;
@@ -265,14 +281,19 @@ export function parsePkiReport(raw: string): { ok: true; value: PkiReport } | { 
     const o = (typeof c === "object" && c !== null ? c : {}) as Record<string, unknown>;
     if (!isHostPath(o["path"]) || !isText(o["subject"], 512) || !isTime(o["notAfter"]))
       return { ok: false, reason: "a malformed certificate entry" };
-    certificates.push({ path: o["path"], subject: o["subject"], notAfter: o["notAfter"] });
+    // Cleaned again here: the report is anyone's text who can write it, and these reach status and events.
+    certificates.push({
+      path: oneLine(o["path"], 1024),
+      subject: oneLine(o["subject"], 256),
+      notAfter: o["notAfter"],
+    });
   }
   const errors: { path: string; error: string }[] = [];
   if (Array.isArray(r["errors"]))
     for (const e of (r["errors"] as unknown[]).slice(0, 50)) {
       const o = (typeof e === "object" && e !== null ? e : {}) as Record<string, unknown>;
       if (isHostPath(o["path"]) && isText(o["error"], 512))
-        errors.push({ path: o["path"], error: o["error"] });
+        errors.push({ path: oneLine(o["path"], 1024), error: oneLine(o["error"], 256) });
     }
   return {
     ok: true,
@@ -281,7 +302,10 @@ export function parsePkiReport(raw: string): { ok: true; value: PkiReport } | { 
       scannedAt: r["scannedAt"],
       certificates,
       ...(r["truncated"] === true ? { truncated: true } : {}),
+      ...(isCount(r["omitted"]) && r["omitted"] > 0 ? { omitted: r["omitted"] } : {}),
+      ...(isCount(r["undecoded"]) && r["undecoded"] > 0 ? { undecoded: r["undecoded"] } : {}),
       ...(errors.length ? { errors } : {}),
+      ...(isCount(r["omittedErrors"]) && r["omittedErrors"] > 0 ? { omittedErrors: r["omittedErrors"] } : {}),
     },
   };
 }
@@ -328,7 +352,8 @@ function auditCounts(v: unknown): AuditCount[] | undefined {
   for (const e of v as unknown[]) {
     const o = (typeof e === "object" && e !== null ? e : {}) as Record<string, unknown>;
     if (!isText(o["name"], 300) || !isCount(o["count"])) return undefined;
-    out.push({ name: o["name"], count: o["count"] });
+    // Cleaned again on this side: the agent's cleaning is not trusted for what reaches status and events.
+    out.push({ name: oneLine(redactTokens(o["name"]), 300), count: o["count"] });
   }
   return out;
 }
@@ -374,7 +399,7 @@ export function parseAuditBreakdown(
       windowMs: r["windowMs"],
       unauthorized,
       forbidden,
-      ...(isText(r["problem"], 1024) ? { problem: r["problem"] } : {}),
+      ...(isText(r["problem"], 1024) ? { problem: oneLine(r["problem"], 1024) } : {}),
     },
   };
 }
@@ -525,9 +550,11 @@ export function agentCheckResults(
       continue;
     }
     if (!Array.isArray(parsed)) continue;
-    const results = (parsed as Partial<CheckResult>[])
+    const results = (parsed as (Partial<CheckResult> | null)[])
       .filter(
         (r): r is CheckResult =>
+          typeof r === "object" &&
+          r !== null &&
           typeof r.id === "string" &&
           typeof r.title === "string" &&
           typeof r.status === "string" &&
@@ -553,8 +580,10 @@ export function fileReports(configMaps: readonly V1ConfigMap[]): FileReport[] {
       continue;
     }
     if (!Array.isArray(parsed)) continue;
-    for (const e of parsed as Partial<FileReport>[]) {
+    for (const e of parsed as (Partial<FileReport> | null)[]) {
       if (
+        typeof e === "object" &&
+        e !== null &&
         typeof e.file === "string" &&
         typeof e.source === "string" &&
         typeof e.path === "string" &&

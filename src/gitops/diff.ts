@@ -2,20 +2,20 @@
  * `diff`: what applying a policy would change in a live cluster, like `kubectl diff`: each object the
  * controller's plan would write is sent as a server-side apply DRY RUN (dryRun=All) under the operator's
  * field manager, and the API server's answer is compared with the live object. Nothing is written: the
- * cluster is only read and dry-run. Also lists what would be pruned and previews the traffic a
+ * cluster is only read and dry-run (cluster/livereader.ts makes the calls). Also lists what would be pruned and previews the traffic a
  * default-deny would cut.
  */
 import type { KubernetesObject, V1NetworkPolicy } from "@kubernetes/client-node";
 import { createTwoFilesPatch } from "diff";
 import { stringify } from "yaml";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
-import { objectPath, type RestClient } from "../cluster/rest.js";
+import type { LiveReader } from "../cluster/livereader.js";
 import { settleBounded } from "../controller/bounded.js";
 import { desiredState } from "../desired/index.js";
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec } from "../desired/spec.js";
 import { objectKey } from "../cluster/snapshot.js";
-import { gatherLive, gatherTraffic, readObject } from "./gather.js";
+import { gatherLive, gatherTraffic } from "./gather.js";
 import { egressImpact, trafficImpact, type TrafficImpact } from "./impact.js";
 import { renderedKey, renderPolicy, type RenderedObject } from "./render.js";
 
@@ -66,22 +66,6 @@ export function unifiedDiff(name: string, live: string, merged: string): string 
   return `diff -u -N live/${name} merged/${name}\n${patch.replace(/^=+\n/, "")}`;
 }
 
-async function dryRunApply(
-  rest: RestClient,
-  o: RenderedObject,
-): Promise<KubernetesObject & Record<string, unknown>> {
-  const result = await rest.request<KubernetesObject & Record<string, unknown>>(
-    "PATCH",
-    objectPath(o.object),
-    {
-      query: { fieldManager: o.manager, force: "true", dryRun: "All" },
-      body: o.object,
-      contentType: "application/apply-patch+yaml",
-    },
-  );
-  return { ...result, apiVersion: o.object.apiVersion!, kind: o.object.kind! };
-}
-
 /** The NetworkPolicies of the namespaces once the plan is applied: ours replaced, others kept. */
 function networkPoliciesAfter(
   live: readonly V1NetworkPolicy[],
@@ -99,11 +83,11 @@ function networkPoliciesAfter(
  * server refuses (the caller exits with DIFF_EXIT.error).
  */
 export async function diffPolicy(
-  rest: RestClient,
+  reader: LiveReader,
   policy: ClusterSecurityPolicy,
   now: Date,
 ): Promise<PolicyDiff> {
-  const { snapshot } = await gatherLive(rest, policy, now);
+  const { snapshot } = await gatherLive(reader, policy, now);
   const rendered = renderPolicy(policy.metadata.name, snapshot);
   const p = rendered.plan;
   const mine = snapshot.policies.find((x) => x.metadata.name === policy.metadata.name)!;
@@ -121,14 +105,13 @@ export async function diffPolicy(
     objects,
     DRY_RUNS_IN_FLIGHT,
     async (o): Promise<ObjectChange | undefined> => {
-      const live = await readObject(
-        rest,
+      const live = await reader.read(
         o.object.apiVersion!,
         o.object.kind!,
         o.object.metadata?.namespace,
         o.object.metadata!.name!,
       );
-      const merged = await dryRunApply(rest, o);
+      const merged = await reader.dryRunApply(o.object, o.manager);
       const diff = unifiedDiff(fileName(o.object), comparable(live), comparable(merged));
       return diff
         ? { key: renderedKey(o.object), action: live ? "update" : "create", manager: o.manager, diff }
@@ -148,8 +131,7 @@ export async function diffPolicy(
     })),
     ...p.writes.filter((w) => w.action === "delete").map((w) => ({ key: w.key, object: w.object })),
   ];
-  for (const d of pruneObjects)
-    await rest.request("DELETE", objectPath(d.object), { query: { dryRun: "All" } });
+  for (const d of pruneObjects) await reader.dryRunDelete(d.object);
 
   // Traffic preview, only where the policy changes NetworkPolicies.
   const namespaces = selectNamespaces(effectiveSpec(mine), snapshot.namespaces);
@@ -160,7 +142,7 @@ export async function diffPolicy(
   );
   let impact: TrafficImpact[] = [];
   if (touched.length > 0) {
-    const traffic = await gatherTraffic(rest, touched);
+    const traffic = await gatherTraffic(reader, touched);
     const desired = p.enforce ? desiredState(mine, snapshot).children : [];
     const after = networkPoliciesAfter(
       traffic.networkPolicies,

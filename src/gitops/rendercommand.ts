@@ -12,7 +12,7 @@ import type { V1Namespace } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { errorMessage, loadKubeConfig } from "../cluster/client.js";
-import { RestClient } from "../cluster/rest.js";
+import { LiveReader } from "../cluster/livereader.js";
 import { processIO, type CommandIO } from "./command.js";
 import { DIFF_EXIT, diffPolicy, type PolicyDiff } from "./diff.js";
 import { gatherLive } from "./gather.js";
@@ -118,10 +118,10 @@ async function render(opts: RenderOptions, io: CommandIO): Promise<number> {
   try {
     const policies = await readPolicies(opts.filename, io, opts.crd);
     if (opts.kubeconfig) {
-      const rest = new RestClient(loadKubeConfig(opts.kubeconfig));
+      const reader = new LiveReader(loadKubeConfig(opts.kubeconfig));
       renders = [];
       for (const p of policies) {
-        const { snapshot } = await gatherLive(rest, p, now);
+        const { snapshot } = await gatherLive(reader, p, now);
         renders.push(renderPolicy(p.metadata.name, snapshot));
       }
     } else {
@@ -183,8 +183,8 @@ async function diff(opts: DiffOptions, io: CommandIO): Promise<number> {
   const results: PolicyDiff[] = [];
   try {
     const policies = await readPolicies(opts.filename, io, opts.crd);
-    const rest = new RestClient(loadKubeConfig(opts.kubeconfig));
-    for (const p of policies) results.push(await diffPolicy(rest, p, new Date()));
+    const reader = new LiveReader(loadKubeConfig(opts.kubeconfig));
+    for (const p of policies) results.push(await diffPolicy(reader, p, new Date()));
   } catch (err) {
     if (err instanceof InvalidPolicy) for (const p of err.problems) io.stderr(`error: ${p}\n`);
     else io.stderr(`error: ${errorMessage(err)}\n`);

@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import type { PkiReport } from "../evidence/agentreports.js";
+import { INTEGRITY_HEARTBEAT_MS, type PkiReport } from "../evidence/agentreports.js";
 import type { Finding } from "../findings/finding.js";
 import { daysUntil, isoDay, relativeDays } from "./common.js";
 
@@ -100,10 +100,54 @@ export function certificateFinding(
   };
 }
 
+/** A PKI report older than this is not current: the agent refreshes it at least every heartbeat. */
+export const PKI_REPORT_STALE_MS = 3 * INTEGRITY_HEARTBEAT_MS;
+
+/**
+ * Why a node's PKI report cannot say that every certificate of the node is fine, or undefined: the report
+ * is stale (the agent stopped or cannot write it), some certificate file was not read or decoded, or the
+ * report leaves out certificates that may expire within `warnDays`. A node with such a report never
+ * counts as rotated: the condition is Unknown naming it.
+ */
+export function pkiIncomplete(
+  node: string,
+  r: PkiReport,
+  now: Date,
+  warnDays: number,
+): { reason: string; message: string } | undefined {
+  const age = now.getTime() - Date.parse(r.scannedAt);
+  if (age > PKI_REPORT_STALE_MS)
+    return {
+      reason: "PkiReportStale",
+      message: `the PKI report of node ${node} was last refreshed at ${r.scannedAt} (more than ${PKI_REPORT_STALE_MS / 60_000} minutes ago): the agent stopped or cannot write its report`,
+    };
+  const errors = (r.errors?.length ?? 0) + (r.omittedErrors ?? 0);
+  const parts: string[] = [];
+  if (errors > 0) parts.push(`${errors} certificate file(s) not read`);
+  if ((r.undecoded ?? 0) > 0)
+    parts.push(`${r.undecoded} certificate(s) not decoded (over the agent's budget)`);
+  if (r.truncated) {
+    // The agent lists the soonest expiries first: what it leaves out expires no sooner than the last one
+    // listed. A report without that count (an older agent) or whose last listed one is within the window
+    // says nothing of the rest.
+    const last = r.certificates.at(-1);
+    const lastOk =
+      r.omitted !== undefined && last !== undefined && daysUntil(new Date(last.notAfter), now) > warnDays;
+    if (!lastOk)
+      parts.push("more certificates than the report holds, some of which may expire within the window");
+  }
+  if (parts.length === 0) return undefined;
+  return {
+    reason: "CertificateUnreadable",
+    message: `node ${node}: ${parts.join(", ")}; its certificates are not all checked`,
+  };
+}
+
 /**
  * The control-plane PKI each node's agent read (src/agent/pki.ts): a finding per certificate expiring
  * within `warnDays` (High within URGENT_DAYS or expired) naming the node, the path and the date; one Info
- * finding per node whose agent could not read some certificate or whose report does not parse.
+ * finding per node whose agent could not read some certificate, whose report is stale or does not parse
+ * (the caller makes those Unknown with {@link pkiIncomplete}, never Rotated).
  */
 export function pkiFindings(
   nodes: readonly { node: string; value?: PkiReport; problem?: string }[],
@@ -134,18 +178,21 @@ export function pkiFindings(
       if (f) out.push(f);
     }
     const errors = n.value.errors ?? [];
-    if (errors.length > 0 || n.value.truncated)
+    const incomplete = pkiIncomplete(n.node, n.value, now, warnDays);
+    if (incomplete)
       out.push({
         id: CRED_CERT_UNREADABLE,
         severity: "Info",
         area: AREA,
         resource: `Node/${n.node}`,
-        message: `${errors.length} certificate file(s) on node ${n.node} not read: ${errors
-          .slice(0, 5)
-          .map((e) => `${e.path} (${e.error})`)
-          .join(
-            ", ",
-          )}${errors.length > 5 ? ", ..." : ""}${n.value.truncated ? "; more certificates than the report holds" : ""}`,
+        message: `${incomplete.message}${
+          errors.length > 0
+            ? `: ${errors
+                .slice(0, 5)
+                .map((e) => `${e.path} (${e.error})`)
+                .join(", ")}${errors.length > 5 || n.value.omittedErrors ? ", ..." : ""}`
+            : ""
+        }`,
       });
   }
   return out;

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { DRIFT_REASONS as DRIFT_REASON_NAMES } from "../drift/checks.js";
 import { accessRateBoard, type AccessRateBoard, type AccessRates } from "../hygiene/apiaccess.js";
 import type { ControllerObserver } from "../runtime/controller.js";
 
@@ -33,15 +34,8 @@ const KINDS = new Set([
   "ClusterRole",
   "ClusterRoleBinding",
 ]);
-const DRIFT_REASONS = new Set([
-  "Missing",
-  "Modified",
-  "Unowned",
-  "Conflict",
-  "Orphaned",
-  "Extra",
-  "Contested",
-]);
+/** The drift reasons corrections are counted by: drift/checks.ts names them. */
+const DRIFT_REASONS: ReadonlySet<string> = new Set(DRIFT_REASON_NAMES);
 /** controller-runtime's reconcile-time buckets (v0.15+). */
 const RECONCILE_BUCKETS = [
   0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5,
@@ -59,6 +53,29 @@ function seconds(time: string | Date | undefined): number | undefined {
   if (time === undefined) return undefined;
   const t = new Date(time).getTime();
   return Number.isFinite(t) ? t / 1000 : undefined;
+}
+
+/**
+ * A policy's findings by severity and area: counted from the bounded status list, plus, per severity, what
+ * the list leaves out (its true total in status.summary.findingsBySeverity) as area "unlisted". A severity
+ * with no finding has area "all" at 0, so every severity is present.
+ */
+export function findingCounts(p: ClusterSecurityPolicy): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>(SEVERITIES.map((s) => [s, new Map<string, number>()]));
+  for (const f of p.status?.findings ?? []) {
+    const byArea = out.get(f.severity);
+    if (!byArea) continue;
+    const area = bounded(f.area, AREAS);
+    byArea.set(area, (byArea.get(area) ?? 0) + 1);
+  }
+  const totals = p.status?.summary?.findingsBySeverity ?? {};
+  for (const [severity, byArea] of out) {
+    const listed = [...byArea.values()].reduce((a, b) => a + b, 0);
+    const total = totals[severity as keyof typeof totals] ?? 0;
+    if (total > listed) byArea.set("unlisted", total - listed);
+    if (byArea.size === 0) byArea.set("all", 0);
+  }
+  return out;
 }
 
 /** A policy's key-rotation state, as persisted in its key-ring Secret (times in RFC 3339). */
@@ -265,20 +282,12 @@ export class OperatorMetrics {
     );
     perPolicy(
       "csp_policy_findings",
-      "Open (not exempted) findings per policy, severity and area, from the bounded status list",
+      "Open (not exempted) findings per policy, severity and area: the bounded status list by area, and the " +
+        'findings past it (status.summary.findingsBySeverity) as area="unlisted"',
       ["policy", "severity", "area"],
       (g, p) => {
-        const counts = new Map<string, number>();
-        for (const f of p.status?.findings ?? []) {
-          const key = `${f.severity}\u0000${bounded(f.area, AREAS)}`;
-          counts.set(key, (counts.get(key) ?? 0) + 1);
-        }
-        for (const s of SEVERITIES)
-          if (![...counts.keys()].some((k) => k.startsWith(`${s}\u0000`))) counts.set(`${s}\u0000all`, 0);
-        for (const [key, n] of counts) {
-          const [severity = "", area = ""] = key.split("\u0000");
-          g.set({ policy: p.metadata.name, severity, area }, n);
-        }
+        for (const [severity, byArea] of findingCounts(p))
+          for (const [area, n] of byArea) g.set({ policy: p.metadata.name, severity, area }, n);
       },
     );
     perPolicy(

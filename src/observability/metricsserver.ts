@@ -33,9 +33,106 @@ export interface MetricsServerOptions {
   staleAllowMs?: number;
   /** Token reviews in flight at most; requests beyond get 503 without calling the API server. Default 8. */
   maxReviewsInFlight?: number;
-  /** Decisions remembered at most (least recently used evicted first). Default 1000. */
+  /**
+   * Decisions remembered at most, allows and denials each (least recently used evicted first): a flood of
+   * bad tokens fills the denials and never evicts a scraper's allow. Default 1000.
+   */
   maxCachedDecisions?: number;
+  /**
+   * Reviews of tokens not known to be allowed, per source IP: a token bucket of `burst` reviews refilled at
+   * `perSecond`; past it 429 with Retry-After, without calling the API server. Default 10, 1/s.
+   */
+  reviewsPerSource?: { burst: number; perSecond: number };
+  /** The same over every source together (many addresses, e.g. IPv6). Default 40, 10/s. */
+  reviewsTotal?: { burst: number; perSecond: number };
+  /** Time source of the rate limits, in ms (a fake one in tests). Default performance.now. */
+  now?: () => number;
 }
+
+/**
+ * Token buckets, one per key (a source address), each holding at most `burst` tokens and refilled at
+ * `perSecond`. The buckets kept are bounded: the least recently used is forgotten first (it comes back
+ * full, which a flood from that many addresses would also get from the total bucket's limit).
+ */
+export class TokenBuckets {
+  /** Insertion order is recency order. */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly burst: number,
+    private readonly perSecond: number,
+    private readonly now: () => number,
+    private readonly maxKeys = 10_000,
+  ) {
+    if (!(burst >= 1) || !(perSecond > 0))
+      throw new Error("a token bucket needs burst >= 1 and perSecond > 0");
+  }
+
+  /** Takes one token from `key`'s bucket: 0 when granted, else the seconds until one is there. */
+  take(key: string): number {
+    const t = this.now();
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };
+    b.tokens = Math.min(this.burst, b.tokens + (Math.max(0, t - b.at) / 1000) * this.perSecond);
+    b.at = t;
+    this.buckets.delete(key);
+    this.buckets.set(key, b);
+    while (this.buckets.size > this.maxKeys) {
+      const oldest = this.buckets.keys().next().value;
+      if (oldest === undefined) break;
+      this.buckets.delete(oldest);
+    }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return (1 - b.tokens) / this.perSecond;
+  }
+
+  /** Gives back a token taken for nothing (another limit refused the request). */
+  refund(key: string): void {
+    const b = this.buckets.get(key);
+    if (b) b.tokens = Math.min(this.burst, b.tokens + 1);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}
+
+/** An LRU map bounded to `max` entries: a hit moves the entry to the end, eviction takes the first. */
+class Lru<V> {
+  private readonly map = new Map<string, V>();
+  constructor(private readonly max: number) {}
+  get(key: string): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, v: V): void {
+    this.map.delete(key);
+    this.map.set(key, v);
+    while (this.map.size > this.max) {
+      const oldest = this.map.keys().next().value;
+      if (oldest === undefined) break;
+      this.map.delete(oldest);
+    }
+  }
+  delete(key: string): void {
+    this.map.delete(key);
+  }
+}
+
+type Decision = 200 | 401 | 403 | 429 | 503;
+
+const REFUSALS: Record<Exclude<Decision, 200>, string> = {
+  401: "Unauthorized\n",
+  403: "Forbidden\n",
+  429: "too many token reviews from this source; retry later\n",
+  503: "too many reviews in flight\n",
+};
 
 /** Slow or stalled clients: limits a scraper never comes near (Prometheus sends a few hundred bytes). */
 export const METRICS_SERVER_LIMITS = {
@@ -52,25 +149,38 @@ export const METRICS_SERVER_LIMITS = {
  * token, 403 when not allowed. Decisions are cached per token hash for a few seconds so a scrape every
  * 15 s costs at most two small API calls.
  *
- * Against a flood or a slow client: at most `maxReviewsInFlight` reviews at once (503 beyond, so random
- * tokens cannot queue up work on the API server or delay a real scrape), a bounded LRU of decisions, and the
- * header/request/TLS-handshake timeouts and connection cap of METRICS_SERVER_LIMITS.
+ * Against a flood or a slow client: a token not known to be allowed is reviewed only within a rate per
+ * source IP and in total (429 beyond, with Retry-After), at most `maxReviewsInFlight` reviews at once (503
+ * beyond), so random tokens cannot queue up work on the API server or delay a real scrape; denials are
+ * cached apart from allows (a flood of bad tokens never evicts a scraper's allow), both bounded LRUs; and
+ * the header/request/TLS-handshake timeouts and connection cap of METRICS_SERVER_LIMITS.
  */
 export class MetricsServer {
   private server: Server | undefined;
-  /** Insertion order is recency order: a hit moves the entry to the end, eviction takes the first. */
-  private readonly decisions = new Map<string, { at: number; code: 200 | 401 | 403 }>();
+  private readonly allowed: Lru<{ at: number }>;
+  private readonly denied: Lru<{ at: number; code: 401 | 403 }>;
   private readonly ttl: number;
   private readonly staleAllowMs: number;
   private readonly maxInFlight: number;
-  private readonly maxCached: number;
+  private readonly perSource: TokenBuckets;
+  private readonly total: TokenBuckets;
+  private readonly now: () => number;
   private inFlight = 0;
+  /** Requests refused by each limit, for tests and logs. */
+  readonly refused = { rateLimited: 0, inFlight: 0 };
 
   constructor(private readonly opts: MetricsServerOptions) {
     this.ttl = opts.cacheTtlMs ?? 10_000;
     this.staleAllowMs = opts.staleAllowMs ?? 5 * 60_000;
     this.maxInFlight = opts.maxReviewsInFlight ?? 8;
-    this.maxCached = opts.maxCachedDecisions ?? 1000;
+    const maxCached = opts.maxCachedDecisions ?? 1000;
+    this.allowed = new Lru(maxCached);
+    this.denied = new Lru(maxCached);
+    this.now = opts.now ?? (() => performance.now());
+    const perSource = opts.reviewsPerSource ?? { burst: 10, perSecond: 1 };
+    const total = opts.reviewsTotal ?? { burst: 40, perSecond: 10 };
+    this.perSource = new TokenBuckets(perSource.burst, perSource.perSecond, this.now);
+    this.total = new TokenBuckets(total.burst, total.perSecond, this.now, 1);
     if (opts.secure && !opts.reviewer) throw new Error("secure metrics need a reviewer");
   }
 
@@ -118,13 +228,10 @@ export class MetricsServer {
       return;
     }
     if (this.opts.secure) {
-      const code = await this.decide(req.headers.authorization);
-      if (code !== 200) {
-        res
-          .writeHead(code, { "Content-Type": "text/plain", ...(code === 503 ? { "Retry-After": "1" } : {}) })
-          .end(
-            code === 401 ? "Unauthorized\n" : code === 403 ? "Forbidden\n" : "too many reviews in flight\n",
-          );
+      const decision = await this.decide(req.headers.authorization, req.socket.remoteAddress ?? "");
+      if (decision.code !== 200) {
+        const retry = decision.retryAfter !== undefined ? { "Retry-After": String(decision.retryAfter) } : {};
+        res.writeHead(decision.code, { "Content-Type": "text/plain", ...retry }).end(REFUSALS[decision.code]);
         return;
       }
     }
@@ -132,19 +239,34 @@ export class MetricsServer {
     res.writeHead(200, { "Content-Type": this.opts.registry.contentType }).end(body);
   }
 
-  private async decide(header: string | undefined): Promise<200 | 401 | 403 | 503> {
+  private async decide(
+    header: string | undefined,
+    source: string,
+  ): Promise<{ code: Decision; retryAfter?: number }> {
     const token = /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
-    if (!token) return 401;
+    if (!token) return { code: 401 };
     const key = createHash("sha256").update(token).digest("hex");
-    const now = performance.now();
-    const cached = this.decisions.get(key);
-    if (cached) {
-      // Recently used: to the end of the eviction order.
-      this.decisions.delete(key);
-      this.decisions.set(key, cached);
-      if (now - cached.at < this.ttl) return cached.code;
+    const now = this.now();
+    const allow = this.allowed.get(key);
+    if (allow && now - allow.at < this.ttl) return { code: 200 };
+    const deny = this.denied.get(key);
+    if (deny && now - deny.at < this.ttl) return { code: deny.code };
+    // A token allowed recently (a scraper whose decision expired) is reviewed again without a rate limit:
+    // a flood from the same address must not lock it out. Any other token spends from the rate limits.
+    const known = allow !== undefined && now - allow.at < this.staleAllowMs;
+    if (!known) {
+      const wait = this.perSource.take(source);
+      const waitTotal = wait === 0 ? this.total.take("") : 0;
+      if (wait > 0 || waitTotal > 0) {
+        if (wait === 0) this.perSource.refund(source);
+        this.refused.rateLimited++;
+        return { code: 429, retryAfter: Math.max(1, Math.ceil(Math.max(wait, waitTotal))) };
+      }
     }
-    if (this.inFlight >= this.maxInFlight) return 503;
+    if (this.inFlight >= this.maxInFlight) {
+      this.refused.inFlight++;
+      return { code: 503, retryAfter: 1 };
+    }
     const reviewer = this.opts.reviewer!;
     let code: 200 | 401 | 403;
     this.inFlight++;
@@ -153,24 +275,25 @@ export class MetricsServer {
       code = !user ? 401 : (await reviewer.authorize(user, "get", "/metrics")) ? 200 : 403;
     } catch (err) {
       // The API server cannot answer: a token allowed a moment ago stays allowed for a while.
-      if (cached?.code === 200 && now - cached.at < this.staleAllowMs) {
+      if (known) {
         this.opts.log.warn("metrics auth review failed; reusing the last allow decision", {
           error: err instanceof Error ? err.message : String(err),
         });
-        return 200;
+        return { code: 200 };
       }
       throw err;
     } finally {
       this.inFlight--;
     }
-    this.decisions.delete(key);
-    this.decisions.set(key, { at: performance.now(), code });
-    while (this.decisions.size > this.maxCached) {
-      const oldest = this.decisions.keys().next().value;
-      if (oldest === undefined) break;
-      this.decisions.delete(oldest);
+    const at = this.now();
+    if (code === 200) {
+      this.allowed.set(key, { at });
+      this.denied.delete(key);
+    } else {
+      this.denied.set(key, { at, code });
+      this.allowed.delete(key);
     }
-    return code;
+    return { code };
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
-import { ApiError, RestClient } from "../cluster/rest.js";
-import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../desired/metadata.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../api/vocabulary.js";
+import { ReportClient, type LiveReport } from "../cluster/reports.js";
 import { ownerReference, ownershipLabels } from "../desired/metadata.js";
 import { jsonEqual } from "../drift/normalize.js";
 import {
@@ -9,7 +9,6 @@ import {
   describeKind,
   kindsInDiscovery,
   reportObject,
-  reportPath,
   type ReportKind,
   type ReportObject,
 } from "./kinds.js";
@@ -26,33 +25,12 @@ export interface PublishOutcome {
   deleted: number;
 }
 
-interface Listed {
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: { uid?: string; controller?: boolean }[];
-  };
-  source?: unknown;
-  summary?: unknown;
-  results?: unknown;
-}
-
-/** The API server refused a namespaced write because the namespace does not exist. */
-function namespaceMissing(err: unknown): boolean {
-  const details =
-    err instanceof ApiError ? (err.body as { details?: { kind?: string } } | undefined)?.details : undefined;
-  return err instanceof ApiError && err.code === 404 && details?.kind === "namespaces";
-}
-
-function ownedBy(o: Listed, uid: string): boolean {
+function ownedBy(o: LiveReport, uid: string): boolean {
   return (o.metadata?.ownerReferences ?? []).some((r) => r.controller === true && r.uid === uid);
 }
 
 /** Whether the live report already says what `want` says (content, our labels, annotation, owner). */
-export function sameReport(live: Listed, want: ReportObject): boolean {
+export function sameReport(live: LiveReport, want: ReportObject): boolean {
   const labels = live.metadata?.labels ?? {};
   return (
     jsonEqual(live.results ?? [], want.results) &&
@@ -64,32 +42,64 @@ export function sameReport(live: Listed, want: ReportObject): boolean {
   );
 }
 
+/** What one kind of a policy's reports needs: written, deleted, left alone. */
+export interface KindPlan {
+  /** Reports whose content differs from the live one (or that do not exist). */
+  apply: ReportObject[];
+  /** Reports of this policy (its controller reference) no longer wanted. */
+  delete: LiveReport[];
+  /** Wanted reports already as wanted. */
+  unchanged: number;
+  /** `Kind ns/name` of wanted names held by a report that is not this policy's: left alone. */
+  notOurs: string[];
+}
+
+const keyOf = (namespace: string | undefined, name: string | undefined) => `${namespace ?? ""}/${name}`;
+
 /**
- * The only part of reports that talks to the API server: discovery of the report kinds, and the publish of
- * one policy's reports (server-side apply under the `csp-operator` field manager, only where the content
- * differs; stale reports of the policy deleted). Raw JSON (RestClient): client-node's models drop fields
- * of kinds they do not know.
+ * PURE: what one kind of the policy's reports needs, from the `wanted` reports and what the cluster holds
+ * (`live`: the policy's labelled reports plus whatever was read at a wanted name the list did not hold).
+ */
+export function planKind(
+  k: ReportKind,
+  wanted: readonly ReportObject[],
+  live: readonly LiveReport[],
+  uid: string,
+): KindPlan {
+  const byKey = new Map(live.map((o) => [keyOf(o.metadata?.namespace, o.metadata?.name), o]));
+  const plan: KindPlan = { apply: [], delete: [], unchanged: 0, notOurs: [] };
+  const keep = new Set<string>();
+  for (const want of wanted) {
+    const key = keyOf(want.metadata.namespace, want.metadata.name);
+    keep.add(key);
+    const current = byKey.get(key);
+    if (current && !ownedBy(current, uid)) plan.notOurs.push(`${describeKind(k)} ${key.replace(/^\//, "")}`);
+    else if (current && sameReport(current, want)) plan.unchanged++;
+    else plan.apply.push(want);
+  }
+  for (const [key, o] of byKey)
+    if (!keep.has(key) && ownedBy(o, uid) && o.metadata?.name) plan.delete.push(o);
+  return plan;
+}
+
+/**
+ * Publishes policy reports: gathers what the cluster holds (ReportClient, src/cluster/reports.ts), plans
+ * each kind (planKind, pure), and applies the plan: server-side apply under the `csp-operator` field manager
+ * only where the content differs, stale reports of the policy deleted.
  */
 export class ReportWriter {
-  private readonly rest: RestClient;
+  private readonly client: ReportClient;
 
-  constructor(kc: KubeConfig) {
-    this.rest = new RestClient(kc, { defaultTimeoutMs: 15_000 });
+  constructor(kcOrClient: KubeConfig | ReportClient) {
+    this.client = kcOrClient instanceof ReportClient ? kcOrClient : new ReportClient(kcOrClient);
   }
 
   /** The report kinds the API server serves now; a group version it does not serve (404) has none. */
   async detect(): Promise<ReportKind[]> {
     const out: ReportKind[] = [];
     for (const api of REPORT_APIS) {
-      try {
-        const list = await this.rest.request<{
-          resources?: { name?: string; kind?: string; namespaced?: boolean }[];
-        }>("GET", `/apis/${api.group}/${api.version}`);
-        out.push(...kindsInDiscovery(api, list.resources ?? []));
-      } catch (err) {
-        if (err instanceof ApiError && err.code === 404) continue;
-        throw err;
-      }
+      const resources = await this.client.discover(api);
+      if (resources) out.push(...kindsInDiscovery(api, resources));
     }
     return out;
   }
@@ -110,59 +120,31 @@ export class ReportWriter {
     const contents = policyReports(policy, now);
     const name = reportName(policy.metadata.name);
     const meta = { name, labels: ownershipLabels(policy.metadata.name), owner: ownerReference(policy) };
+    const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${POLICY_LABEL}=${policy.metadata.name}`;
     const outcome: PublishOutcome = { reports: 0, written: 0, deleted: 0 };
     const notOurs: string[] = [];
     for (const k of kinds) {
       const wanted = (k.scope === "cluster" ? [contents.cluster] : contents.namespaced).map((c) =>
         reportObject(k, c, meta),
       );
-      const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${POLICY_LABEL}=${policy.metadata.name}`;
-      const listed = await this.rest.request<{ items?: Listed[] }>("GET", reportPath(k), {
-        query: { labelSelector: selector },
-      });
-      const live = new Map(
-        (listed.items ?? []).map((o) => [`${o.metadata?.namespace ?? ""}/${o.metadata?.name}`, o]),
-      );
-      const keep = new Set<string>();
+      // Gather: the policy's labelled reports, and whatever sits at a wanted name they do not hold (a
+      // report not labelled as ours, or never written) so it is never written over unseen.
+      const live = await this.client.list(k, selector);
+      const listed = new Set(live.map((o) => keyOf(o.metadata?.namespace, o.metadata?.name)));
       for (const want of wanted) {
-        const key = `${want.metadata.namespace ?? ""}/${want.metadata.name}`;
-        keep.add(key);
-        let current: Listed | undefined = live.get(key);
-        // Not labelled as ours (or never written): look at the name itself before writing over it.
-        current ??= await this.get(k, want.metadata.namespace, want.metadata.name);
-        if (current && !ownedBy(current, uid)) {
-          notOurs.push(`${describeKind(k)} ${key.replace(/^\//, "")}`);
-          continue;
-        }
-        if (current && sameReport(current, want)) {
+        if (listed.has(keyOf(want.metadata.namespace, want.metadata.name))) continue;
+        const found = await this.client.get(k, want.metadata.namespace, want.metadata.name);
+        if (found) live.push(found);
+      }
+      const plan = planKind(k, wanted, live, uid);
+      notOurs.push(...plan.notOurs);
+      outcome.reports += plan.unchanged;
+      for (const want of plan.apply)
+        if (await this.client.apply(k, want)) {
           outcome.reports++;
-          continue;
+          outcome.written++;
         }
-        try {
-          await this.rest.request("PATCH", reportPath(k, want.metadata.namespace, want.metadata.name), {
-            query: { fieldManager: FIELD_MANAGER, force: "true" },
-            contentType: "application/apply-patch+yaml",
-            body: want,
-          });
-        } catch (err) {
-          // An exemption may name a namespace that does not exist (yet): no report there, not a failure.
-          if (namespaceMissing(err)) continue;
-          throw err;
-        }
-        outcome.reports++;
-        outcome.written++;
-      }
-      for (const [key, o] of live) {
-        if (keep.has(key) || !ownedBy(o, uid) || !o.metadata?.name) continue;
-        try {
-          await this.rest.request("DELETE", reportPath(k, o.metadata.namespace, o.metadata.name), {
-            body: { preconditions: { uid: o.metadata.uid } },
-          });
-          outcome.deleted++;
-        } catch (err) {
-          if (!(err instanceof ApiError && (err.code === 404 || err.code === 409))) throw err;
-        }
-      }
+      for (const o of plan.delete) if (await this.client.delete(k, o)) outcome.deleted++;
     }
     if (notOurs.length)
       throw new ReportNotOwnedError(
@@ -170,14 +152,5 @@ export class ReportWriter {
           `exists and is not this policy's (no controller reference to it); left unchanged`,
       );
     return outcome;
-  }
-
-  private async get(k: ReportKind, namespace: string | undefined, name: string): Promise<Listed | undefined> {
-    try {
-      return await this.rest.request<Listed>("GET", reportPath(k, namespace, name));
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 404) return undefined;
-      throw err;
-    }
   }
 }

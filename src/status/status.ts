@@ -7,7 +7,7 @@ import type {
 } from "../api/v1alpha1/policy.js";
 import type { Area, Drift } from "../drift/checks.js";
 import { jsonEqual } from "../drift/normalize.js";
-import { sortFindings, type Finding } from "../findings/finding.js";
+import { SEVERITY_ORDER, sortFindings, type Finding } from "../findings/finding.js";
 
 /** Bounded lists keep the object far below etcd's size limit however large the cluster. */
 export const MAX_LIST = 50;
@@ -218,6 +218,7 @@ export function computeStatus(
       managedObjects: o.managedObjects,
       drifted: o.drift.length,
       findings: o.findings.filter(counts).length,
+      findingsBySeverity: bySeverity(o.findings),
     },
     drift: sortDrift(o.drift).slice(0, MAX_LIST).map(driftEntry),
     findings: sortFindings(o.findings)
@@ -230,6 +231,16 @@ export function computeStatus(
         area: f.area,
       })),
   };
+}
+
+/**
+ * Every finding counted by severity (the list in status is bounded; these totals are not). Every severity is
+ * present, 0 included: status is written as a JSON merge patch, where a key left out keeps its old value.
+ */
+function bySeverity(findings: readonly Finding[]): Record<Finding["severity"], number> {
+  const out = Object.fromEntries(SEVERITY_ORDER.map((s) => [s, 0])) as Record<Finding["severity"], number>;
+  for (const f of findings) out[f.severity]++;
+  return out;
 }
 
 /** Whether writing `next` would change anything (status is written only when it changed). */

@@ -96,12 +96,17 @@ describe("faults: the node agent's directory read-only, a planted symlink, the d
     execFileSync("mount", args);
     if (push) mounts.push(dir);
   };
-  /** Log lines (JSON) since `from` of a failed sync naming `code`. */
+  /** Log lines (JSON) since `from` of a failed write naming `code` (one per sync that tried). */
   const failures = (from: number, code: string) =>
     log
       .slice(from)
       .split("\n")
-      .filter((l) => l.includes("agent sync failed") && l.includes(code));
+      .filter((l) => l.includes("file not written") && l.includes(code));
+  /** The audit-policy entry of the node's report. */
+  const auditEntry = async () =>
+    (JSON.parse((await report()) || "[]") as { file: string; error?: string; sha256: string }[]).find(
+      (f) => f.file === "audit-policy",
+    ) ?? { file: "audit-policy", sha256: "" };
   const umount = () => {
     execFileSync("umount", [mounts.pop()!]);
   };
@@ -171,10 +176,28 @@ describe("faults: the node agent's directory read-only, a planted symlink, the d
     );
     expect(onDisk()).to.equal(old);
     expect(strays()).to.deep.equal([]);
+    // The node's report names the path and the errno, and still says what is on disk.
+    await eventually(
+      "the report to name EROFS",
+      async () => (await auditEntry()).error?.includes("EROFS") === true,
+      30_000,
+    );
+    const entry = await auditEntry();
+    // (the random part of the temp directory's name is redacted like key material; the file's name is not)
+    expect(entry.error).to.match(/^cannot write \S*\/audit-policy\.yaml: EROFS \(read-only file system\)$/);
+    expect(entry.sha256).to.equal(`sha256:${sha(old ?? "")}`);
     const attempts = failures(from, "EROFS").length;
     const t0 = Date.now();
     umount();
     await delivered(text);
+    await eventually(
+      "the report to lose the error once delivered",
+      async () => {
+        const e = await auditEntry();
+        return e.error === undefined && e.sha256 === `sha256:${sha(text)}`;
+      },
+      30_000,
+    );
     measure(
       "agent: target directory read-only",
       Date.now() - t0,
@@ -227,6 +250,11 @@ describe("faults: the node agent's directory read-only, a planted symlink, the d
     );
     expect(onDisk()).to.equal(old);
     straysWhenFull = strays();
+    await eventually(
+      "the report to name ENOSPC",
+      async () => (await auditEntry()).error?.includes("ENOSPC") === true,
+      30_000,
+    );
     reportWhileFull = await report();
     const attempts = failures(from, "ENOSPC").length;
     const t0 = Date.now();
@@ -247,10 +275,13 @@ describe("faults: the node agent's directory read-only, a planted symlink, the d
     expect(straysWhenFull).to.deep.equal([]);
   });
 
-  // DEFECT: a write that throws (EROFS, ENOSPC) escapes Agent.sync (src/agent/agent.ts) before report(), so
-  // the node's report keeps saying the previous revision was written, with no `error`: the failure is only in
-  // the agent's log (unlike a refused overwrite, which notWritten() reports).
-  it.skip("disk full: the node's report names the write error", () => {
-    expect(reportWhileFull).to.match(/ENOSPC|no space/);
+  // A write that throws (EROFS, ENOSPC) is reported like a refused overwrite: the node's report names the
+  // target path and the errno (never the temp file's name), so the operator's status says why.
+  it("disk full: the node's report names the write error (path and errno)", () => {
+    const entry = (JSON.parse(reportWhileFull) as { file: string; error?: string }[]).find(
+      (f) => f.file === "audit-policy",
+    );
+    expect(entry?.error).to.match(/^cannot write .*audit-policy\.yaml: ENOSPC \(no space left on device\)$/);
+    expect(entry?.error).not.to.include(".tmp");
   });
 });

@@ -14,6 +14,7 @@ import {
   ADMIN,
   OperatorProcess,
   auditOf,
+  checkerMatches,
   measure,
   recordClusterTexts,
   recordKubeconfigSecrets,
@@ -36,19 +37,7 @@ describe("faults: API server and etcd outages (operator as a process)", function
     const body = (await res.json()) as { deleted?: string };
     expect(body.deleted, `etcd delete ${key}`).to.equal("1");
   };
-  const matches = async (timeoutMs = 180_000) => {
-    const t0 = Date.now();
-    await eventually(
-      "the checker to match",
-      async () => {
-        const r = await check(cp);
-        if (!r.matches) throw new Error(r.differences.join("; "));
-        return true;
-      },
-      timeoutMs,
-    );
-    return Date.now() - t0;
-  };
+  const matches = async (timeoutMs = 180_000) => (await checkerMatches(cp, { timeoutMs })).ms;
   const compliant = async () =>
     (await cp.kubectl(["wait", "--for=condition=Compliant", "csp/baseline", "--timeout=60s"])).code === 0;
 
@@ -153,12 +142,7 @@ describe("faults: API server and etcd outages (operator as a process)", function
     await cp.startComponent("kube-apiserver");
     const since = Date.now();
     const ms = await matches();
-    const operatorRequests = (await cp.auditEvents()).filter(
-      (e) =>
-        (e["user"] as { username?: string } | undefined)?.username === ADMIN &&
-        Date.parse(String(e["requestReceivedTimestamp"])) >= since &&
-        !/kubectl/.test(String(e["userAgent"])),
-    ).length;
+    const operatorRequests = (await auditOf(cp, ADMIN, since, { excludeUserAgents: /kubectl/ })).length;
     measure(
       "API server + etcd down 45 s",
       ms,
@@ -172,12 +156,7 @@ describe("faults: API server and etcd outages (operator as a process)", function
   });
 
   it("through every outage it wrote only what it owns (audit log): its children, labels, status, events", async () => {
-    const writes = (await cp.auditEvents()).filter(
-      (e) =>
-        (e["user"] as { username?: string } | undefined)?.username === ADMIN &&
-        !String(e["userAgent"]).startsWith("kubectl") &&
-        ["create", "update", "patch", "delete"].includes(String(e["verb"])),
-    );
+    const writes = await auditOf(cp, ADMIN, 0, { writes: true, excludeUserAgents: /^kubectl/ });
     expect(writes.length).to.be.greaterThan(0);
     const foreign = writes
       .map((e) => {

@@ -15,6 +15,7 @@ import {
   OPERATOR_SA,
   OperatorProcess,
   auditOf,
+  checkerMatches,
   measure,
   recordClusterTexts,
   recordKubeconfigSecrets,
@@ -38,19 +39,7 @@ describe("faults: the operator's RBAC revoked and restored (ServiceAccount token
         status?: { conditions?: Condition[] };
       }
     ).status?.conditions?.find((c) => c.type === "Ready");
-  const matches = async () => {
-    const t0 = Date.now();
-    await eventually(
-      "the checker to match",
-      async () => {
-        const r = await check(cp);
-        if (!r.matches) throw new Error(r.differences.join("; "));
-        return true;
-      },
-      180_000,
-    );
-    return Date.now() - t0;
-  };
+  const matches = async () => (await checkerMatches(cp, { timeoutMs: 180_000 })).ms;
 
   before(async function () {
     cp = await startControlPlane({ name: "faults-rbac" });

@@ -11,7 +11,14 @@ import { check } from "../support/checker.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { ADMIN, OperatorProcess, measure, recordClusterTexts, recordKubeconfigSecrets } from "./support.js";
+import {
+  ADMIN,
+  OperatorProcess,
+  auditOf,
+  measure,
+  recordClusterTexts,
+  recordKubeconfigSecrets,
+} from "./support.js";
 
 interface DriftEntry {
   kind: string;
@@ -29,6 +36,7 @@ interface Condition {
 }
 
 const RIVAL_UA = "rival-controller/1.0";
+const RIVAL_OR_KUBECTL = /^(kubectl|rival-controller\/1\.0$)/;
 
 describe("faults: a rival writer and an admission denial (operator as a process)", function () {
   this.timeout(300_000);
@@ -44,16 +52,7 @@ describe("faults: a rival writer and an admission denial (operator as a process)
     ).status ?? {};
   /** Operator requests (admin user, not kubectl, not the rival) matching the filter, from the audit log. */
   const operatorRequests = async (since: number, match: (e: Record<string, unknown>) => boolean) =>
-    (await cp.auditEvents()).filter((e) => {
-      const ua = String(e["userAgent"]);
-      return (
-        (e["user"] as { username?: string } | undefined)?.username === ADMIN &&
-        !ua.startsWith("kubectl") &&
-        ua !== RIVAL_UA &&
-        Date.parse(String(e["requestReceivedTimestamp"])) >= since &&
-        match(e)
-      );
-    });
+    (await auditOf(cp, ADMIN, since, { excludeUserAgents: RIVAL_OR_KUBECTL })).filter(match);
   const ref = (e: Record<string, unknown>) =>
     (e["objectRef"] as { resource?: string; namespace?: string; name?: string } | undefined) ?? {};
   const isWrite = (e: Record<string, unknown>) =>

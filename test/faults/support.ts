@@ -3,50 +3,14 @@
  * pid that never exits), measurements collected for docs/reliability.md, and a record of every secret the
  * suite generated and every text the operator produced, checked by zz-secrets.test.ts after the suite.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { ControlPlane } from "../../controlplane/harness.js";
+import { onOperatorStopped } from "../support/operatorprocess.js";
 
-export class OperatorProcess {
-  log = "";
-  exit: string | undefined;
-  private readonly child: ChildProcess;
+export { OperatorProcess, auditCode, auditOf, checkerMatches } from "../support/operatorprocess.js";
 
-  constructor(kubeconfig: string, args: string[] = ["--resync=3600"]) {
-    this.child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "run", ...args], {
-      env: { ...process.env, KUBECONFIG: kubeconfig, LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.child.stdout?.on("data", (d: Buffer) => (this.log += d.toString()));
-    this.child.stderr?.on("data", (d: Buffer) => (this.log += d.toString()));
-    this.child.once("exit", (code, signal) => (this.exit = `code ${code} signal ${signal}`));
-  }
-
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-
-  /** Sends a signal (SIGSTOP/SIGCONT to pause and resume it). */
-  signal(sig: NodeJS.Signals): void {
-    this.child.kill(sig);
-  }
-
-  get synced(): boolean {
-    return this.log.includes("caches synced; starting workers");
-  }
-
-  /** SIGTERM and wait; records its log for the secrets check. */
-  async stop(): Promise<void> {
-    recordText("operator log", this.log);
-    if (this.exit !== undefined) return;
-    this.child.kill("SIGCONT");
-    const exited = new Promise((r) => this.child.once("exit", r));
-    this.child.kill("SIGTERM");
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
+// Every operator log is checked for secrets after the suite.
+onOperatorStopped((p) => recordText(`operator log (${p.name})`, p.log));
 
 // ---------------------------------------------------------------------------------------------------------
 // Secrets and texts, checked after the whole suite.
@@ -122,25 +86,6 @@ export function measure(fault: string, recoveryMs: number, requests?: number, no
 
 export function allMeasurements(): typeof measurements {
   return measurements;
-}
-
-/** Audit events of `user` since `since` (ms epoch), optionally only writes / only one resource. */
-export async function auditOf(
-  cp: ControlPlane,
-  user: string,
-  since: number,
-  filter: { writes?: boolean; resource?: string; name?: string } = {},
-): Promise<Record<string, unknown>[]> {
-  const writes = new Set(["create", "update", "patch", "delete"]);
-  return (await cp.auditEvents()).filter((e) => {
-    if ((e["user"] as { username?: string } | undefined)?.username !== user) return false;
-    if (Date.parse(String(e["requestReceivedTimestamp"])) < since) return false;
-    if (filter.writes && !writes.has(String(e["verb"]))) return false;
-    const ref = e["objectRef"] as { resource?: string; name?: string } | undefined;
-    if (filter.resource !== undefined && ref?.resource !== filter.resource) return false;
-    if (filter.name !== undefined && ref?.name !== filter.name) return false;
-    return true;
-  });
 }
 
 export const ADMIN = "csp-admin";

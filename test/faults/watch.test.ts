@@ -18,7 +18,13 @@ import { eventually } from "../support/eventually.js";
 import { FaultProxy } from "../support/faultproxy.js";
 import { kubectlOk } from "../support/kubectl.js";
 import { WATCH_SILENCE_MS } from "../../src/cluster/informer.js";
-import { OperatorProcess, measure, recordClusterTexts, recordKubeconfigSecrets } from "./support.js";
+import {
+  OperatorProcess,
+  checkerMatches,
+  measure,
+  recordClusterTexts,
+  recordKubeconfigSecrets,
+} from "./support.js";
 
 /** The bound this suite states for noticing a silent watch: the informer's silence timeout plus slack. */
 const SILENT_WATCH_BOUND_MS = WATCH_SILENCE_MS + 15_000;
@@ -30,19 +36,7 @@ describe("faults: silent watches, a partition, a paused operator (through the fa
   let operator: OperatorProcess;
   const ok = kubectlOk(() => cp);
 
-  const matches = async (timeoutMs = 120_000) => {
-    const t0 = Date.now();
-    await eventually(
-      "the checker to match",
-      async () => {
-        const r = await check(cp);
-        if (!r.matches) throw new Error(r.differences.join("; "));
-        return true;
-      },
-      timeoutMs,
-    );
-    return Date.now() - t0;
-  };
+  const matches = (timeoutMs = 120_000) => matchesOn(cp, timeoutMs);
 
   before(async function () {
     cp = await startControlPlane({ name: "faults-watch" });
@@ -150,15 +144,9 @@ describe("faults: silent watches, a partition, a paused operator (through the fa
         });
       for (let i = 0; i < 1500; i += 10)
         await Promise.all(Array.from({ length: 10 }, (_, j) => patch(i + j)));
-      const header = (await (
-        await fetch(`${cp.etcdUrl}/v3/kv/range`, {
-          method: "POST",
-          body: JSON.stringify({ key: Buffer.from("/registry/").toString("base64"), limit: 1 }),
-        })
-      ).json()) as { header: { revision: string } };
       const compacted = await fetch(`${cp.etcdUrl}/v3/kv/compaction`, {
         method: "POST",
-        body: JSON.stringify({ revision: header.header.revision, physical: true }),
+        body: JSON.stringify({ revision: await etcdRevision(cp), physical: true }),
       });
       expect(compacted.ok, "etcd compaction").to.equal(true);
       proxy.dropStreams(); // its watches end while it is paused; it must resume them from an old resourceVersion
@@ -178,3 +166,100 @@ describe("faults: silent watches, a partition, a paused operator (through the fa
     await ok(["delete", "networkpolicy", "churn", "-n", "team-a"]);
   });
 });
+
+describe("faults: a watch resumed past an etcd compaction gets 410 Gone (API server without watch cache)", function () {
+  this.timeout(300_000);
+  let cp: ControlPlane;
+  let proxy: FaultProxy;
+  let operator: OperatorProcess;
+  const ok = kubectlOk(() => cp);
+
+  before(async function () {
+    // Without the watch cache every watch is served by etcd, so a resourceVersion older than the last
+    // compaction is answered 410 Gone (with the cache, the API server kept serving it: see above).
+    cp = await startControlPlane({ name: "faults-gone", extraApiServerFlags: ["--watch-cache=false"] });
+    recordKubeconfigSecrets(cp.kubeconfigPath);
+    await installCrd(cp);
+    for (const ns of ["team-a", "team-b"]) {
+      await ok(["create", "namespace", ns]);
+      await ok(["label", "namespace", ns, "csp.example.com/tier=web"]);
+    }
+    proxy = await FaultProxy.forKubeconfig(cp.kubeconfigPath);
+    operator = new OperatorProcess(proxy.writeKubeconfig(join(cp.dir, "proxy.kubeconfig")));
+    await ok(["apply", "-f", "samples/baseline.yaml"]);
+    await ok(["wait", "--for=condition=Compliant", "csp/baseline", "--timeout=90s"]);
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+  });
+
+  after(async () => {
+    try {
+      if (cp) await recordClusterTexts(cp);
+    } finally {
+      await operator?.stop();
+      await proxy?.stop();
+      await cp?.stop();
+    }
+  });
+
+  it("paused (SIGSTOP), drift made, etcd compacted, watches ended: relists on 410 and repairs it", async () => {
+    await eventually("a NetworkPolicy watch open", () =>
+      Promise.resolve(proxy.count("watch", "networkpolicies") > 0),
+    );
+    const pid = operator.pid;
+    const logBefore = operator.log.length;
+    operator.signal("SIGSTOP");
+    try {
+      // Its watches end cleanly while it is paused (as at their server-side timeout), before the drift is
+      // made: it will resume them from resourceVersions older than the drift, which etcd no longer has.
+      expect(
+        proxy.endStreams((path) => /watch=(true|1)/.test(path)),
+        "watches ended",
+      ).to.be.greaterThan(0);
+      await ok(["delete", "networkpolicy", "csp-baseline-allow-dns", "-n", "team-a"]);
+      await ok(["label", "namespace", "team-b", "pod-security.kubernetes.io/enforce-"]);
+      const revision = await etcdRevision(cp);
+      const compacted = await fetch(`${cp.etcdUrl}/v3/kv/compaction`, {
+        method: "POST",
+        body: JSON.stringify({ revision, physical: true }),
+      });
+      expect(compacted.ok, "etcd compaction").to.equal(true);
+    } finally {
+      operator.signal("SIGCONT");
+    }
+    const listsBefore = { np: proxy.count("list", "networkpolicies"), ns: proxy.count("list", "namespaces") };
+    const ms = await matchesOn(cp, 120_000);
+    const relists = {
+      np: proxy.count("list", "networkpolicies") - listsBefore.np,
+      ns: proxy.count("list", "namespaces") - listsBefore.ns,
+    };
+    measure(
+      "watch resumed past an etcd compaction (410 Gone)",
+      ms,
+      relists.np + relists.ns,
+      `from SIGCONT to checker match; LISTs after resuming: ${relists.np} NetworkPolicy, ${relists.ns} Namespace`,
+    );
+    // The relist came from the 410 (client-node relists by itself), not from a failure and restart.
+    expect(relists.np, "NetworkPolicies relisted").to.be.greaterThan(0);
+    expect(relists.ns, "Namespaces relisted").to.be.greaterThan(0);
+    expect(operator.log.slice(logBefore)).to.not.contain("informer stopped; restarting");
+    expect(operator.exit).to.equal(undefined);
+    expect(operator.pid).to.equal(pid);
+    await ok(["wait", "--for=condition=Compliant", "csp/baseline", "--timeout=60s"]);
+  });
+});
+
+/** etcd's current revision (the header of any read). */
+async function etcdRevision(cp: ControlPlane): Promise<string> {
+  const res = await fetch(`${cp.etcdUrl}/v3/kv/range`, {
+    method: "POST",
+    body: JSON.stringify({ key: Buffer.from("/registry/").toString("base64"), limit: 1 }),
+  });
+  return ((await res.json()) as { header: { revision: string } }).header.revision;
+}
+
+async function matchesOn(cp: ControlPlane, timeoutMs: number): Promise<number> {
+  return (await checkerMatches(cp, { timeoutMs })).ms;
+}

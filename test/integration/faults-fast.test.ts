@@ -11,24 +11,15 @@ import { check } from "../support/checker.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { OperatorProcess } from "../faults/support.js";
+import { OperatorProcess, checkerMatches as waitForMatch } from "../support/operatorprocess.js";
 
 describe("fault suite, fast cases (real API server, operator as a process)", function () {
   this.timeout(120_000);
   let cp: ControlPlane;
   let operator: OperatorProcess;
   const ok = kubectlOk(() => cp);
-  const checkerMatches = (except: (d: string) => boolean = () => false) =>
-    eventually(
-      "the checker to match",
-      async () => {
-        const r = await check(cp);
-        const diff = r.differences.filter((d) => !except(d));
-        if (diff.length) throw new Error(diff.join("; "));
-        return r;
-      },
-      90_000,
-    );
+  const checkerMatches = async (except?: (d: string) => boolean) =>
+    (await waitForMatch(cp, { timeoutMs: 90_000, ...(except ? { except } : {}) })).result;
 
   before(async function () {
     cp = await startControlPlane({ name: "faults-fast" });

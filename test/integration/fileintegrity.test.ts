@@ -5,7 +5,17 @@
  * condition and a Warning event; accepting the change in the policy's spec clears it.
  */
 import { expect } from "chai";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -215,6 +225,27 @@ describe("file integrity monitoring (real API server, agent on a temp host root)
     expect(f.message).to.match(/mode 0600 .* -> .* mode 0644/);
     // The accepted manifest stays accepted after the restart.
     expect(changed(s).map((x) => x.message.split(" ")[0])).to.deep.equal([KEY]);
+  });
+
+  it("a hard link to the accepted manifest from outside the monitored paths is a change again; unlinked, it goes", async () => {
+    // A new link raises no inotify event on the monitored directory: the rescan (here the restart's) sees it.
+    const link = join(hostRoot, "var-tmp-manifest");
+    await agent!.stop();
+    linkSync(join(hostRoot, MANIFEST), link);
+    await startAgent();
+    const s = await eventually("FILE-CHANGED for the linked manifest", async () => {
+      const s = await status();
+      return changed(s).some((f) => f.message.includes(MANIFEST)) ? s : undefined;
+    });
+    const f = changed(s).find((x) => x.message.includes(MANIFEST))!;
+    expect(f.severity).to.equal("High");
+    expect(f.message).to.include("links 2");
+    await agent!.stop();
+    unlinkSync(link);
+    await startAgent();
+    await eventually("the manifest's finding to go", async () =>
+      changed(await status()).every((x) => !x.message.includes(MANIFEST)),
+    );
   });
 
   it("a report whose baseline someone patched to hide the change is FILE-BASELINE-CHANGED, not clean", async () => {

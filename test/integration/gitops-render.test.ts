@@ -14,12 +14,11 @@ import { parse, parseAllDocuments, stringify } from "yaml";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { FIELD_MANAGER, MANAGED_BY_LABEL, POLICY_LABEL } from "../../src/api/vocabulary.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
-import { RestClient } from "../../src/cluster/rest.js";
+import { LiveReader } from "../../src/cluster/livereader.js";
 import type { Child } from "../../src/desired/children.js";
 import { ownedFieldDiff } from "../../src/drift/checks.js";
 import { fieldPaths } from "../../src/drift/managedfields.js";
 import type { CommandIO } from "../../src/gitops/command.js";
-import { readObject } from "../../src/gitops/gather.js";
 import { UID_PLACEHOLDER } from "../../src/gitops/render.js";
 import { runDiff, runRender } from "../../src/gitops/rendercommand.js";
 import { silentLogger } from "../../src/observability/logger.js";
@@ -129,7 +128,7 @@ describe("render and diff against the API server", function () {
   this.timeout(120_000);
   let cp: ControlPlane;
   let dir: string;
-  let rest: RestClient;
+  let reader: LiveReader;
   let operator: Operator | undefined;
   const ok = kubectlOk(() => cp);
   const rendered: Record<"baseline" | "team" | "all", KubernetesObject[]> = {
@@ -165,7 +164,7 @@ describe("render and diff against the API server", function () {
     cp = await startControlPlane({ name: "render" });
     await installCrd(cp);
     await installGrantableRole(cp);
-    rest = new RestClient(loadKubeConfig(cp.kubeconfigPath));
+    reader = new LiveReader(loadKubeConfig(cp.kubeconfigPath));
     await ok(["create", "namespace", "csp-system"]);
     for (const [ns, tier] of [
       ["web-a", "web"],
@@ -316,13 +315,7 @@ describe("render and diff against the API server", function () {
       await eventually(`${name}'s children applied as rendered`, async () => {
         for (const o of children) {
           const want = JSON.parse(JSON.stringify(o).replaceAll(UID_PLACEHOLDER, uid)) as Child;
-          const live = await readObject(
-            rest,
-            o.apiVersion!,
-            o.kind!,
-            o.metadata?.namespace,
-            o.metadata!.name!,
-          );
+          const live = await reader.read(o.apiVersion!, o.kind!, o.metadata?.namespace, o.metadata!.name!);
           if (!live) throw new Error(`${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} not applied`);
           expect(ownedFieldDiff(want, live), `${o.kind} ${o.metadata?.name}`).to.deep.equal([]);
           // The fields csp-operator owns are exactly the rendered ones (a child is created by POST, an Update
@@ -358,13 +351,7 @@ describe("render and diff against the API server", function () {
       // Shared objects: the rendered labels and automount setting are the live ones.
       for (const o of rendered.all.filter((x) => x.kind === "Namespace" || x.kind === "ServiceAccount")) {
         if (o.kind === "ServiceAccount" && o.metadata?.name !== "default") continue;
-        const live = (await readObject(
-          rest,
-          o.apiVersion!,
-          o.kind!,
-          o.metadata?.namespace,
-          o.metadata!.name!,
-        ))!;
+        const live = (await reader.read(o.apiVersion!, o.kind!, o.metadata?.namespace, o.metadata!.name!))!;
         expect(live.metadata?.labels).to.deep.include(o.metadata?.labels ?? {});
         expect(live.metadata?.annotations ?? {}).to.deep.include(o.metadata?.annotations ?? {});
         if (o.kind === "ServiceAccount") expect(live["automountServiceAccountToken"]).to.equal(false);

@@ -26,6 +26,7 @@ import { Operator } from "../../src/controller/manager.js";
 import { useControlPlane } from "../support/controlplane.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
+import { FaultProxy } from "../support/faultproxy.js";
 import { kubectlOk } from "../support/kubectl.js";
 import { certificate } from "../support/certs.js";
 import { silentLogger } from "../../src/observability/logger.js";
@@ -48,6 +49,8 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
   let agent: Agent | undefined;
   let hostRoot = "";
   let kc: KubeConfig;
+  let kcPath = "";
+  let proxy: FaultProxy | undefined;
   const areas = () => [
     clusterVersionArea(1_000),
     credentialsArea(1_000),
@@ -67,7 +70,8 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     await ok(["create", "namespace", "csp-system"]);
     await ok(["apply", "-k", "config/rbac"]);
     await ok(["apply", "-k", "config/credentials"]);
-    kc = loadKubeConfig(await cp().serviceAccountKubeconfig("csp-system", "csp-operator"));
+    kcPath = await cp().serviceAccountKubeconfig("csp-system", "csp-operator");
+    kc = loadKubeConfig(kcPath);
     const log = winston.createLogger({
       level: "debug",
       transports: [
@@ -105,6 +109,7 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
   after(async () => {
     await agent?.stop();
     await operator?.stop();
+    await proxy?.stop();
     if (hostRoot) rmSync(hostRoot, { recursive: true, force: true });
   });
 
@@ -794,8 +799,22 @@ describe("cluster hygiene areas (real API server, operator under its own RBAC)",
     // one's too), so only the start-up look at what deleted policies' field managers still own finds it.
     await ok(["delete", "networkpolicies", "-A", "-l", "app.kubernetes.io/managed-by=csp-operator"]);
     expect(await annotation("island")).to.equal("pool=island");
-    operator = new Operator(kc, { workers: 1, resyncMs: 600_000, areas: areas() }, silentLogger());
+    // And the next operator's first LISTs of policies fail (a restarting API server): what deleted
+    // policies still own is found again once its caches sync, not looked for once and forgotten.
+    proxy = await FaultProxy.forKubeconfig(kcPath);
+    const failing = proxy.addRule({
+      verb: "list",
+      resource: "clustersecuritypolicies",
+      action: { status: 500 },
+      times: 2,
+    });
+    operator = new Operator(
+      loadKubeConfig(proxy.writeKubeconfig(join(cp().dir, "hygiene-proxy.kubeconfig"))),
+      { workers: 1, resyncMs: 600_000, areas: areas() },
+      silentLogger(),
+    );
     await operator.start();
+    expect(failing.hits).to.equal(2);
     await eventually("the annotation released by the next operator", async () =>
       (await annotation("island")) === undefined ? true : undefined,
     );

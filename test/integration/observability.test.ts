@@ -196,6 +196,38 @@ describe("metrics and health probes (operator process, real API server)", functi
       /csp_exemption_expiry_timestamp_seconds\{policy="obs",exemption="0",area="rbac"\} 4070908800/,
     );
     expect(body).to.match(/^process_resident_memory_bytes \d+/m);
+    // Findings: the status counts every one by severity, and the metric's sums are those totals. A policy
+    // without the rbac exemption judges the cluster's bindings, so it has findings.
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "security.csp-operator.io/v1alpha1",
+        kind: "ClusterSecurityPolicy",
+        metadata: { name: "obs-findings" },
+        spec: { namespaces: { selector: { matchLabels: { "obs-none": "yes" } } } },
+      }),
+    );
+    await eventually("csp_policy_findings sums are status.summary.findingsBySeverity", async () => {
+      const status = (
+        JSON.parse(await ok(["get", "csp", "obs-findings", "-o", "json"])) as {
+          status?: {
+            findings?: { severity: string }[];
+            summary?: { findingsBySeverity?: Record<string, number> };
+          };
+        }
+      ).status;
+      const totals = status?.summary?.findingsBySeverity ?? {};
+      const total = Object.values(totals).reduce((a, b) => a + b, 0);
+      expect(total, "the policy has findings").to.be.greaterThan(0);
+      expect(total).to.be.at.least(status?.findings?.length ?? 0);
+      const scraped = (await get(url, reader)).body;
+      const lines = /^csp_policy_findings\{policy="obs-findings",severity="(\w+)",area="\w+"\} (\d+)$/gm;
+      const sums = new Map<string, number>();
+      for (const m of scraped.matchAll(lines)) sums.set(m[1]!, (sums.get(m[1]!) ?? 0) + Number(m[2]));
+      for (const severity of ["Critical", "High", "Medium", "Low", "Info"])
+        expect(sums.get(severity), severity).to.equal(totals[severity] ?? 0);
+      return true;
+    });
     expect(body, "no namespace or object name as a label value").to.not.match(/obs-team/);
 
     const names = exported(body);

@@ -42,8 +42,8 @@ function isCollection(path: string): boolean {
 }
 
 export type FaultAction =
-  /** Answer this status with a Kubernetes Status body (or the given body). */
-  | { status: number; body?: string }
+  /** Answer this status with a Kubernetes Status body (or the given body), and extra headers (Retry-After). */
+  | { status: number; body?: string; headers?: Record<string, string> }
   /** Accept the request and never answer (until the proxy stops or the client gives up). */
   | { stall: true }
   /** Answer 200 with a body of this many bytes. */
@@ -215,6 +215,26 @@ export class FaultProxy {
     if (on) this.silenceStreams();
   }
 
+  /**
+   * Ends every open stream cleanly, as the API server does when a watch reaches its timeoutSeconds: the client
+   * sees a complete response and resumes from its last resourceVersion. Returns how many were ended.
+   */
+  endStreams(filter: (path: string) => boolean = () => true): number {
+    let n = 0;
+    for (const res of [...this.open]) {
+      const up = this.upstreamOf.get(res);
+      const path = (res.req as IncomingMessage | undefined)?.url ?? "";
+      if (!up || !filter(path) || !res.headersSent) continue;
+      up.unpipe(res);
+      up.destroy();
+      this.upstreamOf.delete(res);
+      this.open.delete(res);
+      res.end();
+      n++;
+    }
+    return n;
+  }
+
   /** Ends every response in flight (open watches, stalled requests): clients see the connection close. */
   dropStreams(): void {
     for (const res of this.open) res.destroy();
@@ -267,6 +287,7 @@ export class FaultProxy {
             code: a.status,
           });
         res.writeHead(a.status, {
+          ...a.headers,
           "Content-Type": "application/json",
           "Content-Length": Buffer.byteLength(body),
         });

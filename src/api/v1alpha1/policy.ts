@@ -756,6 +756,19 @@ export const statusSchema = obj(
         managedObjects: int({ description: "Objects the policy manages.", minimum: 0 }),
         drifted: int({ description: "Differences found (the list may be truncated).", minimum: 0 }),
         findings: int({ description: "Findings (the list may be truncated).", minimum: 0 }),
+        findingsBySeverity: obj(
+          {
+            Critical: int({ description: "Critical findings.", minimum: 0 }),
+            High: int({ description: "High findings.", minimum: 0 }),
+            Medium: int({ description: "Medium findings.", minimum: 0 }),
+            Low: int({ description: "Low findings.", minimum: 0 }),
+            Info: int({ description: "Info findings (checks that could not be evaluated).", minimum: 0 }),
+          },
+          {
+            description:
+              "Every finding by severity, also those past the bounded status.findings list (0 for a severity with none).",
+          },
+        ),
       },
       { description: "Counts." },
     ),

@@ -79,6 +79,16 @@ export interface ReadOptions {
  * past the limit.
  */
 export async function readRegularFile(path: string, opts: ReadOptions = {}): Promise<string> {
+  const data = await readRegularBytes(path, opts);
+  try {
+    return decoder.decode(data);
+  } catch {
+    throw new InputFileError("EILSEQ", "is not valid UTF-8");
+  }
+}
+
+/** {@link readRegularFile} without the UTF-8 decoding: the bytes (a DER certificate is binary). */
+export async function readRegularBytes(path: string, opts: ReadOptions = {}): Promise<Buffer> {
   const max = opts.maxBytes ?? MAX_INPUT_BYTES;
   if (path.includes("\0")) throw new InputFileError("EINVAL", "the path contains a NUL byte");
   const flags =
@@ -115,12 +125,7 @@ export async function readRegularFile(path: string, opts: ReadOptions = {}): Pro
       total += bytesRead;
       if (total > max) throw new InputFileError("EFBIG", `is larger than ${sizeText(max)}`);
     }
-    const data = Buffer.concat(chunks, total);
-    try {
-      return decoder.decode(data);
-    } catch {
-      throw new InputFileError("EILSEQ", "is not valid UTF-8");
-    }
+    return Buffer.concat(chunks, total);
   } catch (e) {
     throw errnoError(e);
   } finally {
@@ -222,7 +227,9 @@ async function walk(base: string, filesOnly: boolean, limit: number): Promise<st
  * `<root>/etc/kubernetes/x.yaml`, symlinks resolve inside `root` (see {@link resolveInRoot}), and nothing
  * outside `root` is ever opened, stat'ed or listed. Reads are {@link readRegularFile}s.
  */
-export function hostRootReader(root: string): HostReader & StatReader {
+export function hostRootReader(
+  root: string,
+): HostReader & StatReader & { readBytes(p: string): Promise<Buffer> } {
   let realRoot: Promise<string | undefined> | undefined;
   const onHost = (p: string) => join(root, p);
   const resolved = async (p: string): Promise<string> => {
@@ -271,6 +278,15 @@ export function hostRootReader(root: string): HostReader & StatReader {
       try {
         hostPath = onHost(await resolved(p));
         return await readRegularFile(hostPath, { noFollow: true, verify: insideRoot });
+      } catch (e) {
+        throw withPath(e, hostPath);
+      }
+    },
+    readBytes: async (p: string) => {
+      let hostPath = onHost(posix.resolve("/", p));
+      try {
+        hostPath = onHost(await resolved(p));
+        return await readRegularBytes(hostPath, { noFollow: true, verify: insideRoot });
       } catch (e) {
         throw withPath(e, hostPath);
       }

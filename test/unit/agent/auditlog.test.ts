@@ -214,6 +214,69 @@ describe("agent audit-log breakdown (generated audit log on a temp host root)", 
     );
   });
 
+  it("a refusal on a very long line (a 300 KB query string) is counted, not skipped", async () => {
+    const now = new Date();
+    put(LOG, "");
+    const long = JSON.parse(auditEvent({ at: now, code: 401, user: "attacker" })) as Record<string, unknown>;
+    long["requestURI"] = `/api/v1/namespaces/default/secrets?x=${"A".repeat(300_000)}`;
+    append(Array.from({ length: 20 }, (_, i) => ({ ...long, auditID: `long-${i}` })));
+    append([auditEvent({ at: now, code: 401, user: "innocent" })]);
+    const b = (await new AuditLogTail(root).scan(now))!;
+    expect(b.unauthorized.total).to.equal(21);
+    expect(b.unauthorized.users[0]).to.deep.equal({ name: "attacker", count: 20 });
+  });
+
+  it("a first read or a read after a rotation that cannot see the whole window says so until the window has passed", async () => {
+    const now = new Date();
+    put(LOG, "");
+    append(Array.from({ length: 100 }, () => auditEvent({ at: now, code: 403 })));
+    const tail = new AuditLogTail(root, 10 * 60_000, 4096);
+    expect((await tail.scan(now))!.problem).to.equal(
+      `only the last 4 KiB of ${LOG} read; older events in the window not counted`,
+    );
+    // Still incomplete a minute later (those events are still in the window), no longer after the window.
+    expect((await tail.scan(new Date(now.getTime() + 60_000)))!.problem).to.include("only the last");
+    expect((await tail.scan(new Date(now.getTime() + 11 * 60_000)))!.problem).to.equal(undefined);
+    // Rotated by rename: what was appended to the old file after the last scan may be lost.
+    append([auditEvent({ at: now, code: 403, user: "lost" })]);
+    renameSync(join(root, LOG), join(root, `${LOG}.1`));
+    put(LOG, `${auditEvent({ at: now, code: 403, user: "after" })}\n`);
+    const later = new Date(now.getTime() + 12 * 60_000);
+    expect((await tail.scan(later))!.problem)
+      .to.include("rotated or truncated since the last scan")
+      .and.include("may have been lost");
+  });
+
+  it("names are one line without bidi or separator characters; tokens of any common form are redacted", () => {
+    expect(safeName("evil\u202eKCOL\u2028second\u0085NEL\u2066x")).to.equal("evil?KCOL?second?NEL?x");
+    for (const token of [
+      "abcdef.0123456789abcdef",
+      "ghp_0123456789abcdefghijklmnopqrstuvwx",
+      "sk-ant-abcdefghijklmnopqrstuvwxyz",
+      "AKIAIOSFODNN7EXAMPLE",
+      "0123456789abcdef0123456789abcdef",
+    ])
+      expect(safeName(`u:${token}`), token).to.equal("u:<redacted>");
+    expect(safeName("Bearer 0123456789")).to.equal("Bearer <redacted>");
+    expect(safeName("system:node:cp-1")).to.equal("system:node:cp-1");
+    // The operator cleans what a report says again: a report is anyone's text who can write it.
+    const forged = {
+      version: 1,
+      scannedAt: new Date().toISOString(),
+      path: LOG,
+      windowMs: 600_000,
+      unauthorized: {
+        total: 1,
+        users: [{ name: "a\u202eb ghp_0123456789abcdefghijklmnop", count: 1 }],
+        sourceIPs: [],
+        resources: [],
+      },
+      forbidden: { total: 0, users: [], sourceIPs: [], resources: [] },
+    };
+    const parsed = parseAuditBreakdown(JSON.stringify(forged));
+    expect(parsed.ok && parsed.value.unauthorized.users[0]!.name).to.equal("a?b <redacted>");
+  });
+
   it("top counts are deterministic: most first, ties by name, at most five", () => {
     expect(topCounts(["b", "a", "c", "a", "d", "e", "f", "g"])).to.deep.equal([
       { name: "a", count: 2 },

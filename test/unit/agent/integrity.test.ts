@@ -1,6 +1,15 @@
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acceptEntry, acceptEntryYaml, AcceptError } from "../../../src/agent/accept.js";
@@ -547,6 +556,8 @@ describe("file integrity: red-team findings", () => {
       const r = await m.scan();
       expect(r.changes.map((c) => [c.path, c.new?.type])).to.deep.equal([[KUBELET, "unreadable"]]);
       expect(m.errors().join()).to.include("ESTALE");
+      // Named as a stale mount: the agent exits after reporting it, and its new container mounts the new file.
+      expect(m.staleMounts()).to.deep.equal([KUBELET]);
     } finally {
       m.close();
       execFileSync("umount", [join(root, KUBELET)]);
@@ -702,5 +713,98 @@ describe("file integrity: red-team findings", () => {
     };
     expect(describeChange("cp1", c, false)).not.to.include("2026-01-02");
     expect(describeChange("cp1", c)).to.include("2026-01-02");
+  });
+});
+
+describe("file integrity: hard links and the kubelet's kubeadm flags", () => {
+  let root = "";
+  const monitors: IntegrityMonitor[] = [];
+  const monitor = () => {
+    const m = new IntegrityMonitor(root, undefined, undefined, undefined, 50);
+    monitors.push(m);
+    return m;
+  };
+  beforeEach(() => (root = hostRoot()));
+  afterEach(() => {
+    for (const m of monitors.splice(0)) m.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("records each file's link count; a new hard link to a key (from an unwatched path) is a High change", async () => {
+    const m = monitor();
+    const first = await m.scan();
+    expect(first.baseline[KEY]?.nlink).to.equal(1);
+    mkdirSync(join(root, "tmp"));
+    linkSync(join(root, KEY), join(root, "tmp/.k"));
+    const r = await m.scan();
+    expect(r.changes.map((c) => [c.path, c.old?.nlink, c.new?.nlink])).to.deep.equal([[KEY, 1, 2]]);
+    expect(r.changes[0]!.new?.sha256).to.equal(r.changes[0]!.old?.sha256);
+    const j = judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), []);
+    expect(j.findings).to.have.length(1);
+    expect(j.findings[0]).to.include({ id: "FILE-CHANGED", severity: "High" });
+    expect(j.findings[0]!.message).to.include("links 2");
+    // No accept entry covers a changed link count (the entry has none): the same hash, mode and owner do not.
+    const entry = acceptEntry(asConfigMaps("cp1", r)[0], { node: "cp1", path: KEY, reason: "test" });
+    expect(judgeFileIntegrity(integrityReports(asConfigMaps("cp1", r)), [entry]).findings).to.have.length(1);
+    // The extra link removed: no change any more.
+    unlinkSync(join(root, "tmp/.k"));
+    expect((await m.scan()).changes).to.deep.equal([]);
+  });
+
+  it("a baseline without link counts (an older agent's) takes them on once, with no change; then a link is one", async () => {
+    const old = await monitor().scan();
+    // What an agent that did not record link counts wrote.
+    const stripped: IntegrityReport = {
+      ...old,
+      baseline: Object.fromEntries(
+        Object.entries(old.baseline).map(([p, e]) => {
+          const { nlink: _n, ...rest } = e;
+          return [p, rest];
+        }),
+      ),
+    };
+    const m = monitor();
+    m.restore(JSON.stringify(stripped));
+    const r = await m.scan();
+    expect(r.changes).to.deep.equal([]);
+    expect(r.baseline[KEY]?.nlink).to.equal(1);
+    // The operator does not count the link counts appearing as a baseline moved by someone else.
+    const known = judgeBaseline("cp1", undefined, stripped, new Map());
+    expect(judgeBaseline("cp1", known.known, r, new Map()).finding).to.equal(undefined);
+    linkSync(join(root, KEY), join(root, "etc/kubernetes/pki/copy.key"));
+    const after = await m.scan();
+    expect(after.changes.find((c) => c.path === KEY)?.new?.nlink).to.equal(2);
+  });
+
+  it("a link count patched in the reported baseline is FILE-BASELINE-CHANGED; a malformed one is unreadable", async () => {
+    const r = await monitor().scan();
+    const known = judgeBaseline("cp1", undefined, r, new Map()).known;
+    const forged: IntegrityReport = {
+      ...r,
+      baseline: { ...r.baseline, [KEY]: { ...r.baseline[KEY]!, nlink: 2 } },
+    };
+    expect(judgeBaseline("cp1", known, forged, new Map()).finding?.message).to.include(KEY);
+    const bad = JSON.parse(JSON.stringify(r)) as { baseline: Record<string, { nlink?: unknown }> };
+    bad.baseline[KEY]!.nlink = -1;
+    expect(parseIntegrityReport(JSON.stringify(bad)).ok).to.equal(false);
+    bad.baseline[KEY]!.nlink = "2";
+    expect(parseIntegrityReport(JSON.stringify(bad)).ok).to.equal(false);
+    const back = parseIntegrityReport(JSON.stringify(r));
+    expect(back.ok && back.value.baseline[KEY]?.nlink).to.equal(1);
+  });
+
+  it("monitors /var/lib/kubelet/kubeadm-flags.env: an edit is a change", async () => {
+    const FLAGS = "/var/lib/kubelet/kubeadm-flags.env";
+    writeFileSync(join(root, FLAGS), 'KUBELET_KUBEADM_ARGS="--node-ip=10.0.0.1"\n', { mode: 0o644 });
+    const m = monitor();
+    const first = await m.scan();
+    expect(first.baseline[FLAGS]).to.include({ type: "file", mode: "0644", nlink: 1 });
+    // The kubelet's other files there (pods/, pki/) are never walked: only the allow-listed files.
+    mkdirSync(join(root, "var/lib/kubelet/pods/uid/volumes"), { recursive: true });
+    writeFileSync(join(root, "var/lib/kubelet/pods/uid/volumes/token"), "secret\n");
+    writeFileSync(join(root, FLAGS), 'KUBELET_KUBEADM_ARGS="--node-ip=10.0.0.1 --anonymous-auth=true"\n');
+    const r = await m.scan();
+    expect(r.changes.map((c) => c.path)).to.deep.equal([FLAGS]);
+    expect(Object.keys(r.baseline).filter((p) => p.includes("/pods"))).to.deep.equal([]);
   });
 });

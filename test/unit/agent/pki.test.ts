@@ -3,7 +3,13 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { certificatesOf, kubeconfigCertificates, scanPki } from "../../../src/agent/pki.js";
+import { X509Certificate } from "node:crypto";
+import {
+  MAX_DECODED_CERTIFICATES,
+  certificatesOf,
+  kubeconfigCertificates,
+  scanPki,
+} from "../../../src/agent/pki.js";
 import { parsePkiReport } from "../../../src/evidence/agentreports.js";
 import { certificate } from "../../support/certs.js";
 
@@ -79,13 +85,14 @@ describe("agent PKI scan (certificates generated in the test, temp host root)", 
     for (const k of [ca, apiserver, etcd, admin, kubeletClient, serving])
       expect(text).to.not.include(k.key.split("\n")[1]!);
     expect(text).to.not.include("PRIVATE KEY").and.not.include("BEGIN CERTIFICATE");
+    // Soonest expiry first.
     expect(report.certificates.map((c) => `${c.path} ${c.subject}`)).to.deep.equal([
-      "/etc/kubernetes/admin.conf#users[kubernetes-admin] CN=kubernetes-admin",
       "/etc/kubernetes/pki/apiserver.crt CN=kube-apiserver",
-      "/etc/kubernetes/pki/ca.crt CN=kubernetes",
-      "/etc/kubernetes/pki/etcd/server.crt CN=etcd-server",
+      "/etc/kubernetes/admin.conf#users[kubernetes-admin] CN=kubernetes-admin",
       "/var/lib/kubelet/pki/kubelet-client-current.pem CN=system:node:cp-1",
+      "/etc/kubernetes/pki/etcd/server.crt CN=etcd-server",
       "/var/lib/kubelet/pki/kubelet.crt CN=cp-1@1700000000",
+      "/etc/kubernetes/pki/ca.crt CN=kubernetes",
     ]);
     const apiserverEntry = report.certificates.find((c) => c.path.endsWith("apiserver.crt"))!;
     const left = (Date.parse(apiserverEntry.notAfter) - now.getTime()) / DAY;
@@ -131,7 +138,7 @@ describe("agent PKI scan (certificates generated in the test, temp host root)", 
 
   it("garbage is an error naming the file, never a crash, never its content", () => {
     expect(certificatesOf("hello", "/x.crt").errors).to.deep.equal([
-      { path: "/x.crt", error: "no PEM certificate in it" },
+      { path: "/x.crt", error: "no PEM or DER certificate in it" },
     ]);
     const secret = "c2VjcmV0LWtleS1tYXRlcmlhbC10aGF0LW11c3Qtbm90LWxlYWs=";
     const r = kubeconfigCertificates(`users: [ {name: a, user: {client-key-data: ${secret}`, "/k.conf");
@@ -153,5 +160,75 @@ describe("agent PKI scan (certificates generated in the test, temp host root)", 
       JSON.stringify({ ...good, certificates: [{ path: "/a", subject: "", notAfter: "soon" }] }),
     ])
       expect(parsePkiReport(bad).ok, bad).to.equal(false);
+  });
+
+  it("a large CA bundle never pushes an expiring leaf out of the report: the soonest expiries are listed", async () => {
+    const ca = await certificate("corp-ca", 3650);
+    const etcd = await certificate("kube-etcd", 2);
+    const kubelet = await certificate("system:node:cp-1", -1);
+    put("etc/kubernetes/pki/ca.crt", ca.cert.repeat(250));
+    put("etc/kubernetes/pki/etcd/server.crt", etcd.cert);
+    put("var/lib/kubelet/pki/kubelet-client-current.pem", kubelet.cert + kubelet.key);
+    const report = await scanPki(root);
+    expect(report.certificates).to.have.length(200);
+    expect(report.certificates.slice(0, 2).map((c) => c.path)).to.deep.equal([
+      "/var/lib/kubelet/pki/kubelet-client-current.pem",
+      "/etc/kubernetes/pki/etcd/server.crt",
+    ]);
+    expect(report).to.include({ truncated: true, omitted: 52 });
+    expect(report.undecoded).to.equal(undefined);
+    const parsed = parsePkiReport(JSON.stringify(report));
+    expect(parsed.ok && parsed.value).to.deep.equal(report);
+  });
+
+  it("decodes at most its budget, single certificates before bundles, and counts the rest", async () => {
+    const ca = await certificate("bundle", 3650);
+    const leaf = await certificate("zz-leaf", 5);
+    put("etc/kubernetes/pki/a-bundle.crt", ca.cert.repeat(700));
+    put("etc/kubernetes/pki/b-bundle.crt", ca.cert.repeat(600));
+    put("etc/kubernetes/pki/zz-leaf.crt", leaf.cert);
+    const report = await scanPki(root);
+    expect(report.undecoded).to.equal(700 + 600 + 1 - MAX_DECODED_CERTIFICATES);
+    expect(report.certificates[0]!.path).to.equal("/etc/kubernetes/pki/zz-leaf.crt");
+  });
+
+  it("reads a DER-encoded .crt", async () => {
+    const c = await certificate("der-cert", 4);
+    mkdirSync(join(root, "etc/kubernetes/pki"), { recursive: true });
+    writeFileSync(join(root, "etc/kubernetes/pki/der.crt"), new X509Certificate(c.cert).raw);
+    const report = await scanPki(root);
+    expect(report.certificates.map((x) => `${x.path} ${x.subject}`)).to.deep.equal([
+      "/etc/kubernetes/pki/der.crt CN=der-cert",
+    ]);
+    expect(report.errors).to.equal(undefined);
+  });
+
+  it("a file name or user name that forges lines or reorders text is cleaned in the report", async () => {
+    const c = await certificate("x", 4);
+    put("etc/kubernetes/pki/a\u202eb\u0085c\u2028d.crt", c.cert);
+    const r = kubeconfigCertificates(
+      `users: [{name: "u\\u2066v", user: {client-certificate-data: ${Buffer.from(c.cert).toString("base64")}}}]`,
+      "/etc/kubernetes/admin.conf",
+    );
+    expect(r.certs.map((x) => x.path)).to.deep.equal(["/etc/kubernetes/admin.conf#users[u?v]"]);
+    const report = await scanPki(root);
+    expect(report.certificates.map((x) => x.path)).to.deep.equal(["/etc/kubernetes/pki/a?b?c?d.crt"]);
+  });
+
+  it("a kubeconfig YAML warning (an unknown tag) is never printed: it would quote client-key-data", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    try {
+      const secret = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JSUV2UUlCQURBTkJna3Foa2lHOXcwQkFRRUZB";
+      kubeconfigCertificates(
+        `users:\n- name: admin\n  user:\n    client-key-data: !secret ${secret}\n`,
+        "/etc/kubernetes/admin.conf",
+      );
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).to.deep.equal([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 });

@@ -207,6 +207,7 @@ describe("cli: the csp-operator command line", () => {
       "baseline",
       "--resync",
       "10",
+      "--health-probe-bind-address=127.0.0.1:9091",
     ]);
     expect(o.code, o.stderr).to.equal(0);
     expect(o.agent).to.deep.equal({
@@ -216,6 +217,7 @@ describe("cli: the csp-operator command line", () => {
       policy: "baseline",
       resyncSeconds: 10,
       logLevel: "info",
+      healthBind: { host: "127.0.0.1", port: 9091 },
     });
     const env = await cli(["agent", "--encryption-config-path", "/e.yaml"], { NODE_NAME: "cp-2" });
     expect(env.agent).to.deep.equal({
@@ -223,7 +225,26 @@ describe("cli: the csp-operator command line", () => {
       encryptionConfigPath: "/e.yaml",
       resyncSeconds: 60,
       logLevel: "info",
+      healthBind: { port: 8081 },
     });
+  });
+
+  it("agent: --health-probe-bind-address 0 turns the probes off; a malformed one is a usage error", async () => {
+    const off = await cli([
+      "agent",
+      "--node-name",
+      "n",
+      "--host-root",
+      "/h",
+      "--health-probe-bind-address",
+      "0",
+    ]);
+    expect(off.code, off.stderr).to.equal(0);
+    expect(off.agent).not.to.have.property("healthBind");
+    expectUsageError(
+      await cli(["agent", "--node-name", "n", "--host-root", "/h", "--health-probe-bind-address", "8081"]),
+      "--health-probe-bind-address",
+    );
   });
 
   it("passes check's arguments through untouched, in order, and returns its exit code", async () => {

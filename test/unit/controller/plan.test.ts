@@ -102,6 +102,30 @@ describe("plan (pure)", () => {
     expect(w?.drift.reason).to.equal("Modified");
   });
 
+  it("in Audit mode, judges a label-stripped child of its own from metadata: no live read, Modified", () => {
+    const name = plan("p", base()).writes.find(
+      (w) => w.drift.kind === "ServiceAccount" && w.drift.namespace === "a",
+    )!.drift.name;
+    const stripped: KubernetesObject = {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name, namespace: "a", uid: "u", ownerReferences: [ownerReference(withRole)] },
+    };
+    const audit = { ...withRole, spec: { ...withRole.spec, mode: "Audit" as const } };
+    const p = plan(
+      "p",
+      base({
+        policies: [audit],
+        occupant: (k, ns, n) => (k === "ServiceAccount" && ns === "a" && n === name ? stripped : undefined),
+      }),
+    );
+    expect(p.reads).to.deep.equal([]);
+    const d = p.remaining.find((x) => x.kind === "ServiceAccount" && x.namespace === "a" && x.name === name);
+    expect(d?.reason).to.equal("Modified");
+    expect(d?.fields?.every((f) => f.startsWith("metadata.labels."))).to.equal(true);
+    expect(d?.message).to.contain("not read (Audit mode)");
+  });
+
   it("plans nothing but shared releases for a policy that is gone", () => {
     const p = plan("gone", base());
     expect(p.policy).to.equal(undefined);

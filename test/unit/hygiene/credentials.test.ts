@@ -9,7 +9,9 @@ import {
   legacyTokenFindings,
   parsePemBundle,
   pkiFindings,
+  pkiIncomplete,
 } from "../../../src/hygiene/credentials.js";
+import type { PkiReport } from "../../../src/evidence/agentreports.js";
 
 const now = new Date("2026-12-05T12:00:00Z");
 const cert = (days: number) => ({
@@ -141,5 +143,51 @@ describe("hygiene: credentials", () => {
     expect(f[2]!.message).to.include("expired");
     expect(f[3]!.message).to.include("broken.crt");
     expect(f[4]!.message).to.include("not JSON");
+  });
+
+  it("a PKI report that is stale, truncated within the window, partly unread or undecoded never counts as complete", () => {
+    const at = (days: number) => new Date(now.getTime() + days * 86_400_000).toISOString();
+    const report = (o: Partial<PkiReport> = {}): PkiReport => ({
+      version: 1,
+      scannedAt: now.toISOString(),
+      certificates: [{ path: "/etc/kubernetes/pki/apiserver.crt", subject: "CN=a", notAfter: at(300) }],
+      ...o,
+    });
+    expect(pkiIncomplete("cp-1", report(), now, 30)).to.equal(undefined);
+    expect(pkiFindings([{ node: "cp-1", value: report() }], now, 30)).to.deep.equal([]);
+    // The agent stopped 23 months ago: what it said then is not current.
+    const stale = report({ scannedAt: "2025-01-01T00:00:00Z" });
+    expect(pkiIncomplete("cp-1", stale, now, 30)).to.deep.include({ reason: "PkiReportStale" });
+    expect(pkiIncomplete("cp-1", stale, now, 30)!.message)
+      .to.include("node cp-1")
+      .and.include("2025-01-01");
+    expect(
+      pkiFindings([{ node: "cp-1", value: stale }], now, 30).map((f) => `${f.severity} ${f.id}`),
+    ).to.deep.equal(["Info CRED-CERT-UNREADABLE"]);
+    // Truncated: the rest expire no sooner than the last listed; fine only when that one is beyond the window
+    // and the agent said how many it left out (an older agent cut by path).
+    expect(pkiIncomplete("cp-1", report({ truncated: true, omitted: 3 }), now, 30)).to.equal(undefined);
+    expect(pkiIncomplete("cp-1", report({ truncated: true }), now, 30)?.message).to.include(
+      "more certificates than the report holds",
+    );
+    const soon = report({
+      truncated: true,
+      omitted: 3,
+      certificates: [{ path: "/etc/kubernetes/pki/ca.crt[199]", subject: "CN=a", notAfter: at(10) }],
+    });
+    expect(pkiIncomplete("cp-1", soon, now, 30)?.reason).to.equal("CertificateUnreadable");
+    expect(pkiIncomplete("cp-1", report({ undecoded: 5 }), now, 30)?.message).to.include(
+      "5 certificate(s) not decoded",
+    );
+    const unread = pkiIncomplete(
+      "cp-1",
+      report({ errors: [{ path: "/etc/kubernetes/pki/x.crt", error: "EACCES" }], omittedErrors: 2 }),
+      now,
+      30,
+    );
+    expect(unread?.message).to.include("3 certificate file(s) not read");
+    // A truncated report with no unread file does not say "0 file(s) not read".
+    const msg = pkiFindings([{ node: "cp-1", value: report({ truncated: true }) }], now, 30)[0]!.message;
+    expect(msg).to.not.match(/0 certificate file|not read: ;/);
   });
 });

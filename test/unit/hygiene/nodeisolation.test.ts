@@ -1,5 +1,8 @@
 import { expect } from "chai";
-import { orphanedOwners, releases } from "../../../src/controller/nodeisolation.js";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
+import { nodeIsolationArea, orphanedOwners, releases } from "../../../src/controller/nodeisolation.js";
+import { silentLogger } from "../../../src/observability/logger.js";
 import {
   invalidIsolationSpec,
   nodeIsolationManager,
@@ -178,7 +181,7 @@ describe("hygiene: node isolation releases", () => {
     ]);
   });
 
-  it("at start, the policies deleted while no operator ran are found from what their managers still own", () => {
+  it("the policies deleted while no operator ran are found from what their managers still own", () => {
     expect(
       orphanedOwners(
         [
@@ -189,5 +192,33 @@ describe("hygiene: node isolation releases", () => {
         new Set(["live"]),
       ),
     ).to.deep.equal(["also-gone", "gone"]);
+  });
+
+  it("the area names them from a snapshot or one namespace; a policy being deleted counts as gone", () => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: "https://127.0.0.1:1" }],
+      users: [{ name: "u" }],
+      contexts: [{ name: "x", cluster: "c", user: "u" }],
+      currentContext: "x",
+    });
+    const area = nodeIsolationArea()({ kc, log: silentLogger(), enqueue: () => undefined });
+    const policy = (name: string, deleting = false) =>
+      ({
+        metadata: { name, ...(deleting ? { deletionTimestamp: new Date() } : {}) },
+        spec: {},
+      }) as unknown as ClusterSecurityPolicy;
+    expect(
+      area.orphans!({
+        namespaces: [
+          ns("a", [
+            nodeIsolationManager("gone"),
+            nodeIsolationManager("live"),
+            nodeIsolationManager("dying"),
+          ]),
+        ],
+        policies: [policy("live"), policy("dying", true)],
+      }),
+    ).to.deep.equal(["dying", "gone"]);
   });
 });

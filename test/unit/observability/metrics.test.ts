@@ -140,6 +140,38 @@ describe("OperatorMetrics", () => {
     expect(await m.registry.metrics()).to.not.contain('policy="baseline"');
   });
 
+  it("findings past the bounded status list are exported as area=unlisted: sums are the true totals", async () => {
+    const listed = Array.from({ length: 50 }, (_, i) => ({
+      id: `RBAC-${i}`,
+      severity: "High" as const,
+      resource: `ClusterRole/r${i}`,
+      message: "m",
+      area: "rbac",
+    }));
+    const big = {
+      ...policy,
+      status: {
+        ...policy.status,
+        findings: listed,
+        summary: {
+          namespaces: 1,
+          managedObjects: 1,
+          drifted: 0,
+          findings: 127,
+          findingsBySeverity: { High: 120, Low: 7 },
+        },
+      },
+    };
+    const m = new OperatorMetrics({ defaultMetrics: false });
+    m.attach(source([big]));
+    const text = await m.registry.metrics();
+    expect(text).to.contain('csp_policy_findings{policy="baseline",severity="High",area="rbac"} 50');
+    expect(text).to.contain('csp_policy_findings{policy="baseline",severity="High",area="unlisted"} 70');
+    expect(text).to.contain('csp_policy_findings{policy="baseline",severity="Low",area="unlisted"} 7');
+    expect(text).to.contain('csp_policy_findings{policy="baseline",severity="Critical",area="all"} 0');
+    expect(text).to.not.contain('severity="Medium",area="unlisted"');
+  });
+
   it("counts corrections by kind and reason from DriftCorrected events, folding unknown values", async () => {
     const m = new OperatorMetrics({ defaultMetrics: false });
     m.event(

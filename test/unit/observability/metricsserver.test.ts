@@ -6,6 +6,7 @@ import {
   METRICS_SERVER_LIMITS,
   MetricsServer,
   selfSigned,
+  TokenBuckets,
   type Reviewer,
 } from "../../../src/observability/metricsserver.js";
 
@@ -41,26 +42,43 @@ class TableReviewer implements Reviewer {
   }
 }
 
-function get(port: number, token: string): Promise<number> {
+/** GET /metrics with a bearer token from `from` (any 127.0.0.0/8 address is loopback); the status code. */
+async function get(port: number, token: string, from = "127.0.0.1"): Promise<number> {
+  return (await getWith(port, token, from)).code;
+}
+
+function getWith(
+  port: number,
+  token: string,
+  from = "127.0.0.1",
+): Promise<{ code: number; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
         host: "127.0.0.1",
         port,
         path: "/metrics",
+        localAddress: from,
         rejectUnauthorized: false,
         headers: { Authorization: `Bearer ${token}` },
         agent: false,
       },
       (res) => {
         res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
+        const retryAfter = res.headers["retry-after"];
+        res.on("end", () => resolve({ code: res.statusCode ?? 0, ...(retryAfter ? { retryAfter } : {}) }));
       },
     );
     req.on("error", reject);
     req.end();
   });
 }
+
+/** Rate limits high enough that only the in-flight cap is exercised. */
+const UNLIMITED = {
+  reviewsPerSource: { burst: 1000, perSecond: 1000 },
+  reviewsTotal: { burst: 1000, perSecond: 1000 },
+};
 
 describe("MetricsServer (secure, table reviewer)", function () {
   this.timeout(20_000);
@@ -92,7 +110,7 @@ describe("MetricsServer (secure, table reviewer)", function () {
 
   it("a flood of unknown tokens: at most 8 reviews in flight, the rest 503, a cached scraper still 200", async () => {
     const reviewer = new TableReviewer(new Set(["prometheus"]));
-    const { port } = await serve(reviewer);
+    const { port } = await serve(reviewer, UNLIMITED);
     expect(await get(port, "prometheus")).to.equal(200);
     reviewer.hold = true;
     const flood = Array.from({ length: 60 }, (_, i) => get(port, `random-${i}`));
@@ -108,7 +126,7 @@ describe("MetricsServer (secure, table reviewer)", function () {
 
   it("evicts the least recently used decision, not all of them", async () => {
     const reviewer = new TableReviewer(new Set(["a", "b", "c"]));
-    const { port } = await serve(reviewer, { maxCachedDecisions: 2 });
+    const { port } = await serve(reviewer, { maxCachedDecisions: 2, ...UNLIMITED });
     await get(port, "a");
     await get(port, "b");
     await get(port, "a"); // a is now the most recent
@@ -134,5 +152,93 @@ describe("MetricsServer (secure, table reviewer)", function () {
     strict.failing = true;
     await new Promise((r) => setTimeout(r, 5));
     expect(await get(p2, "prometheus")).to.equal(500);
+  });
+
+  it("unknown tokens past a source's rate: 429 with Retry-After and no review; refilled with time", async () => {
+    let t = 0;
+    const reviewer = new TableReviewer(new Set(["prometheus"]));
+    const { s, port } = await serve(reviewer, {
+      now: () => t,
+      reviewsPerSource: { burst: 3, perSecond: 0.5 },
+      reviewsTotal: { burst: 100, perSecond: 100 },
+    });
+    expect(await get(port, "prometheus")).to.equal(200); // spends one of the 3
+    const flood = [];
+    for (let i = 0; i < 10; i++) flood.push(await getWith(port, `random-${i}`));
+    expect(flood.map((r) => r.code)).to.deep.equal([403, 403, ...Array<number>(8).fill(429)]);
+    expect(flood[2]!.retryAfter).to.equal("2");
+    expect(reviewer.calls).to.equal(3);
+    expect(s.refused.rateLimited).to.equal(8);
+    // Another address has its own bucket.
+    expect(await get(port, "random-x", "127.0.0.2")).to.equal(403);
+    // The scraper's decision expired: it is reviewed again although its address is out of tokens.
+    t += 20_000;
+    expect(await get(port, "prometheus")).to.equal(200);
+    expect(reviewer.calls).to.equal(5);
+    // 20 s at 0.5/s refilled the bucket (to its burst of 3, not more).
+    const later = [];
+    for (let i = 0; i < 5; i++) later.push(await get(port, `later-${i}`));
+    expect(later).to.deep.equal([403, 403, 403, 429, 429]);
+  });
+
+  it("a denial is cached (no review, no rate spent) and never evicts an allow", async () => {
+    const reviewer = new TableReviewer(new Set(["prometheus"]));
+    const { port } = await serve(reviewer, {
+      maxCachedDecisions: 2,
+      reviewsPerSource: { burst: 1000, perSecond: 1 },
+    });
+    expect(await get(port, "prometheus")).to.equal(200);
+    for (let i = 0; i < 20; i++) expect(await get(port, `bad-${i}`)).to.equal(403);
+    const calls = reviewer.calls;
+    for (let i = 0; i < 50; i++) expect(await get(port, "bad-19")).to.equal(403);
+    expect(await get(port, "prometheus")).to.equal(200);
+    expect(reviewer.calls, "the repeated bad token and the scraper came from the caches").to.equal(calls);
+  });
+
+  it("all sources together are limited too (many addresses)", async () => {
+    const reviewer = new TableReviewer(new Set());
+    const { port } = await serve(reviewer, {
+      now: () => 0,
+      reviewsPerSource: { burst: 2, perSecond: 1 },
+      reviewsTotal: { burst: 5, perSecond: 1 },
+    });
+    const codes = [];
+    for (let i = 0; i < 8; i++) codes.push(await get(port, `t-${i}`, `127.0.0.${10 + i}`));
+    expect(codes).to.deep.equal([403, 403, 403, 403, 403, 429, 429, 429]);
+    expect(reviewer.calls).to.equal(5);
+  });
+});
+
+describe("TokenBuckets", () => {
+  it("grants the burst, then one token per 1/perSecond; reports the wait", () => {
+    let t = 0;
+    const b = new TokenBuckets(2, 4, () => t);
+    expect([b.take("a"), b.take("a")]).to.deep.equal([0, 0]);
+    expect(b.take("a")).to.equal(0.25);
+    t += 250;
+    expect(b.take("a")).to.equal(0);
+    t += 10_000; // never more than the burst
+    expect([b.take("a"), b.take("a"), b.take("a") > 0]).to.deep.equal([0, 0, true]);
+  });
+
+  it("keeps at most maxKeys buckets, forgetting the least recently used", () => {
+    const b = new TokenBuckets(1, 1, () => 0, 3);
+    for (const k of ["a", "b", "c", "d"]) b.take(k);
+    expect(b.size).to.equal(3);
+    expect(b.take("b")).to.be.greaterThan(0); // still remembered (empty)
+    expect(b.take("a")).to.equal(0); // forgotten: a full bucket again
+  });
+
+  it("a refund gives a token back, up to the burst", () => {
+    const b = new TokenBuckets(1, 1, () => 0);
+    b.take("a");
+    b.refund("a");
+    b.refund("a");
+    expect([b.take("a"), b.take("a") > 0]).to.deep.equal([0, true]);
+  });
+
+  it("refuses a bucket that could never grant", () => {
+    expect(() => new TokenBuckets(0, 1, () => 0)).to.throw(/burst/);
+    expect(() => new TokenBuckets(1, 0, () => 0)).to.throw(/perSecond/);
   });
 });

@@ -36,7 +36,35 @@ describe("status", () => {
       ["NetworkIsolated", "True", "Compliant"],
       ["LeastPrivilegeRBAC", "True", "Compliant"],
     ]);
-    expect(s.summary).to.deep.equal({ namespaces: 2, managedObjects: 4, drifted: 0, findings: 0 });
+    expect(s.summary).to.deep.equal({
+      namespaces: 2,
+      managedObjects: 4,
+      drifted: 0,
+      findings: 0,
+      // Every severity, 0 included: a merge patch would keep a count that is left out.
+      findingsBySeverity: { Critical: 0, High: 0, Medium: 0, Low: 0, Info: 0 },
+    });
+  });
+
+  it("bounds the findings list but counts every finding by severity", () => {
+    const finding = (i: number, severity: "High" | "Low" | "Info") => ({
+      id: `X-${i}`,
+      severity,
+      resource: `ClusterRole/r-${String(i).padStart(3, "0")}`,
+      message: "m",
+      area: "rbac" as const,
+    });
+    const findings = [
+      ...Array.from({ length: 70 }, (_, i) => finding(i, "High")),
+      ...Array.from({ length: 7 }, (_, i) => finding(100 + i, "Low")),
+      finding(200, "Info"),
+    ];
+    const s = computeStatus({ ...base, findings }, undefined);
+    expect(s.findings).to.have.length(MAX_LIST);
+    expect(s.summary).to.deep.include({
+      findings: 77,
+      findingsBySeverity: { Critical: 0, High: 70, Medium: 0, Low: 7, Info: 1 },
+    });
   });
 
   it("bounds the drift list but counts everything", () => {
