@@ -755,7 +755,11 @@ export const statusSchema = obj(
         namespaces: int({ description: "Namespaces selected.", minimum: 0 }),
         managedObjects: int({ description: "Objects the policy manages.", minimum: 0 }),
         drifted: int({ description: "Differences found (the list may be truncated).", minimum: 0 }),
-        findings: int({ description: "Findings (the list may be truncated).", minimum: 0 }),
+        findings: int({
+          description:
+            "Findings that count against Compliant: every severity but Info (checks that could not be evaluated), also those past the bounded status.findings list.",
+          minimum: 0,
+        }),
         findingsBySeverity: obj(
           {
             Critical: int({ description: "Critical findings.", minimum: 0 }),
