@@ -71,18 +71,18 @@ export function jsonBytes(s: string): number {
 }
 
 /**
- * A file's state as the baseline compares it; mtime and size are informative (the hash decides). The
- * hard-link count counts when both entries record one (a baseline taken before it was recorded has none).
+ * A file's state as the baseline compares it; mtime and size are informative (the hash decides). A
+ * missing hard-link count is 1 (a baseline taken before counts were recorded gets them on the first scan
+ * after restore, see IntegrityMonitor.scan; what was not the same then keeps none, and a link is a change).
  */
 export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
+  return sameIgnoringLinks(a, b) && (a.nlink ?? 1) === (b.nlink ?? 1);
+}
+
+function sameIgnoringLinks(a: IntegrityEntry, b: IntegrityEntry): boolean {
   return (
-    a.type === b.type &&
-    a.sha256 === b.sha256 &&
-    a.mode === b.mode &&
-    a.uid === b.uid &&
-    a.gid === b.gid &&
-    (a.nlink === undefined || b.nlink === undefined || a.nlink === b.nlink)
+    a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid
   );
 }
 
@@ -463,9 +463,11 @@ export class IntegrityMonitor {
   /** Scans the host and returns the report to publish. */
   async scan(ownWrites: ReadonlyMap<string, string> = new Map(), now = new Date()): Promise<IntegrityReport> {
     const scan = await this.scanner.scan();
+    let restoredNow = false;
     if (!this.state) {
       const r = this.restored.report;
       if (r) {
+        restoredNow = true;
         this.state = {
           baselineAt: r.baselineAt,
           baseline: new Map(Object.entries(r.baseline)),
@@ -489,12 +491,14 @@ export class IntegrityMonitor {
     }
     const st = this.state;
     // A baseline taken before link counts were recorded gets them for the files that are otherwise as
-    // they were (once): from then on a new hard link is a change.
-    for (const [path, cur] of scan.files) {
-      const was = st.baseline.get(path);
-      if (was && was.nlink === undefined && cur.nlink !== undefined && sameState(was, cur))
-        st.baseline.set(path, { ...was, nlink: cur.nlink });
-    }
+    // they were, on the first scan after restore() only: later, a missing count is 1, so a hard link added
+    // while the agent runs is a change (never absorbed into the baseline).
+    if (restoredNow)
+      for (const [path, cur] of scan.files) {
+        const was = st.baseline.get(path);
+        if (was && was.nlink === undefined && cur.nlink !== undefined && sameIgnoringLinks(was, cur))
+          st.baseline.set(path, { ...was, nlink: cur.nlink });
+      }
     for (const [path, hash] of ownWrites) {
       const cur = scan.files.get(path);
       // The directory the agent created for it (writeFileAtomic makes it 0700) when it did not exist.
@@ -507,7 +511,15 @@ export class IntegrityMonitor {
         this.owns(created)
       )
         st.baseline.set(dir, created);
-      if (cur && this.owns(cur) && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
+      // Only a file with no other name: a hard link to a delivered key file (made to copy it out) is a change.
+      if (
+        cur &&
+        this.owns(cur) &&
+        cur.type === "file" &&
+        cur.sha256 === hash &&
+        cur.mode === "0600" &&
+        (cur.nlink === undefined || cur.nlink === 1)
+      )
         st.baseline.set(path, cur);
     }
     st.truncated = scan.truncated;

@@ -22,6 +22,7 @@ import {
   type IntegrityReport,
 } from "../../../src/evidence/agentreports.js";
 import {
+  accepts,
   describeChange,
   EVENTS_PER_NODE,
   fileIntegrityArea,
@@ -780,6 +781,78 @@ describe("file integrity: hard links and the kubelet's kubeadm flags", () => {
     expect(parseIntegrityReport(JSON.stringify(bad)).ok).to.equal(false);
     const back = parseIntegrityReport(JSON.stringify(r));
     expect(back.ok && back.value.baseline[KEY]?.nlink).to.equal(1);
+  });
+
+  it("a hard link to a file the agent delivered is a change: the own-write rule takes only a single-link file", async () => {
+    const m = monitor();
+    await m.scan();
+    const enc = "/etc/kubernetes/csp-operator/encryption-config.yaml";
+    mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 });
+    writeFileSync(join(root, enc), "kind: EncryptionConfiguration\n", { mode: 0o600 });
+    const own = new Map([[enc, contentHash("kind: EncryptionConfiguration\n")]]);
+    expect((await m.scan(own)).changes).to.deep.equal([]);
+    mkdirSync(join(root, "tmp"));
+    linkSync(join(root, enc), join(root, "tmp/keys-copy"));
+    const r = await m.scan(own);
+    expect(r.changes.map((c) => [c.path, c.old?.nlink, c.new?.nlink])).to.deep.equal([[enc, 1, 2]]);
+    expect(r.baseline[enc]?.nlink).to.equal(1);
+    // Delivered again while the link is there (a new hash): still a change, never the baseline.
+    writeFileSync(join(root, enc), "kind: EncryptionConfiguration # 2\n");
+    const again = await m.scan(new Map([[enc, contentHash("kind: EncryptionConfiguration # 2\n")]]));
+    expect(again.changes.map((c) => [c.path, c.new?.nlink])).to.deep.equal([[enc, 2]]);
+  });
+
+  it("link counts are filled in only on the first scan after restore: a link added later is never absorbed", async () => {
+    const old = await monitor().scan();
+    const stripped: IntegrityReport = {
+      ...old,
+      baseline: Object.fromEntries(
+        Object.entries(old.baseline).map(([p, e]) => {
+          const { nlink: _n, ...rest } = e;
+          return [p, rest];
+        }),
+      ),
+    };
+    // Edited while the older agent ran: an open change at the upgrade, so it gets no count then.
+    writeFileSync(join(root, KEY), "EDITED\n");
+    const m = monitor();
+    m.restore(JSON.stringify(stripped));
+    expect((await m.scan()).baseline[KEY]?.nlink).to.equal(undefined);
+    mkdirSync(join(root, "tmp"));
+    linkSync(join(root, KEY), join(root, "tmp/ca.key"));
+    await m.scan();
+    // Reverted in place (the same inode keeps its second name): the link is still a change.
+    writeFileSync(join(root, KEY), "-----BEGIN PRIVATE KEY-----\n");
+    const r = await m.scan();
+    expect(r.changes.map((c) => [c.path, c.old?.nlink, c.new?.nlink])).to.deep.equal([[KEY, undefined, 2]]);
+    expect(r.baseline[KEY]?.nlink).to.equal(undefined);
+    unlinkSync(join(root, "tmp/ca.key"));
+    expect((await m.scan()).changes).to.deep.equal([]);
+  });
+
+  it("an accept entry never covers a link count other than the baseline's (1 when it has none)", () => {
+    const e = (nlink?: number, sha = "sha256:aa") => ({
+      type: "file" as const,
+      sha256: sha,
+      mode: "0600",
+      uid: 0,
+      gid: 0,
+      size: 1,
+      mtime: "2026-01-01T00:00:00.000Z",
+      ...(nlink !== undefined ? { nlink } : {}),
+    });
+    const a = { path: MANIFEST, sha256: "sha256:aa", mode: "0600", owner: "0:0", reason: "ok" };
+    const seenAt = "2026-01-01T00:00:00.000Z";
+    expect(accepts(a, "n", { path: MANIFEST, new: e(1), seenAt })).to.equal(true);
+    expect(accepts(a, "n", { path: MANIFEST, new: e(3), seenAt })).to.equal(false);
+    expect(accepts(a, "n", { path: MANIFEST, old: e(1, "sha256:bb"), new: e(3), seenAt })).to.equal(false);
+    expect(accepts(a, "n", { path: MANIFEST, old: e(undefined, "sha256:bb"), new: e(3), seenAt })).to.equal(
+      false,
+    );
+    expect(accepts(a, "n", { path: MANIFEST, old: e(undefined, "sha256:bb"), new: e(1), seenAt })).to.equal(
+      true,
+    );
+    expect(accepts(a, "n", { path: MANIFEST, old: e(2, "sha256:bb"), new: e(2), seenAt })).to.equal(true);
   });
 
   it("monitors /var/lib/kubelet/kubeadm-flags.env: an edit is a change", async () => {
