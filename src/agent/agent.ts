@@ -299,6 +299,16 @@ export class Agent {
     const stale = this.integrity?.staleMounts() ?? [];
     if (stale.length === 0 || this.staleReported) return;
     this.staleReported = true;
+    if (this.integrity?.remountDecision() === "stay") {
+      // Renames in a loop (content-neutral or not) must not keep the agent restarting: it stays up and the
+      // report names the stale mount (an unreadable file: a change) until the Pod is restarted by hand.
+      this.log.error(
+        "a single-file mount shows a file the host replaced, again: the agent restarted for it too often " +
+          "within the hour and stays up; restart its Pod to see the host's file",
+        { paths: stale.join(", ") },
+      );
+      return;
+    }
     this.log.error("a single-file mount shows a file the host replaced: the container must restart", {
       paths: stale.join(", "),
     });

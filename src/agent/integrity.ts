@@ -16,6 +16,7 @@ import { join, posix } from "node:path";
 import {
   INTEGRITY_HEARTBEAT_MS,
   INTEGRITY_REPORT_VERSION,
+  MAX_REMOUNT_RECORDS,
   parseIntegrityReport,
   type IntegrityChange,
   type IntegrityEntry,
@@ -402,6 +403,9 @@ export function diffAgainstBaseline(
   return out;
 }
 
+/** Restarts for stale single-file mounts allowed within an hour; past them the agent stays up and reports. */
+export const MAX_REMOUNTS_PER_HOUR = 3;
+
 /**
  * The agent's file integrity monitor: restores its baseline from the last report, scans, compares and
  * watches. `ownWrites` (host path -> hash) are the files the agent itself wrote from what the operator
@@ -419,6 +423,9 @@ export class IntegrityMonitor {
   private published: { at: string; body: string } | undefined;
   private readonly owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   private unmonitored: string[] = [];
+  /** Restarts made for stale single-file mounts (restored from the last report, the last few kept). */
+  private remounts: { at: string; paths: string[] }[] = [];
+  private remount: "restart" | "stay" | undefined;
 
   constructor(
     private readonly hostRoot: string,
@@ -468,6 +475,7 @@ export class IntegrityMonitor {
       const r = this.restored.report;
       if (r) {
         restoredNow = true;
+        this.remounts = r.remounts ?? [];
         this.state = {
           baselineAt: r.baselineAt,
           baseline: new Map(Object.entries(r.baseline)),
@@ -522,6 +530,16 @@ export class IntegrityMonitor {
       )
         st.baseline.set(path, cur);
     }
+    // A stale single-file mount: restart for a fresh one, unless that was done MAX_REMOUNTS_PER_HOUR times
+    // within the hour (renames in a loop): then stay up, the mount reported as unreadable (a change).
+    if (scan.stale.length > 0 && this.remount === undefined) {
+      const recent = this.remounts.filter((r) => now.getTime() - Date.parse(r.at) < 3_600_000).length;
+      this.remount = recent < MAX_REMOUNTS_PER_HOUR ? "restart" : "stay";
+      if (this.remount === "restart")
+        this.remounts = [...this.remounts, { at: now.toISOString(), paths: [...scan.stale] }].slice(
+          -MAX_REMOUNT_RECORDS,
+        );
+    }
     st.truncated = scan.truncated;
     st.changes = diffAgainstBaseline(st.baseline, scan.files, st.changes, now);
     this.rewatch(scan.dirs, [...scan.files.keys()], scan.ids);
@@ -548,6 +566,7 @@ export class IntegrityMonitor {
       ...(this.published ? { scannedAt: this.published.at } : {}),
       ...(st.note !== undefined ? { note: st.note } : {}),
       ...(this.unmonitored.length > 0 ? { unmonitored: this.unmonitored } : {}),
+      ...(this.remounts.length > 0 ? { remounts: this.remounts } : {}),
       ...(trunc ? { truncated: true } : {}),
       ...(omitted > 0 ? { omittedChanges: omitted } : {}),
       baseline: Object.fromEntries(base),
@@ -626,6 +645,15 @@ export class IntegrityMonitor {
    */
   staleMounts(): readonly string[] {
     return this.scanner.lastStale;
+  }
+
+  /**
+   * What to do about the stale mounts: `restart` (recorded in the report's remounts, which survive the
+   * restart), or `stay` when the agent already restarted {@link MAX_REMOUNTS_PER_HOUR} times within the
+   * hour; undefined while no mount went stale.
+   */
+  remountDecision(): "restart" | "stay" | undefined {
+    return this.remount;
   }
 
   /** How many paths are watched (for tests and logs). */

@@ -13,7 +13,11 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acceptEntry, acceptEntryYaml, AcceptError } from "../../../src/agent/accept.js";
-import { IntegrityMonitor, MAX_REPORTED_CHANGES } from "../../../src/agent/integrity.js";
+import {
+  IntegrityMonitor,
+  MAX_REMOUNTS_PER_HOUR,
+  MAX_REPORTED_CHANGES,
+} from "../../../src/agent/integrity.js";
 import {
   agentReportConfigMap,
   contentHash,
@@ -561,6 +565,71 @@ describe("file integrity: red-team findings", () => {
       expect(m.staleMounts()).to.deep.equal([KUBELET]);
     } finally {
       m.close();
+      execFileSync("umount", [join(root, KUBELET)]);
+    }
+  });
+
+  it("renames of a single-file mount in a loop: a restart recorded in the report (kept across it), at most MAX_REMOUNTS_PER_HOUR an hour", async function () {
+    const host = join(root, "hostside");
+    mkdirSync(host);
+    const CONTENT = "kind: KubeletConfiguration\n";
+    writeFileSync(join(host, "config.yaml"), CONTENT, { mode: 0o644 });
+    const mount = () =>
+      execFileSync("mount", ["--bind", join(host, "config.yaml"), join(root, KUBELET)], { stdio: "ignore" });
+    try {
+      mount();
+    } catch {
+      this.skip(); // no bind mounts here (not root, or no CAP_SYS_ADMIN)
+    }
+    let last: string | undefined;
+    const t0 = Date.parse("2026-03-01T00:00:00Z");
+    try {
+      for (let cycle = 0; cycle <= MAX_REMOUNTS_PER_HOUR; cycle++) {
+        const m = new IntegrityMonitor(root);
+        try {
+          m.restore(last);
+          const at = new Date(t0 + cycle * 60_000);
+          const started = await m.scan(new Map(), at);
+          // What the last restart was for is still in the report after it (no change is left to show it).
+          expect(started.changes).to.deep.equal([]);
+          expect(started.remounts?.length ?? 0).to.equal(cycle);
+          expect(m.remountDecision()).to.equal(undefined);
+          // Same bytes, new inode.
+          writeFileSync(join(host, "config.new"), CONTENT, { mode: 0o644 });
+          execFileSync("mv", [join(host, "config.new"), join(host, "config.yaml")]);
+          const r = await m.scan(new Map(), new Date(at.getTime() + 1000));
+          expect(r.changes.map((c) => [c.path, c.new?.type])).to.deep.equal([[KUBELET, "unreadable"]]);
+          if (cycle < MAX_REMOUNTS_PER_HOUR) {
+            expect(m.remountDecision()).to.equal("restart");
+            expect(r.remounts?.at(-1)).to.deep.equal({
+              at: new Date(at.getTime() + 1000).toISOString(),
+              paths: [KUBELET],
+            });
+          } else {
+            // Too many within the hour: the agent stays up, the stale mount stays reported as a change.
+            expect(m.remountDecision()).to.equal("stay");
+            expect(r.remounts).to.have.length(MAX_REMOUNTS_PER_HOUR);
+          }
+          last = asConfigMaps("cp1", r)[0]!.data!["integrity.json"];
+        } finally {
+          m.close();
+        }
+        execFileSync("umount", [join(root, KUBELET)]);
+        mount(); // the kubelet starts the container again with a fresh mount
+      }
+      // An hour later, a restart is allowed again.
+      const m = new IntegrityMonitor(root);
+      try {
+        m.restore(last);
+        await m.scan(new Map(), new Date(t0 + 3_700_000));
+        writeFileSync(join(host, "config.new"), CONTENT, { mode: 0o644 });
+        execFileSync("mv", [join(host, "config.new"), join(host, "config.yaml")]);
+        await m.scan(new Map(), new Date(t0 + 3_701_000));
+        expect(m.remountDecision()).to.equal("restart");
+      } finally {
+        m.close();
+      }
+    } finally {
       execFileSync("umount", [join(root, KUBELET)]);
     }
   });
