@@ -1,5 +1,4 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
-import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { AgentClient } from "../cluster/agentclient.js";
@@ -21,7 +20,7 @@ import {
 } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
 import { Controller } from "../runtime/controller.js";
-import { fileState, writeFileAtomic } from "./files.js";
+import { fileState, readDelivered, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
 import { NodeHygiene } from "./hygiene.js";
 import { IntegrityMonitor } from "./integrity.js";
@@ -53,6 +52,8 @@ export interface AgentOptions {
    * the host's file, so `csp-operator agent` exits and the kubelet starts it again with fresh mounts.
    */
   onStaleMount?: (paths: readonly string[]) => void;
+  /** How long stop() waits for a sync in flight; default 10 s. */
+  stopTimeoutMs?: number;
   /** /readyz fails when no sync completed for this long; default max(3 resyncs, 3 minutes). */
   staleAfterMs?: number;
 }
@@ -65,6 +66,9 @@ interface Source {
   /** What the operator declared no stored object needs any more (encryption config only). */
   retired?: Retired;
 }
+
+/** /healthz fails when one sync has been running this long (a host read that hangs): 10 minutes. */
+export const SYNC_STUCK_MS = 10 * 60_000;
 
 /**
  * Why a file could not be written, in one line naming the target path and the errno (`ENOSPC`, `EROFS`...):
@@ -115,6 +119,7 @@ export class Agent {
   /** When the last sync completed (files delivered or reported, report applied); undefined before one. */
   private lastSyncAt: number | undefined;
   private lastSyncError: string | undefined;
+  private syncStartedAt: number | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -160,7 +165,16 @@ export class Agent {
     this.stopped = true;
     this.integrity?.close();
     await this.client.stop();
-    await this.controller.stop(); // lets a sync in flight finish
+    // Lets a sync in flight finish, but not forever (a host read that hangs must not keep SIGTERM waiting).
+    let timer: NodeJS.Timeout | undefined;
+    const limit = this.opts.stopTimeoutMs ?? 10_000;
+    const timedOut = await Promise.race([
+      this.controller.stop().then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), limit))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut)
+      this.log.warn("stopping without waiting for the sync in flight", { waitedSeconds: limit / 1000 });
     this.wake();
   }
 
@@ -203,8 +217,22 @@ export class Agent {
     this.controller.queue.add(this.key);
   }
 
+  /** How long the sync in flight has been running (ms), or undefined when none is. */
+  syncRunningFor(now = Date.now()): number | undefined {
+    return this.syncStartedAt === undefined ? undefined : now - this.syncStartedAt;
+  }
+
+  /** Why the agent is not live (the /healthz check): one sync has run for more than {@link SYNC_STUCK_MS}. */
+  stuckReason(now = Date.now()): string | undefined {
+    const ms = this.syncRunningFor(now);
+    return ms !== undefined && ms > SYNC_STUCK_MS
+      ? `a sync has been running for ${Math.round(ms / 1000)} s (limit ${SYNC_STUCK_MS / 1000} s)`
+      : undefined;
+  }
+
   /** One sync, as the controller's reconcile; its error (redacted: never key material) makes it retry. */
   private async syncOnce(): Promise<void> {
+    this.syncStartedAt = Date.now();
     try {
       await this.sync();
       this.lastSyncAt = Date.now();
@@ -213,6 +241,7 @@ export class Agent {
       this.lastSyncError = redactKeyMaterial(errorMessage(err));
       throw new Error(`agent sync failed: ${this.lastSyncError}`, { cause: err });
     } finally {
+      this.syncStartedAt = undefined;
       this.wake();
     }
   }
@@ -400,7 +429,7 @@ export class Agent {
     if (s.file !== "encryption-config") return undefined;
     let existing: string;
     try {
-      existing = await readFile(s.path, "utf8");
+      existing = (await readDelivered(s.path)).toString("utf8");
     } catch (err) {
       return `cannot read the existing file to check its keys: ${redactKeyMaterial(errorMessage(err))}`;
     }
@@ -411,7 +440,7 @@ export class Agent {
   private async keysOnDisk(file: AgentFile, path: string): Promise<string[] | undefined> {
     if (file !== "encryption-config") return undefined;
     try {
-      return [...decryptionKeys(await readFile(path, "utf8"))].sort();
+      return [...decryptionKeys((await readDelivered(path)).toString("utf8"))].sort();
     } catch {
       return undefined;
     }

@@ -1,7 +1,20 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { InputFileError, readRegularBytes } from "../cis/gather/safefs.js";
 import { contentHash } from "../evidence/agentreports.js";
+
+/** The largest file the agent reads back at a path it delivers to (what it writes is at most 1 MiB). */
+export const MAX_DELIVERED_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Reads what is at a path the agent delivers to without trusting it: a regular file only (a FIFO, a
+ * device or a symlink there is an InputFileError `ENOTREG`/`ELOOP`, never a read that blocks or follows
+ * it), at most {@link MAX_DELIVERED_BYTES}.
+ */
+export function readDelivered(path: string): Promise<Buffer> {
+  return readRegularBytes(path, { noFollow: true, maxBytes: MAX_DELIVERED_BYTES });
+}
 
 /**
  * Writes `content` to `path` so that a reader (kube-apiserver polling its config) sees either the old
@@ -39,11 +52,19 @@ export async function writeFileAtomic(path: string, content: string): Promise<st
   return contentHash(content);
 }
 
-/** The hash and modification time of a file, or undefined when it does not exist. */
+/**
+ * The hash and modification time of a file, or undefined when it does not exist. Anything but a regular
+ * file at the path (a FIFO, a device, a symlink) is an error naming what it is (see {@link readDelivered}).
+ */
 export async function fileState(path: string): Promise<{ sha256: string; mtime: Date } | undefined> {
   try {
-    const [bytes, st] = await Promise.all([readFile(path), stat(path)]);
-    return { sha256: contentHash(bytes), mtime: st.mtime };
+    const st = await lstat(path);
+    if (!st.isFile())
+      throw new InputFileError(
+        "ENOTREG",
+        `is ${st.isSymbolicLink() ? "a symbolic link" : st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : "a device or socket"}, not a regular file`,
+      );
+    return { sha256: contentHash(await readDelivered(path)), mtime: st.mtime };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;

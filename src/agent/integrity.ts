@@ -87,6 +87,30 @@ function sameIgnoringLinks(a: IntegrityEntry, b: IntegrityEntry): boolean {
   );
 }
 
+/**
+ * The content hash of an open regular file, or for one over {@link MAX_HASHED_BYTES} (a huge sparse file
+ * would stall every scan) a hash of `too-large:<size>/<inode>/<ctime>` without reading it: any write to it
+ * moves its ctime, so a change is still a change.
+ */
+async function hashContent(
+  fh: Awaited<ReturnType<typeof open>>,
+  st: { size: number; ino: number; ctimeMs: number },
+): Promise<string> {
+  const h = createHash("sha256");
+  if (st.size > MAX_HASHED_BYTES) return hashOf(h.update(`too-large:${st.size}/${st.ino}/${st.ctimeMs}`));
+  const buf = Buffer.alloc(256 * 1024);
+  let total = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    total += bytesRead;
+    // Grown while being read: stop at the cap; its new ctime makes the next scan read it again.
+    if (total > MAX_HASHED_BYTES) break;
+  }
+  return hashOf(h);
+}
+
 /** `sha256:<hex>`: the form of every hash the agent reports. */
 function hashOf(h: ReturnType<typeof createHash>): string {
   return `sha256:${h.digest("hex")}`;
@@ -284,16 +308,9 @@ export class HostScanner {
         });
       }
       await this.verifyInside(fh.fd, p);
-      const h = createHash("sha256");
-      const buf = Buffer.alloc(256 * 1024);
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        h.update(buf.subarray(0, bytesRead));
-      }
       const entry: IntegrityEntry = {
         type: "file",
-        sha256: hashOf(h),
+        sha256: await hashContent(fh, fst),
         mode: octal(fst.mode),
         uid: fst.uid,
         gid: fst.gid,
@@ -338,16 +355,10 @@ export class HostScanner {
           constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
         );
         try {
-          if (!(await fh.stat()).isFile()) return undefined;
+          const tst = await fh.stat();
+          if (!tst.isFile()) return undefined;
           await this.verifyInside(fh.fd, cur);
-          const h = createHash("sha256");
-          const buf = Buffer.alloc(256 * 1024);
-          for (;;) {
-            const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-            if (bytesRead === 0) break;
-            h.update(buf.subarray(0, bytesRead));
-          }
-          return hashOf(h);
+          return await hashContent(fh, tst);
         } finally {
           await fh.close();
         }
@@ -402,6 +413,12 @@ export function diffAgainstBaseline(
   }
   return out;
 }
+
+/**
+ * The largest file whose content the scan hashes: 16 MiB. A larger one is recorded by a hash of
+ * `too-large:<size>/<inode>/<ctime>`, so a change is still a change without reading it.
+ */
+export const MAX_HASHED_BYTES = 16 * 1024 * 1024;
 
 /** Restarts for stale single-file mounts allowed within an hour; past them the agent stays up and reports. */
 export const MAX_REMOUNTS_PER_HOUR = 3;

@@ -1,8 +1,19 @@
 import { expect } from "chai";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileState, writeFileAtomic } from "../../../src/agent/files.js";
+import { writeError } from "../../../src/agent/agent.js";
+import { fileState, MAX_DELIVERED_BYTES, writeFileAtomic } from "../../../src/agent/files.js";
 import { contentHash } from "../../../src/evidence/agentreports.js";
 
 describe("agent file writes", () => {
@@ -20,5 +31,31 @@ describe("agent file writes", () => {
     expect(statSync(path).mode & 0o777).to.equal(0o600);
     expect(readdirSync(join(dir, "sub")).sort()).to.deep.equal(["encryption-config.yaml", "other"]);
     expect((await fileState(path))?.sha256).to.equal(contentHash("two"));
+  });
+
+  it("never blocks on or follows what is at a delivered path: a FIFO, a device, a symlink, a huge file are errors", async () => {
+    const fifo = join(dir, "audit.yaml");
+    execFileSync("mkfifo", [fifo]);
+    const link = join(dir, "link.yaml");
+    writeFileSync(join(dir, "target"), "x");
+    symlinkSync(join(dir, "target"), link);
+    const dev = join(dir, "dev.yaml");
+    symlinkSync("/dev/zero", dev);
+    const big = join(dir, "big.yaml");
+    writeFileSync(big, "");
+    truncateSync(big, MAX_DELIVERED_BYTES + 1);
+    const why = async (p: string) => {
+      const err = await fileState(p).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      return writeError(p, err);
+    };
+    expect(await why(fifo)).to.equal(`cannot write ${fifo}: ENOTREG (is a FIFO, not a regular file)`);
+    expect(await why(link)).to.equal(
+      `cannot write ${link}: ENOTREG (is a symbolic link, not a regular file)`,
+    );
+    expect(await why(dev)).to.include("ENOTREG");
+    expect(await why(big)).to.include("EFBIG");
   });
 });

@@ -6,9 +6,13 @@ import {
   mkdirSync,
   mkdtempSync,
   rmSync,
+  closeSync,
+  openSync,
   symlinkSync,
+  truncateSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -922,6 +926,28 @@ describe("file integrity: hard links and the kubelet's kubeadm flags", () => {
       true,
     );
     expect(accepts(a, "n", { path: MANIFEST, old: e(2, "sha256:bb"), new: e(2), seenAt })).to.equal(true);
+  });
+
+  it("a huge sparse file is not read (size, inode and ctime stand for it): the scan stays fast, a write is a change", async () => {
+    const big = "/etc/kubernetes/big.conf";
+    writeFileSync(join(root, big), "");
+    truncateSync(join(root, big), 2 ** 40);
+    symlinkSync(big, join(root, "etc/kubernetes/big-link.conf"));
+    const m = monitor();
+    const t0 = Date.now();
+    const first = await m.scan();
+    expect(Date.now() - t0).to.be.below(5000);
+    expect(first.baseline[big]).to.include({ type: "file", size: 2 ** 40 });
+    expect(first.baseline[big]!.sha256).to.match(/^sha256:[0-9a-f]{64}$/);
+    const fd = openSync(join(root, big), "r+");
+    try {
+      writeSync(fd, "x", 0);
+    } finally {
+      closeSync(fd);
+    }
+    const r = await m.scan();
+    expect(r.changes.map((c) => c.path).sort()).to.deep.equal(["/etc/kubernetes/big-link.conf", big]);
+    expect(Date.now() - t0).to.be.below(10_000);
   });
 
   it("monitors /var/lib/kubelet/kubeadm-flags.env: an edit is a change", async () => {
