@@ -20,7 +20,7 @@ import {
 } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
 import { Controller } from "../runtime/controller.js";
-import { fileState, readDelivered, writeFileAtomic } from "./files.js";
+import { fileState, readDelivered, removeStaleTemps, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
 import { NodeHygiene } from "./hygiene.js";
 import { IntegrityMonitor } from "./integrity.js";
@@ -143,6 +143,13 @@ export class Agent {
   async start(): Promise<boolean> {
     this.stopped = false;
     this.ready = false;
+    // Temp files a killed write left behind (they may hold key material): nothing else writes them.
+    for (const path of [this.opts.auditPolicyPath, this.opts.encryptionConfigPath])
+      if (path) {
+        const removed = await removeStaleTemps(path);
+        if (removed.length > 0)
+          this.log.info("removed temp files a killed write left", { path, removed: removed.length });
+      }
     // False when stop() came first (SIGTERM while the API server is unreachable): nothing to start.
     if (!(await this.client.start()) || this.stopped) return false;
     this.nodeUid = await this.readNodeUid();

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, open, rename, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputFileError, readRegularBytes } from "../cis/gather/safefs.js";
 import { contentHash } from "../evidence/agentreports.js";
@@ -16,6 +16,38 @@ export function readDelivered(path: string): Promise<Buffer> {
   return readRegularBytes(path, { noFollow: true, maxBytes: MAX_DELIVERED_BYTES });
 }
 
+/** Random bytes in a temp file's name (`.<name>.<hex>.tmp`). */
+const TEMP_RANDOM_BYTES = 6;
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * Removes the temp files {@link writeFileAtomic} left next to `path` when the process was killed between
+ * creating one and renaming it (SIGKILL, a node crash): regular files named `.<name>.<12 hex>.tmp`, which
+ * may hold key material. Returns the names removed; a directory that cannot be listed removes nothing.
+ */
+export async function removeStaleTemps(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const re = new RegExp(`^\\.${escapeRegExp(basename(path))}\\.[0-9a-f]{${2 * TEMP_RANDOM_BYTES}}\\.tmp$`);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names.filter((n) => re.test(n))) {
+    try {
+      if (!(await lstat(join(dir, n))).isFile()) continue;
+      await unlink(join(dir, n));
+      removed.push(n);
+    } catch {
+      // gone already, or not ours to remove: the next start tries again
+    }
+  }
+  return removed;
+}
+
 /**
  * Writes `content` to `path` so that a reader (kube-apiserver polling its config) sees either the old
  * file or the new one, never a partial one: a temp file in the same directory, created 0600, fsynced,
@@ -24,7 +56,7 @@ export function readDelivered(path: string): Promise<Buffer> {
 export async function writeFileAtomic(path: string, content: string): Promise<string> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(TEMP_RANDOM_BYTES).toString("hex")}.tmp`);
   const fh = await open(tmp, "wx", 0o600);
   // A failed write (a full disk) or rename leaves no partial temp file behind.
   try {

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
 import {
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -13,7 +14,12 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeError } from "../../../src/agent/agent.js";
-import { fileState, MAX_DELIVERED_BYTES, writeFileAtomic } from "../../../src/agent/files.js";
+import {
+  fileState,
+  MAX_DELIVERED_BYTES,
+  removeStaleTemps,
+  writeFileAtomic,
+} from "../../../src/agent/files.js";
 import { contentHash } from "../../../src/evidence/agentreports.js";
 
 describe("agent file writes", () => {
@@ -31,6 +37,31 @@ describe("agent file writes", () => {
     expect(statSync(path).mode & 0o777).to.equal(0o600);
     expect(readdirSync(join(dir, "sub")).sort()).to.deep.equal(["encryption-config.yaml", "other"]);
     expect((await fileState(path))?.sha256).to.equal(contentHash("two"));
+  });
+
+  it("removes the temp files a killed write left next to a target, and nothing else", async () => {
+    const path = join(dir, "encryption-config.yaml");
+    writeFileSync(path, "kind: EncryptionConfiguration\n");
+    const left = [".encryption-config.yaml.0a1b2c3d4e5f.tmp", ".encryption-config.yaml.ffffffffffff.tmp"];
+    const kept = [
+      ".encryption-config.yaml.0a1b2c3d4e5.tmp", // 11 hex digits
+      ".encryption-config.yaml.0A1B2C3D4E5F.tmp",
+      ".encryption-configXyaml.0a1b2c3d4e5f.tmp", // the dot is not a wildcard
+      ".audit-policy.yaml.0a1b2c3d4e5f.tmp",
+      "encryption-config.yaml.0a1b2c3d4e5f.tmp",
+      ".encryption-config.yaml.0a1b2c3d4e5f.tmp.bak",
+    ];
+    for (const n of [...left, ...kept]) writeFileSync(join(dir, n), "secret");
+    mkdirSync(join(dir, ".encryption-config.yaml.aaaaaaaaaaaa.tmp"));
+    expect((await removeStaleTemps(path)).sort()).to.deep.equal(left.sort());
+    expect(readdirSync(dir).sort()).to.deep.equal(
+      [...kept, ".encryption-config.yaml.aaaaaaaaaaaa.tmp", "encryption-config.yaml"].sort(),
+    );
+    expect(await removeStaleTemps(join(dir, "missing", "x.yaml"))).to.deep.equal([]);
+    // The name writeFileAtomic gives its temp file is one removeStaleTemps finds.
+    const { randomBytes } = await import("node:crypto");
+    writeFileSync(join(dir, `.encryption-config.yaml.${randomBytes(6).toString("hex")}.tmp`), "");
+    expect(await removeStaleTemps(path)).to.have.length(1);
   });
 
   it("never blocks on or follows what is at a delivered path: a FIFO, a device, a symlink, a huge file are errors", async () => {
