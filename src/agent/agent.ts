@@ -111,11 +111,13 @@ export class Agent {
    */
   private ready = false;
   private nodeUid: string | undefined;
+  private uidWarned = false;
   private readonly integrity: IntegrityMonitor | undefined;
   private noteLogged = false;
   private integrityErrors = "";
   private readonly hygiene: NodeHygiene | undefined;
   private staleReported = false;
+  private stayLogged = false;
   /** When the last sync completed (files delivered or reported, report applied); undefined before one. */
   private lastSyncAt: number | undefined;
   private lastSyncError: string | undefined;
@@ -334,10 +336,12 @@ export class Agent {
   private restartIfStale(): void {
     const stale = this.integrity?.staleMounts() ?? [];
     if (stale.length === 0 || this.staleReported) return;
-    this.staleReported = true;
     if (this.integrity?.remountDecision() === "stay") {
+      if (this.stayLogged) return;
+      this.stayLogged = true;
       // Renames in a loop (content-neutral or not) must not keep the agent restarting: it stays up and the
-      // report names the stale mount (an unreadable file: a change) until the Pod is restarted by hand.
+      // report names the stale mount (an unreadable file: a change); the monitor allows a restart again an
+      // hour after the oldest of the recent ones (or the Pod is restarted by hand).
       this.log.error(
         "a single-file mount shows a file the host replaced, again: the agent restarted for it too often " +
           "within the hour and stays up; restart its Pod to see the host's file",
@@ -345,6 +349,7 @@ export class Agent {
       );
       return;
     }
+    this.staleReported = true;
     this.log.error("a single-file mount shows a file the host replaced: the container must restart", {
       paths: stale.join(", "),
     });
@@ -474,15 +479,22 @@ export class Agent {
     };
   }
 
-  /** The uid of this agent's Node, which owns its report; undefined (with a warning) when it cannot be read. */
+  /**
+   * The uid of this agent's Node, which owns its report; undefined (with a warning, once until it can be
+   * read again) when it cannot be read.
+   */
   private async readNodeUid(): Promise<string | undefined> {
     try {
-      return await this.client.nodeUid(this.opts.node);
+      const uid = await this.client.nodeUid(this.opts.node);
+      this.uidWarned = false;
+      return uid;
     } catch (err) {
-      this.log.warn("the node's report will not be removed with the node", {
-        node: this.opts.node,
-        error: errorMessage(err),
-      });
+      if (!this.uidWarned)
+        this.log.warn("the node's report will not be removed with the node", {
+          node: this.opts.node,
+          error: errorMessage(err),
+        });
+      this.uidWarned = true;
       return undefined;
     }
   }
@@ -492,6 +504,17 @@ export class Agent {
     checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>>,
     integrity: IntegrityReport | undefined,
   ): Promise<void> {
+    const present = this.reportPresent();
+    if (!present && this.lastReport !== "") {
+      // Deleted since the last write: by hand, or by the garbage collector because the Node re-registered
+      // under a new uid (the ownerReference named the old one). Read the uid again and write it back.
+      this.log.warn("the node's report is gone; writing it again", { node: this.opts.node });
+      this.nodeUid = await this.readNodeUid();
+    } else if (this.nodeUid === undefined) {
+      // Written without an owner (the Node could not be read, or was re-registering): try again, so the
+      // report is owned by the Node as soon as it can be.
+      this.nodeUid = await this.readNodeUid();
+    }
     const cm = agentReportConfigMap(
       this.opts.node,
       [...this.reports.values()],
@@ -500,24 +523,7 @@ export class Agent {
       integrity,
       await this.hygiene?.collect(),
     );
-    const text = JSON.stringify(cm);
-    if (text === this.lastReport && this.reportPresent()) return;
-    if (text === this.lastReport) {
-      // Deleted since the last write: by hand, or by the garbage collector because the Node re-registered
-      // under a new uid (the ownerReference named the old one). Read the uid again and write it back.
-      this.log.warn("the node's report is gone; writing it again", { node: this.opts.node });
-      this.nodeUid = await this.readNodeUid();
-      return this.applyReportText(
-        agentReportConfigMap(
-          this.opts.node,
-          [...this.reports.values()],
-          checks,
-          this.nodeUid,
-          integrity,
-          await this.hygiene?.collect(),
-        ),
-      );
-    }
+    if (JSON.stringify(cm) === this.lastReport && present) return;
     return this.applyReportText(cm);
   }
 

@@ -548,8 +548,9 @@ export class IntegrityMonitor {
         st.baseline.set(path, cur);
     }
     // A stale single-file mount: restart for a fresh one, unless that was done MAX_REMOUNTS_PER_HOUR times
-    // within the hour (renames in a loop): then stay up, the mount reported as unreadable (a change).
-    if (scan.stale.length > 0 && this.remount === undefined) {
+    // within the hour (renames in a loop): then stay up, the mount reported as unreadable (a change), and
+    // decide again at the next scan (one restart is allowed again an hour after the oldest).
+    if (scan.stale.length > 0 && this.remount !== "restart") {
       const recent = this.remounts.filter((r) => now.getTime() - Date.parse(r.at) < 3_600_000).length;
       this.remount = recent < MAX_REMOUNTS_PER_HOUR ? "restart" : "stay";
       if (this.remount === "restart")

@@ -9,11 +9,12 @@
  */
 import { expect } from "chai";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../src/agent/agent.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
 import { contentHash, parseIntegrityReport, type IntegrityReport } from "../../src/evidence/agentreports.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { useControlPlane } from "../support/controlplane.js";
@@ -206,10 +207,61 @@ describe("node agent process: probes, and a single-file mount replaced on the ho
     );
     expect(change.old?.sha256).to.equal(contentHash(OLD));
     expect(change.new?.sha256).to.equal(contentHash(NEW));
+    // The restart it made is still recorded in the report after it (and paces restarts in a rename loop).
+    const after = await integrity();
+    expect(after?.remounts?.map((r) => r.paths)).to.deep.equal([[KUBELET]]);
     second.child.kill("SIGTERM");
     expect(await second.exit).to.equal(0);
     console.log(
       `      [agent] stale kubelet config mount: exit 75 ${(exitedIn / 1000).toFixed(1)} s after the rename`,
     );
+  });
+
+  it("a FIFO at a delivered path is a not-written error, never a sync that hangs; a killed write's temp files go at start", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "csp-agent-fifo-"));
+    dirs.push(dir);
+    const out = join(dir, "etc/kubernetes/csp-operator");
+    mkdirSync(out, { recursive: true });
+    const path = join(out, "audit-policy.yaml");
+    execFileSync("mkfifo", [path]);
+    // What a SIGKILL between creating the temp file and renaming it leaves.
+    const temp = join(out, ".audit-policy.yaml.0123456789ab.tmp");
+    writeFileSync(temp, "partial", { mode: 0o600 });
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify(auditPolicyConfigMap("fifo", "apiVersion: audit.k8s.io/v1\nkind: Policy\n")),
+    );
+    const a = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node: "fifo-node", auditPolicyPath: path, resyncMs: 1000 },
+      silentLogger(),
+    );
+    try {
+      expect(await a.start()).to.equal(true);
+      expect(existsSync(temp)).to.equal(false);
+      const files = await eventually("the report naming the FIFO", async () => {
+        const raw = await ok([
+          "get",
+          "cm",
+          "csp-agent-fifo-node",
+          "-n",
+          "csp-system",
+          "-o",
+          "jsonpath={.data.files\\.json}",
+        ]).catch(() => "");
+        return raw ? (JSON.parse(raw) as { path: string; error?: string }[]) : undefined;
+      });
+      expect(files.map((f) => [f.path, f.error])).to.deep.equal([
+        [path, `cannot write ${path}: ENOTREG (is a FIFO, not a regular file)`],
+      ]);
+      await a.idle();
+      expect(a.notReadyReason()).to.equal(undefined);
+      expect(a.syncRunningFor()).to.equal(undefined);
+    } finally {
+      const t0 = Date.now();
+      await a.stop();
+      expect(Date.now() - t0).to.be.below(10_000);
+      await ok(["delete", "cm", "-n", "csp-system", "csp-fifo-audit-policy", "--ignore-not-found"]);
+    }
   });
 });

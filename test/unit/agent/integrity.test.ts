@@ -613,6 +613,10 @@ describe("file integrity: red-team findings", () => {
             // Too many within the hour: the agent stays up, the stale mount stays reported as a change.
             expect(m.remountDecision()).to.equal("stay");
             expect(r.remounts).to.have.length(MAX_REMOUNTS_PER_HOUR);
+            // Still stale an hour after the first restart: one is allowed again.
+            const later = await m.scan(new Map(), new Date(t0 + 3_601_000));
+            expect(m.remountDecision()).to.equal("restart");
+            expect(later.remounts).to.have.length(MAX_REMOUNTS_PER_HOUR + 1);
           }
           last = asConfigMaps("cp1", r)[0]!.data!["integrity.json"];
         } finally {
