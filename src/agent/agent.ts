@@ -364,7 +364,7 @@ export class Agent {
     }
     const want = contentHash(s.content);
     const on = await fileState(s.path);
-    const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s) : undefined;
+    const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s, on) : undefined;
     if (refusal) {
       const report = this.notWritten(s.file, s.path, s.ref, on, refusal);
       const keys = await this.keysOnDisk(s.file, s.path);
@@ -437,8 +437,14 @@ export class Agent {
    * them. This holds for files this agent wrote itself too: a key ring started afresh (its Secret deleted)
    * or a resource dropped from the policy would otherwise make stored objects unreadable. Returns why not.
    */
-  private async refuseOverwrite(s: Source): Promise<string | undefined> {
+  private async refuseOverwrite(s: Source, on: { notRegular?: string }): Promise<string | undefined> {
     if (s.file !== "encryption-config") return undefined;
+    // Never read through (a FIFO would block, a symlink leads elsewhere): its keys cannot be checked.
+    if (on.notRegular)
+      return (
+        `not overwriting ${s.path}: it ${on.notRegular} (ENOTREG), so the keys it holds cannot be checked; ` +
+        `move it aside once no stored object needs its keys`
+      );
     let existing: string;
     try {
       existing = (await readDelivered(s.path)).toString("utf8");

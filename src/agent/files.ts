@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, lstat, mkdir, open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { InputFileError, readRegularBytes } from "../cis/gather/safefs.js";
+import { readRegularBytes } from "../cis/gather/safefs.js";
 import { contentHash } from "../evidence/agentreports.js";
 
 /** The largest file the agent reads back at a path it delivers to (what it writes is at most 1 MiB). */
@@ -10,7 +10,7 @@ export const MAX_DELIVERED_BYTES = 4 * 1024 * 1024;
 /**
  * Reads what is at a path the agent delivers to without trusting it: a regular file only (a FIFO, a
  * device or a symlink there is an InputFileError `ENOTREG`/`ELOOP`, never a read that blocks or follows
- * it), at most {@link MAX_DELIVERED_BYTES}.
+ * it), at most {@link MAX_DELIVERED_BYTES} (`EFBIG`).
  */
 export function readDelivered(path: string): Promise<Buffer> {
   return readRegularBytes(path, { noFollow: true, maxBytes: MAX_DELIVERED_BYTES });
@@ -86,16 +86,24 @@ export async function writeFileAtomic(path: string, content: string): Promise<st
 
 /**
  * The hash and modification time of a file, or undefined when it does not exist. Anything but a regular
- * file at the path (a FIFO, a device, a symlink) is an error naming what it is (see {@link readDelivered}).
+ * file at the path (a FIFO, a device, a symlink) is never read or followed: `sha256` is empty and
+ * `notRegular` says what it is (a rename replaces it; the EncryptionConfiguration's key check refuses it).
  */
-export async function fileState(path: string): Promise<{ sha256: string; mtime: Date } | undefined> {
+export async function fileState(
+  path: string,
+): Promise<{ sha256: string; mtime: Date; notRegular?: string } | undefined> {
   try {
     const st = await lstat(path);
-    if (!st.isFile())
-      throw new InputFileError(
-        "ENOTREG",
-        `is ${st.isSymbolicLink() ? "a symbolic link" : st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : "a device or socket"}, not a regular file`,
-      );
+    if (!st.isFile()) {
+      const kind = st.isSymbolicLink()
+        ? "a symbolic link"
+        : st.isFIFO()
+          ? "a FIFO"
+          : st.isDirectory()
+            ? "a directory"
+            : "a device or socket";
+      return { sha256: "", mtime: st.mtime, notRegular: `is ${kind}, not a regular file` };
+    }
     return { sha256: contentHash(await readDelivered(path)), mtime: st.mtime };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;

@@ -64,7 +64,7 @@ describe("agent file writes", () => {
     expect(await removeStaleTemps(path)).to.have.length(1);
   });
 
-  it("never blocks on or follows what is at a delivered path: a FIFO, a device, a symlink, a huge file are errors", async () => {
+  it("never reads or follows what is not a regular file at a delivered path: FIFO, symlink, device; a huge file is an error", async () => {
     const fifo = join(dir, "audit.yaml");
     execFileSync("mkfifo", [fifo]);
     const link = join(dir, "link.yaml");
@@ -75,18 +75,25 @@ describe("agent file writes", () => {
     const big = join(dir, "big.yaml");
     writeFileSync(big, "");
     truncateSync(big, MAX_DELIVERED_BYTES + 1);
-    const why = async (p: string) => {
-      const err = await fileState(p).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      return writeError(p, err);
-    };
-    expect(await why(fifo)).to.equal(`cannot write ${fifo}: ENOTREG (is a FIFO, not a regular file)`);
-    expect(await why(link)).to.equal(
-      `cannot write ${link}: ENOTREG (is a symbolic link, not a regular file)`,
+    expect(await fileState(fifo)).to.deep.include({
+      sha256: "",
+      notRegular: "is a FIFO, not a regular file",
+    });
+    expect(await fileState(link)).to.deep.include({
+      sha256: "",
+      notRegular: "is a symbolic link, not a regular file",
+    });
+    expect((await fileState(dev))?.notRegular).to.equal("is a symbolic link, not a regular file");
+    const err = await fileState(big).then(
+      () => undefined,
+      (e: unknown) => e,
     );
-    expect(await why(dev)).to.include("ENOTREG");
-    expect(await why(big)).to.include("EFBIG");
+    expect(writeError(big, err)).to.equal(`cannot write ${big}: EFBIG (is larger than 4 MiB (4194305 bytes))`);
+    // A rename replaces the FIFO and the link themselves (the link's target is never written).
+    await writeFileAtomic(fifo, "one");
+    await writeFileAtomic(link, "two");
+    expect(readFileSync(fifo, "utf8")).to.equal("one");
+    expect(readFileSync(join(dir, "target"), "utf8")).to.equal("x");
+    expect((await fileState(link))?.sha256).to.equal(contentHash("two"));
   });
 });
