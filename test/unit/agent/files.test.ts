@@ -88,7 +88,9 @@ describe("agent file writes", () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(writeError(big, err)).to.equal(`cannot write ${big}: EFBIG (is larger than 4 MiB (4194305 bytes))`);
+    expect(writeError(big, err)).to.equal(
+      `cannot write ${big}: EFBIG (is larger than 4 MiB (4194305 bytes))`,
+    );
     // A rename replaces the FIFO and the link themselves (the link's target is never written).
     await writeFileAtomic(fifo, "one");
     await writeFileAtomic(link, "two");
