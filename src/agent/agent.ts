@@ -1,5 +1,4 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
-import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { AgentClient } from "../cluster/agentclient.js";
@@ -21,7 +20,7 @@ import {
 } from "../evidence/agentreports.js";
 import type { Logger } from "../observability/logger.js";
 import { Controller } from "../runtime/controller.js";
-import { fileState, writeFileAtomic } from "./files.js";
+import { fileState, readDelivered, removeStaleTemps, writeFileAtomic } from "./files.js";
 import { hostChecks } from "./hostchecks.js";
 import { NodeHygiene } from "./hygiene.js";
 import { IntegrityMonitor } from "./integrity.js";
@@ -53,6 +52,8 @@ export interface AgentOptions {
    * the host's file, so `csp-operator agent` exits and the kubelet starts it again with fresh mounts.
    */
   onStaleMount?: (paths: readonly string[]) => void;
+  /** How long stop() waits for a sync in flight; default 10 s. */
+  stopTimeoutMs?: number;
   /** /readyz fails when no sync completed for this long; default max(3 resyncs, 3 minutes). */
   staleAfterMs?: number;
 }
@@ -65,6 +66,9 @@ interface Source {
   /** What the operator declared no stored object needs any more (encryption config only). */
   retired?: Retired;
 }
+
+/** /healthz fails when one sync has been running this long (a host read that hangs): 10 minutes. */
+export const SYNC_STUCK_MS = 10 * 60_000;
 
 /**
  * Why a file could not be written, in one line naming the target path and the errno (`ENOSPC`, `EROFS`...):
@@ -107,14 +111,17 @@ export class Agent {
    */
   private ready = false;
   private nodeUid: string | undefined;
+  private uidWarned = false;
   private readonly integrity: IntegrityMonitor | undefined;
   private noteLogged = false;
   private integrityErrors = "";
   private readonly hygiene: NodeHygiene | undefined;
   private staleReported = false;
+  private stayLogged = false;
   /** When the last sync completed (files delivered or reported, report applied); undefined before one. */
   private lastSyncAt: number | undefined;
   private lastSyncError: string | undefined;
+  private syncStartedAt: number | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -138,6 +145,13 @@ export class Agent {
   async start(): Promise<boolean> {
     this.stopped = false;
     this.ready = false;
+    // Temp files a killed write left behind (they may hold key material): nothing else writes them.
+    for (const path of [this.opts.auditPolicyPath, this.opts.encryptionConfigPath])
+      if (path) {
+        const removed = await removeStaleTemps(path);
+        if (removed.length > 0)
+          this.log.info("removed temp files a killed write left", { path, removed: removed.length });
+      }
     // False when stop() came first (SIGTERM while the API server is unreachable): nothing to start.
     if (!(await this.client.start()) || this.stopped) return false;
     this.nodeUid = await this.readNodeUid();
@@ -160,7 +174,16 @@ export class Agent {
     this.stopped = true;
     this.integrity?.close();
     await this.client.stop();
-    await this.controller.stop(); // lets a sync in flight finish
+    // Lets a sync in flight finish, but not forever (a host read that hangs must not keep SIGTERM waiting).
+    let timer: NodeJS.Timeout | undefined;
+    const limit = this.opts.stopTimeoutMs ?? 10_000;
+    const timedOut = await Promise.race([
+      this.controller.stop().then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), limit))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut)
+      this.log.warn("stopping without waiting for the sync in flight", { waitedSeconds: limit / 1000 });
     this.wake();
   }
 
@@ -203,8 +226,22 @@ export class Agent {
     this.controller.queue.add(this.key);
   }
 
+  /** How long the sync in flight has been running (ms), or undefined when none is. */
+  syncRunningFor(now = Date.now()): number | undefined {
+    return this.syncStartedAt === undefined ? undefined : now - this.syncStartedAt;
+  }
+
+  /** Why the agent is not live (the /healthz check): one sync has run for more than {@link SYNC_STUCK_MS}. */
+  stuckReason(now = Date.now()): string | undefined {
+    const ms = this.syncRunningFor(now);
+    return ms !== undefined && ms > SYNC_STUCK_MS
+      ? `a sync has been running for ${Math.round(ms / 1000)} s (limit ${SYNC_STUCK_MS / 1000} s)`
+      : undefined;
+  }
+
   /** One sync, as the controller's reconcile; its error (redacted: never key material) makes it retry. */
   private async syncOnce(): Promise<void> {
+    this.syncStartedAt = Date.now();
     try {
       await this.sync();
       this.lastSyncAt = Date.now();
@@ -213,6 +250,7 @@ export class Agent {
       this.lastSyncError = redactKeyMaterial(errorMessage(err));
       throw new Error(`agent sync failed: ${this.lastSyncError}`, { cause: err });
     } finally {
+      this.syncStartedAt = undefined;
       this.wake();
     }
   }
@@ -298,6 +336,19 @@ export class Agent {
   private restartIfStale(): void {
     const stale = this.integrity?.staleMounts() ?? [];
     if (stale.length === 0 || this.staleReported) return;
+    if (this.integrity?.remountDecision() === "stay") {
+      if (this.stayLogged) return;
+      this.stayLogged = true;
+      // Renames in a loop (content-neutral or not) must not keep the agent restarting: it stays up and the
+      // report names the stale mount (an unreadable file: a change); the monitor allows a restart again an
+      // hour after the oldest of the recent ones (or the Pod is restarted by hand).
+      this.log.error(
+        "a single-file mount shows a file the host replaced, again: the agent restarted for it too often " +
+          "within the hour and stays up; restart its Pod to see the host's file",
+        { paths: stale.join(", ") },
+      );
+      return;
+    }
     this.staleReported = true;
     this.log.error("a single-file mount shows a file the host replaced: the container must restart", {
       paths: stale.join(", "),
@@ -313,7 +364,7 @@ export class Agent {
     }
     const want = contentHash(s.content);
     const on = await fileState(s.path);
-    const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s) : undefined;
+    const refusal = on && on.sha256 !== want ? await this.refuseOverwrite(s, on) : undefined;
     if (refusal) {
       const report = this.notWritten(s.file, s.path, s.ref, on, refusal);
       const keys = await this.keysOnDisk(s.file, s.path);
@@ -386,11 +437,17 @@ export class Agent {
    * them. This holds for files this agent wrote itself too: a key ring started afresh (its Secret deleted)
    * or a resource dropped from the policy would otherwise make stored objects unreadable. Returns why not.
    */
-  private async refuseOverwrite(s: Source): Promise<string | undefined> {
+  private async refuseOverwrite(s: Source, on: { notRegular?: string }): Promise<string | undefined> {
     if (s.file !== "encryption-config") return undefined;
+    // Never read through (a FIFO would block, a symlink leads elsewhere): its keys cannot be checked.
+    if (on.notRegular)
+      return (
+        `not overwriting ${s.path}: it ${on.notRegular} (ENOTREG), so the keys it holds cannot be checked; ` +
+        `move it aside once no stored object needs its keys`
+      );
     let existing: string;
     try {
-      existing = await readFile(s.path, "utf8");
+      existing = (await readDelivered(s.path)).toString("utf8");
     } catch (err) {
       return `cannot read the existing file to check its keys: ${redactKeyMaterial(errorMessage(err))}`;
     }
@@ -401,7 +458,7 @@ export class Agent {
   private async keysOnDisk(file: AgentFile, path: string): Promise<string[] | undefined> {
     if (file !== "encryption-config") return undefined;
     try {
-      return [...decryptionKeys(await readFile(path, "utf8"))].sort();
+      return [...decryptionKeys((await readDelivered(path)).toString("utf8"))].sort();
     } catch {
       return undefined;
     }
@@ -428,15 +485,22 @@ export class Agent {
     };
   }
 
-  /** The uid of this agent's Node, which owns its report; undefined (with a warning) when it cannot be read. */
+  /**
+   * The uid of this agent's Node, which owns its report; undefined (with a warning, once until it can be
+   * read again) when it cannot be read.
+   */
   private async readNodeUid(): Promise<string | undefined> {
     try {
-      return await this.client.nodeUid(this.opts.node);
+      const uid = await this.client.nodeUid(this.opts.node);
+      this.uidWarned = false;
+      return uid;
     } catch (err) {
-      this.log.warn("the node's report will not be removed with the node", {
-        node: this.opts.node,
-        error: errorMessage(err),
-      });
+      if (!this.uidWarned)
+        this.log.warn("the node's report will not be removed with the node", {
+          node: this.opts.node,
+          error: errorMessage(err),
+        });
+      this.uidWarned = true;
       return undefined;
     }
   }
@@ -446,6 +510,17 @@ export class Agent {
     checks: Partial<Record<AgentCheckKind, readonly CheckResult[]>>,
     integrity: IntegrityReport | undefined,
   ): Promise<void> {
+    const present = this.reportPresent();
+    if (!present && this.lastReport !== "") {
+      // Deleted since the last write: by hand, or by the garbage collector because the Node re-registered
+      // under a new uid (the ownerReference named the old one). Read the uid again and write it back.
+      this.log.warn("the node's report is gone; writing it again", { node: this.opts.node });
+      this.nodeUid = await this.readNodeUid();
+    } else if (this.nodeUid === undefined) {
+      // Written without an owner (the Node could not be read, or was re-registering): try again, so the
+      // report is owned by the Node as soon as it can be.
+      this.nodeUid = await this.readNodeUid();
+    }
     const cm = agentReportConfigMap(
       this.opts.node,
       [...this.reports.values()],
@@ -454,24 +529,7 @@ export class Agent {
       integrity,
       await this.hygiene?.collect(),
     );
-    const text = JSON.stringify(cm);
-    if (text === this.lastReport && this.reportPresent()) return;
-    if (text === this.lastReport) {
-      // Deleted since the last write: by hand, or by the garbage collector because the Node re-registered
-      // under a new uid (the ownerReference named the old one). Read the uid again and write it back.
-      this.log.warn("the node's report is gone; writing it again", { node: this.opts.node });
-      this.nodeUid = await this.readNodeUid();
-      return this.applyReportText(
-        agentReportConfigMap(
-          this.opts.node,
-          [...this.reports.values()],
-          checks,
-          this.nodeUid,
-          integrity,
-          await this.hygiene?.collect(),
-        ),
-      );
-    }
+    if (JSON.stringify(cm) === this.lastReport && present) return;
     return this.applyReportText(cm);
   }
 

@@ -16,6 +16,7 @@ import { join, posix } from "node:path";
 import {
   INTEGRITY_HEARTBEAT_MS,
   INTEGRITY_REPORT_VERSION,
+  MAX_REMOUNT_RECORDS,
   parseIntegrityReport,
   type IntegrityChange,
   type IntegrityEntry,
@@ -71,19 +72,43 @@ export function jsonBytes(s: string): number {
 }
 
 /**
- * A file's state as the baseline compares it; mtime and size are informative (the hash decides). The
- * hard-link count counts when both entries record one (a baseline taken before it was recorded has none).
+ * A file's state as the baseline compares it; mtime and size are informative (the hash decides). A
+ * missing hard-link count is 1 (a baseline taken before counts were recorded gets them on the first scan
+ * after restore, see IntegrityMonitor.scan; what was not the same then keeps none, and a link is a change).
  */
 export function sameState(a: IntegrityEntry | undefined, b: IntegrityEntry | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
+  return sameIgnoringLinks(a, b) && (a.nlink ?? 1) === (b.nlink ?? 1);
+}
+
+function sameIgnoringLinks(a: IntegrityEntry, b: IntegrityEntry): boolean {
   return (
-    a.type === b.type &&
-    a.sha256 === b.sha256 &&
-    a.mode === b.mode &&
-    a.uid === b.uid &&
-    a.gid === b.gid &&
-    (a.nlink === undefined || b.nlink === undefined || a.nlink === b.nlink)
+    a.type === b.type && a.sha256 === b.sha256 && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid
   );
+}
+
+/**
+ * The content hash of an open regular file, or for one over {@link MAX_HASHED_BYTES} (a huge sparse file
+ * would stall every scan) a hash of `too-large:<size>/<inode>/<ctime>` without reading it: any write to it
+ * moves its ctime, so a change is still a change.
+ */
+async function hashContent(
+  fh: Awaited<ReturnType<typeof open>>,
+  st: { size: number; ino: number; ctimeMs: number },
+): Promise<string> {
+  const h = createHash("sha256");
+  if (st.size > MAX_HASHED_BYTES) return hashOf(h.update(`too-large:${st.size}/${st.ino}/${st.ctimeMs}`));
+  const buf = Buffer.alloc(256 * 1024);
+  let total = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    total += bytesRead;
+    // Grown while being read: stop at the cap; its new ctime makes the next scan read it again.
+    if (total > MAX_HASHED_BYTES) break;
+  }
+  return hashOf(h);
 }
 
 /** `sha256:<hex>`: the form of every hash the agent reports. */
@@ -283,16 +308,9 @@ export class HostScanner {
         });
       }
       await this.verifyInside(fh.fd, p);
-      const h = createHash("sha256");
-      const buf = Buffer.alloc(256 * 1024);
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        h.update(buf.subarray(0, bytesRead));
-      }
       const entry: IntegrityEntry = {
         type: "file",
-        sha256: hashOf(h),
+        sha256: await hashContent(fh, fst),
         mode: octal(fst.mode),
         uid: fst.uid,
         gid: fst.gid,
@@ -337,16 +355,10 @@ export class HostScanner {
           constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
         );
         try {
-          if (!(await fh.stat()).isFile()) return undefined;
+          const tst = await fh.stat();
+          if (!tst.isFile()) return undefined;
           await this.verifyInside(fh.fd, cur);
-          const h = createHash("sha256");
-          const buf = Buffer.alloc(256 * 1024);
-          for (;;) {
-            const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-            if (bytesRead === 0) break;
-            h.update(buf.subarray(0, bytesRead));
-          }
-          return hashOf(h);
+          return await hashContent(fh, tst);
         } finally {
           await fh.close();
         }
@@ -403,6 +415,15 @@ export function diffAgainstBaseline(
 }
 
 /**
+ * The largest file whose content the scan hashes: 16 MiB. A larger one is recorded by a hash of
+ * `too-large:<size>/<inode>/<ctime>`, so a change is still a change without reading it.
+ */
+export const MAX_HASHED_BYTES = 16 * 1024 * 1024;
+
+/** Restarts for stale single-file mounts allowed within an hour; past them the agent stays up and reports. */
+export const MAX_REMOUNTS_PER_HOUR = 3;
+
+/**
  * The agent's file integrity monitor: restores its baseline from the last report, scans, compares and
  * watches. `ownWrites` (host path -> hash) are the files the agent itself wrote from what the operator
  * rendered: such a file at exactly that hash, a regular file of mode 0600 owned by root or by the agent's
@@ -419,6 +440,9 @@ export class IntegrityMonitor {
   private published: { at: string; body: string } | undefined;
   private readonly owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   private unmonitored: string[] = [];
+  /** Restarts made for stale single-file mounts (restored from the last report, the last few kept). */
+  private remounts: { at: string; paths: string[] }[] = [];
+  private remount: "restart" | "stay" | undefined;
 
   constructor(
     private readonly hostRoot: string,
@@ -463,9 +487,12 @@ export class IntegrityMonitor {
   /** Scans the host and returns the report to publish. */
   async scan(ownWrites: ReadonlyMap<string, string> = new Map(), now = new Date()): Promise<IntegrityReport> {
     const scan = await this.scanner.scan();
+    let restoredNow = false;
     if (!this.state) {
       const r = this.restored.report;
       if (r) {
+        restoredNow = true;
+        this.remounts = r.remounts ?? [];
         this.state = {
           baselineAt: r.baselineAt,
           baseline: new Map(Object.entries(r.baseline)),
@@ -489,12 +516,14 @@ export class IntegrityMonitor {
     }
     const st = this.state;
     // A baseline taken before link counts were recorded gets them for the files that are otherwise as
-    // they were (once): from then on a new hard link is a change.
-    for (const [path, cur] of scan.files) {
-      const was = st.baseline.get(path);
-      if (was && was.nlink === undefined && cur.nlink !== undefined && sameState(was, cur))
-        st.baseline.set(path, { ...was, nlink: cur.nlink });
-    }
+    // they were, on the first scan after restore() only: later, a missing count is 1, so a hard link added
+    // while the agent runs is a change (never absorbed into the baseline).
+    if (restoredNow)
+      for (const [path, cur] of scan.files) {
+        const was = st.baseline.get(path);
+        if (was && was.nlink === undefined && cur.nlink !== undefined && sameIgnoringLinks(was, cur))
+          st.baseline.set(path, { ...was, nlink: cur.nlink });
+      }
     for (const [path, hash] of ownWrites) {
       const cur = scan.files.get(path);
       // The directory the agent created for it (writeFileAtomic makes it 0700) when it did not exist.
@@ -507,8 +536,27 @@ export class IntegrityMonitor {
         this.owns(created)
       )
         st.baseline.set(dir, created);
-      if (cur && this.owns(cur) && cur.type === "file" && cur.sha256 === hash && cur.mode === "0600")
+      // Only a file with no other name: a hard link to a delivered key file (made to copy it out) is a change.
+      if (
+        cur &&
+        this.owns(cur) &&
+        cur.type === "file" &&
+        cur.sha256 === hash &&
+        cur.mode === "0600" &&
+        (cur.nlink === undefined || cur.nlink === 1)
+      )
         st.baseline.set(path, cur);
+    }
+    // A stale single-file mount: restart for a fresh one, unless that was done MAX_REMOUNTS_PER_HOUR times
+    // within the hour (renames in a loop): then stay up, the mount reported as unreadable (a change), and
+    // decide again at the next scan (one restart is allowed again an hour after the oldest).
+    if (scan.stale.length > 0 && this.remount !== "restart") {
+      const recent = this.remounts.filter((r) => now.getTime() - Date.parse(r.at) < 3_600_000).length;
+      this.remount = recent < MAX_REMOUNTS_PER_HOUR ? "restart" : "stay";
+      if (this.remount === "restart")
+        this.remounts = [...this.remounts, { at: now.toISOString(), paths: [...scan.stale] }].slice(
+          -MAX_REMOUNT_RECORDS,
+        );
     }
     st.truncated = scan.truncated;
     st.changes = diffAgainstBaseline(st.baseline, scan.files, st.changes, now);
@@ -536,6 +584,7 @@ export class IntegrityMonitor {
       ...(this.published ? { scannedAt: this.published.at } : {}),
       ...(st.note !== undefined ? { note: st.note } : {}),
       ...(this.unmonitored.length > 0 ? { unmonitored: this.unmonitored } : {}),
+      ...(this.remounts.length > 0 ? { remounts: this.remounts } : {}),
       ...(trunc ? { truncated: true } : {}),
       ...(omitted > 0 ? { omittedChanges: omitted } : {}),
       baseline: Object.fromEntries(base),
@@ -614,6 +663,15 @@ export class IntegrityMonitor {
    */
   staleMounts(): readonly string[] {
     return this.scanner.lastStale;
+  }
+
+  /**
+   * What to do about the stale mounts: `restart` (recorded in the report's remounts, which survive the
+   * restart), or `stay` when the agent already restarted {@link MAX_REMOUNTS_PER_HOUR} times within the
+   * hour; undefined while no mount went stale.
+   */
+  remountDecision(): "restart" | "stay" | undefined {
+    return this.remount;
   }
 
   /** How many paths are watched (for tests and logs). */

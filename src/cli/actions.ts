@@ -185,7 +185,11 @@ export async function agent(opts: AgentCliOptions): Promise<number> {
   // what the agent is waiting for.
   if (opts.healthBind) {
     const { HealthServer } = await import("../observability/health.js");
-    const health = new HealthServer({ readiness: { sync: () => a.notReadyReason() } });
+    const health = new HealthServer({
+      readiness: { sync: () => a.notReadyReason() },
+      // A sync that never ends (a host read that hangs) stops every later one: restart the container.
+      liveness: { sync: () => a.stuckReason() },
+    });
     try {
       const port = await health.listen(opts.healthBind.port, opts.healthBind.host);
       log.info("serving health probes", { port, paths: ["/healthz", "/readyz"] });

@@ -28,12 +28,15 @@ export const CREATE_ONLY_RESOURCE_VERSION = "1";
 const EVENT_NAMESPACE = "default";
 import {
   ConflictError,
+  DEFAULT_RETRY,
+  DEFAULT_TIMEOUT_MS,
   InvalidError,
   NotFoundError,
   objectPath,
   resourcePath,
   RestClient,
   withRetry,
+  type RetryPolicy,
 } from "./rest.js";
 
 /**
@@ -63,8 +66,12 @@ export class Applier {
   private readonly core: CoreV1Api;
   private readonly events = new EventAggregator();
 
-  constructor(kc: KubeConfig) {
-    this.rest = new RestClient(kc);
+  /** `retry`: how 429s are retried (a fake clock in tests); every write stays within DEFAULT_TIMEOUT_MS. */
+  constructor(
+    kc: KubeConfig,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+  ) {
+    this.rest = new RestClient(kc, { retry });
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
   }
@@ -177,19 +184,24 @@ export class Applier {
 
   /** Writes the status subresource with a JSON merge patch (client-node would default to JSON-Patch). */
   async patchStatus(name: string, status: ClusterSecurityPolicyStatus): Promise<void> {
-    // client-node's typed calls retry nothing: a 429 is retried here as RestClient retries it.
-    await withRetry("PATCH", () =>
-      this.custom.patchClusterCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name,
-          body: { status },
-          fieldManager: FIELD_MANAGER,
-        },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      ),
+    // client-node's typed calls retry nothing: a 429 is retried here as RestClient retries it, within the
+    // same time budget (tries and waits together), so a throttled write never holds a worker for long.
+    await withRetry(
+      "PATCH",
+      () =>
+        this.custom.patchClusterCustomObjectStatus(
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            name,
+            body: { status },
+            fieldManager: FIELD_MANAGER,
+          },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        ),
+      this.retry,
+      DEFAULT_TIMEOUT_MS,
     );
   }
 
@@ -227,11 +239,15 @@ export class Applier {
     );
     if (write.action === "patch") {
       try {
-        await withRetry("PATCH", () =>
-          this.core.patchNamespacedEvent(
-            { name: write.eventName, namespace: EVENT_NAMESPACE, body: write.patch },
-            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-          ),
+        await withRetry(
+          "PATCH",
+          () =>
+            this.core.patchNamespacedEvent(
+              { name: write.eventName, namespace: EVENT_NAMESPACE, body: write.patch },
+              setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+            ),
+          this.retry,
+          DEFAULT_TIMEOUT_MS,
         );
         return;
       } catch (err) {
@@ -240,8 +256,11 @@ export class Applier {
         return this.event(policy, type, reason, message);
       }
     }
-    const created = await withRetry("POST", () =>
-      this.core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: write.body }),
+    const created = await withRetry(
+      "POST",
+      () => this.core.createNamespacedEvent({ namespace: EVENT_NAMESPACE, body: write.body }),
+      this.retry,
+      DEFAULT_TIMEOUT_MS,
     );
     if (created.metadata?.name) write.remember(created.metadata.name);
   }

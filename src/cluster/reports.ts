@@ -7,7 +7,8 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { FIELD_MANAGER } from "../api/vocabulary.js";
 import { reportPath, type ReportApi, type ReportKind, type ReportObject } from "../reports/kinds.js";
-import { ConflictError, NotFoundError, RestClient } from "./rest.js";
+import { CREATE_ONLY_RESOURCE_VERSION } from "./applier.js";
+import { ConflictError, ForbiddenError, NotFoundError, RestClient } from "./rest.js";
 
 /** Report writes and reads give up after this: a stalled API server must not hold the reports worker. */
 export const REPORTS_TIMEOUT_MS = 15_000;
@@ -34,12 +35,24 @@ export interface DiscoveredResource {
   namespaced?: boolean;
 }
 
-/** The API server refused a namespaced write because the namespace does not exist. */
-function namespaceMissing(err: unknown): boolean {
-  const details =
-    err instanceof NotFoundError ? (err.body as { details?: { kind?: string } })?.details : undefined;
-  return details?.kind === "namespaces";
+/**
+ * The API server refused a namespaced write because the namespace does not exist, or is being deleted
+ * (NamespaceLifecycle: 403 Forbidden with a `NamespaceTerminating` cause): nothing to write there either way.
+ */
+export function namespaceGone(err: unknown): boolean {
+  if (err instanceof NotFoundError)
+    return (err.body as { details?: { kind?: string } } | undefined)?.details?.kind === "namespaces";
+  if (err instanceof ForbiddenError) {
+    // A StatusCause's type is `reason` in JSON.
+    const causes = (err.body as { details?: { causes?: { reason?: string }[] } } | undefined)?.details
+      ?.causes;
+    return Array.isArray(causes) && causes.some((c) => c?.reason === "NamespaceTerminating");
+  }
+  return false;
 }
+
+/** What one report write did. */
+export type ApplyOutcome = "written" | "namespaceGone" | "exists";
 
 export class ReportClient {
   private readonly rest: RestClient;
@@ -84,19 +97,25 @@ export class ReportClient {
   }
 
   /**
-   * Server-side apply (force) under the operator's field manager. False when the report's namespace does not
-   * exist: an exemption may name a namespace that does not exist (yet), which is not a failure.
+   * Server-side apply (force) under the operator's field manager. "namespaceGone" when the report's namespace
+   * does not exist or is terminating: an exemption may name a namespace that does not exist (yet), which is
+   * not a failure. With `createOnly` (a report observed missing) the apply carries the create-only
+   * precondition (see Applier.create): "exists" when anything was put at the name meanwhile, never taken over.
    */
-  async apply(k: ReportKind, report: ReportObject): Promise<boolean> {
+  async apply(k: ReportKind, report: ReportObject, createOnly = false): Promise<ApplyOutcome> {
+    const body = createOnly
+      ? { ...report, metadata: { ...report.metadata, resourceVersion: CREATE_ONLY_RESOURCE_VERSION } }
+      : report;
     try {
       await this.rest.request("PATCH", reportPath(k, report.metadata.namespace, report.metadata.name), {
         query: { fieldManager: FIELD_MANAGER, force: "true" },
         contentType: "application/apply-patch+yaml",
-        body: report,
+        body,
       });
-      return true;
+      return "written";
     } catch (err) {
-      if (namespaceMissing(err)) return false;
+      if (namespaceGone(err)) return "namespaceGone";
+      if (createOnly && err instanceof ConflictError) return "exists";
       throw err;
     }
   }

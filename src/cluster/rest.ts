@@ -289,8 +289,9 @@ export function parseRetryAfter(value: string | undefined, nowMs: number = Date.
  * - Anything else (timeouts, resets, 4xx, a 5xx without Retry-After) is not retried here: the caller's
  *   backoff (the workqueue's, the informer's) owns it.
  *
- * The wait is Retry-After (else baseWaitMs doubling per try), at most maxWaitMs, plus up to 25 % jitter; a
- * wait that would pass maxWaitMs is drawn in [0.8, 1] x maxWaitMs instead.
+ * The wait is Retry-After but never under baseWaitMs (a `Retry-After: 0` or an HTTP date in the past would
+ * otherwise retry at once, ten tries in a burst), else baseWaitMs doubling per try; at most maxWaitMs, plus
+ * up to 25 % jitter; a wait that would pass maxWaitMs is drawn in [0.8, 1] x maxWaitMs instead.
  */
 export function retryDelay(
   policy: Pick<RetryPolicy, "maxAttempts" | "maxWaitMs" | "baseWaitMs" | "random">,
@@ -304,7 +305,10 @@ export function retryDelay(
     status === 429 ||
     (status >= 500 && status <= 599 && retryAfterMs !== undefined && method.toUpperCase() !== "POST");
   if (!retryable) return undefined;
-  const wanted = retryAfterMs ?? policy.baseWaitMs * 2 ** Math.min(attempt - 1, 20);
+  const wanted =
+    retryAfterMs !== undefined
+      ? Math.max(retryAfterMs, policy.baseWaitMs)
+      : policy.baseWaitMs * 2 ** Math.min(attempt - 1, 20);
   const target = Math.min(policy.maxWaitMs, wanted);
   const jittered = target * (1 + 0.25 * policy.random());
   return Math.round(

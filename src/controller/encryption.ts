@@ -185,7 +185,7 @@ export function planEncryptionArea(input: EncryptionPlanInput, g: EncryptionGath
   }
   let record: EncryptionRecord;
   try {
-    record = live ? parseEncryptionRecord(live.data) : EMPTY_RECORD;
+    record = live ? parseEncryptionRecord(live.data, input.now) : EMPTY_RECORD;
   } catch (err) {
     if (err instanceof RotationStateError)
       return report(failedReport("InvalidEncryptionState", `${where}: ${err.message}`, false));

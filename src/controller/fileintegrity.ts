@@ -5,6 +5,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OPERATOR_NAMESPACE } from "../api/v
 import { errorMessage, statusCode } from "../cluster/client.js";
 import { IntegrityBaselineStore } from "../cluster/integritybaseline.js";
 import {
+  contentHash,
   fileReports,
   INTEGRITY_HEARTBEAT_MS,
   INTEGRITY_REPORT_VERSION,
@@ -91,7 +92,9 @@ export function accepts(a: AcceptedChange, node: string, c: IntegrityChange): bo
   if (a.sha256 === "directory" ? n.type !== "directory" : n.sha256 !== a.sha256) return false;
   // An entry has no link count: a hard link added to (or removed from) a file is never accepted by one.
   // Remove the extra link (`find / -xdev -samefile <file>`) and the change goes.
-  if (linksDiffer(c.old, n)) return false;
+  // A missing count is 1 (an added file, a baseline from before counts were recorded): a link added later
+  // to an accepted file is not covered either.
+  if (n.nlink !== undefined && n.nlink !== (c.old?.nlink ?? 1)) return false;
   const mode = a.mode ?? c.old?.mode;
   const owner = a.owner ?? (c.old ? `${c.old.uid}:${c.old.gid}` : undefined);
   return (mode === undefined || mode === n.mode) && (owner === undefined || owner === `${n.uid}:${n.gid}`);
@@ -252,64 +255,116 @@ const sameEntry = (a: IntegrityEntry | undefined, b: IntegrityEntry | undefined)
       a.gid === b.gid &&
       !linksDiffer(a, b);
 
+/** Per path under {@link AGENT_WRITE_DIR}: the hashes the node's agent may have written there itself. */
+export type OwnWrites = ReadonlyMap<string, ReadonlySet<string>>;
+
 /**
  * PURE: whether a node's reported baseline moved other than the agent moves it. The agent changes a
- * baseline only for its own writes (a file under {@link AGENT_WRITE_DIR} at a hash its files.json reports,
- * and that directory) and when it retakes one with a note (FILE-BASELINE-RETAKEN). Anything else — an entry
- * edited, added or removed, a new baselineAt without a note — is someone who can patch the node's report
- * hiding a change: FILE-BASELINE-CHANGED names the paths, and `known` stays the last trusted baseline (own
- * writes moved forward) so the finding stays until the baseline is back or retaken.
+ * baseline only for its own writes (a file under {@link AGENT_WRITE_DIR} at a hash it reports having
+ * written to that path, see {@link ownWritesOf}, and that directory) and when it retakes one with a note
+ * (FILE-BASELINE-RETAKEN). Anything else — an entry edited, added or removed, a new baselineAt without a
+ * note — is someone who can patch the node's report hiding a change: FILE-BASELINE-CHANGED names the
+ * paths, and `known` stays the last trusted baseline (own writes moved forward) so the finding stays until
+ * the baseline is back.
+ *
+ * A retake is compared with the trusted baseline too: the note is the agent's word, and whoever can patch
+ * the report can write a note. Entries that differ are FILE-BASELINE-CHANGED until each is back or its new
+ * state is accepted (`accept`, as for a FILE-CHANGED); then the retaken baseline is trusted. An accepted
+ * state is taken into the trusted baseline whatever moved it.
  */
 export function judgeBaseline(
   node: string,
   known: KnownBaseline | undefined,
   report: IntegrityReport,
-  ownHashes: ReadonlySet<string>,
+  ownWrites: OwnWrites,
+  accepted: readonly AcceptedChange[] = [],
 ): { known: KnownBaseline; finding?: Finding } {
-  const current: KnownBaseline = { baselineAt: report.baselineAt, baseline: report.baseline };
-  if (known === undefined || (report.note !== undefined && report.baselineAt !== known.baselineAt))
-    return { known: current };
+  if (known === undefined) return { known: { baselineAt: report.baselineAt, baseline: report.baseline } };
+  const retake = report.note !== undefined && report.baselineAt !== known.baselineAt;
   const own = (path: string, e: IntegrityEntry | undefined) =>
     e !== undefined &&
     (path === AGENT_WRITE_DIR
       ? e.type === "directory"
-      : path.startsWith(`${AGENT_WRITE_DIR}/`) && e.type === "file" && ownHashes.has(e.sha256));
+      : path.startsWith(`${AGENT_WRITE_DIR}/`) &&
+        e.type === "file" &&
+        ownWrites.get(path)?.has(e.sha256) === true);
   const next: Record<string, IntegrityEntry> = { ...known.baseline };
   const moved: string[] = [];
   for (const path of new Set([...Object.keys(known.baseline), ...Object.keys(report.baseline)])) {
     const was = known.baseline[path];
     const now = report.baseline[path];
     if (sameEntry(was, now)) continue;
-    if (own(path, now)) next[path] = now!;
-    else moved.push(path);
+    const change: IntegrityChange = {
+      path,
+      ...(was ? { old: was } : {}),
+      ...(now ? { new: now } : {}),
+      seenAt: report.baselineAt,
+    };
+    if (own(path, now) || accepted.some((a) => accepts(a, node, change))) {
+      if (now === undefined) delete next[path];
+      else next[path] = now;
+    } else moved.push(path);
   }
+  if (moved.length === 0 && (retake || report.baselineAt === known.baselineAt))
+    return { known: { baselineAt: retake ? report.baselineAt : known.baselineAt, baseline: next } };
   const trusted = { baselineAt: known.baselineAt, baseline: next };
-  if (moved.length === 0 && report.baselineAt === known.baselineAt) return { known: trusted };
-  const what =
-    moved.length > 0
-      ? `${moved.length} entr${moved.length === 1 ? "y" : "ies"} changed: ${moved.slice(0, 5).map(shortPath).join(", ")}${moved.length > 5 ? ", ..." : ""}`
-      : `baselineAt moved from ${known.baselineAt} to ${report.baselineAt} without a note`;
+  const listed = `${moved.length} entr${moved.length === 1 ? "y" : "ies"}`;
+  const shown = (paths: string[]) =>
+    `${paths
+      .slice(0, 5)
+      .map((p) => `${shortPath(p)} (${stateText(known.baseline[p])} -> ${stateText(report.baseline[p])})`)
+      .join(", ")}${paths.length > 5 ? ", ..." : ""}`;
+  const message = retake
+    ? `node ${node}'s agent retook its file integrity baseline, and ${listed} differ from the baseline the operator trusts: ${shown(moved)}; if expected, accept each new state in spec.controlPlane.fileIntegrity.accept (the retaken baseline is trusted once none differs)`
+    : `the file integrity baseline in node ${node}'s report changed other than by the agent (${
+        moved.length > 0
+          ? `${listed} changed: ${moved.slice(0, 5).map(shortPath).join(", ")}${moved.length > 5 ? ", ..." : ""}`
+          : `baselineAt moved from ${known.baselineAt} to ${report.baselineAt} without a note`
+      }): whoever can patch ConfigMap csp-system/csp-agent-${node} may be hiding a file change`;
   return {
     known: trusted,
     finding: {
       id: FILE_BASELINE_CHANGED,
       severity: "High",
       resource: `Node/${node}`,
-      message: oneLine(
-        `the file integrity baseline in node ${node}'s report changed other than by the agent (${what}): whoever can patch ConfigMap csp-system/csp-agent-${node} may be hiding a file change`,
-      ),
+      message: oneLine(message),
       area: AREA,
     },
   };
 }
 
-/** The sha256 of every file the node's agent reports it wrote (files.json), for {@link judgeBaseline}. */
-function ownHashesOf(configMaps: readonly V1ConfigMap[], node: string): Set<string> {
-  return new Set(
-    fileReports(configMaps)
-      .filter((r) => r.node === node && r.sha256)
-      .map((r) => r.sha256),
-  );
+/**
+ * The files the node's agent reports having written under {@link AGENT_WRITE_DIR}, host path -> sha256, for
+ * {@link judgeBaseline}. An entry with an error is left out (its hash is whatever is on disk, not a write),
+ * and so is one whose source is an object in `configMaps` (the audit policy) whose rendered content has
+ * another hash: what the operator rendered is preferred over what the agent says it wrote.
+ */
+export function ownWritesOf(configMaps: readonly V1ConfigMap[], node: string): Map<string, Set<string>> {
+  const rendered = new Map<string, Set<string>>();
+  for (const cm of configMaps)
+    rendered.set(
+      `ConfigMap/${cm.metadata?.namespace ?? ""}/${cm.metadata?.name ?? ""}`,
+      new Set(Object.values(cm.data ?? {}).map((v) => contentHash(v))),
+    );
+  const out = new Map<string, Set<string>>();
+  for (const r of fileReports(configMaps)) {
+    if (r.node !== node || r.error !== undefined || !r.sha256) continue;
+    const source = rendered.get(r.source);
+    if (source !== undefined && !source.has(r.sha256)) continue;
+    // files.json names the path the agent wrote, under its --host-root (`/host/etc/kubernetes/...`); the
+    // baseline names it on the host. Every host path it can be is taken (the agent's root is not known here).
+    for (
+      let at = r.path.indexOf(`${AGENT_WRITE_DIR}/`);
+      at >= 0;
+      at = r.path.indexOf(`${AGENT_WRITE_DIR}/`, at + 1)
+    ) {
+      const path = r.path.slice(at);
+      let hashes = out.get(path);
+      if (hashes === undefined) out.set(path, (hashes = new Set()));
+      hashes.add(r.sha256);
+    }
+  }
+  return out;
 }
 
 /** The `app.kubernetes.io/component` of the ConfigMaps holding the trusted baselines. */
@@ -321,12 +376,16 @@ const BASELINE_NODE_KEY = "node";
 const BASELINE_KEY = "baseline.json";
 const BASELINE_PREFIX = "csp-integrity-baseline-";
 
-/** The name of the ConfigMap holding a node's trusted baseline: the node's name, or its hash when too long. */
+/**
+ * The name of the ConfigMap holding a node's trusted baseline: the node's name, or `-` and its hash when
+ * the name would not fit. A plain name starts with a letter or digit, so the hashed form (`...--<hex>`) is
+ * never the plain form of another node.
+ */
 export function baselineConfigMapName(node: string): string {
   const plain = `${BASELINE_PREFIX}${node}`;
   return plain.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)
     ? plain
-    : `${BASELINE_PREFIX}${createHash("sha256").update(node).digest("hex").slice(0, 40)}`;
+    : `${BASELINE_PREFIX}-${createHash("sha256").update(node).digest("hex").slice(0, 40)}`;
 }
 
 /** The baseline text as stored: entries sorted by path, so an unchanged baseline is an unchanged object. */
@@ -422,8 +481,35 @@ export function fileIntegrityAreaWith(store: BaselineWriter | undefined): AreaFa
         const cms = snapshot.configMaps ?? [];
         const reports = integrityReports(cms);
         const stored = store ? storedBaselines(cms) : new Map<string, StoredBaseline>();
-        const j = judgeFileIntegrity(reports, spec.controlPlane?.fileIntegrity?.accept ?? []);
+        const fi = spec.controlPlane?.fileIntegrity;
         const events: NonNullable<AreaReport["events"]> = [];
+        // A node the operator holds a trusted baseline for (stored, or remembered) but whose report is gone
+        // (deleted, garbage-collected with a re-created Node, the agent removed) is not a node without
+        // changes: it is a node whose changes are not seen.
+        const reported = new Set(reports.map((n) => n.node));
+        const judged = [...reports];
+        for (const node of [...new Set([...stored.keys(), ...baselines.keys()])].sort()) {
+          if (reported.has(node)) continue;
+          if (store && !stored.has(node)) {
+            // Report and stored baseline both deleted: the way to retire a node that left the cluster.
+            baselines.delete(node);
+            persisted.delete(node);
+            events.push({
+              type: "Warning",
+              reason: "FileBaselineForgotten",
+              message: oneLine(
+                `node ${node}: its file integrity report and its stored baseline were both deleted; the operator no longer expects a report from it`,
+              ),
+            });
+            continue;
+          }
+          judged.push({
+            node,
+            problem: `no report: ConfigMap ${OPERATOR_NAMESPACE}/csp-agent-${node} is missing; if the node left the cluster, delete ConfigMap ${OPERATOR_NAMESPACE}/${baselineConfigMapName(node)}`,
+          });
+        }
+        judged.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+        const j = judgeFileIntegrity(judged, fi?.accept ?? []);
         const writes: V1ConfigMap[] = [];
         for (const n of reports) {
           if (!n.report) continue;
@@ -439,12 +525,39 @@ export function fileIntegrityAreaWith(store: BaselineWriter | undefined): AreaFa
               ),
             });
           }
-          const known = baselines.get(n.node) ?? (saved && "known" in saved ? saved.known : undefined);
-          const b = judgeBaseline(n.node, known, n.report, ownHashesOf(cms, n.node));
+          let known = baselines.get(n.node) ?? (saved && "known" in saved ? saved.known : undefined);
+          const trust = (fi?.trustBaseline ?? []).find(
+            (t) => t.node === n.node && t.baselineAt === n.report!.baselineAt,
+          );
+          if (trust && known && known.baselineAt !== trust.baselineAt) {
+            known = undefined;
+            events.push({
+              type: "Normal",
+              reason: "FileBaselineTrusted",
+              message: oneLine(
+                `node ${n.node}: the baseline its agent reports (baselineAt ${trust.baselineAt}) is trusted as spec.controlPlane.fileIntegrity.trustBaseline says (${trust.reason})`,
+              ),
+            });
+          }
+          const b = judgeBaseline(n.node, known, n.report, ownWritesOf(cms, n.node), fi?.accept ?? []);
           baselines.set(n.node, b.known);
           if (b.finding) j.findings.push(b.finding);
+          if (!store) continue;
+          // Compared with the ConfigMap in the snapshot, not with what this process last wrote: a stored
+          // baseline deleted or edited while the operator runs is written back at once.
           const text = baselineText(b.known);
-          if (store && persisted.get(n.node) !== text) writes.push(baselineConfigMap(n.node, b.known));
+          const storedText = saved && "text" in saved ? saved.text : undefined;
+          if (storedText === text) continue;
+          writes.push(baselineConfigMap(n.node, b.known));
+          const mine = persisted.get(n.node);
+          if (mine !== undefined && storedText !== mine && !(saved && "problem" in saved))
+            events.push({
+              type: "Warning",
+              reason: "FileBaselineRestored",
+              message: oneLine(
+                `node ${n.node}: ConfigMap ${OPERATOR_NAMESPACE}/${baselineConfigMapName(n.node)} ${storedText === undefined ? "was deleted" : "was changed by someone else"}; the baseline the operator trusts is written back (to trust another one, see spec.controlPlane.fileIntegrity.trustBaseline)`,
+              ),
+            });
         }
         const failures: string[] = [];
         let forbidden = false;

@@ -90,6 +90,33 @@ export interface IntegrityReport {
    * so that what is not watched is said, never implied.
    */
   unmonitored?: string[];
+  /**
+   * The restarts the agent made because a single-file mount showed a file the host replaced (time and
+   * paths, the last {@link MAX_REMOUNT_RECORDS}): kept across the restart, so a replaced mount leaves a
+   * trace, and counted so that renames in a loop cannot restart the agent more than a few times an hour.
+   */
+  remounts?: { at: string; paths: string[] }[];
+}
+
+/** How many remount records a report keeps. */
+export const MAX_REMOUNT_RECORDS = 10;
+
+/** The well-formed remount records of a report (a malformed one is dropped: it only paces restarts). */
+function remountRecords(v: unknown): { at: string; paths: string[] }[] {
+  if (!Array.isArray(v)) return [];
+  return v
+    .filter(
+      (x): x is { at: string; paths: string[] } =>
+        typeof x === "object" &&
+        x !== null &&
+        typeof (x as { at?: unknown }).at === "string" &&
+        !Number.isNaN(Date.parse((x as { at: string }).at)) &&
+        Array.isArray((x as { paths?: unknown }).paths) &&
+        (x as { paths: unknown[] }).paths.length <= 10 &&
+        (x as { paths: unknown[] }).paths.every(isHostPath),
+    )
+    .slice(-MAX_REMOUNT_RECORDS)
+    .map((x) => ({ at: x.at, paths: [...x.paths] }));
 }
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "symlink", "directory", "other", "unreadable"]);
@@ -200,6 +227,7 @@ export function parseIntegrityReport(
       ...(Array.isArray(r["unmonitored"]) && r["unmonitored"].every(isHostPath)
         ? { unmonitored: r["unmonitored"] }
         : {}),
+      ...(remountRecords(r["remounts"]).length > 0 ? { remounts: remountRecords(r["remounts"]) } : {}),
     },
   };
 }

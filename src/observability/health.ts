@@ -10,6 +10,8 @@ export interface HealthOptions {
   /** How often the heartbeat runs (default 1 s). */
   heartbeatMs?: number;
   readiness: Record<string, ReadinessCheck>;
+  /** Further /healthz checks (a sync stuck for ten minutes): undefined when fine, else why not live. */
+  liveness?: Record<string, ReadinessCheck>;
 }
 
 /**
@@ -42,6 +44,10 @@ export class HealthServer {
     if (lag > this.thresholdMs) return `event loop blocked for ${Math.round(lag)} ms`;
     if (this.blocked && now - this.blocked.at < this.thresholdMs)
       return `event loop was blocked for ${Math.round(this.blocked.ms)} ms`;
+    for (const [name, check] of Object.entries(this.opts.liveness ?? {})) {
+      const why = check();
+      if (why !== undefined) return `${name}: ${why}`;
+    }
     return undefined;
   }
 

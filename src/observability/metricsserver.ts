@@ -43,8 +43,26 @@ export interface MetricsServerOptions {
    * `perSecond`; past it 429 with Retry-After, without calling the API server. Default 10, 1/s.
    */
   reviewsPerSource?: { burst: number; perSecond: number };
-  /** The same over every source together (many addresses, e.g. IPv6). Default 40, 10/s. */
+  /**
+   * The same over every source together (many addresses), charged only once a source spent its own first
+   * review of the minute (see `reviewsNewSources`): a flood from many addresses cannot take the whole budget
+   * from a scraper at an address of its own. Default 40, 10/s.
+   */
   reviewsTotal?: { burst: number; perSecond: number };
+  /**
+   * The first review of a source in a minute (a scraper just started, or at a new address) is charged to
+   * this bucket instead of `reviewsTotal`. Default 20, 5/s. IPv6 sources are keyed by their /64.
+   */
+  reviewsNewSources?: { burst: number; perSecond: number };
+  /**
+   * Reviews of a never-seen token whose claimed identity (the `iss` and `sub` of a JWT, as service-account
+   * tokens are, read without verifying: the TokenReview verifies) was allowed within `knownClaimMs`: charged
+   * to a bucket of that identity instead of the source's, so junk tokens from the scraper's own address do
+   * not lock out its rotated token (projected tokens rotate every ~48 min). Default 4, 1 per 30 s.
+   */
+  reviewsPerKnownClaim?: { burst: number; perSecond: number };
+  /** How long an allowed identity (JWT iss/sub) stays known for `reviewsPerKnownClaim`. Default 2 h. */
+  knownClaimMs?: number;
   /** Time source of the rate limits, in ms (a fake one in tests). Default performance.now. */
   now?: () => number;
 }
@@ -164,10 +182,18 @@ export class MetricsServer {
   private readonly maxInFlight: number;
   private readonly perSource: TokenBuckets;
   private readonly total: TokenBuckets;
+  private readonly firstOfSource: TokenBuckets;
+  private readonly newSources: TokenBuckets;
+  private readonly perClaim: TokenBuckets;
+  /** JWT identities (iss + sub) allowed lately, with the time of the last allow. */
+  private readonly allowedClaims: Lru<{ at: number }>;
+  private readonly knownClaimMs: number;
   private readonly now: () => number;
   private inFlight = 0;
   /** Requests refused by each limit, for tests and logs. */
   readonly refused = { rateLimited: 0, inFlight: 0 };
+  /** Known tokens answered from their last allow because the review cap was reached. */
+  staleAllows = 0;
 
   constructor(private readonly opts: MetricsServerOptions) {
     this.ttl = opts.cacheTtlMs ?? 10_000;
@@ -181,6 +207,13 @@ export class MetricsServer {
     const total = opts.reviewsTotal ?? { burst: 40, perSecond: 10 };
     this.perSource = new TokenBuckets(perSource.burst, perSource.perSecond, this.now);
     this.total = new TokenBuckets(total.burst, total.perSecond, this.now, 1);
+    const fresh = opts.reviewsNewSources ?? { burst: 20, perSecond: 5 };
+    this.newSources = new TokenBuckets(fresh.burst, fresh.perSecond, this.now, 1);
+    this.firstOfSource = new TokenBuckets(1, 1 / 60, this.now);
+    const claim = opts.reviewsPerKnownClaim ?? { burst: 4, perSecond: 1 / 30 };
+    this.perClaim = new TokenBuckets(claim.burst, claim.perSecond, this.now, maxCached);
+    this.allowedClaims = new Lru(maxCached);
+    this.knownClaimMs = opts.knownClaimMs ?? 2 * 3600_000;
     if (opts.secure && !opts.reviewer) throw new Error("secure metrics need a reviewer");
   }
 
@@ -254,18 +287,23 @@ export class MetricsServer {
     // A token allowed recently (a scraper whose decision expired) is reviewed again without a rate limit:
     // a flood from the same address must not lock it out. Any other token spends from the rate limits.
     const known = allow !== undefined && now - allow.at < this.staleAllowMs;
-    if (!known) {
-      const wait = this.perSource.take(source);
-      const waitTotal = wait === 0 ? this.total.take("") : 0;
-      if (wait > 0 || waitTotal > 0) {
-        if (wait === 0) this.perSource.refund(source);
-        this.refused.rateLimited++;
-        return { code: 429, retryAfter: Math.max(1, Math.ceil(Math.max(wait, waitTotal))) };
-      }
-    }
     if (this.inFlight >= this.maxInFlight) {
+      // A token allowed within staleAllowMs keeps its allow while the reviews are saturated (a flood, or a
+      // slow API server): the same stale allow as when the review fails. Nothing is charged for a 503.
+      if (known) {
+        this.staleAllows++;
+        return { code: 200 };
+      }
       this.refused.inFlight++;
       return { code: 503, retryAfter: 1 };
+    }
+    const claim = jwtClaim(token);
+    if (!known) {
+      const refusal = this.charge(sourceKey(source), claim, now);
+      if (refusal !== undefined) {
+        this.refused.rateLimited++;
+        return { code: 429, retryAfter: Math.max(1, Math.ceil(refusal)) };
+      }
     }
     const reviewer = this.opts.reviewer!;
     let code: 200 | 401 | 403;
@@ -289,11 +327,33 @@ export class MetricsServer {
     if (code === 200) {
       this.allowed.set(key, { at });
       this.denied.delete(key);
+      if (claim !== undefined) this.allowedClaims.set(claim, { at });
     } else {
       this.denied.set(key, { at, code });
       this.allowed.delete(key);
     }
     return { code };
+  }
+
+  /**
+   * Charges the review of a token not known to be allowed: to its claimed identity's bucket when that
+   * identity was allowed lately, else to the source's bucket and then either the new-sources bucket (the
+   * source's first review of the minute) or the total one. undefined when granted, else the seconds to wait.
+   */
+  private charge(source: string, claim: string | undefined, now: number): number | undefined {
+    if (claim !== undefined) {
+      const seen = this.allowedClaims.get(claim);
+      if (seen && now - seen.at < this.knownClaimMs && this.perClaim.take(claim) === 0) return undefined;
+    }
+    const wait = this.perSource.take(source);
+    if (wait > 0) return wait;
+    const first = this.firstOfSource.take(source) === 0;
+    if (first && this.newSources.take("") === 0) return undefined;
+    const waitTotal = this.total.take("");
+    if (waitTotal === 0) return undefined;
+    this.perSource.refund(source);
+    if (first) this.firstOfSource.refund(source);
+    return waitTotal;
   }
 
   async close(): Promise<void> {
@@ -302,6 +362,43 @@ export class MetricsServer {
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** The rate-limit key of a source: the address, or its /64 for IPv6 (one host holds a whole /64). */
+export function sourceKey(address: string): string {
+  const a = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  if (!a.includes(":")) return a;
+  const [head = "", tail] = a.split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return (
+    groups
+      .slice(0, 4)
+      .map((g) => (g.replace(/^0+/, "") || "0").toLowerCase())
+      .join(":") + "::/64"
+  );
+}
+
+/**
+ * The identity a JWT claims (`iss` and `sub`), unverified: only a key for rate limits, the TokenReview
+ * decides. undefined for anything else.
+ */
+export function jwtClaim(token: string): string | undefined {
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[1]!.length > 4096) return undefined;
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8"));
+    if (typeof payload !== "object" || payload === null) return undefined;
+    const { iss, sub } = payload as { iss?: unknown; sub?: unknown };
+    if (typeof sub !== "string" || sub === "") return undefined;
+    return `${typeof iss === "string" ? iss : ""}\n${sub}`;
+  } catch {
+    return undefined;
   }
 }
 

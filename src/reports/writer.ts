@@ -1,6 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../api/vocabulary.js";
+import { statusCode } from "../cluster/client.js";
 import { ReportClient, type LiveReport } from "../cluster/reports.js";
 import { ownerReference, ownershipLabels } from "../desired/metadata.js";
 import { jsonEqual } from "../drift/normalize.js";
@@ -16,6 +17,22 @@ import { OMITTED_ANNOTATION, policyReports, reportName } from "./model.js";
 
 /** A report at the name of one of ours that this policy does not own (no controller reference with its UID). */
 export class ReportNotOwnedError extends Error {}
+
+/**
+ * Some report writes of a publish failed (the others were done); `errors` are their errors, in order, and
+ * `code` their HTTP status when they all share one (a 403 for each: the operator's RBAC).
+ */
+export class ReportWritesFailedError extends Error {
+  readonly code: number | undefined;
+  constructor(
+    message: string,
+    readonly errors: unknown[],
+  ) {
+    super(message);
+    const codes = new Set(errors.map((e) => statusCode(e)));
+    this.code = codes.size === 1 ? [...codes][0] : undefined;
+  }
+}
 
 /** What one publish did. */
 export interface PublishOutcome {
@@ -123,6 +140,7 @@ export class ReportWriter {
     const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${POLICY_LABEL}=${policy.metadata.name}`;
     const outcome: PublishOutcome = { reports: 0, written: 0, deleted: 0 };
     const notOurs: string[] = [];
+    const failures: { what: string; err: unknown }[] = [];
     for (const k of kinds) {
       const wanted = (k.scope === "cluster" ? [contents.cluster] : contents.namespaced).map((c) =>
         reportObject(k, c, meta),
@@ -130,21 +148,56 @@ export class ReportWriter {
       // Gather: the policy's labelled reports, and whatever sits at a wanted name they do not hold (a
       // report not labelled as ours, or never written) so it is never written over unseen.
       const live = await this.client.list(k, selector);
-      const listed = new Set(live.map((o) => keyOf(o.metadata?.namespace, o.metadata?.name)));
+      const present = new Set(live.map((o) => keyOf(o.metadata?.namespace, o.metadata?.name)));
       for (const want of wanted) {
-        if (listed.has(keyOf(want.metadata.namespace, want.metadata.name))) continue;
+        if (present.has(keyOf(want.metadata.namespace, want.metadata.name))) continue;
         const found = await this.client.get(k, want.metadata.namespace, want.metadata.name);
-        if (found) live.push(found);
+        if (found) {
+          live.push(found);
+          present.add(keyOf(found.metadata?.namespace, found.metadata?.name));
+        }
       }
       const plan = planKind(k, wanted, live, uid);
       notOurs.push(...plan.notOurs);
       outcome.reports += plan.unchanged;
-      for (const want of plan.apply)
-        if (await this.client.apply(k, want)) {
-          outcome.reports++;
-          outcome.written++;
+      // One report failing (a namespace in a bad state, a webhook) does not keep the others from being
+      // written: the errors are collected and thrown once at the end.
+      for (const want of plan.apply) {
+        const key = keyOf(want.metadata.namespace, want.metadata.name);
+        const what = `${describeKind(k)} ${key.replace(/^\//, "")}`;
+        try {
+          // A report seen nowhere is created only: one put there meanwhile is never taken over.
+          const done = await this.client.apply(k, want, !present.has(key));
+          if (done === "written") {
+            outcome.reports++;
+            outcome.written++;
+          } else if (done === "exists") notOurs.push(`${what} (created meanwhile)`);
+        } catch (err) {
+          failures.push({ what, err });
         }
-      for (const o of plan.delete) if (await this.client.delete(k, o)) outcome.deleted++;
+      }
+      for (const o of plan.delete) {
+        try {
+          if (await this.client.delete(k, o)) outcome.deleted++;
+        } catch (err) {
+          const key = keyOf(o.metadata?.namespace, o.metadata?.name).replace(/^\//, "");
+          failures.push({ what: `${describeKind(k)} ${key} (delete)`, err });
+        }
+      }
+    }
+    if (failures.length) {
+      const list = failures
+        .slice(0, 5)
+        .map((f) => `${f.what}: ${f.err instanceof Error ? f.err.message : String(f.err)}`)
+        .join("; ");
+      const more = failures.length > 5 ? ` and ${failures.length - 5} more` : "";
+      const others = notOurs.length
+        ? `; also ${notOurs.length} report(s) not this policy's left unchanged`
+        : "";
+      throw new ReportWritesFailedError(
+        `${failures.length} report write(s) failed: ${list}${more}${others}`,
+        failures.map((f) => f.err),
+      );
     }
     if (notOurs.length)
       throw new ReportNotOwnedError(

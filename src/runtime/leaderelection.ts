@@ -179,20 +179,12 @@ export class LeaderElector {
   /** One attempt, as client-go's tryAcquireOrRenew. Never throws. */
   private async tryAcquireOrRenew(): Promise<void> {
     const sentAt = this.clock.now();
-    // A request must not outlive our right to act on its answer. Whole milliseconds: the monotonic clock
-    // has fractions, timers and AbortSignal.timeout want integers.
-    const timeoutMs = Math.max(
-      1,
-      Math.floor(
-        this.leading ? (this.renewedAt ?? sentAt) + this.renewDeadlineMs - sentAt : this.renewDeadlineMs,
-      ),
-    );
     try {
-      let current = await this.store.get(timeoutMs);
+      let current = await this.store.get(this.timeLeft(sentAt));
       if (current === undefined) {
         // Deleted (or never created). Someone who was leading may still be writing: wait out its lease.
         if (!this.leading && this.heldByLastHolder()) return;
-        const created = await this.store.create(this.desired(undefined), timeoutMs);
+        const created = await this.store.create(this.desired(undefined), this.timeLeft(sentAt));
         this.succeeded(created, sentAt);
         return;
       }
@@ -205,7 +197,13 @@ export class LeaderElector {
       const ours = holder === this.identity && this.leading;
       const released = holder === "" && isRelease(current.record);
       if (!ours && !released && !this.expired()) return;
-      current = await this.store.update(this.desired(current.record), current.resourceVersion, timeoutMs);
+      // The GET took what it took: a leader past its deadline sends nothing more.
+      if (this.leading && !this.canWrite()) return this.checkDeadline();
+      current = await this.store.update(
+        this.desired(current.record),
+        current.resourceVersion,
+        this.timeLeft(sentAt),
+      );
       this.succeeded(current, sentAt);
     } catch (err) {
       this.log.debug("leader election attempt failed", {
@@ -214,6 +212,17 @@ export class LeaderElector {
       });
       this.checkDeadline();
     }
+  }
+
+  /**
+   * The timeout of the next request of an attempt sent at `sentAt`: a request must not outlive our right to
+   * act on its answer (the leader's renewedAt + renewDeadline, a candidate's sentAt + renewDeadline), and
+   * each request gets only what is left after the previous ones. Whole milliseconds: the monotonic clock
+   * has fractions, timers and AbortSignal.timeout want integers.
+   */
+  private timeLeft(sentAt: number): number {
+    const end = (this.leading ? (this.renewedAt ?? sentAt) : sentAt) + this.renewDeadlineMs;
+    return Math.max(1, Math.floor(end - this.clock.now()));
   }
 
   /** The observed record has not changed for the longer of our lease duration and its holder's. */
@@ -247,8 +256,9 @@ export class LeaderElector {
     this.observe(stored);
     if (this.stopped) return;
     // An answer that arrives after the deadline of its own request counts for nothing: the others may
-    // already measure the Lease as expired from an earlier observation.
-    if (this.clock.now() >= sentAt + this.renewDeadlineMs) {
+    // already measure the Lease as expired from an earlier observation. Nor does one that arrives after the
+    // leader's current deadline (its deadline timer late, or not run yet): leadership ended then.
+    if (this.clock.now() >= sentAt + this.renewDeadlineMs || (this.leading && !this.canWrite())) {
       this.checkDeadline();
       return;
     }
@@ -286,8 +296,11 @@ export class LeaderElector {
     );
   }
 
+  /** Ends leadership past the deadline; a deadline timer that fired early (timers may) is armed again. */
   private checkDeadline(): void {
-    if (this.leading && !this.canWrite()) this.lose("could not renew the Lease before the renew deadline");
+    if (!this.leading) return;
+    if (!this.canWrite()) this.lose("could not renew the Lease before the renew deadline");
+    else this.armDeadline();
   }
 
   private lose(reason: string): void {

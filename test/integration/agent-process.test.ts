@@ -9,11 +9,18 @@
  */
 import { expect } from "chai";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../../src/agent/agent.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, POLICY_LABEL } from "../../src/api/vocabulary.js";
+import { auditPolicyConfigMap } from "../../src/desired/auditpolicy.js";
+import {
+  COMPONENT_LABEL,
+  ENCRYPTION_COMPONENT,
+  ENCRYPTION_CONFIG_KEY,
+} from "../../src/desired/encryption/secret.js";
 import { contentHash, parseIntegrityReport, type IntegrityReport } from "../../src/evidence/agentreports.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { useControlPlane } from "../support/controlplane.js";
@@ -206,10 +213,87 @@ describe("node agent process: probes, and a single-file mount replaced on the ho
     );
     expect(change.old?.sha256).to.equal(contentHash(OLD));
     expect(change.new?.sha256).to.equal(contentHash(NEW));
+    // The restart it made is still recorded in the report after it (and paces restarts in a rename loop).
+    const after = await integrity();
+    expect(after?.remounts?.map((r) => r.paths)).to.deep.equal([[KUBELET]]);
     second.child.kill("SIGTERM");
     expect(await second.exit).to.equal(0);
     console.log(
       `      [agent] stale kubelet config mount: exit 75 ${(exitedIn / 1000).toFixed(1)} s after the rename`,
     );
+  });
+
+  it("a FIFO at a delivered path never hangs the sync: the audit policy replaces it, the EncryptionConfiguration is refused; a killed write's temp files go at start", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "csp-agent-fifo-"));
+    dirs.push(dir);
+    const out = join(dir, "etc/kubernetes/csp-operator");
+    mkdirSync(out, { recursive: true });
+    const audit = join(out, "audit-policy.yaml");
+    const enc = join(out, "encryption-config.yaml");
+    execFileSync("mkfifo", [audit]);
+    execFileSync("mkfifo", [enc]);
+    // What a SIGKILL between creating the temp file and renaming it leaves.
+    const temp = join(out, ".encryption-config.yaml.0123456789ab.tmp");
+    writeFileSync(temp, "partial", { mode: 0o600 });
+    const policy = "apiVersion: audit.k8s.io/v1\nkind: Policy\n";
+    await ok(["apply", "-f", "-"], JSON.stringify(auditPolicyConfigMap("fifo", policy)));
+    const encYaml =
+      "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n" +
+      "  - resources: [secrets]\n    providers:\n      - identity: {}\n";
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: {
+          name: "csp-fifo-encryption",
+          namespace: "csp-system",
+          labels: {
+            [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+            [COMPONENT_LABEL]: ENCRYPTION_COMPONENT,
+            [POLICY_LABEL]: "fifo",
+          },
+        },
+        data: { [ENCRYPTION_CONFIG_KEY]: Buffer.from(encYaml).toString("base64") },
+      }),
+    );
+    const a = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node: "fifo-node", auditPolicyPath: audit, encryptionConfigPath: enc, resyncMs: 1000 },
+      silentLogger(),
+    );
+    try {
+      expect(await a.start()).to.equal(true);
+      expect(existsSync(temp)).to.equal(false);
+      const files = await eventually("the report naming both files", async () => {
+        const raw = await ok([
+          "get",
+          "cm",
+          "csp-agent-fifo-node",
+          "-n",
+          "csp-system",
+          "-o",
+          "jsonpath={.data.files\\.json}",
+        ]).catch(() => "");
+        const f = raw ? (JSON.parse(raw) as { path: string; sha256: string; error?: string }[]) : [];
+        return f.length === 2 ? f : undefined;
+      });
+      expect(files.find((f) => f.path === audit)).to.include({ sha256: contentHash(policy) });
+      expect(files.find((f) => f.path === audit)?.error).to.equal(undefined);
+      expect(readFileSync(audit, "utf8")).to.equal(policy);
+      // (The report's redaction may mask a random-looking temp directory name in the path.)
+      expect(files.find((f) => f.path === enc)?.error).to.match(
+        /^not overwriting \/.*encryption-config\.yaml: it is a FIFO, not a regular file \(ENOTREG\), so the keys it holds cannot be checked;/,
+      );
+      await a.idle();
+      expect(a.notReadyReason()).to.equal(undefined);
+      expect(a.syncRunningFor()).to.equal(undefined);
+    } finally {
+      const t0 = Date.now();
+      await a.stop();
+      expect(Date.now() - t0).to.be.below(10_000);
+      await ok(["delete", "cm", "-n", "csp-system", "csp-fifo-audit-policy", "--ignore-not-found"]);
+      await ok(["delete", "secret", "-n", "csp-system", "csp-fifo-encryption", "--ignore-not-found"]);
+    }
   });
 });

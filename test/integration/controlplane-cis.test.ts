@@ -319,6 +319,19 @@ describe("controlPlane area: in-cluster CIS checks (real API server)", function 
       "Pod/cis-env/web-2",
       "Pod/cis-env/web-3",
     ]);
+    // Pages over a byte cap are asked for again from the same continue token with fewer pods: the real
+    // API server takes the smaller limit with the token, and no Pod is skipped or counted twice.
+    const all = await new PolicyObjectReader(
+      new RestClient(loadKubeConfig(cp().kubeconfigPath)),
+    ).secretEnvironment();
+    const capped = await new PolicyObjectReader(
+      new RestClient(loadKubeConfig(cp().kubeconfigPath)),
+      0,
+      50,
+      1024,
+    ).secretEnvironment();
+    expect(capped).to.deep.equal(all);
+    expect(capped.podsScanned).to.be.at.least(3);
     for (const name of ["web-2", "web-3"]) await ok(["delete", "pod", "-n", "cis-env", name, "--wait=true"]);
     const everything = await ok(["get", "csp", "cis", "-o", "json"]);
     expect(everything).to.not.contain("not-a-secret-literal");

@@ -288,4 +288,76 @@ describe("file integrity monitoring (real API server, agent on a temp host root)
     expect(f.message).to.include(KEY);
     expect(filesUnchanged(s)).to.include({ status: "False" });
   });
+
+  it("a report deleted by hand comes back; a Node re-created with a new uid owns it again, and the GC leaves it", async () => {
+    const node = "fim-reown";
+    const report = `csp-agent-${node}`;
+    const nodeJson = JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: node } });
+    const uidOf = (kind: string, name: string, ns: string[] = []) =>
+      ok(["get", kind, name, ...ns, "-o", "jsonpath={.metadata.uid}"]);
+    const owner = () =>
+      ok([
+        "get",
+        "cm",
+        report,
+        "-n",
+        "csp-system",
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].uid}",
+      ]).catch(() => undefined);
+    await ok(["create", "-f", "-"], nodeJson);
+    const uid1 = await uidOf("node", node);
+    const dir = mkdtempSync(join(tmpdir(), "csp-fim-reown-"));
+    mkdirSync(join(dir, "etc/kubernetes"), { recursive: true });
+    const a = new Agent(
+      loadKubeConfig(cp().kubeconfigPath),
+      { node, hostRoot: dir, resyncMs: 1000 },
+      silentLogger(),
+    );
+    try {
+      expect(await a.start()).to.equal(true);
+      await eventually("the report owned by the Node", async () => (await owner()) === uid1);
+      const first = await uidOf("cm", report, ["-n", "csp-system"]);
+      // Deleted by hand: written again (a new object), still owned by the Node.
+      await ok(["delete", "cm", report, "-n", "csp-system"]);
+      await eventually("the report written again", async () => {
+        const u = await uidOf("cm", report, ["-n", "csp-system"]).catch(() => first);
+        return u !== first && (await owner()) === uid1;
+      });
+      // The Node re-registers under a new uid: the garbage collector deletes what the old one owned, and the
+      // agent writes its report again, owned by the new Node.
+      await ok(["delete", "node", node]);
+      await ok(["create", "-f", "-"], nodeJson);
+      const uid2 = await uidOf("node", node);
+      expect(uid2).to.not.equal(uid1);
+      await eventually("the report owned by the new Node", async () => (await owner()) === uid2, 60_000);
+      const reowned = await uidOf("cm", report, ["-n", "csp-system"]);
+      // A canary owned by the old Node: once the garbage collector removed it, it has judged the old owner;
+      // the report (owned by the new one) is still the same object.
+      await ok(
+        ["create", "-f", "-"],
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: {
+            name: "fim-reown-canary",
+            namespace: "csp-system",
+            ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node, uid: uid1 }],
+          },
+        }),
+      );
+      await eventually(
+        "the garbage collector to remove what the old Node owned",
+        async () => !(await ok(["get", "cm", "-n", "csp-system", "-o", "name"])).includes("fim-reown-canary"),
+        60_000,
+      );
+      expect(await uidOf("cm", report, ["-n", "csp-system"])).to.equal(reowned);
+      expect(await owner()).to.equal(uid2);
+    } finally {
+      await a.stop();
+      await ok(["delete", "cm", report, "-n", "csp-system", "--ignore-not-found"]);
+      await ok(["delete", "node", node, "--ignore-not-found"]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

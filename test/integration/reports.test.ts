@@ -10,6 +10,8 @@ import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { installGrantableRole } from "../support/grantable.js";
 import { kubectlOk } from "../support/kubectl.js";
+import { ReportClient } from "../../src/cluster/reports.js";
+import { kindsInDiscovery, REPORT_APIS, type ReportObject } from "../../src/reports/kinds.js";
 
 interface Summary {
   pass: number;
@@ -291,6 +293,67 @@ describe("policy reports (real API server)", function () {
       "Report in rc",
       async () => byNamespace(await reports("reports.openreports.io")).get("rc")?.summary.fail,
     );
+  });
+
+  it("a terminating namespace is skipped like a missing one; a create-only write never takes over a report", async () => {
+    const [k] = kindsInDiscovery(REPORT_APIS[0]!, [{ name: "reports", kind: "Report", namespaced: true }]);
+    const client = new ReportClient(kc);
+    const mine = (await reports("reports.openreports.io")).find((r) => r.metadata.namespace === "ra")!;
+    const report = (namespace: string, name: string): ReportObject => ({
+      apiVersion: "openreports.io/v1alpha1",
+      kind: "Report",
+      metadata: { name, namespace, labels: {}, ownerReferences: [] },
+      summary: mine.summary,
+      results: [],
+    });
+    // A namespace held in Terminating by a finalizer: NamespaceLifecycle refuses new content with a 403.
+    await ok(["create", "namespace", "rterm"]);
+    const held = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "hold", namespace: "rterm", finalizers: ["example.com/hold"] },
+    };
+    await ok(["apply", "-f", "-"], JSON.stringify(held));
+    await ok(["delete", "namespace", "rterm", "--wait=false"]);
+    try {
+      await eventually(
+        "rterm Terminating",
+        async () => (await ok(["get", "ns", "rterm", "-o", "jsonpath={.status.phase}"])) === "Terminating",
+      );
+      expect(await client.apply(k!, report("rterm", "x"))).to.equal("namespaceGone");
+      expect(await client.apply(k!, report("rterm", "x"), true)).to.equal("namespaceGone");
+    } finally {
+      await ok([
+        "patch",
+        "configmap",
+        "hold",
+        "-n",
+        "rterm",
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+      ]);
+    }
+    // A report someone else created at a name: the create-only apply is refused (409), nothing changes.
+    await ok(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        ...report("ra", "foreign"),
+        summary: { pass: 7, fail: 0, warn: 0, error: 0, skip: 0 },
+      }),
+    );
+    const before = JSON.parse(
+      await ok(["get", "reports.openreports.io", "foreign", "-n", "ra", "-o", "json"]),
+    ) as Report;
+    expect(await client.apply(k!, report("ra", "foreign"), true)).to.equal("exists");
+    const after = JSON.parse(
+      await ok(["get", "reports.openreports.io", "foreign", "-n", "ra", "-o", "json"]),
+    ) as Report;
+    expect(after.metadata.resourceVersion).to.equal(before.metadata.resourceVersion);
+    expect(after.summary.pass).to.equal(7);
+    // At a free name it creates.
+    expect(await client.apply(k!, report("ra", "fresh"), true)).to.equal("written");
+    await ok(["delete", "reports.openreports.io", "foreign", "fresh", "-n", "ra"]);
   });
 
   it("deleting the policy garbage-collects every report it owns", async () => {

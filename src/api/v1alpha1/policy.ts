@@ -547,6 +547,34 @@ export const specSchema = obj(
               ),
               { description: "Accepted file changes.", maxItems: 512 },
             ),
+            trustBaseline: arrayOf(
+              obj(
+                {
+                  node: str({
+                    description: "The node whose baseline is trusted anew.",
+                    minLength: 1,
+                    maxLength: 253,
+                  }),
+                  baselineAt: str({
+                    description:
+                      "The `baselineAt` of the node's report whose baseline becomes the trusted one (as FILE-BASELINE-CHANGED names it); a report with another baselineAt is still judged against the trusted baseline.",
+                    minLength: 1,
+                    maxLength: 64,
+                  }),
+                  reason: str({
+                    description: "Why the node's baseline is trusted anew (audit trail).",
+                    minLength: 1,
+                    maxLength: 1024,
+                  }),
+                },
+                {
+                  description:
+                    "A reset of the baseline the operator trusts for a node (a reinstalled node, a retake after an upgrade).",
+                  required: ["node", "baselineAt", "reason"],
+                },
+              ),
+              { description: "Nodes whose reported baseline is trusted anew, once.", maxItems: 64 },
+            ),
           },
           {
             description:
@@ -727,7 +755,11 @@ export const statusSchema = obj(
         namespaces: int({ description: "Namespaces selected.", minimum: 0 }),
         managedObjects: int({ description: "Objects the policy manages.", minimum: 0 }),
         drifted: int({ description: "Differences found (the list may be truncated).", minimum: 0 }),
-        findings: int({ description: "Findings (the list may be truncated).", minimum: 0 }),
+        findings: int({
+          description:
+            "Findings that count against Compliant: every severity but Info (checks that could not be evaluated), also those past the bounded status.findings list.",
+          minimum: 0,
+        }),
         findingsBySeverity: obj(
           {
             Critical: int({ description: "Critical findings.", minimum: 0 }),

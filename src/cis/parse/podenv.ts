@@ -4,13 +4,19 @@
  * workload, container, variable, Secret and key — never a value: a literal `env[].value` is not even read.
  *
  * Pods are folded into workloads as they come (a paged LIST hands them over page by page), so what is
- * held between pages is the finding data only, bounded by {@link MAX_SECRET_ENV_WORKLOADS} and
- * {@link MAX_USES_PER_WORKLOAD}.
+ * held between pages is the finding data only, bounded by {@link MAX_SECRET_ENV_WORKLOADS} (at most
+ * {@link MAX_SECRET_ENV_WORKLOADS_PER_NAMESPACE} per namespace) and {@link MAX_USES_PER_WORKLOAD}.
  */
 import { safeText } from "../output/text.js";
 
 /** Workloads kept with their details; more are counted. */
 export const MAX_SECRET_ENV_WORKLOADS = 1000;
+/**
+ * Workloads kept per namespace; more are counted. Slots are taken first come, so without it one namespace
+ * (a user with `edit` creating 1000 pods) could take all of them and leave other namespaces' workloads
+ * unnamed.
+ */
+export const MAX_SECRET_ENV_WORKLOADS_PER_NAMESPACE = 100;
 /** Uses (container + variable) kept per workload; more are counted. */
 export const MAX_USES_PER_WORKLOAD = 20;
 /** A name from a Pod spec is cut to this many characters in evidence. */
@@ -93,6 +99,7 @@ export function secretEnvUses(pod: unknown): string[] {
 /** Folds Pods, page by page, into the 5.4.1 finding data (never the Pods themselves). */
 export class SecretEnvCollector {
   private readonly byWorkload = new Map<string, { pods: number; uses: Set<string>; truncated: boolean }>();
+  private readonly perNamespace = new Map<string, number>();
   private more = 0;
   private scanned = 0;
 
@@ -103,10 +110,16 @@ export class SecretEnvCollector {
     const resource = workloadOf(pod);
     let w = this.byWorkload.get(resource);
     if (w === undefined) {
-      if (this.byWorkload.size >= MAX_SECRET_ENV_WORKLOADS) {
+      const ns = name(rec(rec(pod).metadata).namespace, "default");
+      const inNamespace = this.perNamespace.get(ns) ?? 0;
+      if (
+        this.byWorkload.size >= MAX_SECRET_ENV_WORKLOADS ||
+        inNamespace >= MAX_SECRET_ENV_WORKLOADS_PER_NAMESPACE
+      ) {
         this.more++;
         return;
       }
+      this.perNamespace.set(ns, inNamespace + 1);
       w = { pods: 0, uses: new Set(), truncated: false };
       this.byWorkload.set(resource, w);
     }

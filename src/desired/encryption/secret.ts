@@ -124,12 +124,32 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** How far in the future a stored timestamp may be (clock skew between replicas) and still be kept. */
+export const RECORD_CLOCK_SKEW_MS = 5 * 60_000;
+const RFC3339 =
+  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
+
+/**
+ * A stored timestamp as kept: a strict RFC 3339 time no later than `now` plus the clock skew, else
+ * undefined. Only bookkeeping (metrics, "since"), never a reason to stop the key ring: a bad one is
+ * treated as absent, and the plan stamps it anew.
+ */
+export function recordTime(v: unknown, now: Date): string | undefined {
+  if (typeof v !== "string" || !RFC3339.test(v)) return undefined;
+  const t = Date.parse(v);
+  return Number.isFinite(t) && t <= now.getTime() + RECORD_CLOCK_SKEW_MS ? v : undefined;
+}
+
 /**
  * Reads the record from the Secret's data (base64 values, as the API returns them). Throws
  * RotationStateError naming the field when the Secret was edited into something inconsistent; the message
- * never contains key material.
+ * never contains key material. A `phaseSince` or `rotationCompletedAt` that is not a strict RFC 3339 time,
+ * or lies in the future (beyond {@link RECORD_CLOCK_SKEW_MS} after `now`), is dropped (see {@link recordTime}).
  */
-export function parseEncryptionRecord(data: Record<string, string> | undefined): EncryptionRecord {
+export function parseEncryptionRecord(
+  data: Record<string, string> | undefined,
+  now: Date = new Date(),
+): EncryptionRecord {
   const raw = data?.[ENCRYPTION_STATE_KEY];
   if (raw === undefined) throw new RotationStateError(`data.${ENCRYPTION_STATE_KEY} is missing`);
   let parsed: unknown;
@@ -175,11 +195,8 @@ export function parseEncryptionRecord(data: Record<string, string> | undefined):
     record[field] = v;
   }
   for (const field of ["phaseSince", "rotationCompletedAt"] as const) {
-    const v = parsed[field];
-    if (v === undefined) continue;
-    if (typeof v !== "string" || Number.isNaN(Date.parse(v)))
-      throw new RotationStateError(`data.${ENCRYPTION_STATE_KEY}: ${field} must be an RFC 3339 time`);
-    record[field] = v;
+    const v = recordTime(parsed[field], now);
+    if (v !== undefined) record[field] = v;
   }
   const strings = (v: unknown, field: string): string[] | undefined => {
     if (v === undefined) return undefined;

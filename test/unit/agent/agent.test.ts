@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { KubeConfig } from "@kubernetes/client-node";
-import { Agent, writeError } from "../../../src/agent/agent.js";
+import { Agent, SYNC_STUCK_MS, writeError } from "../../../src/agent/agent.js";
 import { silentLogger } from "../../../src/observability/logger.js";
 
 describe("agent: write errors and readiness", () => {
@@ -38,5 +38,26 @@ describe("agent: write errors and readiness", () => {
     });
     const a = new Agent(kc, { node: "n", auditPolicyPath: "/tmp/x.yaml" }, silentLogger());
     expect(a.notReadyReason()).to.equal("the watches of csp-system have not synced yet");
+  });
+
+  it("is not live while one sync has been running for more than SYNC_STUCK_MS (10 min)", () => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: "https://127.0.0.1:1" }],
+      users: [{ name: "u" }],
+      contexts: [{ name: "x", cluster: "c", user: "u" }],
+      currentContext: "x",
+    });
+    const a = new Agent(kc, { node: "n" }, silentLogger());
+    expect(a.syncRunningFor()).to.equal(undefined);
+    expect(a.stuckReason()).to.equal(undefined);
+    // A sync started at t0 (what syncOnce records) and never finished.
+    const t0 = Date.now();
+    (a as unknown as { syncStartedAt: number }).syncStartedAt = t0;
+    expect(a.syncRunningFor(t0 + 5000)).to.equal(5000);
+    expect(a.stuckReason(t0 + SYNC_STUCK_MS)).to.equal(undefined);
+    expect(a.stuckReason(t0 + SYNC_STUCK_MS + 1000)).to.equal(
+      "a sync has been running for 601 s (limit 600 s)",
+    );
   });
 });

@@ -6,14 +6,22 @@ import {
   mkdirSync,
   mkdtempSync,
   rmSync,
+  closeSync,
+  openSync,
   symlinkSync,
+  truncateSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acceptEntry, acceptEntryYaml, AcceptError } from "../../../src/agent/accept.js";
-import { IntegrityMonitor, MAX_REPORTED_CHANGES } from "../../../src/agent/integrity.js";
+import {
+  IntegrityMonitor,
+  MAX_REMOUNTS_PER_HOUR,
+  MAX_REPORTED_CHANGES,
+} from "../../../src/agent/integrity.js";
 import {
   agentReportConfigMap,
   contentHash,
@@ -22,6 +30,7 @@ import {
   type IntegrityReport,
 } from "../../../src/evidence/agentreports.js";
 import {
+  accepts,
   describeChange,
   EVENTS_PER_NODE,
   fileIntegrityArea,
@@ -564,6 +573,75 @@ describe("file integrity: red-team findings", () => {
     }
   });
 
+  it("renames of a single-file mount in a loop: a restart recorded in the report (kept across it), at most MAX_REMOUNTS_PER_HOUR an hour", async function () {
+    const host = join(root, "hostside");
+    mkdirSync(host);
+    const CONTENT = "kind: KubeletConfiguration\n";
+    writeFileSync(join(host, "config.yaml"), CONTENT, { mode: 0o644 });
+    const mount = () =>
+      execFileSync("mount", ["--bind", join(host, "config.yaml"), join(root, KUBELET)], { stdio: "ignore" });
+    try {
+      mount();
+    } catch {
+      this.skip(); // no bind mounts here (not root, or no CAP_SYS_ADMIN)
+    }
+    let last: string | undefined;
+    const t0 = Date.parse("2026-03-01T00:00:00Z");
+    try {
+      for (let cycle = 0; cycle <= MAX_REMOUNTS_PER_HOUR; cycle++) {
+        const m = new IntegrityMonitor(root);
+        try {
+          m.restore(last);
+          const at = new Date(t0 + cycle * 60_000);
+          const started = await m.scan(new Map(), at);
+          // What the last restart was for is still in the report after it (no change is left to show it).
+          expect(started.changes).to.deep.equal([]);
+          expect(started.remounts?.length ?? 0).to.equal(cycle);
+          expect(m.remountDecision()).to.equal(undefined);
+          // Same bytes, new inode.
+          writeFileSync(join(host, "config.new"), CONTENT, { mode: 0o644 });
+          execFileSync("mv", [join(host, "config.new"), join(host, "config.yaml")]);
+          const r = await m.scan(new Map(), new Date(at.getTime() + 1000));
+          expect(r.changes.map((c) => [c.path, c.new?.type])).to.deep.equal([[KUBELET, "unreadable"]]);
+          if (cycle < MAX_REMOUNTS_PER_HOUR) {
+            expect(m.remountDecision()).to.equal("restart");
+            expect(r.remounts?.at(-1)).to.deep.equal({
+              at: new Date(at.getTime() + 1000).toISOString(),
+              paths: [KUBELET],
+            });
+          } else {
+            // Too many within the hour: the agent stays up, the stale mount stays reported as a change.
+            expect(m.remountDecision()).to.equal("stay");
+            expect(r.remounts).to.have.length(MAX_REMOUNTS_PER_HOUR);
+            // Still stale an hour after the first restart: one is allowed again.
+            const later = await m.scan(new Map(), new Date(t0 + 3_601_000));
+            expect(m.remountDecision()).to.equal("restart");
+            expect(later.remounts).to.have.length(MAX_REMOUNTS_PER_HOUR + 1);
+          }
+          last = asConfigMaps("cp1", r)[0]!.data!["integrity.json"];
+        } finally {
+          m.close();
+        }
+        execFileSync("umount", [join(root, KUBELET)]);
+        mount(); // the kubelet starts the container again with a fresh mount
+      }
+      // An hour later, a restart is allowed again.
+      const m = new IntegrityMonitor(root);
+      try {
+        m.restore(last);
+        await m.scan(new Map(), new Date(t0 + 3_700_000));
+        writeFileSync(join(host, "config.new"), CONTENT, { mode: 0o644 });
+        execFileSync("mv", [join(host, "config.new"), join(host, "config.yaml")]);
+        await m.scan(new Map(), new Date(t0 + 3_701_000));
+        expect(m.remountDecision()).to.equal("restart");
+      } finally {
+        m.close();
+      }
+    } finally {
+      execFileSync("umount", [join(root, KUBELET)]);
+    }
+  });
+
   it("a symlink's target rewritten (resolved inside the host root) is a change of the link", async () => {
     mkdirSync(join(root, "opt/certs"), { recursive: true });
     writeFileSync(join(root, "opt/certs/ca.crt"), "CA 1\n");
@@ -604,7 +682,7 @@ describe("file integrity: red-team findings", () => {
     const m = new IntegrityMonitor(root);
     try {
       const first = await m.scan();
-      const t0 = judgeBaseline("cp1", undefined, first, new Set());
+      const t0 = judgeBaseline("cp1", undefined, first, new Map());
       expect(t0.finding).to.equal(undefined);
       // The agent's own write of the audit policy moves the baseline: trusted.
       const audit = "/etc/kubernetes/csp-operator/audit-policy.yaml";
@@ -613,7 +691,7 @@ describe("file integrity: red-team findings", () => {
       const hash = contentHash("rules: []\n");
       const second = await m.scan(new Map([[audit, hash]]));
       expect(Object.keys(second.baseline)).to.include(audit);
-      const t1 = judgeBaseline("cp1", t0.known, second, new Set([hash]));
+      const t1 = judgeBaseline("cp1", t0.known, second, new Map([[audit, new Set([hash])]]));
       expect(t1.finding).to.equal(undefined);
       // Someone patches the report: the manifest's baseline entry now says what the edited file hashes to.
       writeFileSync(join(root, MANIFEST), "kind: Pod\nspec: {hostPID: true}\n");
@@ -623,19 +701,30 @@ describe("file integrity: red-team findings", () => {
         baseline: { ...third.baseline, [MANIFEST]: third.changes[0]!.new! },
         changes: [],
       };
-      const t2 = judgeBaseline("cp1", t1.known, forged, new Set([hash]));
+      const t2 = judgeBaseline("cp1", t1.known, forged, new Map([[audit, new Set([hash])]]));
       expect(t2.finding).to.include({ id: "FILE-BASELINE-CHANGED", severity: "High", resource: "Node/cp1" });
       expect(t2.finding!.message).to.include(MANIFEST);
       // It stays while the forged baseline stays; a forged own-write path with an unknown hash counts too.
-      expect(judgeBaseline("cp1", t2.known, forged, new Set([hash])).finding).to.not.equal(undefined);
+      expect(
+        judgeBaseline("cp1", t2.known, forged, new Map([[audit, new Set([hash])]])).finding,
+      ).to.not.equal(undefined);
       const other = {
         ...third,
         baseline: { ...third.baseline, [audit]: { ...third.baseline[audit]!, sha256: contentHash("x") } },
       };
-      expect(judgeBaseline("cp1", t1.known, other, new Set([hash])).finding?.message).to.include(audit);
-      // A baseline retaken with a note is FILE-BASELINE-RETAKEN's business: trusted afresh.
+      expect(
+        judgeBaseline("cp1", t1.known, other, new Map([[audit, new Set([hash])]])).finding?.message,
+      ).to.include(audit);
+      // A baseline retaken with a note is still compared with the trusted one: the forged entry stays
+      // FILE-BASELINE-CHANGED (a note is no proof), until its new state is accepted.
       const retaken = { ...forged, baselineAt: "2027-01-01T00:00:00.000Z", note: "retaken" };
-      expect(judgeBaseline("cp1", t2.known, retaken, new Set()).finding).to.equal(undefined);
+      const t3 = judgeBaseline("cp1", t2.known, retaken, new Map([[audit, new Set([hash])]]));
+      expect(t3.finding?.message).to.include(MANIFEST);
+      const n = forged.baseline[MANIFEST]!;
+      const accept = [{ path: MANIFEST, sha256: n.sha256, reason: "upgrade" }];
+      const t4 = judgeBaseline("cp1", t3.known, retaken, new Map([[audit, new Set([hash])]]), accept);
+      expect(t4.finding).to.equal(undefined);
+      expect(t4.known.baselineAt).to.equal("2027-01-01T00:00:00.000Z");
     } finally {
       m.close();
     }
@@ -758,8 +847,8 @@ describe("file integrity: hard links and the kubelet's kubeadm flags", () => {
     expect(r.changes).to.deep.equal([]);
     expect(r.baseline[KEY]?.nlink).to.equal(1);
     // The operator does not count the link counts appearing as a baseline moved by someone else.
-    const known = judgeBaseline("cp1", undefined, stripped, new Set());
-    expect(judgeBaseline("cp1", known.known, r, new Set()).finding).to.equal(undefined);
+    const known = judgeBaseline("cp1", undefined, stripped, new Map());
+    expect(judgeBaseline("cp1", known.known, r, new Map()).finding).to.equal(undefined);
     linkSync(join(root, KEY), join(root, "etc/kubernetes/pki/copy.key"));
     const after = await m.scan();
     expect(after.changes.find((c) => c.path === KEY)?.new?.nlink).to.equal(2);
@@ -767,12 +856,12 @@ describe("file integrity: hard links and the kubelet's kubeadm flags", () => {
 
   it("a link count patched in the reported baseline is FILE-BASELINE-CHANGED; a malformed one is unreadable", async () => {
     const r = await monitor().scan();
-    const known = judgeBaseline("cp1", undefined, r, new Set()).known;
+    const known = judgeBaseline("cp1", undefined, r, new Map()).known;
     const forged: IntegrityReport = {
       ...r,
       baseline: { ...r.baseline, [KEY]: { ...r.baseline[KEY]!, nlink: 2 } },
     };
-    expect(judgeBaseline("cp1", known, forged, new Set()).finding?.message).to.include(KEY);
+    expect(judgeBaseline("cp1", known, forged, new Map()).finding?.message).to.include(KEY);
     const bad = JSON.parse(JSON.stringify(r)) as { baseline: Record<string, { nlink?: unknown }> };
     bad.baseline[KEY]!.nlink = -1;
     expect(parseIntegrityReport(JSON.stringify(bad)).ok).to.equal(false);
@@ -780,6 +869,100 @@ describe("file integrity: hard links and the kubelet's kubeadm flags", () => {
     expect(parseIntegrityReport(JSON.stringify(bad)).ok).to.equal(false);
     const back = parseIntegrityReport(JSON.stringify(r));
     expect(back.ok && back.value.baseline[KEY]?.nlink).to.equal(1);
+  });
+
+  it("a hard link to a file the agent delivered is a change: the own-write rule takes only a single-link file", async () => {
+    const m = monitor();
+    await m.scan();
+    const enc = "/etc/kubernetes/csp-operator/encryption-config.yaml";
+    mkdirSync(join(root, "etc/kubernetes/csp-operator"), { mode: 0o700 });
+    writeFileSync(join(root, enc), "kind: EncryptionConfiguration\n", { mode: 0o600 });
+    const own = new Map([[enc, contentHash("kind: EncryptionConfiguration\n")]]);
+    expect((await m.scan(own)).changes).to.deep.equal([]);
+    mkdirSync(join(root, "tmp"));
+    linkSync(join(root, enc), join(root, "tmp/keys-copy"));
+    const r = await m.scan(own);
+    expect(r.changes.map((c) => [c.path, c.old?.nlink, c.new?.nlink])).to.deep.equal([[enc, 1, 2]]);
+    expect(r.baseline[enc]?.nlink).to.equal(1);
+    // Delivered again while the link is there (a new hash): still a change, never the baseline.
+    writeFileSync(join(root, enc), "kind: EncryptionConfiguration # 2\n");
+    const again = await m.scan(new Map([[enc, contentHash("kind: EncryptionConfiguration # 2\n")]]));
+    expect(again.changes.map((c) => [c.path, c.new?.nlink])).to.deep.equal([[enc, 2]]);
+  });
+
+  it("link counts are filled in only on the first scan after restore: a link added later is never absorbed", async () => {
+    const old = await monitor().scan();
+    const stripped: IntegrityReport = {
+      ...old,
+      baseline: Object.fromEntries(
+        Object.entries(old.baseline).map(([p, e]) => {
+          const { nlink: _n, ...rest } = e;
+          return [p, rest];
+        }),
+      ),
+    };
+    // Edited while the older agent ran: an open change at the upgrade, so it gets no count then.
+    writeFileSync(join(root, KEY), "EDITED\n");
+    const m = monitor();
+    m.restore(JSON.stringify(stripped));
+    expect((await m.scan()).baseline[KEY]?.nlink).to.equal(undefined);
+    mkdirSync(join(root, "tmp"));
+    linkSync(join(root, KEY), join(root, "tmp/ca.key"));
+    await m.scan();
+    // Reverted in place (the same inode keeps its second name): the link is still a change.
+    writeFileSync(join(root, KEY), "-----BEGIN PRIVATE KEY-----\n");
+    const r = await m.scan();
+    expect(r.changes.map((c) => [c.path, c.old?.nlink, c.new?.nlink])).to.deep.equal([[KEY, undefined, 2]]);
+    expect(r.baseline[KEY]?.nlink).to.equal(undefined);
+    unlinkSync(join(root, "tmp/ca.key"));
+    expect((await m.scan()).changes).to.deep.equal([]);
+  });
+
+  it("an accept entry never covers a link count other than the baseline's (1 when it has none)", () => {
+    const e = (nlink?: number, sha = "sha256:aa") => ({
+      type: "file" as const,
+      sha256: sha,
+      mode: "0600",
+      uid: 0,
+      gid: 0,
+      size: 1,
+      mtime: "2026-01-01T00:00:00.000Z",
+      ...(nlink !== undefined ? { nlink } : {}),
+    });
+    const a = { path: MANIFEST, sha256: "sha256:aa", mode: "0600", owner: "0:0", reason: "ok" };
+    const seenAt = "2026-01-01T00:00:00.000Z";
+    expect(accepts(a, "n", { path: MANIFEST, new: e(1), seenAt })).to.equal(true);
+    expect(accepts(a, "n", { path: MANIFEST, new: e(3), seenAt })).to.equal(false);
+    expect(accepts(a, "n", { path: MANIFEST, old: e(1, "sha256:bb"), new: e(3), seenAt })).to.equal(false);
+    expect(accepts(a, "n", { path: MANIFEST, old: e(undefined, "sha256:bb"), new: e(3), seenAt })).to.equal(
+      false,
+    );
+    expect(accepts(a, "n", { path: MANIFEST, old: e(undefined, "sha256:bb"), new: e(1), seenAt })).to.equal(
+      true,
+    );
+    expect(accepts(a, "n", { path: MANIFEST, old: e(2, "sha256:bb"), new: e(2), seenAt })).to.equal(true);
+  });
+
+  it("a huge sparse file is not read (size, inode and ctime stand for it): the scan stays fast, a write is a change", async () => {
+    const big = "/etc/kubernetes/big.conf";
+    writeFileSync(join(root, big), "");
+    truncateSync(join(root, big), 2 ** 40);
+    symlinkSync(big, join(root, "etc/kubernetes/big-link.conf"));
+    const m = monitor();
+    const t0 = Date.now();
+    const first = await m.scan();
+    expect(Date.now() - t0).to.be.below(5000);
+    expect(first.baseline[big]).to.include({ type: "file", size: 2 ** 40 });
+    expect(first.baseline[big]!.sha256).to.match(/^sha256:[0-9a-f]{64}$/);
+    const fd = openSync(join(root, big), "r+");
+    try {
+      writeSync(fd, "x", 0);
+    } finally {
+      closeSync(fd);
+    }
+    const r = await m.scan();
+    expect(r.changes.map((c) => c.path).sort()).to.deep.equal(["/etc/kubernetes/big-link.conf", big]);
+    expect(Date.now() - t0).to.be.below(10_000);
   });
 
   it("monitors /var/lib/kubelet/kubeadm-flags.env: an edit is a change", async () => {

@@ -5,6 +5,7 @@ import type { PolicyInputs } from "../../../src/cis/checks/policies.js";
 import { policyTargets, runPolicyChecks } from "../../../src/cis/checks/policies.js";
 import {
   MAX_SECRET_ENV_WORKLOADS,
+  MAX_SECRET_ENV_WORKLOADS_PER_NAMESPACE,
   MAX_USES_PER_WORKLOAD,
   SecretEnvCollector,
   scanSecretEnv,
@@ -210,7 +211,10 @@ describe("cis/policies 5.x", () => {
       valueFrom: { secretKeyRef: { name: "s", key: `k${i}` } },
     }));
     for (let i = 0; i < MAX_SECRET_ENV_WORKLOADS + 3; i++)
-      c.add({ metadata: { namespace: "n", name: `p${i}` }, spec: { containers: [{ name: "c", env }] } });
+      c.add({
+        metadata: { namespace: `n${i % 20}`, name: `p${i}` },
+        spec: { containers: [{ name: "c", env }] },
+      });
     const scan = c.result();
     expect(scan.workloads).to.have.length(MAX_SECRET_ENV_WORKLOADS);
     expect(scan.morePods).to.equal(3);
@@ -220,6 +224,27 @@ describe("cis/policies 5.x", () => {
     expect(targets[0]!.results.find((x) => x.id === "5.4.1")!.evidence).to.contain(
       "3 pod(s) of workloads not listed",
     );
+  });
+
+  it("5.4.1 bounds workloads per namespace: one namespace cannot take every slot", () => {
+    const c = new SecretEnvCollector();
+    const pod = (namespace: string, name: string) => ({
+      metadata: { namespace, name },
+      spec: {
+        containers: [
+          { name: "c", env: [{ name: "V", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] },
+        ],
+      },
+    });
+    // Listed first (alphabetically), the attacker's namespace fills up before the victim's.
+    for (let i = 0; i < MAX_SECRET_ENV_WORKLOADS + 10; i++) c.add(pod("aaa-attacker", `p${i}`));
+    c.add(pod("shop", "web"));
+    const scan = c.result();
+    expect(scan.workloads.filter((w) => w.resource.startsWith("Pod/aaa-attacker/"))).to.have.length(
+      MAX_SECRET_ENV_WORKLOADS_PER_NAMESPACE,
+    );
+    expect(scan.workloads.map((w) => w.resource)).to.include("Pod/shop/web");
+    expect(scan.morePods).to.equal(MAX_SECRET_ENV_WORKLOADS + 10 - MAX_SECRET_ENV_WORKLOADS_PER_NAMESPACE);
   });
 
   it("names a hostile workload or variable name on one line", () => {

@@ -109,7 +109,10 @@ describe("retry of 429 and Retry-After answers (pure policy, fake sleep)", () =>
 
   it("honours Retry-After up to the cap, backs off exponentially without one, and stops after maxAttempts", () => {
     const p = { ...DEFAULT_RETRY, random: () => 0 };
-    expect(retryDelay(p, 1, "GET", 429, 0)).to.equal(0);
+    // Retry-After: 0 (or an HTTP date in the past, parsed as 0) still waits the base backoff.
+    expect(retryDelay(p, 1, "GET", 429, 0)).to.equal(DEFAULT_RETRY.baseWaitMs);
+    expect(retryDelay(p, 3, "GET", 429, 0)).to.equal(DEFAULT_RETRY.baseWaitMs);
+    expect(retryDelay(p, 1, "GET", 429, 200)).to.equal(DEFAULT_RETRY.baseWaitMs);
     expect(retryDelay(p, 1, "GET", 429, 32_000)).to.equal(5_000); // cut to the cap
     expect([1, 2, 3, 4, 5].map((n) => retryDelay(p, n, "GET", 429, undefined))).to.deep.equal([
       500, 1000, 2000, 4000, 5000,
@@ -139,6 +142,18 @@ describe("retry of 429 and Retry-After answers (pure policy, fake sleep)", () =>
     expect(err).to.be.instanceOf(ThrottledError);
     expect(calls).to.equal(10);
     expect(waits).to.deep.equal(Array(9).fill(5000));
+  });
+
+  it("withRetry: Retry-After 0 or a past date is no burst of tries (the base backoff at least)", async () => {
+    for (const ra of ["0", new Date(0).toUTCString()]) {
+      const waits: number[] = [];
+      await withRetry(
+        "PATCH",
+        () => Promise.reject(new ThrottledError(429, {}, ra)),
+        policy(waits, () => 0),
+      ).then(undefined, () => undefined);
+      expect(waits, ra).to.deep.equal(Array(9).fill(DEFAULT_RETRY.baseWaitMs));
+    }
   });
 
   it("withRetry: returns the first success; a non-retryable error is thrown at once", async () => {

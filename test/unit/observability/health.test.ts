@@ -47,6 +47,17 @@ describe("HealthServer", () => {
     expect(r.body).to.match(/event loop (was )?blocked for \d+ ms/);
   });
 
+  it("/healthz fails while a liveness check names a reason (a sync stuck), and passes again after", async () => {
+    let stuck: string | undefined = "a sync has been running for 601 s (limit 600 s)";
+    server = new HealthServer({ readiness: {}, liveness: { sync: () => stuck } });
+    const port = await server.listen(0, "127.0.0.1");
+    const r = await get(port, "/healthz");
+    expect(r.status).to.equal(500);
+    expect(r.body).to.include("sync: a sync has been running for 601 s");
+    stuck = undefined;
+    expect((await get(port, "/healthz")).status).to.equal(200);
+  });
+
   it("parses Go-style bind addresses and names the flag on a bad one", () => {
     expect(parseBindAddress("x", ":8081")).to.deep.equal({ port: 8081 });
     expect(parseBindAddress("x", "127.0.0.1:0")).to.deep.equal({ host: "127.0.0.1", port: 0 });

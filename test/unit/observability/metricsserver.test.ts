@@ -5,7 +5,9 @@ import { createLogger } from "../../../src/observability/logger.js";
 import {
   METRICS_SERVER_LIMITS,
   MetricsServer,
+  jwtClaim,
   selfSigned,
+  sourceKey,
   TokenBuckets,
   type Reviewer,
 } from "../../../src/observability/metricsserver.js";
@@ -201,11 +203,108 @@ describe("MetricsServer (secure, table reviewer)", function () {
       now: () => 0,
       reviewsPerSource: { burst: 2, perSecond: 1 },
       reviewsTotal: { burst: 5, perSecond: 1 },
+      reviewsNewSources: { burst: 1, perSecond: 1 },
     });
     const codes = [];
     for (let i = 0; i < 8; i++) codes.push(await get(port, `t-${i}`, `127.0.0.${10 + i}`));
-    expect(codes).to.deep.equal([403, 403, 403, 403, 403, 429, 429, 429]);
-    expect(reviewer.calls).to.equal(5);
+    expect(codes).to.deep.equal([403, 403, 403, 403, 403, 403, 429, 429]);
+    expect(reviewer.calls).to.equal(6);
+  });
+
+  it("a flood from many addresses cannot take a new source's first review (total bucket charged after it)", async () => {
+    const reviewer = new TableReviewer(new Set(["prometheus"]));
+    const { port } = await serve(reviewer, {
+      now: () => 0,
+      reviewsPerSource: { burst: 10, perSecond: 1 },
+      reviewsTotal: { burst: 5, perSecond: 1 },
+      reviewsNewSources: { burst: 5, perSecond: 1 },
+    });
+    // Four addresses, ten junk tokens each: their first reviews and then the whole total bucket.
+    const junk = [];
+    for (let a = 0; a < 4; a++)
+      for (let i = 0; i < 10; i++) junk.push(await get(port, `junk-${a}-${i}`, `127.0.0.${20 + a}`));
+    expect(junk.filter((c) => c === 403).length).to.equal(9);
+    expect(junk.filter((c) => c === 429).length).to.equal(31);
+    // A scraper at an address of its own (just restarted, nothing cached) is still reviewed.
+    expect(await get(port, "prometheus", "127.0.0.9")).to.equal(200);
+  });
+
+  it("junk tokens from the scraper's own address do not lock out its rotated token (JWT iss/sub known)", async () => {
+    let t = 0;
+    const sa = "system:serviceaccount:monitoring:prometheus";
+    const jwt = (sub: string, jti: string) =>
+      [
+        "e30",
+        Buffer.from(JSON.stringify({ iss: "https://kubernetes.default.svc", sub, jti })).toString(
+          "base64url",
+        ),
+        "sig",
+      ].join(".");
+    const valid = new Set([jwt(sa, "1"), jwt(sa, "2"), jwt(sa, "3")]);
+    let reviews = 0;
+    const reviewer: Reviewer = {
+      authenticate: (token) => {
+        reviews++;
+        return Promise.resolve(valid.has(token) ? { username: sa } : undefined);
+      },
+      authorize: (user) => Promise.resolve(user.username === sa),
+    };
+    const { s, port } = await serve(reviewer, { now: () => t });
+    expect(await get(port, jwt(sa, "1"))).to.equal(200);
+    // Two minutes of junk from the same address, four a second: the address's bucket stays empty.
+    for (; t < 120_000; t += 250) await get(port, `junk-${t}`);
+    expect(s.refused.rateLimited).to.be.greaterThan(300);
+    // The projected token rotated (and the operator did not see the old one for a while): a new token.
+    expect(await get(port, jwt(sa, "2"))).to.equal(200);
+    // Forged tokens claiming the same identity spend only that identity's small bucket, then the source's.
+    for (let i = 0; i < 3; i++) await get(port, `junk-again-${i}`); // the source's bucket is empty now
+    const before = reviews;
+    const forged = [];
+    for (let i = 0; i < 6; i++) forged.push(await get(port, jwt(sa, `forged-${i}`)));
+    expect(forged).to.deep.equal([401, 401, 401, 429, 429, 429]);
+    expect(reviews - before).to.equal(3);
+    // An identity never allowed gets no such lane.
+    expect(await get(port, jwt("system:serviceaccount:x:y", "1"))).to.equal(429);
+  });
+
+  it("a known token keeps its allow when the reviews in flight are at the cap; a 503 spends no rate", async () => {
+    let t = 0;
+    const reviewer = new TableReviewer(new Set(["prometheus"]));
+    const { s, port } = await serve(reviewer, {
+      now: () => t,
+      maxReviewsInFlight: 2,
+      reviewsPerSource: { burst: 1, perSecond: 0.001 },
+    });
+    expect(await get(port, "prometheus")).to.equal(200);
+    t = 15_000; // the cached decision expired; the token is still known (stale allow)
+    reviewer.hold = true;
+    const pending = [get(port, "junk-a", "127.0.0.30"), get(port, "junk-b", "127.0.0.31")];
+    for (let i = 0; i < 100 && reviewer.inFlight < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(reviewer.inFlight).to.equal(2);
+    expect(await get(port, "prometheus")).to.equal(200);
+    expect(s.staleAllows).to.equal(1);
+    expect(await getWith(port, "junk-c", "127.0.0.32")).to.deep.equal({ code: 503, retryAfter: "1" });
+    reviewer.release();
+    expect(await Promise.all(pending)).to.deep.equal([403, 403]);
+    // The 503 took nothing from 127.0.0.32's bucket (burst 1): its next token is reviewed.
+    expect(await get(port, "junk-d", "127.0.0.32")).to.equal(403);
+  });
+});
+
+describe("sourceKey and jwtClaim", () => {
+  it("keys IPv4 by address and IPv6 by its /64", () => {
+    expect(sourceKey("10.0.0.5")).to.equal("10.0.0.5");
+    expect(sourceKey("::ffff:10.0.0.5")).to.equal("10.0.0.5");
+    expect(sourceKey("2001:db8:0:1::5")).to.equal("2001:db8:0:1::/64");
+    expect(sourceKey("2001:DB8:0000:1:aaaa::9")).to.equal("2001:db8:0:1::/64");
+    expect(sourceKey("::1")).to.equal("0:0:0:0::/64");
+  });
+  it("reads iss and sub of a JWT, nothing of anything else", () => {
+    const p = Buffer.from(JSON.stringify({ iss: "i", sub: "s" })).toString("base64url");
+    expect(jwtClaim(`h.${p}.sig`)).to.equal("i\ns");
+    expect(jwtClaim("opaque-token")).to.equal(undefined);
+    expect(jwtClaim("a.b.c")).to.equal(undefined);
+    expect(jwtClaim(`h.${Buffer.from("[1]").toString("base64url")}.s`)).to.equal(undefined);
   });
 });
 

@@ -6,7 +6,7 @@ import {
   type LeaseStore,
   type StoredLease,
 } from "../../../src/runtime/leaderelection.js";
-import { realClock } from "../../../src/runtime/clock.js";
+import { realClock, type Clock } from "../../../src/runtime/clock.js";
 import { createLogger } from "../../../src/observability/logger.js";
 import { FakeClock, settle } from "./fakeclock.js";
 
@@ -398,5 +398,107 @@ describe("LeaderElector (fake clock)", () => {
     expect(a.e.canWrite()).to.equal(true);
     expect(a.events).to.deep.equal(["started"]);
     expect(store.writes.length).to.be.greaterThan(10);
+  });
+
+  /** The elector's view of `clock` whose long timers fire `early` ms before due, or never (`early` null). */
+  function skewedTimers(clock: FakeClock, early: number | null): Clock {
+    return {
+      now: () => clock.now(),
+      wallNow: () => clock.wallNow(),
+      clearTimeout: (h) => clock.clearTimeout(h),
+      setTimeout: (fn, ms) =>
+        ms <= 2_000
+          ? clock.setTimeout(fn, ms)
+          : early === null
+            ? undefined
+            : clock.setTimeout(fn, ms - early),
+    };
+  }
+
+  /** The store, each call answered after `delays` of its kind on the fake clock (a hung call: Infinity). */
+  function slowStore(store: MemoryLeaseStore, clock: FakeClock) {
+    const delays = { get: 0, update: 0 };
+    const timeouts: string[] = [];
+    const after = <T>(ms: number, f: () => Promise<T>): Promise<T> =>
+      ms === 0
+        ? f()
+        : new Promise<T>((resolve, reject) => {
+            if (Number.isFinite(ms)) clock.setTimeout(() => void f().then(resolve, reject), ms);
+          });
+    const s: LeaseStore = {
+      get: (t) => {
+        timeouts.push(`get ${t}`);
+        return after(delays.get, () => store.get(t));
+      },
+      create: (r, t) => store.create(r, t),
+      update: (r, rv, t) => {
+        timeouts.push(`update ${t}`);
+        return after(delays.update, () => store.update(r, rv, t));
+      },
+    };
+    return { s, delays, timeouts };
+  }
+
+  it("a deadline timer that fires early is armed again: leadership ends at the deadline, not later (RT D6)", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    const slow = slowStore(store, clock);
+    const events: string[] = [];
+    const a = new LeaderElector(
+      slow.s,
+      {
+        identity: "a",
+        clock: skewedTimers(clock, 1),
+        onStartedLeading: () => events.push("started"),
+        onStoppedLeading: () => events.push(`stopped at ${clock.now()}`),
+      },
+      log,
+    );
+    a.start();
+    await settle();
+    const renewedAt = clock.now();
+    slow.delays.get = Infinity; // every request hangs from now on
+    await clock.advance(10_000);
+    expect(events).to.deep.equal(["started", `stopped at ${renewedAt + 10_000}`]);
+    // (not stopped: its GET hangs for ever, and only the fake clock's timers are pending)
+  });
+
+  it("a renewal's update gets only the time left after its GET, not the GET's timeout again (RT D6)", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    const slow = slowStore(store, clock);
+    const a = candidate("a", slow.s, clock);
+    a.e.start();
+    await settle();
+    slow.timeouts.length = 0;
+    slow.delays.get = 3_000;
+    await clock.advance(2_000 + 3_000); // next renewal sent at +2 s, its GET answered at +5 s
+    expect(slow.timeouts).to.deep.equal(["get 8000", "update 5000"]);
+    await a.e.stop();
+  });
+
+  it("a renewal answered after the leader's deadline ends leadership even if no timer ran (RT D6)", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryLeaseStore();
+    const slow = slowStore(store, clock);
+    const events: string[] = [];
+    const a = new LeaderElector(
+      slow.s,
+      {
+        identity: "a",
+        clock: skewedTimers(clock, null), // the deadline timer never runs (a blocked event loop)
+        onStartedLeading: () => events.push("started"),
+        onStoppedLeading: () => events.push(`stopped at ${clock.now()}`),
+      },
+      log,
+    );
+    a.start();
+    await settle();
+    const renewedAt = clock.now();
+    slow.delays.update = 8_500; // sent at +2 s, answered at +10.5 s: within its own 10 s, past the leader's
+    await clock.advance(2_000 + 8_500);
+    expect(events).to.deep.equal(["started", `stopped at ${renewedAt + 10_500}`]);
+    expect(a.canWrite()).to.equal(false);
+    await a.stop();
   });
 });

@@ -12,7 +12,6 @@ import {
 import {
   EMPTY_RECORD,
   planEncryption,
-  RotationStateError,
   withRewriteDone,
   type EncryptionRecord,
 } from "../../../../src/desired/encryption/rotation.js";
@@ -90,6 +89,37 @@ describe("encryption state (Secret) and plan", () => {
     }
   });
 
+  it("drops an invalid or future phaseSince/rotationCompletedAt instead of failing; the plan stamps it anew", () => {
+    const now = at("2026-12-05T10:00:00Z");
+    const state = (extra: Record<string, unknown>) => ({
+      "state.json": Buffer.from(
+        JSON.stringify({ phase: "Stable", ring: { primary: "k", keys: [key("k", 1)] }, ...extra }),
+      ).toString("base64"),
+    });
+    for (const v of [
+      "1",
+      "2026",
+      "Saturday 5 December 2026",
+      "+275760-09-13T00:00:00Z",
+      "2999-01-01T00:00:00Z",
+      "2026-12-05T10:06:00Z",
+      "2026-13-01T00:00:00Z",
+      "not a time",
+      0,
+      null,
+    ]) {
+      const r = parseEncryptionRecord(state({ phaseSince: v, rotationCompletedAt: v }), now);
+      expect(r, JSON.stringify(v)).to.not.have.property("phaseSince");
+      expect(r, JSON.stringify(v)).to.not.have.property("rotationCompletedAt");
+      const p = planEncryption(spec, r, notLoaded, now);
+      expect(p.record.phaseSince, JSON.stringify(v)).to.equal(now.toISOString());
+      expect(p.persist).to.equal(true);
+    }
+    // Valid times are kept, a little clock skew included.
+    for (const v of ["2026-12-01T00:00:00Z", "2026-12-05T10:04:00.123+00:00", "2026-12-05T11:00:00+02:00"])
+      expect(parseEncryptionRecord(state({ phaseSince: v }), now).phaseSince).to.equal(v);
+  });
+
   it("enables encryption on an empty ring: add, wait for the servers, promote, rewrite, settle", () => {
     const now = at("2026-06-01T10:00:00Z");
     const first = planEncryption(spec, EMPTY_RECORD, notLoaded, now, bytes(1));
@@ -153,7 +183,7 @@ describe("encryption state (Secret) and plan", () => {
     });
   });
 
-  it("stamps phaseSince once on a record written before it existed, and rejects a malformed one", () => {
+  it("stamps phaseSince once on a record written before it existed, and once more over a malformed one", () => {
     const now = at("2026-06-03T00:00:00Z");
     const old: EncryptionRecord = {
       phase: "Stable",
@@ -170,10 +200,9 @@ describe("encryption state (Secret) and plan", () => {
     const data = encryptionSecret(p, spec, plan.record).data;
     const state = JSON.parse(Buffer.from(data[ENCRYPTION_STATE_KEY]!, "base64").toString()) as object;
     const bad = Buffer.from(JSON.stringify({ ...state, phaseSince: "yesterday" })).toString("base64");
-    expect(() => parseEncryptionRecord({ ...data, [ENCRYPTION_STATE_KEY]: bad })).to.throw(
-      RotationStateError,
-      "phaseSince must be an RFC 3339 time",
-    );
+    const back = parseEncryptionRecord({ ...data, [ENCRYPTION_STATE_KEY]: bad }, now);
+    expect(back).to.deep.equal(old);
+    expect(planEncryption(spec, back, loaded, now).record.phaseSince).to.equal("2026-06-03T00:00:00.000Z");
   });
 
   it("rotates once per trigger value, keeps the old key until the rewrite is recorded, then drops it", () => {
