@@ -242,16 +242,11 @@ export interface NodeIntegrity {
 
 /** The integrity reports of every node whose agent publishes one, sorted by node. */
 export function integrityReports(configMaps: readonly V1ConfigMap[]): NodeIntegrity[] {
-  const out: NodeIntegrity[] = [];
-  for (const cm of configMaps) {
-    const raw = cm.data?.[INTEGRITY_KEY];
-    const name = cm.metadata?.name ?? "";
-    if (!isAgentReport(cm) || raw === undefined || !name.startsWith("csp-agent-")) continue;
-    const node = name.slice("csp-agent-".length);
-    const parsed = parseIntegrityReport(raw);
-    out.push(parsed.ok ? { node, report: parsed.value } : { node, problem: parsed.reason });
-  }
-  return out.sort((a, b) => a.node.localeCompare(b.node));
+  return agentEvidence(configMaps, INTEGRITY_KEY, parseIntegrityReport).map(({ node, value, problem }) => ({
+    node,
+    ...(value ? { report: value } : {}),
+    ...(problem !== undefined ? { problem } : {}),
+  }));
 }
 
 /** The report's data key holding the control-plane certificates the agent read (src/agent/pki.ts). */
