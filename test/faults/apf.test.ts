@@ -23,6 +23,7 @@ import {
   recordClusterTexts,
   recordKubeconfigSecrets,
 } from "./support.js";
+import { printLogIfFailed } from "../support/operatorprocess.js";
 
 const THROTTLE = "csp-faults-throttle";
 
@@ -135,7 +136,7 @@ describe("faults: API Priority and Fairness throttles the operator (429)", funct
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+    printLogIfFailed(this.currentTest, operator);
   });
 
   after(async () => {

@@ -19,6 +19,7 @@ import {
   recordClusterTexts,
   recordKubeconfigSecrets,
 } from "./support.js";
+import { printLogIfFailed } from "../support/operatorprocess.js";
 
 const NAMESPACES = ["team-a", "team-b", "team-c", "team-d"];
 
@@ -58,7 +59,7 @@ describe("faults: API server and etcd outages (operator as a process)", function
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+    printLogIfFailed(this.currentTest, operator);
   });
 
   after(async () => {

@@ -16,6 +16,7 @@ import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
 import { OperatorProcess, measure, recordClusterTexts, recordKubeconfigSecrets } from "./support.js";
+import { printLogIfFailed } from "../support/operatorprocess.js";
 
 const name = fc.oneof(
   fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/),
@@ -189,7 +190,7 @@ describe("faults: generated policies (fast-check)", function () {
     });
 
     afterEach(function () {
-      if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+      printLogIfFailed(this.currentTest, operator);
     });
 
     after(async () => {

@@ -20,6 +20,7 @@ import {
   recordClusterTexts,
   recordKubeconfigSecrets,
 } from "./support.js";
+import { printLogIfFailed } from "../support/operatorprocess.js";
 
 interface Condition {
   type: string;
@@ -61,7 +62,7 @@ describe("faults: the operator's RBAC revoked and restored (ServiceAccount token
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+    printLogIfFailed(this.currentTest, operator);
   });
 
   after(async () => {

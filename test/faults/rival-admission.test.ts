@@ -19,6 +19,7 @@ import {
   recordClusterTexts,
   recordKubeconfigSecrets,
 } from "./support.js";
+import { freezeNetworkPoliciesManifest, printLogIfFailed } from "../support/operatorprocess.js";
 
 interface DriftEntry {
   kind: string;
@@ -102,7 +103,7 @@ describe("faults: a rival writer and an admission denial (operator as a process)
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+    printLogIfFailed(this.currentTest, operator);
   });
 
   after(async () => {
@@ -200,29 +201,7 @@ describe("faults: a rival writer and an admission denial (operator as a process)
 
   describe("a ValidatingAdmissionPolicy denying NetworkPolicies in one namespace", () => {
     before(async () => {
-      await ok(
-        ["apply", "-f", "-"],
-        `apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: { name: freeze-networkpolicies }
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-      - { apiGroups: [networking.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [networkpolicies] }
-  validations:
-    - { expression: "false", message: "NetworkPolicies are frozen in this namespace" }
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: { name: freeze-networkpolicies }
-spec:
-  policyName: freeze-networkpolicies
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: frozen } }
-`,
-      );
+      await ok(["apply", "-f", "-"], freezeNetworkPoliciesManifest("frozen"));
       for (const ns of ["open-1", "open-2", "frozen"]) {
         await ok(["create", "namespace", ns]);
         await ok(["label", "namespace", ns, "zone=edge"]);

@@ -25,6 +25,7 @@ import {
   recordClusterTexts,
   recordKubeconfigSecrets,
 } from "./support.js";
+import { printLogIfFailed } from "../support/operatorprocess.js";
 
 /** The bound this suite states for noticing a silent watch: the informer's silence timeout plus slack. */
 const SILENT_WATCH_BOUND_MS = WATCH_SILENCE_MS + 15_000;
@@ -55,7 +56,7 @@ describe("faults: silent watches, a partition, a paused operator (through the fa
   afterEach(function () {
     proxy.clearRules();
     proxy.blackhole = false;
-    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+    printLogIfFailed(this.currentTest, operator);
   });
 
   after(async () => {
@@ -191,7 +192,7 @@ describe("faults: a watch resumed past an etcd compaction gets 410 Gone (API ser
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+    printLogIfFailed(this.currentTest, operator);
   });
 
   after(async () => {

@@ -11,7 +11,12 @@ import { check } from "../support/checker.js";
 import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { OperatorProcess, checkerMatches as waitForMatch } from "../support/operatorprocess.js";
+import {
+  OperatorProcess,
+  checkerMatches as waitForMatch,
+  freezeNetworkPoliciesManifest,
+  printLogIfFailed,
+} from "../support/operatorprocess.js";
 
 describe("fault suite, fast cases (real API server, operator as a process)", function () {
   this.timeout(120_000);
@@ -34,7 +39,7 @@ describe("fault suite, fast cases (real API server, operator as a process)", fun
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`operator log:\n${operator.log.slice(-4000)}`);
+    printLogIfFailed(this.currentTest, operator);
   });
 
   after(async () => {
@@ -76,29 +81,7 @@ describe("fault suite, fast cases (real API server, operator as a process)", fun
   });
 
   it("NetworkPolicies denied by admission in one namespace: the others converge, the denial names it", async () => {
-    await ok(
-      ["apply", "-f", "-"],
-      `apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: { name: freeze-networkpolicies }
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-      - { apiGroups: [networking.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [networkpolicies] }
-  validations:
-    - { expression: "false", message: "NetworkPolicies are frozen in this namespace" }
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: { name: freeze-networkpolicies }
-spec:
-  policyName: freeze-networkpolicies
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: frozen } }
-`,
-    );
+    await ok(["apply", "-f", "-"], freezeNetworkPoliciesManifest("frozen"));
     await ok(["create", "namespace", "frozen"]);
     await eventually("the admission policy in force", async () => {
       const r = await cp.kubectl(["create", "-n", "frozen", "-f", "-", "--dry-run=server"], {

@@ -156,3 +156,36 @@ export const LEADER_ELECT_ARGS = [
   `--leader-elect-retry-period=${TEST_LEASE.retry}ms`,
   "--health-probe-bind-address=0",
 ];
+
+/** For a mocha afterEach: prints the end of the operator's log when the test just run failed. */
+export function printLogIfFailed(test: Mocha.Test | undefined, operator: OperatorProcess | undefined): void {
+  if (test?.state === "failed")
+    console.error(`operator log:\n${operator?.log.slice(-4000) ?? "(not started)"}`);
+}
+
+/**
+ * A ValidatingAdmissionPolicy and its binding that deny every NetworkPolicy create/update in the namespace
+ * named `namespace`: an admission rejection confined to one namespace.
+ */
+export function freezeNetworkPoliciesManifest(namespace: string): string {
+  return `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: freeze-networkpolicies }
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - { apiGroups: [networking.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [networkpolicies] }
+  validations:
+    - { expression: "false", message: "NetworkPolicies are frozen in this namespace" }
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: freeze-networkpolicies }
+spec:
+  policyName: freeze-networkpolicies
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: { matchLabels: { kubernetes.io/metadata.name: ${namespace} } }
+`;
+}
