@@ -161,6 +161,8 @@ export class Operator {
           );
     // A namespace event: a deleted policy's leftover on it is released (see AreaReconciler.orphans).
     const namespaceChanged = (ns: V1Namespace) => {
+      // Before the policies are listed every owner would look deleted; the first resync looks anyway.
+      if (!this.cache.policies.hasSynced) return;
       const input = { namespaces: [ns], policies: this.cache.policies.list() };
       for (const area of this.areas)
         for (const n of area.orphans?.(input) ?? []) this.controller.queue.add(n);
