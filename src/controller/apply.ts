@@ -7,6 +7,7 @@ import type { Logger } from "../observability/logger.js";
 import { objectKey } from "../cluster/snapshot.js";
 import { settleBounded } from "./bounded.js";
 import type { CorrectionLimiter } from "./corrections.js";
+import type { WriteLedger } from "./ledger.js";
 import { classify, type WriteFailure } from "./failures.js";
 import type { ChildWrite, Plan } from "./plan.js";
 
@@ -33,6 +34,14 @@ export interface Applied {
   written: string[];
   /** Corrections held back because another writer keeps reverting the object: retry after this long. */
   retryAfterMs?: number;
+  /** Objects not written because the other lane wrote them after this plan's snapshot, or is writing them. */
+  skipped: string[];
+}
+
+/** The ledger both lanes share, and the epoch of the snapshot this plan was made from (see ledger.ts). */
+export interface LedgerView {
+  ledger: WriteLedger;
+  epoch: number;
 }
 
 /** Correction budget per object, shared across reconciles (see corrections.ts); scoped by policy. */
@@ -56,6 +65,7 @@ export async function applyPlan(
   log: Logger,
   limit: number = DEFAULT_MAX_CONCURRENT_WRITES,
   corrections?: Corrections,
+  ledger?: LedgerView,
 ): Promise<Applied> {
   // Writes finish in any order: their failures are sorted below, so the status they produce is stable.
   const failures: WriteFailure[] = [];
@@ -99,7 +109,28 @@ export async function applyPlan(
     }
   }
   const sharedHeld = new Set<string>();
+  const skipped: string[] = [];
+  /** Takes an object for this write, or records it skipped (see ledger.ts). */
+  const take = (key: string, seen: string | null | undefined): boolean => {
+    if (!ledger) return true;
+    if (!ledger.ledger.stale(key, seen, ledger.epoch) && ledger.ledger.claim(key)) return true;
+    skipped.push(key);
+    return false;
+  };
+  const rv = (o: unknown): string | undefined =>
+    (o as KubernetesObject | undefined)?.metadata?.resourceVersion ?? undefined;
   await settleBounded([...byObject], limit, async ([key, writes]) => {
+    const seen = p.sharedSeen?.get(key);
+    if (!take(key, seen)) return;
+    let after: string | undefined;
+    try {
+      after = await writeShared(key, writes);
+    } finally {
+      ledger?.ledger.release(key, after === undefined ? undefined : { before: seen, after });
+    }
+  });
+  /** The object's writes in order; the resourceVersion the last one left, or undefined when not all ran. */
+  async function writeShared(key: string, writes: SharedWrite[]): Promise<string | undefined> {
     // A shared object's fields are the union of every policy's: one budget per object.
     const reverts = sharedReverts.get(key);
     const budgetKey = `shared:${key}`;
@@ -108,28 +139,37 @@ export async function applyPlan(
       if (!admission.ok) {
         sharedHeld.add(key);
         remaining.push(...reverts.map((d) => contested(d, admission)));
-        return;
+        return undefined;
       }
     }
+    let last: string | undefined;
     for (const w of writes) {
       try {
-        await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
+        const result = await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
+        last = rv(result) ?? "";
         log.info("shared object written", { object: key, change: w.reason });
       } catch (err) {
         failures.push(classify(err, key));
-        return;
+        return undefined;
       }
     }
     sharedDone.add(key);
     if (sharedModified.has(key)) corrections?.limiter.corrected(budgetKey, now());
-  });
+    return last;
+  }
 
   await settleBounded(p.deletes, limit, async ({ key, object }) => {
+    const seen = rv(object) ?? null;
+    if (!take(key, seen)) return;
+    let done = false;
     try {
       await writer.delete(withTypeMeta("RoleBinding", object));
+      done = true;
       log.info("binding to an object that is not the policy's removed", { object: key });
     } catch (err) {
       failures.push(classify(err, key));
+    } finally {
+      ledger?.ledger.release(key, done ? { before: seen, after: null } : undefined);
     }
   });
 
@@ -146,9 +186,13 @@ export async function applyPlan(
       remaining.push(contested(w.drift, admission));
       return;
     }
+    if (!take(w.key, w.seen)) return;
+    let after: string | null | undefined;
     try {
-      if (w.action === "delete") await writer.delete(withTypeMeta(w.drift.kind as ChildKind, w.object));
-      else {
+      if (w.action === "delete") {
+        await writer.delete(withTypeMeta(w.drift.kind as ChildKind, w.object));
+        after = null;
+      } else {
         const child = w.object as Child;
         // A second controller reference would be refused: the rewritten ones go first.
         if (w.reclaim) await writer.replaceOwned(child, true);
@@ -162,17 +206,24 @@ export async function applyPlan(
           });
           return;
         }
+        after = rv(result) ?? "";
         const uid = (result as KubernetesObject | undefined)?.metadata?.uid;
         if (uid && (missing || uid === child.metadata.uid)) written.push(uid);
         // Fields another manager added survive an apply; replace them when they are still there.
-        if (ownedFieldDiff(child, result).length > 0)
+        if (ownedFieldDiff(child, result).length > 0) {
+          // The replace leaves a newer resourceVersion than the apply's: not known here, so only the
+          // epoch rule holds off the other lane until the cache shows it.
+          after = "";
           await writer.replaceOwned({ ...child, metadata: { ...child.metadata, ...(uid ? { uid } : {}) } });
+        }
       }
       corrected.push(w.drift);
       if (w.drift.reason === "Modified") corrections?.limiter.corrected(budgetKey, now());
     } catch (err) {
       failures.push(classify(err, w.key, w.field));
       remaining.push({ ...w.drift, message: `${w.drift.message}; write failed: ${errorMessage(err)}` });
+    } finally {
+      ledger?.ledger.release(w.key, after === undefined ? undefined : { before: w.seen, after });
     }
   };
   for (const phase of [0, 1] as const)
@@ -183,15 +234,18 @@ export async function applyPlan(
     );
 
   // Shared drift is repaired by the union write to its object, when that write succeeded.
+  const skippedSet = new Set(skipped);
   for (const d of p.sharedDrift) {
     const key = objectKey(d.kind, d.namespace, d.name);
     if (sharedHeld.has(key) && sharedRevertDrift.has(d)) continue; // reported as Contested above
+    if (skippedSet.has(key)) continue; // the other lane's write: it reports it
     (sharedDone.has(key) ? corrected : remaining).push(d);
   }
   const byKey = (a: Drift, b: Drift) =>
     objectKey(a.kind, a.namespace, a.name).localeCompare(objectKey(b.kind, b.namespace, b.name));
   return {
     sharedDone,
+    skipped: skipped.sort(),
     written,
     corrected: corrected.sort(byKey),
     remaining,

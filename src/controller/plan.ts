@@ -10,7 +10,7 @@ import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { ungrantableRoles } from "../desired/rbac.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
-import { childDrift, sharedDrift, type Drift } from "../drift/checks.js";
+import { childDrift, defaultServiceAccount, sharedDrift, type Drift } from "../drift/checks.js";
 import { observedIndex, ownershipOf, uidMark } from "../drift/ownership.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
@@ -38,6 +38,8 @@ export interface ChildWrite {
   phase: 0 | 1;
   /** The object's identity marks were rewritten by someone else: its ownerReferences are replaced first. */
   reclaim?: boolean;
+  /** The resourceVersion the plan saw at the child's name (null: nothing), for the WriteLedger. */
+  seen?: string | null;
 }
 
 /**
@@ -55,6 +57,8 @@ export interface Plan {
   enforce: boolean;
   /** Shared objects to write, in order per object (a give-back before the release of the same label). */
   shared: SharedWrite[];
+  /** The resourceVersion the plan saw of each shared object it writes (keyed by objectKey; null: none). */
+  sharedSeen?: ReadonlyMap<string, string | null>;
   /** Generated RoleBindings to remove: their Role or ServiceAccount is not the policy's (see bindings.ts). */
   deletes: { key: string; object: KubernetesObject }[];
   writes: ChildWrite[];
@@ -95,10 +99,12 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   // Shared objects (namespace labels, default ServiceAccounts) carry the union of all enforcing policies.
   const states = sharedNamespaceStates(snapshot);
   const shared = sharedWrites(snapshot, states);
+  const sharedSeen = seenOfShared(snapshot, shared);
   const policy = snapshot.policies.find((p) => p.metadata.name === name);
   const empty = {
     name,
     shared,
+    sharedSeen,
     enforce: false,
     deletes: [],
     writes: [],
@@ -217,6 +223,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       continue;
     }
     const field = d.repair.action === "apply" ? specFieldOf(d.repair.object, spec) : undefined;
+    const live = cached.get(key) ?? occupied.get(key);
     writes.push({
       key,
       drift: d,
@@ -225,6 +232,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       ...(field ? { field } : {}),
       phase: d.kind === "RoleBinding" && d.repair.action === "apply" ? 1 : 0,
       ...(d.repair.action === "apply" && d.repair.reclaim ? { reclaim: true } : {}),
+      seen: live ? (live.metadata?.resourceVersion ?? null) : null,
     });
   }
 
@@ -274,6 +282,25 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     childUIDs: [...childUIDs].sort().slice(0, MAX_REMEMBERED_CHILDREN),
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   };
+}
+
+/** The resourceVersion of each shared object a write goes to, as the snapshot holds it (null: none). */
+function seenOfShared(snapshot: Snapshot, shared: readonly SharedWrite[]): Map<string, string | null> {
+  const seen = new Map<string, string | null>();
+  if (shared.length === 0) return seen;
+  const namespaces = new Map(snapshot.namespaces.map((n) => [n.metadata?.name, n]));
+  for (const w of shared) {
+    const ns = w.object.metadata?.namespace;
+    const name = w.object.metadata?.name ?? "";
+    const live =
+      w.object.kind === "Namespace"
+        ? namespaces.get(name)
+        : w.object.kind === "ServiceAccount" && ns
+          ? defaultServiceAccount(snapshot, ns)
+          : undefined;
+    seen.set(objectKey(w.object.kind ?? "", ns, name), live?.metadata?.resourceVersion ?? null);
+  }
+  return seen;
 }
 
 /** A one-line-per-action rendering of a plan, for logs and `render`. */

@@ -6,6 +6,7 @@ import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Corrections, type PlanWriter } from "./apply.js";
 import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
+import type { WriteLedger } from "./ledger.js";
 import { plan, type Plan } from "./plan.js";
 import { report } from "./report.js";
 
@@ -38,6 +39,8 @@ export interface ReconcileDeps {
   maxConcurrentWrites?: number;
   /** Per-object correction budget against rival writers (kept across reconciles by the operator). */
   corrections?: Corrections;
+  /** What the repair lane (and this one) wrote lately: neither repeats the other's write (ledger.ts). */
+  ledger?: WriteLedger;
 }
 
 /** A failure worth retrying with backoff (the queue does the waiting). */
@@ -89,8 +92,17 @@ async function gatherAndPlan(
 export async function reconcile(name: string, deps: ReconcileDeps): Promise<ReconcileResult | void> {
   const { writer, log } = deps;
   const limit = deps.maxConcurrentWrites ?? DEFAULT_MAX_CONCURRENT_WRITES;
+  // Taken before the snapshot: a write the repair lane makes from now on is newer than this plan's view.
+  const epoch = deps.ledger?.epoch() ?? 0;
   const { snapshot, plan: p } = await gatherAndPlan(name, deps, limit);
-  const applied = await applyPlan(p, writer, log, limit, deps.corrections);
+  const applied = await applyPlan(
+    p,
+    writer,
+    log,
+    limit,
+    deps.corrections,
+    deps.ledger ? { ledger: deps.ledger, epoch } : undefined,
+  );
   if (!p.policy || !p.spec) {
     const failures = [
       ...applied.failures.map((f) => f.message),
