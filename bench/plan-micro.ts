@@ -1,7 +1,12 @@
 // Micro-benchmark of the pure plan (not a test): how long one full plan() of the baseline policy blocks
 // Node's event loop at N namespaces, cold (nothing applied yet) and converged (every write applied), and
 // how long the repair lane's plan of one namespace takes. Usage: npx tsx bench/plan-micro.ts [N ...]
-import type { KubernetesObject, V1Namespace, V1NetworkPolicy, V1ServiceAccount } from "@kubernetes/client-node";
+import type {
+  KubernetesObject,
+  V1Namespace,
+  V1NetworkPolicy,
+  V1ServiceAccount,
+} from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../src/api/v1alpha1/policy.js";
 import { FIELD_MANAGER } from "../src/api/vocabulary.js";
 import type { Snapshot } from "../src/cluster/snapshot.js";
@@ -32,7 +37,9 @@ function coldSnapshot(n: number, policy: ClusterSecurityPolicy): Snapshot {
       },
       status: { phase: "Active" },
     });
-    serviceAccounts.push({ metadata: { name: "default", namespace: name, uid: `sa-${i}`, resourceVersion: "1" } });
+    serviceAccounts.push({
+      metadata: { name: "default", namespace: name, uid: `sa-${i}`, resourceVersion: "1" },
+    });
   }
   return {
     policies: [policy],
@@ -86,7 +93,11 @@ function converged(s: Snapshot, name: string): Snapshot {
     }),
     serviceAccounts: s.serviceAccounts.map((sa) =>
       automount.has(sa.metadata!.namespace!)
-        ? { ...sa, automountServiceAccountToken: false, metadata: { ...sa.metadata, managedFields: managed(["f:automountServiceAccountToken"]) } }
+        ? {
+            ...sa,
+            automountServiceAccountToken: false,
+            metadata: { ...sa.metadata, managedFields: managed(["f:automountServiceAccountToken"]) },
+          }
         : sa,
     ),
     networkPolicies: nps,
@@ -104,12 +115,23 @@ function time(f: () => unknown, reps: number): { median: number; max: number } {
   return { median: ms[Math.floor(ms.length / 2)]!, max: ms[ms.length - 1]! };
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
-const policy = { ...(baselinePolicy() as unknown as ClusterSecurityPolicy), metadata: { name: "baseline", uid: "uid-baseline", generation: 1 } };
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
+const policy = {
+  ...(baselinePolicy() as unknown as ClusterSecurityPolicy),
+  metadata: { name: "baseline", uid: "uid-baseline", generation: 1 },
+};
 for (const n of sizes.length ? sizes : [1000, 5000]) {
   const cold = coldSnapshot(n, policy);
   const warm = converged(cold, "baseline");
-  const one = { ...warm, namespaces: warm.namespaces.slice(0, 1), networkPolicies: warm.networkPolicies.filter((o) => o.metadata?.namespace === "ns-0"), serviceAccounts: warm.serviceAccounts.slice(0, 1) };
+  const one = {
+    ...warm,
+    namespaces: warm.namespaces.slice(0, 1),
+    networkPolicies: warm.networkPolicies.filter((o) => o.metadata?.namespace === "ns-0"),
+    serviceAccounts: warm.serviceAccounts.slice(0, 1),
+  };
   const c = time(() => plan("baseline", cold), 5);
   const w = time(() => plan("baseline", warm), 5);
   const o = time(() => scopePlan(plan("baseline", one), "ns-0"), 200);

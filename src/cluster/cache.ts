@@ -28,7 +28,7 @@ import {
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
-import type { Snapshot } from "./snapshot.js";
+import { objectKey, type Snapshot } from "./snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
 import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
@@ -159,6 +159,11 @@ export class ClusterCache {
     namespaceChanged?: (ns: V1Namespace) => void,
     /** One namespace of one policy to repair (see above). */
     repair?: (policy: string, namespace: string) => void,
+    /**
+     * Every object event as the caches take it in (objectKey, resourceVersion, whether it was a delete),
+     * before the handlers run: the controller's WriteLedger learns which of its writes the caches have seen.
+     */
+    observed?: (key: string, resourceVersion: string | undefined, deleted: boolean) => void,
   ) {
     // Objects in csp-system are policy-wide children (the rendered audit Policy): the full reconcile's.
     const inNamespace = (policy: string | undefined, ns: string | undefined) => {
@@ -174,6 +179,13 @@ export class ClusterCache {
         inNamespace(o.metadata?.labels?.[POLICY_LABEL], ns);
     };
     const everyPolicy = () => enqueue(undefined);
+    // Tells `observed` of an event; the cache already holds (or no longer holds) the object.
+    const tell = <T extends KubernetesObject>(inf: ResilientInformer<T> | undefined, kind: string, o: T) => {
+      const name = o.metadata?.name;
+      if (!observed || !inf || name === undefined) return;
+      const ns = o.metadata?.namespace;
+      observed(objectKey(kind, ns, name), o.metadata?.resourceVersion, inf.get(name, ns) === undefined);
+    };
     // Every full cache keeps managedFields compacted to what is read of them (drift/managedfields.ts).
     const mk = <T extends KubernetesObject>(
       path: string,
@@ -181,17 +193,22 @@ export class ClusterCache {
       kind: string,
       on: (o: T) => void,
       sel: { labelSelector?: string; fieldSelector?: string } = {},
-    ) =>
-      new ResilientInformer<T>(
+    ) => {
+      const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
         { path, apiVersion, kind, ...sel, transform: withCompactManagedFields },
-        on,
+        (o) => {
+          tell(inf, kind, o);
+          on(o);
+        },
         log,
         {
           // A cache back after a failure: what changed meanwhile may have fired no event that was acted on.
           onResynced: everyPolicy,
         },
       );
+      return inf;
+    };
 
     // A new generation is a spec the user changed: it runs at once, even while a failure backs off.
     const generations = new Map<string, number | undefined>();
@@ -296,8 +313,8 @@ export class ClusterCache {
       transform: (o: T) => T,
       metadataOnly = true,
       fieldSelector?: string,
-    ) =>
-      new ResilientInformer<T>(
+    ) => {
+      const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
         {
           path,
@@ -308,10 +325,15 @@ export class ClusterCache {
           labelSelector: NOT_MANAGED,
           ...(fieldSelector ? { fieldSelector } : {}),
         },
-        onOccupant,
+        (o) => {
+          tell(inf, kind, o);
+          onOccupant(o);
+        },
         log,
         { onResynced: everyPolicy },
       );
+      return inf;
+    };
     this.networkPolicySummaries = occupancy<NetworkPolicySummary>(
       "/apis/networking.k8s.io/v1/networkpolicies",
       "networking.k8s.io/v1",
@@ -398,7 +420,11 @@ export class ClusterCache {
    */
   namespaceSnapshot(namespace: string, now = new Date()): Snapshot {
     const unsynced = this.all.filter((i) => !i.hasSynced);
-    if (unsynced.length > 0) throw new CacheNotSyncedError(unsynced.map((i) => i.description), []);
+    if (unsynced.length > 0)
+      throw new CacheNotSyncedError(
+        unsynced.map((i) => i.description),
+        [],
+      );
     const inNs = <T extends KubernetesObject>(objs: readonly T[]) =>
       objs.filter((o) => o.metadata?.namespace === namespace);
     const managed = <T extends KubernetesObject>(objs: readonly T[]) =>
@@ -408,16 +434,17 @@ export class ClusterCache {
     const roleBindings = inNs(this.roleBindings.list());
     const networkPolicies = inNs(this.networkPolicies.list());
     const defaultSa = this.defaultServiceAccounts.get("default", namespace);
-    const lookups: Record<string, { get(name: string, namespace?: string): KubernetesObject | undefined }[]> = {
-      NetworkPolicy: [this.networkPolicies, this.occupancy["NetworkPolicy"]!],
-      ServiceAccount: [
-        this.managedServiceAccounts,
-        this.defaultServiceAccounts,
-        this.occupancy["ServiceAccount"]!,
-      ],
-      Role: [this.roles],
-      RoleBinding: [this.roleBindings],
-    };
+    const lookups: Record<string, { get(name: string, namespace?: string): KubernetesObject | undefined }[]> =
+      {
+        NetworkPolicy: [this.networkPolicies, this.occupancy["NetworkPolicy"]!],
+        ServiceAccount: [
+          this.managedServiceAccounts,
+          this.defaultServiceAccounts,
+          this.occupancy["ServiceAccount"]!,
+        ],
+        Role: [this.roles],
+        RoleBinding: [this.roleBindings],
+      };
     return {
       occupant: (kind, ns2, name) => {
         if (ns2 !== namespace) return undefined;

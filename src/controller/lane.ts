@@ -63,7 +63,11 @@ export function scopePlan(p: Plan, ns: string): Plan {
   };
   const shared = p.shared.filter((w) =>
     driftInNamespace(
-      { kind: w.object.kind ?? "", name: w.object.metadata?.name ?? "", ...nsOf(w.object.metadata?.namespace) },
+      {
+        kind: w.object.kind ?? "",
+        name: w.object.metadata?.name ?? "",
+        ...nsOf(w.object.metadata?.namespace),
+      },
       ns,
     ),
   );

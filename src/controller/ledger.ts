@@ -9,8 +9,9 @@
  *   the resourceVersion the writer saw before writing (or still nothing, for a create).
  * Either way the write is skipped: if the object still differs once the cache catches up, its watch event
  * starts a repair. A write in flight in one lane is skipped by the other (`claim`). A remembered write
- * expires after `ttlMs` (a watch that never delivers it must not hold repairs back for ever), and as soon
- * as the cache shows the written resourceVersion.
+ * is forgotten as soon as the cache's watch delivers it or anything newer (`observe`), and after `ttlMs`
+ * (a watch that never delivers it must not hold repairs back for ever). Absence is the one state that
+ * recurs (created by us, deleted by someone else): only `observe` tells the two apart.
  */
 export class WriteLedger {
   private seq = 0;
@@ -63,7 +64,10 @@ export class WriteLedger {
    * Ends a claim. `result`, when the write went through: the resourceVersion the plan saw (`before`, null
    * for nothing) and the one the write produced (`after`, null for a delete).
    */
-  release(key: string, result?: { before: string | null | undefined; after: string | null | undefined }): void {
+  release(
+    key: string,
+    result?: { before: string | null | undefined; after: string | null | undefined },
+  ): void {
     this.inFlight.delete(key);
     if (!result) return;
     // A no-op apply (same resourceVersion): the cache already shows it, nothing to wait for.
@@ -75,6 +79,22 @@ export class WriteLedger {
       at: this.now(),
     });
     if (this.written.size > this.maxEntries) this.prune();
+  }
+
+  /**
+   * The cache took in an event for `key` at `resourceVersion` (`deleted`: a delete event). It has caught up
+   * with the remembered write when that is the written version, a newer one (resourceVersions are etcd
+   * revisions: compared as integers when both are), or the deletion of what was written.
+   */
+  observe(key: string, resourceVersion: string | undefined, deleted = false): void {
+    const w = this.written.get(key);
+    if (!w || resourceVersion === undefined) return;
+    if (
+      (w.after === null && deleted) ||
+      resourceVersion === w.after ||
+      (w.after !== null && newer(resourceVersion, w.after))
+    )
+      this.written.delete(key);
   }
 
   /** Objects remembered (for tests and metrics). */
@@ -91,4 +111,8 @@ export class WriteLedger {
       this.written.delete(k);
     }
   }
+}
+
+function newer(a: string, b: string): boolean {
+  return /^\d+$/.test(a) && /^\d+$/.test(b) && BigInt(a) > BigInt(b);
 }

@@ -206,7 +206,9 @@ export class Operator {
       for (const area of this.areas)
         for (const n of area.orphans?.(input) ?? []) this.controller.queue.add(n);
     };
-    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged, repair);
+    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged, repair, (key, rv, deleted) =>
+      this.ledger.observe(key, rv, deleted),
+    );
     this.areas = [
       ...(opts.areas ?? []).map((make) =>
         make({ kc, log, enqueue, ...(metrics ? { observer: metrics } : {}) }),
