@@ -1,6 +1,7 @@
 // Micro-benchmark of the pure plan (not a test): how long one full plan() of the baseline policy blocks
 // Node's event loop at N namespaces, cold (nothing applied yet) and converged (every write applied), and
-// how long the repair lane's plan of one namespace takes. Usage: npx tsx bench/plan-micro.ts [N ...]
+// how long the repair lane's plan of one namespace takes, and the longest the event loop waits while the
+// full reconcile's planYielding() runs (its longest step). Usage: npx tsx bench/plan-micro.ts [N ...]
 import type {
   KubernetesObject,
   V1Namespace,
@@ -11,7 +12,7 @@ import type { ClusterSecurityPolicy } from "../src/api/v1alpha1/policy.js";
 import { FIELD_MANAGER } from "../src/api/vocabulary.js";
 import type { Snapshot } from "../src/cluster/snapshot.js";
 import { scopePlan } from "../src/controller/lane.js";
-import { plan } from "../src/controller/plan.js";
+import { plan, planSteps, planYielding } from "../src/controller/plan.js";
 import { baselinePolicy, SELECTOR_LABEL } from "./lib/desired.js";
 
 const managed = (paths: string[]) => [
@@ -115,6 +116,23 @@ function time(f: () => unknown, reps: number): { median: number; max: number } {
   return { median: ms[Math.floor(ms.length / 2)]!, max: ms[ms.length - 1]! };
 }
 
+/** The longest the event loop waited while `f` ran: the gap between ticks of a setImmediate loop. */
+async function longestStall(f: () => Promise<unknown>): Promise<number> {
+  let running = true;
+  let last = performance.now();
+  let worst = 0;
+  const tick = () => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await f();
+  running = false;
+  return worst;
+}
+
 const sizes = process.argv
   .slice(2)
   .map(Number)
@@ -136,9 +154,21 @@ for (const n of sizes.length ? sizes : [1000, 5000]) {
   const w = time(() => plan("baseline", warm), 5);
   const o = time(() => scopePlan(plan("baseline", one), "ns-0"), 200);
   const left = plan("baseline", warm);
+  const stalls: number[] = [];
+  for (let i = 0; i < 5; i++) stalls.push(await longestStall(() => planYielding("baseline", warm)));
+  stalls.sort((a, b) => a - b);
+  // Each step's time, from a converged snapshot (which one dominates).
+  const steps: string[] = [];
+  const it = planSteps("baseline", warm);
+  for (let t = performance.now(); ; t = performance.now()) {
+    const r = it.next();
+    steps.push((performance.now() - t).toFixed(1));
+    if (r.done) break;
+  }
   console.log(
     `N=${n}: full plan cold median ${c.median.toFixed(1)} ms (max ${c.max.toFixed(1)}), ` +
       `converged median ${w.median.toFixed(1)} ms (max ${w.max.toFixed(1)}; ${left.writes.length + left.shared.length} writes left), ` +
-      `one-namespace plan median ${o.median.toFixed(3)} ms (max ${o.max.toFixed(3)})`,
+      `one-namespace plan median ${o.median.toFixed(3)} ms (max ${o.max.toFixed(3)}); ` +
+      `planYielding's longest step (converged) median ${stalls[2]!.toFixed(1)} ms; steps ${steps.join(" / ")} ms`,
   );
 }

@@ -96,10 +96,36 @@ function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string | un
  * (level-triggered): there is no shortcut on observedGeneration.
  */
 export function plan(name: string, snapshot: Snapshot): Plan {
+  const steps = planSteps(name, snapshot);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same plan, computed in steps with the event loop let run between them: at thousands of namespaces
+ * a whole plan takes tens to hundreds of milliseconds of CPU (bench/plan-micro.ts), which would otherwise
+ * hold back every watch event and repair for that long. Each step is one pass over the namespaces or the
+ * children.
+ */
+export async function planYielding(name: string, snapshot: Snapshot): Promise<Plan> {
+  const steps = planSteps(name, snapshot);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** plan()'s body; each `yield` is a point where planYielding lets the event loop run (exported for bench/plan-micro.ts). */
+export function* planSteps(name: string, snapshot: Snapshot): Generator<undefined, Plan, undefined> {
   // Shared objects (namespace labels, default ServiceAccounts) carry the union of all enforcing policies.
   const states = sharedNamespaceStates(snapshot);
+  yield;
   const shared = sharedWrites(snapshot, states);
   const sharedSeen = seenOfShared(snapshot, shared);
+  yield;
   const policy = snapshot.policies.find((p) => p.metadata.name === name);
   const empty = {
     name,
@@ -122,6 +148,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   const spec = effectiveSpec(policy);
   const enforce = spec.mode !== "Audit";
   const desired = desiredState(policy, snapshot);
+  yield;
   const failures: WriteFailure[] = desired.invalid.map((message) => ({
     reason: "InvalidSpec",
     message,
@@ -145,6 +172,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   // judge ownership); only an object that is the policy's own needs its full body, read live (rare: its
   // labels were stripped by hand).
   const cached = observedIndex(snapshot);
+  yield;
   const occupied = new Map<string, KubernetesObject>(snapshot.occupied ?? []);
   const reads: Plan["reads"] = [];
   // Audit mode never repairs, so such a child is judged from its metadata (it lost its managed-by label:
@@ -168,6 +196,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       });
     else occupied.set(key, meta);
   }
+  yield;
   const view: Snapshot = { ...snapshot, occupied };
   const childUIDs = new Set<string>();
   let unseen = false;
@@ -186,10 +215,11 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   // seen, or the memory that proves the child is the policy's would be lost in that instant.
   if (unseen) for (const m of policy.status?.childUIDs ?? []) childUIDs.add(m);
 
-  const drift = [
-    ...childDrift(policy, desired.children, view, metadataOnly),
-    ...sharedDrift(policy, desired.namespaces, view, states),
-  ];
+  yield;
+  const children = childDrift(policy, desired.children, view, metadataOnly);
+  yield;
+  const drift = [...children, ...sharedDrift(policy, desired.namespaces, view, states)];
+  yield;
   const remaining: Drift[] = [];
   const sharedDriftList: Drift[] = [];
   const writes: ChildWrite[] = [];
@@ -247,6 +277,26 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   if (remaining.some((d) => d.repair === undefined && (d.reason === "Unowned" || d.reason === "Conflict")))
     requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, BLOCKED_RECHECK_MS);
 
+  yield;
+  const findings = [
+    ...policyFindings(policy, spec, view),
+    ...wideningFindings(
+      policy,
+      spec,
+      desired.namespaces,
+      snapshot.policies,
+      snapshot.wideningNetworkPolicies ?? [],
+      {
+        desired: new Set(
+          desired.children
+            .filter((c) => c.kind === "NetworkPolicy")
+            .map((c) => objectKey(c.kind, c.metadata.namespace, c.metadata.name)),
+        ),
+        labelled: snapshot.networkPolicies,
+      },
+    ),
+    ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
+  ];
   return {
     ...empty,
     policy,
@@ -257,25 +307,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     remaining,
     sharedDrift: sharedDriftList,
     failures,
-    findings: [
-      ...policyFindings(policy, spec, view),
-      ...wideningFindings(
-        policy,
-        spec,
-        desired.namespaces,
-        snapshot.policies,
-        snapshot.wideningNetworkPolicies ?? [],
-        {
-          desired: new Set(
-            desired.children
-              .filter((c) => c.kind === "NetworkPolicy")
-              .map((c) => objectKey(c.kind, c.metadata.namespace, c.metadata.name)),
-          ),
-          labelled: snapshot.networkPolicies,
-        },
-      ),
-      ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
-    ],
+    findings,
     namespaces: desired.namespaces.length,
     managedObjects: desired.children.length,
     reads,

@@ -7,7 +7,7 @@ import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Corrections, type PlanWr
 import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
 import type { WriteLedger } from "./ledger.js";
-import { plan, type Plan } from "./plan.js";
+import { planYielding, type Plan } from "./plan.js";
 import { report } from "./report.js";
 
 export { BLOCKED_RECHECK_MS } from "./plan.js";
@@ -56,7 +56,7 @@ async function gatherAndPlan(
   limit: number,
 ): Promise<{ snapshot: Snapshot; plan: Plan }> {
   const snapshot = deps.snapshot();
-  const first = plan(name, snapshot);
+  const first = await planYielding(name, snapshot);
   if (first.reads.length === 0) return { snapshot, plan: first };
   const occupied = new Map(snapshot.occupied ?? []);
   const results = await settleBounded(first.reads, limit, (r) =>
@@ -80,7 +80,7 @@ async function gatherAndPlan(
         }
       : {}),
   };
-  return { snapshot: gathered, plan: plan(name, gathered) };
+  return { snapshot: gathered, plan: await planYielding(name, gathered) };
 }
 
 /**
