@@ -101,7 +101,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     log,
     limit,
     deps.corrections,
-    deps.ledger ? { ledger: deps.ledger, epoch } : undefined,
+    deps.ledger ? { ledger: deps.ledger, epoch, claimAhead: true } : undefined,
   );
   if (!p.policy || !p.spec) {
     const failures = [

@@ -339,6 +339,40 @@ describe("write ledger: the two lanes never repeat each other's write", () => {
     expect(writes.slice().sort()).to.deep.equal(keys, "each object written once");
   });
 
+  it("a full reconcile claims its objects ahead: a repair meanwhile leaves them to it", async () => {
+    const ledger = new WriteLedger();
+    const { writes, writer } = recorder();
+    let open = () => {};
+    const gate = new Promise<void>((r) => (open = r));
+    const slow: PlanWriter = {
+      ...writer,
+      apply: async (o) => {
+        await gate;
+        return writer.apply(o);
+      },
+      create: async (o) => {
+        await gate;
+        return writer.create(o);
+      },
+    };
+    const p = plan("p", cluster);
+    const full = applyPlan(p, slow, silentLogger(), 1, undefined, {
+      ledger,
+      epoch: ledger.epoch(),
+      claimAhead: true,
+    });
+    const lane = await applyPlan(p, writer, silentLogger(), 8, undefined, { ledger, epoch: ledger.epoch() });
+    expect(writes).to.deep.equal([], "the repair wrote nothing the full reconcile is about to write");
+    expect(lane.skipped.length).to.equal(p.writes.length + p.shared.length);
+    expect(lane.corrected).to.deep.equal([]);
+    open();
+    const done = await full;
+    expect(done.skipped).to.deep.equal([]);
+    expect(writes).to.have.length(p.writes.length + p.shared.length);
+    // Every claim was released: a later plan may write again.
+    expect(ledger.claim(p.writes[0]!.key)).to.equal(true);
+  });
+
   it("forgets a write once the cache shows it, and after its TTL; a newer change is repaired", () => {
     let now = 0;
     const ledger = new WriteLedger(() => now, 1000);
