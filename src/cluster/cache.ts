@@ -157,8 +157,11 @@ export class ClusterCache {
     enqueue: (policy: string | undefined, specChanged?: boolean) => void,
     /** Called with each namespace as it is after an event (not on deletion), once the caches synced. */
     namespaceChanged?: (ns: V1Namespace) => void,
-    /** One namespace of one policy to repair (see above). */
-    repair?: (policy: string, namespace: string) => void,
+    /**
+     * One namespace of one policy to repair (see above); `selected`: the event selected the namespace for
+     * the policy (a full reconcile is enqueued too: the namespace is its to cover first).
+     */
+    repair?: (policy: string, namespace: string, selected?: boolean) => void,
     /**
      * Every object event as the caches take it in (objectKey, resourceVersion, whether it was a delete),
      * before the handlers run: the controller's WriteLedger learns which of its writes the caches have seen.
@@ -240,7 +243,10 @@ export class ClusterCache {
       const after = new Set(selecting(current));
       for (const p of new Set([...before, ...after]))
         if (before.has(p) && after.has(p)) inNamespace(p, name);
-        else enqueue(p);
+        else {
+          if (after.has(p)) repair?.(p, name, true);
+          enqueue(p);
+        }
       if (current && this.hasSynced) namespaceChanged?.(current);
     };
     this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", onNamespace);

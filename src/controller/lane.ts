@@ -160,6 +160,12 @@ export interface RepairDeps {
   maxConcurrentWrites?: number;
   corrections?: Corrections;
   ledger?: WriteLedger;
+  /**
+   * Whether the namespace was selected by the policy after its last full reconcile started: that one is
+   * enqueued and covers it (a new namespace's children are created by one full reconcile, with one
+   * status write and one Event, not by a repair per namespace). Repairs there wait for it.
+   */
+  uncovered?: (policy: string, namespace: string) => boolean;
   /** Asks for a full reconcile of the policy (the caller coalesces these). */
   reconcilePolicy(policy: string, reasons: string[]): void;
 }
@@ -177,6 +183,10 @@ export async function repairNamespace(
   ns: string,
   deps: RepairDeps,
 ): Promise<RepairOutcome> {
+  if (deps.uncovered?.(policyName, ns)) {
+    // The full reconcile the selection enqueued covers it; it asks for nothing more.
+    return { corrected: [], skipped: [], fullReconcile: ["newly selected"] };
+  }
   const epoch = deps.ledger?.epoch() ?? 0;
   const snapshot = deps.namespaceSnapshot(ns);
   const full = plan(policyName, snapshot);

@@ -78,6 +78,11 @@ export class Operator {
   readonly repairs: Controller;
   /** What either lane wrote lately, so the other does not write it again (ledger.ts). */
   readonly ledger = new WriteLedger();
+  /**
+   * Namespaces each policy selected since its last full reconcile started: covering them is that
+   * reconcile's (one plan, one status write, one Event for all), so repairs there wait for it.
+   */
+  private readonly uncovered = new Map<string, Set<string>>();
   readonly areas: readonly AreaReconciler[];
   readonly elector: LeaderElector | undefined;
   /** Publishes each policy's status as policy reports, on the leader only (src/reports/publisher.ts). */
@@ -138,8 +143,10 @@ export class Operator {
         })
       : this.applier;
     this.controller = new Controller(
-      (key, reconcileId) =>
-        reconcile(key, {
+      (key, reconcileId) => {
+        // Its snapshot is taken after this: it covers every namespace selected until now.
+        this.uncovered.delete(key);
+        return reconcile(key, {
           snapshot: () => this.cache.snapshot(),
           writer,
           log: log.child({ policy: key, reconcileId }),
@@ -147,7 +154,8 @@ export class Operator {
           corrections: { limiter: this.corrections, now: () => Date.now() },
           ledger: this.ledger,
           ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
-        }),
+        });
+      },
       () => this.resyncKeys(),
       {
         workers: opts.workers,
@@ -165,6 +173,7 @@ export class Operator {
         corrections: { limiter: this.corrections, now: () => Date.now() },
         ledger: this.ledger,
         ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
+        uncovered: (p, ns) => this.uncovered.get(p)?.has(ns) ?? false,
         reconcilePolicy: (p, reasons) => {
           repairLog.debug("full reconcile requested", { policy: p, reasons });
           this.controller.queue.addAfter(p, FULL_RECONCILE_AFTER_REPAIR_MS);
@@ -179,7 +188,12 @@ export class Operator {
       },
       repairLog,
     );
-    const repair = (policy: string, namespace: string) => this.repairs.queue.add(laneKey(policy, namespace));
+    const repair = (policy: string, namespace: string, selected?: boolean) => {
+      if (!selected) return this.repairs.queue.add(laneKey(policy, namespace));
+      const set = this.uncovered.get(policy) ?? new Set<string>();
+      set.add(namespace);
+      this.uncovered.set(policy, set);
+    };
     // Events only enqueue; a missing policy name means "every policy" (namespaces, shared objects, RBAC).
     const enqueue = (policy: string | undefined, specChanged = false): void => {
       this.reports?.enqueue(policy);

@@ -433,6 +433,11 @@ describe("repairNamespace (pure but for a fake writer)", () => {
       ledger: new WriteLedger(),
       reconcilePolicy: (_p, reasons) => asked.push(reasons),
     };
+    // Selected since the last full reconcile started: covering it is that reconcile's.
+    const waiting = await repairNamespace("p", "a", { ...deps, uncovered: (_p, ns) => ns === "a" });
+    expect(waiting.fullReconcile).to.deep.equal(["newly selected"]);
+    expect(written).to.deep.equal([]);
+    expect(asked).to.deep.equal([], "the selection enqueued it already");
     const out = await repairNamespace("p", "a", deps);
     const whole = plan("p", cluster);
     const inA = [
