@@ -123,7 +123,10 @@ export class OperatorProcess extends Child {
     );
     this.onLine = (line) => {
       if (!line.includes('"reconcile done"')) return;
-      const rec = JSON.parse(line) as { policy: string; ms: number };
+      const rec = JSON.parse(line) as { policy: string; ms: number; controller?: string; lane?: string };
+      // Only the policy controller's full reconciles: the reports publisher and the repair lane log
+      // "reconcile done" too (the lane with `policy/namespace` keys).
+      if (rec.controller !== undefined || rec.lane !== undefined) return;
       const n = (this.reconciles.get(rec.policy) ?? 0) + 1;
       this.reconciles.set(rec.policy, n);
       const doneAt = performance.now();

@@ -28,7 +28,7 @@ import {
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
-import type { Snapshot } from "./snapshot.js";
+import { objectKey, type Snapshot } from "./snapshot.js";
 import { controllingPolicy } from "../drift/ownership.js";
 import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
@@ -126,7 +126,9 @@ const NOT_MANAGED = `${MANAGED_BY_LABEL}!=${MANAGED_BY_VALUE}`;
  * `default` ones by field selector and the operator's own by label. RBAC is watched in full because the
  * findings judge every binding.
  *
- * Each event calls `enqueue` with the policy it concerns, or with undefined for "every policy".
+ * Each event calls `enqueue` with the policy it concerns, or with undefined for "every policy"; an event
+ * that concerns one namespace of a policy whose selection it does not change calls `repair` with both
+ * instead (the repair lane, controller/lane.ts), or `enqueue` when there is no repair lane.
  */
 export class ClusterCache {
   readonly policies: ResilientInformer<ClusterSecurityPolicy & KubernetesObject>;
@@ -155,14 +157,38 @@ export class ClusterCache {
     enqueue: (policy: string | undefined, specChanged?: boolean) => void,
     /** Called with each namespace as it is after an event (not on deletion), once the caches synced. */
     namespaceChanged?: (ns: V1Namespace) => void,
+    /**
+     * One namespace of one policy to repair (see above); `selected`: the event selected the namespace for
+     * the policy (a full reconcile is enqueued too: the namespace is its to cover first).
+     */
+    repair?: (policy: string, namespace: string, selected?: boolean) => void,
+    /**
+     * Every object event as the caches take it in (objectKey, resourceVersion, whether it was a delete),
+     * before the handlers run: the controller's WriteLedger learns which of its writes the caches have seen.
+     */
+    observed?: (key: string, resourceVersion: string | undefined, deleted: boolean) => void,
   ) {
+    // Objects in csp-system are policy-wide children (the rendered audit Policy): the full reconcile's.
+    const inNamespace = (policy: string | undefined, ns: string | undefined) => {
+      if (policy && ns && ns !== OPERATOR_NAMESPACE && repair) repair(policy, ns);
+      else enqueue(policy);
+    };
     // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both.
     const byLabel = (o: KubernetesObject) => {
       const owner = controllingPolicy(o);
-      if (owner) enqueue(owner);
-      if (!owner || o.metadata?.labels?.[POLICY_LABEL] !== owner) enqueue(o.metadata?.labels?.[POLICY_LABEL]);
+      const ns = o.metadata?.namespace;
+      if (owner) inNamespace(owner, ns);
+      if (!owner || o.metadata?.labels?.[POLICY_LABEL] !== owner)
+        inNamespace(o.metadata?.labels?.[POLICY_LABEL], ns);
     };
     const everyPolicy = () => enqueue(undefined);
+    // Tells `observed` of an event; the cache already holds (or no longer holds) the object.
+    const tell = <T extends KubernetesObject>(inf: ResilientInformer<T> | undefined, kind: string, o: T) => {
+      const name = o.metadata?.name;
+      if (!observed || !inf || name === undefined) return;
+      const ns = o.metadata?.namespace;
+      observed(objectKey(kind, ns, name), o.metadata?.resourceVersion, inf.get(name, ns) === undefined);
+    };
     // Every full cache keeps managedFields compacted to what is read of them (drift/managedfields.ts).
     const mk = <T extends KubernetesObject>(
       path: string,
@@ -170,17 +196,22 @@ export class ClusterCache {
       kind: string,
       on: (o: T) => void,
       sel: { labelSelector?: string; fieldSelector?: string } = {},
-    ) =>
-      new ResilientInformer<T>(
+    ) => {
+      const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
         { path, apiVersion, kind, ...sel, transform: withCompactManagedFields },
-        on,
+        (o) => {
+          tell(inf, kind, o);
+          on(o);
+        },
         log,
         {
           // A cache back after a failure: what changed meanwhile may have fired no event that was acted on.
           onResynced: everyPolicy,
         },
       );
+      return inf;
+    };
 
     // A new generation is a spec the user changed: it runs at once, even while a failure backs off.
     const generations = new Map<string, number | undefined>();
@@ -192,6 +223,8 @@ export class ClusterCache {
     });
     // A Namespace event concerns only the policies that select it now or selected it before (its labels
     // at the previous event, judged by today's policies): a burst of unrelated namespaces costs nothing.
+    // Selected before and after: a repair of that namespace; selected or deselected by this event: a full
+    // reconcile (the policy's namespace count, releases and children elsewhere change).
     const previous = new Map<string, V1Namespace>();
     const selecting = (ns: V1Namespace | undefined): string[] =>
       ns
@@ -204,10 +237,16 @@ export class ClusterCache {
       const name = ns.metadata?.name;
       if (!name) return;
       const current = this.namespaces.get(name);
-      const before = selecting(previous.get(name));
+      const before = new Set(selecting(previous.get(name)));
       if (current) previous.set(name, slimNamespace(current));
       else previous.delete(name);
-      for (const p of new Set([...before, ...selecting(current)])) enqueue(p);
+      const after = new Set(selecting(current));
+      for (const p of new Set([...before, ...after]))
+        if (before.has(p) && after.has(p)) inNamespace(p, name);
+        else {
+          if (after.has(p)) repair?.(p, name, true);
+          enqueue(p);
+        }
       if (current && this.hasSynced) namespaceChanged?.(current);
     };
     this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", onNamespace);
@@ -223,7 +262,7 @@ export class ClusterCache {
     // A default ServiceAccount concerns the policies that select its namespace.
     const onDefaultServiceAccount = (sa: V1ServiceAccount) => {
       const ns = sa.metadata?.namespace;
-      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) inNamespace(p, ns);
     };
     this.defaultServiceAccounts = mk(
       "/api/v1/serviceaccounts",
@@ -271,7 +310,7 @@ export class ClusterCache {
     const onOccupant = (o: KubernetesObject) => {
       const ns = o.metadata?.namespace;
       if (ns === OPERATOR_NAMESPACE) return everyPolicy();
-      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) inNamespace(p, ns);
     };
     const occupancy = <T extends KubernetesObject>(
       path: string,
@@ -280,8 +319,8 @@ export class ClusterCache {
       transform: (o: T) => T,
       metadataOnly = true,
       fieldSelector?: string,
-    ) =>
-      new ResilientInformer<T>(
+    ) => {
+      const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
         {
           path,
@@ -292,10 +331,15 @@ export class ClusterCache {
           labelSelector: NOT_MANAGED,
           ...(fieldSelector ? { fieldSelector } : {}),
         },
-        onOccupant,
+        (o) => {
+          tell(inf, kind, o);
+          onOccupant(o);
+        },
         log,
         { onResynced: everyPolicy },
       );
+      return inf;
+    };
     this.networkPolicySummaries = occupancy<NetworkPolicySummary>(
       "/apis/networking.k8s.io/v1/networkpolicies",
       "networking.k8s.io/v1",
@@ -372,6 +416,69 @@ export class ClusterCache {
 
   policy(name: string): ClusterSecurityPolicy | undefined {
     return this.policies.list().find((p) => p.metadata.name === name);
+  }
+
+  /**
+   * The snapshot of one namespace, for the repair lane (controller/lane.ts): the Namespace, the objects in
+   * it, the policies and the cluster-wide RBAC roles a RoleBinding may bind; occupancy answers only inside
+   * that namespace. Nothing here is computed per object of other namespaces (lists are filtered by
+   * reference only), so its cost hardly grows with the cluster. Throws CacheNotSyncedError like snapshot().
+   */
+  namespaceSnapshot(namespace: string, now = new Date()): Snapshot {
+    const unsynced = this.all.filter((i) => !i.hasSynced);
+    if (unsynced.length > 0)
+      throw new CacheNotSyncedError(
+        unsynced.map((i) => i.description),
+        [],
+      );
+    const inNs = <T extends KubernetesObject>(objs: readonly T[]) =>
+      objs.filter((o) => o.metadata?.namespace === namespace);
+    const managed = <T extends KubernetesObject>(objs: readonly T[]) =>
+      objs.filter((o) => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
+    const ns = this.namespaces.get(namespace);
+    const roles = inNs(this.roles.list());
+    const roleBindings = inNs(this.roleBindings.list());
+    const networkPolicies = inNs(this.networkPolicies.list());
+    const defaultSa = this.defaultServiceAccounts.get("default", namespace);
+    const lookups: Record<string, { get(name: string, namespace?: string): KubernetesObject | undefined }[]> =
+      {
+        NetworkPolicy: [this.networkPolicies, this.occupancy["NetworkPolicy"]!],
+        ServiceAccount: [
+          this.managedServiceAccounts,
+          this.defaultServiceAccounts,
+          this.occupancy["ServiceAccount"]!,
+        ],
+        Role: [this.roles],
+        RoleBinding: [this.roleBindings],
+      };
+    return {
+      occupant: (kind, ns2, name) => {
+        if (ns2 !== namespace) return undefined;
+        for (const l of lookups[kind] ?? []) {
+          const o = l.get(name, ns2);
+          if (o) return o;
+        }
+        return undefined;
+      },
+      policies: [...this.policies.list()],
+      namespaces: ns ? [ns] : [],
+      networkPolicies,
+      serviceAccounts: [...(defaultSa ? [defaultSa] : []), ...inNs(this.managedServiceAccounts.list())],
+      roles: managed(roles),
+      roleBindings: managed(roleBindings),
+      configMaps: [],
+      wideningNetworkPolicies: [
+        ...inNs(this.networkPolicySummaries.list()).filter((o) => o.widens?.length),
+        ...networkPolicies.map((o) => slimNetworkPolicy(o)).filter((o) => o.widens?.length),
+      ],
+      rbac: {
+        clusterRoles: [...this.clusterRoles.list()],
+        clusterRoleBindings: [],
+        roles,
+        roleBindings,
+      },
+      now,
+    };
   }
 
   /**
