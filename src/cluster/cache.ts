@@ -29,7 +29,7 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import type { Snapshot } from "./snapshot.js";
-import { controllingPolicy } from "../drift/ownership.js";
+import { controllerRef, controllingPolicy } from "../drift/ownership.js";
 import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
   wideningDirections,
@@ -408,7 +408,31 @@ export class ClusterCache {
       RoleBinding: [this.roleBindings],
     };
     const networkPolicies = [...this.networkPolicies.list()];
+    // Indexed by the controlling policy's UID on first use (once per snapshot, only when a plan asks).
+    let controlled: Map<string, { kind: string; object: KubernetesObject }[]> | undefined;
+    const controlledUnlabelled = (policyUid: string) => {
+      if (!controlled) {
+        const index = new Map<string, { kind: string; object: KubernetesObject }[]>();
+        const add = (kind: string, objs: readonly KubernetesObject[]) => {
+          for (const object of objs) {
+            if (object.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) continue;
+            const uid = controllingPolicy(object) && controllerRef(object)?.uid;
+            if (!uid) continue;
+            const at = index.get(uid);
+            if (at) at.push({ kind, object });
+            else index.set(uid, [{ kind, object }]);
+          }
+        };
+        add("NetworkPolicy", this.networkPolicySummaries.list());
+        add("ServiceAccount", this.occupancy["ServiceAccount"]!.list());
+        add("Role", roles);
+        add("RoleBinding", roleBindings);
+        controlled = index;
+      }
+      return controlled.get(policyUid) ?? [];
+    };
     return {
+      controlledUnlabelled,
       occupant: (kind, namespace, name) => {
         for (const l of lookups[kind] ?? []) {
           const o = l.get(name, namespace);

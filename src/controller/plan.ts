@@ -12,6 +12,7 @@ import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
 import { childDrift, sharedDrift, type Drift } from "../drift/checks.js";
 import { observedIndex, ownershipOf, uidMark } from "../drift/ownership.js";
+import { unlabelledOrphans } from "../drift/orphans.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
 import { wideningFindings } from "../findings/networkpolicies.js";
@@ -184,6 +185,10 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     ...childDrift(policy, desired.children, view, metadataOnly),
     ...sharedDrift(policy, desired.namespaces, view, states),
   ];
+  // Unlabelled children it no longer wants, pruned only when provably its own (drift/orphans.ts).
+  const orphans = unlabelledOrphans(policy, desired.children, view, drift);
+  drift.push(...orphans.drift);
+  for (const m of orphans.remembered) childUIDs.add(m);
   const remaining: Drift[] = [];
   const sharedDriftList: Drift[] = [];
   const writes: ChildWrite[] = [];
