@@ -1,6 +1,6 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
-import type { Child, ChildKind } from "../desired/children.js";
+import { API_VERSIONS, type Child, type ChildKind } from "../desired/children.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { areaOf, type Drift } from "./checks.js";
 import {
@@ -99,7 +99,11 @@ export function unlabelledOrphans(
       reason: "Orphaned",
       message:
         "no longer wanted by the policy; its managed-by label was removed, and it is the policy's own (its controller ownerReference, csp-operator's apply and the UID the policy's status remembers)",
-      repair: { action: "delete", object },
+      // A metadata-only cache holds PartialObjectMetadata: the delete names the object's own kind.
+      repair: {
+        action: "delete",
+        object: { ...object, apiVersion: API_VERSIONS[kind as ChildKind], kind },
+      },
     });
   }
   return out;

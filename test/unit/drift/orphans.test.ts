@@ -36,6 +36,9 @@ function stripped(kind: string, name: string, uid: string, ns = "a"): Orphan {
   return {
     kind,
     object: {
+      // What a metadata-only cache holds: the delete must name the object's own kind.
+      apiVersion: "meta.k8s.io/v1",
+      kind: "PartialObjectMetadata",
       metadata: {
         name,
         namespace: ns,
@@ -89,6 +92,7 @@ describe("unlabelled orphans: pruned only when provably the policy's own", () =>
     ]);
     for (const w of deletes) {
       expect(w.drift.reason).to.equal("Orphaned");
+      expect(w.object.kind).to.equal(w.key.split("/")[0]);
       expect(w.object.metadata?.uid).to.be.a("string");
     }
     // Remembered until they are gone: a failed delete is proven again next time.
