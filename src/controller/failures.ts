@@ -9,8 +9,8 @@ export interface WriteFailure {
   terminal?: boolean;
 }
 
-/** The ClusterRole that bounds what generated Roles may grant (config/rbac/grantable_cluster_role.yaml). */
-export const GRANTABLE_CLUSTER_ROLE = "csp-operator-grantable";
+export { GRANTABLE_CLUSTER_ROLE } from "../api/vocabulary.js";
+import { GRANTABLE_CLUSTER_ROLE } from "../api/vocabulary.js";
 
 /** A Role beyond what the operator may grant, found by the operator itself or by the API server. */
 export function notGrantableFailure(
