@@ -25,7 +25,8 @@ export function notGrantableFailure(
       `${field ? `${field} (${object})` : object}: the operator may not grant ${missing || "these permissions"}; ` +
       `what generated Roles may grant is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ` +
       `ClusterRole labelled security.csp-operator.io/aggregate-to-grantable=true)`,
-    // A change to any ClusterRole re-enqueues every policy with rbac.roles: no backoff loop is needed.
+    // A change to the grantable ClusterRole (aggregation included) re-enqueues every policy with
+    // rbac.roles, one to the operator's own grants every policy (cluster/rbacevents.ts): no backoff loop.
     terminal: true,
   };
 }
