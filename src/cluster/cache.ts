@@ -245,14 +245,15 @@ export class ClusterCache {
         (i) => i.hasSynced,
       );
       if (!synced) findingsMemo.reset();
-      else if (mayConcernOperator(o, rbacView)) return everyPolicy();
       const policies = this.policies.list();
       const audits = new Map<string, RbacAuditSpec>();
       for (const p of policies) {
         const audit = isDeleting(p) ? undefined : findingsAudit(p);
         if (audit) audits.set(auditKey(audit), audit);
       }
+      // Always told, even when every policy is concerned anyway: the memo must follow every change.
       const moved = synced ? findingsMemo.moved(o, rbacView, audits) : "all";
+      if (synced && mayConcernOperator(o, rbacView)) return everyPolicy();
       const ns = o.metadata?.namespace;
       const namespace = ns ? this.namespaces.get(ns) : undefined;
       for (const p of rbacEventPolicies(policies, o, namespace, moved)) enqueue(p);
