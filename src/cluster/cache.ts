@@ -29,7 +29,7 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import { objectKey, type Snapshot } from "./snapshot.js";
-import { controllingPolicy } from "../drift/ownership.js";
+import { controllerRef, controllingPolicy } from "../drift/ownership.js";
 import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
   wideningDirections,
@@ -37,6 +37,15 @@ import {
   type NetworkPolicySummary,
 } from "../findings/networkpolicies.js";
 import { errorMessage } from "./client.js";
+import {
+  auditKey,
+  findingsAudit,
+  mayConcernOperator,
+  rbacEventPolicies,
+  RbacFindingsMemo,
+  type RbacView,
+} from "./rbacevents.js";
+import type { RbacAuditSpec } from "../findings/rbac.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 
 export { CacheNotSyncedError } from "./informer.js";
@@ -46,29 +55,8 @@ function policySelects(policy: ClusterSecurityPolicy, ns: V1Namespace): boolean 
   return !isDeleting(policy) && selectNamespaces(effectiveSpec(policy), [ns]).length > 0;
 }
 
-/**
- * The policies an unlabelled RBAC object's event concerns: the ones auditing RBAC (every binding is
- * judged), and for a Role or RoleBinding those selecting its namespace (an object at a child's name); a
- * ClusterRole or ClusterRoleBinding also concerns the policies with `rbac.roles` (ClusterRoles bound what
- * they may grant). `namespace` is the object's namespace as cached (undefined for cluster-scoped ones).
- * Note: the CRD defaults `spec.rbac.audit` to {}, so every stored policy audits RBAC unless that changes.
- */
-export function rbacEventPolicies(
-  policies: readonly ClusterSecurityPolicy[],
-  o: KubernetesObject,
-  namespace: V1Namespace | undefined,
-): string[] {
-  const namespaced = o.metadata?.namespace !== undefined;
-  return policies
-    .filter((p) => {
-      if (isDeleting(p)) return false;
-      const spec = effectiveSpec(p);
-      if (spec.rbac?.audit) return true;
-      if (!namespaced) return (spec.rbac?.roles?.length ?? 0) > 0;
-      return namespace !== undefined && policySelects(p, namespace);
-    })
-    .map((p) => p.metadata.name);
-}
+// Which policies an RBAC event concerns, and the memo of findings that decides it: rbacevents.ts.
+export { rbacEventPolicies } from "./rbacevents.js";
 
 /** What selection reads of a namespace: its name, labels and whether it is terminating. */
 function slimNamespace(ns: V1Namespace): V1Namespace {
@@ -277,12 +265,37 @@ export class ClusterCache {
       labelSelector: MANAGED,
     });
     const rbac = "rbac.authorization.k8s.io/v1";
-    // RBAC events concern only the policies that read RBAC (see rbacEventPolicies).
+    // RBAC events concern only the policies whose findings they move or whose desired state depends on
+    // the object (see rbacevents.ts): RBAC findings are recomputed for the bindings the object touches,
+    // once per audit configuration, instead of every policy recomputing everything.
+    const rbacView: RbacView = {
+      clusterRole: (name) => this.clusterRoles.get(name),
+      role: (namespace, name) => this.roles.get(name, namespace),
+      clusterRoleBinding: (name) => this.clusterRoleBindings.get(name),
+      roleBinding: (namespace, name) => this.roleBindings.get(name, namespace),
+      clusterRoleBindings: () => this.clusterRoleBindings.list(),
+      roleBindings: () => this.roleBindings.list(),
+    };
+    const findingsMemo = new RbacFindingsMemo();
     const rbacEvent = (o: KubernetesObject) => {
-      if (o.metadata?.namespace && o.metadata.labels?.[POLICY_LABEL]) return byLabel(o);
+      if (o.metadata?.namespace && o.metadata.labels?.[POLICY_LABEL]) byLabel(o);
+      // The memo follows the caches event by event; a cache that is not synced breaks that chain.
+      const synced = [this.roles, this.roleBindings, this.clusterRoles, this.clusterRoleBindings].every(
+        (i) => i.hasSynced,
+      );
+      if (!synced) findingsMemo.reset();
+      const policies = this.policies.list();
+      const audits = new Map<string, RbacAuditSpec>();
+      for (const p of policies) {
+        const audit = isDeleting(p) ? undefined : findingsAudit(p);
+        if (audit) audits.set(auditKey(audit), audit);
+      }
+      // Always told, even when every policy is concerned anyway: the memo must follow every change.
+      const moved = synced ? findingsMemo.moved(o, rbacView, audits) : "all";
+      if (synced && mayConcernOperator(o, rbacView)) return everyPolicy();
       const ns = o.metadata?.namespace;
       const namespace = ns ? this.namespaces.get(ns) : undefined;
-      for (const p of rbacEventPolicies(this.policies.list(), o, namespace)) enqueue(p);
+      for (const p of rbacEventPolicies(policies, o, namespace, moved)) enqueue(p);
     };
     this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", rbacEvent);
     this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent);
@@ -515,7 +528,31 @@ export class ClusterCache {
       RoleBinding: [this.roleBindings],
     };
     const networkPolicies = [...this.networkPolicies.list()];
+    // Indexed by the controlling policy's UID on first use (once per snapshot, only when a plan asks).
+    let controlled: Map<string, { kind: string; object: KubernetesObject }[]> | undefined;
+    const controlledUnlabelled = (policyUid: string) => {
+      if (!controlled) {
+        const index = new Map<string, { kind: string; object: KubernetesObject }[]>();
+        const add = (kind: string, objs: readonly KubernetesObject[]) => {
+          for (const object of objs) {
+            if (object.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) continue;
+            const uid = controllingPolicy(object) && controllerRef(object)?.uid;
+            if (!uid) continue;
+            const at = index.get(uid);
+            if (at) at.push({ kind, object });
+            else index.set(uid, [{ kind, object }]);
+          }
+        };
+        add("NetworkPolicy", this.networkPolicySummaries.list());
+        add("ServiceAccount", this.occupancy["ServiceAccount"]!.list());
+        add("Role", roles);
+        add("RoleBinding", roleBindings);
+        controlled = index;
+      }
+      return controlled.get(policyUid) ?? [];
+    };
     return {
+      controlledUnlabelled,
       occupant: (kind, namespace, name) => {
         for (const l of lookups[kind] ?? []) {
           const o = l.get(name, namespace);

@@ -12,6 +12,7 @@ import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
 import { childDrift, defaultServiceAccount, sharedDrift, type Drift } from "../drift/checks.js";
 import { observedIndex, ownershipOf, uidMark } from "../drift/ownership.js";
+import { unlabelledOrphans } from "../drift/orphans.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
 import { wideningFindings } from "../findings/networkpolicies.js";
@@ -219,6 +220,10 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   const children = childDrift(policy, desired.children, view, metadataOnly);
   yield;
   const drift = [...children, ...sharedDrift(policy, desired.namespaces, view, states)];
+  // Unlabelled children it no longer wants, pruned only when provably its own (drift/orphans.ts).
+  const orphans = unlabelledOrphans(policy, desired.children, view, drift);
+  drift.push(...orphans.drift);
+  for (const m of orphans.remembered) childUIDs.add(m);
   yield;
   const remaining: Drift[] = [];
   const sharedDriftList: Drift[] = [];
