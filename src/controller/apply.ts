@@ -238,7 +238,12 @@ export async function applyPlan(
           }
           after = rv(result) ?? "";
           const uid = (result as KubernetesObject | undefined)?.metadata?.uid;
-          if (uid && (missing || uid === child.metadata.uid)) written.push(uid);
+          if (uid && (missing || uid === child.metadata.uid)) {
+            written.push(uid);
+            // Remembered at once for both lanes' plans, before status holds it (see WriteLedger.rememberChild).
+            const policyUid = p.policy?.metadata.uid;
+            if (policyUid) ledger?.ledger.rememberChild(policyUid, uid);
+          }
           // Fields another manager added survive an apply; replace them when they are still there.
           if (ownedFieldDiff(child, result).length > 0) {
             // The replace leaves a newer resourceVersion than the apply's: not known here, so only the

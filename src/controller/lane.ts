@@ -9,7 +9,7 @@ import type { ReconcileResult } from "../runtime/controller.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Applied, type Corrections } from "./apply.js";
 import type { WriteLedger } from "./ledger.js";
 import { plan, type Plan } from "./plan.js";
-import type { ReconcileDeps } from "./reconcile.js";
+import { SKIPPED_RECHECK_MS, withLedger, type ReconcileDeps } from "./reconcile.js";
 import { driftCorrectedEvent } from "./report.js";
 
 /**
@@ -188,7 +188,7 @@ export async function repairNamespace(
     return { corrected: [], skipped: [], fullReconcile: ["newly selected"] };
   }
   const epoch = deps.ledger?.epoch() ?? 0;
-  const snapshot = deps.namespaceSnapshot(ns);
+  const snapshot = withLedger(deps.namespaceSnapshot(ns), deps.ledger);
   const full = plan(policyName, snapshot);
   if (!full.policy || !full.spec) {
     // Gone or being deleted: children go with it; releases are the full reconcile's.
@@ -233,6 +233,9 @@ export function repairReconciler(
   return async (key, reconcileId) => {
     const parsed = parseLaneKey(key);
     if (!parsed) return;
-    await repairNamespace(parsed.policy, parsed.namespace, deps(parsed.policy, reconcileId));
+    const outcome = await repairNamespace(parsed.policy, parsed.namespace, deps(parsed.policy, reconcileId));
+    // A skipped write is the other lane's, or one the cache has not caught up with: what it left (a delete
+    // made just after it) may come with no event that starts this repair again, so look again soon.
+    if (outcome.skipped.length > 0) return { requeueAfterMs: SKIPPED_RECHECK_MS };
   };
 }
