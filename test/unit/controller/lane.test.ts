@@ -8,6 +8,7 @@ import {
   fullReconcileReasons,
   laneKey,
   parseLaneKey,
+  planOutdated,
   repairNamespace,
   scopePlan,
   type RepairDeps,
@@ -565,5 +566,54 @@ describe("repairNamespace (pure but for a fake writer)", () => {
     expect(events[0]).to.match(/^DriftCorrected: Corrected \d+ object\(s\): .*NetworkPolicy a\//);
     expect(out.fullReconcile).to.deep.equal(["child not remembered"]);
     expect(asked).to.deep.equal([["child not remembered"]]);
+  });
+
+  it("stops before the next write once the policy changed, and leaves the rest to a full reconcile", async () => {
+    const written: string[] = [];
+    const asked: string[][] = [];
+    let now: ClusterSecurityPolicy = pol;
+    const write = <T extends KubernetesObject>(o: T): Promise<T> => {
+      written.push(objectKey(o.kind!, o.metadata?.namespace, o.metadata!.name!));
+      // The first write is in flight when the policy is switched to Audit.
+      now = { ...pol, metadata: { ...pol.metadata, generation: 2 }, spec: { ...pol.spec, mode: "Audit" } };
+      return Promise.resolve({
+        ...o,
+        metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" },
+      });
+    };
+    const out = await repairNamespace("p", "a", {
+      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
+      writer: {
+        apply: write,
+        create: write,
+        replaceOwned: () => Promise.resolve(),
+        delete: () => Promise.resolve(),
+        event: () => Promise.resolve(),
+      },
+      log: silentLogger(),
+      ledger: new WriteLedger(),
+      maxConcurrentWrites: 1,
+      current: () => ({ policy: now, namespace: cluster.namespaces.find((n) => n.metadata?.name === "a") }),
+      reconcilePolicy: (_p, reasons) => asked.push(reasons),
+    });
+    expect(written).to.have.length(1, "only the write already in flight");
+    expect(out.stopped).to.equal("policy changed");
+    expect(out.skipped.length).to.be.greaterThan(0);
+    expect(asked).to.deep.equal([["policy changed"]]);
+  });
+
+  it("a plan is outdated by the policy's deletion, recreation or change, and by a deselection", () => {
+    const ns = cluster.namespaces.find((n) => n.metadata?.name === "a");
+    const at = (policy: ClusterSecurityPolicy | undefined, namespace = ns) =>
+      planOutdated(pol, "a", { policy, namespace });
+    expect(at(pol)).to.equal(undefined);
+    expect(at(undefined)).to.equal("policy gone");
+    expect(at({ ...pol, metadata: { ...pol.metadata, deletionTimestamp: new Date() } })).to.equal(
+      "policy gone",
+    );
+    expect(at({ ...pol, metadata: { ...pol.metadata, uid: "new" } })).to.equal("policy gone");
+    expect(at({ ...pol, metadata: { ...pol.metadata, generation: 7 } })).to.equal("policy changed");
+    expect(at(pol, namespace("a"))).to.equal("not selected", "its tier label removed");
+    expect(planOutdated(pol, "a", { policy: pol, namespace: undefined })).to.equal("not selected");
   });
 });
