@@ -173,10 +173,10 @@ export interface RepairDeps {
    * The policy and the Namespace as the cache holds them now: checked before each write, so a write
    * planned before a switch to Audit, a deselection or the policy's deletion is not made.
    */
-  current?(
+  current?: (
     policy: string,
     namespace: string,
-  ): { policy: ClusterSecurityPolicy | undefined; namespace: V1Namespace | undefined };
+  ) => { policy: ClusterSecurityPolicy | undefined; namespace: V1Namespace | undefined };
   /** Asks for a full reconcile of the policy (the caller coalesces these). */
   reconcilePolicy(policy: string, reasons: string[]): void;
 }
