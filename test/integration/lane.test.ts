@@ -100,6 +100,21 @@ describe("repair lane (real API server)", function () {
   let createHeld = 0;
   let releaseCreate = () => {};
 
+  // A hook on the operator's applies and creates: the next write of an object `holdWrite` matches waits,
+  // before it is sent, until `releaseWrite`.
+  let holdWrite: (o: KubernetesObject) => boolean = () => false;
+  let writeHeld = 0;
+  let releaseWrite = () => {};
+  const held1 = async <T>(o: KubernetesObject, write: () => Promise<T>): Promise<T> => {
+    if (holdWrite(o)) {
+      holdWrite = () => false;
+      writeHeld++;
+      await new Promise<void>((resolve) => (releaseWrite = resolve));
+      writeHeld--;
+    }
+    return write();
+  };
+
   before(async function () {
     this.timeout(180_000);
     cp = await startControlPlane({ name: "lane" });
@@ -109,10 +124,13 @@ describe("repair lane (real API server)", function () {
       { workers: 2, repairWorkers: 2, resyncMs: 600_000, areas: [() => gateArea], reports: false },
       process.env["CSP_TEST_LOG"] ? createLogger("debug") : silentLogger(),
     );
-    const applier = operator.applier as unknown as { create: PlanWriter["create"] };
+    const applier = operator.applier as unknown as Pick<PlanWriter, "create" | "apply">;
     const create = applier.create.bind(operator.applier);
+    const apply = applier.apply.bind(operator.applier);
+    applier.apply = <T extends KubernetesObject>(obj: T, fieldManager?: string) =>
+      held1(obj, () => apply(obj, fieldManager));
     applier.create = async <T extends KubernetesObject>(obj: T) => {
-      const result = await create(obj);
+      const result = await held1(obj, () => create(obj));
       if (holdCreate(obj)) {
         holdCreate = () => false;
         createHeld++;
@@ -136,6 +154,7 @@ describe("repair lane (real API server)", function () {
   after(async () => {
     openGate();
     releaseCreate();
+    releaseWrite();
     await operator?.stop();
     await cp?.stop();
   });
@@ -144,6 +163,8 @@ describe("repair lane (real API server)", function () {
     openGate();
     holdCreate = () => false;
     releaseCreate();
+    holdWrite = () => false;
+    releaseWrite();
     if (this.currentTest?.state === "failed") console.error(`control plane logs:\n${cp.logs()}`);
   });
 
@@ -280,6 +301,67 @@ describe("repair lane (real API server)", function () {
     releaseCreate();
     // Within the ledger's 30 s TTL and far from the resync: only a repair brings it back.
     await eventually("the child is back", async () => (await np("lane-a", DENY)) !== undefined, 10_000);
+    await eventually("no drift left", async () => ((await status("baseline")).drift ?? []).length === 0);
+  });
+
+  it("a child write the repair lane planned before a switch to Audit is not made after it", async () => {
+    // No full reconcile running or due (a requeue-after pending in the policy lane's queue): only the
+    // repair lane writes in lane-b below.
+    const timers = (operator.controller.queue as unknown as { timers: Map<string, unknown> }).timers;
+    await eventually("no full reconcile due", () => Promise.resolve(idle() && timers.size === 0));
+    const DNS = "csp-baseline-allow-dns";
+    const inB = (kind: string, name: string) => (o: KubernetesObject) =>
+      o.kind === kind &&
+      o.metadata?.name === name &&
+      (kind === "Namespace" || o.metadata.namespace === "lane-b");
+    // A first repair of lane-b is held just before its write, while more drift arrives there...
+    holdWrite = inB("NetworkPolicy", DENY);
+    await ok([
+      "patch",
+      "networkpolicy",
+      DENY,
+      "-n",
+      "lane-b",
+      "--type=merge",
+      "-p",
+      '{"spec":{"ingress":[{}]}}',
+    ]);
+    await eventually("the first repair's write is held", () => Promise.resolve(writeHeld === 1));
+    await ok(["label", "namespace", "lane-b", `${PSA_ENFORCE}-`]);
+    await ok(["delete", "networkpolicy", DNS, "-n", "lane-b", "--wait=false"]);
+    await eventually("the cache saw both", () => {
+      const s = operator.cache.namespaceSnapshot("lane-b");
+      return Promise.resolve(
+        s.namespaces[0]?.metadata?.labels?.[PSA_ENFORCE] === undefined &&
+          !s.networkPolicies.some((n) => n.metadata?.name === DNS),
+      );
+    });
+    // ...so the next repair plans the Namespace's labels (written first) and the missing child: it is held
+    // at the first of them while the policy is switched to Audit.
+    holdWrite = inB("Namespace", "lane-b");
+    releaseWrite();
+    await eventually("the second repair's first write is held", () => Promise.resolve(writeHeld === 1));
+    expect(operator.controller.queue.inFlight).to.equal(0, "the held write is the repair lane's");
+    const generation = operator.cache.policy("baseline")!.metadata.generation ?? 0;
+    try {
+      await ok(["patch", "csp", "baseline", "--type=merge", "-p", '{"spec":{"mode":"Audit"}}']);
+      await eventually("the cache saw the switch", () =>
+        Promise.resolve((operator.cache.policy("baseline")!.metadata.generation ?? 0) > generation),
+      );
+      const from = (await cp.auditEvents()).length;
+      releaseWrite();
+      await eventually("idle", () => Promise.resolve(idle()));
+      const writes = await writesSince(from, (uri) => uri.includes("/namespaces/lane-b/networkpolicies"));
+      expect(writes, "nothing planned before Audit is written after it").to.deep.equal([]);
+      expect(await np("lane-b", DNS)).to.equal(undefined);
+      await eventually("Audit reports it", async () =>
+        ((await status("baseline")).drift ?? []).some((d) => d.name === DNS && d.namespace === "lane-b"),
+      );
+    } finally {
+      releaseWrite();
+      await ok(["patch", "csp", "baseline", "--type=merge", "-p", '{"spec":{"mode":"Enforce"}}']);
+    }
+    await eventually("Enforce brings it back", async () => (await np("lane-b", DNS)) !== undefined);
     await eventually("no drift left", async () => ((await status("baseline")).drift ?? []).length === 0);
   });
 
