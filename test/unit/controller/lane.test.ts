@@ -10,6 +10,7 @@ import {
   parseLaneKey,
   planOutdated,
   repairNamespace,
+  repairReconciler,
   scopePlan,
   type RepairDeps,
 } from "../../../src/controller/lane.js";
@@ -615,5 +616,30 @@ describe("repairNamespace (pure but for a fake writer)", () => {
     expect(at({ ...pol, metadata: { ...pol.metadata, generation: 7 } })).to.equal("policy changed");
     expect(at(pol, namespace("a"))).to.equal("not selected", "its tier label removed");
     expect(planOutdated(pol, "a", { policy: pol, namespace: undefined })).to.equal("not selected");
+  });
+
+  it("a repair that skipped a write (the other lane's in flight) looks again 1 s later", async () => {
+    const ledger = new WriteLedger();
+    const write = <T extends KubernetesObject>(o: T): Promise<T> =>
+      Promise.resolve({ ...o, metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" } });
+    const deps: RepairDeps = {
+      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
+      writer: {
+        apply: write,
+        create: write,
+        replaceOwned: () => Promise.resolve(),
+        delete: () => Promise.resolve(),
+        event: () => Promise.resolve(),
+      },
+      log: silentLogger(),
+      ledger,
+      reconcilePolicy: () => {},
+    };
+    const key = plan("p", cluster).writes.find((w) => w.key.includes("/a/"))!.key;
+    expect(ledger.claim(key)).to.equal(true, "the full reconcile claimed it ahead");
+    const reconcileOne = repairReconciler(() => deps);
+    expect(await reconcileOne(laneKey("p", "a"), "r1")).to.deep.equal({ requeueAfterMs: 1000 });
+    ledger.release(key);
+    expect(await reconcileOne(laneKey("p", "b"), "r2")).to.equal(undefined, "nothing skipped there");
   });
 });
