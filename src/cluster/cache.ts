@@ -427,6 +427,11 @@ export class ClusterCache {
     await Promise.all(this.all.map((i) => i.stop()));
   }
 
+  /** The cached Namespace `name`, if any. */
+  namespace(name: string): V1Namespace | undefined {
+    return this.namespaces.get(name);
+  }
+
   policy(name: string): ClusterSecurityPolicy | undefined {
     return this.policies.list().find((p) => p.metadata.name === name);
   }
