@@ -9,13 +9,19 @@
 //   npm run bench -- --namespaces 100,1000,5000 --idle-seconds 600   the full run
 //   npx tsx bench/run.ts --from <results.json>   re-renders the report from a run's saved raw results
 //   npm run bench -- --converge-from <results.json> ...   reuses a run's converge results, runs the lab only
+//   npm run bench -- --only memory --namespaces 1000,5000 --memory-limit-mib 256
+//       memory of the compiled operator alone (N = 0, each N, then --unrelated objects): no bare client, no
+//       drift, no probes; V8's heap sized as the image sizes it under that container limit (60 %); writes
+//       docs/benchmarks-memory.md (or --out) and the memory figures as JSON on the last line.
+//       --heap-snapshots <dir> also writes a heap snapshot at every point (bench/heapsummary.ts reads them).
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { chart, headline, markdown, type RunInfo } from "./report.js";
 import { runConverge, type ConvergeResult } from "./workloads/converge.js";
-import { runLab, type LabResult } from "./workloads/lab.js";
+import { runLab, runMemory, type LabResult } from "./workloads/lab.js";
+import { memoryHeadline, memoryMarkdown } from "./memoryreport.js";
 
 const { values } = parseArgs({
   options: {
@@ -29,7 +35,10 @@ const { values } = parseArgs({
     unrelated: { type: "string", default: "10000" },
     "skip-lab": { type: "boolean", default: false },
     "skip-serial": { type: "boolean", default: false },
-    out: { type: "string", default: "docs/benchmarks.md" },
+    out: { type: "string" },
+    only: { type: "string" },
+    "memory-limit-mib": { type: "string" },
+    "heap-snapshots": { type: "string" },
     from: { type: "string" },
     "converge-from": { type: "string" },
   },
@@ -61,6 +70,43 @@ const opts = {
 };
 const logDir = mkdtempSync(join(tmpdir(), "csp-bench-"));
 const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+
+if (values.only !== undefined && values.only !== "memory")
+  throw new Error(`--only must be "memory", got ${JSON.stringify(values.only)}`);
+if (values.only === "memory") {
+  const limitMiB = values["memory-limit-mib"]
+    ? int("memory-limit-mib", values["memory-limit-mib"], 64)
+    : undefined;
+  // The image's NODE_OPTIONS=--max-old-space-size-percentage=60 sizes the heap from the cgroup limit,
+  // which the bench cannot set: the same size, given directly.
+  const maxOldSpaceMiB = limitMiB ? Math.floor((limitMiB * 60) / 100) : undefined;
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  say(
+    `memory only: N=${namespaces.join(",")}, ${opts.unrelated} unrelated, heap ${maxOldSpaceMiB ?? "V8 default"} MiB; logs in ${logDir}`,
+  );
+  const result = await runMemory({
+    namespaces,
+    unrelated: opts.unrelated,
+    logDir,
+    ...(maxOldSpaceMiB ? { maxOldSpaceMiB } : {}),
+    ...(values["heap-snapshots"] ? { heapSnapshotDir: values["heap-snapshots"] } : {}),
+  });
+  const info = {
+    command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
+    startedAt,
+    finishedAt: new Date(),
+    loadBefore,
+    loadAfter: loadavg(),
+    options: { ...opts, only: "memory", memoryLimitMiB: limitMiB ?? null },
+  };
+  writeFileSync(join(logDir, "memory.json"), JSON.stringify({ result, info }, null, 2));
+  const out = values.out ?? "docs/benchmarks-memory.md";
+  writeFileSync(out, memoryMarkdown(result, info, limitMiB));
+  say(`wrote ${out}; raw results in ${join(logDir, "memory.json")}`);
+  console.log(JSON.stringify(memoryHeadline(result, limitMiB)));
+  process.exit(0);
+}
 say(`options ${JSON.stringify(opts)}; process logs in ${logDir}`);
 
 interface Saved {

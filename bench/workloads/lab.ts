@@ -27,6 +27,10 @@ export interface MemoryPoint {
   managedObjects: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** The highest RSS so far (VmHWM), e.g. while converging; absent in older saved results. */
+  peakRssBytes?: number;
+  /** V8's heap limit in the operator process. */
+  heapSizeLimitBytes?: number;
 }
 
 export interface PerReconcile {
@@ -144,30 +148,7 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
 
     // Unrelated load: ConfigMaps and RoleBindings the policy has nothing to do with.
     const before = await memoryPoint(op, `N=${selected.length}`, selected.length * OBJECTS_PER_NAMESPACE);
-    await createNamespaces(c, ["unrelated-load"], {}, false);
-    const half = Math.floor(o.unrelated / 2);
-    const idx = Array.from({ length: o.unrelated }, (_, i) => i);
-    await pool(idx, 16, async (i) => {
-      const meta = { name: `load-${i}`, namespace: "unrelated-load" };
-      if (i < half)
-        await c.admin.json("POST", "/api/v1/namespaces/unrelated-load/configmaps", {
-          body: { apiVersion: "v1", kind: "ConfigMap", metadata: meta, data: { key: `value-${i}` } },
-        });
-      else
-        await c.admin.json(
-          "POST",
-          "/apis/rbac.authorization.k8s.io/v1/namespaces/unrelated-load/rolebindings",
-          {
-            body: {
-              apiVersion: "rbac.authorization.k8s.io/v1",
-              kind: "RoleBinding",
-              metadata: meta,
-              roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
-              subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: `user-${i}` }],
-            },
-          },
-        );
-    });
+    await unrelatedLoad(c, o.unrelated);
     await touch(c, op, POLICY_NAME);
     const after = await memoryPoint(
       op,
@@ -191,6 +172,100 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
   }
 }
 
+/** ConfigMaps and RoleBindings (half each) in a namespace no policy selects. */
+async function unrelatedLoad(c: BenchCluster, objects: number): Promise<void> {
+  await createNamespaces(c, ["unrelated-load"], {}, false);
+  const half = Math.floor(objects / 2);
+  const idx = Array.from({ length: objects }, (_, i) => i);
+  await pool(idx, 16, async (i) => {
+    const meta = { name: `load-${i}`, namespace: "unrelated-load" };
+    if (i < half)
+      await c.admin.json("POST", "/api/v1/namespaces/unrelated-load/configmaps", {
+        body: { apiVersion: "v1", kind: "ConfigMap", metadata: meta, data: { key: `value-${i}` } },
+      });
+    else
+      await c.admin.json(
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/unrelated-load/rolebindings",
+        {
+          body: {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "RoleBinding",
+            metadata: meta,
+            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+            subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: `user-${i}` }],
+          },
+        },
+      );
+  });
+}
+
+export interface MemoryOptions {
+  namespaces: number[];
+  unrelated: number;
+  logDir: string;
+  /** `--max-old-space-size` for the operator (MiB), as the image's NODE_OPTIONS would size it; none: V8's default. */
+  maxOldSpaceMiB?: number;
+  /** Write a heap snapshot of the operator at every point into this directory. */
+  heapSnapshotDir?: string;
+}
+
+export interface MemoryResult {
+  maxOldSpaceMiB: number | null;
+  memory: MemoryPoint[];
+  unrelated: { objects: number; before: MemoryPoint; after: MemoryPoint };
+  /** Wall time of each step (ms): the converge of each N, then the unrelated load. */
+  stepsMs: Record<string, number>;
+}
+
+/**
+ * `npm run bench -- --only memory`: the memory points of the lab alone (N = 0, each N converged, then the
+ * unrelated load), without the bare client, drift or probes, so N = 5000 fits in minutes.
+ */
+export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
+  const c = await startBenchCluster("bench-mem");
+  const op = new OperatorProcess(c.kubeconfigs.operator, 300, join(o.logDir, "memory-operator.log"), 8, {
+    args: o.maxOldSpaceMiB ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [],
+    env: o.heapSnapshotDir ? { CSP_BENCH_HEAPSNAPSHOT_DIR: o.heapSnapshotDir } : {},
+  });
+  const stepsMs: Record<string, number> = {};
+  try {
+    await op.synced();
+    await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
+    await op.reconciled(POLICY_NAME, 1);
+    const memory: MemoryPoint[] = [await memoryPoint(op, "N=0", 0)];
+    let selected: string[] = [];
+    for (const n of [...o.namespaces].sort((a, b) => a - b)) {
+      const t0 = performance.now();
+      const more = names("mem", selected.length, n);
+      await createNamespaces(c, more, { [SELECTOR_LABEL]: "web" });
+      selected = [...selected, ...more];
+      await settle(c, op, selected);
+      stepsMs[`N=${n}`] = Math.round(performance.now() - t0);
+      memory.push(await memoryPoint(op, `N=${n}`, n * OBJECTS_PER_NAMESPACE));
+    }
+    const before = memory.at(-1)!;
+    const t0 = performance.now();
+    await unrelatedLoad(c, o.unrelated);
+    await touch(c, op, POLICY_NAME);
+    stepsMs["unrelated"] = Math.round(performance.now() - t0);
+    const after = await memoryPoint(
+      op,
+      `N=${selected.length} + ${o.unrelated} unrelated`,
+      before.managedObjects,
+    );
+    return {
+      maxOldSpaceMiB: o.maxOldSpaceMiB ?? null,
+      memory,
+      unrelated: { objects: o.unrelated, before, after },
+      stepsMs,
+    };
+  } finally {
+    await op.stop();
+    await c.stop();
+  }
+}
+
 /** Waits until every selected namespace is converged and a reconcile that started afterwards completed. */
 async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]): Promise<void> {
   await c.observer.converged(keysOf(selected), 600_000 + selected.length * 500);
@@ -199,7 +274,14 @@ async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]):
 
 async function memoryPoint(op: OperatorProcess, label: string, managedObjects: number): Promise<MemoryPoint> {
   const m = await op.memory();
-  return { label, managedObjects, rssBytes: await op.rssBytes(), heapUsedBytes: m.heapUsed };
+  return {
+    label,
+    managedObjects,
+    rssBytes: await op.rssBytes(),
+    heapUsedBytes: m.heapUsed,
+    peakRssBytes: await op.peakRssBytes(),
+    ...(m.heapSizeLimit ? { heapSizeLimitBytes: m.heapSizeLimit } : {}),
+  };
 }
 
 /** Forces k reconciles of `policy`; requests are the operator's, per reconcile of that policy. */

@@ -173,7 +173,8 @@ export class ClusterCache {
     ) =>
       new ResilientInformer<T>(
         kc,
-        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields },
+        // The policies are read and copied by every reconcile: their objects are not shared or frozen.
+        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields, share: kind !== KIND },
         on,
         log,
         {
