@@ -38,6 +38,7 @@ import {
 } from "../findings/networkpolicies.js";
 import { errorMessage } from "./client.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
+import { sharedInterner } from "./intern.js";
 
 export { CacheNotSyncedError } from "./informer.js";
 
@@ -78,7 +79,8 @@ function slimNamespace(ns: V1Namespace): V1Namespace {
       ...(ns.metadata?.labels ? { labels: ns.metadata.labels } : {}),
       ...(ns.metadata?.deletionTimestamp ? { deletionTimestamp: ns.metadata.deletionTimestamp } : {}),
     },
-    ...(ns.status?.phase ? { status: { phase: ns.status.phase } } : {}),
+    // One frozen `{ phase: "Active" }` for every namespace (intern.ts).
+    ...(ns.status?.phase ? { status: sharedInterner.value({ phase: ns.status.phase }) } : {}),
   };
 }
 
