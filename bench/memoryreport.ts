@@ -17,7 +17,8 @@ export interface MemoryHeadline {
   only: "memory";
   namespaces: number[];
   memoryLimitBytes: number | null;
-  maxOldSpaceMiB: number | null;
+  nodeArgs: string[];
+  heapSizeLimitBytes: number | null;
   heapBytesPerObject: number | null;
   marginalHeapBytesPerObject: number | null;
   unrelatedHeapDeltaPct: number;
@@ -36,7 +37,8 @@ export function memoryHeadline(r: MemoryResult, limitMiB: number | undefined): M
     only: "memory",
     namespaces: r.memory.slice(1).map((m) => m.managedObjects / 5),
     memoryLimitBytes: limitMiB ? limitMiB * MiB : null,
-    maxOldSpaceMiB: r.maxOldSpaceMiB,
+    nodeArgs: r.nodeArgs,
+    heapSizeLimitBytes: m0?.heapSizeLimitBytes ?? null,
     heapBytesPerObject: perObject(m0, top),
     marginalHeapBytesPerObject: perObject(r.memory.at(-2), top),
     unrelatedHeapDeltaPct: round(
@@ -60,9 +62,9 @@ export function memoryMarkdown(
   const h = memoryHeadline(r, limitMiB);
   const cpu = cpus();
   const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(" ");
-  const heap = r.maxOldSpaceMiB
-    ? `\`--max-old-space-size=${r.maxOldSpaceMiB}\` (60 % of a ${limitMiB} MiB limit, as the image's \`NODE_OPTIONS=--max-old-space-size-percentage=60\` sizes it)`
-    : "V8's default heap limit (no container limit emulated)";
+  const heap = limitMiB
+    ? `\`${r.nodeArgs.join(" ")}\`: the heap the image's \`NODE_OPTIONS=--max-old-space-size-percentage=60\` gives under a ${limitMiB} MiB limit (bench/run.ts imageHeapFlags)`
+    : "V8's defaults for this machine (no container limit emulated)";
   return [
     "# Benchmarks: memory of the compiled operator",
     "",

@@ -204,14 +204,14 @@ export interface MemoryOptions {
   namespaces: number[];
   unrelated: number;
   logDir: string;
-  /** `--max-old-space-size` for the operator (MiB), as the image's NODE_OPTIONS would size it; none: V8's default. */
-  maxOldSpaceMiB?: number;
+  /** V8 heap flags for the operator (`--max-old-space-size=...`); none: V8's defaults for this machine. */
+  nodeArgs?: string[];
   /** Write a heap snapshot of the operator at every point into this directory. */
   heapSnapshotDir?: string;
 }
 
 export interface MemoryResult {
-  maxOldSpaceMiB: number | null;
+  nodeArgs: string[];
   memory: MemoryPoint[];
   unrelated: { objects: number; before: MemoryPoint; after: MemoryPoint };
   /** Wall time of each step (ms): the converge of each N, then the unrelated load. */
@@ -225,7 +225,7 @@ export interface MemoryResult {
 export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
   const c = await startBenchCluster("bench-mem");
   const op = new OperatorProcess(c.kubeconfigs.operator, 300, join(o.logDir, "memory-operator.log"), 8, {
-    args: o.maxOldSpaceMiB ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [],
+    args: o.nodeArgs ?? [],
     env: o.heapSnapshotDir ? { CSP_BENCH_HEAPSNAPSHOT_DIR: o.heapSnapshotDir } : {},
   });
   const stepsMs: Record<string, number> = {};
@@ -255,7 +255,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       before.managedObjects,
     );
     return {
-      maxOldSpaceMiB: o.maxOldSpaceMiB ?? null,
+      nodeArgs: o.nodeArgs ?? [],
       memory,
       unrelated: { objects: o.unrelated, before, after },
       stepsMs,

@@ -11,18 +11,22 @@ import type { KubernetesObject } from "@kubernetes/client-node";
  *
  * Shared values are deep-frozen: code that tried to change a cached object in place (it must not: a cache
  * is the informer's, and a snapshot is read-only) fails loudly instead of changing every object at once.
- * The tables are bounded: when one is full it starts again empty, so a stream of distinct values (many
- * RoleBindings, one subject each) costs at most the table's size; values already shared stay shared.
+ * The tables are bounded by the characters they hold (1 Mi each by default; values over 2 KiB of JSON are
+ * never entered): when one is full it starts again empty, so a stream of distinct values (many RoleBindings,
+ * one subject each; large ClusterRoles) costs at most that; values already shared stay shared.
  */
 export class Interner {
   private strings = new Map<string, string>();
   private values = new Map<string, unknown>();
+  /** Characters held by each table (keys; a value's canonical copy is about as large as its key). */
+  private stringChars = 0;
+  private valueChars = 0;
 
   constructor(
-    /** Entries per table before it starts again. */
-    private readonly capacity = 8192,
+    /** Characters each table may hold before it starts again (~2 bytes per character at most). */
+    private readonly capacityChars = 1 << 20,
     /** Values whose JSON is longer than this are kept as they are (a large unique value is not worth a key). */
-    private readonly maxJsonLength = 4096,
+    private readonly maxJsonLength = 2048,
   ) {}
 
   /** The canonical copy of `s` (strings longer than maxJsonLength are returned as they are). */
@@ -30,8 +34,12 @@ export class Interner {
     if (s.length > this.maxJsonLength) return s;
     const known = this.strings.get(s);
     if (known !== undefined) return known;
-    if (this.strings.size >= this.capacity) this.strings = new Map();
+    if (this.stringChars + s.length > this.capacityChars) {
+      this.strings = new Map();
+      this.stringChars = 0;
+    }
     this.strings.set(s, s);
+    this.stringChars += s.length;
     return s;
   }
 
@@ -45,16 +53,25 @@ export class Interner {
     if (key.length > this.maxJsonLength) return v;
     const known = this.values.get(key);
     if (known !== undefined) return known as T;
-    if (this.values.size >= this.capacity) this.values = new Map();
+    if (this.valueChars + key.length > this.capacityChars) {
+      this.values = new Map();
+      this.valueChars = 0;
+    }
     // Parsed back from its key: plain data only (no undefined members, no prototypes), then frozen.
     const canonical = deepFreeze(this.internStrings(JSON.parse(key) as unknown)) as T;
     this.values.set(key, canonical);
+    this.valueChars += key.length;
     return canonical;
   }
 
   /** Sizes of the tables, for tests. */
-  get sizes(): { strings: number; values: number } {
-    return { strings: this.strings.size, values: this.values.size };
+  get sizes(): { strings: number; values: number; stringChars: number; valueChars: number } {
+    return {
+      strings: this.strings.size,
+      values: this.values.size,
+      stringChars: this.stringChars,
+      valueChars: this.valueChars,
+    };
   }
 
   private internStrings(v: unknown): unknown {
@@ -82,8 +99,9 @@ export const sharedInterner = new Interner();
 /**
  * A copy of a cached object whose repeating parts are shared (see Interner): apiVersion, kind, the
  * namespace and timestamps as canonical strings; labels (unless they name the object itself, like a
- * Namespace's `kubernetes.io/metadata.name`), ownerReferences, each managedFields entry's field tree and
- * every top-level field other than metadata (spec, status, rules, subjects...) as shared frozen values.
+ * Namespace's `kubernetes.io/metadata.name`), ownerReferences, managedFields (compacted by then: objects
+ * written by one manager in the same second share them) and every top-level field other than metadata
+ * (spec, status, rules, subjects...) as shared frozen values.
  * Annotation values are shared strings. Name, uid and resourceVersion are kept as they are. The result
  * serialises to exactly the same JSON as `obj` (a unit test holds this).
  */
@@ -110,8 +128,6 @@ function shareMetadata(m: Metadata | undefined, interner: Interner): Metadata | 
     else if (typeof v === "string") out[key] = interner.string(v);
     else if (key === "labels") out[key] = shareLabels(v as Record<string, string>, m.name, interner);
     else if (key === "annotations") out[key] = shareStrings(v as Record<string, string>, interner);
-    else if (key === "managedFields" && Array.isArray(v))
-      out[key] = v.map((e: Record<string, unknown>) => shareEntry(e, interner));
     else out[key] = interner.value(v);
   }
   return out;
@@ -137,14 +153,5 @@ function shareStrings(
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(o))
     out[k] = typeof v === "string" && v !== unique ? interner.string(v) : v;
-  return out;
-}
-
-/** A managedFields entry: its strings and its field tree shared, the entry itself per object. */
-function shareEntry(e: Record<string, unknown>, interner: Interner): Record<string, unknown> {
-  if (!e || typeof e !== "object") return e;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(e))
-    out[k] = typeof v === "string" ? interner.string(v) : interner.value(v);
   return out;
 }

@@ -120,8 +120,11 @@ describe("shared common parts of cached objects (intern.ts)", () => {
     expect(a.spec).to.equal(b.spec);
     expect(a.metadata!.labels).to.equal(b.metadata!.labels);
     expect(a.metadata!.ownerReferences).to.equal(b.metadata!.ownerReferences);
-    expect(a.metadata!.managedFields![0]!.fieldsV1).to.equal(b.metadata!.managedFields![0]!.fieldsV1);
-    expect(a.metadata!.managedFields![0]).to.not.equal(b.metadata!.managedFields![0]);
+    expect(a.metadata!.managedFields).to.equal(b.metadata!.managedFields);
+    // Written in another second: managedFields of its own, its strings shared.
+    const c = shareCommonParts(networkPolicy("c", "u3", "2026-12-05T12:14:22Z"), i);
+    expect(c.metadata!.managedFields).to.not.equal(a.metadata!.managedFields);
+    expect(c.metadata!.managedFields![1]!.manager).to.equal(a.metadata!.managedFields![1]!.manager);
     expect([a.metadata!.namespace, a.metadata!.uid]).to.deep.equal(["a", "u1"]);
     expect([b.metadata!.namespace, b.metadata!.uid]).to.deep.equal(["b", "u2"]);
     // A Namespace's labels name it: never a table entry of their own, but the common values are shared.
@@ -163,18 +166,18 @@ describe("shared common parts of cached objects (intern.ts)", () => {
   it("keeps its tables bounded and large values out of them, whatever the objects", () => {
     fc.assert(
       fc.property(fc.array(fc.jsonValue(), { maxLength: 200 }), (values) => {
-        const i = new Interner(16, 64);
+        const i = new Interner(256, 64);
         for (const v of values) {
           const obj = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" }, data: v };
           const s = shareCommonParts(obj as KubernetesObject, i);
           expect(JSON.stringify(s)).to.equal(JSON.stringify(obj));
         }
-        expect(i.sizes.strings).to.be.at.most(16);
-        expect(i.sizes.values).to.be.at.most(16);
+        expect(i.sizes.stringChars).to.be.at.most(256);
+        expect(i.sizes.valueChars).to.be.at.most(256);
       }),
     );
     const big = { rules: Array.from({ length: 100 }, (_, k) => ({ verbs: [`v${k}`] })) };
-    const i = new Interner(16, 64);
+    const i = new Interner(256, 64);
     expect(i.value(big)).to.equal(big);
     expect(i.sizes.values).to.equal(0);
   });
