@@ -21,18 +21,22 @@ export interface MemoryHeadline {
   heapSizeLimitBytes: number | null;
   heapBytesPerObject: number | null;
   marginalHeapBytesPerObject: number | null;
-  unrelatedHeapDeltaPct: number;
+  unrelatedHeapDeltaPct: number | null;
   heapUsedBytesAtMaxN: number | null;
   rssBytesAtMaxN: number | null;
-  rssBytesWithUnrelated: number;
+  rssBytesWithUnrelated: number | null;
   peakRssBytes: number;
+  peakHeapAfterGcBytes: number;
+  /** The step the operator died in, and how (the run stopped there). */
+  died: string | null;
   withinLimit: boolean | null;
 }
 
 export function memoryHeadline(r: MemoryResult, limitMiB: number | undefined): MemoryHeadline {
   const m0 = r.memory[0];
   const top = r.memory.at(-1);
-  const peak = Math.max(...[...r.memory, r.unrelated.after].map((m) => m.peakRssBytes ?? 0));
+  const points = [...r.memory, ...(r.unrelated ? [r.unrelated.after] : [])];
+  const peak = Math.max(...points.map((m) => m.peakRssBytes ?? 0));
   return {
     only: "memory",
     namespaces: r.memory.slice(1).map((m) => m.managedObjects / 5),
@@ -41,16 +45,20 @@ export function memoryHeadline(r: MemoryResult, limitMiB: number | undefined): M
     heapSizeLimitBytes: m0?.heapSizeLimitBytes ?? null,
     heapBytesPerObject: perObject(m0, top),
     marginalHeapBytesPerObject: perObject(r.memory.at(-2), top),
-    unrelatedHeapDeltaPct: round(
-      (100 * (r.unrelated.after.heapUsedBytes - r.unrelated.before.heapUsedBytes)) /
-        r.unrelated.before.heapUsedBytes,
-      1,
-    ),
+    unrelatedHeapDeltaPct: r.unrelated
+      ? round(
+          (100 * (r.unrelated.after.heapUsedBytes - r.unrelated.before.heapUsedBytes)) /
+            r.unrelated.before.heapUsedBytes,
+          1,
+        )
+      : null,
     heapUsedBytesAtMaxN: top?.heapUsedBytes ?? null,
     rssBytesAtMaxN: top?.rssBytes ?? null,
-    rssBytesWithUnrelated: r.unrelated.after.rssBytes,
+    rssBytesWithUnrelated: r.unrelated?.after.rssBytes ?? null,
     peakRssBytes: peak,
-    withinLimit: limitMiB ? peak < limitMiB * MiB : null,
+    peakHeapAfterGcBytes: Math.max(...points.map((m) => m.peakHeapAfterGcBytes ?? 0)),
+    died: r.died ? `${r.died.step}: ${r.died.heapOutOfMemory ? "V8 heap out of memory" : r.died.how}` : null,
+    withinLimit: limitMiB ? !r.died && peak < limitMiB * MiB : null,
   };
 }
 
@@ -73,7 +81,8 @@ export function memoryMarkdown(
     "one baseline policy (5 managed objects per selected namespace), namespaces created and converged step by step,",
     "then ConfigMaps and RoleBindings nobody selects. Heap = heap used right after a forced full GC; RSS = VmRSS",
     "right after that GC; peak RSS = VmHWM (the highest RSS since the start, converging included: what a memory",
-    "limit must hold).",
+    "limit must hold); peak heap after a major GC = the largest live heap V8 found in any mark-compact so far",
+    "(caches plus what reconciles held at that moment: what the heap limit must leave room for).",
     "",
     `- Date: ${info.startedAt.toISOString()} to ${info.finishedAt.toISOString()}`,
     `- Command: \`${info.command}\``,
@@ -81,16 +90,26 @@ export function memoryMarkdown(
     `- Machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${mib(totalmem())} RAM, Linux ${release()}, Node ${process.version}`,
     `- Load average before: ${load(info.loadBefore)}, after: ${load(info.loadAfter)}`,
     "",
-    "| Point | managed objects | heap used | RSS | peak RSS so far | step took |",
-    "|---|---|---|---|---|---|",
-    ...[...r.memory, r.unrelated.after].map((m, i) => {
+    "| Point | managed objects | heap used | peak heap after a major GC so far | RSS | peak RSS so far | step took |",
+    "|---|---|---|---|---|---|---|",
+    ...[...r.memory, ...(r.unrelated ? [r.unrelated.after] : [])].map((m, i) => {
       const step =
         i === 0 ? undefined : i <= r.memory.length - 1 ? r.stepsMs[m.label] : r.stepsMs["unrelated"];
-      return `| ${m.label} | ${m.managedObjects} | ${mib(m.heapUsedBytes)} | ${mib(m.rssBytes)} | ${mib(m.peakRssBytes)} | ${step === undefined ? "-" : `${(step / 1000).toFixed(0)} s`} |`;
+      return `| ${m.label} | ${m.managedObjects} | ${mib(m.heapUsedBytes)} | ${mib(m.peakHeapAfterGcBytes)} | ${mib(m.rssBytes)} | ${mib(m.peakRssBytes)} | ${step === undefined ? "-" : `${(step / 1000).toFixed(0)} s`} |`;
     }),
     "",
     `Heap per managed object: ${h.heapBytesPerObject ?? "-"} B from N=0 (fixed costs of the first reconciles included),`,
-    `${h.marginalHeapBytesPerObject ?? "-"} B between the last two points; the unrelated load moved the heap by ${h.unrelatedHeapDeltaPct} %.`,
+    `${h.marginalHeapBytesPerObject ?? "-"} B between the last two points; the unrelated load moved the heap by ${h.unrelatedHeapDeltaPct ?? "-"} %.`,
+    ...(r.died
+      ? [
+          "",
+          `**The operator died during ${r.died.step}** (${r.died.heapOutOfMemory ? "V8: heap out of memory" : r.died.how}); its last lines:`,
+          "",
+          "```",
+          ...r.died.lastLines.map((l) => l.slice(0, 200)),
+          "```",
+        ]
+      : []),
     "",
     JSON.stringify(h),
     "",

@@ -20,6 +20,8 @@ export interface MemoryUsage {
   arrayBuffers: number;
   /** V8's heap limit (--max-old-space-size and friends), from v8.getHeapStatistics(). */
   heapSizeLimit?: number;
+  /** The largest heap seen right after a major GC since the start (what a reconcile holds at its peak). */
+  peakAfterMajorGc?: number;
 }
 
 /** A child whose output lines can be awaited. */
@@ -28,6 +30,8 @@ export class Child {
   private readonly lineWaiters = new Set<{ test: (l: string) => boolean; resolve: (l: string) => void }>();
   readonly exited: Promise<number | null>;
   onLine: (line: string) => void = () => {};
+  /** The last lines of output (stdout and stderr), e.g. to tell how the process ended. */
+  readonly lastLines: string[] = [];
 
   constructor(args: string[], logPath: string, env: Record<string, string> = {}) {
     this.proc = spawn(process.execPath, args, {
@@ -39,6 +43,8 @@ export class Child {
     for (const stream of [this.proc.stdout!, this.proc.stderr!]) {
       createInterface({ input: stream }).on("line", (line) => {
         log.write(`${line}\n`);
+        this.lastLines.push(line);
+        if (this.lastLines.length > 40) this.lastLines.shift();
         this.onLine(line);
         for (const w of this.lineWaiters)
           if (w.test(line)) {
@@ -123,7 +129,8 @@ export class OperatorProcess extends Child {
         "--expose-gc",
         "--import",
         "./bench/memprobe.js",
-        "dist/src/main.js",
+        // CSP_BENCH_OPERATOR: another build of the operator (e.g. an older commit's) to compare against.
+        process.env["CSP_BENCH_OPERATOR"] ?? "dist/src/main.js",
         "--kubeconfig",
         kubeconfig,
         "--workers",

@@ -31,6 +31,8 @@ export interface MemoryPoint {
   peakRssBytes?: number;
   /** V8's heap limit in the operator process. */
   heapSizeLimitBytes?: number;
+  /** The largest heap right after a major GC so far (the live heap at its peak, e.g. mid-reconcile). */
+  peakHeapAfterGcBytes?: number;
 }
 
 export interface PerReconcile {
@@ -213,9 +215,12 @@ export interface MemoryOptions {
 export interface MemoryResult {
   nodeArgs: string[];
   memory: MemoryPoint[];
-  unrelated: { objects: number; before: MemoryPoint; after: MemoryPoint };
+  /** Absent when the operator died before. */
+  unrelated?: { objects: number; before: MemoryPoint; after: MemoryPoint };
   /** Wall time of each step (ms): the converge of each N, then the unrelated load. */
   stepsMs: Record<string, number>;
+  /** The operator process ended during `step` (e.g. V8 ran out of heap): the points before it stand. */
+  died?: { step: string; how: string; heapOutOfMemory: boolean; lastLines: string[] };
 }
 
 /**
@@ -229,26 +234,38 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     env: o.heapSnapshotDir ? { CSP_BENCH_HEAPSNAPSHOT_DIR: o.heapSnapshotDir } : {},
   });
   const stepsMs: Record<string, number> = {};
+  const memory: MemoryPoint[] = [];
+  let step = "start";
+  // A step ends early when the operator dies in it (the waits for convergence are long).
+  const alive = <T>(p: Promise<T>): Promise<T> =>
+    Promise.race([
+      p,
+      op.exited.then((): never => {
+        throw new Error(`the operator exited during ${step}`);
+      }),
+    ]);
   try {
     await op.synced();
     await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
     await op.reconciled(POLICY_NAME, 1);
-    const memory: MemoryPoint[] = [await memoryPoint(op, "N=0", 0)];
+    memory.push(await memoryPoint(op, "N=0", 0));
     let selected: string[] = [];
     for (const n of [...o.namespaces].sort((a, b) => a - b)) {
+      step = `N=${n}`;
       const t0 = performance.now();
       const more = names("mem", selected.length, n);
-      await createNamespaces(c, more, { [SELECTOR_LABEL]: "web" });
+      await alive(createNamespaces(c, more, { [SELECTOR_LABEL]: "web" }));
       selected = [...selected, ...more];
-      await settle(c, op, selected);
-      stepsMs[`N=${n}`] = Math.round(performance.now() - t0);
-      memory.push(await memoryPoint(op, `N=${n}`, n * OBJECTS_PER_NAMESPACE));
+      await alive(settle(c, op, selected));
+      stepsMs[step] = Math.round(performance.now() - t0);
+      memory.push(await memoryPoint(op, step, n * OBJECTS_PER_NAMESPACE));
     }
     const before = memory.at(-1)!;
+    step = "unrelated";
     const t0 = performance.now();
-    await unrelatedLoad(c, o.unrelated);
-    await touch(c, op, POLICY_NAME);
-    stepsMs["unrelated"] = Math.round(performance.now() - t0);
+    await alive(unrelatedLoad(c, o.unrelated));
+    await alive(touch(c, op, POLICY_NAME));
+    stepsMs[step] = Math.round(performance.now() - t0);
     const after = await memoryPoint(
       op,
       `N=${selected.length} + ${o.unrelated} unrelated`,
@@ -259,6 +276,17 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       memory,
       unrelated: { objects: o.unrelated, before, after },
       stepsMs,
+    };
+  } catch (err) {
+    // The operator died (V8 out of heap, say): that is the result of this step, not a failed benchmark.
+    if (op.proc.exitCode === null && op.proc.signalCode === null) throw err;
+    const how = op.proc.signalCode ?? `exit code ${op.proc.exitCode}`;
+    const oom = op.lastLines.some((l) => l.includes("heap out of memory"));
+    return {
+      nodeArgs: o.nodeArgs ?? [],
+      memory,
+      stepsMs,
+      died: { step, how, heapOutOfMemory: oom, lastLines: op.lastLines.slice(-8) },
     };
   } finally {
     await op.stop();
@@ -281,6 +309,8 @@ async function memoryPoint(op: OperatorProcess, label: string, managedObjects: n
     heapUsedBytes: m.heapUsed,
     peakRssBytes: await op.peakRssBytes(),
     ...(m.heapSizeLimit ? { heapSizeLimitBytes: m.heapSizeLimit } : {}),
+    // The forced GC of this very report is a major one: at least the heap used now.
+    ...(m.peakAfterMajorGc ? { peakHeapAfterGcBytes: m.peakAfterMajorGc } : {}),
   };
 }
 
