@@ -20,8 +20,6 @@ export interface MemoryUsage {
   arrayBuffers: number;
   /** V8's heap limit (--max-old-space-size and friends), from v8.getHeapStatistics(). */
   heapSizeLimit?: number;
-  /** The largest heap seen right after a major GC since the start (what a reconcile holds at its peak). */
-  peakAfterMajorGc?: number;
 }
 
 /** A child whose output lines can be awaited. */
@@ -112,6 +110,11 @@ export class Child {
 export class OperatorProcess extends Child {
   readonly reconciles = new Map<string, number>();
   private readonly doneWaiters = new Set<{ policy: string; count: number; resolve: () => void }>();
+  /**
+   * The largest heap right after a mark-compact since the start (bytes), from `--trace-gc` lines when the
+   * operator runs with that flag: the live heap at its peak, e.g. mid-reconcile.
+   */
+  peakHeapAfterMajorGc = 0;
   /** performance.now() at which each reconcile started, by policy. */
   readonly runs: { policy: string; startedAt: number; doneAt: number }[] = [];
 
@@ -146,6 +149,9 @@ export class OperatorProcess extends Child {
       node.env,
     );
     this.onLine = (line) => {
+      // --trace-gc: "[pid:0x...]  1234 ms: Mark-Compact 146.6 (154.1) -> 145.9 (154.8) MB, ..."
+      const gc = line.includes("Mark-Compact") ? /-> ([\d.]+) \(/.exec(line) : null;
+      if (gc) this.peakHeapAfterMajorGc = Math.max(this.peakHeapAfterMajorGc, Number(gc[1]) * 1024 * 1024);
       if (!line.includes('"reconcile done"')) return;
       const rec = JSON.parse(line) as { policy: string; ms: number; controller?: string };
       // Other controllers (the policy reports one) log the same line for the same key: only the policy
