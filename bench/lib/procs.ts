@@ -151,7 +151,11 @@ export class OperatorProcess extends Child {
     this.onLine = (line) => {
       // --trace-gc: "[pid:0x...]  1234 ms: Mark-Compact 146.6 (154.1) -> 145.9 (154.8) MB, ..."
       const gc = line.includes("Mark-Compact") ? /-> ([\d.]+) \(/.exec(line) : null;
-      if (gc) this.peakHeapAfterMajorGc = Math.max(this.peakHeapAfterMajorGc, Number(gc[1]) * 1024 * 1024);
+      if (gc)
+        this.peakHeapAfterMajorGc = Math.max(
+          this.peakHeapAfterMajorGc,
+          Math.round(Number(gc[1]) * 1024 * 1024),
+        );
       if (!line.includes('"reconcile done"')) return;
       const rec = JSON.parse(line) as { policy: string; ms: number; controller?: string };
       // Other controllers (the policy reports one) log the same line for the same key: only the policy

@@ -292,6 +292,7 @@ export class ClusterCache {
           kind,
           metadataOnly,
           transform,
+          share: true,
           labelSelector: NOT_MANAGED,
           ...(fieldSelector ? { fieldSelector } : {}),
         },

@@ -28,8 +28,9 @@ export interface InformerSpec<T extends KubernetesObject = KubernetesObject> {
   /** Slims each object before it is cached (e.g. drop managedFields entries nobody reads). */
   transform?: (obj: T) => T;
   /**
-   * After `transform`, the parts that repeat from object to object are shared and frozen (intern.ts):
-   * default true. Turn it off for a cache whose objects someone may copy and change in place.
+   * After `transform`, the parts that repeat from object to object are shared and frozen (intern.ts): for
+   * caches of many similar objects whose readers never change them in place. Off by default (few objects,
+   * or objects someone copies and edits; never Secrets, whose values would outlive them in the tables).
    */
   share?: boolean;
 }
@@ -145,7 +146,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     this.onResynced = opts.onResynced;
     this.clock = opts.clock ?? keepAliveClock;
     this.lastHeard = this.clock.now();
-    const { transform, share = true } = spec;
+    const { transform, share = false } = spec;
     this.store = share ? (o: T) => shareCommonParts(transform ? transform(o) : o) : transform;
     // Lists travel as plain JSON, like watch events: client-node's models would rename fields (`_from`).
     const rest = new RestClient(kc);
