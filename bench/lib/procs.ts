@@ -157,10 +157,10 @@ export class OperatorProcess extends Child {
           Math.round(Number(gc[1]) * 1024 * 1024),
         );
       if (!line.includes('"reconcile done"')) return;
-      const rec = JSON.parse(line) as { policy: string; ms: number; controller?: string };
-      // Other controllers (the policy reports one) log the same line for the same key: only the policy
-      // controller's reconciles (no `controller` field) count, or a report refresh passes for a reconcile.
-      if (rec.controller !== undefined) return;
+      const rec = JSON.parse(line) as { policy: string; ms: number; controller?: string; lane?: string };
+      // Only the policy controller's full reconciles: the reports publisher and the repair lane log
+      // "reconcile done" too (the lane with `policy/namespace` keys).
+      if (rec.controller !== undefined || rec.lane !== undefined) return;
       const n = (this.reconciles.get(rec.policy) ?? 0) + 1;
       this.reconciles.set(rec.policy, n);
       const doneAt = performance.now();

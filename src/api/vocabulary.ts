@@ -16,3 +16,6 @@ export const OPERATOR_NAMESPACE = "csp-system";
 export function ownershipLabels(policyName: string): Record<string, string> {
   return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [POLICY_LABEL]: policyName };
 }
+
+/** The ClusterRole that bounds what generated Roles may grant (config/rbac/grantable_cluster_role.yaml). */
+export const GRANTABLE_CLUSTER_ROLE = "csp-operator-grantable";

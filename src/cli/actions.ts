@@ -40,6 +40,7 @@ export async function run(opts: RunOptions): Promise<number> {
     kc,
     {
       workers,
+      repairWorkers: opts.repairWorkers,
       maxConcurrentWrites: opts.maxConcurrentWrites,
       resyncMs: resyncSeconds * 1000,
       watchSilenceMs: opts.watchSilenceMs,

@@ -24,6 +24,8 @@ export interface RunOptions {
   /** Unset: $KUBECONFIG's first file, then ~/.kube/config, then the in-cluster service account. */
   readonly kubeconfig?: string;
   readonly workers: number;
+  /** Namespaces repaired in parallel by the repair lane (controller/lane.ts). */
+  readonly repairWorkers: number;
   /** Writes one reconcile sends at once (ordered where order matters). */
   readonly maxConcurrentWrites: number;
   readonly resyncSeconds: number;
@@ -234,6 +236,12 @@ export function declareRunOptions(cmd: Command): Command {
         .default(2),
     )
     .addOption(
+      new Option("--repair-workers <n>", "namespaces repaired in parallel, apart from full reconciles")
+        .argParser(positiveInteger("--repair-workers"))
+        .env("CSP_REPAIR_WORKERS")
+        .default(2),
+    )
+    .addOption(
       new Option("--max-concurrent-writes <n>", "writes one reconcile sends at once")
         .argParser(positiveInteger("--max-concurrent-writes"))
         .env("CSP_MAX_CONCURRENT_WRITES")
@@ -304,6 +312,7 @@ export function runOptionsOf(cmd: Command): RunOptions {
   const o = cmd.opts<{
     kubeconfig?: string;
     workers: number;
+    repairWorkers: number;
     maxConcurrentWrites: number;
     resync: number;
     logLevel: LogLevel;
@@ -328,6 +337,7 @@ export function runOptionsOf(cmd: Command): RunOptions {
   return {
     ...(o.kubeconfig === undefined ? {} : { kubeconfig: o.kubeconfig }),
     workers: o.workers,
+    repairWorkers: o.repairWorkers,
     maxConcurrentWrites: o.maxConcurrentWrites,
     resyncSeconds: o.resync,
     logLevel: o.logLevel,

@@ -28,8 +28,8 @@ import {
 import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
-import type { Snapshot } from "./snapshot.js";
-import { controllingPolicy } from "../drift/ownership.js";
+import { objectKey, type Snapshot } from "./snapshot.js";
+import { controllerRef, controllingPolicy } from "../drift/ownership.js";
 import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
   wideningDirections,
@@ -37,6 +37,15 @@ import {
   type NetworkPolicySummary,
 } from "../findings/networkpolicies.js";
 import { errorMessage } from "./client.js";
+import {
+  auditKey,
+  findingsAudit,
+  mayConcernOperator,
+  rbacEventPolicies,
+  RbacFindingsMemo,
+  type RbacView,
+} from "./rbacevents.js";
+import type { RbacAuditSpec } from "../findings/rbac.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
 import { sharedInterner } from "./intern.js";
 
@@ -47,29 +56,8 @@ function policySelects(policy: ClusterSecurityPolicy, ns: V1Namespace): boolean 
   return !isDeleting(policy) && selectNamespaces(effectiveSpec(policy), [ns]).length > 0;
 }
 
-/**
- * The policies an unlabelled RBAC object's event concerns: the ones auditing RBAC (every binding is
- * judged), and for a Role or RoleBinding those selecting its namespace (an object at a child's name); a
- * ClusterRole or ClusterRoleBinding also concerns the policies with `rbac.roles` (ClusterRoles bound what
- * they may grant). `namespace` is the object's namespace as cached (undefined for cluster-scoped ones).
- * Note: the CRD defaults `spec.rbac.audit` to {}, so every stored policy audits RBAC unless that changes.
- */
-export function rbacEventPolicies(
-  policies: readonly ClusterSecurityPolicy[],
-  o: KubernetesObject,
-  namespace: V1Namespace | undefined,
-): string[] {
-  const namespaced = o.metadata?.namespace !== undefined;
-  return policies
-    .filter((p) => {
-      if (isDeleting(p)) return false;
-      const spec = effectiveSpec(p);
-      if (spec.rbac?.audit) return true;
-      if (!namespaced) return (spec.rbac?.roles?.length ?? 0) > 0;
-      return namespace !== undefined && policySelects(p, namespace);
-    })
-    .map((p) => p.metadata.name);
-}
+// Which policies an RBAC event concerns, and the memo of findings that decides it: rbacevents.ts.
+export { rbacEventPolicies } from "./rbacevents.js";
 
 /** What selection reads of a namespace: its name, labels and whether it is terminating. */
 function slimNamespace(ns: V1Namespace): V1Namespace {
@@ -128,7 +116,9 @@ const NOT_MANAGED = `${MANAGED_BY_LABEL}!=${MANAGED_BY_VALUE}`;
  * `default` ones by field selector and the operator's own by label. RBAC is watched in full because the
  * findings judge every binding.
  *
- * Each event calls `enqueue` with the policy it concerns, or with undefined for "every policy".
+ * Each event calls `enqueue` with the policy it concerns, or with undefined for "every policy"; an event
+ * that concerns one namespace of a policy whose selection it does not change calls `repair` with both
+ * instead (the repair lane, controller/lane.ts), or `enqueue` when there is no repair lane.
  */
 export class ClusterCache {
   readonly policies: ResilientInformer<ClusterSecurityPolicy & KubernetesObject>;
@@ -157,14 +147,38 @@ export class ClusterCache {
     enqueue: (policy: string | undefined, specChanged?: boolean) => void,
     /** Called with each namespace as it is after an event (not on deletion), once the caches synced. */
     namespaceChanged?: (ns: V1Namespace) => void,
+    /**
+     * One namespace of one policy to repair (see above); `selected`: the event selected the namespace for
+     * the policy (a full reconcile is enqueued too: the namespace is its to cover first).
+     */
+    repair?: (policy: string, namespace: string, selected?: boolean) => void,
+    /**
+     * Every object event as the caches take it in (objectKey, resourceVersion, whether it was a delete),
+     * before the handlers run: the controller's WriteLedger learns which of its writes the caches have seen.
+     */
+    observed?: (key: string, resourceVersion: string | undefined, deleted: boolean) => void,
   ) {
+    // Objects in csp-system are policy-wide children (the rendered audit Policy): the full reconcile's.
+    const inNamespace = (policy: string | undefined, ns: string | undefined) => {
+      if (policy && ns && ns !== OPERATOR_NAMESPACE && repair) repair(policy, ns);
+      else enqueue(policy);
+    };
     // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both.
     const byLabel = (o: KubernetesObject) => {
       const owner = controllingPolicy(o);
-      if (owner) enqueue(owner);
-      if (!owner || o.metadata?.labels?.[POLICY_LABEL] !== owner) enqueue(o.metadata?.labels?.[POLICY_LABEL]);
+      const ns = o.metadata?.namespace;
+      if (owner) inNamespace(owner, ns);
+      if (!owner || o.metadata?.labels?.[POLICY_LABEL] !== owner)
+        inNamespace(o.metadata?.labels?.[POLICY_LABEL], ns);
     };
     const everyPolicy = () => enqueue(undefined);
+    // Tells `observed` of an event; the cache already holds (or no longer holds) the object.
+    const tell = <T extends KubernetesObject>(inf: ResilientInformer<T> | undefined, kind: string, o: T) => {
+      const name = o.metadata?.name;
+      if (!observed || !inf || name === undefined) return;
+      const ns = o.metadata?.namespace;
+      observed(objectKey(kind, ns, name), o.metadata?.resourceVersion, inf.get(name, ns) === undefined);
+    };
     // Every full cache keeps managedFields compacted to what is read of them (drift/managedfields.ts).
     const mk = <T extends KubernetesObject>(
       path: string,
@@ -172,18 +186,23 @@ export class ClusterCache {
       kind: string,
       on: (o: T) => void,
       sel: { labelSelector?: string; fieldSelector?: string } = {},
-    ) =>
-      new ResilientInformer<T>(
+    ) => {
+      const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
         // The policies are read and copied by every reconcile: their objects are not shared or frozen.
         { path, apiVersion, kind, ...sel, transform: withCompactManagedFields, share: kind !== KIND },
-        on,
+        (o) => {
+          tell(inf, kind, o);
+          on(o);
+        },
         log,
         {
           // A cache back after a failure: what changed meanwhile may have fired no event that was acted on.
           onResynced: everyPolicy,
         },
       );
+      return inf;
+    };
 
     // A new generation is a spec the user changed: it runs at once, even while a failure backs off.
     const generations = new Map<string, number | undefined>();
@@ -195,6 +214,8 @@ export class ClusterCache {
     });
     // A Namespace event concerns only the policies that select it now or selected it before (its labels
     // at the previous event, judged by today's policies): a burst of unrelated namespaces costs nothing.
+    // Selected before and after: a repair of that namespace; selected or deselected by this event: a full
+    // reconcile (the policy's namespace count, releases and children elsewhere change).
     const previous = new Map<string, V1Namespace>();
     const selecting = (ns: V1Namespace | undefined): string[] =>
       ns
@@ -207,10 +228,16 @@ export class ClusterCache {
       const name = ns.metadata?.name;
       if (!name) return;
       const current = this.namespaces.get(name);
-      const before = selecting(previous.get(name));
+      const before = new Set(selecting(previous.get(name)));
       if (current) previous.set(name, slimNamespace(current));
       else previous.delete(name);
-      for (const p of new Set([...before, ...selecting(current)])) enqueue(p);
+      const after = new Set(selecting(current));
+      for (const p of new Set([...before, ...after]))
+        if (before.has(p) && after.has(p)) inNamespace(p, name);
+        else {
+          if (after.has(p)) repair?.(p, name, true);
+          enqueue(p);
+        }
       if (current && this.hasSynced) namespaceChanged?.(current);
     };
     this.namespaces = mk("/api/v1/namespaces", "v1", "Namespace", onNamespace);
@@ -226,7 +253,7 @@ export class ClusterCache {
     // A default ServiceAccount concerns the policies that select its namespace.
     const onDefaultServiceAccount = (sa: V1ServiceAccount) => {
       const ns = sa.metadata?.namespace;
-      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) inNamespace(p, ns);
     };
     this.defaultServiceAccounts = mk(
       "/api/v1/serviceaccounts",
@@ -241,12 +268,37 @@ export class ClusterCache {
       labelSelector: MANAGED,
     });
     const rbac = "rbac.authorization.k8s.io/v1";
-    // RBAC events concern only the policies that read RBAC (see rbacEventPolicies).
+    // RBAC events concern only the policies whose findings they move or whose desired state depends on
+    // the object (see rbacevents.ts): RBAC findings are recomputed for the bindings the object touches,
+    // once per audit configuration, instead of every policy recomputing everything.
+    const rbacView: RbacView = {
+      clusterRole: (name) => this.clusterRoles.get(name),
+      role: (namespace, name) => this.roles.get(name, namespace),
+      clusterRoleBinding: (name) => this.clusterRoleBindings.get(name),
+      roleBinding: (namespace, name) => this.roleBindings.get(name, namespace),
+      clusterRoleBindings: () => this.clusterRoleBindings.list(),
+      roleBindings: () => this.roleBindings.list(),
+    };
+    const findingsMemo = new RbacFindingsMemo();
     const rbacEvent = (o: KubernetesObject) => {
-      if (o.metadata?.namespace && o.metadata.labels?.[POLICY_LABEL]) return byLabel(o);
+      if (o.metadata?.namespace && o.metadata.labels?.[POLICY_LABEL]) byLabel(o);
+      // The memo follows the caches event by event; a cache that is not synced breaks that chain.
+      const synced = [this.roles, this.roleBindings, this.clusterRoles, this.clusterRoleBindings].every(
+        (i) => i.hasSynced,
+      );
+      if (!synced) findingsMemo.reset();
+      const policies = this.policies.list();
+      const audits = new Map<string, RbacAuditSpec>();
+      for (const p of policies) {
+        const audit = isDeleting(p) ? undefined : findingsAudit(p);
+        if (audit) audits.set(auditKey(audit), audit);
+      }
+      // Always told, even when every policy is concerned anyway: the memo must follow every change.
+      const moved = synced ? findingsMemo.moved(o, rbacView, audits) : "all";
+      if (synced && mayConcernOperator(o, rbacView)) return everyPolicy();
       const ns = o.metadata?.namespace;
       const namespace = ns ? this.namespaces.get(ns) : undefined;
-      for (const p of rbacEventPolicies(this.policies.list(), o, namespace)) enqueue(p);
+      for (const p of rbacEventPolicies(policies, o, namespace, moved)) enqueue(p);
     };
     this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", rbacEvent);
     this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent);
@@ -274,7 +326,7 @@ export class ClusterCache {
     const onOccupant = (o: KubernetesObject) => {
       const ns = o.metadata?.namespace;
       if (ns === OPERATOR_NAMESPACE) return everyPolicy();
-      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) enqueue(p);
+      for (const p of selecting(ns ? this.namespaces.get(ns) : undefined)) inNamespace(p, ns);
     };
     const occupancy = <T extends KubernetesObject>(
       path: string,
@@ -283,8 +335,8 @@ export class ClusterCache {
       transform: (o: T) => T,
       metadataOnly = true,
       fieldSelector?: string,
-    ) =>
-      new ResilientInformer<T>(
+    ) => {
+      const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
         {
           path,
@@ -296,10 +348,15 @@ export class ClusterCache {
           labelSelector: NOT_MANAGED,
           ...(fieldSelector ? { fieldSelector } : {}),
         },
-        onOccupant,
+        (o) => {
+          tell(inf, kind, o);
+          onOccupant(o);
+        },
         log,
         { onResynced: everyPolicy },
       );
+      return inf;
+    };
     this.networkPolicySummaries = occupancy<NetworkPolicySummary>(
       "/apis/networking.k8s.io/v1/networkpolicies",
       "networking.k8s.io/v1",
@@ -379,6 +436,69 @@ export class ClusterCache {
   }
 
   /**
+   * The snapshot of one namespace, for the repair lane (controller/lane.ts): the Namespace, the objects in
+   * it, the policies and the cluster-wide RBAC roles a RoleBinding may bind; occupancy answers only inside
+   * that namespace. Nothing here is computed per object of other namespaces (lists are filtered by
+   * reference only), so its cost hardly grows with the cluster. Throws CacheNotSyncedError like snapshot().
+   */
+  namespaceSnapshot(namespace: string, now = new Date()): Snapshot {
+    const unsynced = this.all.filter((i) => !i.hasSynced);
+    if (unsynced.length > 0)
+      throw new CacheNotSyncedError(
+        unsynced.map((i) => i.description),
+        [],
+      );
+    const inNs = <T extends KubernetesObject>(objs: readonly T[]) =>
+      objs.filter((o) => o.metadata?.namespace === namespace);
+    const managed = <T extends KubernetesObject>(objs: readonly T[]) =>
+      objs.filter((o) => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
+    const ns = this.namespaces.get(namespace);
+    const roles = inNs(this.roles.list());
+    const roleBindings = inNs(this.roleBindings.list());
+    const networkPolicies = inNs(this.networkPolicies.list());
+    const defaultSa = this.defaultServiceAccounts.get("default", namespace);
+    const lookups: Record<string, { get(name: string, namespace?: string): KubernetesObject | undefined }[]> =
+      {
+        NetworkPolicy: [this.networkPolicies, this.occupancy["NetworkPolicy"]!],
+        ServiceAccount: [
+          this.managedServiceAccounts,
+          this.defaultServiceAccounts,
+          this.occupancy["ServiceAccount"]!,
+        ],
+        Role: [this.roles],
+        RoleBinding: [this.roleBindings],
+      };
+    return {
+      occupant: (kind, ns2, name) => {
+        if (ns2 !== namespace) return undefined;
+        for (const l of lookups[kind] ?? []) {
+          const o = l.get(name, ns2);
+          if (o) return o;
+        }
+        return undefined;
+      },
+      policies: [...this.policies.list()],
+      namespaces: ns ? [ns] : [],
+      networkPolicies,
+      serviceAccounts: [...(defaultSa ? [defaultSa] : []), ...inNs(this.managedServiceAccounts.list())],
+      roles: managed(roles),
+      roleBindings: managed(roleBindings),
+      configMaps: [],
+      wideningNetworkPolicies: [
+        ...inNs(this.networkPolicySummaries.list()).filter((o) => o.widens?.length),
+        ...networkPolicies.map((o) => slimNetworkPolicy(o)).filter((o) => o.widens?.length),
+      ],
+      rbac: {
+        clusterRoles: [...this.clusterRoles.list()],
+        clusterRoleBindings: [],
+        roles,
+        roleBindings,
+      },
+      now,
+    };
+  }
+
+  /**
    * An immutable snapshot of the caches for one reconcile. Throws CacheNotSyncedError (retryable) when
    * any cache has not synced since its last failure: an object missing from such a cache may exist, so
    * nothing (above all no delete, no Orphaned judgement) may be computed from it.
@@ -412,7 +532,31 @@ export class ClusterCache {
       RoleBinding: [this.roleBindings],
     };
     const networkPolicies = [...this.networkPolicies.list()];
+    // Indexed by the controlling policy's UID on first use (once per snapshot, only when a plan asks).
+    let controlled: Map<string, { kind: string; object: KubernetesObject }[]> | undefined;
+    const controlledUnlabelled = (policyUid: string) => {
+      if (!controlled) {
+        const index = new Map<string, { kind: string; object: KubernetesObject }[]>();
+        const add = (kind: string, objs: readonly KubernetesObject[]) => {
+          for (const object of objs) {
+            if (object.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) continue;
+            const uid = controllingPolicy(object) && controllerRef(object)?.uid;
+            if (!uid) continue;
+            const at = index.get(uid);
+            if (at) at.push({ kind, object });
+            else index.set(uid, [{ kind, object }]);
+          }
+        };
+        add("NetworkPolicy", this.networkPolicySummaries.list());
+        add("ServiceAccount", this.occupancy["ServiceAccount"]!.list());
+        add("Role", roles);
+        add("RoleBinding", roleBindings);
+        controlled = index;
+      }
+      return controlled.get(policyUid) ?? [];
+    };
     return {
+      controlledUnlabelled,
       occupant: (kind, namespace, name) => {
         for (const l of lookups[kind] ?? []) {
           const o = l.get(name, namespace);

@@ -62,6 +62,15 @@ export interface Snapshot {
    * when not watched.
    */
   readonly wideningNetworkPolicies?: readonly NetworkPolicySummary[];
+  /**
+   * The objects without the managed-by label (NetworkPolicy summaries, ServiceAccount metadata, Roles and
+   * RoleBindings) whose controller ownerReference carries the policy UID `policyUid`: a child whose label
+   * was stripped, or a look-alike someone pointed at the policy (drift/orphans.ts tells them apart).
+   * Undefined when not watched.
+   */
+  readonly controlledUnlabelled?: (
+    policyUid: string,
+  ) => readonly { readonly kind: string; readonly object: KubernetesObject }[];
   /** The time the snapshot was taken, for expiring exemptions. */
   readonly now: Date;
 }

@@ -7,6 +7,7 @@ import type { Logger } from "../observability/logger.js";
 import { objectKey } from "../cluster/snapshot.js";
 import { settleBounded } from "./bounded.js";
 import type { CorrectionLimiter } from "./corrections.js";
+import type { WriteLedger } from "./ledger.js";
 import { classify, type WriteFailure } from "./failures.js";
 import type { ChildWrite, Plan } from "./plan.js";
 
@@ -33,6 +34,20 @@ export interface Applied {
   written: string[];
   /** Corrections held back because another writer keeps reverting the object: retry after this long. */
   retryAfterMs?: number;
+  /** Objects not written because the other lane wrote them after this plan's snapshot, or is writing them. */
+  skipped: string[];
+}
+
+/** The ledger both lanes share, and the epoch of the snapshot this plan was made from (see ledger.ts). */
+export interface LedgerView {
+  ledger: WriteLedger;
+  epoch: number;
+  /**
+   * Claim every object of the plan before the first write, and hold each claim until its own write is
+   * done (the full reconcile: its writes take seconds at thousands of namespaces, and a repair meanwhile
+   * must not make a write it is about to make). Without it, each object is claimed just for its write.
+   */
+  claimAhead?: boolean;
 }
 
 /** Correction budget per object, shared across reconciles (see corrections.ts); scoped by policy. */
@@ -56,6 +71,7 @@ export async function applyPlan(
   log: Logger,
   limit: number = DEFAULT_MAX_CONCURRENT_WRITES,
   corrections?: Corrections,
+  ledger?: LedgerView,
 ): Promise<Applied> {
   // Writes finish in any order: their failures are sorted below, so the status they produce is stable.
   const failures: WriteFailure[] = [];
@@ -99,105 +115,174 @@ export async function applyPlan(
     }
   }
   const sharedHeld = new Set<string>();
-  await settleBounded([...byObject], limit, async ([key, writes]) => {
-    // A shared object's fields are the union of every policy's: one budget per object.
-    const reverts = sharedReverts.get(key);
-    const budgetKey = `shared:${key}`;
-    if (reverts && corrections) {
-      const admission = corrections.limiter.admit(budgetKey, now());
-      if (!admission.ok) {
-        sharedHeld.add(key);
-        remaining.push(...reverts.map((d) => contested(d, admission)));
-        return;
-      }
-    }
-    for (const w of writes) {
+  const skipped: string[] = [];
+  // Claimed ahead (see LedgerView.claimAhead): released as each write ends, the rest at the end.
+  const held = new Set<string>();
+  const busy = new Set<string>();
+  if (ledger?.claimAhead)
+    for (const key of new Set([
+      ...byObject.keys(),
+      ...p.deletes.map((d) => d.key),
+      ...p.writes.map((w) => w.key),
+    ]))
+      (ledger.ledger.claim(key) ? held : busy).add(key);
+  /** Takes an object for this write, or records it skipped (see ledger.ts). */
+  const take = (key: string, seen: string | null | undefined): boolean => {
+    if (!ledger) return true;
+    const free = held.has(key) || (!busy.has(key) && ledger.ledger.claim(key));
+    if (free && !ledger.ledger.stale(key, seen, ledger.epoch)) return true;
+    if (free) done(key);
+    skipped.push(key);
+    return false;
+  };
+  /** Ends this plan's claim on `key`, recording the write when it went through. */
+  const done = (key: string, result?: Parameters<WriteLedger["release"]>[1]): void => {
+    held.delete(key);
+    ledger?.ledger.release(key, result);
+  };
+  try {
+    return await applyClaimed();
+  } finally {
+    for (const key of [...held]) done(key);
+  }
+
+  async function applyClaimed(): Promise<Applied> {
+    const rv = (o: unknown): string | undefined =>
+      (o as KubernetesObject | undefined)?.metadata?.resourceVersion ?? undefined;
+    await settleBounded([...byObject], limit, async ([key, writes]) => {
+      const seen = p.sharedSeen?.get(key);
+      if (!take(key, seen)) return;
+      let after: string | undefined;
       try {
-        await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
-        log.info("shared object written", { object: key, change: w.reason });
+        after = await writeShared(key, writes);
+      } finally {
+        done(key, after === undefined ? undefined : { before: seen, after });
+      }
+    });
+    /** The object's writes in order; the resourceVersion the last one left, or undefined when not all ran. */
+    async function writeShared(key: string, writes: SharedWrite[]): Promise<string | undefined> {
+      // A shared object's fields are the union of every policy's: one budget per object.
+      const reverts = sharedReverts.get(key);
+      const budgetKey = `shared:${key}`;
+      if (reverts && corrections) {
+        const admission = corrections.limiter.admit(budgetKey, now());
+        if (!admission.ok) {
+          sharedHeld.add(key);
+          remaining.push(...reverts.map((d) => contested(d, admission)));
+          return undefined;
+        }
+      }
+      let last: string | undefined;
+      for (const w of writes) {
+        try {
+          const result = await (w.manager ? writer.apply(w.object, w.manager) : writer.apply(w.object));
+          last = rv(result) ?? "";
+          log.info("shared object written", { object: key, change: w.reason });
+        } catch (err) {
+          failures.push(classify(err, key));
+          return undefined;
+        }
+      }
+      sharedDone.add(key);
+      if (sharedModified.has(key)) corrections?.limiter.corrected(budgetKey, now());
+      return last;
+    }
+
+    await settleBounded(p.deletes, limit, async ({ key, object }) => {
+      const seen = rv(object) ?? null;
+      if (!take(key, seen)) return;
+      let deleted = false;
+      try {
+        await writer.delete(withTypeMeta("RoleBinding", object));
+        deleted = true;
+        log.info("binding to an object that is not the policy's removed", { object: key });
       } catch (err) {
         failures.push(classify(err, key));
+      } finally {
+        done(key, deleted ? { before: seen, after: null } : undefined);
+      }
+    });
+
+    const corrected: Drift[] = [];
+    const written: string[] = [];
+    const write = async (w: ChildWrite): Promise<void> => {
+      // Another writer keeps reverting this object: wait instead of answering every revert with a write.
+      // Only reverts count (see isRevert): creating a missing child, or a first correction after a change of
+      // the policy itself, is never held.
+      const budgetKey = `${p.policy?.metadata.name ?? ""}:${w.key}`;
+      const revert = isRevert(w.drift, budgetKey);
+      const admission = revert ? corrections?.limiter.admit(budgetKey, now()) : undefined;
+      if (admission && !admission.ok) {
+        remaining.push(contested(w.drift, admission));
         return;
       }
-    }
-    sharedDone.add(key);
-    if (sharedModified.has(key)) corrections?.limiter.corrected(budgetKey, now());
-  });
-
-  await settleBounded(p.deletes, limit, async ({ key, object }) => {
-    try {
-      await writer.delete(withTypeMeta("RoleBinding", object));
-      log.info("binding to an object that is not the policy's removed", { object: key });
-    } catch (err) {
-      failures.push(classify(err, key));
-    }
-  });
-
-  const corrected: Drift[] = [];
-  const written: string[] = [];
-  const write = async (w: ChildWrite): Promise<void> => {
-    // Another writer keeps reverting this object: wait instead of answering every revert with a write.
-    // Only reverts count (see isRevert): creating a missing child, or a first correction after a change of
-    // the policy itself, is never held.
-    const budgetKey = `${p.policy?.metadata.name ?? ""}:${w.key}`;
-    const revert = isRevert(w.drift, budgetKey);
-    const admission = revert ? corrections?.limiter.admit(budgetKey, now()) : undefined;
-    if (admission && !admission.ok) {
-      remaining.push(contested(w.drift, admission));
-      return;
-    }
-    try {
-      if (w.action === "delete") await writer.delete(withTypeMeta(w.drift.kind as ChildKind, w.object));
-      else {
-        const child = w.object as Child;
-        // A second controller reference would be refused: the rewritten ones go first.
-        if (w.reclaim) await writer.replaceOwned(child, true);
-        // A Missing child is created, never applied: an object someone put at its name meanwhile is left alone.
-        const missing = w.drift.reason === "Missing";
-        const result = missing ? await writer.create(child) : await writer.apply(child);
-        if (!result) {
-          remaining.push({
-            ...w.drift,
-            message: `${w.drift.message}; an object appeared at its name: not written`,
-          });
-          return;
+      if (!take(w.key, w.seen)) return;
+      let after: string | null | undefined;
+      try {
+        if (w.action === "delete") {
+          await writer.delete(withTypeMeta(w.drift.kind as ChildKind, w.object));
+          after = null;
+        } else {
+          const child = w.object as Child;
+          // A second controller reference would be refused: the rewritten ones go first.
+          if (w.reclaim) await writer.replaceOwned(child, true);
+          // A Missing child is created, never applied: an object someone put at its name meanwhile is left alone.
+          const missing = w.drift.reason === "Missing";
+          const result = missing ? await writer.create(child) : await writer.apply(child);
+          if (!result) {
+            remaining.push({
+              ...w.drift,
+              message: `${w.drift.message}; an object appeared at its name: not written`,
+            });
+            return;
+          }
+          after = rv(result) ?? "";
+          const uid = (result as KubernetesObject | undefined)?.metadata?.uid;
+          if (uid && (missing || uid === child.metadata.uid)) written.push(uid);
+          // Fields another manager added survive an apply; replace them when they are still there.
+          if (ownedFieldDiff(child, result).length > 0) {
+            // The replace leaves a newer resourceVersion than the apply's: not known here, so only the
+            // epoch rule holds off the other lane until the cache shows it.
+            after = "";
+            await writer.replaceOwned({ ...child, metadata: { ...child.metadata, ...(uid ? { uid } : {}) } });
+          }
         }
-        const uid = (result as KubernetesObject | undefined)?.metadata?.uid;
-        if (uid && (missing || uid === child.metadata.uid)) written.push(uid);
-        // Fields another manager added survive an apply; replace them when they are still there.
-        if (ownedFieldDiff(child, result).length > 0)
-          await writer.replaceOwned({ ...child, metadata: { ...child.metadata, ...(uid ? { uid } : {}) } });
+        corrected.push(w.drift);
+        if (w.drift.reason === "Modified") corrections?.limiter.corrected(budgetKey, now());
+      } catch (err) {
+        failures.push(classify(err, w.key, w.field));
+        remaining.push({ ...w.drift, message: `${w.drift.message}; write failed: ${errorMessage(err)}` });
+      } finally {
+        done(w.key, after === undefined ? undefined : { before: w.seen, after });
       }
-      corrected.push(w.drift);
-      if (w.drift.reason === "Modified") corrections?.limiter.corrected(budgetKey, now());
-    } catch (err) {
-      failures.push(classify(err, w.key, w.field));
-      remaining.push({ ...w.drift, message: `${w.drift.message}; write failed: ${errorMessage(err)}` });
-    }
-  };
-  for (const phase of [0, 1] as const)
-    await settleBounded(
-      p.writes.filter((w) => w.phase === phase),
-      limit,
-      write,
-    );
+    };
+    for (const phase of [0, 1] as const)
+      await settleBounded(
+        p.writes.filter((w) => w.phase === phase),
+        limit,
+        write,
+      );
 
-  // Shared drift is repaired by the union write to its object, when that write succeeded.
-  for (const d of p.sharedDrift) {
-    const key = objectKey(d.kind, d.namespace, d.name);
-    if (sharedHeld.has(key) && sharedRevertDrift.has(d)) continue; // reported as Contested above
-    (sharedDone.has(key) ? corrected : remaining).push(d);
+    // Shared drift is repaired by the union write to its object, when that write succeeded.
+    const skippedSet = new Set(skipped);
+    for (const d of p.sharedDrift) {
+      const key = objectKey(d.kind, d.namespace, d.name);
+      if (sharedHeld.has(key) && sharedRevertDrift.has(d)) continue; // reported as Contested above
+      if (skippedSet.has(key)) continue; // the other lane's write: it reports it
+      (sharedDone.has(key) ? corrected : remaining).push(d);
+    }
+    const byKey = (a: Drift, b: Drift) =>
+      objectKey(a.kind, a.namespace, a.name).localeCompare(objectKey(b.kind, b.namespace, b.name));
+    return {
+      sharedDone,
+      skipped: skipped.sort(),
+      written,
+      corrected: corrected.sort(byKey),
+      remaining,
+      failures: [...p.failures, ...failures.sort((a, b) => a.message.localeCompare(b.message))],
+      ...(retryAt !== undefined && corrections
+        ? { retryAfterMs: Math.max(0, retryAt - corrections.now()) }
+        : {}),
+    };
   }
-  const byKey = (a: Drift, b: Drift) =>
-    objectKey(a.kind, a.namespace, a.name).localeCompare(objectKey(b.kind, b.namespace, b.name));
-  return {
-    sharedDone,
-    written,
-    corrected: corrected.sort(byKey),
-    remaining,
-    failures: [...p.failures, ...failures.sort((a, b) => a.message.localeCompare(b.message))],
-    ...(retryAt !== undefined && corrections
-      ? { retryAfterMs: Math.max(0, retryAt - corrections.now()) }
-      : {}),
-  };
 }

@@ -252,7 +252,8 @@ export function encryptionReport(
           retryable: true,
         },
       };
-    // A new ClusterRoleBinding re-enqueues every policy, so no retry loop is needed to notice the fix.
+    // A binding granting the operator re-enqueues every policy (cluster/rbacevents.ts), so no retry loop
+    // is needed to notice the fix.
     return failedReport(
       "RewriteForbidden",
       `the operator may not list ${(plan.rewrite?.resources ?? []).join(", ")} to rewrite them: apply ` +

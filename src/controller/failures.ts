@@ -9,8 +9,8 @@ export interface WriteFailure {
   terminal?: boolean;
 }
 
-/** The ClusterRole that bounds what generated Roles may grant (config/rbac/grantable_cluster_role.yaml). */
-export const GRANTABLE_CLUSTER_ROLE = "csp-operator-grantable";
+export { GRANTABLE_CLUSTER_ROLE } from "../api/vocabulary.js";
+import { GRANTABLE_CLUSTER_ROLE } from "../api/vocabulary.js";
 
 /** A Role beyond what the operator may grant, found by the operator itself or by the API server. */
 export function notGrantableFailure(
@@ -25,7 +25,8 @@ export function notGrantableFailure(
       `${field ? `${field} (${object})` : object}: the operator may not grant ${missing || "these permissions"}; ` +
       `what generated Roles may grant is bounded by ClusterRole ${GRANTABLE_CLUSTER_ROLE} (extend it with a ` +
       `ClusterRole labelled security.csp-operator.io/aggregate-to-grantable=true)`,
-    // A change to any ClusterRole re-enqueues every policy with rbac.roles: no backoff loop is needed.
+    // A change to the grantable ClusterRole (aggregation included) re-enqueues every policy with
+    // rbac.roles, one to the operator's own grants every policy (cluster/rbacevents.ts): no backoff loop.
     terminal: true,
   };
 }

@@ -5,6 +5,8 @@ import { CacheNotSyncedError, ClusterCache } from "../cluster/cache.js";
 import { KubeLeaseStore, LEADER_LEASE_NAME, leasePath } from "../cluster/lease.js";
 import type { AreaFactory, AreaReconciler } from "./areas.js";
 import { CorrectionLimiter } from "./corrections.js";
+import { laneKey, repairReconciler, REPAIR_CONTROLLER_NAME } from "./lane.js";
+import { WriteLedger } from "./ledger.js";
 import { reconcile, type ReconcileDeps } from "./reconcile.js";
 import { reportsArea } from "./reports.js";
 import { OPERATOR_NAMESPACE } from "../desired/metadata.js";
@@ -28,11 +30,19 @@ export interface LeaderElectionConfig {
   retryPeriodMs?: number;
 }
 
+/**
+ * How long a repair's request for a full reconcile of its policy waits, so a burst of repairs (or of
+ * children created by a converge) coalesces into one full reconcile.
+ */
+export const FULL_RECONCILE_AFTER_REPAIR_MS = 1000;
+
 /** Two bookmark intervals (the API server sends one about every minute to a kind with writes) and slack. */
 export const DEFAULT_WATCH_SILENCE_MS = 150_000;
 
 export interface OperatorOptions {
   workers: number;
+  /** Namespaces repaired in parallel by the repair lane (default 2; see controller/lane.ts). */
+  repairWorkers?: number;
   /** Writes in flight within one reconcile (default 8). */
   maxConcurrentWrites?: number;
   resyncMs: number;
@@ -64,6 +74,15 @@ export class Operator {
   readonly cache: ClusterCache;
   readonly applier: Applier;
   readonly controller: Controller;
+  /** The repair lane: one namespace of one policy per item, apart from full reconciles (lane.ts). */
+  readonly repairs: Controller;
+  /** What either lane wrote lately, so the other does not write it again (ledger.ts). */
+  readonly ledger = new WriteLedger();
+  /**
+   * Namespaces each policy selected since its last full reconcile started: covering them is that
+   * reconcile's (one plan, one status write, one Event for all), so repairs there wait for it.
+   */
+  private readonly uncovered = new Map<string, Set<string>>();
   readonly areas: readonly AreaReconciler[];
   readonly elector: LeaderElector | undefined;
   /** Publishes each policy's status as policy reports, on the leader only (src/reports/publisher.ts). */
@@ -124,15 +143,19 @@ export class Operator {
         })
       : this.applier;
     this.controller = new Controller(
-      (key, reconcileId) =>
-        reconcile(key, {
+      (key, reconcileId) => {
+        // Its snapshot is taken after this: it covers every namespace selected until now.
+        this.uncovered.delete(key);
+        return reconcile(key, {
           snapshot: () => this.cache.snapshot(),
           writer,
           log: log.child({ policy: key, reconcileId }),
           areas: this.areas,
           corrections: { limiter: this.corrections, now: () => Date.now() },
+          ledger: this.ledger,
           ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
-        }),
+        });
+      },
       () => this.resyncKeys(),
       {
         workers: opts.workers,
@@ -141,6 +164,36 @@ export class Operator {
       },
       log,
     );
+    const repairLog = log.child({ lane: REPAIR_CONTROLLER_NAME });
+    this.repairs = new Controller(
+      repairReconciler((policy, reconcileId) => ({
+        namespaceSnapshot: (ns) => this.cache.namespaceSnapshot(ns),
+        writer,
+        log: repairLog.child({ policy, reconcileId }),
+        corrections: { limiter: this.corrections, now: () => Date.now() },
+        ledger: this.ledger,
+        ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
+        uncovered: (p, ns) => this.uncovered.get(p)?.has(ns) ?? false,
+        reconcilePolicy: (p, reasons) => {
+          repairLog.debug("full reconcile requested", { policy: p, reasons });
+          this.controller.queue.addAfter(p, FULL_RECONCILE_AFTER_REPAIR_MS);
+        },
+      })),
+      // No resync of its own: the policy lane's resync recomputes everything.
+      () => [],
+      {
+        workers: opts.repairWorkers ?? 2,
+        resyncMs: Math.max(opts.resyncMs, 60_000),
+        ...(metrics ? { observer: metrics.controllerObserver(REPAIR_CONTROLLER_NAME) } : {}),
+      },
+      repairLog,
+    );
+    const repair = (policy: string, namespace: string, selected?: boolean) => {
+      if (!selected) return this.repairs.queue.add(laneKey(policy, namespace));
+      const set = this.uncovered.get(policy) ?? new Set<string>();
+      set.add(namespace);
+      this.uncovered.set(policy, set);
+    };
     // Events only enqueue; a missing policy name means "every policy" (namespaces, shared objects, RBAC).
     const enqueue = (policy: string | undefined, specChanged = false): void => {
       this.reports?.enqueue(policy);
@@ -167,7 +220,9 @@ export class Operator {
       for (const area of this.areas)
         for (const n of area.orphans?.(input) ?? []) this.controller.queue.add(n);
     };
-    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged);
+    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged, repair, (key, rv, deleted) =>
+      this.ledger.observe(key, rv, deleted),
+    );
     this.areas = [
       ...(opts.areas ?? []).map((make) =>
         make({ kc, log, enqueue, ...(metrics ? { observer: metrics } : {}) }),
@@ -220,6 +275,7 @@ export class Operator {
     if (!(await this.synced) || this.stopping) return;
     this.log.info("caches synced; starting workers");
     this.controller.start();
+    this.repairs.start();
     this.controller.resync();
     this.reports?.startPublishing();
   }
@@ -229,6 +285,7 @@ export class Operator {
       if (!(await this.synced) || this.stopping || !this.elector?.canWrite()) return;
       this.log.info("leading with synced caches; starting workers");
       this.controller.start();
+      this.repairs.start();
       this.controller.resync();
       this.reports?.startPublishing();
     });
@@ -236,7 +293,7 @@ export class Operator {
 
   private endTerm(): void {
     this.term = this.term.then(async () => {
-      await Promise.all([this.controller.stop(), this.reports?.stopPublishing()]);
+      await Promise.all([this.controller.stop(), this.repairs.stop(), this.reports?.stopPublishing()]);
       this.log.info("workers stopped; following");
     });
   }
@@ -264,9 +321,9 @@ export class Operator {
     if (this.elector)
       await this.elector.stop(async () => {
         await this.term;
-        await Promise.all([this.controller.stop(), this.reports?.stopPublishing()]);
+        await Promise.all([this.controller.stop(), this.repairs.stop(), this.reports?.stopPublishing()]);
       });
-    else await Promise.all([this.controller.stop(), this.reports?.stopPublishing()]);
+    else await Promise.all([this.controller.stop(), this.repairs.stop(), this.reports?.stopPublishing()]);
     await Promise.all([this.cache.stop(), ...this.areas.map((a) => a.stop?.())]);
   }
 }

@@ -10,8 +10,9 @@ import { sharedNamespaceStates } from "../desired/namespacestate.js";
 import { ungrantableRoles } from "../desired/rbac.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
-import { childDrift, sharedDrift, type Drift } from "../drift/checks.js";
+import { childDrift, defaultServiceAccount, sharedDrift, type Drift } from "../drift/checks.js";
 import { observedIndex, ownershipOf, uidMark } from "../drift/ownership.js";
+import { unlabelledOrphans } from "../drift/orphans.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
 import { wideningFindings } from "../findings/networkpolicies.js";
@@ -38,6 +39,8 @@ export interface ChildWrite {
   phase: 0 | 1;
   /** The object's identity marks were rewritten by someone else: its ownerReferences are replaced first. */
   reclaim?: boolean;
+  /** The resourceVersion the plan saw at the child's name (null: nothing), for the WriteLedger. */
+  seen?: string | null;
 }
 
 /**
@@ -55,6 +58,8 @@ export interface Plan {
   enforce: boolean;
   /** Shared objects to write, in order per object (a give-back before the release of the same label). */
   shared: SharedWrite[];
+  /** The resourceVersion the plan saw of each shared object it writes (keyed by objectKey; null: none). */
+  sharedSeen?: ReadonlyMap<string, string | null>;
   /** Generated RoleBindings to remove: their Role or ServiceAccount is not the policy's (see bindings.ts). */
   deletes: { key: string; object: KubernetesObject }[];
   writes: ChildWrite[];
@@ -92,13 +97,41 @@ function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string | un
  * (level-triggered): there is no shortcut on observedGeneration.
  */
 export function plan(name: string, snapshot: Snapshot): Plan {
+  const steps = planSteps(name, snapshot);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same plan, computed in steps with the event loop let run between them: at thousands of namespaces
+ * a whole plan takes tens to hundreds of milliseconds of CPU (bench/plan-micro.ts), which would otherwise
+ * hold back every watch event and repair for that long. Each step is one pass over the namespaces or the
+ * children.
+ */
+export async function planYielding(name: string, snapshot: Snapshot): Promise<Plan> {
+  const steps = planSteps(name, snapshot);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** plan()'s body; each `yield` is a point where planYielding lets the event loop run (exported for bench/plan-micro.ts). */
+export function* planSteps(name: string, snapshot: Snapshot): Generator<undefined, Plan, undefined> {
   // Shared objects (namespace labels, default ServiceAccounts) carry the union of all enforcing policies.
   const states = sharedNamespaceStates(snapshot);
+  yield;
   const shared = sharedWrites(snapshot, states);
+  const sharedSeen = seenOfShared(snapshot, shared);
+  yield;
   const policy = snapshot.policies.find((p) => p.metadata.name === name);
   const empty = {
     name,
     shared,
+    sharedSeen,
     enforce: false,
     deletes: [],
     writes: [],
@@ -116,6 +149,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   const spec = effectiveSpec(policy);
   const enforce = spec.mode !== "Audit";
   const desired = desiredState(policy, snapshot);
+  yield;
   const failures: WriteFailure[] = desired.invalid.map((message) => ({
     reason: "InvalidSpec",
     message,
@@ -139,6 +173,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   // judge ownership); only an object that is the policy's own needs its full body, read live (rare: its
   // labels were stripped by hand).
   const cached = observedIndex(snapshot);
+  yield;
   const occupied = new Map<string, KubernetesObject>(snapshot.occupied ?? []);
   const reads: Plan["reads"] = [];
   // Audit mode never repairs, so such a child is judged from its metadata (it lost its managed-by label:
@@ -162,6 +197,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       });
     else occupied.set(key, meta);
   }
+  yield;
   const view: Snapshot = { ...snapshot, occupied };
   const childUIDs = new Set<string>();
   let unseen = false;
@@ -180,10 +216,15 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   // seen, or the memory that proves the child is the policy's would be lost in that instant.
   if (unseen) for (const m of policy.status?.childUIDs ?? []) childUIDs.add(m);
 
-  const drift = [
-    ...childDrift(policy, desired.children, view, metadataOnly),
-    ...sharedDrift(policy, desired.namespaces, view, states),
-  ];
+  yield;
+  const children = childDrift(policy, desired.children, view, metadataOnly);
+  yield;
+  const drift = [...children, ...sharedDrift(policy, desired.namespaces, view, states)];
+  // Unlabelled children it no longer wants, pruned only when provably its own (drift/orphans.ts).
+  const orphans = unlabelledOrphans(policy, desired.children, view, drift);
+  drift.push(...orphans.drift);
+  for (const m of orphans.remembered) childUIDs.add(m);
+  yield;
   const remaining: Drift[] = [];
   const sharedDriftList: Drift[] = [];
   const writes: ChildWrite[] = [];
@@ -217,6 +258,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       continue;
     }
     const field = d.repair.action === "apply" ? specFieldOf(d.repair.object, spec) : undefined;
+    const live = cached.get(key) ?? occupied.get(key);
     writes.push({
       key,
       drift: d,
@@ -225,6 +267,7 @@ export function plan(name: string, snapshot: Snapshot): Plan {
       ...(field ? { field } : {}),
       phase: d.kind === "RoleBinding" && d.repair.action === "apply" ? 1 : 0,
       ...(d.repair.action === "apply" && d.repair.reclaim ? { reclaim: true } : {}),
+      seen: live ? (live.metadata?.resourceVersion ?? null) : null,
     });
   }
 
@@ -239,6 +282,26 @@ export function plan(name: string, snapshot: Snapshot): Plan {
   if (remaining.some((d) => d.repair === undefined && (d.reason === "Unowned" || d.reason === "Conflict")))
     requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, BLOCKED_RECHECK_MS);
 
+  yield;
+  const findings = [
+    ...policyFindings(policy, spec, view),
+    ...wideningFindings(
+      policy,
+      spec,
+      desired.namespaces,
+      snapshot.policies,
+      snapshot.wideningNetworkPolicies ?? [],
+      {
+        desired: new Set(
+          desired.children
+            .filter((c) => c.kind === "NetworkPolicy")
+            .map((c) => objectKey(c.kind, c.metadata.namespace, c.metadata.name)),
+        ),
+        labelled: snapshot.networkPolicies,
+      },
+    ),
+    ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
+  ];
   return {
     ...empty,
     policy,
@@ -249,31 +312,32 @@ export function plan(name: string, snapshot: Snapshot): Plan {
     remaining,
     sharedDrift: sharedDriftList,
     failures,
-    findings: [
-      ...policyFindings(policy, spec, view),
-      ...wideningFindings(
-        policy,
-        spec,
-        desired.namespaces,
-        snapshot.policies,
-        snapshot.wideningNetworkPolicies ?? [],
-        {
-          desired: new Set(
-            desired.children
-              .filter((c) => c.kind === "NetworkPolicy")
-              .map((c) => objectKey(c.kind, c.metadata.namespace, c.metadata.name)),
-          ),
-          labelled: snapshot.networkPolicies,
-        },
-      ),
-      ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
-    ],
+    findings,
     namespaces: desired.namespaces.length,
     managedObjects: desired.children.length,
     reads,
     childUIDs: [...childUIDs].sort().slice(0, MAX_REMEMBERED_CHILDREN),
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   };
+}
+
+/** The resourceVersion of each shared object a write goes to, as the snapshot holds it (null: none). */
+function seenOfShared(snapshot: Snapshot, shared: readonly SharedWrite[]): Map<string, string | null> {
+  const seen = new Map<string, string | null>();
+  if (shared.length === 0) return seen;
+  const namespaces = new Map(snapshot.namespaces.map((n) => [n.metadata?.name, n]));
+  for (const w of shared) {
+    const ns = w.object.metadata?.namespace;
+    const name = w.object.metadata?.name ?? "";
+    const live =
+      w.object.kind === "Namespace"
+        ? namespaces.get(name)
+        : w.object.kind === "ServiceAccount" && ns
+          ? defaultServiceAccount(snapshot, ns)
+          : undefined;
+    seen.set(objectKey(w.object.kind ?? "", ns, name), live?.metadata?.resourceVersion ?? null);
+  }
+  return seen;
 }
 
 /** A one-line-per-action rendering of a plan, for logs and `render`. */

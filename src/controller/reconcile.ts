@@ -6,7 +6,8 @@ import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Corrections, type PlanWriter } from "./apply.js";
 import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
-import { plan, type Plan } from "./plan.js";
+import type { WriteLedger } from "./ledger.js";
+import { planYielding, type Plan } from "./plan.js";
 import { report } from "./report.js";
 
 export { BLOCKED_RECHECK_MS } from "./plan.js";
@@ -38,6 +39,8 @@ export interface ReconcileDeps {
   maxConcurrentWrites?: number;
   /** Per-object correction budget against rival writers (kept across reconciles by the operator). */
   corrections?: Corrections;
+  /** What the repair lane (and this one) wrote lately: neither repeats the other's write (ledger.ts). */
+  ledger?: WriteLedger;
 }
 
 /** A failure worth retrying with backoff (the queue does the waiting). */
@@ -53,7 +56,7 @@ async function gatherAndPlan(
   limit: number,
 ): Promise<{ snapshot: Snapshot; plan: Plan }> {
   const snapshot = deps.snapshot();
-  const first = plan(name, snapshot);
+  const first = await planYielding(name, snapshot);
   if (first.reads.length === 0) return { snapshot, plan: first };
   const occupied = new Map(snapshot.occupied ?? []);
   const results = await settleBounded(first.reads, limit, (r) =>
@@ -77,7 +80,7 @@ async function gatherAndPlan(
         }
       : {}),
   };
-  return { snapshot: gathered, plan: plan(name, gathered) };
+  return { snapshot: gathered, plan: await planYielding(name, gathered) };
 }
 
 /**
@@ -89,8 +92,17 @@ async function gatherAndPlan(
 export async function reconcile(name: string, deps: ReconcileDeps): Promise<ReconcileResult | void> {
   const { writer, log } = deps;
   const limit = deps.maxConcurrentWrites ?? DEFAULT_MAX_CONCURRENT_WRITES;
+  // Taken before the snapshot: a write the repair lane makes from now on is newer than this plan's view.
+  const epoch = deps.ledger?.epoch() ?? 0;
   const { snapshot, plan: p } = await gatherAndPlan(name, deps, limit);
-  const applied = await applyPlan(p, writer, log, limit, deps.corrections);
+  const applied = await applyPlan(
+    p,
+    writer,
+    log,
+    limit,
+    deps.corrections,
+    deps.ledger ? { ledger: deps.ledger, epoch, claimAhead: true } : undefined,
+  );
   if (!p.policy || !p.spec) {
     const failures = [
       ...applied.failures.map((f) => f.message),

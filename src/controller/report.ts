@@ -2,6 +2,7 @@ import { MAX_REMEMBERED_CHILDREN, type ClusterSecurityPolicyStatus } from "../ap
 import { uidMark } from "../drift/ownership.js";
 import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
+import type { Drift } from "../drift/checks.js";
 import { computeStatus, statusChanged, type AreaCondition } from "../status/status.js";
 import type { AreaReport } from "./areas.js";
 import type { Applied } from "./apply.js";
@@ -23,6 +24,27 @@ export interface Report {
   failure?: WriteFailure;
   failures: WriteFailure[];
   requeueAfterMs?: number;
+}
+
+/**
+ * The one `DriftCorrected` Event for the corrections of one reconcile (or one repair), however many
+ * objects they touched; undefined when nothing was corrected.
+ */
+export function driftCorrectedEvent(corrected: readonly Drift[]): PlannedEvent | undefined {
+  if (corrected.length === 0) return undefined;
+  // One entry per object and reason: six Pod Security labels restored on one namespace read as one.
+  const counts = new Map<string, number>();
+  for (const d of corrected) {
+    const key = `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason}${d.manager ? ` by ${d.manager}` : ""})`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const list = [...counts].map(([key, n]) => (n > 1 ? `${key} x${n}` : key));
+  const more = list.length > 10 ? `, and ${list.length - 10} more` : "";
+  return {
+    type: "Normal",
+    reason: "DriftCorrected",
+    message: `Corrected ${list.length} object(s): ${list.slice(0, 10).join(", ")}${more}`,
+  };
 }
 
 /**
@@ -80,21 +102,8 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
   };
 
   const events: PlannedEvent[] = [];
-  if (applied.corrected.length > 0) {
-    // One entry per object and reason: six Pod Security labels restored on one namespace read as one.
-    const counts = new Map<string, number>();
-    for (const d of applied.corrected) {
-      const key = `${d.kind} ${d.namespace ? `${d.namespace}/` : ""}${d.name} (${d.reason}${d.manager ? ` by ${d.manager}` : ""})`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    const list = [...counts].map(([key, n]) => (n > 1 ? `${key} x${n}` : key));
-    const more = list.length > 10 ? `, and ${list.length - 10} more` : "";
-    events.push({
-      type: "Normal",
-      reason: "DriftCorrected",
-      message: `Corrected ${list.length} object(s): ${list.slice(0, 10).join(", ")}${more}`,
-    });
-  }
+  const correctedEvent = driftCorrectedEvent(applied.corrected);
+  if (correctedEvent) events.push(correctedEvent);
   const contested = applied.remaining.filter((d) => d.reason === "Contested");
   if (contested.length > 0) {
     const list = contested.map(

@@ -105,11 +105,45 @@ export function rbacFindings(
   return sortFindings(dedupe(findings));
 }
 
+/** Where bindingFindings looks up the role a binding references (an informer cache, for one). */
+export interface RoleSource {
+  clusterRole(name: string): V1ClusterRole | undefined;
+  role(namespace: string, name: string): V1Role | undefined;
+}
+
+/**
+ * The findings of one binding: exactly the ones `rbacFindings` reports with that binding as `resource`
+ * (every finding is about one binding, judged with the one role it references), so a change to a binding
+ * or a role can be judged without walking every binding in the cluster.
+ */
+export function bindingFindings(
+  binding: V1ClusterRoleBinding | V1RoleBinding,
+  kind: BindingKind,
+  roles: RoleSource,
+  audit: RbacAuditSpec,
+  opts: RbacFindingOptions = {},
+): Finding[] {
+  const v = viewOf(binding, kind);
+  if (!v) return [];
+  const roleView = (r: V1ClusterRole | V1Role | undefined): RoleView | undefined =>
+    r && nonEmpty(r.metadata?.name) ? { rules: rulesOf(r.rules), labels: labelsOf(r.metadata) } : undefined;
+  const index: RoleIndex = {
+    clusterRoles: { get: (name) => roleView(roles.clusterRole(name)) },
+    roles: {
+      get: (key) => {
+        const slash = key.indexOf("/");
+        return roleView(roles.role(key.slice(0, slash), key.slice(slash + 1)));
+      },
+    },
+  };
+  return sortFindings(dedupe(analyseBinding(v, index, contextOf(audit, opts))));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Model
 
 type SubjectKind = "User" | "Group" | "ServiceAccount";
-type BindingKind = "ClusterRoleBinding" | "RoleBinding";
+export type BindingKind = "ClusterRoleBinding" | "RoleBinding";
 type RoleKind = "ClusterRole" | "Role";
 
 /** A subject normalised: ServiceAccount namespaces filled in, `system:serviceaccount:ns:name` users as SAs. */
@@ -156,8 +190,9 @@ interface Context {
 }
 
 interface RoleIndex {
-  clusterRoles: ReadonlyMap<string, RoleView>;
-  roles: ReadonlyMap<string, RoleView>;
+  clusterRoles: { get(name: string): RoleView | undefined };
+  /** Keyed `namespace/name`. */
+  roles: { get(key: string): RoleView | undefined };
 }
 
 interface RoleView {

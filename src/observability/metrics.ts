@@ -409,9 +409,9 @@ export class OperatorMetrics {
   }
 
   /** Feeds controller_runtime_* and workqueue_* from the controller and its queue. */
-  controllerObserver(): ControllerObserver {
-    const q = { name: CONTROLLER_NAME, controller: CONTROLLER_NAME };
-    const c = { controller: CONTROLLER_NAME };
+  controllerObserver(name: string = CONTROLLER_NAME): ControllerObserver {
+    const q = { name, controller: name };
+    const c = { controller: name };
     return {
       queue: {
         added: () => this.queueAdds.inc(q),
@@ -423,7 +423,8 @@ export class OperatorMetrics {
         this.reconcileTotal.inc({ ...c, result });
         this.reconcileTime.observe(c, ms / 1000);
         if (result === "error") this.reconcileErrors.inc(c);
-        else this.lastSuccess.set(key, Date.now());
+        // Keys of other controllers (the repair lane's `policy/namespace`) are not policies.
+        else if (name === CONTROLLER_NAME) this.lastSuccess.set(key, Date.now());
       },
     };
   }

@@ -581,8 +581,8 @@ ${ACCEPT_EDITOR}`;
   });
 
   describe("a name someone takes between plan and apply is never written", () => {
-    // The controller is stopped: these reconciles, through a writer that lets alice act at the worst
-    // moment, are the only ones writing (the caches keep running).
+    // The controller (both lanes) is stopped: these reconciles, through a writer that lets alice act at
+    // the worst moment, are the only ones writing (the caches keep running).
     const RACE = `apiVersion: security.csp-operator.io/v1alpha1
 kind: ClusterSecurityPolicy
 metadata: { name: race }
@@ -616,7 +616,7 @@ ${ACCEPT_EDITOR}`;
     let childName = "";
 
     before(async () => {
-      await operator.controller.stop();
+      await Promise.all([operator.controller.stop(), operator.repairs.stop()]);
       await namespaceWithEditUser("own-r");
       await ok(["apply", "-f", "-"], RACE);
       await ok(["label", "namespace", "own-r", "race=yes"]);
@@ -626,7 +626,10 @@ ${ACCEPT_EDITOR}`;
         ),
       );
     });
-    after(() => operator.controller.start());
+    after(() => {
+      operator.controller.start();
+      operator.repairs.start();
+    });
 
     it("a Missing child whose name alice takes just before the create: her object stays hers", async () => {
       let created: Obj | undefined;

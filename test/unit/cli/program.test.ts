@@ -108,6 +108,7 @@ describe("cli: the csp-operator command line", () => {
       expect(o.code).to.equal(0);
       expect(o.ran).to.deep.equal({
         workers: 2,
+        repairWorkers: 2,
         resyncSeconds: 300,
         logLevel: "info",
         maxConcurrentWrites: 8,
@@ -122,6 +123,8 @@ describe("cli: the csp-operator command line", () => {
     const flags = ["--kubeconfig", "/k", "--workers=4", "--resync", "30", "--log-level", "debug"];
     const writes = await cli(["--max-concurrent-writes", "3"]);
     expect(writes.ran?.maxConcurrentWrites).to.equal(3);
+    expect((await cli(["--repair-workers", "5"])).ran?.repairWorkers).to.equal(5);
+    expect((await cli(["--repair-workers=0"])).code).to.equal(2);
     expect((await cli(["--max-concurrent-writes=0"])).code).to.equal(2);
     for (const argv of [flags, ["run", ...flags]]) {
       const o = await cli(argv);
@@ -129,6 +132,7 @@ describe("cli: the csp-operator command line", () => {
       expect(o.ran).to.deep.equal({
         kubeconfig: "/k",
         workers: 4,
+        repairWorkers: 2,
         resyncSeconds: 30,
         logLevel: "debug",
         maxConcurrentWrites: 8,
@@ -140,6 +144,7 @@ describe("cli: the csp-operator command line", () => {
     const env = await cli([], { CSP_WORKERS: "3", CSP_RESYNC_SECONDS: "1.5", LOG_LEVEL: "warn" });
     expect(env.ran).to.deep.equal({
       workers: 3,
+      repairWorkers: 2,
       resyncSeconds: 1.5,
       logLevel: "warn",
       maxConcurrentWrites: 8,
