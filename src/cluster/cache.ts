@@ -47,6 +47,7 @@ import {
 } from "./rbacevents.js";
 import type { RbacAuditSpec } from "../findings/rbac.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
+import { sharedInterner } from "./intern.js";
 
 export { CacheNotSyncedError } from "./informer.js";
 
@@ -66,7 +67,8 @@ function slimNamespace(ns: V1Namespace): V1Namespace {
       ...(ns.metadata?.labels ? { labels: ns.metadata.labels } : {}),
       ...(ns.metadata?.deletionTimestamp ? { deletionTimestamp: ns.metadata.deletionTimestamp } : {}),
     },
-    ...(ns.status?.phase ? { status: { phase: ns.status.phase } } : {}),
+    // One frozen `{ phase: "Active" }` for every namespace (intern.ts).
+    ...(ns.status?.phase ? { status: sharedInterner.value({ phase: ns.status.phase }) } : {}),
   };
 }
 
@@ -187,7 +189,8 @@ export class ClusterCache {
     ) => {
       const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
-        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields },
+        // The policies are read and copied by every reconcile: their objects are not shared or frozen.
+        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields, share: kind !== KIND },
         (o) => {
           tell(inf, kind, o);
           on(o);
@@ -341,6 +344,7 @@ export class ClusterCache {
           kind,
           metadataOnly,
           transform,
+          share: true,
           labelSelector: NOT_MANAGED,
           ...(fieldSelector ? { fieldSelector } : {}),
         },
