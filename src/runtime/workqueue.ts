@@ -127,13 +127,14 @@ export class WorkQueue {
 
   /** Resolves with the next key to process, or undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
+    // Shut down: keys still queued wait for reopen() (a new term), they are not run during the drain.
+    if (this.shuttingDown) return Promise.resolve(undefined);
     const key = this.queue.shift();
     if (key !== undefined) {
       this.waiting.delete(key);
       this.begin(key);
       return Promise.resolve(key);
     }
-    if (this.shuttingDown) return Promise.resolve(undefined);
     return new Promise((resolve) => this.takers.push(resolve));
   }
 

@@ -54,6 +54,18 @@ describe("WorkQueue", () => {
     q.add("late");
     expect(q.length).to.equal(0);
   });
+
+  it("hands out no queued key after shutdown (a drain finishes in-flight work only); reopen resumes", async () => {
+    const q = new WorkQueue();
+    q.add("a");
+    q.add("b");
+    q.shutDown();
+    expect(await q.get()).to.equal(undefined);
+    expect(q.length).to.equal(2);
+    q.reopen();
+    expect(await q.get()).to.equal("a");
+    q.shutDown();
+  });
 });
 
 describe("Backoff", () => {
