@@ -209,7 +209,8 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
       snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
     const uid = at?.metadata?.uid;
     if (!at) unseen = true;
-    if (at && uid && ownershipOf(at, c.kind, policy).kind === "ours") childUIDs.add(uidMark(uid));
+    if (at && uid && ownershipOf(at, c.kind, policy, snapshot.policies).kind === "ours")
+      childUIDs.add(uidMark(uid));
   }
   // A child seen nowhere may be between the caches (its managed-by label just removed: gone from the
   // managed cache, not yet in the occupancy cache): what status remembers is kept until every child is

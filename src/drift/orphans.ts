@@ -8,6 +8,7 @@ import {
   isSharedObject,
   observedIndex,
   rememberedChild,
+  rememberedBy,
   uidMark,
   writtenByOperator,
 } from "./ownership.js";
@@ -42,11 +43,15 @@ export function missingProof(
   obj: KubernetesObject,
   kind: string,
   policy: ClusterSecurityPolicy,
-): "shared" | "controllerReference" | "operatorApply" | "rememberedUID" | undefined {
+  policies?: readonly ClusterSecurityPolicy[],
+): "shared" | "controllerReference" | "operatorApply" | "rememberedUID" | "rememberedElsewhere" | undefined {
   if (isSharedObject(kind, obj.metadata?.name)) return "shared";
   if (!hasControllerReference(obj, policy)) return "controllerReference";
   if (!writtenByOperator(obj, kind)) return "operatorApply";
   if (!rememberedChild(obj, policy)) return "rememberedUID";
+  // Another policy's status remembers it too: not provably this one's alone.
+  const others = policies && rememberedBy(policies).get(uidMark(obj.metadata?.uid ?? ""));
+  if (others?.some((p) => p.metadata.name !== policy.metadata.name)) return "rememberedElsewhere";
   return undefined;
 }
 
@@ -88,7 +93,7 @@ export function unlabelledOrphans(
     const key = objectKey(kind, namespace, name);
     if (wanted.has(key) || labelled.has(key)) continue;
     if (namespace !== undefined && !namespaces.has(namespace)) continue;
-    if (missingProof(object, kind, policy) !== undefined) continue;
+    if (missingProof(object, kind, policy, snapshot.policies) !== undefined) continue;
     out.remembered.push(uidMark(object.metadata!.uid!));
     if (done.has(key)) continue;
     out.drift.push({

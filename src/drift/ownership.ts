@@ -19,14 +19,15 @@ import { fieldPaths } from "./managedfields.js";
  *   nothing).
  *
  * - `ours`: this policy's object; restored in full (spec, labels and ownerReference) when it drifted.
- * - `otherPolicy`: another ClusterSecurityPolicy is its controller: a collision, reported, never written.
+ * - `otherPolicy`: another ClusterSecurityPolicy is its controller, or remembers its UID (`remembered`): a
+ *   collision, reported, never written.
  * - `foreign`: someone else's object (a user's, another controller's): reported Unowned, never written.
  * - `shared`: an object no policy may own (a namespace, the `default` ServiceAccount): only fields in it
  *   are managed, through the shared writes.
  */
 export type Ownership =
   | { kind: "ours"; via: "ownerReference" | "managedFields" | "remembered" }
-  | { kind: "otherPolicy"; policy: string; uid: string }
+  | { kind: "otherPolicy"; policy: string; uid: string; remembered?: true }
   | { kind: "foreign"; controller?: string }
   | { kind: "shared" };
 
@@ -110,10 +111,18 @@ export function rememberedChild(obj: KubernetesObject, policy: ClusterSecurityPo
  * Order matters: a controller reference is authoritative, except over an object whose UID the policy's
  * status remembers as its child; an object without one is this policy's only when it carries the policy's
  * UID in a non-controller reference or a remembered UID (with the operator's own managedFields entries
- * too: its ownerReference was removed by hand). Labels are never consulted.
+ * too: its ownerReference was removed by hand). Labels are never consulted. With `policies` (the
+ * snapshot's), a UID another policy remembers goes first (see rememberedElsewhere).
  */
-export function ownershipOf(obj: KubernetesObject, kind: string, policy: ClusterSecurityPolicy): Ownership {
+export function ownershipOf(
+  obj: KubernetesObject,
+  kind: string,
+  policy: ClusterSecurityPolicy,
+  policies?: readonly ClusterSecurityPolicy[],
+): Ownership {
   if (isSharedObject(kind, obj.metadata?.name)) return { kind: "shared" };
+  const taken = policies && rememberedElsewhere(obj, policy, policies);
+  if (taken) return taken;
   const ref = controllerRef(obj);
   if (ref) {
     if (hasControllerReference(obj, policy)) return { kind: "ours", via: "ownerReference" };
@@ -129,6 +138,64 @@ export function ownershipOf(obj: KubernetesObject, kind: string, policy: Cluster
   if (rememberedChild(obj, policy))
     return { kind: "ours", via: writtenByOperator(obj, kind) ? "managedFields" : "remembered" };
   return { kind: "foreign" };
+}
+
+const rememberedIndexes = new WeakMap<
+  readonly ClusterSecurityPolicy[],
+  Map<string, ClusterSecurityPolicy[]>
+>();
+
+/** Which policies' status.childUIDs remember each UID mark (built once per list of policies). */
+export function rememberedBy(
+  policies: readonly ClusterSecurityPolicy[],
+): ReadonlyMap<string, readonly ClusterSecurityPolicy[]> {
+  let index = rememberedIndexes.get(policies);
+  if (index) return index;
+  index = new Map<string, ClusterSecurityPolicy[]>();
+  for (const p of policies)
+    for (const m of new Set(p.status?.childUIDs ?? [])) {
+      const list = index.get(m);
+      if (list) list.push(p);
+      else index.set(m, [p]);
+    }
+  rememberedIndexes.set(policies, index);
+  return index;
+}
+
+/**
+ * The ownership of `obj` when ANOTHER policy among `policies` remembers its UID as its child: a controller
+ * reference can be rewritten by anyone with `edit`, a status only by the operator, so the object is that
+ * policy's (`otherPolicy`: a Conflict, never written) even when its controller reference names `policy`,
+ * unless `policy` remembers it too. Both remembering it (a state earlier versions could reach) is decided
+ * by the controller reference, when it names one of them, else by the first name: exactly one keeps it.
+ * Undefined: no other policy remembers it, the usual rules decide.
+ */
+export function rememberedElsewhere(
+  obj: KubernetesObject,
+  policy: ClusterSecurityPolicy,
+  policies: readonly ClusterSecurityPolicy[],
+): Ownership | undefined {
+  const uid = obj.metadata?.uid;
+  if (!uid) return undefined;
+  const others = (rememberedBy(policies).get(uidMark(uid)) ?? []).filter(
+    (p) => p.metadata.name !== policy.metadata.name,
+  );
+  if (others.length === 0) return undefined;
+  const other = (p: ClusterSecurityPolicy): Ownership => ({
+    kind: "otherPolicy",
+    policy: p.metadata.name,
+    uid: p.metadata.uid ?? "",
+    remembered: true,
+  });
+  if (!rememberedChild(obj, policy)) return other(others[0]!);
+  const ref = controllerRef(obj);
+  if (ref && isPolicyRef(ref)) {
+    if (hasControllerReference(obj, policy)) return undefined;
+    const named = others.find((p) => p.metadata.uid === ref.uid);
+    if (named) return other(named);
+  }
+  const first = [...others].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0]!;
+  return first.metadata.name.localeCompare(policy.metadata.name) < 0 ? other(first) : undefined;
 }
 
 /** The policy name an object's controller ownerReference points at, for enqueueing its reconcile. */

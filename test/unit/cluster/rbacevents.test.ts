@@ -340,7 +340,7 @@ describe("RBAC events that may change what the operator itself may do concern ev
     c.put({
       ...rb("team", "to-operator", "csp-operator-extra"),
       subjects: [{ kind: "ServiceAccount", name: "csp-operator", namespace: "csp-system" }],
-    } as V1RoleBinding);
+    });
     expect(mayConcernOperator(extra, c)).to.equal(true);
     // The same name in another namespace, and another Role in the same one, stay unconcerned.
     expect(mayConcernOperator(role("elsewhere", "csp-operator-extra", READ_PODS), c)).to.equal(false);
