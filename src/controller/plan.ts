@@ -234,7 +234,8 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   const foreignBindings = bindingsOnForeignObjects(desired.children, drift);
   for (const key of foreignBindings) {
     const live = cached.get(key) ?? occupied.get(key);
-    if (!enforce || !live || ownershipOf(live, "RoleBinding", policy).kind !== "ours") continue;
+    if (!enforce || !live || ownershipOf(live, "RoleBinding", policy, snapshot.policies).kind !== "ours")
+      continue;
     deletes.push({ key, object: live });
   }
   for (const d of drift) {

@@ -352,6 +352,31 @@ describe("a UID another policy's status remembers is that policy's child, whatev
     expect(plan("q", s2).remaining).to.deep.equal([]);
   });
 
+  it("q never deletes p's RoleBinding pointed at q as a binding on objects that are not q's", () => {
+    const rbUid = "9a8b7c6d-5e4f-4a3b-8c2d-0123456789ab";
+    const p1 = named("p", [mark, rbUid.slice(0, 13)]);
+    const q = named("q", []);
+    const binding = {
+      metadata: {
+        name: "reader",
+        namespace: "a",
+        uid: rbUid,
+        labels: labelsFor("q"),
+        ownerReferences: [refTo("q")],
+      },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "reader" },
+      subjects: [{ kind: "ServiceAccount", name: "reader", namespace: "a" }],
+    };
+    const s = snapshot({
+      ...base,
+      policies: [p1, q],
+      serviceAccounts: [sa({ labels: labelsFor("p"), ownerReferences: [refTo("p")] })],
+      roleBindings: [binding],
+    });
+    expect(plan("q", s).deletes).to.deep.equal([]);
+    expect(plan("q", s).writes.filter((w) => w.key.startsWith("RoleBinding/"))).to.deep.equal([]);
+  });
+
   it("both remembering it (an earlier version's state): exactly one keeps it", () => {
     const p1 = named("p", [mark]);
     const q = named("q", [mark]);
