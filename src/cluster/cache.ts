@@ -29,7 +29,7 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import { objectKey, type Snapshot } from "./snapshot.js";
-import { controllerRef, controllingPolicy, rememberedBy, uidMark } from "../drift/ownership.js";
+import { controllerRef, controllingPolicy, rememberedBy } from "../drift/ownership.js";
 import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
   wideningDirections,
@@ -163,16 +163,13 @@ export class ClusterCache {
     };
     // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both, and
     // the policies whose status remembers its UID (a child taken or deleted wakes its owner).
-    let policyList: readonly ClusterSecurityPolicy[] | undefined; // reset by every policy event
     const byLabel = (o: KubernetesObject) => {
       const owner = controllingPolicy(o);
       const ns = o.metadata?.namespace;
       if (owner) inNamespace(owner, ns);
       const label = o.metadata?.labels?.[POLICY_LABEL];
       if (!owner || label !== owner) inNamespace(label, ns);
-      const uid = o.metadata?.uid;
-      if (!uid) return;
-      for (const p of rememberedBy((policyList ??= this.policies.list())).get(uidMark(uid)) ?? [])
+      for (const p of rememberedBy(o, this.policies.list()))
         if (p.metadata.name !== owner && p.metadata.name !== label) inNamespace(p.metadata.name, ns);
     };
     const everyPolicy = () => enqueue(undefined);
@@ -210,7 +207,6 @@ export class ClusterCache {
     // A new generation is a spec the user changed: it runs at once, even while a failure backs off.
     const generations = new Map<string, number | undefined>();
     this.policies = mk(`/apis/${GROUP}/${VERSION}/${PLURAL}`, API_VERSION, KIND, (p) => {
-      policyList = undefined;
       const name = p.metadata.name;
       const seen = generations.get(name);
       generations.set(name, p.metadata.generation);

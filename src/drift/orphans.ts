@@ -55,8 +55,8 @@ export function missingProof(
   if (!writtenByOperator(obj, kind)) return "operatorApply";
   if (!rememberedChild(obj, policy)) return "rememberedUID";
   // Another policy's status remembers it too: not provably this one's alone.
-  const others = policies && rememberedBy(policies).get(uidMark(obj.metadata?.uid ?? ""));
-  if (others?.some((p) => p.metadata.name !== policy.metadata.name)) return "rememberedElsewhere";
+  if (policies && rememberedBy(obj, policies).some((p) => p.metadata.name !== policy.metadata.name))
+    return "rememberedElsewhere";
   return undefined;
 }
 
