@@ -45,7 +45,9 @@ WORKDIR /app
 ENV NODE_ENV=production
 # V8's heap sized from the container's memory limit (cgroup), not the node's RAM: without it V8 may grow past
 # the limit before it collects, and the kubelet OOM-kills the pod. 60 % leaves room for buffers and code
-# (measured in a 256 MiB cgroup: heap limit 156 MiB with this, 259 MiB without).
+# (measured in a 256 MiB cgroup: heap limit 156 MiB with this, 259 MiB without). In so small a container V8
+# also keeps its young generation small (1 MiB semi-spaces at 256 MiB); `npm run bench -- --only memory
+# --memory-limit-mib N` gives the operator the same heap. The limit to set per cluster size: README, Memory sizing.
 ENV NODE_OPTIONS=--max-old-space-size-percentage=60
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./

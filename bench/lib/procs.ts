@@ -18,6 +18,8 @@ export interface MemoryUsage {
   heapUsed: number;
   external: number;
   arrayBuffers: number;
+  /** V8's heap limit (--max-old-space-size and friends), from v8.getHeapStatistics(). */
+  heapSizeLimit?: number;
 }
 
 /** A child whose output lines can be awaited. */
@@ -26,6 +28,8 @@ export class Child {
   private readonly lineWaiters = new Set<{ test: (l: string) => boolean; resolve: (l: string) => void }>();
   readonly exited: Promise<number | null>;
   onLine: (line: string) => void = () => {};
+  /** The last lines of output (stdout and stderr), e.g. to tell how the process ended. */
+  readonly lastLines: string[] = [];
 
   constructor(args: string[], logPath: string, env: Record<string, string> = {}) {
     this.proc = spawn(process.execPath, args, {
@@ -37,6 +41,8 @@ export class Child {
     for (const stream of [this.proc.stdout!, this.proc.stderr!]) {
       createInterface({ input: stream }).on("line", (line) => {
         log.write(`${line}\n`);
+        this.lastLines.push(line);
+        if (this.lastLines.length > 40) this.lastLines.shift();
         this.onLine(line);
         for (const w of this.lineWaiters)
           if (w.test(line)) {
@@ -92,22 +98,42 @@ export class Child {
     const status = await readFile(`/proc/${this.pid}/status`, "utf8");
     return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
   }
+
+  /** The highest RSS the process has had so far (VmHWM): what a memory limit must hold. */
+  async peakRssBytes(): Promise<number> {
+    const status = await readFile(`/proc/${this.pid}/status`, "utf8");
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  }
 }
 
 /** The compiled operator with debug logs (one "reconcile done" line per reconcile). */
 export class OperatorProcess extends Child {
   readonly reconciles = new Map<string, number>();
   private readonly doneWaiters = new Set<{ policy: string; count: number; resolve: () => void }>();
+  /**
+   * The largest heap right after a mark-compact since the start (bytes), from `--trace-gc` lines when the
+   * operator runs with that flag: the live heap at its peak, e.g. mid-reconcile.
+   */
+  peakHeapAfterMajorGc = 0;
   /** performance.now() at which each reconcile started, by policy. */
   readonly runs: { policy: string; startedAt: number; doneAt: number }[] = [];
 
-  constructor(kubeconfig: string, resyncSeconds: number, logPath: string, maxConcurrentWrites = 8) {
+  constructor(
+    kubeconfig: string,
+    resyncSeconds: number,
+    logPath: string,
+    maxConcurrentWrites = 8,
+    /** Extra Node options (e.g. `--max-old-space-size=153`) and environment for the operator process. */
+    node: { args?: string[]; env?: Record<string, string> } = {},
+  ) {
     super(
       [
+        ...(node.args ?? []),
         "--expose-gc",
         "--import",
         "./bench/memprobe.js",
-        "dist/src/main.js",
+        // CSP_BENCH_OPERATOR: another build of the operator (e.g. an older commit's) to compare against.
+        process.env["CSP_BENCH_OPERATOR"] ?? "dist/src/main.js",
         "--kubeconfig",
         kubeconfig,
         "--workers",
@@ -120,8 +146,16 @@ export class OperatorProcess extends Child {
         String(maxConcurrentWrites),
       ],
       logPath,
+      node.env,
     );
     this.onLine = (line) => {
+      // --trace-gc: "[pid:0x...]  1234 ms: Mark-Compact 146.6 (154.1) -> 145.9 (154.8) MB, ..."
+      const gc = line.includes("Mark-Compact") ? /-> ([\d.]+) \(/.exec(line) : null;
+      if (gc)
+        this.peakHeapAfterMajorGc = Math.max(
+          this.peakHeapAfterMajorGc,
+          Math.round(Number(gc[1]) * 1024 * 1024),
+        );
       if (!line.includes('"reconcile done"')) return;
       const rec = JSON.parse(line) as { policy: string; ms: number; controller?: string; lane?: string };
       // Only the policy controller's full reconciles: the reports publisher and the repair lane log
@@ -177,7 +211,8 @@ export class OperatorProcess extends Child {
 
   /** Forces a full GC in the operator and returns process.memoryUsage() right after it. */
   async memory(): Promise<MemoryUsage> {
-    const line = this.line((l) => l.startsWith("CSP_BENCH_MEM "), "the operator's memory report", 60_000);
+    // A heap snapshot (CSP_BENCH_HEAPSNAPSHOT_DIR) of a large heap takes a while on a loaded machine.
+    const line = this.line((l) => l.startsWith("CSP_BENCH_MEM "), "the operator's memory report", 300_000);
     this.proc.kill("SIGUSR2");
     return JSON.parse((await line).slice("CSP_BENCH_MEM ".length)) as MemoryUsage;
   }

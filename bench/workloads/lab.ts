@@ -27,6 +27,12 @@ export interface MemoryPoint {
   managedObjects: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** The highest RSS so far (VmHWM), e.g. while converging; absent in older saved results. */
+  peakRssBytes?: number;
+  /** V8's heap limit in the operator process. */
+  heapSizeLimitBytes?: number;
+  /** The largest heap right after a major GC so far (the live heap at its peak, e.g. mid-reconcile). */
+  peakHeapAfterGcBytes?: number;
 }
 
 export interface PerReconcile {
@@ -144,30 +150,7 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
 
     // Unrelated load: ConfigMaps and RoleBindings the policy has nothing to do with.
     const before = await memoryPoint(op, `N=${selected.length}`, selected.length * OBJECTS_PER_NAMESPACE);
-    await createNamespaces(c, ["unrelated-load"], {}, false);
-    const half = Math.floor(o.unrelated / 2);
-    const idx = Array.from({ length: o.unrelated }, (_, i) => i);
-    await pool(idx, 16, async (i) => {
-      const meta = { name: `load-${i}`, namespace: "unrelated-load" };
-      if (i < half)
-        await c.admin.json("POST", "/api/v1/namespaces/unrelated-load/configmaps", {
-          body: { apiVersion: "v1", kind: "ConfigMap", metadata: meta, data: { key: `value-${i}` } },
-        });
-      else
-        await c.admin.json(
-          "POST",
-          "/apis/rbac.authorization.k8s.io/v1/namespaces/unrelated-load/rolebindings",
-          {
-            body: {
-              apiVersion: "rbac.authorization.k8s.io/v1",
-              kind: "RoleBinding",
-              metadata: meta,
-              roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
-              subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: `user-${i}` }],
-            },
-          },
-        );
-    });
+    await unrelatedLoad(c, o.unrelated);
     await touch(c, op, POLICY_NAME);
     const after = await memoryPoint(
       op,
@@ -191,6 +174,127 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
   }
 }
 
+/** ConfigMaps and RoleBindings (half each) in a namespace no policy selects. */
+async function unrelatedLoad(c: BenchCluster, objects: number): Promise<void> {
+  await createNamespaces(c, ["unrelated-load"], {}, false);
+  const half = Math.floor(objects / 2);
+  const idx = Array.from({ length: objects }, (_, i) => i);
+  await pool(idx, 16, async (i) => {
+    const meta = { name: `load-${i}`, namespace: "unrelated-load" };
+    if (i < half)
+      await c.admin.json("POST", "/api/v1/namespaces/unrelated-load/configmaps", {
+        body: { apiVersion: "v1", kind: "ConfigMap", metadata: meta, data: { key: `value-${i}` } },
+      });
+    else
+      await c.admin.json(
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/unrelated-load/rolebindings",
+        {
+          body: {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "RoleBinding",
+            metadata: meta,
+            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+            subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: `user-${i}` }],
+          },
+        },
+      );
+  });
+}
+
+export interface MemoryOptions {
+  namespaces: number[];
+  unrelated: number;
+  logDir: string;
+  /** V8 heap flags for the operator (`--max-old-space-size=...`); none: V8's defaults for this machine. */
+  nodeArgs?: string[];
+  /** Write a heap snapshot of the operator at every point into this directory. */
+  heapSnapshotDir?: string;
+}
+
+export interface MemoryResult {
+  nodeArgs: string[];
+  memory: MemoryPoint[];
+  /** Absent when the operator died before. */
+  unrelated?: { objects: number; before: MemoryPoint; after: MemoryPoint };
+  /** Wall time of each step (ms): the converge of each N, then the unrelated load. */
+  stepsMs: Record<string, number>;
+  /** The operator process ended during `step` (e.g. V8 ran out of heap): the points before it stand. */
+  died?: { step: string; how: string; heapOutOfMemory: boolean; lastLines: string[] };
+}
+
+/**
+ * `npm run bench -- --only memory`: the memory points of the lab alone (N = 0, each N converged, then the
+ * unrelated load), without the bare client, drift or probes, so N = 5000 fits in minutes.
+ */
+export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
+  const c = await startBenchCluster("bench-mem");
+  const op = new OperatorProcess(c.kubeconfigs.operator, 300, join(o.logDir, "memory-operator.log"), 8, {
+    // --trace-gc: one line per GC, read for the largest live heap (OperatorProcess.peakHeapAfterMajorGc).
+    args: [...(o.nodeArgs ?? []), "--trace-gc"],
+    env: o.heapSnapshotDir ? { CSP_BENCH_HEAPSNAPSHOT_DIR: o.heapSnapshotDir } : {},
+  });
+  const stepsMs: Record<string, number> = {};
+  const memory: MemoryPoint[] = [];
+  let step = "start";
+  // A step ends early when the operator dies in it (the waits for convergence are long).
+  const alive = <T>(p: Promise<T>): Promise<T> =>
+    Promise.race([
+      p,
+      op.exited.then((): never => {
+        throw new Error(`the operator exited during ${step}`);
+      }),
+    ]);
+  try {
+    await op.synced();
+    await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
+    await op.reconciled(POLICY_NAME, 1);
+    memory.push(await memoryPoint(op, "N=0", 0));
+    let selected: string[] = [];
+    for (const n of [...o.namespaces].sort((a, b) => a - b)) {
+      step = `N=${n}`;
+      const t0 = performance.now();
+      const more = names("mem", selected.length, n);
+      await alive(createNamespaces(c, more, { [SELECTOR_LABEL]: "web" }));
+      selected = [...selected, ...more];
+      await alive(settle(c, op, selected));
+      stepsMs[step] = Math.round(performance.now() - t0);
+      memory.push(await memoryPoint(op, step, n * OBJECTS_PER_NAMESPACE));
+    }
+    const before = memory.at(-1)!;
+    step = "unrelated";
+    const t0 = performance.now();
+    await alive(unrelatedLoad(c, o.unrelated));
+    await alive(touch(c, op, POLICY_NAME));
+    stepsMs[step] = Math.round(performance.now() - t0);
+    const after = await memoryPoint(
+      op,
+      `N=${selected.length} + ${o.unrelated} unrelated`,
+      before.managedObjects,
+    );
+    return {
+      nodeArgs: o.nodeArgs ?? [],
+      memory,
+      unrelated: { objects: o.unrelated, before, after },
+      stepsMs,
+    };
+  } catch (err) {
+    // The operator died (V8 out of heap, say): that is the result of this step, not a failed benchmark.
+    if (op.proc.exitCode === null && op.proc.signalCode === null) throw err;
+    const how = op.proc.signalCode ?? `exit code ${op.proc.exitCode}`;
+    const oom = op.lastLines.some((l) => l.includes("heap out of memory"));
+    return {
+      nodeArgs: o.nodeArgs ?? [],
+      memory,
+      stepsMs,
+      died: { step, how, heapOutOfMemory: oom, lastLines: op.lastLines.slice(-8) },
+    };
+  } finally {
+    await op.stop();
+    await c.stop();
+  }
+}
+
 /** Waits until every selected namespace is converged and a reconcile that started afterwards completed. */
 async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]): Promise<void> {
   await c.observer.converged(keysOf(selected), 600_000 + selected.length * 500);
@@ -199,7 +303,15 @@ async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]):
 
 async function memoryPoint(op: OperatorProcess, label: string, managedObjects: number): Promise<MemoryPoint> {
   const m = await op.memory();
-  return { label, managedObjects, rssBytes: await op.rssBytes(), heapUsedBytes: m.heapUsed };
+  return {
+    label,
+    managedObjects,
+    rssBytes: await op.rssBytes(),
+    heapUsedBytes: m.heapUsed,
+    peakRssBytes: await op.peakRssBytes(),
+    ...(m.heapSizeLimit ? { heapSizeLimitBytes: m.heapSizeLimit } : {}),
+    ...(op.peakHeapAfterMajorGc ? { peakHeapAfterGcBytes: op.peakHeapAfterMajorGc } : {}),
+  };
 }
 
 /** Forces k reconciles of `policy`; requests are the operator's, per reconcile of that policy. */

@@ -47,6 +47,7 @@ import {
 } from "./rbacevents.js";
 import type { RbacAuditSpec } from "../findings/rbac.js";
 import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
+import { sharedInterner } from "./intern.js";
 
 export { CacheNotSyncedError } from "./informer.js";
 
@@ -66,7 +67,8 @@ function slimNamespace(ns: V1Namespace): V1Namespace {
       ...(ns.metadata?.labels ? { labels: ns.metadata.labels } : {}),
       ...(ns.metadata?.deletionTimestamp ? { deletionTimestamp: ns.metadata.deletionTimestamp } : {}),
     },
-    ...(ns.status?.phase ? { status: { phase: ns.status.phase } } : {}),
+    // One frozen `{ phase: "Active" }` for every namespace (intern.ts).
+    ...(ns.status?.phase ? { status: sharedInterner.value({ phase: ns.status.phase }) } : {}),
   };
 }
 
@@ -190,7 +192,8 @@ export class ClusterCache {
     ) => {
       const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
-        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields },
+        // The policies are read and copied by every reconcile: their objects are not shared or frozen.
+        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields, share: kind !== KIND },
         (o) => {
           tell(inf, kind, o);
           on(o);
@@ -344,6 +347,7 @@ export class ClusterCache {
           kind,
           metadataOnly,
           transform,
+          share: true,
           labelSelector: NOT_MANAGED,
           ...(fieldSelector ? { fieldSelector } : {}),
         },
@@ -428,6 +432,11 @@ export class ClusterCache {
 
   async stop(): Promise<void> {
     await Promise.all(this.all.map((i) => i.stop()));
+  }
+
+  /** The cached Namespace `name`, if any. */
+  namespace(name: string): V1Namespace | undefined {
+    return this.namespaces.get(name);
   }
 
   policy(name: string): ClusterSecurityPolicy | undefined {

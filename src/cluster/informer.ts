@@ -10,6 +10,7 @@ import type { Logger } from "../observability/logger.js";
 import { Backoff } from "../runtime/backoff.js";
 import { keepAliveClock, type Clock } from "../runtime/clock.js";
 import { errorMessage } from "./client.js";
+import { shareCommonParts } from "./intern.js";
 import { RestClient } from "./rest.js";
 
 export interface InformerSpec<T extends KubernetesObject = KubernetesObject> {
@@ -26,6 +27,12 @@ export interface InformerSpec<T extends KubernetesObject = KubernetesObject> {
   metadataOnly?: boolean;
   /** Slims each object before it is cached (e.g. drop managedFields entries nobody reads). */
   transform?: (obj: T) => T;
+  /**
+   * After `transform`, the parts that repeat from object to object are shared and frozen (intern.ts): for
+   * caches of many similar objects whose readers never change them in place. Off by default (few objects,
+   * or objects someone copies and edits; never Secrets, whose values would outlive them in the tables).
+   */
+  share?: boolean;
 }
 
 /** The API server closes a watch after this many seconds; a random 5-10 minutes, as client-go picks. */
@@ -125,6 +132,8 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
   private lastHeard: number;
   /** Watches in a row that ended by client-side inactivity timeout without a single event. */
   private silentTimeouts = 0;
+  /** What an object becomes before it is cached: the spec's transform, then its common parts shared. */
+  private readonly store: ((obj: T) => T) | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -137,6 +146,8 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     this.onResynced = opts.onResynced;
     this.clock = opts.clock ?? keepAliveClock;
     this.lastHeard = this.clock.now();
+    const { transform, share = false } = spec;
+    this.store = share ? (o: T) => shareCommonParts(transform ? transform(o) : o) : transform;
     // Lists travel as plain JSON, like watch events: client-node's models would rename fields (`_from`).
     const rest = new RestClient(kc);
     const query: Record<string, string> = {};
@@ -163,7 +174,7 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
       if (result.items.some((o) => typeof o?.metadata?.name !== "string"))
         throw new Error(`LIST ${spec.path}: an item has no metadata.name`);
       this.listed = true;
-      if (spec.transform) result.items = result.items.map(spec.transform);
+      if (this.store) result.items = result.items.map(this.store);
       return result;
     };
     this.lw = new ListWatch<T>(
@@ -200,7 +211,8 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
    * moment a watch starts right after a successful LIST is recorded as the cache being synced.
    */
   private guardedWatch(kc: KubeConfig): Watch {
-    const { metadataOnly, transform } = this.spec;
+    const { metadataOnly } = this.spec;
+    const transform = this.store;
     // Metadata-only watches ask for PartialObjectMetadata; everything else about the request is kc's.
     const config = metadataOnly
       ? Object.assign<KubeConfig, Partial<KubeConfig>>(Object.create(kc) as KubeConfig, {

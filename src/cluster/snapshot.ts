@@ -71,6 +71,11 @@ export interface Snapshot {
   readonly controlledUnlabelled?: (
     policyUid: string,
   ) => readonly { readonly kind: string; readonly object: KubernetesObject }[];
+  /**
+   * UID marks of objects the operator itself created (or rewrote by UID) as `policy`'s children that its
+   * status.childUIDs does not remember yet (controller/ledger.ts): ownership counts them as remembered.
+   */
+  readonly unrememberedChildren?: (policy: ClusterSecurityPolicy) => readonly string[];
   /** The time the snapshot was taken, for expiring exemptions. */
   readonly now: Date;
 }

@@ -48,6 +48,11 @@ export interface LedgerView {
    * must not make a write it is about to make). Without it, each object is claimed just for its write.
    */
   claimAhead?: boolean;
+  /**
+   * Asked just before each write: false when what the plan was made for no longer holds (the repair lane
+   * checks its policy and namespace in the cache). That write and every later one are skipped.
+   */
+  proceed?: () => boolean;
 }
 
 /** Correction budget per object, shared across reconciles (see corrections.ts); scoped by policy. */
@@ -127,8 +132,14 @@ export async function applyPlan(
     ]))
       (ledger.ledger.claim(key) ? held : busy).add(key);
   /** Takes an object for this write, or records it skipped (see ledger.ts). */
+  let halted = false;
   const take = (key: string, seen: string | null | undefined): boolean => {
     if (!ledger) return true;
+    if (halted || (ledger.proceed && !ledger.proceed())) {
+      halted = true;
+      skipped.push(key);
+      return false;
+    }
     const free = held.has(key) || (!busy.has(key) && ledger.ledger.claim(key));
     if (free && !ledger.ledger.stale(key, seen, ledger.epoch)) return true;
     if (free) done(key);
@@ -238,7 +249,12 @@ export async function applyPlan(
           }
           after = rv(result) ?? "";
           const uid = (result as KubernetesObject | undefined)?.metadata?.uid;
-          if (uid && (missing || uid === child.metadata.uid)) written.push(uid);
+          if (uid && (missing || uid === child.metadata.uid)) {
+            written.push(uid);
+            // Remembered at once for both lanes' plans, before status holds it (see WriteLedger.rememberChild).
+            const policyUid = p.policy?.metadata.uid;
+            if (policyUid) ledger?.ledger.rememberChild(policyUid, uid);
+          }
           // Fields another manager added survive an apply; replace them when they are still there.
           if (ownedFieldDiff(child, result).length > 0) {
             // The replace leaves a newer resourceVersion than the apply's: not known here, so only the

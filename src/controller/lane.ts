@@ -1,4 +1,7 @@
+import type { V1Namespace } from "@kubernetes/client-node";
 import { MAX_REMEMBERED_CHILDREN, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { selectNamespaces } from "../desired/namespaces.js";
+import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import type { Drift } from "../drift/checks.js";
 import { uidMark } from "../drift/ownership.js";
@@ -9,7 +12,7 @@ import type { ReconcileResult } from "../runtime/controller.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Applied, type Corrections } from "./apply.js";
 import type { WriteLedger } from "./ledger.js";
 import { plan, type Plan } from "./plan.js";
-import type { ReconcileDeps } from "./reconcile.js";
+import { SKIPPED_RECHECK_MS, withLedger, type ReconcileDeps } from "./reconcile.js";
 import { driftCorrectedEvent } from "./report.js";
 
 /**
@@ -166,6 +169,14 @@ export interface RepairDeps {
    * status write and one Event, not by a repair per namespace). Repairs there wait for it.
    */
   uncovered?: (policy: string, namespace: string) => boolean;
+  /**
+   * The policy and the Namespace as the cache holds them now: checked before each write, so a write
+   * planned before a switch to Audit, a deselection or the policy's deletion is not made.
+   */
+  current?: (
+    policy: string,
+    namespace: string,
+  ) => { policy: ClusterSecurityPolicy | undefined; namespace: V1Namespace | undefined };
   /** Asks for a full reconcile of the policy (the caller coalesces these). */
   reconcilePolicy(policy: string, reasons: string[]): void;
 }
@@ -175,6 +186,8 @@ export interface RepairOutcome {
   corrected: Drift[];
   skipped: string[];
   fullReconcile: string[];
+  /** Why it stopped before its last write (see planOutdated): the full reconcile it asked for covers it. */
+  stopped?: string;
 }
 
 /** Repairs one namespace of one policy (see the top of this file). */
@@ -188,7 +201,7 @@ export async function repairNamespace(
     return { corrected: [], skipped: [], fullReconcile: ["newly selected"] };
   }
   const epoch = deps.ledger?.epoch() ?? 0;
-  const snapshot = deps.namespaceSnapshot(ns);
+  const snapshot = withLedger(deps.namespaceSnapshot(ns), deps.ledger);
   const full = plan(policyName, snapshot);
   if (!full.policy || !full.spec) {
     // Gone or being deleted: children go with it; releases are the full reconcile's.
@@ -201,29 +214,63 @@ export async function repairNamespace(
     deps.reconcilePolicy(policyName, why);
     return { corrected: [], skipped: [], fullReconcile: why };
   }
+  let changed: string | undefined;
+  const current = deps.current;
+  const proceed = current
+    ? () => (changed ??= planOutdated(full.policy!, ns, current(policyName, ns))) === undefined
+    : undefined;
   const applied = await applyPlan(
     p,
     deps.writer,
     deps.log,
     deps.maxConcurrentWrites ?? DEFAULT_MAX_CONCURRENT_WRITES,
     deps.corrections,
-    deps.ledger ? { ledger: deps.ledger, epoch } : undefined,
+    deps.ledger ? { ledger: deps.ledger, epoch, ...(proceed ? { proceed } : {}) } : undefined,
   );
+  if (changed !== undefined) {
+    // What is left is the full reconcile's, planned from what the policy and namespace are now.
+    deps.log.info("repair stopped: its plan is outdated", { namespace: ns, why: changed });
+    deps.reconcilePolicy(policyName, [changed]);
+  }
   const event = driftCorrectedEvent(applied.corrected);
   if (event) {
     deps.log.info("drift corrected", { namespace: ns, corrected: applied.corrected.length });
     await deps.writer.event(full.policy, event.type, event.reason, event.message);
   }
   const counted = applyExemptions(p.findings, full.spec.exemptions, snapshot.now, policyName).counted;
-  const reasons = fullReconcileReasons(full.policy, ns, p, applied, counted);
-  if (reasons.length > 0) deps.reconcilePolicy(policyName, reasons);
+  const reasons =
+    changed !== undefined ? [changed] : fullReconcileReasons(full.policy, ns, p, applied, counted);
+  if (reasons.length > 0 && changed === undefined) deps.reconcilePolicy(policyName, reasons);
   deps.log.debug("repaired", {
     namespace: ns,
     corrected: applied.corrected.length,
     skipped: applied.skipped.length,
     ...(reasons.length ? { fullReconcile: reasons } : {}),
   });
-  return { corrected: applied.corrected, skipped: applied.skipped, fullReconcile: reasons };
+  return {
+    corrected: applied.corrected,
+    skipped: applied.skipped,
+    fullReconcile: reasons,
+    ...(changed !== undefined ? { stopped: changed } : {}),
+  };
+}
+
+/**
+ * Why a repair planned for `planned` in namespace `ns` must not write any more, given the policy and the
+ * Namespace the cache holds now: the policy gone, being deleted or recreated, its spec changed (a switch
+ * to Audit among others), or the namespace no longer selected. Undefined: the plan still holds.
+ */
+export function planOutdated(
+  planned: ClusterSecurityPolicy,
+  ns: string,
+  now: { policy: ClusterSecurityPolicy | undefined; namespace: V1Namespace | undefined },
+): string | undefined {
+  const policy = now.policy;
+  if (!policy || isDeleting(policy) || policy.metadata.uid !== planned.metadata.uid) return "policy gone";
+  if (policy.metadata.generation !== planned.metadata.generation) return "policy changed";
+  if (!now.namespace || !selectNamespaces(effectiveSpec(policy), [now.namespace]).includes(ns))
+    return "not selected";
+  return undefined;
 }
 
 /** The repair lane's reconcile function for a Controller: parses the key and runs repairNamespace. */
@@ -233,6 +280,10 @@ export function repairReconciler(
   return async (key, reconcileId) => {
     const parsed = parseLaneKey(key);
     if (!parsed) return;
-    await repairNamespace(parsed.policy, parsed.namespace, deps(parsed.policy, reconcileId));
+    const outcome = await repairNamespace(parsed.policy, parsed.namespace, deps(parsed.policy, reconcileId));
+    // A skipped write is the other lane's, or one the cache has not caught up with: what it left (a delete
+    // made just after it) may come with no event that starts this repair again, so look again soon.
+    if (outcome.skipped.length > 0 && outcome.stopped === undefined)
+      return { requeueAfterMs: SKIPPED_RECHECK_MS };
   };
 }

@@ -1,3 +1,6 @@
+import { MAX_REMEMBERED_CHILDREN, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
+import { uidMark } from "../drift/ownership.js";
+
 /**
  * What the operator wrote lately, per object, shared by the two lanes (the policy lane and the repair
  * lane, see lane.ts) so neither repeats a write the other just made.
@@ -11,20 +14,34 @@
  * starts a repair. A write in flight in one lane is skipped by the other (`claim`). A remembered write
  * is forgotten as soon as the cache's watch delivers it or anything newer (`observe`), and after `ttlMs`
  * (a watch that never delivers it must not hold repairs back for ever). Absence is the one state that
- * recurs (created by us, deleted by someone else): only `observe` tells the two apart.
+ * recurs (created by us, deleted by someone else): only `observe` tells the two apart, and it may tell
+ * before the write is recorded (the watch event often arrives before the write's response is handled):
+ * events taken in while a write is in flight are kept with its claim, so a write the cache had already
+ * passed at release is recorded for the epoch rule alone.
+ *
+ * It also remembers the children the operator just created, until the policy's status does
+ * (`rememberChild`).
  */
 export class WriteLedger {
   private seq = 0;
   private readonly written = new Map<
     string,
-    { seq: number; before: string | null; after: string | null; at: number }
+    { seq: number; before: string | null; after: string | null; at: number; passed?: boolean }
   >();
-  private readonly inFlight = new Set<string>();
+  /**
+   * For each object being written now: the newest resourceVersion the caches took in meanwhile (null:
+   * only a delete, or an event without a numeric one). A write the cache has already passed when it is
+   * released (its own event, or anything newer: a delete made just after it) is not recorded.
+   */
+  private readonly inFlight = new Map<string, { rv?: string; deleted: boolean }>();
+  /** See rememberChild(). Keyed by policy UID, then by UID mark; values: when written. */
+  private readonly children = new Map<string, Map<string, number>>();
 
   constructor(
     private readonly now: () => number = Date.now,
     private readonly ttlMs = 30_000,
     private readonly maxEntries = 50_000,
+    private readonly childTtlMs = 600_000,
   ) {}
 
   /** The sequence number a plan made from a snapshot taken now compares writes against. */
@@ -50,13 +67,14 @@ export class WriteLedger {
       this.written.delete(key);
       return false;
     }
-    return seen === w.before;
+    // A write the cache had passed before it was recorded: only plans older than it are outdated by it.
+    return !w.passed && seen === w.before;
   }
 
   /** Takes `key` for one write; false when the other lane is writing it now. */
   claim(key: string): boolean {
     if (this.inFlight.has(key)) return false;
-    this.inFlight.add(key);
+    this.inFlight.set(key, { deleted: false });
     return true;
   }
 
@@ -68,16 +86,27 @@ export class WriteLedger {
     key: string,
     result?: { before: string | null | undefined; after: string | null | undefined },
   ): void {
+    const seen = this.inFlight.get(key);
     this.inFlight.delete(key);
     if (!result) return;
+    const after = result.after ?? null;
     // A no-op apply (same resourceVersion): the cache already shows it, nothing to wait for.
-    if (result.after !== null && result.after !== undefined && result.after === result.before) return;
+    if (after !== null && after === result.before) return;
+    // The cache took in this write, or something newer (a delete made just after it), while it was in
+    // flight: what it shows now is not a view that predates the write, whatever it is (nothing again,
+    // after a delete). Recorded for the epoch rule alone (a plan from an older snapshot is outdated).
+    const passed =
+      !!seen && (after === null ? seen.deleted : seen.rv !== undefined && notOlder(seen.rv, after));
+    // Re-inserted, so the Map stays in the order entries were written: the oldest are at its front.
+    this.written.delete(key);
     this.written.set(key, {
       seq: ++this.seq,
       before: result.before ?? null,
-      after: result.after ?? null,
+      after,
       at: this.now(),
+      ...(passed ? { passed } : {}),
     });
+    this.expire();
     if (this.written.size > this.maxEntries) this.prune();
   }
 
@@ -87,6 +116,12 @@ export class WriteLedger {
    * revisions: compared as integers when both are), or the deletion of what was written.
    */
   observe(key: string, resourceVersion: string | undefined, deleted = false): void {
+    const flying = this.inFlight.get(key);
+    if (flying) {
+      if (deleted) flying.deleted = true;
+      if (resourceVersion !== undefined && (flying.rv === undefined || newer(resourceVersion, flying.rv)))
+        flying.rv = resourceVersion;
+    }
     const w = this.written.get(key);
     if (!w || resourceVersion === undefined) return;
     if (
@@ -102,15 +137,63 @@ export class WriteLedger {
     return this.written.size;
   }
 
-  private prune(): void {
+  /**
+   * Remembers that the operator wrote the object `uid` as a child of the policy `policyUid` (the UID a
+   * create or a UID-preconditioned apply returned: only the operator's own write responses come here).
+   * Until the policy's status.childUIDs holds it (the full reconcile writes it a moment later), plans
+   * judge ownership with it as if status held it: otherwise a namespace user who rewrites the
+   * ownerReferences of a child the repair lane has just created would have it judged foreign for good.
+   */
+  rememberChild(policyUid: string, uid: string): void {
+    const marks = this.children.get(policyUid) ?? new Map<string, number>();
+    this.children.set(policyUid, marks);
+    marks.delete(uidMark(uid));
+    marks.set(uidMark(uid), this.now());
+    // Bounded like status.childUIDs: the oldest go first.
+    for (const m of marks.keys()) {
+      if (marks.size <= MAX_REMEMBERED_CHILDREN) break;
+      marks.delete(m);
+    }
+  }
+
+  /**
+   * The UID marks the operator wrote as `policy`'s children that its status does not remember yet;
+   * forgets those it remembers, and those older than `childTtlMs` (the full reconcile that writes them
+   * into status follows within seconds; a status write failing for longer is retried from the cache).
+   */
+  unrememberedChildren(policy: ClusterSecurityPolicy): string[] {
+    const uid = policy.metadata.uid;
+    const marks = uid ? this.children.get(uid) : undefined;
+    if (!uid || !marks) return [];
+    const remembered = new Set(policy.status?.childUIDs ?? []);
     const now = this.now();
-    for (const [k, w] of this.written) if (now - w.at > this.ttlMs) this.written.delete(k);
+    for (const [m, at] of marks) if (remembered.has(m) || now - at > this.childTtlMs) marks.delete(m);
+    if (marks.size === 0) this.children.delete(uid);
+    return [...marks.keys()];
+  }
+
+  /** Forgets writes older than the TTL, from the front of the Map (the oldest). */
+  private expire(): void {
+    const now = this.now();
+    for (const [k, w] of this.written) {
+      if (now - w.at <= this.ttlMs) break;
+      this.written.delete(k);
+    }
+  }
+
+  private prune(): void {
+    this.expire();
     // Still too many (a flood of writes within the TTL): the oldest go first (Map keeps insertion order).
     for (const k of this.written.keys()) {
       if (this.written.size <= this.maxEntries) break;
       this.written.delete(k);
     }
   }
+}
+
+/** Whether resourceVersion `a` is `b` or newer (compared as integers when both are). */
+function notOlder(a: string, b: string): boolean {
+  return a === b || newer(a, b);
 }
 
 function newer(a: string, b: string): boolean {

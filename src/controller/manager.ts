@@ -174,6 +174,7 @@ export class Operator {
         ledger: this.ledger,
         ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
         uncovered: (p, ns) => this.uncovered.get(p)?.has(ns) ?? false,
+        current: (p, ns) => ({ policy: this.cache.policy(p), namespace: this.cache.namespace(ns) }),
         reconcilePolicy: (p, reasons) => {
           repairLog.debug("full reconcile requested", { policy: p, reasons });
           this.controller.queue.addAfter(p, FULL_RECONCILE_AFTER_REPAIR_MS);

@@ -146,6 +146,10 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   // Children go with the policy through their ownerReferences; shared fields are released by `shared`.
   if (!policy || isDeleting(policy)) return empty;
 
+  // Ownership is judged with the children the operator created that status does not remember yet (a
+  // repair's create, remembered in status by the full reconcile that follows): the policy it returns keeps
+  // its status as read, so what status must still learn is reported (lane.ts, report.ts).
+  const judged = withUnremembered(policy, snapshot.unrememberedChildren?.(policy) ?? []);
   const spec = effectiveSpec(policy);
   const enforce = spec.mode !== "Audit";
   const desired = desiredState(policy, snapshot);
@@ -184,10 +188,10 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
     if (cached.has(key) || occupied.has(key)) continue;
     const meta = snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
     if (!meta) continue;
-    if (ownershipOf(meta, c.kind, policy).kind === "ours" && !enforce) {
+    if (ownershipOf(meta, c.kind, judged).kind === "ours" && !enforce) {
       metadataOnly.add(key);
       occupied.set(key, meta);
-    } else if (ownershipOf(meta, c.kind, policy).kind === "ours")
+    } else if (ownershipOf(meta, c.kind, judged).kind === "ours")
       reads.push({
         key,
         apiVersion: c.apiVersion,
@@ -209,20 +213,20 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
       snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
     const uid = at?.metadata?.uid;
     if (!at) unseen = true;
-    if (at && uid && ownershipOf(at, c.kind, policy, snapshot.policies).kind === "ours")
+    if (at && uid && ownershipOf(at, c.kind, judged, snapshot.policies).kind === "ours")
       childUIDs.add(uidMark(uid));
   }
   // A child seen nowhere may be between the caches (its managed-by label just removed: gone from the
   // managed cache, not yet in the occupancy cache): what status remembers is kept until every child is
   // seen, or the memory that proves the child is the policy's would be lost in that instant.
-  if (unseen) for (const m of policy.status?.childUIDs ?? []) childUIDs.add(m);
+  if (unseen) for (const m of judged.status?.childUIDs ?? []) childUIDs.add(m);
 
   yield;
-  const children = childDrift(policy, desired.children, view, metadataOnly);
+  const children = childDrift(judged, desired.children, view, metadataOnly);
   yield;
   const drift = [...children, ...sharedDrift(policy, desired.namespaces, view, states)];
   // Unlabelled children it no longer wants, pruned only when provably its own (drift/orphans.ts).
-  const orphans = unlabelledOrphans(policy, desired.children, view, drift);
+  const orphans = unlabelledOrphans(judged, desired.children, view, drift);
   drift.push(...orphans.drift);
   for (const m of orphans.remembered) childUIDs.add(m);
   yield;
@@ -234,7 +238,7 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   const foreignBindings = bindingsOnForeignObjects(desired.children, drift);
   for (const key of foreignBindings) {
     const live = cached.get(key) ?? occupied.get(key);
-    if (!enforce || !live || ownershipOf(live, "RoleBinding", policy, snapshot.policies).kind !== "ours")
+    if (!enforce || !live || ownershipOf(live, "RoleBinding", judged, snapshot.policies).kind !== "ours")
       continue;
     deletes.push({ key, object: live });
   }
@@ -321,6 +325,15 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
     childUIDs: [...childUIDs].sort().slice(0, MAX_REMEMBERED_CHILDREN),
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   };
+}
+
+/** `policy` as ownership judges it: its status.childUIDs with `marks` added (see Snapshot.unrememberedChildren). */
+function withUnremembered(policy: ClusterSecurityPolicy, marks: readonly string[]): ClusterSecurityPolicy {
+  const remembered = policy.status?.childUIDs ?? [];
+  const known = new Set(remembered);
+  const more = marks.filter((m) => !known.has(m));
+  if (more.length === 0) return policy;
+  return { ...policy, status: { ...policy.status, childUIDs: [...remembered, ...more] } };
 }
 
 /** The resourceVersion of each shared object a write goes to, as the snapshot holds it (null: none). */

@@ -46,6 +46,14 @@ export interface ReconcileDeps {
 /** A failure worth retrying with backoff (the queue does the waiting). */
 export class RetryableError extends Error {}
 
+/** A snapshot that also knows the children the operator just created (see WriteLedger.rememberChild). */
+export function withLedger(snapshot: Snapshot, ledger: WriteLedger | undefined): Snapshot {
+  return ledger ? { ...snapshot, unrememberedChildren: (p) => ledger.unrememberedChildren(p) } : snapshot;
+}
+
+/** How soon a reconcile that skipped a write (the other lane's, see ledger.ts) looks again. */
+export const SKIPPED_RECHECK_MS = 1000;
+
 /**
  * Gather: the caches' snapshot, plus the few objects it holds too little of, read live in parallel
  * (none in steady state: occupancy comes from a metadata-only cache). Returns the plan made from it.
@@ -55,7 +63,7 @@ async function gatherAndPlan(
   deps: ReconcileDeps,
   limit: number,
 ): Promise<{ snapshot: Snapshot; plan: Plan }> {
-  const snapshot = deps.snapshot();
+  const snapshot = withLedger(deps.snapshot(), deps.ledger);
   const first = await planYielding(name, snapshot);
   if (first.reads.length === 0) return { snapshot, plan: first };
   const occupied = new Map(snapshot.occupied ?? []);
@@ -132,6 +140,11 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     drift: applied.remaining.length,
     corrected: applied.corrected.length,
   });
-  const requeue = [r.requeueAfterMs, applied.retryAfterMs].filter((ms): ms is number => ms !== undefined);
+  // A skipped write is the other lane's, or one the cache has not caught up with: whatever it left (a
+  // delete made just after it) may come with no event that starts a repair, so look again soon.
+  const skippedRecheck = applied.skipped.length > 0 ? SKIPPED_RECHECK_MS : undefined;
+  const requeue = [r.requeueAfterMs, applied.retryAfterMs, skippedRecheck].filter(
+    (ms): ms is number => ms !== undefined,
+  );
   return requeue.length === 0 ? undefined : { requeueAfterMs: Math.min(...requeue) };
 }

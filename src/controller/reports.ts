@@ -15,8 +15,13 @@ const ALL_KINDS = REPORT_APIS.map(
  * when its state for a policy changes it enqueues the policy, and this area folds the state into the next
  * status write. One writer of status, so no race with the reconcile's status patch (a merge patch that
  * replaces the whole conditions list). The condition is informational: it never affects `Compliant`.
+ * True means the reports exist in every kind installed now (as discovery last saw them): a publish to other
+ * kinds (a report CRD installed or removed since) leaves it Pending until the publish over them has landed.
  */
-export function reportsCondition(publisher: ReportsPublisher, policy: string): AreaCondition {
+export function reportsCondition(
+  publisher: Pick<ReportsPublisher, "kinds" | "detectionError" | "stateOf">,
+  policy: string,
+): AreaCondition {
   const kinds = publisher.kinds;
   if (kinds === undefined)
     return {
@@ -44,6 +49,18 @@ export function reportsCondition(publisher: ReportsPublisher, policy: string): A
     };
   if (state.state === "Failed")
     return { type: CONDITION, status: "False", reason: state.reason, message: state.message };
+  // Published to other kinds than those installed now (a report CRD installed or removed since): not True
+  // until the publish over the kinds of now has landed, so True always means every report exists.
+  const now = kinds.map(describeKind);
+  if (now.length !== state.kinds.length || now.some((k) => !state.kinds.includes(k)))
+    return {
+      type: CONDITION,
+      status: "Unknown",
+      reason: "Pending",
+      message:
+        `not yet published to ${now.join(", ")} (the installed report kinds changed; ` +
+        `${state.reports} report(s) in ${state.kinds.join(", ")} until then)`,
+    };
   return {
     type: CONDITION,
     status: "True",

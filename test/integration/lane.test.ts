@@ -5,7 +5,9 @@
  * waits; a namespace user with `edit` reverting a child in a loop meets the correction limiter.
  * Needs the local control plane (built on first use by controlplane/build.sh).
  */
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { expect } from "chai";
+import type { PlanWriter } from "../../src/controller/apply.js";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import type { AreaReconciler } from "../../src/controller/areas.js";
 import { laneKey } from "../../src/controller/lane.js";
@@ -92,6 +94,27 @@ describe("repair lane (real API server)", function () {
     gate = new Promise((resolve) => (openGate = resolve));
   };
 
+  // A hook on the operator's creates: the continuation after the API server's answer to the next create
+  // of an object `holdCreate` matches waits until `releaseCreate` (a slow event loop, made deterministic).
+  let holdCreate: (o: KubernetesObject) => boolean = () => false;
+  let createHeld = 0;
+  let releaseCreate = () => {};
+
+  // A hook on the operator's applies and creates: the next write of an object `holdWrite` matches waits,
+  // before it is sent, until `releaseWrite`.
+  let holdWrite: (o: KubernetesObject) => boolean = () => false;
+  let writeHeld = 0;
+  let releaseWrite = () => {};
+  const held1 = async <T>(o: KubernetesObject, write: () => Promise<T>): Promise<T> => {
+    if (holdWrite(o)) {
+      holdWrite = () => false;
+      writeHeld++;
+      await new Promise<void>((resolve) => (releaseWrite = resolve));
+      writeHeld--;
+    }
+    return write();
+  };
+
   before(async function () {
     this.timeout(180_000);
     cp = await startControlPlane({ name: "lane" });
@@ -101,6 +124,21 @@ describe("repair lane (real API server)", function () {
       { workers: 2, repairWorkers: 2, resyncMs: 600_000, areas: [() => gateArea], reports: false },
       process.env["CSP_TEST_LOG"] ? createLogger("debug") : silentLogger(),
     );
+    const applier = operator.applier as unknown as Pick<PlanWriter, "create" | "apply">;
+    const create = applier.create.bind(operator.applier);
+    const apply = applier.apply.bind(operator.applier);
+    applier.apply = <T extends KubernetesObject>(obj: T, fieldManager?: string) =>
+      held1(obj, () => apply(obj, fieldManager));
+    applier.create = async <T extends KubernetesObject>(obj: T) => {
+      const result = await held1(obj, () => create(obj));
+      if (holdCreate(obj)) {
+        holdCreate = () => false;
+        createHeld++;
+        await new Promise<void>((resolve) => (releaseCreate = resolve));
+        createHeld--;
+      }
+      return result;
+    };
     await operator.start();
     for (const ns of ["lane-a", "lane-b"]) {
       await ok(["create", "namespace", ns]);
@@ -115,12 +153,18 @@ describe("repair lane (real API server)", function () {
 
   after(async () => {
     openGate();
+    releaseCreate();
+    releaseWrite();
     await operator?.stop();
     await cp?.stop();
   });
 
   afterEach(function () {
     openGate();
+    holdCreate = () => false;
+    releaseCreate();
+    holdWrite = () => false;
+    releaseWrite();
     if (this.currentTest?.state === "failed") console.error(`control plane logs:\n${cp.logs()}`);
   });
 
@@ -190,6 +234,135 @@ describe("repair lane (real API server)", function () {
     ).to.have.length(1);
     expect(writes.filter((w) => w.includes("/events"))).to.have.length(1);
     expect(writes.filter((w) => w.includes("/status"))).to.deep.equal([]);
+  });
+
+  it("an edit user who rewrites the owner of a child the repair lane just created does not keep it", async () => {
+    await eventually("idle", () => Promise.resolve(idle()));
+    await alice("create", "configmap", "mine", "-n", "lane-a");
+    const cm = (await json<{ metadata: { uid: string } }>("get", "configmap", "mine", "-n", "lane-a"))
+      .metadata;
+    const old = (await np("lane-a", DENY))!.metadata.uid;
+    // Full reconciles are held before their status write: status.childUIDs cannot learn the new UID.
+    closeGate();
+    await alice("delete", "networkpolicy", DENY, "-n", "lane-a", "--wait=false");
+    const fresh = await eventually("recreated by the repair lane", async () => {
+      const o = await np("lane-a", DENY);
+      return o && o.metadata.uid !== old ? o : undefined;
+    });
+    const mark = fresh.metadata.uid.slice(0, 13);
+    expect((await status("baseline")).childUIDs ?? []).to.not.include(mark);
+    await alice(
+      "patch",
+      "networkpolicy",
+      DENY,
+      "-n",
+      "lane-a",
+      "--type=merge",
+      "-p",
+      JSON.stringify({
+        metadata: {
+          ownerReferences: [
+            { apiVersion: "v1", kind: "ConfigMap", name: "mine", uid: cm.uid, controller: true },
+          ],
+        },
+        spec: { ingress: [{}] },
+      }),
+    );
+    type Np = { metadata: { uid: string; ownerReferences?: { kind: string; name: string }[] } };
+    const restored = await eventually("restored while status still does not remember it", async () => {
+      const o = (await np("lane-a", DENY)) as (Awaited<ReturnType<typeof np>> & Np) | undefined;
+      return o && (o.spec.ingress ?? []).length === 0 ? o : undefined;
+    });
+    expect(restored.metadata.uid).to.equal(fresh.metadata.uid);
+    expect(restored.metadata.ownerReferences?.map((r) => `${r.kind}/${r.name}`)).to.deep.equal([
+      "ClusterSecurityPolicy/baseline",
+    ]);
+    expect((await status("baseline")).childUIDs ?? []).to.not.include(mark, "the gate held status");
+    openGate();
+    await eventually("its UID is remembered", async () =>
+      ((await status("baseline")).childUIDs ?? []).includes(mark),
+    );
+    await eventually("no drift left", async () => ((await status("baseline")).drift ?? []).length === 0);
+    await alice("delete", "configmap", "mine", "-n", "lane-a");
+  });
+
+  it("a child deleted after the repair lane created it, before the lane recorded the write, comes back", async () => {
+    await eventually("idle", () => Promise.resolve(idle()));
+    const inCache = () =>
+      operator.cache.namespaceSnapshot("lane-a").networkPolicies.some((n) => n.metadata?.name === DENY);
+    holdCreate = (o) => o.metadata?.namespace === "lane-a" && o.metadata.name === DENY;
+    await ok(["delete", "networkpolicy", DENY, "-n", "lane-a", "--wait=false"]);
+    await eventually("the repair's create answered, its continuation held", () =>
+      Promise.resolve(createHeld === 1),
+    );
+    await eventually("the cache saw the create", () => Promise.resolve(inCache()));
+    await ok(["delete", "networkpolicy", DENY, "-n", "lane-a", "--wait=false"]);
+    await eventually("the cache saw the second delete", () => Promise.resolve(!inCache()));
+    releaseCreate();
+    // Within the ledger's 30 s TTL and far from the resync: only a repair brings it back.
+    await eventually("the child is back", async () => (await np("lane-a", DENY)) !== undefined, 10_000);
+    await eventually("no drift left", async () => ((await status("baseline")).drift ?? []).length === 0);
+  });
+
+  it("a child write the repair lane planned before a switch to Audit is not made after it", async () => {
+    // No full reconcile running or due (a requeue-after pending in the policy lane's queue): only the
+    // repair lane writes in lane-b below.
+    const timers = (operator.controller.queue as unknown as { timers: Map<string, unknown> }).timers;
+    await eventually("no full reconcile due", () => Promise.resolve(idle() && timers.size === 0));
+    const DNS = "csp-baseline-allow-dns";
+    const inB = (kind: string, name: string) => (o: KubernetesObject) =>
+      o.kind === kind &&
+      o.metadata?.name === name &&
+      (kind === "Namespace" || o.metadata.namespace === "lane-b");
+    // A first repair of lane-b is held just before its write, while more drift arrives there...
+    holdWrite = inB("NetworkPolicy", DENY);
+    await ok([
+      "patch",
+      "networkpolicy",
+      DENY,
+      "-n",
+      "lane-b",
+      "--type=merge",
+      "-p",
+      '{"spec":{"ingress":[{}]}}',
+    ]);
+    await eventually("the first repair's write is held", () => Promise.resolve(writeHeld === 1));
+    await ok(["label", "namespace", "lane-b", `${PSA_ENFORCE}-`]);
+    await ok(["delete", "networkpolicy", DNS, "-n", "lane-b", "--wait=false"]);
+    await eventually("the cache saw both", () => {
+      const s = operator.cache.namespaceSnapshot("lane-b");
+      return Promise.resolve(
+        s.namespaces[0]?.metadata?.labels?.[PSA_ENFORCE] === undefined &&
+          !s.networkPolicies.some((n) => n.metadata?.name === DNS),
+      );
+    });
+    // ...so the next repair plans the Namespace's labels (written first) and the missing child: it is held
+    // at the first of them while the policy is switched to Audit.
+    holdWrite = inB("Namespace", "lane-b");
+    releaseWrite();
+    await eventually("the second repair's first write is held", () => Promise.resolve(writeHeld === 1));
+    expect(operator.controller.queue.inFlight).to.equal(0, "the held write is the repair lane's");
+    const generation = operator.cache.policy("baseline")!.metadata.generation ?? 0;
+    try {
+      await ok(["patch", "csp", "baseline", "--type=merge", "-p", '{"spec":{"mode":"Audit"}}']);
+      await eventually("the cache saw the switch", () =>
+        Promise.resolve((operator.cache.policy("baseline")!.metadata.generation ?? 0) > generation),
+      );
+      const from = (await cp.auditEvents()).length;
+      releaseWrite();
+      await eventually("idle", () => Promise.resolve(idle()));
+      const writes = await writesSince(from, (uri) => uri.includes("/namespaces/lane-b/networkpolicies"));
+      expect(writes, "nothing planned before Audit is written after it").to.deep.equal([]);
+      expect(await np("lane-b", DNS)).to.equal(undefined);
+      await eventually("Audit reports it", async () =>
+        ((await status("baseline")).drift ?? []).some((d) => d.name === DNS && d.namespace === "lane-b"),
+      );
+    } finally {
+      releaseWrite();
+      await ok(["patch", "csp", "baseline", "--type=merge", "-p", '{"spec":{"mode":"Enforce"}}']);
+    }
+    await eventually("Enforce brings it back", async () => (await np("lane-b", DNS)) !== undefined);
+    await eventually("no drift left", async () => ((await status("baseline")).drift ?? []).length === 0);
   });
 
   it("two policies on one namespace: a repair writes the union once, and it holds", async () => {

@@ -90,7 +90,7 @@ describe("policy reports (real API server)", function () {
     (JSON.parse(await ok(["get", resource, "-A", "-o", "json"])) as { items: Report[] }).items;
   const byNamespace = (items: Report[]) => new Map(items.map((r) => [r.metadata.namespace ?? "", r]));
   const installReportCrds = async (files: string[]) => {
-    for (const f of files) await ok(["apply", "-f", f]);
+    await ok(["apply", ...files.flatMap((f) => ["-f", f])]);
     // kubectl wait fails outright while a new CRD has no status.conditions yet: retry it until it succeeds.
     for (const f of files)
       await eventually(`${f} Established`, async () => {
@@ -198,9 +198,11 @@ describe("policy reports (real API server)", function () {
 
   it("openreports CRDs installed after start: Report per namespace and a ClusterReport, counts from status", async () => {
     await installReportCrds(OPENREPORTS);
-    const published = await eventually("ReportsPublished=True", async () => {
+    // Discovery may see one CRD before the other: True over Report alone is no sign the ClusterReport
+    // exists. The signal is True over both kinds (True only once a publish to every kind seen has landed).
+    const published = await eventually("ReportsPublished=True over both openreports kinds", async () => {
       const c = await condition("ReportsPublished");
-      return c?.status === "True" && c;
+      return c?.status === "True" && c.message.includes("ClusterReport (openreports.io/v1alpha1)") && c;
     });
     const { ns, cluster } = await expectMatchesStatus(
       "reports.openreports.io",
@@ -262,9 +264,10 @@ describe("policy reports (real API server)", function () {
 
   it("wgpolicyk8s CRDs installed too: both sets, same counts", async () => {
     await installReportCrds(WGPOLICY);
-    await eventually("ReportsPublished over both APIs", async () =>
-      (await condition("ReportsPublished"))?.message.includes("PolicyReport (wgpolicyk8s.io/v1alpha2)"),
-    );
+    await eventually("ReportsPublished=True over both APIs", async () => {
+      const c = await condition("ReportsPublished");
+      return c?.status === "True" && c.message.includes("ClusterPolicyReport (wgpolicyk8s.io/v1alpha2)");
+    });
     const wg = await expectMatchesStatus(
       "policyreports.wgpolicyk8s.io",
       "clusterpolicyreports.wgpolicyk8s.io",

@@ -8,7 +8,9 @@ import {
   fullReconcileReasons,
   laneKey,
   parseLaneKey,
+  planOutdated,
   repairNamespace,
+  repairReconciler,
   scopePlan,
   type RepairDeps,
 } from "../../../src/controller/lane.js";
@@ -390,6 +392,119 @@ describe("write ledger: the two lanes never repeat each other's write", () => {
     ledger.release("n", { before: "7", after: "7" });
     expect(ledger.size).to.equal(0, "a no-op apply leaves nothing to wait for");
   });
+
+  it("a write the cache passed while in flight (its create seen, then a delete) outdates older plans only", () => {
+    const ledger = new WriteLedger();
+    const before = ledger.epoch();
+    expect(ledger.claim("k")).to.equal(true);
+    ledger.observe("k", "257"); // the create's own event, before its response is handled
+    ledger.observe("k", "260", true); // someone deletes it at once
+    ledger.release("k", { before: null, after: "257" });
+    expect(ledger.stale("k", null, ledger.epoch())).to.equal(
+      false,
+      "the cache shows a delete newer than the write: repair it",
+    );
+    expect(ledger.stale("k", null, before)).to.equal(true, "a plan from before the write still skips it");
+    // Events older than the write, taken in while it was in flight, do not count.
+    expect(ledger.claim("m")).to.equal(true);
+    ledger.observe("m", "300");
+    ledger.release("m", { before: "300", after: "305" });
+    expect(ledger.stale("m", "300", ledger.epoch())).to.equal(true, "the cache has not seen 305 yet");
+    // A delete whose own event came first: absence is what it wrote, nothing to wait for.
+    expect(ledger.claim("d")).to.equal(true);
+    ledger.observe("d", "400", true);
+    ledger.release("d", { before: "399", after: null });
+    expect(ledger.stale("d", "399", ledger.epoch())).to.equal(false);
+    // Without events meanwhile, the rule is unchanged: a cache still at `before` is stale.
+    expect(ledger.claim("e")).to.equal(true);
+    ledger.release("e", { before: null, after: "500" });
+    expect(ledger.stale("e", null, ledger.epoch())).to.equal(true);
+  });
+
+  it("expires writes from the front as new ones are recorded", () => {
+    let now = 0;
+    const ledger = new WriteLedger(() => now, 1000);
+    for (const k of ["a", "b", "c"]) {
+      ledger.release(k, { before: null, after: "1" });
+      now += 400;
+    }
+    expect(ledger.size).to.equal(3);
+    now = 1500; // a (t=0) and b (t=400) are past the TTL, c (t=800) is not
+    ledger.release("d", { before: null, after: "1" });
+    expect(ledger.size).to.equal(2);
+    // A write recorded again moves to the back: the expiry from the front does not stop at it.
+    now = 1700;
+    ledger.release("c", { before: null, after: "2" });
+    now = 2600; // d (t=1500) is past the TTL, c (t=1700) is not
+    ledger.release("e", { before: null, after: "1" });
+    expect(ledger.size).to.equal(2, "c and e left");
+  });
+
+  it("children the operator created count as remembered until status remembers them", () => {
+    let now = 0;
+    const ledger = new WriteLedger(() => now, 30_000, 50_000, 60_000);
+    const uid = pol.metadata.uid!;
+    ledger.rememberChild(uid, "abcdef01-2345-6789-abcd-ef0123456789");
+    ledger.rememberChild(uid, "11111111-2222-3333-4444-555555555555");
+    ledger.rememberChild("other-policy", "99999999-2222-3333-4444-555555555555");
+    expect(ledger.unrememberedChildren(pol)).to.deep.equal(["abcdef01-2345", "11111111-2222"]);
+    const remembering = { ...pol, status: { childUIDs: ["abcdef01-2345"] } };
+    expect(ledger.unrememberedChildren(remembering)).to.deep.equal(["11111111-2222"]);
+    expect(ledger.unrememberedChildren(pol)).to.deep.equal(["11111111-2222"], "forgotten once remembered");
+    now = 61_000;
+    expect(ledger.unrememberedChildren(pol)).to.deep.equal([], "and after its TTL");
+  });
+});
+
+describe("a child the operator just created, its owner rewritten by a namespace user", () => {
+  const pol = policy("p")
+    .spec({ networkPolicies: { defaultDenyIngress: true } })
+    .build();
+  const base = snapshot({
+    policies: [pol],
+    namespaces: [namespace("a")],
+    serviceAccounts: [defaultSA("a")],
+  });
+  const child = plan("p", base).writes.find((w) => w.key.startsWith("NetworkPolicy/"))!;
+  const uid = "abcdef01-2345-6789-abcd-ef0123456789";
+  const hijacked = {
+    ...child.object,
+    metadata: {
+      ...child.object.metadata,
+      uid,
+      resourceVersion: "42",
+      ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: "mine", uid: "cm", controller: true }],
+    },
+    spec: { ...(child.object as V1NetworkPolicy).spec, ingress: [{}] },
+  } as V1NetworkPolicy;
+  const cluster = { ...base, networkPolicies: [hijacked] };
+
+  it("is foreign when nothing remembers it: reported Unowned, not written", () => {
+    const p = plan("p", cluster);
+    expect(p.writes.map((w) => w.key)).to.not.include(child.key);
+    expect(p.remaining.find((d) => objectKey(d.kind, d.namespace, d.name) === child.key)?.reason).to.equal(
+      "Unowned",
+    );
+  });
+
+  it("is reclaimed when the ledger remembers the operator created it; status still learns its UID", () => {
+    const p = plan("p", { ...cluster, unrememberedChildren: () => [uidMark(uid)] });
+    const w = p.writes.find((x) => x.key === child.key);
+    expect(w?.reclaim).to.equal(true);
+    expect(p.childUIDs).to.include(uidMark(uid));
+    expect(p.policy?.status?.childUIDs ?? []).to.not.include(uidMark(uid), "the policy's status as read");
+    const applied: Applied = {
+      sharedDone: new Set(),
+      corrected: [],
+      remaining: [],
+      failures: [],
+      written: [],
+      skipped: [],
+    };
+    expect(fullReconcileReasons(p.policy!, "a", scopePlan(p, "a"), applied, [])).to.include(
+      "child not remembered",
+    );
+  });
 });
 
 describe("repairNamespace (pure but for a fake writer)", () => {
@@ -452,5 +567,79 @@ describe("repairNamespace (pure but for a fake writer)", () => {
     expect(events[0]).to.match(/^DriftCorrected: Corrected \d+ object\(s\): .*NetworkPolicy a\//);
     expect(out.fullReconcile).to.deep.equal(["child not remembered"]);
     expect(asked).to.deep.equal([["child not remembered"]]);
+  });
+
+  it("stops before the next write once the policy changed, and leaves the rest to a full reconcile", async () => {
+    const written: string[] = [];
+    const asked: string[][] = [];
+    let now: ClusterSecurityPolicy = pol;
+    const write = <T extends KubernetesObject>(o: T): Promise<T> => {
+      written.push(objectKey(o.kind!, o.metadata?.namespace, o.metadata!.name!));
+      // The first write is in flight when the policy is switched to Audit.
+      now = { ...pol, metadata: { ...pol.metadata, generation: 2 }, spec: { ...pol.spec, mode: "Audit" } };
+      return Promise.resolve({
+        ...o,
+        metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" },
+      });
+    };
+    const out = await repairNamespace("p", "a", {
+      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
+      writer: {
+        apply: write,
+        create: write,
+        replaceOwned: () => Promise.resolve(),
+        delete: () => Promise.resolve(),
+        event: () => Promise.resolve(),
+      },
+      log: silentLogger(),
+      ledger: new WriteLedger(),
+      maxConcurrentWrites: 1,
+      current: () => ({ policy: now, namespace: cluster.namespaces.find((n) => n.metadata?.name === "a") }),
+      reconcilePolicy: (_p, reasons) => asked.push(reasons),
+    });
+    expect(written).to.have.length(1, "only the write already in flight");
+    expect(out.stopped).to.equal("policy changed");
+    expect(out.skipped.length).to.be.greaterThan(0);
+    expect(asked).to.deep.equal([["policy changed"]]);
+  });
+
+  it("a plan is outdated by the policy's deletion, recreation or change, and by a deselection", () => {
+    const ns = cluster.namespaces.find((n) => n.metadata?.name === "a");
+    const at = (policy: ClusterSecurityPolicy | undefined, namespace = ns) =>
+      planOutdated(pol, "a", { policy, namespace });
+    expect(at(pol)).to.equal(undefined);
+    expect(at(undefined)).to.equal("policy gone");
+    expect(at({ ...pol, metadata: { ...pol.metadata, deletionTimestamp: new Date() } })).to.equal(
+      "policy gone",
+    );
+    expect(at({ ...pol, metadata: { ...pol.metadata, uid: "new" } })).to.equal("policy gone");
+    expect(at({ ...pol, metadata: { ...pol.metadata, generation: 7 } })).to.equal("policy changed");
+    expect(at(pol, namespace("a"))).to.equal("not selected", "its tier label removed");
+    expect(planOutdated(pol, "a", { policy: pol, namespace: undefined })).to.equal("not selected");
+  });
+
+  it("a repair that skipped a write (the other lane's in flight) looks again 1 s later", async () => {
+    const ledger = new WriteLedger();
+    const write = <T extends KubernetesObject>(o: T): Promise<T> =>
+      Promise.resolve({ ...o, metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" } });
+    const deps: RepairDeps = {
+      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
+      writer: {
+        apply: write,
+        create: write,
+        replaceOwned: () => Promise.resolve(),
+        delete: () => Promise.resolve(),
+        event: () => Promise.resolve(),
+      },
+      log: silentLogger(),
+      ledger,
+      reconcilePolicy: () => {},
+    };
+    const key = plan("p", cluster).writes.find((w) => w.key.includes("/a/"))!.key;
+    expect(ledger.claim(key)).to.equal(true, "the full reconcile claimed it ahead");
+    const reconcileOne = repairReconciler(() => deps);
+    expect(await reconcileOne(laneKey("p", "a"), "r1")).to.deep.equal({ requeueAfterMs: 1000 });
+    ledger.release(key);
+    expect(await reconcileOne(laneKey("p", "b"), "r2")).to.equal(undefined, "nothing skipped there");
   });
 });
