@@ -29,7 +29,7 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import type { Logger } from "../observability/logger.js";
 import { objectKey, type Snapshot } from "./snapshot.js";
-import { controllerRef, controllingPolicy } from "../drift/ownership.js";
+import { controllerRef, controllingPolicy, rememberedBy } from "../drift/ownership.js";
 import { compactManagedFields, withCompactManagedFields } from "../drift/managedfields.js";
 import {
   wideningDirections,
@@ -163,13 +163,16 @@ export class ClusterCache {
       if (policy && ns && ns !== OPERATOR_NAMESPACE && repair) repair(policy, ns);
       else enqueue(policy);
     };
-    // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both.
+    // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both, and
+    // the policies whose status remembers its UID (a child taken or deleted wakes its owner).
     const byLabel = (o: KubernetesObject) => {
       const owner = controllingPolicy(o);
       const ns = o.metadata?.namespace;
       if (owner) inNamespace(owner, ns);
-      if (!owner || o.metadata?.labels?.[POLICY_LABEL] !== owner)
-        inNamespace(o.metadata?.labels?.[POLICY_LABEL], ns);
+      const label = o.metadata?.labels?.[POLICY_LABEL];
+      if (!owner || label !== owner) inNamespace(label, ns);
+      for (const p of rememberedBy(o, this.policies.list()))
+        if (p.metadata.name !== owner && p.metadata.name !== label) inNamespace(p.metadata.name, ns);
     };
     const everyPolicy = () => enqueue(undefined);
     // Tells `observed` of an event; the cache already holds (or no longer holds) the object.

@@ -181,7 +181,8 @@ function mayGrantOperator(b: V1RoleBinding | V1ClusterRoleBinding): boolean {
 
 /**
  * Whether the event may change what the operator itself is allowed to do: a binding whose subjects may
- * include the operator, a role in the operator's namespace, or a ClusterRole such a binding references. A
+ * include the operator, a role in the operator's namespace, or a Role or ClusterRole such a binding
+ * references (a Role granted to the operator by a RoleBinding in its own namespace). A
  * write that failed Forbidden (an encryption rewrite, a Role beyond what the operator holds) waits for
  * such a change without a retry loop, so it concerns every policy. Rare, and cheap to over-approximate.
  */
@@ -195,7 +196,19 @@ export function mayConcernOperator(o: KubernetesObject, view: RbacView): boolean
     // A deleted binding is judged from the event's own object (the cache no longer holds it).
     return mayGrantOperator((current || o) as V1RoleBinding);
   }
-  if (namespace) return namespace === OPERATOR_NAMESPACE;
+  if (namespace)
+    return (
+      namespace === OPERATOR_NAMESPACE ||
+      view
+        .roleBindings()
+        .some(
+          (b) =>
+            b.metadata?.namespace === namespace &&
+            b.roleRef?.kind === "Role" &&
+            b.roleRef.name === name &&
+            mayGrantOperator(b),
+        )
+    );
   return [...view.clusterRoleBindings(), ...view.roleBindings()].some(
     (b) => b.roleRef?.kind === "ClusterRole" && b.roleRef.name === name && mayGrantOperator(b),
   );

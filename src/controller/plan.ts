@@ -213,7 +213,8 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
       snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
     const uid = at?.metadata?.uid;
     if (!at) unseen = true;
-    if (at && uid && ownershipOf(at, c.kind, judged).kind === "ours") childUIDs.add(uidMark(uid));
+    if (at && uid && ownershipOf(at, c.kind, judged, snapshot.policies).kind === "ours")
+      childUIDs.add(uidMark(uid));
   }
   // A child seen nowhere may be between the caches (its managed-by label just removed: gone from the
   // managed cache, not yet in the occupancy cache): what status remembers is kept until every child is
@@ -237,7 +238,8 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   const foreignBindings = bindingsOnForeignObjects(desired.children, drift);
   for (const key of foreignBindings) {
     const live = cached.get(key) ?? occupied.get(key);
-    if (!enforce || !live || ownershipOf(live, "RoleBinding", judged).kind !== "ours") continue;
+    if (!enforce || !live || ownershipOf(live, "RoleBinding", judged, snapshot.policies).kind !== "ours")
+      continue;
     deletes.push({ key, object: live });
   }
   for (const d of drift) {

@@ -9,7 +9,7 @@ import { areaExemptInNamespace } from "../api/exemptions.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
 import { compact, diffPaths, jsonEqual, normalizeField } from "./normalize.js";
-import { hasOwnerReference, observedIndex, ownershipOf } from "./ownership.js";
+import { controllerRef, hasOwnerReference, observedIndex, ownershipOf } from "./ownership.js";
 import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity.js";
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
@@ -166,7 +166,7 @@ export function childDrift(
       });
       continue;
     }
-    const owner = ownershipOf(observed, d.kind, policy);
+    const owner = ownershipOf(observed, d.kind, policy, snapshot.policies);
     if (owner.kind === "shared") {
       out.push({
         ...at,
@@ -183,7 +183,9 @@ export function childDrift(
       out.push({
         ...at,
         reason: "Conflict",
-        message: `${d.kind} ${namespace}/${name} is controlled by ${which}; left untouched`,
+        message: owner.remembered
+          ? `${d.kind} ${namespace}/${name} is a child of policy ${owner.policy} (its status remembers the object's UID)${controllerRef(observed)?.uid === policy.metadata.uid ? "; the controller ownerReference naming this policy was not written by csp-operator" : ""}; left untouched`
+          : `${d.kind} ${namespace}/${name} is controlled by ${which}; left untouched`,
       });
       continue;
     }
@@ -247,7 +249,7 @@ export function childDrift(
     if (ns !== undefined && !namespaces.has(ns)) continue;
     const kind = key.split("/")[0] as ChildKind;
     // Deleted only on the garbage collector's own evidence: this policy's UID, and no other controller.
-    const owner = ownershipOf(observed, kind, policy);
+    const owner = ownershipOf(observed, kind, policy, snapshot.policies);
     if (owner.kind !== "ours" || owner.via !== "ownerReference") continue;
     out.push({
       kind,

@@ -8,6 +8,7 @@ import {
   isSharedObject,
   observedIndex,
   rememberedChild,
+  rememberedBy,
   uidMark,
   writtenByOperator,
 } from "./ownership.js";
@@ -22,10 +23,15 @@ import {
  * Only one that is PROVABLY the policy's own, on all three identity marks at once:
  * - its controller ownerReference carries the policy's UID (what the garbage collector follows),
  * - csp-operator's `Apply` managedFields entry owns the fields that make it a child, and
- * - its UID is remembered in the policy's status.childUIDs (status is where namespace users cannot write).
+ * - its UID is remembered in the policy's status.childUIDs (status is where namespace users cannot write),
+ *   and in no other policy's.
  * A namespace user can forge the first two (an ownerReference to the policy's UID, a server-side apply as
- * `csp-operator`); never the third, which only the operator writes and only for objects it created or
- * repaired by UID. Anything short of the proof is left alone (a finding at most, elsewhere).
+ * `csp-operator`); not the third directly, which only the operator writes, for the objects it created,
+ * repaired by UID or adopted. Adoption follows a controller ownerReference to the policy on an object at a
+ * desired child's name, which an `edit` user can put on their own object: such an object is remembered and
+ * may be pruned here once the policy stops wanting that name. That deletes only what its creator could
+ * delete and the garbage collector deletes with the policy; a look-alike at a name the policy never wanted
+ * is never remembered. Anything short of the proof is left alone (a finding at most, elsewhere).
  */
 
 /** One unlabelled object whose controller ownerReference names a ClusterSecurityPolicy. */
@@ -42,11 +48,15 @@ export function missingProof(
   obj: KubernetesObject,
   kind: string,
   policy: ClusterSecurityPolicy,
-): "shared" | "controllerReference" | "operatorApply" | "rememberedUID" | undefined {
+  policies?: readonly ClusterSecurityPolicy[],
+): "shared" | "controllerReference" | "operatorApply" | "rememberedUID" | "rememberedElsewhere" | undefined {
   if (isSharedObject(kind, obj.metadata?.name)) return "shared";
   if (!hasControllerReference(obj, policy)) return "controllerReference";
   if (!writtenByOperator(obj, kind)) return "operatorApply";
   if (!rememberedChild(obj, policy)) return "rememberedUID";
+  // Another policy's status remembers it too: not provably this one's alone.
+  if (policies && rememberedBy(obj, policies).some((p) => p.metadata.name !== policy.metadata.name))
+    return "rememberedElsewhere";
   return undefined;
 }
 
@@ -88,7 +98,7 @@ export function unlabelledOrphans(
     const key = objectKey(kind, namespace, name);
     if (wanted.has(key) || labelled.has(key)) continue;
     if (namespace !== undefined && !namespaces.has(namespace)) continue;
-    if (missingProof(object, kind, policy) !== undefined) continue;
+    if (missingProof(object, kind, policy, snapshot.policies) !== undefined) continue;
     out.remembered.push(uidMark(object.metadata!.uid!));
     if (done.has(key)) continue;
     out.drift.push({

@@ -360,6 +360,134 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
     await waitFor("guard", "Compliant", "True", 60_000);
   });
 
+  it("a child an edit user points at a second policy wanting the same name stays its policy's: never adopted, never deleted by the second", async () => {
+    const twin = (
+      name: string,
+      withRole: boolean,
+      mode = "Enforce",
+    ) => `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: { name: ${name} }
+spec:
+  mode: ${mode}
+  namespaces: { selector: { matchLabels: { twin: "yes" } } }
+  networkPolicies: { defaultDenyIngress: false, defaultDenyEgress: false, allowDNS: false }
+${
+  withRole
+    ? `  rbac:
+    roles:
+      - name: reader
+        rules: [{ apiGroups: [""], resources: [pods], verbs: [get] }]
+`
+    : ""
+}${ACCEPT_EDITOR}`;
+    const full = async (policy: string) =>
+      JSON.parse(await ok(["get", "csp", policy, "-o", "json"])) as {
+        metadata: { uid: string; generation: number };
+        status?: Omit<PolicyStatus, "conditions"> & {
+          childUIDs?: string[];
+          conditions?: { type: string; status: string; observedGeneration?: number }[];
+        };
+      };
+    const reconciled = (policy: string) =>
+      eventually(`${policy} reconciled its spec`, async () => {
+        const p = await full(policy);
+        const c = p.status?.conditions?.find((x) => x.type === "Ready");
+        return c?.observedGeneration === p.metadata.generation ? p : undefined;
+      });
+    const saCached = (rv: string) =>
+      eventually("the operator's cache holds alice's write (or a later one)", () =>
+        Promise.resolve(
+          operator.cache
+            .snapshot()
+            .serviceAccounts.some(
+              (x) => x.metadata?.name === "reader" && Number(x.metadata.resourceVersion) >= Number(rv),
+            ),
+        ),
+      );
+    try {
+      await namespaceWithEditUser("own-t");
+      await ok(["label", "namespace", "own-t", "twin=yes"]);
+      await ok(["apply", "-f", "-"], twin("twin-keeper", true));
+      const sa = await eventually("keeper's ServiceAccount reader", () =>
+        get("serviceaccount", "own-t", "reader"),
+      );
+      const uid = sa.metadata!.uid!;
+      const mark = uid.slice(0, 13);
+      await eventually("keeper remembers it", async () =>
+        ((await full("twin-keeper")).status?.childUIDs ?? []).includes(mark),
+      );
+      // keeper in Audit mode: it reports, never takes its child back, so nothing races what second does.
+      await ok(["apply", "-f", "-"], twin("twin-keeper", true, "Audit"));
+      await reconciled("twin-keeper");
+      await ok(["apply", "-f", "-"], twin("twin-second", true));
+      await eventually("second reports a Conflict", async () =>
+        ((await full("twin-second")).status?.drift ?? []).some(
+          (d) => d.kind === "ServiceAccount" && d.reason === "Conflict",
+        ),
+      );
+      // alice (edit) points the ServiceAccount's controller reference at `twin-second`.
+      const secondUid = await uidOf("twin-second");
+      const patched = await alice(
+        "patch",
+        "serviceaccount",
+        "reader",
+        "-n",
+        "own-t",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+        "--type=merge",
+        "-p",
+        JSON.stringify({
+          metadata: {
+            ownerReferences: [
+              {
+                apiVersion: "security.csp-operator.io/v1alpha1",
+                kind: "ClusterSecurityPolicy",
+                name: "twin-second",
+                uid: secondUid,
+                controller: true,
+              },
+            ],
+          },
+        }),
+      );
+      await saCached(patched);
+      // A full reconcile of every policy (a repair rewrites status only when the drift's reasons change).
+      operator.controller.resync();
+      // second reports it as keeper's child (keeper's status remembers its UID): never adopts it.
+      const conflict = await eventually("second names keeper's remembered child", async () =>
+        ((await full("twin-second")).status?.drift ?? []).find(
+          (d) =>
+            d.kind === "ServiceAccount" &&
+            d.reason === "Conflict" &&
+            /child of policy twin-keeper/.test(d.message ?? ""),
+        ),
+      );
+      // second's admin drops the entry: second deletes nothing (the old rule deleted it as second's orphan).
+      await ok(["apply", "-f", "-"], twin("twin-second", false));
+      const second = await reconciled("twin-second");
+      expect(second.status?.childUIDs ?? []).to.not.include(mark);
+      expect(second.status?.drift ?? []).to.deep.equal([]);
+      const still = await get("serviceaccount", "own-t", "reader");
+      expect(still?.metadata?.uid).to.equal(uid, "keeper's ServiceAccount is still there");
+      expect(still?.metadata?.labels?.[GROUP_LABEL]).to.equal("twin-keeper", "second never adopted it");
+      expect(conflict.message).to.contain("its status remembers the object's UID");
+      // keeper back in Enforce mode takes its reference back, same object.
+      await ok(["apply", "-f", "-"], twin("twin-keeper", true));
+      await eventually("keeper restored its reference", async () => {
+        const o = await get("serviceaccount", "own-t", "reader");
+        return (
+          o?.metadata?.uid === uid &&
+          o.metadata.ownerReferences?.find((r) => r.controller)?.name === "twin-keeper"
+        );
+      });
+      await waitFor("twin-keeper", "Compliant", "True", 30_000);
+    } finally {
+      await ok(["delete", "csp", "twin-second", "twin-keeper", "--ignore-not-found"]);
+    }
+  });
+
   describe("objects a user created are never adopted, labelled or garbage-collected", () => {
     const GRAB = `apiVersion: security.csp-operator.io/v1alpha1
 kind: ClusterSecurityPolicy

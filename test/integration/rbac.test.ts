@@ -5,6 +5,7 @@
  * (and says so) when a policy asks for more than it may grant, and reports risky RBAC as it comes and goes.
  */
 import { expect } from "chai";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { EncryptionClient } from "../../src/cluster/encryption.js";
@@ -419,5 +420,92 @@ spec:
     await ok(["delete", "-f", "-"], RISKY.map((r) => r.yaml).join("\n---\n"));
     await eventually("findings gone", async () => ((await status()).findings ?? []).length === 0);
     await ok(["wait", "--for=condition=Compliant", "csp/least", "--timeout=30s"]);
+  });
+
+  it("retries a Forbidden write as soon as a Role granted to it outside csp-system is extended", async () => {
+    // The operator holds Deployments only where an admin grants them (no cluster-wide grantable binding):
+    // in namespace `team`, `get` through a Role there bound to its ServiceAccount. A policy entry asking for
+    // get and list is within csp-operator-grantable, so the write is tried and refused (escalation check).
+    const extra = (verbs: string) => `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: csp-operator-extra, namespace: team }
+rules: [{ apiGroups: [apps], resources: [deployments], verbs: [${verbs}] }]`;
+    const policy = `apiVersion: security.csp-operator.io/v1alpha1
+kind: ClusterSecurityPolicy
+metadata: { name: forbidden }
+spec:
+  namespaces: { selector: { matchLabels: { t: team } } }
+  networkPolicies: { defaultDenyIngress: false, defaultDenyEgress: false, allowDNS: false }
+  rbac:
+    roles:
+      - name: app-reader
+        rules: [{ apiGroups: [apps], resources: [deployments], verbs: [get, list] }]
+`;
+    const ready = async () =>
+      (
+        JSON.parse(await ok(["get", "csp", "forbidden", "-o", "json"])) as { status?: Status }
+      ).status?.conditions?.find((c) => c.type === "Ready");
+    const created = async () => (await cp().kubectl(["get", "role", "app-reader", "-n", "team"])).code === 0;
+    try {
+      await ok(["delete", "clusterrolebinding", "csp-operator-grantable"]);
+      await ok(["create", "namespace", "team"]);
+      await ok(["label", "namespace", "team", "t=team"]);
+      await ok(["apply", "-f", "-"], extra("get"));
+      await ok([
+        "create",
+        "rolebinding",
+        "csp-operator-extra",
+        "--role=csp-operator-extra",
+        "--serviceaccount=csp-system:csp-operator",
+        "-n",
+        "team",
+      ]);
+      await eventually(
+        "the operator holds get only",
+        async () =>
+          (await canI("get", "deployments", "system:serviceaccount:csp-system:csp-operator", "team")) ===
+            "yes" &&
+          (await canI("list", "deployments", "system:serviceaccount:csp-system:csp-operator", "team")) ===
+            "no",
+      );
+      await ok(["apply", "-f", "-"], policy);
+      const refused = await eventually("RoleNotGrantable", async () => {
+        const c = await ready();
+        return c?.reason === "RoleNotGrantable" ? c : undefined;
+      });
+      expect(refused.status).to.equal("False");
+      expect(refused.message).to.contain('Verbs:["list"]');
+      expect(await created()).to.equal(false);
+      // An RBAC event first seen by a new audit configuration counts as moving its findings: spend it on a
+      // binding that moves none (nothing in status changes, nothing else follows).
+      // Settled: nothing queued, and the operator's cache holds the status last written (a repair judged
+      // against an older one asks for a full reconcile, which would retry the write by chance).
+      const c = operator!.controller;
+      const settled = async () => {
+        const rv = (JSON.parse(await ok(["get", "csp", "forbidden", "-o", "json"])) as KubernetesObject)
+          .metadata?.resourceVersion;
+        return (
+          c.queue.length === 0 &&
+          c.queue.inFlight === 0 &&
+          operator!.repairs.queue.length === 0 &&
+          operator!.repairs.queue.inFlight === 0 &&
+          operator!.cache.policies.get("forbidden")?.metadata?.resourceVersion === rv
+        );
+      };
+      await eventually("settled", settled);
+      const r0 = c.stats.reconciles;
+      await ok(["create", "rolebinding", "warmup", "--clusterrole=view", "--user=warmup", "-n", "default"]);
+      await eventually("the warm-up event handled", async () => c.stats.reconciles > r0 && (await settled()));
+      expect(await created()).to.equal(false);
+      // The admin extends the operator's Role in `team`: no binding changes, the resync is 10 min away.
+      await ok(["apply", "-f", "-"], extra("get, list"));
+      await eventually("Role app-reader created", created, 20_000);
+      await eventually("Ready", async () => (await ready())?.status === "True");
+    } finally {
+      await ok(["delete", "csp", "forbidden", "--ignore-not-found"]);
+      await ok(["delete", "namespace", "team", "--ignore-not-found", "--wait=false"]);
+      await ok(["delete", "rolebinding", "warmup", "-n", "default", "--ignore-not-found"]);
+      await ok(["apply", "-k", "config/rbac"]);
+    }
   });
 });

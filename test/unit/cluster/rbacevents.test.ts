@@ -329,4 +329,21 @@ describe("RBAC events that may change what the operator itself may do concern ev
       ),
     ).to.equal(true);
   });
+
+  it("a Role outside csp-system that a RoleBinding there grants to the operator", () => {
+    const c = new Cache();
+    const extra = role("team", "csp-operator-extra", READ_PODS);
+    c.put(extra);
+    expect(mayConcernOperator(extra, c)).to.equal(false); // bound to no one yet
+    c.put(rb("team", "to-someone", "csp-operator-extra")); // a binding to a user: not the operator
+    expect(mayConcernOperator(extra, c)).to.equal(false);
+    c.put({
+      ...rb("team", "to-operator", "csp-operator-extra"),
+      subjects: [{ kind: "ServiceAccount", name: "csp-operator", namespace: "csp-system" }],
+    });
+    expect(mayConcernOperator(extra, c)).to.equal(true);
+    // The same name in another namespace, and another Role in the same one, stay unconcerned.
+    expect(mayConcernOperator(role("elsewhere", "csp-operator-extra", READ_PODS), c)).to.equal(false);
+    expect(mayConcernOperator(role("team", "other", READ_PODS), c)).to.equal(false);
+  });
 });

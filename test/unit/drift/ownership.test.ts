@@ -3,6 +3,9 @@ import type { V1ManagedFieldsEntry, V1NetworkPolicy, V1ServiceAccount } from "@k
 import { desiredState } from "../../../src/desired/index.js";
 import { sharedNamespaceStates } from "../../../src/desired/namespacestate.js";
 import { childDrift } from "../../../src/drift/checks.js";
+import { ownershipOf } from "../../../src/drift/ownership.js";
+import { missingProof } from "../../../src/drift/orphans.js";
+import { plan } from "../../../src/controller/plan.js";
 import { sharedWrites } from "../../../src/drift/shared.js";
 import type { Snapshot } from "../../../src/cluster/snapshot.js";
 import { namespace, policy, snapshot } from "../builders/policy.js";
@@ -290,5 +293,137 @@ describe("children remembered by UID in the policy's status (where namespace use
     expect(
       childDrift(pol, desiredState(pol, s).children, s).some((x) => x.kind === "ServiceAccount"),
     ).to.equal(false);
+  });
+});
+
+describe("a UID another policy's status remembers is that policy's child, whatever its controller reference says", () => {
+  const uid = "0a1b2c3d-4e5f-4a6b-8c7d-0123456789ab";
+  const mark = uid.slice(0, 13);
+  const named = (name: string, uids: string[]) => {
+    const b = policy(name)
+      .spec({
+        networkPolicies: { defaultDenyIngress: false, defaultDenyEgress: false, allowDNS: false },
+        rbac: {
+          roles: [{ name: "reader", rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get"] }] }],
+        },
+      })
+      .build();
+    return { ...b, status: { childUIDs: uids } };
+  };
+  // An edit user pointed p's ServiceAccount's controller reference at q (q wants one of the same name).
+  const sa = (meta: V1ServiceAccount["metadata"]): V1ServiceAccount => ({
+    metadata: { name: "reader", namespace: "a", uid, managedFields: [], ...meta },
+  });
+  const repointed = (to: string) => sa({ labels: labelsFor(to), ownerReferences: [refTo(to)] });
+
+  it("q, whose controller reference the object now carries but which never remembered it: Conflict", () => {
+    const p1 = named("p", [mark]);
+    const q = named("q", []);
+    const obj = repointed("q");
+    expect(ownershipOf(obj, "ServiceAccount", q)).to.deep.include({ kind: "ours" }); // without the others
+    expect(ownershipOf(obj, "ServiceAccount", q, [p1, q])).to.deep.equal({
+      kind: "otherPolicy",
+      policy: "p",
+      uid: "uid-p",
+      remembered: true,
+    });
+    expect(ownershipOf(obj, "ServiceAccount", p1, [p1, q])).to.deep.equal({
+      kind: "ours",
+      via: "remembered",
+    });
+    // childDrift reports it, and writes nothing; the plan never remembers it for q.
+    const s = snapshot({ ...base, policies: [p1, q], serviceAccounts: [obj] });
+    const d = childDrift(q, desiredState(q, s).children, s).filter((x) => x.kind === "ServiceAccount");
+    expect(d.map((x) => x.reason)).to.deep.equal(["Conflict"]);
+    expect(d[0]!.message).to.contain("is a child of policy p");
+    expect(d[0]!.message).to.contain("not written by csp-operator");
+    expect(d[0]!.repair).to.equal(undefined);
+    expect(plan("q", s).childUIDs ?? []).to.not.include(mark);
+    const saWrites = (x: ReturnType<typeof plan>) =>
+      x.writes.filter((w) => w.key.startsWith("ServiceAccount/"));
+    expect(saWrites(plan("q", s))).to.deep.equal([]);
+    expect(plan("p", s).childUIDs).to.include(mark);
+    // Were q ever to stop wanting it, nothing would delete it as q's orphan.
+    const qNone = named("q", []);
+    const none = { ...qNone, spec: { ...qNone.spec, rbac: {} } };
+    const s2 = snapshot({ ...base, policies: [p1, none], serviceAccounts: [obj] });
+    expect(plan("q", s2).deletes).to.deep.equal([]);
+    expect(plan("q", s2).writes).to.deep.equal([]);
+    expect(plan("q", s2).remaining).to.deep.equal([]);
+  });
+
+  it("q never deletes p's RoleBinding pointed at q as a binding on objects that are not q's", () => {
+    const rbUid = "9a8b7c6d-5e4f-4a3b-8c2d-0123456789ab";
+    const p1 = named("p", [mark, rbUid.slice(0, 13)]);
+    const q = named("q", []);
+    const binding = {
+      metadata: {
+        name: "reader",
+        namespace: "a",
+        uid: rbUid,
+        labels: labelsFor("q"),
+        ownerReferences: [refTo("q")],
+      },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "reader" },
+      subjects: [{ kind: "ServiceAccount", name: "reader", namespace: "a" }],
+    };
+    const s = snapshot({
+      ...base,
+      policies: [p1, q],
+      serviceAccounts: [sa({ labels: labelsFor("p"), ownerReferences: [refTo("p")] })],
+      roleBindings: [binding],
+    });
+    expect(plan("q", s).deletes).to.deep.equal([]);
+    expect(plan("q", s).writes.filter((w) => w.key.startsWith("RoleBinding/"))).to.deep.equal([]);
+  });
+
+  it("both remembering it (an earlier version's state): exactly one keeps it", () => {
+    const p1 = named("p", [mark]);
+    const q = named("q", [mark]);
+    const judge = (obj: V1ServiceAccount) =>
+      [p1, q].map((x) => ownershipOf(obj, "ServiceAccount", x, [p1, q]).kind);
+    // The controller reference names one of them: that one.
+    expect(judge(repointed("q"))).to.deep.equal(["otherPolicy", "ours"]);
+    expect(judge(repointed("p"))).to.deep.equal(["ours", "otherPolicy"]);
+    // Neither (a user's controller): the first name.
+    const foreign = sa({
+      ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: "mine", uid: "cm", controller: true }],
+    });
+    expect(judge(foreign)).to.deep.equal(["ours", "otherPolicy"]);
+    // The plan of the one that lost no longer remembers it.
+    // (every child seen: while one is not, what status remembers is kept as it is)
+    const s = snapshot({
+      ...base,
+      policies: [p1, q],
+      serviceAccounts: [repointed("q")],
+      roles: [{ metadata: { name: "reader", namespace: "a", uid: "r" } }],
+      roleBindings: [
+        {
+          metadata: { name: "reader", namespace: "a", uid: "rb" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "reader" },
+        },
+      ],
+    });
+    expect(plan("p", s).childUIDs ?? []).to.not.include(mark);
+    expect(plan("q", s).childUIDs).to.include(mark);
+  });
+
+  it("an unlabelled orphan another policy also remembers is not provably this one's", () => {
+    const p1 = named("p", [mark]);
+    const q = named("q", [mark]);
+    const obj = {
+      metadata: {
+        name: "gone",
+        namespace: "a",
+        uid,
+        ownerReferences: [refTo("q")],
+        managedFields: [appliedByOperator],
+      },
+      spec: { podSelector: {} },
+    };
+    const ns = "NetworkPolicy";
+    expect(missingProof(obj, ns, q)).to.equal(undefined);
+    expect(missingProof(obj, ns, q, [p1, q])).to.equal("rememberedElsewhere");
+    expect(missingProof(obj, ns, q, [named("p", []), q])).to.equal(undefined);
   });
 });
