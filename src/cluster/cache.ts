@@ -446,8 +446,8 @@ export class ClusterCache {
   /**
    * The snapshot of one namespace, for the repair lane (controller/lane.ts): the Namespace, the objects in
    * it, the policies and the cluster-wide RBAC roles a RoleBinding may bind; occupancy answers only inside
-   * that namespace. Nothing here is computed per object of other namespaces (lists are filtered by
-   * reference only), so its cost hardly grows with the cluster. Throws CacheNotSyncedError like snapshot().
+   * that namespace. Nothing here is computed per object of other namespaces (the informers index their
+   * objects by namespace), so its cost hardly grows with the cluster. Throws CacheNotSyncedError like snapshot().
    */
   namespaceSnapshot(namespace: string, now = new Date()): Snapshot {
     const unsynced = this.all.filter((i) => !i.hasSynced);
@@ -456,14 +456,12 @@ export class ClusterCache {
         unsynced.map((i) => i.description),
         [],
       );
-    const inNs = <T extends KubernetesObject>(objs: readonly T[]) =>
-      objs.filter((o) => o.metadata?.namespace === namespace);
     const managed = <T extends KubernetesObject>(objs: readonly T[]) =>
       objs.filter((o) => o.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE);
     const ns = this.namespaces.get(namespace);
-    const roles = inNs(this.roles.list());
-    const roleBindings = inNs(this.roleBindings.list());
-    const networkPolicies = inNs(this.networkPolicies.list());
+    const roles = this.roles.list(namespace);
+    const roleBindings = this.roleBindings.list(namespace);
+    const networkPolicies = this.networkPolicies.list(namespace);
     const defaultSa = this.defaultServiceAccounts.get("default", namespace);
     const lookups: Record<string, { get(name: string, namespace?: string): KubernetesObject | undefined }[]> =
       {
@@ -488,12 +486,12 @@ export class ClusterCache {
       policies: [...this.policies.list()],
       namespaces: ns ? [ns] : [],
       networkPolicies,
-      serviceAccounts: [...(defaultSa ? [defaultSa] : []), ...inNs(this.managedServiceAccounts.list())],
+      serviceAccounts: [...(defaultSa ? [defaultSa] : []), ...this.managedServiceAccounts.list(namespace)],
       roles: managed(roles),
       roleBindings: managed(roleBindings),
       configMaps: [],
       wideningNetworkPolicies: [
-        ...inNs(this.networkPolicySummaries.list()).filter((o) => o.widens?.length),
+        ...this.networkPolicySummaries.list(namespace).filter((o) => o.widens?.length),
         ...networkPolicies.map((o) => slimNetworkPolicy(o)).filter((o) => o.widens?.length),
       ],
       rbac: {

@@ -368,8 +368,9 @@ export class ResilientInformer<T extends KubernetesObject = KubernetesObject> {
     }, delay);
   }
 
-  list(): readonly T[] {
-    return this.lw.list();
+  /** Every cached object, or those of one namespace (client-node indexes them by namespace). */
+  list(namespace?: string): readonly T[] {
+    return this.lw.list(namespace);
   }
 
   /** The cached object at a name, if any. */
