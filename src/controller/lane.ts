@@ -4,7 +4,7 @@ import { selectNamespaces } from "../desired/namespaces.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import type { Drift } from "../drift/checks.js";
-import { uidMark } from "../drift/ownership.js";
+import { rememberedSetOf, uidMark } from "../drift/ownership.js";
 import { applyExemptions } from "../findings/exemptions.js";
 import type { Finding } from "../findings/finding.js";
 import type { Logger } from "../observability/logger.js";
@@ -138,7 +138,7 @@ export function fullReconcileReasons(
   if (!sameSet(found, shown) || (findingsTruncated && found.size > 0)) reasons.push("findings changed");
 
   const remembered = status?.childUIDs ?? [];
-  const known = new Set(remembered);
+  const known = rememberedSetOf(remembered);
   const last = remembered.length >= MAX_REMEMBERED_CHILDREN ? remembered[remembered.length - 1] : undefined;
   const marks = new Set([...(p.childUIDs ?? []), ...applied.written.map(uidMark)]);
   for (const m of marks)

@@ -1,5 +1,5 @@
 import { MAX_REMEMBERED_CHILDREN, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
-import { uidMark } from "../drift/ownership.js";
+import { rememberedSetOf, uidMark } from "../drift/ownership.js";
 
 /**
  * What the operator wrote lately, per object, shared by the two lanes (the policy lane and the repair
@@ -36,6 +36,15 @@ export class WriteLedger {
   private readonly inFlight = new Map<string, { rv?: string; deleted: boolean }>();
   /** See rememberChild(). Keyed by policy UID, then by UID mark; values: when written. */
   private readonly children = new Map<string, Map<string, number>>();
+  /**
+   * The last answer of unrememberedChildren per policy UID, reused while nothing it depends on changed (the
+   * same status list, no child remembered since, younger than a second): a repair per namespace asks it.
+   */
+  private readonly lastUnremembered = new Map<
+    string,
+    { list: readonly string[] | undefined; version: number; at: number; marks: string[] }
+  >();
+  private childrenVersion = 0;
 
   constructor(
     private readonly now: () => number = Date.now,
@@ -149,6 +158,7 @@ export class WriteLedger {
     this.children.set(policyUid, marks);
     marks.delete(uidMark(uid));
     marks.set(uidMark(uid), this.now());
+    this.childrenVersion++;
     // Bounded like status.childUIDs: the oldest go first.
     for (const m of marks.keys()) {
       if (marks.size <= MAX_REMEMBERED_CHILDREN) break;
@@ -165,11 +175,17 @@ export class WriteLedger {
     const uid = policy.metadata.uid;
     const marks = uid ? this.children.get(uid) : undefined;
     if (!uid || !marks) return [];
-    const remembered = new Set(policy.status?.childUIDs ?? []);
+    const list = policy.status?.childUIDs;
     const now = this.now();
+    const last = this.lastUnremembered.get(uid);
+    if (last && last.list === list && last.version === this.childrenVersion && now - last.at < 1000)
+      return last.marks;
+    const remembered = rememberedSetOf(list ?? []);
     for (const [m, at] of marks) if (remembered.has(m) || now - at > this.childTtlMs) marks.delete(m);
     if (marks.size === 0) this.children.delete(uid);
-    return [...marks.keys()];
+    const result = [...marks.keys()];
+    this.lastUnremembered.set(uid, { list, version: this.childrenVersion, at: now, marks: result });
+    return result;
   }
 
   /** Forgets writes older than the TTL, from the front of the Map (the oldest). */

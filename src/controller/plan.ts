@@ -11,7 +11,7 @@ import { ungrantableRoles } from "../desired/rbac.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
 import { childDrift, defaultServiceAccount, sharedDrift, type Drift } from "../drift/checks.js";
-import { observedIndex, ownershipOf, uidMark } from "../drift/ownership.js";
+import { observedIndex, ownershipOf, rememberedSetOf, uidMark } from "../drift/ownership.js";
 import { unlabelledOrphans } from "../drift/orphans.js";
 import { sharedWrites, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
@@ -79,6 +79,11 @@ export interface Plan {
    * that are its own (sorted, at most MAX_REMEMBERED_CHILDREN). Absent when the policy is gone.
    */
   childUIDs?: string[];
+  /**
+   * What status remembers, kept as it is because a child is seen nowhere (see planSteps): report() adds it
+   * to childUIDs. A reference to the status list, not a copy.
+   */
+  rememberedKept?: readonly string[];
   /** When to look again regardless of events (an exemption expiring, an object blocking a child). */
   requeueAfterMs?: number;
 }
@@ -219,7 +224,9 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   // A child seen nowhere may be between the caches (its managed-by label just removed: gone from the
   // managed cache, not yet in the occupancy cache): what status remembers is kept until every child is
   // seen, or the memory that proves the child is the policy's would be lost in that instant.
-  if (unseen) for (const m of judged.status?.childUIDs ?? []) childUIDs.add(m);
+  // Kept by reference (report() merges it): a repair of one namespace copies and sorts nothing per child
+  // of the others.
+  const rememberedKept = unseen ? (judged.status?.childUIDs ?? []) : [];
 
   yield;
   const children = childDrift(judged, desired.children, view, metadataOnly);
@@ -323,18 +330,33 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
     managedObjects: desired.children.length,
     reads,
     childUIDs: [...childUIDs].sort().slice(0, MAX_REMEMBERED_CHILDREN),
+    ...(rememberedKept.length > 0 ? { rememberedKept } : {}),
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   };
 }
 
 /** `policy` as ownership judges it: its status.childUIDs with `marks` added (see Snapshot.unrememberedChildren). */
 function withUnremembered(policy: ClusterSecurityPolicy, marks: readonly string[]): ClusterSecurityPolicy {
+  if (marks.length === 0) return policy;
+  // The same marks (the ledger answers with one array while nothing changed) for the same policy object:
+  // the same judged policy, so its merged list (and the set ownership builds of it) is built once.
+  const last = judgedPolicies.get(marks);
+  if (last?.policy === policy) return last.judged;
   const remembered = policy.status?.childUIDs ?? [];
-  const known = new Set(remembered);
+  const known = rememberedSetOf(remembered);
   const more = marks.filter((m) => !known.has(m));
-  if (more.length === 0) return policy;
-  return { ...policy, status: { ...policy.status, childUIDs: [...remembered, ...more] } };
+  const judged =
+    more.length === 0
+      ? policy
+      : { ...policy, status: { ...policy.status, childUIDs: [...remembered, ...more] } };
+  judgedPolicies.set(marks, { policy, judged });
+  return judged;
 }
+
+const judgedPolicies = new WeakMap<
+  readonly string[],
+  { policy: ClusterSecurityPolicy; judged: ClusterSecurityPolicy }
+>();
 
 /** The resourceVersion of each shared object a write goes to, as the snapshot holds it (null: none). */
 function seenOfShared(snapshot: Snapshot, shared: readonly SharedWrite[]): Map<string, string | null> {

@@ -95,7 +95,11 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
     policy.status,
   );
   // Always written (possibly empty): a merge patch keeps a field it does not mention.
-  const remembered = new Set([...(p.childUIDs ?? []), ...applied.written.map(uidMark)]);
+  const remembered = new Set([
+    ...(p.childUIDs ?? []),
+    ...(p.rememberedKept ?? []),
+    ...applied.written.map(uidMark),
+  ]);
   const status = {
     ...computed,
     childUIDs: [...remembered].sort().slice(0, MAX_REMEMBERED_CHILDREN),

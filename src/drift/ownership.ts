@@ -94,6 +94,16 @@ export function uidMark(uid: string): string {
 const rememberedSets = new WeakMap<readonly string[], ReadonlySet<string>>();
 
 /**
+ * `list` (a status.childUIDs) as a set, built once per list: a policy object in the cache keeps its list
+ * until its next event, so thousands of ownership questions per reconcile share one set.
+ */
+export function rememberedSetOf(list: readonly string[]): ReadonlySet<string> {
+  let set = rememberedSets.get(list);
+  if (!set) rememberedSets.set(list, (set = new Set(list)));
+  return set;
+}
+
+/**
  * Whether the policy's status remembers `obj`'s UID as one of its children. Status is where namespace
  * users cannot write: an editor can rewrite an object's ownerReferences and managedFields, not this.
  */

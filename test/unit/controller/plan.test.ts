@@ -216,6 +216,15 @@ describe("plan: remembering children by UID", () => {
   it("keeps the UIDs status remembers while a child is seen nowhere (between the caches as its labels go)", () => {
     const remembering = { ...withRole, status: { childUIDs: ["11111111-2222"] } };
     // Nothing observed at any child's name: a stripped child may be in neither cache at this instant.
-    expect(plan("p", base({ policies: [remembering] })).childUIDs).to.deep.equal(["11111111-2222"]);
+    const p = plan("p", base({ policies: [remembering] }));
+    expect(p.rememberedKept).to.deep.equal(["11111111-2222"]);
+    // What the status write remembers: the kept list with the plan's own marks.
+    const r = report(
+      p,
+      { sharedDone: new Set(), corrected: [], remaining: [], failures: [], written: [], skipped: [] },
+      [],
+      new Date(),
+    );
+    expect(r.status?.childUIDs).to.deep.equal(["11111111-2222"]);
   });
 });
