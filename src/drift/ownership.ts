@@ -111,9 +111,7 @@ export function rememberedChild(obj: KubernetesObject, policy: ClusterSecurityPo
   const list = policy.status?.childUIDs;
   const uid = obj.metadata?.uid;
   if (!list?.length || !uid) return false;
-  let set = rememberedSets.get(list);
-  if (!set) rememberedSets.set(list, (set = new Set(list)));
-  return set.has(uidMark(uid));
+  return rememberedSetOf(list).has(uidMark(uid));
 }
 
 /**
@@ -170,10 +168,7 @@ export function rememberedBy(
     sets = [];
     for (const p of policies) {
       const list = p.status?.childUIDs;
-      if (!list?.length) continue;
-      let set = rememberedSets.get(list);
-      if (!set) rememberedSets.set(list, (set = new Set(list)));
-      sets.push([p, set]);
+      if (list?.length) sets.push([p, rememberedSetOf(list)]);
     }
     setsOfPolicies.set(policies, sets);
   }
