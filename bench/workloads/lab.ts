@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { summarize } from "../lib/audit.js";
 import { createNamespaces, names, startBenchCluster, USERS, type BenchCluster } from "../lib/cluster.js";
 import { baselinePolicy, OBJECTS_PER_NAMESPACE, POLICY_NAME, SELECTOR_LABEL } from "../lib/desired.js";
+import type { HeapSizing } from "../lib/heap.js";
 import { pool } from "../lib/kube.js";
 import { keysOf } from "../lib/observer.js";
 import { OperatorProcess, touch } from "../lib/procs.js";
@@ -20,6 +21,8 @@ export interface LabOptions {
   burst: number;
   unrelated: number;
   logDir: string;
+  /** The container limit emulated and the operator's node flags for it (bench/lib/heap.ts). */
+  sizing: HeapSizing;
 }
 
 export interface MemoryPoint {
@@ -52,6 +55,10 @@ export interface DriftUnderLoad {
 
 export interface LabResult {
   resyncSeconds: number;
+  /** The container memory limit the operator's heap was sized for; absent in older saved results (unbounded). */
+  memoryLimitBytes?: number;
+  /** The operator's V8 heap flags (the image's sizing under that limit). */
+  nodeArgs?: string[];
   memory: MemoryPoint[];
   enforce: PerReconcile;
   audit: PerReconcile & { namespaces: number };
@@ -75,7 +82,17 @@ const POLICIES = "/apis/security.csp-operator.io/v1alpha1/clustersecuritypolicie
 export async function runLab(o: LabOptions): Promise<LabResult> {
   const c = await startBenchCluster("bench-lab");
   const resyncSeconds = o.idleSeconds >= 600 ? 300 : Math.max(5, Math.floor(o.idleSeconds / 3));
-  const op = new OperatorProcess(c.kubeconfigs.operator, resyncSeconds, join(o.logDir, "lab-operator.log"));
+  // The operator as the image runs it under the Deployment's limit, as in runMemory (--trace-gc: the largest
+  // live heap, OperatorProcess.peakHeapAfterMajorGc).
+  const op = new OperatorProcess(
+    c.kubeconfigs.operator,
+    resyncSeconds,
+    join(o.logDir, "lab-operator.log"),
+    8,
+    {
+      args: [...o.sizing.nodeArgs, "--trace-gc"],
+    },
+  );
   try {
     await op.synced();
     await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
@@ -160,6 +177,8 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
 
     return {
       resyncSeconds,
+      memoryLimitBytes: o.sizing.memoryLimitBytes,
+      nodeArgs: o.sizing.nodeArgs,
       memory,
       enforce,
       audit,
