@@ -71,7 +71,7 @@ export function memoryMarkdown(
   const cpu = cpus();
   const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(" ");
   const heap = limitMiB
-    ? `\`${r.nodeArgs.join(" ")}\`: the heap the image's \`NODE_OPTIONS=--max-old-space-size-percentage=60\` gives under a ${limitMiB} MiB limit (bench/run.ts imageHeapFlags)`
+    ? `\`${r.nodeArgs.join(" ")}\`: the heap the image's \`NODE_OPTIONS=--max-old-space-size-percentage=60\` gives under a ${limitMiB} MiB limit (bench/lib/heap.ts)`
     : "V8's defaults for this machine (no container limit emulated)";
   return [
     "# Benchmarks: memory of the compiled operator",
