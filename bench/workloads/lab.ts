@@ -36,6 +36,11 @@ export interface MemoryPoint {
   heapSizeLimitBytes?: number;
   /** The largest heap right after a major GC so far (the live heap at its peak, e.g. mid-reconcile). */
   peakHeapAfterGcBytes?: number;
+  /**
+   * Heap used right after the step (converged, a reconcile completed), before the write ledger's memory of
+   * the step's writes expired (heapUsedBytes is after); absent in older saved results.
+   */
+  heapUsedRightAfterBytes?: number;
 }
 
 export interface PerReconcile {
@@ -97,7 +102,7 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
     await op.synced();
     await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
     await op.reconciled(POLICY_NAME, 1);
-    const memory: MemoryPoint[] = [await memoryPoint(op, "N=0", 0)];
+    const memory: MemoryPoint[] = [await memoryPoint(c, op, "N=0", 0)];
 
     let selected: string[] = [];
     for (const n of [...o.namespaces].sort((a, b) => a - b)) {
@@ -105,7 +110,7 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
       await createNamespaces(c, more, { [SELECTOR_LABEL]: "web" });
       selected = [...selected, ...more];
       await settle(c, op, selected);
-      memory.push(await memoryPoint(op, `N=${n}`, n * OBJECTS_PER_NAMESPACE));
+      memory.push(await memoryPoint(c, op, `N=${n}`, n * OBJECTS_PER_NAMESPACE));
     }
 
     const enforce = await forcedReconciles(c, op, POLICY_NAME, 5);
@@ -166,10 +171,11 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
     const duringConverge = driftSummary(convergeFaults.latenciesMs, o.backlog, backlogAt - k0);
 
     // Unrelated load: ConfigMaps and RoleBindings the policy has nothing to do with.
-    const before = await memoryPoint(op, `N=${selected.length}`, selected.length * OBJECTS_PER_NAMESPACE);
+    const before = await memoryPoint(c, op, `N=${selected.length}`, selected.length * OBJECTS_PER_NAMESPACE);
     await unrelatedLoad(c, o.unrelated);
     await touch(c, op, POLICY_NAME);
     const after = await memoryPoint(
+      c,
       op,
       `N=${selected.length} + ${o.unrelated} unrelated`,
       before.managedObjects,
@@ -268,7 +274,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     await op.synced();
     await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
     await op.reconciled(POLICY_NAME, 1);
-    memory.push(await memoryPoint(op, "N=0", 0));
+    memory.push(await memoryPoint(c, op, "N=0", 0));
     let selected: string[] = [];
     for (const n of [...o.namespaces].sort((a, b) => a - b)) {
       step = `N=${n}`;
@@ -278,7 +284,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       selected = [...selected, ...more];
       await alive(settle(c, op, selected));
       stepsMs[step] = Math.round(performance.now() - t0);
-      memory.push(await memoryPoint(op, step, n * OBJECTS_PER_NAMESPACE));
+      memory.push(await alive(memoryPoint(c, op, step, n * OBJECTS_PER_NAMESPACE)));
     }
     const before = memory.at(-1)!;
     step = "unrelated";
@@ -286,10 +292,8 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     await alive(unrelatedLoad(c, o.unrelated));
     await alive(touch(c, op, POLICY_NAME));
     stepsMs[step] = Math.round(performance.now() - t0);
-    const after = await memoryPoint(
-      op,
-      `N=${selected.length} + ${o.unrelated} unrelated`,
-      before.managedObjects,
+    const after = await alive(
+      memoryPoint(c, op, `N=${selected.length} + ${o.unrelated} unrelated`, before.managedObjects),
     );
     return {
       nodeArgs: o.nodeArgs ?? [],
@@ -320,13 +324,35 @@ async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]):
   await touch(c, op, POLICY_NAME);
 }
 
-async function memoryPoint(op: OperatorProcess, label: string, managedObjects: number): Promise<MemoryPoint> {
+/**
+ * How long the operator remembers its own writes (src/controller/ledger.ts, WriteLedger ttlMs): a plan
+ * asks about each child, and an entry older than this is dropped when asked. Right after a converge the
+ * ledger still holds one entry per write (~20,000 at 5000 namespaces, several MiB), so a heap measured then
+ * depends on how soon after the last write it was taken.
+ */
+const WRITE_LEDGER_TTL_MS = 30_000;
+
+/**
+ * A memory point of the settled operator: the heap right after the converge (or load) is recorded, then the
+ * bench waits out the write ledger's memory of the last writes (a time-based expiry: there is no event to
+ * wait for) and forces a reconcile, which drops the expired entries, before the point itself is taken.
+ */
+async function memoryPoint(
+  c: BenchCluster,
+  op: OperatorProcess,
+  label: string,
+  managedObjects: number,
+): Promise<MemoryPoint> {
+  const settled = await op.memory();
+  await new Promise((r) => setTimeout(r, WRITE_LEDGER_TTL_MS + 5_000));
+  await touch(c, op, POLICY_NAME);
   const m = await op.memory();
   return {
     label,
     managedObjects,
     rssBytes: await op.rssBytes(),
     heapUsedBytes: m.heapUsed,
+    heapUsedRightAfterBytes: settled.heapUsed,
     peakRssBytes: await op.peakRssBytes(),
     ...(m.heapSizeLimit ? { heapSizeLimitBytes: m.heapSizeLimit } : {}),
     ...(op.peakHeapAfterMajorGc ? { peakHeapAfterGcBytes: op.peakHeapAfterMajorGc } : {}),
