@@ -360,7 +360,7 @@ export function markdown(
       "",
       "| Point | managed objects | heap used | (right after the step) | peak heap after a major GC so far | RSS | peak RSS so far |",
       "|---|---|---|---|---|---|---|",
-      ...[...lab.memory, lab.unrelated.after].map(
+      ...[...lab.memory, lab.unrelated.before, lab.unrelated.after].map(
         (m) =>
           `| ${m.label} | ${m.managedObjects} | ${mib(m.heapUsedBytes)} | ${opt(m.heapUsedRightAfterBytes)} | ${opt(m.peakHeapAfterGcBytes)} | ${mib(m.rssBytes)} | ${opt(m.peakRssBytes)} |`,
       ),
