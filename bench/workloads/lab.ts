@@ -325,10 +325,12 @@ async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]):
 }
 
 /**
- * How long the operator remembers its own writes (src/controller/ledger.ts, WriteLedger ttlMs): a plan
- * asks about each child, and an entry older than this is dropped when asked. Right after a converge the
- * ledger still holds one entry per write (~20,000 at 5000 namespaces, several MiB), so a heap measured then
- * depends on how soon after the last write it was taken.
+ * How long the operator remembers its own writes (src/controller/ledger.ts, WriteLedger ttlMs; an entry
+ * older than this is dropped when a plan asks about it). Right after a converge the operator still holds
+ * state about the step: ~2 MiB at 1000 namespaces and ~10 MiB at 5000 (heap snapshots at 1000: a
+ * NamespaceState with its Set per namespace, a work-queue timer per repair-lane key), all gone 35 s and a
+ * reconcile later. A heap measured right after a step depends on how soon after the last write it was
+ * taken; the unrelated load's delta is only meaningful between settled points.
  */
 const WRITE_LEDGER_TTL_MS = 30_000;
 
