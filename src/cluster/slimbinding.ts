@@ -55,7 +55,9 @@ export function slimRoleBinding(b: V1RoleBinding, interner: Interner = sharedInt
       managedFields: interner.value(m.managedFields),
     });
   const roleRef = interner.value(compact.roleRef);
-  const subjects = compact.subjects && Object.freeze(compact.subjects.map((x) => slimSubject(x, interner)));
+  const subjects = Array.isArray(compact.subjects)
+    ? Object.freeze(compact.subjects.map((x) => slimSubject(x, interner)))
+    : compact.subjects;
   const slim = subjects
     ? { apiVersion: s(compact.apiVersion), kind: s(compact.kind), metadata, roleRef, subjects }
     : { apiVersion: s(compact.apiVersion), kind: s(compact.kind), metadata, roleRef };
@@ -93,8 +95,15 @@ function slimMetadata(k: { [K in keyof SlimMeta]: SlimMeta[K] | undefined }): V1
   return out;
 }
 
+const SUBJECT_FIELDS = new Set(["kind", "apiGroup", "name", "namespace"]);
+
 /** A subject with its repeating strings shared, fields in the API's order (kind, apiGroup, name, namespace). */
 function slimSubject(x: RbacV1Subject, interner: Interner): RbacV1Subject {
+  // Odd input (the API server validates subjects, a test may not) is kept as it came.
+  const plain = (v: unknown) => v === undefined || typeof v === "string";
+  if (!x || typeof x !== "object" || typeof x.kind !== "string" || typeof x.name !== "string") return x;
+  if (!plain(x.apiGroup) || !plain(x.namespace) || !Object.keys(x).every((k) => SUBJECT_FIELDS.has(k)))
+    return x;
   const kind = interner.string(x.kind);
   const name = x.name;
   const { apiGroup, namespace } = x;

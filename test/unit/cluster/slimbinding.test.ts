@@ -151,6 +151,11 @@ describe("slimRoleBinding: what the RoleBinding cache keeps", () => {
         metadata: { name: "x", namespace: "n", deletionTimestamp: "2026-12-05T12:00:00Z" },
       } as unknown as V1RoleBinding,
       { metadata: { name: "x", namespace: "n" }, subjects: [] } as unknown as V1RoleBinding,
+      { metadata: { name: "x", namespace: "n" }, subjects: "nobody" } as unknown as V1RoleBinding,
+      {
+        metadata: { name: "x", namespace: "n" },
+        subjects: [null, 7, { kind: 1 }, { kind: "User" }, { kind: "User", name: "a", extra: { x: 1 } }],
+      } as unknown as V1RoleBinding,
     ];
     for (const b of odd) {
       const slim = slimRoleBinding(b, new Interner());
