@@ -71,7 +71,7 @@ export function memoryMarkdown(
   const cpu = cpus();
   const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(" ");
   const heap = limitMiB
-    ? `\`${r.nodeArgs.join(" ")}\`: the heap the image's \`NODE_OPTIONS=--max-old-space-size-percentage=60\` gives under a ${limitMiB} MiB limit (bench/run.ts imageHeapFlags)`
+    ? `\`${r.nodeArgs.join(" ")}\`: the heap the image's \`NODE_OPTIONS=--max-old-space-size-percentage=60\` gives under a ${limitMiB} MiB limit (bench/lib/heap.ts)`
     : "V8's defaults for this machine (no container limit emulated)";
   return [
     "# Benchmarks: memory of the compiled operator",
@@ -79,7 +79,9 @@ export function memoryMarkdown(
     "Written by `npm run bench -- --only memory` (bench/run.ts, bench/workloads/lab.ts `runMemory`) from one run on",
     "the local control plane: the compiled operator (`node --expose-gc --import ./bench/memprobe.js dist/src/main.js`),",
     "one baseline policy (5 managed objects per selected namespace), namespaces created and converged step by step,",
-    "then ConfigMaps and RoleBindings nobody selects. Heap = heap used right after a forced full GC; RSS = VmRSS",
+    "then ConfigMaps and RoleBindings nobody selects. Heap = heap used right after a forced full GC, taken once the",
+    "operator settled: 35 s after the step (the write ledger forgets the step's writes after 30 s) and a forced",
+    "reconcile; the heap right after the step (converged, one reconcile completed) is shown next to it. RSS = VmRSS",
     "right after that GC; peak RSS = VmHWM (the highest RSS since the start, converging included: what a memory",
     "limit must hold); peak heap after a major GC = the largest live heap V8 found in any mark-compact so far",
     "(caches plus what reconciles held at that moment: what the heap limit must leave room for).",
@@ -90,12 +92,12 @@ export function memoryMarkdown(
     `- Machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${mib(totalmem())} RAM, Linux ${release()}, Node ${process.version}`,
     `- Load average before: ${load(info.loadBefore)}, after: ${load(info.loadAfter)}`,
     "",
-    "| Point | managed objects | heap used | peak heap after a major GC so far | RSS | peak RSS so far | step took |",
-    "|---|---|---|---|---|---|---|",
+    "| Point | managed objects | heap used | (right after the step) | peak heap after a major GC so far | RSS | peak RSS so far | step took |",
+    "|---|---|---|---|---|---|---|---|",
     ...[...r.memory, ...(r.unrelated ? [r.unrelated.after] : [])].map((m, i) => {
       const step =
         i === 0 ? undefined : i <= r.memory.length - 1 ? r.stepsMs[m.label] : r.stepsMs["unrelated"];
-      return `| ${m.label} | ${m.managedObjects} | ${mib(m.heapUsedBytes)} | ${mib(m.peakHeapAfterGcBytes)} | ${mib(m.rssBytes)} | ${mib(m.peakRssBytes)} | ${step === undefined ? "-" : `${(step / 1000).toFixed(0)} s`} |`;
+      return `| ${m.label} | ${m.managedObjects} | ${mib(m.heapUsedBytes)} | ${mib(m.heapUsedRightAfterBytes)} | ${mib(m.peakHeapAfterGcBytes)} | ${mib(m.rssBytes)} | ${mib(m.peakRssBytes)} | ${step === undefined ? "-" : `${(step / 1000).toFixed(0)} s`} |`;
     }),
     "",
     `Heap per managed object: ${h.heapBytesPerObject ?? "-"} B from N=0 (fixed costs of the first reconciles included),`,

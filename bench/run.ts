@@ -9,11 +9,14 @@
 //   npm run bench -- --namespaces 100,1000,5000 --idle-seconds 600   the full run
 //   npx tsx bench/run.ts --from <results.json>   re-renders the report from a run's saved raw results
 //   npm run bench -- --converge-from <results.json> ...   reuses a run's converge results, runs the lab only
-//   npm run bench -- --only memory --namespaces 1000,5000 --memory-limit-mib 256
+//   --memory-limit-mib 256: the container memory limit emulated (default: config/manager/deployment.yaml's,
+//       384Mi); the operator runs with the V8 heap the image gets under it (60 %, bench/lib/heap.ts), in the
+//       full bench's lab as in --only memory. --semi-space-mib: V8's young generation (default: as V8 sizes
+//       it in such a container; 0: Node's own default).
+//   npm run bench -- --only memory --namespaces 1000,5000
 //       memory of the compiled operator alone (N = 0, each N, then --unrelated objects): no bare client, no
-//       drift, no probes; V8's heap sized as the image sizes it under that container limit (60 %); writes
-//       docs/benchmarks-memory.md (or --out) and the memory figures as JSON on the last line.
-//       --semi-space-mib: V8's young generation (default: as V8 sizes it in such a container; 0: Node's own default).
+//       drift, no probes; writes docs/benchmarks-memory.md (or --out) and the memory figures as JSON on the
+//       last line.
 //       --heap-snapshots <dir> also writes a heap snapshot at every point (bench/heapsummary.ts reads them).
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -23,6 +26,7 @@ import { chart, headline, markdown, type RunInfo } from "./report.js";
 import { runConverge, type ConvergeResult } from "./workloads/converge.js";
 import { runLab, runMemory, type LabResult } from "./workloads/lab.js";
 import { memoryHeadline, memoryMarkdown } from "./memoryreport.js";
+import { deploymentMemoryLimitMiB, imageHeapSizing } from "./lib/heap.js";
 
 const { values } = parseArgs({
   options: {
@@ -73,34 +77,22 @@ const opts = {
 const logDir = mkdtempSync(join(tmpdir(), "csp-bench-"));
 const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
-/**
- * The V8 heap the image gets under a container memory limit, given as flags (the bench cannot set a cgroup
- * limit): the image's NODE_OPTIONS=--max-old-space-size-percentage=60 makes the old generation 60 % of the
- * limit, and in so small a container V8 sizes the young generation from it (a semi-space of old/128,
- * rounded down to a power of two, at least 1 MiB: measured in a 256 MiB cgroup, a 156 MiB heap limit =
- * 153 + 3 x 1). Outside a container Node 24 picks 64 MiB semi-spaces on a large machine instead;
- * `--semi-space-mib 0` keeps that default, a number sets it.
- */
-function imageHeapFlags(limitMiB: number, semiSpace: string | undefined): string[] {
-  const old = Math.floor((limitMiB * 60) / 100);
-  const semi =
-    semiSpace === undefined
-      ? Math.max(1, 2 ** Math.floor(Math.log2(Math.max(1, old / 128))))
-      : int("semi-space-mib", semiSpace, 0);
-  return [`--max-old-space-size=${old}`, ...(semi > 0 ? [`--max-semi-space-size=${semi}`] : [])];
-}
-
 if (values.only !== undefined && values.only !== "memory")
   throw new Error(`--only must be "memory", got ${JSON.stringify(values.only)}`);
-if (values.only === "memory") {
-  const limitMiB = values["memory-limit-mib"]
+// Both modes run the operator with the heap the image gets under the Deployment's limit (bench/lib/heap.ts).
+const sizing = imageHeapSizing(
+  values["memory-limit-mib"]
     ? int("memory-limit-mib", values["memory-limit-mib"], 64)
-    : undefined;
-  const nodeArgs = limitMiB ? imageHeapFlags(limitMiB, values["semi-space-mib"]) : [];
+    : deploymentMemoryLimitMiB(),
+  values["semi-space-mib"] === undefined ? undefined : int("semi-space-mib", values["semi-space-mib"], 0),
+);
+const { nodeArgs } = sizing;
+const limitMiB = sizing.memoryLimitMiB;
+if (values.only === "memory") {
   const startedAt = new Date();
   const loadBefore = loadavg();
   say(
-    `memory only: N=${namespaces.join(",")}, ${opts.unrelated} unrelated, node ${nodeArgs.join(" ") || "(V8 defaults)"}; logs in ${logDir}`,
+    `memory only: N=${namespaces.join(",")}, ${opts.unrelated} unrelated, under a ${limitMiB} MiB limit: node ${nodeArgs.join(" ") || "(V8 defaults)"}; logs in ${logDir}`,
   );
   const result = await runMemory({
     namespaces,
@@ -115,7 +107,7 @@ if (values.only === "memory") {
     finishedAt: new Date(),
     loadBefore,
     loadAfter: loadavg(),
-    options: { ...opts, only: "memory", memoryLimitMiB: limitMiB ?? null },
+    options: { ...opts, only: "memory", memoryLimitMiB: limitMiB },
   };
   writeFileSync(join(logDir, "memory.json"), JSON.stringify({ result, info }, null, 2));
   const out = values.out ?? "docs/benchmarks-memory.md";
@@ -174,8 +166,10 @@ if (values.from) {
   }
   let lab: LabResult | undefined;
   if (!opts.skipLab) {
-    say(`lab: memory, steady state, idle ${opts.idleSeconds} s, drift under load`);
-    lab = await runLab({ ...opts, logDir });
+    say(
+      `lab: memory, steady state, idle ${opts.idleSeconds} s, drift under load; operator under a ${limitMiB} MiB limit: node ${nodeArgs.join(" ")}`,
+    );
+    lab = await runLab({ ...opts, logDir, sizing });
   }
 
   saved = { results, ...(lab ? { lab } : {}), info: info() };

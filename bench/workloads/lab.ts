@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { summarize } from "../lib/audit.js";
 import { createNamespaces, names, startBenchCluster, USERS, type BenchCluster } from "../lib/cluster.js";
 import { baselinePolicy, OBJECTS_PER_NAMESPACE, POLICY_NAME, SELECTOR_LABEL } from "../lib/desired.js";
+import type { HeapSizing } from "../lib/heap.js";
 import { pool } from "../lib/kube.js";
 import { keysOf } from "../lib/observer.js";
 import { OperatorProcess, touch } from "../lib/procs.js";
@@ -20,6 +21,8 @@ export interface LabOptions {
   burst: number;
   unrelated: number;
   logDir: string;
+  /** The container limit emulated and the operator's node flags for it (bench/lib/heap.ts). */
+  sizing: HeapSizing;
 }
 
 export interface MemoryPoint {
@@ -33,6 +36,11 @@ export interface MemoryPoint {
   heapSizeLimitBytes?: number;
   /** The largest heap right after a major GC so far (the live heap at its peak, e.g. mid-reconcile). */
   peakHeapAfterGcBytes?: number;
+  /**
+   * Heap used right after the step (converged, a reconcile completed), before the write ledger's memory of
+   * the step's writes expired (heapUsedBytes is after); absent in older saved results.
+   */
+  heapUsedRightAfterBytes?: number;
 }
 
 export interface PerReconcile {
@@ -52,6 +60,10 @@ export interface DriftUnderLoad {
 
 export interface LabResult {
   resyncSeconds: number;
+  /** The container memory limit the operator's heap was sized for; absent in older saved results (unbounded). */
+  memoryLimitBytes?: number;
+  /** The operator's V8 heap flags (the image's sizing under that limit). */
+  nodeArgs?: string[];
   memory: MemoryPoint[];
   enforce: PerReconcile;
   audit: PerReconcile & { namespaces: number };
@@ -75,12 +87,22 @@ const POLICIES = "/apis/security.csp-operator.io/v1alpha1/clustersecuritypolicie
 export async function runLab(o: LabOptions): Promise<LabResult> {
   const c = await startBenchCluster("bench-lab");
   const resyncSeconds = o.idleSeconds >= 600 ? 300 : Math.max(5, Math.floor(o.idleSeconds / 3));
-  const op = new OperatorProcess(c.kubeconfigs.operator, resyncSeconds, join(o.logDir, "lab-operator.log"));
+  // The operator as the image runs it under the Deployment's limit, as in runMemory (--trace-gc: the largest
+  // live heap, OperatorProcess.peakHeapAfterMajorGc).
+  const op = new OperatorProcess(
+    c.kubeconfigs.operator,
+    resyncSeconds,
+    join(o.logDir, "lab-operator.log"),
+    8,
+    {
+      args: [...o.sizing.nodeArgs, "--trace-gc"],
+    },
+  );
   try {
     await op.synced();
     await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
     await op.reconciled(POLICY_NAME, 1);
-    const memory: MemoryPoint[] = [await memoryPoint(op, "N=0", 0)];
+    const memory: MemoryPoint[] = [await memoryPoint(c, op, "N=0", 0)];
 
     let selected: string[] = [];
     for (const n of [...o.namespaces].sort((a, b) => a - b)) {
@@ -88,7 +110,7 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
       await createNamespaces(c, more, { [SELECTOR_LABEL]: "web" });
       selected = [...selected, ...more];
       await settle(c, op, selected);
-      memory.push(await memoryPoint(op, `N=${n}`, n * OBJECTS_PER_NAMESPACE));
+      memory.push(await memoryPoint(c, op, `N=${n}`, n * OBJECTS_PER_NAMESPACE));
     }
 
     const enforce = await forcedReconciles(c, op, POLICY_NAME, 5);
@@ -149,10 +171,11 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
     const duringConverge = driftSummary(convergeFaults.latenciesMs, o.backlog, backlogAt - k0);
 
     // Unrelated load: ConfigMaps and RoleBindings the policy has nothing to do with.
-    const before = await memoryPoint(op, `N=${selected.length}`, selected.length * OBJECTS_PER_NAMESPACE);
+    const before = await memoryPoint(c, op, `N=${selected.length}`, selected.length * OBJECTS_PER_NAMESPACE);
     await unrelatedLoad(c, o.unrelated);
     await touch(c, op, POLICY_NAME);
     const after = await memoryPoint(
+      c,
       op,
       `N=${selected.length} + ${o.unrelated} unrelated`,
       before.managedObjects,
@@ -160,6 +183,8 @@ export async function runLab(o: LabOptions): Promise<LabResult> {
 
     return {
       resyncSeconds,
+      memoryLimitBytes: o.sizing.memoryLimitBytes,
+      nodeArgs: o.sizing.nodeArgs,
       memory,
       enforce,
       audit,
@@ -249,7 +274,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     await op.synced();
     await c.admin.json("POST", POLICIES, { body: baselinePolicy() });
     await op.reconciled(POLICY_NAME, 1);
-    memory.push(await memoryPoint(op, "N=0", 0));
+    memory.push(await memoryPoint(c, op, "N=0", 0));
     let selected: string[] = [];
     for (const n of [...o.namespaces].sort((a, b) => a - b)) {
       step = `N=${n}`;
@@ -259,7 +284,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       selected = [...selected, ...more];
       await alive(settle(c, op, selected));
       stepsMs[step] = Math.round(performance.now() - t0);
-      memory.push(await memoryPoint(op, step, n * OBJECTS_PER_NAMESPACE));
+      memory.push(await alive(memoryPoint(c, op, step, n * OBJECTS_PER_NAMESPACE)));
     }
     const before = memory.at(-1)!;
     step = "unrelated";
@@ -267,10 +292,8 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     await alive(unrelatedLoad(c, o.unrelated));
     await alive(touch(c, op, POLICY_NAME));
     stepsMs[step] = Math.round(performance.now() - t0);
-    const after = await memoryPoint(
-      op,
-      `N=${selected.length} + ${o.unrelated} unrelated`,
-      before.managedObjects,
+    const after = await alive(
+      memoryPoint(c, op, `N=${selected.length} + ${o.unrelated} unrelated`, before.managedObjects),
     );
     return {
       nodeArgs: o.nodeArgs ?? [],
@@ -301,13 +324,37 @@ async function settle(c: BenchCluster, op: OperatorProcess, selected: string[]):
   await touch(c, op, POLICY_NAME);
 }
 
-async function memoryPoint(op: OperatorProcess, label: string, managedObjects: number): Promise<MemoryPoint> {
+/**
+ * How long the operator remembers its own writes (src/controller/ledger.ts, WriteLedger ttlMs; an entry
+ * older than this is dropped when a plan asks about it). Right after a converge the operator still holds
+ * state about the step: ~2 MiB at 1000 namespaces and ~10 MiB at 5000 (heap snapshots at 1000: a
+ * NamespaceState with its Set per namespace, a work-queue timer per repair-lane key), all gone 35 s and a
+ * reconcile later. A heap measured right after a step depends on how soon after the last write it was
+ * taken; the unrelated load's delta is only meaningful between settled points.
+ */
+const WRITE_LEDGER_TTL_MS = 30_000;
+
+/**
+ * A memory point of the settled operator: the heap right after the converge (or load) is recorded, then the
+ * bench waits out the write ledger's memory of the last writes (a time-based expiry: there is no event to
+ * wait for) and forces a reconcile, which drops the expired entries, before the point itself is taken.
+ */
+async function memoryPoint(
+  c: BenchCluster,
+  op: OperatorProcess,
+  label: string,
+  managedObjects: number,
+): Promise<MemoryPoint> {
+  const settled = await op.memory();
+  await new Promise((r) => setTimeout(r, WRITE_LEDGER_TTL_MS + 5_000));
+  await touch(c, op, POLICY_NAME);
   const m = await op.memory();
   return {
     label,
     managedObjects,
     rssBytes: await op.rssBytes(),
     heapUsedBytes: m.heapUsed,
+    heapUsedRightAfterBytes: settled.heapUsed,
     peakRssBytes: await op.peakRssBytes(),
     ...(m.heapSizeLimit ? { heapSizeLimitBytes: m.heapSizeLimit } : {}),
     ...(op.peakHeapAfterMajorGc ? { peakHeapAfterGcBytes: op.peakHeapAfterMajorGc } : {}),

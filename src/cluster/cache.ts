@@ -46,8 +46,9 @@ import {
   type RbacView,
 } from "./rbacevents.js";
 import type { RbacAuditSpec } from "../findings/rbac.js";
-import { CacheNotSyncedError, ResilientInformer } from "./informer.js";
+import { CacheNotSyncedError, ResilientInformer, type InformerSpec } from "./informer.js";
 import { sharedInterner } from "./intern.js";
+import { slimRoleBinding } from "./slimbinding.js";
 
 export { CacheNotSyncedError } from "./informer.js";
 
@@ -188,12 +189,12 @@ export class ClusterCache {
       apiVersion: string,
       kind: string,
       on: (o: T) => void,
-      sel: { labelSelector?: string; fieldSelector?: string } = {},
+      sel: Pick<InformerSpec<T>, "labelSelector" | "fieldSelector" | "transform" | "share"> = {},
     ) => {
       const inf: ResilientInformer<T> = new ResilientInformer<T>(
         kc,
         // The policies are read and copied by every reconcile: their objects are not shared or frozen.
-        { path, apiVersion, kind, ...sel, transform: withCompactManagedFields, share: kind !== KIND },
+        { path, apiVersion, kind, transform: withCompactManagedFields, share: kind !== KIND, ...sel },
         (o) => {
           tell(inf, kind, o);
           on(o);
@@ -304,7 +305,9 @@ export class ClusterCache {
       for (const p of rbacEventPolicies(policies, o, namespace, moved)) enqueue(p);
     };
     this.roles = mk<V1Role>(`/apis/${rbac}/roles`, rbac, "Role", rbacEvent);
-    this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent);
+    // Other writers' bindings slimmed to what findings and occupancy read (slimbinding.ts), shared there.
+    const slim = { transform: (b: V1RoleBinding) => slimRoleBinding(b), share: false };
+    this.roleBindings = mk<V1RoleBinding>(`/apis/${rbac}/rolebindings`, rbac, "RoleBinding", rbacEvent, slim);
     this.clusterRoles = mk<V1ClusterRole>(`/apis/${rbac}/clusterroles`, rbac, "ClusterRole", rbacEvent);
     this.clusterRoleBindings = mk<V1ClusterRoleBinding>(
       `/apis/${rbac}/clusterrolebindings`,
