@@ -7,7 +7,7 @@ import {
 import type { Child } from "../desired/children.js";
 import { desiredStateSteps } from "../desired/index.js";
 import { sharedNamespaceStatesSteps } from "../desired/namespacestate.js";
-import { drain, drainYielding, SLICE, sortedSteps, type Steps } from "../desired/slices.js";
+import { codeUnitOrder, drain, drainYielding, SLICE, sortedSteps, type Steps } from "../desired/slices.js";
 import { ungrantableRoles } from "../desired/rbac.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
@@ -224,8 +224,8 @@ export function* planSteps(name: string, snapshot: Snapshot): Steps<Plan> {
   // of the others.
   const rememberedKept = unseen ? (judged.status?.childUIDs ?? []) : [];
 
-  const drift = yield* childDriftSteps(judged, desired.children, view, metadataOnly);
-  drift.push(...(yield* sharedDriftSteps(policy, desired.namespaces, view, states)));
+  const children = yield* childDriftSteps(judged, desired.children, view, metadataOnly);
+  const drift = [...children, ...(yield* sharedDriftSteps(policy, desired.namespaces, view, states))];
   // Unlabelled children it no longer wants, pruned only when provably its own (drift/orphans.ts).
   const orphans = yield* unlabelledOrphansSteps(judged, desired.children, view, drift);
   drift.push(...orphans.drift);
@@ -289,14 +289,15 @@ export function* planSteps(name: string, snapshot: Snapshot): Steps<Plan> {
   if (remaining.some((d) => d.repair === undefined && (d.reason === "Unowned" || d.reason === "Conflict")))
     requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, BLOCKED_RECHECK_MS);
 
-  const findings = yield* policyFindingsSteps(policy, spec, view);
+  const areaFindings = yield* policyFindingsSteps(policy, spec, view);
   const desiredNetworkPolicies = new Set<string>();
   for (const c of desired.children) {
     if (++n % SLICE === 0) yield;
     if (c.kind === "NetworkPolicy")
       desiredNetworkPolicies.add(objectKey(c.kind, c.metadata.namespace, c.metadata.name));
   }
-  findings.push(
+  const findings = [
+    ...areaFindings,
     ...wideningFindings(
       policy,
       spec,
@@ -306,7 +307,7 @@ export function* planSteps(name: string, snapshot: Snapshot): Steps<Plan> {
       { desired: desiredNetworkPolicies, labelled: snapshot.networkPolicies },
     ),
     ...(yield* defaultServiceAccountOwnerFindingsSteps(desired.namespaces, snapshot.serviceAccounts)),
-  );
+  ];
   const remembered = yield* sortedSteps([...childUIDs], codeUnitOrder);
   return {
     ...empty,
@@ -350,9 +351,6 @@ const judgedPolicies = new WeakMap<
   readonly string[],
   { policy: ClusterSecurityPolicy; judged: ClusterSecurityPolicy }
 >();
-
-/** Array.prototype.sort's default order for strings (UTF-16 code units). */
-export const codeUnitOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The resourceVersion of each shared object a write goes to, as the snapshot holds it (null: none). */
 function* seenOfSharedSteps(

@@ -7,8 +7,8 @@ import { computeStatus, statusChanged, type AreaCondition } from "../status/stat
 import type { AreaReport } from "./areas.js";
 import type { Applied } from "./apply.js";
 import { worstFailure, type WriteFailure } from "./failures.js";
-import { codeUnitOrder, type Plan } from "./plan.js";
-import { drain, drainYielding, SLICE, sortedSteps, type Steps } from "../desired/slices.js";
+import type { Plan } from "./plan.js";
+import { codeUnitOrder, drain, drainYielding, SLICE, sortedSteps, type Steps } from "../desired/slices.js";
 
 /** An Event to record on the policy. */
 export interface PlannedEvent {

@@ -1,7 +1,7 @@
 import type { V1Namespace } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import { OPERATOR_NAMESPACE } from "../api/vocabulary.js";
-import { drain, SLICE, sortedSteps, type Steps } from "./slices.js";
+import { codeUnitOrder, drain, SLICE, sortedSteps, type Steps } from "./slices.js";
 
 type Selector = NonNullable<NonNullable<ClusterSecurityPolicySpec["namespaces"]>["selector"]>;
 
@@ -71,7 +71,7 @@ export function* selectNamespacesSteps(
       selected.push(name);
     if (++n % SLICE === 0) yield;
   }
-  const sorted = yield* sortedSteps(selected, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const sorted = yield* sortedSteps(selected, codeUnitOrder);
   if (Object.isFrozen(spec))
     selections.set(spec, { of: namespaces, length: namespaces.length, selected: sorted });
   return [...sorted];

@@ -40,6 +40,9 @@ export async function drainYielding<T>(steps: Steps<T>, budgetMs = SLICE_BUDGET_
   }
 }
 
+/** Array.prototype.sort's default order for strings (UTF-16 code units). */
+export const codeUnitOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 /**
  * `items` sorted by `compare`, in steps: a stable merge sort, so the result is exactly what the stable
  * Array.prototype.sort gives with the same comparator. Runs already in order (the usual case: lists built
