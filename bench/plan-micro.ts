@@ -218,13 +218,19 @@ const policy = {
 for (const n of sizes.length ? sizes : [1000, 5000]) {
   const cold = coldSnapshot(n, policy);
   const warm = converged(cold, "baseline");
-  // A namespace's snapshot as the cache builds it for each repair: fresh lists around the same objects.
-  const one = (): Snapshot => ({
-    ...warm,
-    policies: [...warm.policies],
+  // A namespace's snapshot as the cache builds it for each repair: fresh lists around the same objects
+  // (the informers index their objects by namespace: nothing per object of other namespaces).
+  const ns0 = {
     namespaces: warm.namespaces.slice(0, 1),
     networkPolicies: warm.networkPolicies.filter((o) => o.metadata?.namespace === "ns-0"),
     serviceAccounts: warm.serviceAccounts.slice(0, 1),
+  };
+  const one = (): Snapshot => ({
+    ...warm,
+    policies: [...warm.policies],
+    namespaces: [...ns0.namespaces],
+    networkPolicies: [...ns0.networkPolicies],
+    serviceAccounts: [...ns0.serviceAccounts],
     rbac: {
       clusterRoles: [...warm.rbac!.clusterRoles],
       clusterRoleBindings: [],
