@@ -5,21 +5,28 @@ import {
   type ClusterSecurityPolicySpec,
 } from "../api/v1alpha1/policy.js";
 import type { Child } from "../desired/children.js";
-import { desiredState } from "../desired/index.js";
-import { sharedNamespaceStates } from "../desired/namespacestate.js";
+import { desiredStateSteps } from "../desired/index.js";
+import { sharedNamespaceStatesSteps } from "../desired/namespacestate.js";
+import { codeUnitOrder, drain, drainYielding, SLICE, sortedSteps, type Steps } from "../desired/slices.js";
 import { ungrantableRoles } from "../desired/rbac.js";
 import { effectiveSpec, isDeleting } from "../desired/spec.js";
 import { bindingsOnForeignObjects } from "../drift/bindings.js";
-import { childDrift, defaultServiceAccount, sharedDrift, type Drift } from "../drift/checks.js";
-import { observedIndex, ownershipOf, rememberedSetOf, uidMark } from "../drift/ownership.js";
-import { unlabelledOrphans } from "../drift/orphans.js";
-import { sharedWrites, type SharedWrite } from "../drift/shared.js";
+import {
+  childDriftSteps,
+  defaultServiceAccount,
+  namespacesByName,
+  sharedDriftSteps,
+  type Drift,
+} from "../drift/checks.js";
+import { observedIndexSteps, ownershipOf, rememberedSetOf, uidMark } from "../drift/ownership.js";
+import { unlabelledOrphansSteps } from "../drift/orphans.js";
+import { sharedWritesSteps, type SharedWrite } from "../drift/shared.js";
 import type { Finding } from "../findings/finding.js";
 import { wideningFindings } from "../findings/networkpolicies.js";
-import { defaultServiceAccountOwnerFindings } from "../findings/serviceaccounts.js";
+import { defaultServiceAccountOwnerFindingsSteps } from "../findings/serviceaccounts.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { GRANTABLE_CLUSTER_ROLE, notGrantableFailure, type WriteFailure } from "./failures.js";
-import { policyFindings } from "./findings.js";
+import { policyFindingsSteps } from "./findings.js";
 
 /** How soon a child blocked by an object the operator may not write is looked at again. */
 export const BLOCKED_RECHECK_MS = 30_000;
@@ -102,36 +109,25 @@ function specFieldOf(child: Child, spec: ClusterSecurityPolicySpec): string | un
  * (level-triggered): there is no shortcut on observedGeneration.
  */
 export function plan(name: string, snapshot: Snapshot): Plan {
-  const steps = planSteps(name, snapshot);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return drain(planSteps(name, snapshot));
 }
 
 /**
- * The same plan, computed in steps with the event loop let run between them: at thousands of namespaces
- * a whole plan takes tens to hundreds of milliseconds of CPU (bench/plan-micro.ts), which would otherwise
- * hold back every watch event and repair for that long. Each step is one pass over the namespaces or the
- * children.
+ * The same plan, computed with the event loop let run whenever the computation has held it for a few
+ * milliseconds (desired/slices.ts): at thousands of namespaces a whole plan takes tens to hundreds of
+ * milliseconds of CPU (bench/plan-micro.ts), which would otherwise hold back every watch event and repair
+ * for that long. Every pass over the namespaces or the children yields every few dozen items.
  */
-export async function planYielding(name: string, snapshot: Snapshot): Promise<Plan> {
-  const steps = planSteps(name, snapshot);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+export async function planYielding(name: string, snapshot: Snapshot, budgetMs?: number): Promise<Plan> {
+  return drainYielding(planSteps(name, snapshot), budgetMs);
 }
 
-/** plan()'s body; each `yield` is a point where planYielding lets the event loop run (exported for bench/plan-micro.ts). */
-export function* planSteps(name: string, snapshot: Snapshot): Generator<undefined, Plan, undefined> {
+/** plan()'s body; each `yield` is a point where planYielding may let the event loop run (exported for bench/plan-micro.ts). */
+export function* planSteps(name: string, snapshot: Snapshot): Steps<Plan> {
   // Shared objects (namespace labels, default ServiceAccounts) carry the union of all enforcing policies.
-  const states = sharedNamespaceStates(snapshot);
-  yield;
-  const shared = sharedWrites(snapshot, states);
-  const sharedSeen = seenOfShared(snapshot, shared);
-  yield;
+  const states = yield* sharedNamespaceStatesSteps(snapshot);
+  const shared = yield* sharedWritesSteps(snapshot, states);
+  const sharedSeen = yield* seenOfSharedSteps(snapshot, shared);
   const policy = snapshot.policies.find((p) => p.metadata.name === name);
   const empty = {
     name,
@@ -157,8 +153,7 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   const judged = withUnremembered(policy, snapshot.unrememberedChildren?.(policy) ?? []);
   const spec = effectiveSpec(policy);
   const enforce = spec.mode !== "Audit";
-  const desired = desiredState(policy, snapshot);
-  yield;
+  const desired = yield* desiredStateSteps(policy, snapshot);
   const failures: WriteFailure[] = desired.invalid.map((message) => ({
     reason: "InvalidSpec",
     message,
@@ -181,14 +176,15 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   // name of a desired child they do not hold comes from the occupancy cache (metadata only, enough to
   // judge ownership); only an object that is the policy's own needs its full body, read live (rare: its
   // labels were stripped by hand).
-  const cached = observedIndex(snapshot);
-  yield;
+  const cached = yield* observedIndexSteps(snapshot);
   const occupied = new Map<string, KubernetesObject>(snapshot.occupied ?? []);
   const reads: Plan["reads"] = [];
   // Audit mode never repairs, so such a child is judged from its metadata (it lost its managed-by label:
   // that is drift already) instead of being read live on every reconcile.
   const metadataOnly = new Set<string>();
+  let n = 0;
   for (const c of desired.children) {
+    if (++n % SLICE === 0) yield;
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
     if (cached.has(key) || occupied.has(key)) continue;
     const meta = snapshot.occupant?.(c.kind, c.metadata.namespace, c.metadata.name);
@@ -206,11 +202,11 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
       });
     else occupied.set(key, meta);
   }
-  yield;
   const view: Snapshot = { ...snapshot, occupied };
   const childUIDs = new Set<string>();
   let unseen = false;
   for (const c of desired.children) {
+    if (++n % SLICE === 0) yield;
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
     const at =
       cached.get(key) ??
@@ -228,15 +224,12 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   // of the others.
   const rememberedKept = unseen ? (judged.status?.childUIDs ?? []) : [];
 
-  yield;
-  const children = childDrift(judged, desired.children, view, metadataOnly);
-  yield;
-  const drift = [...children, ...sharedDrift(policy, desired.namespaces, view, states)];
+  const children = yield* childDriftSteps(judged, desired.children, view, metadataOnly);
+  const drift = [...children, ...(yield* sharedDriftSteps(policy, desired.namespaces, view, states))];
   // Unlabelled children it no longer wants, pruned only when provably its own (drift/orphans.ts).
-  const orphans = unlabelledOrphans(judged, desired.children, view, drift);
+  const orphans = yield* unlabelledOrphansSteps(judged, desired.children, view, drift);
   drift.push(...orphans.drift);
   for (const m of orphans.remembered) childUIDs.add(m);
-  yield;
   const remaining: Drift[] = [];
   const sharedDriftList: Drift[] = [];
   const writes: ChildWrite[] = [];
@@ -250,6 +243,7 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
     deletes.push({ key, object: live });
   }
   for (const d of drift) {
+    if (++n % SLICE === 0) yield;
     const key = objectKey(d.kind, d.namespace, d.name);
     if (!enforce || d.reason === "Conflict" || d.reason === "Unowned") {
       remaining.push(d);
@@ -295,26 +289,26 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
   if (remaining.some((d) => d.repair === undefined && (d.reason === "Unowned" || d.reason === "Conflict")))
     requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, BLOCKED_RECHECK_MS);
 
-  yield;
+  const areaFindings = yield* policyFindingsSteps(policy, spec, view);
+  const desiredNetworkPolicies = new Set<string>();
+  for (const c of desired.children) {
+    if (++n % SLICE === 0) yield;
+    if (c.kind === "NetworkPolicy")
+      desiredNetworkPolicies.add(objectKey(c.kind, c.metadata.namespace, c.metadata.name));
+  }
   const findings = [
-    ...policyFindings(policy, spec, view),
+    ...areaFindings,
     ...wideningFindings(
       policy,
       spec,
       desired.namespaces,
       snapshot.policies,
       snapshot.wideningNetworkPolicies ?? [],
-      {
-        desired: new Set(
-          desired.children
-            .filter((c) => c.kind === "NetworkPolicy")
-            .map((c) => objectKey(c.kind, c.metadata.namespace, c.metadata.name)),
-        ),
-        labelled: snapshot.networkPolicies,
-      },
+      { desired: desiredNetworkPolicies, labelled: snapshot.networkPolicies },
     ),
-    ...defaultServiceAccountOwnerFindings(desired.namespaces, snapshot.serviceAccounts),
+    ...(yield* defaultServiceAccountOwnerFindingsSteps(desired.namespaces, snapshot.serviceAccounts)),
   ];
+  const remembered = yield* sortedSteps([...childUIDs], codeUnitOrder);
   return {
     ...empty,
     policy,
@@ -329,7 +323,7 @@ export function* planSteps(name: string, snapshot: Snapshot): Generator<undefine
     namespaces: desired.namespaces.length,
     managedObjects: desired.children.length,
     reads,
-    childUIDs: [...childUIDs].sort().slice(0, MAX_REMEMBERED_CHILDREN),
+    childUIDs: remembered.slice(0, MAX_REMEMBERED_CHILDREN),
     ...(rememberedKept.length > 0 ? { rememberedKept } : {}),
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   };
@@ -359,11 +353,16 @@ const judgedPolicies = new WeakMap<
 >();
 
 /** The resourceVersion of each shared object a write goes to, as the snapshot holds it (null: none). */
-function seenOfShared(snapshot: Snapshot, shared: readonly SharedWrite[]): Map<string, string | null> {
+function* seenOfSharedSteps(
+  snapshot: Snapshot,
+  shared: readonly SharedWrite[],
+): Steps<Map<string, string | null>> {
   const seen = new Map<string, string | null>();
   if (shared.length === 0) return seen;
-  const namespaces = new Map(snapshot.namespaces.map((n) => [n.metadata?.name, n]));
+  const namespaces = namespacesByName(snapshot.namespaces);
+  let n = 0;
   for (const w of shared) {
+    if (++n % SLICE === 0) yield;
     const ns = w.object.metadata?.namespace;
     const name = w.object.metadata?.name ?? "";
     const live =

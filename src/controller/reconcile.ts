@@ -8,7 +8,7 @@ import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
 import type { WriteLedger } from "./ledger.js";
 import { planYielding, type Plan } from "./plan.js";
-import { report } from "./report.js";
+import { reportYielding } from "./report.js";
 
 export { BLOCKED_RECHECK_MS } from "./plan.js";
 export { GRANTABLE_CLUSTER_ROLE } from "./failures.js";
@@ -123,7 +123,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   const areaReports = (await runAreas(deps.areas ?? [], { policy, spec, snapshot, enforce, log })).map(
     (r) => r.report,
   );
-  const r = report(p, applied, areaReports, snapshot.now);
+  const r = await reportYielding(p, applied, areaReports, snapshot.now);
   if (r.status) await writer.patchStatus(name, r.status);
   if (applied.corrected.length > 0) log.info("drift corrected", { corrected: applied.corrected.length });
   for (const e of r.events) await writer.event(policy, e.type, e.reason, e.message);

@@ -8,6 +8,7 @@ import type { AreaReport } from "./areas.js";
 import type { Applied } from "./apply.js";
 import { worstFailure, type WriteFailure } from "./failures.js";
 import type { Plan } from "./plan.js";
+import { codeUnitOrder, drain, drainYielding, SLICE, sortedSteps, type Steps } from "../desired/slices.js";
 
 /** An Event to record on the policy. */
 export interface PlannedEvent {
@@ -52,6 +53,31 @@ export function driftCorrectedEvent(corrected: readonly Drift[]): PlannedEvent |
  * corrections of one reconcile are one `DriftCorrected` Event, however many objects they touched.
  */
 export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], now: Date): Report {
+  return drain(reportSteps(p, applied, areas, now));
+}
+
+/**
+ * The same report, computed with the event loop let run whenever it has held it for a few milliseconds
+ * (desired/slices.ts): at thousands of children, the list of UIDs status remembers is merged and
+ * compared item by item.
+ */
+export async function reportYielding(
+  p: Plan,
+  applied: Applied,
+  areas: readonly AreaReport[],
+  now: Date,
+  budgetMs?: number,
+): Promise<Report> {
+  return drainYielding(reportSteps(p, applied, areas, now), budgetMs);
+}
+
+/** report()'s body, in steps (see desired/slices.ts). */
+export function* reportSteps(
+  p: Plan,
+  applied: Applied,
+  areas: readonly AreaReport[],
+  now: Date,
+): Steps<Report> {
   const { policy, spec } = p;
   const failures = [...applied.failures];
   if (!policy || !spec) return { events: [], failures, ...(failures[0] ? { failure: failures[0] } : {}) };
@@ -95,15 +121,24 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
     policy.status,
   );
   // Always written (possibly empty): a merge patch keeps a field it does not mention.
-  const remembered = new Set([
-    ...(p.childUIDs ?? []),
-    ...(p.rememberedKept ?? []),
-    ...applied.written.map(uidMark),
-  ]);
-  const status = {
-    ...computed,
-    childUIDs: [...remembered].sort().slice(0, MAX_REMEMBERED_CHILDREN),
-  };
+  const remembered = new Set<string>();
+  let n = 0;
+  for (const list of [p.childUIDs ?? [], p.rememberedKept ?? [], applied.written.map(uidMark)])
+    for (const m of list) {
+      remembered.add(m);
+      if (++n % SLICE === 0) yield;
+    }
+  const sorted = yield* sortedSteps([...remembered], codeUnitOrder);
+  const status = { ...computed, childUIDs: sorted.slice(0, MAX_REMEMBERED_CHILDREN) };
+  // The list of UIDs (up to 10,000) compared item by item in steps, the rest of status as statusChanged does.
+  const previous = policy.status?.childUIDs;
+  let sameUIDs = previous !== undefined && previous.length === status.childUIDs.length;
+  for (let i = 0; sameUIDs && i < status.childUIDs.length; i++) {
+    if (previous![i] !== status.childUIDs[i]) sameUIDs = false;
+    if (i % (SLICE * 8) === 0) yield;
+  }
+  const changed =
+    !sameUIDs || statusChanged(policy.status && withoutUIDs(policy.status), withoutUIDs(status));
 
   const events: PlannedEvent[] = [];
   const correctedEvent = driftCorrectedEvent(applied.corrected);
@@ -125,10 +160,17 @@ export function report(p: Plan, applied: Applied, areas: readonly AreaReport[], 
   events.push(...areaEvents);
   if (failure) events.push({ type: "Warning", reason: failure.reason, message: failure.message });
   return {
-    ...(statusChanged(policy.status, status) ? { status } : {}),
+    ...(changed ? { status } : {}),
     events,
     failures,
     ...(failure ? { failure } : {}),
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   };
+}
+
+/** A copy of `status` without its list of UIDs. */
+function withoutUIDs(status: ClusterSecurityPolicyStatus): ClusterSecurityPolicyStatus {
+  const copy = { ...status };
+  delete copy.childUIDs;
+  return copy;
 }

@@ -5,7 +5,8 @@ import { auditPolicyConfigMap, renderAuditPolicyYaml } from "./auditpolicy.js";
 import { API_VERSIONS, type Child, type ChildKind } from "./children.js";
 import { ownershipLabels } from "../api/vocabulary.js";
 import { ownerReference } from "./metadata.js";
-import { selectNamespaces } from "./namespaces.js";
+import { selectNamespacesSteps } from "./namespaces.js";
+import { drain, SLICE, sortedSteps, type Steps } from "./slices.js";
 import { desiredNetworkPolicies } from "./networkpolicies.js";
 import { desiredRoleObjects } from "./rbac.js";
 import { effectiveSpec } from "./spec.js";
@@ -37,14 +38,28 @@ export function duplicateChildKeys(
   children: readonly Child[],
   sourceOf: (child: Child) => string | undefined = () => undefined,
 ): DuplicateChild[] {
+  return drain(duplicateChildKeysSteps(children, sourceOf));
+}
+
+function* duplicateChildKeysSteps(
+  children: readonly Child[],
+  sourceOf: (child: Child) => string | undefined,
+): Steps<DuplicateChild[]> {
   const byKey = new Map<string, string[]>();
+  let n = 0;
   for (const c of children) {
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
-    const list = byKey.get(key) ?? [];
-    list.push(sourceOf(c) ?? "?");
-    byKey.set(key, list);
+    const list = byKey.get(key);
+    if (list) list.push(sourceOf(c) ?? "?");
+    else byKey.set(key, [sourceOf(c) ?? "?"]);
+    if (++n % SLICE === 0) yield;
   }
-  return [...byKey].filter(([, sources]) => sources.length > 1).map(([key, sources]) => ({ key, sources }));
+  const out: DuplicateChild[] = [];
+  for (const [key, sources] of byKey) {
+    if (sources.length > 1) out.push({ key, sources });
+    if (++n % SLICE === 0) yield;
+  }
+  return out;
 }
 
 /** One message per set of colliding spec fields, however many namespaces it happens in. */
@@ -72,11 +87,17 @@ function duplicateMessages(duplicates: readonly DuplicateChild[]): string[] {
  * first generated wins; the collision is reported in `invalid`).
  */
 export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot): DesiredState {
+  return drain(desiredStateSteps(policy, snapshot));
+}
+
+/** desiredState in steps (see slices.ts). */
+export function* desiredStateSteps(policy: ClusterSecurityPolicy, snapshot: Snapshot): Steps<DesiredState> {
   const spec = effectiveSpec(policy);
-  const namespaces = selectNamespaces(spec, snapshot.namespaces);
+  const namespaces = yield* selectNamespacesSteps(spec, snapshot.namespaces);
   const all: Child[] = [];
   const sources = new Map<Child, string>();
   const live = { policyUid: policy.metadata.uid, objects: snapshot.networkPolicies };
+  let n = 0;
   for (const namespace of namespaces) {
     const child = (kind: ChildKind, name: string, fields: Record<string, unknown>, source: string): Child => {
       const c: Child = {
@@ -98,6 +119,7 @@ export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot):
       all.push(...desiredNetworkPolicies(policy.metadata.name, namespace, spec.networkPolicies, child, live));
     if (!exempt("rbac"))
       for (const role of spec.rbac?.roles ?? []) all.push(...desiredRoleObjects(role, namespace, child));
+    if (++n % SLICE === 0) yield;
   }
   if (spec.auditPolicy) {
     // The rendered audit Policy, for the node agent (or a person) to place at --audit-policy-file.
@@ -114,15 +136,19 @@ export function desiredState(policy: ClusterSecurityPolicy, snapshot: Snapshot):
       data: cm.data,
     });
   }
-  const duplicates = duplicateChildKeys(all, (c) => sources.get(c));
+  const duplicates = yield* duplicateChildKeysSteps(all, (c) => sources.get(c));
   const seen = new Set<string>();
-  const children = all.filter((c) => {
+  const unique: Child[] = [];
+  for (const c of all) {
     const key = objectKey(c.kind, c.metadata.namespace, c.metadata.name);
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-  children.sort(
+    if (!seen.has(key)) {
+      seen.add(key);
+      unique.push(c);
+    }
+    if (++n % SLICE === 0) yield;
+  }
+  const children = yield* sortedSteps(
+    unique,
     (a, b) =>
       a.kind.localeCompare(b.kind) ||
       a.metadata.namespace.localeCompare(b.metadata.namespace) ||

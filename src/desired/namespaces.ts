@@ -1,6 +1,7 @@
 import type { V1Namespace } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import { OPERATOR_NAMESPACE } from "../api/vocabulary.js";
+import { codeUnitOrder, drain, SLICE, sortedSteps, type Steps } from "./slices.js";
 
 type Selector = NonNullable<NonNullable<ClusterSecurityPolicySpec["namespaces"]>["selector"]>;
 
@@ -41,11 +42,43 @@ export function selectNamespaces(
   spec: ClusterSecurityPolicySpec,
   namespaces: readonly V1Namespace[],
 ): string[] {
-  const exclude = new Set([...(spec.namespaces?.exclude ?? []), OPERATOR_NAMESPACE]);
-  return namespaces
-    .filter((ns) => ns.metadata?.name && !exclude.has(ns.metadata.name))
-    .filter((ns) => !ns.metadata?.deletionTimestamp && ns.status?.phase !== "Terminating")
-    .filter((ns) => matchesSelector(spec.namespaces?.selector, ns.metadata?.labels))
-    .map((ns) => ns.metadata!.name!)
-    .sort();
+  return drain(selectNamespacesSteps(spec, namespaces));
 }
+
+/**
+ * selectNamespaces in steps (see slices.ts). The answer for a frozen spec (effectiveSpec's) and the same
+ * list of namespaces (a snapshot's, never changed) is kept: one plan asks several times.
+ */
+export function* selectNamespacesSteps(
+  spec: Readonly<ClusterSecurityPolicySpec>,
+  namespaces: readonly V1Namespace[],
+): Steps<string[]> {
+  const known = Object.isFrozen(spec) ? selections.get(spec) : undefined;
+  if (known && known.of === namespaces && known.length === namespaces.length) return [...known.selected];
+  const exclude = new Set([...(spec.namespaces?.exclude ?? []), OPERATOR_NAMESPACE]);
+  const selector = spec.namespaces?.selector;
+  const selected: string[] = [];
+  let n = 0;
+  for (const ns of namespaces) {
+    const name = ns.metadata?.name;
+    if (
+      name &&
+      !exclude.has(name) &&
+      !ns.metadata?.deletionTimestamp &&
+      ns.status?.phase !== "Terminating" &&
+      matchesSelector(selector, ns.metadata?.labels)
+    )
+      selected.push(name);
+    if (++n % SLICE === 0) yield;
+  }
+  const sorted = yield* sortedSteps(selected, codeUnitOrder);
+  if (Object.isFrozen(spec))
+    selections.set(spec, { of: namespaces, length: namespaces.length, selected: sorted });
+  return [...sorted];
+}
+
+/** Per frozen spec: the last list of namespaces it selected from, and what it selected. */
+const selections = new WeakMap<
+  Readonly<ClusterSecurityPolicySpec>,
+  { of: readonly V1Namespace[]; length: number; selected: readonly string[] }
+>();

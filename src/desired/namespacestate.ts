@@ -2,7 +2,8 @@ import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { areaExemptInNamespace } from "../api/exemptions.js";
 import type { Snapshot } from "../cluster/snapshot.js";
 import { disablesDefaultTokenAutomount } from "./defaultserviceaccount.js";
-import { selectNamespaces } from "./namespaces.js";
+import { selectNamespacesSteps } from "./namespaces.js";
+import { drain, SLICE, type Steps } from "./slices.js";
 import { wantedNamespaceLabels, winningLabelValue } from "./podsecurity.js";
 
 export { PSA_PREFIX, wantedNamespaceLabels } from "./podsecurity.js";
@@ -48,6 +49,12 @@ function policyOrder(a: ClusterSecurityPolicy, b: ClusterSecurityPolicy): number
  * Namespaces no enforcing policy selects get an empty state, which releases whatever the operator owned.
  */
 export function sharedNamespaceStates(snapshot: Snapshot): Map<string, SharedNamespaceState> {
+  return drain(sharedNamespaceStatesSteps(snapshot));
+}
+
+/** sharedNamespaceStates in steps (see slices.ts). */
+export function* sharedNamespaceStatesSteps(snapshot: Snapshot): Steps<Map<string, SharedNamespaceState>> {
+  let n = 0;
   const policies = snapshot.policies.filter((p) => !isDeleting(p)).sort(policyOrder);
   const states = new Map<string, SharedNamespaceState>();
   for (const ns of snapshot.namespaces) {
@@ -59,13 +66,14 @@ export function sharedNamespaceStates(snapshot: Snapshot): Map<string, SharedNam
       retainLabels: new Set(),
       retainAutomount: false,
     });
+    if (++n % SLICE === 0) yield;
   }
   for (const policy of policies) {
     const spec = effectiveSpec(policy);
     const labels = wantedNamespaceLabels(policy);
     const enforcing = isEnforcing(policy);
     const noAutomount = disablesDefaultTokenAutomount(spec);
-    for (const name of selectNamespaces(spec, snapshot.namespaces)) {
+    for (const name of yield* selectNamespacesSteps(spec, snapshot.namespaces)) {
       const state = states.get(name)!;
       const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, name, snapshot.now);
       if (!exempt("podSecurity")) {
@@ -78,10 +86,12 @@ export function sharedNamespaceStates(snapshot: Snapshot): Map<string, SharedNam
         state.retainAutomount = true;
         if (enforcing) state.disableDefaultTokenAutomount = true;
       }
+      if (++n % SLICE === 0) yield;
     }
   }
   for (const state of states.values()) {
     for (const [key, wants] of Object.entries(state.wants)) state.labels[key] = winningLabelValue(key, wants);
+    if (++n % SLICE === 0) yield;
   }
   return states;
 }

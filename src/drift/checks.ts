@@ -1,4 +1,4 @@
-import type { KubernetesObject, V1ServiceAccount } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Namespace, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { OWNED_FIELDS, type Child, type ChildKind } from "../desired/children.js";
 import { FIELD_MANAGER } from "../api/vocabulary.js";
@@ -9,7 +9,8 @@ import { areaExemptInNamespace } from "../api/exemptions.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { lastOtherManager } from "./managedfields.js";
 import { compact, diffPaths, jsonEqual, normalizeField } from "./normalize.js";
-import { controllerRef, hasOwnerReference, observedIndex, ownershipOf } from "./ownership.js";
+import { controllerRef, hasOwnerReference, observedIndexSteps, ownershipOf } from "./ownership.js";
+import { drain, SLICE, type Steps } from "../desired/slices.js";
 import { isLevelKey, levelKeyOf, levelRank, ownedLabelKeys } from "./podsecurity.js";
 
 /** Named drift reasons; the same words appear in status, conditions, events and logs. */
@@ -148,10 +149,22 @@ export function childDrift(
    */
   metadataOnly: ReadonlySet<string> = new Set(),
 ): Drift[] {
-  const index = observedIndex(snapshot);
+  return drain(childDriftSteps(policy, desired, snapshot, metadataOnly));
+}
+
+/** childDrift in steps (see desired/slices.ts). */
+export function* childDriftSteps(
+  policy: ClusterSecurityPolicy,
+  desired: readonly Child[],
+  snapshot: Snapshot,
+  metadataOnly: ReadonlySet<string> = new Set(),
+): Steps<Drift[]> {
+  const index = yield* observedIndexSteps(snapshot);
   const wanted = new Set<string>();
   const out: Drift[] = [];
+  let n = 0;
   for (const d of desired) {
+    if (++n % SLICE === 0) yield;
     const { namespace, name } = d.metadata;
     const key = objectKey(d.kind, namespace, name);
     wanted.add(key);
@@ -231,7 +244,7 @@ export function childDrift(
   }
   // A namespace the cache does not know while it holds an object in it is a contradiction (a LIST that
   // came back short), not evidence: deleting a namespace's children is the garbage collector's job anyway.
-  const namespaces = new Set(snapshot.namespaces.map((n) => n.metadata?.name));
+  const namespaces = new Set(snapshot.namespaces.map((ns) => ns.metadata?.name));
   // Unlabelled NetworkPolicies pointing at this policy too (a child whose managed-by label was stripped, a
   // user's object with a controller reference to the policy): the managed caches do not hold them, the
   // summaries of those opening a direction to everything are at hand. Deleting one is what the garbage
@@ -244,6 +257,7 @@ export function childDrift(
     if (!index.has(key) && hasOwnerReference(s, policy)) unlabelled.set(key, s);
   }
   for (const [key, observed] of [...index, ...unlabelled]) {
+    if (++n % SLICE === 0) yield;
     if (wanted.has(key)) continue;
     const ns = observed.metadata?.namespace;
     if (ns !== undefined && !namespaces.has(ns)) continue;
@@ -277,19 +291,32 @@ export function sharedDrift(
   snapshot: Snapshot,
   states: ReadonlyMap<string, SharedNamespaceState>,
 ): Drift[] {
+  return drain(sharedDriftSteps(policy, namespaces, snapshot, states));
+}
+
+/** sharedDrift in steps (see desired/slices.ts). */
+export function* sharedDriftSteps(
+  policy: ClusterSecurityPolicy,
+  namespaces: readonly string[],
+  snapshot: Snapshot,
+  states: ReadonlyMap<string, SharedNamespaceState>,
+): Steps<Drift[]> {
   const spec = effectiveSpec(policy);
   const self = policy.metadata.name;
   const wanted = wantedNamespaceLabels(policy);
-  const byName = new Map(snapshot.namespaces.map((n) => [n.metadata?.name ?? "", n]));
+  const wantedSorted = Object.entries(wanted).sort(([a], [b]) => a.localeCompare(b));
+  const byName = namespacesByName(snapshot.namespaces);
   const out: Drift[] = [];
+  let n = 0;
   for (const ns of namespaces) {
+    if (++n % SLICE === 0) yield;
     const observedNs = byName.get(ns);
     const labels = observedNs?.metadata?.labels ?? {};
     const owned = ownedLabelKeys(observedNs);
     const state = states.get(ns);
     const exempt = (area: string) => areaExemptInNamespace(spec.exemptions, area, ns, snapshot.now);
     const wantedHere: Record<string, string> = exempt("podSecurity") ? {} : wanted;
-    for (const [key, value] of Object.entries(wantedHere).sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [key, value] of wantedHere === wanted ? wantedSorted : []) {
       const at = {
         kind: "Namespace",
         name: ns,
@@ -341,6 +368,26 @@ export function sharedDrift(
   }
   return out;
 }
+
+/**
+ * A snapshot's namespaces by name (the last of two with one name, as `new Map(list)` keeps), built once
+ * per list: a snapshot's lists never change, and each pass of a plan asks. Do not change it.
+ */
+export function namespacesByName(namespaces: readonly V1Namespace[]): ReadonlyMap<string, V1Namespace> {
+  let index = namespaceIndexes.get(namespaces);
+  if (!index || index.length !== namespaces.length) {
+    index = {
+      length: namespaces.length,
+      byName: new Map(namespaces.map((ns) => [ns.metadata?.name ?? "", ns])),
+    };
+    namespaceIndexes.set(namespaces, index);
+  }
+  return index.byName;
+}
+const namespaceIndexes = new WeakMap<
+  readonly V1Namespace[],
+  { length: number; byName: ReadonlyMap<string, V1Namespace> }
+>();
 
 /** Helper for tests and the gatherer: the default ServiceAccount of a namespace in the snapshot. */
 export function defaultServiceAccount(snapshot: Snapshot, namespace: string): V1ServiceAccount | undefined {

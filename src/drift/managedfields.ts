@@ -22,14 +22,30 @@ interface HasManagedFields {
 }
 
 /** Paths owned by `manager` through server-side apply. */
-export function appliedPaths(obj: HasManagedFields | undefined, manager: string): Set<string> {
+export function appliedPaths(obj: HasManagedFields | undefined, manager: string): ReadonlySet<string> {
+  const entries = obj?.metadata?.managedFields;
+  if (!entries?.length) return noPaths;
+  // A cached object keeps its managedFields until it changes, and one plan asks several times per object.
+  const known = appliedMemo.get(entries);
+  const hit = known?.length === entries.length ? known.byManager.get(manager) : undefined;
+  if (hit) return hit;
   const paths = new Set<string>();
-  for (const entry of obj?.metadata?.managedFields ?? []) {
+  for (const entry of entries) {
     if (entry.manager === manager && entry.operation === "Apply")
       for (const p of fieldPaths(entry.fieldsV1)) paths.add(p);
   }
+  if (known?.length === entries.length) known.byManager.set(manager, paths);
+  else appliedMemo.set(entries, { length: entries.length, byManager: new Map([[manager, paths]]) });
   return paths;
 }
+
+const noPaths: ReadonlySet<string> = new Set();
+
+/** Per managedFields list: its length when read, and the paths applied by each manager asked about. */
+const appliedMemo = new WeakMap<
+  readonly V1ManagedFieldsEntry[],
+  { length: number; byManager: Map<string, ReadonlySet<string>> }
+>();
 
 /**
  * The most recent field manager other than `self` that owns a field under one of `prefixes` — the best

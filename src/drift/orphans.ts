@@ -2,11 +2,12 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { API_VERSIONS, type Child, type ChildKind } from "../desired/children.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
-import { areaOf, type Drift } from "./checks.js";
+import { drain, SLICE, type Steps } from "../desired/slices.js";
+import { areaOf, namespacesByName, type Drift } from "./checks.js";
 import {
   hasControllerReference,
   isSharedObject,
-  observedIndex,
+  observedIndexSteps,
   rememberedChild,
   rememberedBy,
   uidMark,
@@ -82,16 +83,36 @@ export function unlabelledOrphans(
   snapshot: Snapshot,
   judged: readonly Drift[],
 ): UnlabelledOrphans {
+  return drain(unlabelledOrphansSteps(policy, desired, snapshot, judged));
+}
+
+/** unlabelledOrphans in steps (see desired/slices.ts). */
+export function* unlabelledOrphansSteps(
+  policy: ClusterSecurityPolicy,
+  desired: readonly Child[],
+  snapshot: Snapshot,
+  judged: readonly Drift[],
+): Steps<UnlabelledOrphans> {
   const out: UnlabelledOrphans = { drift: [], remembered: [] };
   const uid = policy.metadata.uid;
   if (!uid || !snapshot.controlledUnlabelled) return out;
   const candidates = snapshot.controlledUnlabelled(uid);
   if (candidates.length === 0) return out;
-  const wanted = new Set(desired.map((c) => objectKey(c.kind, c.metadata.namespace, c.metadata.name)));
-  const done = new Set(judged.map((d) => objectKey(d.kind, d.namespace, d.name)));
-  const labelled = observedIndex(snapshot);
-  const namespaces = new Set(snapshot.namespaces.map((n) => n.metadata?.name));
+  let n = 0;
+  const wanted = new Set<string>();
+  for (const c of desired) {
+    wanted.add(objectKey(c.kind, c.metadata.namespace, c.metadata.name));
+    if (++n % SLICE === 0) yield;
+  }
+  const done = new Set<string>();
+  for (const d of judged) {
+    done.add(objectKey(d.kind, d.namespace, d.name));
+    if (++n % SLICE === 0) yield;
+  }
+  const labelled = yield* observedIndexSteps(snapshot);
+  const namespaces = namespacesByName(snapshot.namespaces);
   for (const { kind, object } of candidates) {
+    if (++n % SLICE === 0) yield;
     const name = object.metadata?.name;
     const namespace = object.metadata?.namespace;
     if (!name || !(ORPHAN_KINDS as readonly string[]).includes(kind)) continue;

@@ -9,6 +9,7 @@ import { OWNED_FIELDS, type ChildKind } from "../desired/children.js";
 import { FIELD_MANAGER, MANAGED_BY_LABEL, POLICY_LABEL } from "../api/vocabulary.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import { fieldPaths } from "./managedfields.js";
+import { drain, SLICE, type Steps } from "../desired/slices.js";
 
 /**
  * Who an object at the name of a desired child belongs to. Labels never decide it: anyone with `edit` in a
@@ -220,17 +221,46 @@ export function controllingPolicy(obj: KubernetesObject | undefined): string | u
   return ref && isPolicyRef(ref) ? ref.name : undefined;
 }
 
-/** Every object the snapshot holds in the lists children live in, keyed by `Kind/namespace/name`. */
-export function observedIndex(snapshot: Snapshot): Map<string, KubernetesObject> {
+/**
+ * Every object the snapshot holds in the lists children live in, keyed by `Kind/namespace/name`. Built
+ * once per set of lists (a snapshot's lists never change; one plan asks three times): do not change it.
+ */
+export function observedIndex(snapshot: Snapshot): ReadonlyMap<string, KubernetesObject> {
+  return drain(observedIndexSteps(snapshot));
+}
+
+/** observedIndex in steps (see desired/slices.ts). */
+export function* observedIndexSteps(snapshot: Snapshot): Steps<ReadonlyMap<string, KubernetesObject>> {
+  const lists = [
+    snapshot.networkPolicies,
+    snapshot.serviceAccounts,
+    snapshot.roles,
+    snapshot.roleBindings,
+    snapshot.configMaps ?? noObjects,
+  ] as const;
+  const known = observedIndexes.get(snapshot.networkPolicies);
+  if (known && known.lists.every((l, i) => l === lists[i] && known.lengths[i] === l.length))
+    return known.index;
   const index = new Map<string, KubernetesObject>();
-  const add = (kind: string, objs: readonly KubernetesObject[]) => {
-    for (const o of objs)
-      if (o.metadata?.name) index.set(objectKey(kind, o.metadata.namespace, o.metadata.name), o);
-  };
-  add("NetworkPolicy", snapshot.networkPolicies);
-  add("ServiceAccount", snapshot.serviceAccounts);
-  add("Role", snapshot.roles);
-  add("RoleBinding", snapshot.roleBindings);
-  add("ConfigMap", snapshot.configMaps ?? []);
+  let n = 0;
+  const kinds = ["NetworkPolicy", "ServiceAccount", "Role", "RoleBinding", "ConfigMap"];
+  for (const [i, objs] of lists.entries())
+    for (const o of objs) {
+      if (o.metadata?.name) index.set(objectKey(kinds[i]!, o.metadata.namespace, o.metadata.name), o);
+      if (++n % SLICE === 0) yield;
+    }
+  observedIndexes.set(snapshot.networkPolicies, { lists, lengths: lists.map((l) => l.length), index });
   return index;
 }
+
+const noObjects: readonly KubernetesObject[] = [];
+
+/** Per snapshot (keyed by its NetworkPolicy list): the lists an index was built from, and the index. */
+const observedIndexes = new WeakMap<
+  readonly KubernetesObject[],
+  {
+    lists: readonly (readonly KubernetesObject[])[];
+    lengths: readonly number[];
+    index: ReadonlyMap<string, KubernetesObject>;
+  }
+>();

@@ -7,6 +7,8 @@ import { effectiveSpec } from "../desired/spec.js";
 import { areaExemptInNamespace } from "../api/exemptions.js";
 import type { Finding } from "../findings/finding.js";
 import type { Snapshot } from "../cluster/snapshot.js";
+import { drain, SLICE, type Steps } from "../desired/slices.js";
+import { namespacesByName } from "./checks.js";
 import { appliedPaths, fieldPaths } from "./managedfields.js";
 
 /**
@@ -93,13 +95,22 @@ export function levelKeyOf(versionKey: string): string | undefined {
 }
 
 /** The label keys the operator owns on an object (server-side apply under its field manager). */
-export function ownedLabelKeys(obj: V1Namespace | undefined, manager = FIELD_MANAGER): Set<string> {
-  return new Set(
-    [...appliedPaths(obj, manager)]
-      .filter((p) => p.startsWith(LABELS)) // label keys have no children, but may contain dots
-      .map((p) => p.slice(LABELS.length)),
-  );
+export function ownedLabelKeys(obj: V1Namespace | undefined, manager = FIELD_MANAGER): ReadonlySet<string> {
+  const applied = appliedPaths(obj, manager);
+  let keys = labelKeysOf.get(applied);
+  if (!keys) {
+    keys = new Set(
+      [...applied]
+        .filter((p) => p.startsWith(LABELS)) // label keys have no children, but may contain dots
+        .map((p) => p.slice(LABELS.length)),
+    );
+    labelKeysOf.set(applied, keys);
+  }
+  return keys;
 }
+
+/** Per set of applied paths (appliedPaths keeps one per object and manager): the label keys in it. */
+const labelKeysOf = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
 
 /** The originals the operator recorded; only trusted while the operator owns the annotation. */
 export function recordedOriginals(ns: V1Namespace | undefined): Record<string, string | null> {
@@ -202,17 +213,33 @@ export function stricterNamespaceFindings(
   namespaces: readonly string[],
   snapshot: Snapshot,
 ): Finding[] {
+  return drain(stricterNamespaceFindingsSteps(policy, namespaces, snapshot));
+}
+
+/** stricterNamespaceFindings in steps (see desired/slices.ts). */
+export function* stricterNamespaceFindingsSteps(
+  policy: ClusterSecurityPolicy,
+  namespaces: readonly string[],
+  snapshot: Snapshot,
+): Steps<Finding[]> {
   const spec = effectiveSpec(policy);
   const wanted = wantedNamespaceLabels(policy);
-  const byName = new Map(snapshot.namespaces.map((n) => [n.metadata?.name ?? "", n]));
+  const levels = Object.entries(wanted)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .filter(([key]) => isLevelKey(key));
+  const byName = namespacesByName(snapshot.namespaces);
   const out: Finding[] = [];
+  let n = 0;
   for (const name of namespaces) {
+    if (++n % SLICE === 0) yield;
+    // Only a level label the namespace sets above the policy's can be a finding.
+    if (levels.length === 0) break;
     if (areaExemptInNamespace(spec.exemptions, "podSecurity", name, snapshot.now)) continue;
     const ns = byName.get(name);
     const owned = ownedLabelKeys(ns);
-    for (const [key, want] of Object.entries(wanted).sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [key, want] of levels) {
       const have = ns?.metadata?.labels?.[key];
-      if (!isLevelKey(key) || owned.has(key) || levelRank(have) <= levelRank(want)) continue;
+      if (owned.has(key) || levelRank(have) <= levelRank(want)) continue;
       out.push({
         id: "PSA-NAMESPACE-STRICTER",
         severity: "Info",

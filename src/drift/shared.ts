@@ -2,6 +2,7 @@ import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
 import { FIELD_MANAGER } from "../api/vocabulary.js";
 import type { SharedNamespaceState } from "../desired/namespacestate.js";
 import type { Snapshot } from "../cluster/snapshot.js";
+import { drain, SLICE, type Steps } from "../desired/slices.js";
 import { appliedPaths } from "./managedfields.js";
 import { defaultServiceAccount } from "./checks.js";
 import { namespaceLabelPlan, ORIGINALS_ANNOTATION, ownedLabelKeys, RESTORE_MANAGER } from "./podsecurity.js";
@@ -25,8 +26,18 @@ export function sharedWrites(
   snapshot: Snapshot,
   states: ReadonlyMap<string, SharedNamespaceState>,
 ): SharedWrite[] {
+  return drain(sharedWritesSteps(snapshot, states));
+}
+
+/** sharedWrites in steps (see desired/slices.ts). */
+export function* sharedWritesSteps(
+  snapshot: Snapshot,
+  states: ReadonlyMap<string, SharedNamespaceState>,
+): Steps<SharedWrite[]> {
   const out: SharedWrite[] = [];
+  let n = 0;
   for (const ns of snapshot.namespaces) {
+    if (++n % SLICE === 0) yield;
     const name = ns.metadata?.name;
     const state = name ? states.get(name) : undefined;
     if (!name || !state || ns.metadata?.deletionTimestamp) continue;

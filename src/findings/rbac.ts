@@ -95,6 +95,11 @@ export function rbacFindings(
   audit: RbacAuditSpec,
   opts: RbacFindingOptions = {},
 ): Finding[] {
+  // Every reconcile and every repair of every policy asks, mostly of the very same objects (the informers
+  // hand the same object until it changes): the answer for the same objects is kept, per configuration.
+  const key = JSON.stringify([audit, opts.ignoreManagedBy ?? null]);
+  const known = findingsMemo.get(key);
+  if (known && sameInventory(known.inv, inv)) return [...known.findings];
   const ctx = contextOf(audit, opts);
   const index = indexRoles(inv);
   const views = [
@@ -102,7 +107,44 @@ export function rbacFindings(
     ...list(inv.roleBindings).map((b) => viewOf(b, "RoleBinding")),
   ];
   const findings = views.flatMap((v) => (v ? analyseBinding(v, index, ctx) : []));
-  return sortFindings(dedupe(findings));
+  const out = sortFindings(dedupe(findings));
+  if (!known && findingsMemo.size >= FINDINGS_MEMO_SIZE) findingsMemo.clear();
+  findingsMemo.set(key, { inv: copyInventory(inv), findings: out });
+  return [...out];
+}
+
+/** The last inventory judged per audit configuration (a handful of distinct ones), and its findings. */
+const findingsMemo = new Map<string, { inv: RbacInventory; findings: readonly Finding[] }>();
+const FINDINGS_MEMO_SIZE = 16;
+
+/** The lists as they are now (a caller's array may change after the call; the objects in it do not). */
+function copyInventory(inv: RbacInventory): RbacInventory {
+  return {
+    clusterRoles: [...list(inv.clusterRoles)],
+    roles: [...list(inv.roles)],
+    clusterRoleBindings: [...list(inv.clusterRoleBindings)],
+    roleBindings: [...list(inv.roleBindings)],
+  };
+}
+
+/**
+ * Whether two inventories hold the very same objects in the same order (an informer replaces an object
+ * it saw change, it never edits one in place): one pointer comparison per object.
+ */
+function sameInventory(a: RbacInventory, b: RbacInventory): boolean {
+  return (
+    sameItems(a.clusterRoles, list(b.clusterRoles)) &&
+    sameItems(a.roles, list(b.roles)) &&
+    sameItems(a.clusterRoleBindings, list(b.clusterRoleBindings)) &&
+    sameItems(a.roleBindings, list(b.roleBindings))
+  );
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Where bindingFindings looks up the role a binding references (an informer cache, for one). */
@@ -189,6 +231,9 @@ interface Context {
   managedBy: string | undefined;
 }
 
+/** The last ClusterRoles indexed (see indexRoles). */
+let clusterRoleIndex: { of: readonly V1ClusterRole[]; index: ReadonlyMap<string, RoleView> } | undefined;
+
 interface RoleIndex {
   clusterRoles: { get(name: string): RoleView | undefined };
   /** Keyed `namespace/name`. */
@@ -263,10 +308,18 @@ function contextOf(audit: RbacAuditSpec | undefined, opts: RbacFindingOptions): 
 }
 
 function indexRoles(inv: RbacInventory): RoleIndex {
-  const clusterRoles = new Map<string, RoleView>();
-  for (const r of list(inv.clusterRoles)) {
-    const name = nonEmpty(r?.metadata?.name);
-    if (name) clusterRoles.set(name, { rules: rulesOf(r.rules), labels: labelsOf(r.metadata) });
+  // The ClusterRoles are the same for every namespace's repair: indexed once while they stay the same.
+  const all = list(inv.clusterRoles);
+  let clusterRoles =
+    clusterRoleIndex && sameItems(clusterRoleIndex.of, all) ? clusterRoleIndex.index : undefined;
+  if (!clusterRoles) {
+    const index = new Map<string, RoleView>();
+    for (const r of all) {
+      const name = nonEmpty(r?.metadata?.name);
+      if (name) index.set(name, { rules: rulesOf(r.rules), labels: labelsOf(r.metadata) });
+    }
+    clusterRoleIndex = { of: [...all], index };
+    clusterRoles = index;
   }
   const roles = new Map<string, RoleView>();
   for (const r of list(inv.roles)) {

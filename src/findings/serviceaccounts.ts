@@ -1,5 +1,6 @@
 import type { V1ServiceAccount } from "@kubernetes/client-node";
 import { API_VERSION, KIND } from "../api/v1alpha1/policy.js";
+import { drain, SLICE, type Steps } from "../desired/slices.js";
 import type { Finding } from "./finding.js";
 
 /** Finding id: a namespace's `default` ServiceAccount carries an ownerReference to a policy. */
@@ -15,10 +16,24 @@ export function defaultServiceAccountOwnerFindings(
   namespaces: readonly string[],
   serviceAccounts: readonly V1ServiceAccount[],
 ): Finding[] {
-  const selected = new Set(namespaces);
+  return drain(defaultServiceAccountOwnerFindingsSteps(namespaces, serviceAccounts));
+}
+
+/** defaultServiceAccountOwnerFindings in steps (see desired/slices.ts). */
+export function* defaultServiceAccountOwnerFindingsSteps(
+  namespaces: readonly string[],
+  serviceAccounts: readonly V1ServiceAccount[],
+): Steps<Finding[]> {
+  const selected = new Set<string>();
+  let n = 0;
+  for (const ns of namespaces) {
+    selected.add(ns);
+    if (++n % SLICE === 0) yield;
+  }
   const group = API_VERSION.split("/")[0];
   const out: Finding[] = [];
   for (const sa of serviceAccounts) {
+    if (++n % SLICE === 0) yield;
     const ns = sa.metadata?.namespace;
     if (sa.metadata?.name !== "default" || !ns || !selected.has(ns)) continue;
     const refs = (sa.metadata.ownerReferences ?? []).filter(
