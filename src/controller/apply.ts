@@ -133,7 +133,7 @@ export async function applyPlan(
       ...p.deletes.map((d) => d.key),
       ...p.writes.map((w) => w.key),
     ]))
-      (ledger.ledger.claim(key) ? held : busy).add(key);
+      (ledger.ledger.claim(key, p.name) ? held : busy).add(key);
   /** Takes an object for this write, or records it skipped (see ledger.ts). */
   let halted = false;
   const take = (key: string, seen: string | null | undefined): boolean => {
@@ -143,7 +143,7 @@ export async function applyPlan(
       skipped.push(key);
       return false;
     }
-    const free = held.has(key) || (!busy.has(key) && ledger.ledger.claim(key));
+    const free = held.has(key) || (!busy.has(key) && ledger.ledger.claim(key, p.name));
     if (free && !ledger.ledger.stale(key, seen, ledger.epoch)) return true;
     if (free) done(key);
     else waiting.push(key);

@@ -35,7 +35,7 @@ export class WriteLedger {
   private seq = 0;
   private readonly written = new Map<
     string,
-    { seq: number; before: string | null; after: string | null; at: number; passed?: boolean }
+    { seq: number; before: string | null; after: string | null; at: number; passed?: boolean; by?: string }
   >();
   /**
    * For each object being written now: the newest resourceVersion the caches took in meanwhile (null:
@@ -93,10 +93,13 @@ export class WriteLedger {
     return !w.passed && seen === w.before;
   }
 
-  /** Takes `key` for one write; false when the other lane is writing it now. */
-  claim(key: string): boolean {
+  /**
+   * Takes `key` for one write by policy `by` (whose repairs its echo would enqueue); false when the other
+   * lane is writing it now.
+   */
+  claim(key: string, by?: string): boolean {
     if (this.inFlight.has(key)) return false;
-    this.inFlight.set(key, { deleted: false, events: [] });
+    this.inFlight.set(key, { deleted: false, events: [], ...(by !== undefined ? { by } : {}) });
     return true;
   }
 
@@ -129,6 +132,7 @@ export class WriteLedger {
       after,
       at: this.now(),
       ...(passed ? { passed } : {}),
+      ...(seen?.by !== undefined ? { by: seen.by } : {}),
     });
     this.expire();
     if (this.written.size > this.maxEntries) this.prune();
@@ -139,9 +143,10 @@ export class WriteLedger {
    * with the remembered write when that is the written version, a newer one (resourceVersions are etcd
    * revisions: compared as integers when both are), or the deletion of what was written.
    *
-   * Returns what the repair lane does with the event (the rest of what an event does is not the ledger's):
-   * `echo`: nothing, the event is exactly the result of the operator's last write of `key`; `deferred`:
-   * `key` is being written now, its items go to defer(); `new`: enqueued as usual.
+   * Returns what the repair lane does with the event's items for the policy that wrote `key` (`by`; the
+   * rest of what an event does is not the ledger's, nor are other policies' items: the write may change
+   * what they see): `echo`: nothing, the event is exactly the result of that policy's last write of `key`;
+   * `deferred`: `key` is being written now, its items go to defer(); `new`: enqueued as usual.
    */
   observe(key: string, resourceVersion: string | undefined, deleted = false): EventVerdict {
     const flying = this.inFlight.get(key);
@@ -153,7 +158,8 @@ export class WriteLedger {
       else flying.overflow = true;
     }
     const w = this.written.get(key);
-    if (!w || resourceVersion === undefined) return flying ? "deferred" : "new";
+    const deferred = flying?.by !== undefined ? { kind: "deferred" as const, by: flying.by } : NEW;
+    if (!w || resourceVersion === undefined) return deferred;
     const echo = w.after === null ? deleted : !deleted && resourceVersion === w.after;
     if (
       (w.after === null && deleted) ||
@@ -161,9 +167,10 @@ export class WriteLedger {
       (w.after !== null && newer(resourceVersion, w.after))
     )
       this.written.delete(key);
-    if (flying) return "deferred";
-    if (echo) this.stats.echoes++;
-    return echo ? "echo" : "new";
+    if (flying) return deferred;
+    if (!echo || w.by === undefined) return NEW;
+    this.stats.echoes++;
+    return { kind: "echo", by: w.by };
   }
 
   /**
@@ -301,8 +308,10 @@ export class WriteLedger {
   }
 }
 
-/** What the repair lane does with an object event (see WriteLedger.observe). */
-export type EventVerdict = "echo" | "deferred" | "new";
+/** What the repair lane does with an object event's items for policy `by` (see WriteLedger.observe). */
+export type EventVerdict = { kind: "new" } | { kind: "echo" | "deferred"; by: string };
+
+const NEW: EventVerdict = Object.freeze({ kind: "new" });
 
 /** Events kept per claim to judge them at release; more, and they are not all the write's own. */
 const MAX_EVENTS_IN_FLIGHT = 8;
@@ -312,6 +321,8 @@ interface Flight {
   /** The newest resourceVersion taken in (see release: a write the cache has passed). */
   rv?: string;
   deleted: boolean;
+  /** The policy whose write this is (its repairs are the ones deferred). */
+  by?: string;
   events: { rv: string | undefined; deleted: boolean }[];
   overflow?: boolean;
   deferred?: Map<string, () => void>;

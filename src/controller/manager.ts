@@ -225,17 +225,17 @@ export class Operator {
       for (const area of this.areas)
         for (const n of area.orphans?.(input) ?? []) this.controller.queue.add(n);
     };
-    // The echo of the operator's own write repairs nothing; an event for an object being written now is
-    // decided when the write ends (WriteLedger.observe, defer).
-    const echo = () => {};
+    // The echo of a policy's own write repairs nothing of that policy; an event for an object it is
+    // writing now is decided when the write ends (WriteLedger.observe, defer). Other policies' repairs run.
     this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged, repair, (key, rv, deleted) => {
       const verdict = this.ledger.observe(key, rv, deleted);
-      if (verdict === "echo") return echo;
-      if (verdict === "deferred")
-        return (policy, namespace) => {
-          const item = laneKey(policy, namespace);
-          this.ledger.defer(key, item, () => this.repairs.queue.add(item));
-        };
+      if (verdict.kind === "new") return;
+      return (policy, namespace) => {
+        if (policy !== verdict.by) return repair(policy, namespace);
+        if (verdict.kind === "echo") return;
+        const item = laneKey(policy, namespace);
+        this.ledger.defer(key, item, () => this.repairs.queue.add(item));
+      };
     });
     this.areas = [
       ...(opts.areas ?? []).map((make) =>
