@@ -99,7 +99,7 @@ export class WriteLedger {
    */
   claim(key: string, by?: string): boolean {
     if (this.inFlight.has(key)) return false;
-    this.inFlight.set(key, { deleted: false, events: [], ...(by !== undefined ? { by } : {}) });
+    this.inFlight.set(key, { deleted: false, ...(by !== undefined ? { by } : {}) });
     return true;
   }
 
@@ -154,7 +154,8 @@ export class WriteLedger {
       if (deleted) flying.deleted = true;
       if (resourceVersion !== undefined && (flying.rv === undefined || newer(resourceVersion, flying.rv)))
         flying.rv = resourceVersion;
-      if (flying.events.length < MAX_EVENTS_IN_FLIGHT) flying.events.push({ rv: resourceVersion, deleted });
+      const events = (flying.events ??= []);
+      if (events.length < MAX_EVENTS_IN_FLIGHT) events.push({ rv: resourceVersion, deleted });
       else flying.overflow = true;
     }
     const w = this.written.get(key);
@@ -220,7 +221,7 @@ export class WriteLedger {
     const own =
       result !== undefined &&
       !flight.overflow &&
-      flight.events.every((e) => (after === null ? e.deleted : !e.deleted && e.rv === after));
+      (flight.events ?? []).every((e) => (after === null ? e.deleted : !e.deleted && e.rv === after));
     if (own) {
       this.stats.deferredDropped += deferred.size;
       return;
@@ -323,7 +324,8 @@ interface Flight {
   deleted: boolean;
   /** The policy whose write this is (its repairs are the ones deferred). */
   by?: string;
-  events: { rv: string | undefined; deleted: boolean }[];
+  /** Created by the first event (a full reconcile claims thousands of objects ahead). */
+  events?: { rv: string | undefined; deleted: boolean }[];
   overflow?: boolean;
   deferred?: Map<string, () => void>;
 }
