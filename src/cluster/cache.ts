@@ -156,12 +156,20 @@ export class ClusterCache {
     /**
      * Every object event as the caches take it in (objectKey, resourceVersion, whether it was a delete),
      * before the handlers run: the controller's WriteLedger learns which of its writes the caches have seen.
+     * What it returns, when anything, takes the event's `repair` calls instead (not its full reconciles):
+     * the echo of the operator's own write repairs nothing, an object being written now defers them.
      */
-    observed?: (key: string, resourceVersion: string | undefined, deleted: boolean) => void,
+    observed?: (
+      key: string,
+      resourceVersion: string | undefined,
+      deleted: boolean,
+    ) => ((policy: string, namespace: string) => void) | void,
   ) {
+    // Where the repair-lane items of the event being handled go, when `observed` said so.
+    let gate: ((policy: string, namespace: string) => void) | undefined;
     // Objects in csp-system are policy-wide children (the rendered audit Policy): the full reconcile's.
     const inNamespace = (policy: string | undefined, ns: string | undefined) => {
-      if (policy && ns && ns !== OPERATOR_NAMESPACE && repair) repair(policy, ns);
+      if (policy && ns && ns !== OPERATOR_NAMESPACE && repair) (gate ?? repair)(policy, ns);
       else enqueue(policy);
     };
     // A child is its controlling policy's whatever its labels say (a user may relabel it): tell both, and
@@ -176,12 +184,25 @@ export class ClusterCache {
         if (p.metadata.name !== owner && p.metadata.name !== label) inNamespace(p.metadata.name, ns);
     };
     const everyPolicy = () => enqueue(undefined);
-    // Tells `observed` of an event; the cache already holds (or no longer holds) the object.
-    const tell = <T extends KubernetesObject>(inf: ResilientInformer<T> | undefined, kind: string, o: T) => {
+    // Tells `observed` of an event (the cache already holds, or no longer holds, the object), then handles
+    // it with the repair-lane gate `observed` returned.
+    const handle = <T extends KubernetesObject>(
+      inf: ResilientInformer<T> | undefined,
+      kind: string,
+      o: T,
+      on: (o: T) => void,
+    ) => {
       const name = o.metadata?.name;
-      if (!observed || !inf || name === undefined) return;
-      const ns = o.metadata?.namespace;
-      observed(objectKey(kind, ns, name), o.metadata?.resourceVersion, inf.get(name, ns) === undefined);
+      if (observed && inf && name !== undefined) {
+        const ns = o.metadata?.namespace;
+        const deleted = inf.get(name, ns) === undefined;
+        gate = observed(objectKey(kind, ns, name), o.metadata?.resourceVersion, deleted) ?? undefined;
+      }
+      try {
+        on(o);
+      } finally {
+        gate = undefined;
+      }
     };
     // Every full cache keeps managedFields compacted to what is read of them (drift/managedfields.ts).
     const mk = <T extends KubernetesObject>(
@@ -195,10 +216,7 @@ export class ClusterCache {
         kc,
         // The policies are read and copied by every reconcile: their objects are not shared or frozen.
         { path, apiVersion, kind, transform: withCompactManagedFields, share: kind !== KIND, ...sel },
-        (o) => {
-          tell(inf, kind, o);
-          on(o);
-        },
+        (o) => handle(inf, kind, o, on),
         log,
         {
           // A cache back after a failure: what changed meanwhile may have fired no event that was acted on.
@@ -354,10 +372,7 @@ export class ClusterCache {
           labelSelector: NOT_MANAGED,
           ...(fieldSelector ? { fieldSelector } : {}),
         },
-        (o) => {
-          tell(inf, kind, o);
-          onOccupant(o);
-        },
+        (o) => handle(inf, kind, o, onOccupant),
         log,
         { onResynced: everyPolicy },
       );

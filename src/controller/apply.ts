@@ -36,6 +36,8 @@ export interface Applied {
   retryAfterMs?: number;
   /** Objects not written because the other lane wrote them after this plan's snapshot, or is writing them. */
   skipped: string[];
+  /** Of those, the ones the other lane holds claimed (writing them now, or about to): see whenReleased. */
+  waiting?: string[];
 }
 
 /** The ledger both lanes share, and the epoch of the snapshot this plan was made from (see ledger.ts). */
@@ -121,6 +123,7 @@ export async function applyPlan(
   }
   const sharedHeld = new Set<string>();
   const skipped: string[] = [];
+  const waiting: string[] = [];
   // Claimed ahead (see LedgerView.claimAhead): released as each write ends, the rest at the end.
   const held = new Set<string>();
   const busy = new Set<string>();
@@ -130,7 +133,7 @@ export async function applyPlan(
       ...p.deletes.map((d) => d.key),
       ...p.writes.map((w) => w.key),
     ]))
-      (ledger.ledger.claim(key) ? held : busy).add(key);
+      (ledger.ledger.claim(key, p.name) ? held : busy).add(key);
   /** Takes an object for this write, or records it skipped (see ledger.ts). */
   let halted = false;
   const take = (key: string, seen: string | null | undefined): boolean => {
@@ -140,9 +143,10 @@ export async function applyPlan(
       skipped.push(key);
       return false;
     }
-    const free = held.has(key) || (!busy.has(key) && ledger.ledger.claim(key));
+    const free = held.has(key) || (!busy.has(key) && ledger.ledger.claim(key, p.name));
     if (free && !ledger.ledger.stale(key, seen, ledger.epoch)) return true;
     if (free) done(key);
+    else waiting.push(key);
     skipped.push(key);
     return false;
   };
@@ -292,6 +296,7 @@ export async function applyPlan(
     return {
       sharedDone,
       skipped: skipped.sort(),
+      ...(waiting.length ? { waiting: waiting.sort() } : {}),
       written,
       corrected: corrected.sort(byKey),
       remaining,

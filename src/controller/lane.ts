@@ -185,6 +185,8 @@ export interface RepairDeps {
 export interface RepairOutcome {
   corrected: Drift[];
   skipped: string[];
+  /** Of those, the ones the other lane holds claimed: the repair looks again when it releases them. */
+  waiting?: string[];
   fullReconcile: string[];
   /** Why it stopped before its last write (see planOutdated): the full reconcile it asked for covers it. */
   stopped?: string;
@@ -250,6 +252,7 @@ export async function repairNamespace(
   return {
     corrected: applied.corrected,
     skipped: applied.skipped,
+    ...(applied.waiting ? { waiting: applied.waiting } : {}),
     fullReconcile: reasons,
     ...(changed !== undefined ? { stopped: changed } : {}),
   };
@@ -273,17 +276,25 @@ export function planOutdated(
   return undefined;
 }
 
-/** The repair lane's reconcile function for a Controller: parses the key and runs repairNamespace. */
+/**
+ * The repair lane's reconcile function for a Controller: parses the key and runs repairNamespace. A
+ * repair that left writes to the other lane's claims is enqueued again when those claims end (`wake`: the
+ * caller enqueues `key` once none of `claimed` is claimed, see WriteLedger.whenReleased), not polled; one
+ * that skipped a write its cache has not caught up with looks again after SKIPPED_RECHECK_MS.
+ */
 export function repairReconciler(
   deps: (policy: string, reconcileId: string) => RepairDeps,
+  wake?: (key: string, claimed: readonly string[]) => void,
 ): (key: string, reconcileId: string) => Promise<ReconcileResult | void> {
   return async (key, reconcileId) => {
     const parsed = parseLaneKey(key);
     if (!parsed) return;
     const outcome = await repairNamespace(parsed.policy, parsed.namespace, deps(parsed.policy, reconcileId));
-    // A skipped write is the other lane's, or one the cache has not caught up with: what it left (a delete
-    // made just after it) may come with no event that starts this repair again, so look again soon.
-    if (outcome.skipped.length > 0 && outcome.stopped === undefined)
-      return { requeueAfterMs: SKIPPED_RECHECK_MS };
+    if (outcome.skipped.length === 0 || outcome.stopped !== undefined) return;
+    const claimed = wake ? (outcome.waiting ?? []) : [];
+    if (claimed.length > 0) wake!(key, claimed);
+    // A write skipped as stale (the cache has not shown the other lane's write yet): what that write left
+    // (a delete made just after it) may come with no event that starts this repair again, so look again soon.
+    if (outcome.skipped.length > claimed.length) return { requeueAfterMs: SKIPPED_RECHECK_MS };
   };
 }

@@ -19,6 +19,15 @@ import { rememberedSetOf, uidMark } from "../drift/ownership.js";
  * events taken in while a write is in flight are kept with its claim, so a write the cache had already
  * passed at release is recorded for the epoch rule alone.
  *
+ * Echoes (observe's verdict): the watch event a write of the operator's own produces asks the repair lane
+ * for nothing (the write is what that lane would make). An event for an object being written now is
+ * `deferred`: the repair-lane items it would enqueue are kept with the claim (`defer`) and decided at
+ * release: dropped when every event seen meanwhile was the write's own result (its resourceVersion, or a
+ * delete for a delete), enqueued otherwise (a user's change made while the object was claimed, a delete
+ * right after the write, a write that failed or was skipped). An event for a recorded write whose
+ * resourceVersion is the one the write produced is an `echo`. A repair that left an object to the other
+ * lane's claim waits for its release (`whenReleased`) instead of polling.
+ *
  * It also remembers the children the operator just created, until the policy's status does
  * (`rememberChild`).
  */
@@ -26,14 +35,18 @@ export class WriteLedger {
   private seq = 0;
   private readonly written = new Map<
     string,
-    { seq: number; before: string | null; after: string | null; at: number; passed?: boolean }
+    { seq: number; before: string | null; after: string | null; at: number; passed?: boolean; by?: string }
   >();
   /**
    * For each object being written now: the newest resourceVersion the caches took in meanwhile (null:
    * only a delete, or an event without a numeric one). A write the cache has already passed when it is
    * released (its own event, or anything newer: a delete made just after it) is not recorded.
    */
-  private readonly inFlight = new Map<string, { rv?: string; deleted: boolean }>();
+  private readonly inFlight = new Map<string, Flight>();
+  /** Repairs waiting for claims to end (see whenReleased), by the key each still waits for. */
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Counters for metrics and tests: echoes, deferred items dropped at release and enqueued then. */
+  readonly stats = { echoes: 0, deferredDropped: 0, deferredEnqueued: 0, waitersWoken: 0 };
   /** See rememberChild(). Keyed by policy UID, then by UID mark; values: when written. */
   private readonly children = new Map<string, Map<string, number>>();
   /**
@@ -80,10 +93,13 @@ export class WriteLedger {
     return !w.passed && seen === w.before;
   }
 
-  /** Takes `key` for one write; false when the other lane is writing it now. */
-  claim(key: string): boolean {
+  /**
+   * Takes `key` for one write by policy `by` (whose repairs its echo would enqueue); false when the other
+   * lane is writing it now.
+   */
+  claim(key: string, by?: string): boolean {
     if (this.inFlight.has(key)) return false;
-    this.inFlight.set(key, { deleted: false });
+    this.inFlight.set(key, { deleted: false, ...(by !== undefined ? { by } : {}) });
     return true;
   }
 
@@ -97,6 +113,8 @@ export class WriteLedger {
   ): void {
     const seen = this.inFlight.get(key);
     this.inFlight.delete(key);
+    if (seen?.deferred) this.settle(seen, result);
+    this.wake(key);
     if (!result) return;
     const after = result.after ?? null;
     // A no-op apply (same resourceVersion): the cache already shows it, nothing to wait for.
@@ -114,6 +132,7 @@ export class WriteLedger {
       after,
       at: this.now(),
       ...(passed ? { passed } : {}),
+      ...(seen?.by !== undefined ? { by: seen.by } : {}),
     });
     this.expire();
     if (this.written.size > this.maxEntries) this.prune();
@@ -123,22 +142,105 @@ export class WriteLedger {
    * The cache took in an event for `key` at `resourceVersion` (`deleted`: a delete event). It has caught up
    * with the remembered write when that is the written version, a newer one (resourceVersions are etcd
    * revisions: compared as integers when both are), or the deletion of what was written.
+   *
+   * Returns what the repair lane does with the event's items for the policy that wrote `key` (`by`; the
+   * rest of what an event does is not the ledger's, nor are other policies' items: the write may change
+   * what they see): `echo`: nothing, the event is exactly the result of that policy's last write of `key`;
+   * `deferred`: `key` is being written now, its items go to defer(); `new`: enqueued as usual.
    */
-  observe(key: string, resourceVersion: string | undefined, deleted = false): void {
+  observe(key: string, resourceVersion: string | undefined, deleted = false): EventVerdict {
     const flying = this.inFlight.get(key);
     if (flying) {
       if (deleted) flying.deleted = true;
       if (resourceVersion !== undefined && (flying.rv === undefined || newer(resourceVersion, flying.rv)))
         flying.rv = resourceVersion;
+      const events = (flying.events ??= []);
+      if (events.length < MAX_EVENTS_IN_FLIGHT) events.push({ rv: resourceVersion, deleted });
+      else flying.overflow = true;
     }
     const w = this.written.get(key);
-    if (!w || resourceVersion === undefined) return;
+    const deferred = flying?.by !== undefined ? { kind: "deferred" as const, by: flying.by } : NEW;
+    if (!w || resourceVersion === undefined) return deferred;
+    const echo = w.after === null ? deleted : !deleted && resourceVersion === w.after;
     if (
       (w.after === null && deleted) ||
       resourceVersion === w.after ||
       (w.after !== null && newer(resourceVersion, w.after))
     )
       this.written.delete(key);
+    if (flying) return deferred;
+    if (!echo || w.by === undefined) return NEW;
+    this.stats.echoes++;
+    return { kind: "echo", by: w.by };
+  }
+
+  /**
+   * Keeps the repair-lane item `item` an event for `key` (being written now: observe said `deferred`)
+   * would enqueue, until the claim ends (see settle). Run at once when `key` is not claimed any more.
+   */
+  defer(key: string, item: string, run: () => void): void {
+    const flying = this.inFlight.get(key);
+    if (!flying) return run();
+    (flying.deferred ??= new Map()).set(item, run);
+  }
+
+  /**
+   * Runs `run` once, when none of `keys` is claimed any more (at once when none is now): a repair that
+   * left these objects to the other lane looks again when that lane is done with them.
+   */
+  whenReleased(keys: readonly string[], run: () => void): void {
+    const waiter: Waiter = { pending: new Set(keys.filter((k) => this.inFlight.has(k))), run };
+    if (waiter.pending.size === 0) return run();
+    for (const k of waiter.pending) {
+      const set = this.waiters.get(k) ?? new Set<Waiter>();
+      set.add(waiter);
+      this.waiters.set(k, set);
+    }
+  }
+
+  /** Whether `key` is claimed now. */
+  claimed(key: string): boolean {
+    return this.inFlight.has(key);
+  }
+
+  /** Claims and waiters held now (for tests: nothing is left once every write ended). */
+  get pending(): { claims: number; waiters: number } {
+    return { claims: this.inFlight.size, waiters: this.waiters.size };
+  }
+
+  /**
+   * Decides the items deferred while a claim was held: dropped when the write went through and every event
+   * seen meanwhile was its own result, enqueued otherwise.
+   */
+  private settle(
+    flight: Flight,
+    result: { before: string | null | undefined; after: string | null | undefined } | undefined,
+  ): void {
+    const deferred = flight.deferred!;
+    const after = result?.after ?? null;
+    const own =
+      result !== undefined &&
+      !flight.overflow &&
+      (flight.events ?? []).every((e) => (after === null ? e.deleted : !e.deleted && e.rv === after));
+    if (own) {
+      this.stats.deferredDropped += deferred.size;
+      return;
+    }
+    this.stats.deferredEnqueued += deferred.size;
+    for (const run of deferred.values()) run();
+  }
+
+  /** A claim on `key` ended: the waiters that waited for it alone run. */
+  private wake(key: string): void {
+    const set = this.waiters.get(key);
+    if (!set) return;
+    this.waiters.delete(key);
+    for (const w of set) {
+      w.pending.delete(key);
+      if (w.pending.size > 0) continue;
+      this.stats.waitersWoken++;
+      w.run();
+    }
   }
 
   /** Objects remembered (for tests and metrics). */
@@ -205,6 +307,32 @@ export class WriteLedger {
       this.written.delete(k);
     }
   }
+}
+
+/** What the repair lane does with an object event's items for policy `by` (see WriteLedger.observe). */
+export type EventVerdict = { kind: "new" } | { kind: "echo" | "deferred"; by: string };
+
+const NEW: EventVerdict = Object.freeze({ kind: "new" });
+
+/** Events kept per claim to judge them at release; more, and they are not all the write's own. */
+const MAX_EVENTS_IN_FLIGHT = 8;
+
+/** A claim held now: what the caches took in meanwhile, and the repair-lane items its events deferred. */
+interface Flight {
+  /** The newest resourceVersion taken in (see release: a write the cache has passed). */
+  rv?: string;
+  deleted: boolean;
+  /** The policy whose write this is (its repairs are the ones deferred). */
+  by?: string;
+  /** Created by the first event (a full reconcile claims thousands of objects ahead). */
+  events?: { rv: string | undefined; deleted: boolean }[];
+  overflow?: boolean;
+  deferred?: Map<string, () => void>;
+}
+
+interface Waiter {
+  pending: Set<string>;
+  run: () => void;
 }
 
 /** Whether resourceVersion `a` is `b` or newer (compared as integers when both are). */

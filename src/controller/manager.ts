@@ -166,20 +166,24 @@ export class Operator {
     );
     const repairLog = log.child({ lane: REPAIR_CONTROLLER_NAME });
     this.repairs = new Controller(
-      repairReconciler((policy, reconcileId) => ({
-        namespaceSnapshot: (ns) => this.cache.namespaceSnapshot(ns),
-        writer,
-        log: repairLog.child({ policy, reconcileId }),
-        corrections: { limiter: this.corrections, now: () => Date.now() },
-        ledger: this.ledger,
-        ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
-        uncovered: (p, ns) => this.uncovered.get(p)?.has(ns) ?? false,
-        current: (p, ns) => ({ policy: this.cache.policy(p), namespace: this.cache.namespace(ns) }),
-        reconcilePolicy: (p, reasons) => {
-          repairLog.debug("full reconcile requested", { policy: p, reasons });
-          this.controller.queue.addAfter(p, FULL_RECONCILE_AFTER_REPAIR_MS);
-        },
-      })),
+      repairReconciler(
+        (policy, reconcileId) => ({
+          namespaceSnapshot: (ns) => this.cache.namespaceSnapshot(ns),
+          writer,
+          log: repairLog.child({ policy, reconcileId }),
+          corrections: { limiter: this.corrections, now: () => Date.now() },
+          ledger: this.ledger,
+          ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
+          uncovered: (p, ns) => this.uncovered.get(p)?.has(ns) ?? false,
+          current: (p, ns) => ({ policy: this.cache.policy(p), namespace: this.cache.namespace(ns) }),
+          reconcilePolicy: (p, reasons) => {
+            repairLog.debug("full reconcile requested", { policy: p, reasons });
+            this.controller.queue.addAfter(p, FULL_RECONCILE_AFTER_REPAIR_MS);
+          },
+        }),
+        // Writes left to the full reconcile's claims: looked at again once it has made them.
+        (item, claimed) => this.ledger.whenReleased(claimed, () => this.repairs.queue.add(item)),
+      ),
       // No resync of its own: the policy lane's resync recomputes everything.
       () => [],
       {
@@ -221,9 +225,18 @@ export class Operator {
       for (const area of this.areas)
         for (const n of area.orphans?.(input) ?? []) this.controller.queue.add(n);
     };
-    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged, repair, (key, rv, deleted) =>
-      this.ledger.observe(key, rv, deleted),
-    );
+    // The echo of a policy's own write repairs nothing of that policy; an event for an object it is
+    // writing now is decided when the write ends (WriteLedger.observe, defer). Other policies' repairs run.
+    this.cache = new ClusterCache(kc, log, enqueue, namespaceChanged, repair, (key, rv, deleted) => {
+      const verdict = this.ledger.observe(key, rv, deleted);
+      if (verdict.kind === "new") return;
+      return (policy, namespace) => {
+        if (policy !== verdict.by) return repair(policy, namespace);
+        if (verdict.kind === "echo") return;
+        const item = laneKey(policy, namespace);
+        this.ledger.defer(key, item, () => this.repairs.queue.add(item));
+      };
+    });
     this.areas = [
       ...(opts.areas ?? []).map((make) =>
         make({ kc, log, enqueue, ...(metrics ? { observer: metrics } : {}) }),

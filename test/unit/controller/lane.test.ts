@@ -642,4 +642,41 @@ describe("repairNamespace (pure but for a fake writer)", () => {
     ledger.release(key);
     expect(await reconcileOne(laneKey("p", "b"), "r2")).to.equal(undefined, "nothing skipped there");
   });
+
+  it("a repair that left a write to the other lane's claim is woken by its release, once, not polled", async () => {
+    const ledger = new WriteLedger();
+    const write = <T extends KubernetesObject>(o: T): Promise<T> =>
+      Promise.resolve({ ...o, metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" } });
+    const deps: RepairDeps = {
+      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
+      writer: {
+        apply: write,
+        create: write,
+        replaceOwned: () => Promise.resolve(),
+        delete: () => Promise.resolve(),
+        event: () => Promise.resolve(),
+      },
+      log: silentLogger(),
+      ledger,
+      reconcilePolicy: () => {},
+    };
+    const keys = plan("p", cluster)
+      .writes.filter((w) => w.key.includes("/a/"))
+      .map((w) => w.key);
+    for (const k of keys) expect(ledger.claim(k)).to.equal(true, "the full reconcile claimed it ahead");
+    const woken: string[] = [];
+    const reconcileOne = repairReconciler(
+      () => deps,
+      (item, claimed) => {
+        expect(claimed).to.deep.equal([...keys].sort());
+        ledger.whenReleased(claimed, () => woken.push(item));
+      },
+    );
+    expect(await reconcileOne(laneKey("p", "a"), "r1")).to.equal(undefined, "no 1 s recheck");
+    for (const k of keys.slice(1)) ledger.release(k, { before: null, after: "20" });
+    expect(woken).to.deep.equal([], "one claim still held");
+    ledger.release(keys[0]!);
+    expect(woken).to.deep.equal([laneKey("p", "a")]);
+    expect(ledger.pending).to.deep.equal({ claims: 0, waiters: 0 });
+  });
 });
