@@ -9,14 +9,9 @@
  */
 import { expect } from "chai";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
-import { loadKubeConfig } from "../../src/cluster/client.js";
-import { createLogger, silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/controller/manager.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { installCrd } from "../support/crd.js";
-import { installGrantableRole } from "../support/grantable.js";
+import { operatorSuite } from "../support/operatorsuite.js";
 
 const MANAGED_BY = "app.kubernetes.io/managed-by";
 const NS = "orph-a";
@@ -82,11 +77,16 @@ interface PolicyStatus {
 
 describe("unlabelled orphans (real API server)", function () {
   this.timeout(120_000);
-  let cp: ControlPlane;
-  let operator: Operator;
-  const ok = kubectlOk(() => cp);
+  const suite = operatorSuite("orphans", async (cp) => {
+    const ok = kubectlOk(() => cp);
+    await ok(["create", "namespace", NS]);
+    await ok(["label", "namespace", NS, "orph=yes"]);
+    await ok(["create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", NS]);
+    await ok(["create", "rolebinding", "bob-admin", "--clusterrole=admin", "--user=bob", "-n", NS]);
+  });
+  const ok = kubectlOk(() => suite.cp);
   const get = async (kind: string, name: string): Promise<KubernetesObject | undefined> => {
-    const r = await cp.kubectl(["get", kind, name, "-n", NS, "-o", "json", "--show-managed-fields"]);
+    const r = await suite.cp.kubectl(["get", kind, name, "-n", NS, "-o", "json", "--show-managed-fields"]);
     if (r.code !== 0) {
       if (/NotFound/.test(r.stderr)) return undefined;
       throw new Error(r.stderr);
@@ -109,7 +109,7 @@ describe("unlabelled orphans (real API server)", function () {
       .uid;
   /** Every policy reconciled at least once after this call, and the queue drained. */
   const reconciledAgain = async () => {
-    const c = operator.controller;
+    const c = suite.operator.controller;
     const target = c.stats.reconciles + (await ok(["get", "csp", "-o", "name"])).trim().split("\n").length;
     c.resync();
     await eventually("every policy reconciled again", () =>
@@ -123,32 +123,6 @@ describe("unlabelled orphans (real API server)", function () {
     ["serviceaccount", "reader"],
   ];
   const uids = new Map<string, string>();
-
-  before(async function () {
-    this.timeout(180_000);
-    cp = await startControlPlane({ name: "orphans" });
-    await installCrd(cp);
-    await installGrantableRole(cp);
-    await ok(["create", "namespace", NS]);
-    await ok(["label", "namespace", NS, "orph=yes"]);
-    await ok(["create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", NS]);
-    await ok(["create", "rolebinding", "bob-admin", "--clusterrole=admin", "--user=bob", "-n", NS]);
-    operator = new Operator(
-      loadKubeConfig(cp.kubeconfigPath),
-      { workers: 2, resyncMs: 600_000 },
-      process.env["DBG"] ? createLogger("debug") : silentLogger(),
-    );
-    await operator.start();
-  });
-
-  after(async () => {
-    await operator?.stop();
-    await cp?.stop();
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`control plane logs:\n${cp.logs()}`);
-  });
 
   it("Audit mode reports stripped children it no longer wants as Orphaned and deletes nothing", async () => {
     await ok(["apply", "-f", "-"], keeper("Enforce", true));

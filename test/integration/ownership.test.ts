@@ -9,16 +9,12 @@
  */
 import { expect } from "chai";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import type { ClusterSecurityPolicy } from "../../src/api/v1alpha1/policy.js";
-import { loadKubeConfig } from "../../src/cluster/client.js";
 import { BLOCKED_RECHECK_MS, reconcile, type ReconcileDeps } from "../../src/controller/reconcile.js";
 import { silentLogger } from "../../src/observability/logger.js";
-import { Operator } from "../../src/controller/manager.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { installCrd } from "../support/crd.js";
-import { installGrantableRole } from "../support/grantable.js";
+import { operatorSuite } from "../support/operatorsuite.js";
 
 const GROUP_LABEL = "security.csp-operator.io/policy";
 const MANAGED_BY = "app.kubernetes.io/managed-by";
@@ -52,12 +48,11 @@ interface PolicyStatus {
 
 describe("ownership by identity (real API server, namespace user with edit)", function () {
   this.timeout(120_000);
-  let cp: ControlPlane;
-  let operator: Operator;
-  const ok = kubectlOk(() => cp);
+  const suite = operatorSuite("ownership");
+  const ok = kubectlOk(() => suite.cp);
   const alice = (...args: string[]) => ok(["--as=alice", ...args]);
   const get = async (kind: string, ns: string | undefined, name: string): Promise<Obj | undefined> => {
-    const r = await cp.kubectl(["get", kind, name, ...(ns ? ["-n", ns] : []), "-o", "json"]);
+    const r = await suite.cp.kubectl(["get", kind, name, ...(ns ? ["-n", ns] : []), "-o", "json"]);
     if (r.code !== 0) {
       if (/NotFound/.test(r.stderr)) return undefined;
       throw new Error(r.stderr);
@@ -101,28 +96,6 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
   };
   let denyName = "";
   let denyUid = "";
-
-  before(async function () {
-    this.timeout(180_000);
-    cp = await startControlPlane({ name: "ownership" });
-    await installCrd(cp);
-    await installGrantableRole(cp);
-    operator = new Operator(
-      loadKubeConfig(cp.kubeconfigPath),
-      { workers: 2, resyncMs: 600_000 },
-      silentLogger(),
-    );
-    await operator.start();
-  });
-
-  after(async () => {
-    await operator?.stop();
-    await cp?.stop();
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === "failed") console.error(`control plane logs:\n${cp.logs()}`);
-  });
 
   it("creates the default-deny under the policy's controller ownerReference", async () => {
     await namespaceWithEditUser("own-a");
@@ -348,7 +321,7 @@ describe("ownership by identity (real API server, namespace user with edit)", fu
     expect(d.message).to.match(/\bother\b/, "the message names the policy that controls the object");
     expect(s.conditions?.find((c) => c.type === "Compliant")?.status).to.equal("False");
     expect(s.conditions?.find((c) => c.type === "NetworkIsolated")?.status).to.equal("False");
-    operator.controller.resync();
+    suite.operator.controller.resync();
     await waitFor("guard", "Compliant", "False", 30_000);
     const after = await get("networkpolicy", "own-d", denyName);
     expect(after?.metadata?.resourceVersion).to.equal(before?.metadata?.resourceVersion, "never written");
@@ -398,7 +371,7 @@ ${
     const saCached = (rv: string) =>
       eventually("the operator's cache holds alice's write (or a later one)", () =>
         Promise.resolve(
-          operator.cache
+          suite.operator.cache
             .snapshot()
             .serviceAccounts.some(
               (x) => x.metadata?.name === "reader" && Number(x.metadata.resourceVersion) >= Number(rv),
@@ -454,7 +427,7 @@ ${
       );
       await saCached(patched);
       // A full reconcile of every policy (a repair rewrites status only when the drift's reasons change).
-      operator.controller.resync();
+      suite.operator.controller.resync();
       // second reports it as keeper's child (keeper's status remembers its UID): never adopts it.
       const conflict = await eventually("second names keeper's remembered child", async () =>
         ((await full("twin-second")).status?.drift ?? []).find(
@@ -535,7 +508,7 @@ ${ACCEPT_EDITOR}`;
       // The policy's Role is never bound to the user's ServiceAccount that sits at the generated name.
       await eventually("Role generated", () => get("role", "own-e", "reader"));
       expect(await get("rolebinding", "own-e", "reader")).to.equal(undefined);
-      const can = await cp.kubectl([
+      const can = await suite.cp.kubectl([
         "auth",
         "can-i",
         "get",
@@ -560,7 +533,7 @@ ${ACCEPT_EDITOR}`;
       const captured: NonNullable<ClusterSecurityPolicy["status"]>[] = [];
       const deps: ReconcileDeps = {
         snapshot: () => {
-          const s = operator.cache.snapshot();
+          const s = suite.operator.cache.snapshot();
           const policies = s.policies.map((p) =>
             p.metadata.name !== "grab"
               ? p
@@ -582,7 +555,7 @@ ${ACCEPT_EDITOR}`;
           );
           return { ...s, policies };
         },
-        writer: Object.assign(Object.create(operator.applier) as ReconcileDeps["writer"], {
+        writer: Object.assign(Object.create(suite.operator.applier) as ReconcileDeps["writer"], {
           patchStatus: (_: string, st: NonNullable<ClusterSecurityPolicy["status"]>) => {
             captured.push(st);
             return Promise.resolve();
@@ -629,7 +602,7 @@ ${ACCEPT_EDITOR}`;
         ["apply", "--server-side", "--field-manager=csp-operator", "--force-conflicts", "-f", "-"],
         JSON.stringify(takeover),
       );
-      operator.controller.resync();
+      suite.operator.controller.resync();
       const def = await eventually("given back", async () => {
         const d = await get("serviceaccount", "own-e", "default");
         return d && !d.metadata?.ownerReferences?.length ? d : undefined;
@@ -721,8 +694,8 @@ ${ACCEPT_EDITOR}`;
     const captured: NonNullable<ClusterSecurityPolicy["status"]>[] = [];
     /** The operator's writer, with status captured and `hooks` run before the real writes. */
     const deps = (hooks: Partial<Pick<ReconcileDeps["writer"], "apply" | "create">> = {}): ReconcileDeps => ({
-      snapshot: () => operator.cache.snapshot(),
-      writer: Object.assign(Object.create(operator.applier) as ReconcileDeps["writer"], {
+      snapshot: () => suite.operator.cache.snapshot(),
+      writer: Object.assign(Object.create(suite.operator.applier) as ReconcileDeps["writer"], {
         patchStatus: (_: string, st: NonNullable<ClusterSecurityPolicy["status"]>) => {
           captured.push(st);
           return Promise.resolve();
@@ -740,28 +713,28 @@ ${ACCEPT_EDITOR}`;
         spec: { podSelector: {}, ingress: [{}] },
       });
     const cached = (name: string) =>
-      operator.cache.snapshot().occupant?.("NetworkPolicy", "own-r", name) as Obj | undefined;
+      suite.operator.cache.snapshot().occupant?.("NetworkPolicy", "own-r", name) as Obj | undefined;
     let childName = "";
 
     before(async () => {
-      await Promise.all([operator.controller.stop(), operator.repairs.stop()]);
+      await Promise.all([suite.operator.controller.stop(), suite.operator.repairs.stop()]);
       await namespaceWithEditUser("own-r");
       await ok(["apply", "-f", "-"], RACE);
       await ok(["label", "namespace", "own-r", "race=yes"]);
       await eventually("the cache sees own-r selected", () =>
         Promise.resolve(
-          operator.cache.snapshot().namespaces.some((n) => n.metadata?.labels?.["race"] === "yes"),
+          suite.operator.cache.snapshot().namespaces.some((n) => n.metadata?.labels?.["race"] === "yes"),
         ),
       );
     });
     after(() => {
-      operator.controller.start();
-      operator.repairs.start();
+      suite.operator.controller.start();
+      suite.operator.repairs.start();
     });
 
     it("a Missing child whose name alice takes just before the create: her object stays hers", async () => {
       let created: Obj | undefined;
-      const applier = operator.applier;
+      const applier = suite.operator.applier;
       await reconcile(
         "race",
         deps({
@@ -810,13 +783,13 @@ ${ACCEPT_EDITOR}`;
       );
       await eventually("the cache sees it modified", () =>
         Promise.resolve(
-          operator.cache
+          suite.operator.cache
             .snapshot()
             .networkPolicies.some((n) => n.metadata?.name === childName && (n as Obj).spec?.ingress?.length),
         ),
       );
       let created: Obj | undefined;
-      const applier = operator.applier;
+      const applier = suite.operator.applier;
       await reconcile(
         "race",
         deps({
@@ -889,16 +862,16 @@ ${ACCEPT_EDITOR}`;
 
     it("costs zero writes once converged, across a forced resync", async () => {
       await eventually("psa status settled", async () => ((await status("psa")).drift ?? []).length === 0);
-      const before = (await cp.auditEvents()).length;
+      const before = (await suite.cp.auditEvents()).length;
       const nsBefore = (await get("namespace", undefined, "psa-own"))?.metadata?.resourceVersion;
-      const c = operator.controller;
+      const c = suite.operator.controller;
       const target = c.stats.reconciles + (await ok(["get", "csp", "-o", "name"])).trim().split("\n").length;
       c.resync();
       await eventually("every policy reconciled again", () =>
         Promise.resolve(c.stats.reconciles >= target && c.queue.length === 0 && c.queue.inFlight === 0),
       );
       await waitFor("psa", "Compliant", "True", 30_000);
-      const writes = (await cp.auditEvents())
+      const writes = (await suite.cp.auditEvents())
         .slice(before)
         .filter((e) => ["create", "update", "patch", "delete"].includes(String(e["verb"])))
         .filter((e) => e["stage"] === "ResponseComplete")
