@@ -8,13 +8,9 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { expect } from "chai";
 import type { PlanWriter } from "../../src/controller/apply.js";
-import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
-import { Operator } from "../../src/controller/manager.js";
-import { loadKubeConfig } from "../../src/cluster/client.js";
-import { createLogger, silentLogger } from "../../src/observability/logger.js";
-import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
+import { operatorSuite } from "../support/operatorsuite.js";
 
 const DENY = "csp-baseline-default-deny";
 const N = 300;
@@ -27,9 +23,7 @@ interface Status {
 
 describe("echoes of the operator's own writes (real API server)", function () {
   this.timeout(120_000);
-  let cp: ControlPlane;
-  let operator: Operator;
-  const ok = kubectlOk(() => cp);
+  const ok = kubectlOk(() => suite.cp);
   const json = async <T>(...args: string[]) => JSON.parse(await ok([...args, "-o", "json"])) as T;
   const status = async () => (await json<{ status?: Status }>("get", "csp", "baseline")).status ?? {};
   const ready = async () => {
@@ -39,16 +33,16 @@ describe("echoes of the operator's own writes (real API server)", function () {
     );
   };
   const np = async (ns: string) => {
-    const r = await cp.kubectl(["get", "networkpolicy", DENY, "-n", ns, "-o", "json"]);
+    const r = await suite.cp.kubectl(["get", "networkpolicy", DENY, "-n", ns, "-o", "json"]);
     if (r.code !== 0 && /NotFound/.test(r.stderr)) return undefined;
     if (r.code !== 0) throw new Error(r.stderr);
     return JSON.parse(r.stdout) as { metadata: { uid: string } };
   };
   const idle = () =>
-    operator.controller.queue.length === 0 &&
-    operator.controller.queue.inFlight === 0 &&
-    operator.repairs.queue.length === 0 &&
-    operator.repairs.queue.inFlight === 0;
+    suite.operator.controller.queue.length === 0 &&
+    suite.operator.controller.queue.inFlight === 0 &&
+    suite.operator.repairs.queue.length === 0 &&
+    suite.operator.repairs.queue.inFlight === 0;
   /** Creates from one manifest (a List): one kubectl, one request per object. */
   const createAll = (items: object[]) =>
     ok(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
@@ -59,40 +53,27 @@ describe("echoes of the operator's own writes (real API server)", function () {
   let createHeld = 0;
   let releaseCreate = () => {};
 
-  before(async function () {
-    this.timeout(180_000);
-    cp = await startControlPlane({ name: "lane-echo" });
-    await installCrd(cp);
-    operator = new Operator(
-      loadKubeConfig(cp.kubeconfigPath),
-      { workers: 2, repairWorkers: 2, resyncMs: 600_000, reports: false },
-      process.env["CSP_TEST_LOG"] ? createLogger("debug") : silentLogger(),
-    );
-    const applier = operator.applier as unknown as Pick<PlanWriter, "create">;
-    const create = applier.create.bind(operator.applier);
-    applier.create = async <T extends KubernetesObject>(obj: T) => {
-      const result = await create(obj);
-      if (holdCreate(obj)) {
-        holdCreate = () => false;
-        createHeld++;
-        await new Promise<void>((resolve) => (releaseCreate = resolve));
-        createHeld--;
-      }
-      return result;
-    };
-    await operator.start();
-  });
-
-  after(async () => {
-    releaseCreate();
-    await operator?.stop();
-    await cp?.stop();
-  });
-
-  afterEach(function () {
-    holdCreate = () => false;
-    releaseCreate();
-    if (this.currentTest?.state === "failed") console.error(`control plane logs:\n${cp.logs()}`);
+  const suite = operatorSuite("lane-echo", {
+    grantable: false,
+    options: { repairWorkers: 2, reports: false },
+    beforeStart: (operator) => {
+      const applier = operator.applier as unknown as Pick<PlanWriter, "create">;
+      const create = applier.create.bind(operator.applier);
+      applier.create = async <T extends KubernetesObject>(obj: T) => {
+        const result = await create(obj);
+        if (holdCreate(obj)) {
+          holdCreate = () => false;
+          createHeld++;
+          await new Promise<void>((resolve) => (releaseCreate = resolve));
+          createHeld--;
+        }
+        return result;
+      };
+    },
+    cleanup: () => {
+      holdCreate = () => false;
+      releaseCreate();
+    },
   });
 
   it(`a converge of ${N} namespaces: the repair lane runs far less than once per write`, async () => {
@@ -119,14 +100,14 @@ describe("echoes of the operator's own writes (real API server)", function () {
       60_000,
     );
     await eventually("idle", () => Promise.resolve(idle()));
-    const repairs = operator.repairs.stats.reconciles;
-    const from = (await cp.auditEvents()).length;
+    const repairs = suite.operator.repairs.stats.reconciles;
+    const from = (await suite.cp.auditEvents()).length;
     const started = Date.now();
     await ok(["apply", "-f", "samples/baseline.yaml"]);
     await eventually("converged", ready, 100_000);
     await eventually("idle", () => Promise.resolve(idle()), 30_000);
     const ms = Date.now() - started;
-    const writes = (await cp.auditEvents())
+    const writes = (await suite.cp.auditEvents())
       .slice(from)
       .filter(
         (e) =>
@@ -137,14 +118,14 @@ describe("echoes of the operator's own writes (real API server)", function () {
           !String(e["userAgent"]).startsWith("kubectl") &&
           /\/namespaces\/echo-\d+/.test(String(e["requestURI"])),
       ).length;
-    const lane = operator.repairs.stats.reconciles - repairs;
+    const lane = suite.operator.repairs.stats.reconciles - repairs;
     console.log(
       `      (${N} namespaces converged in ${ms} ms: ${writes} writes, ${lane} repair-lane reconciles, ` +
-        `ledger ${JSON.stringify(operator.ledger.stats)})`,
+        `ledger ${JSON.stringify(suite.operator.ledger.stats)})`,
     );
     expect(writes).to.be.at.least(N * 4, "the children, labels and ServiceAccounts were written");
     expect(lane).to.be.below(writes / 20, "the echoes of the full reconcile's writes repair nothing");
-    expect(operator.ledger.pending).to.deep.equal({ claims: 0, waiters: 0 });
+    expect(suite.operator.ledger.pending).to.deep.equal({ claims: 0, waiters: 0 });
   });
 
   it("a child a namespace user deletes while the full reconcile holds its claim is repaired; status ends Ready", async () => {
@@ -152,7 +133,7 @@ describe("echoes of the operator's own writes (real API server)", function () {
     await ok(["create", "namespace", ns]);
     await ok(["create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", ns]);
     await eventually("idle", () => Promise.resolve(idle()));
-    const enqueued = operator.ledger.stats.deferredEnqueued;
+    const enqueued = suite.operator.ledger.stats.deferredEnqueued;
     holdCreate = (o) =>
       o.kind === "NetworkPolicy" && o.metadata?.namespace === ns && o.metadata.name === DENY;
     // Selected now: the full reconcile creates its children, claimed ahead.
@@ -163,22 +144,22 @@ describe("echoes of the operator's own writes (real API server)", function () {
     // The delete's event reached the cache while the claim is held: deferred, not lost.
     await eventually("the delete seen", () =>
       Promise.resolve(
-        operator.cache.namespaceSnapshot(ns).networkPolicies.every((c) => c.metadata?.name !== DENY),
+        suite.operator.cache.namespaceSnapshot(ns).networkPolicies.every((c) => c.metadata?.name !== DENY),
       ),
     );
-    expect(operator.ledger.claimed(`NetworkPolicy/${ns}/${DENY}`)).to.equal(true);
+    expect(suite.operator.ledger.claimed(`NetworkPolicy/${ns}/${DENY}`)).to.equal(true);
     releaseCreate();
     const back = await eventually("restored", async () => {
       const o = await np(ns);
       return o && o.metadata.uid !== created.metadata.uid ? o : undefined;
     });
-    expect(operator.ledger.stats.deferredEnqueued).to.be.greaterThan(enqueued);
+    expect(suite.operator.ledger.stats.deferredEnqueued).to.be.greaterThan(enqueued);
     await eventually("Ready, nothing drifted", ready);
     const mark = back.metadata.uid.slice(0, 13);
     await eventually("the new child remembered", async () =>
       ((await status()).childUIDs ?? []).includes(mark),
     );
     await eventually("idle", () => Promise.resolve(idle()));
-    expect(operator.ledger.pending).to.deep.equal({ claims: 0, waiters: 0 });
+    expect(suite.operator.ledger.pending).to.deep.equal({ claims: 0, waiters: 0 });
   });
 });

@@ -8,15 +8,11 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { expect } from "chai";
 import type { PlanWriter } from "../../src/controller/apply.js";
-import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import type { AreaReconciler } from "../../src/controller/areas.js";
 import { laneKey } from "../../src/controller/lane.js";
-import { Operator } from "../../src/controller/manager.js";
-import { loadKubeConfig } from "../../src/cluster/client.js";
-import { createLogger, silentLogger } from "../../src/observability/logger.js";
-import { installCrd } from "../support/crd.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
+import { operatorSuite } from "../support/operatorsuite.js";
 
 const PSA_ENFORCE = "pod-security.kubernetes.io/enforce";
 const DENY = "csp-baseline-default-deny";
@@ -29,15 +25,13 @@ interface Status {
 
 describe("repair lane (real API server)", function () {
   this.timeout(120_000);
-  let cp: ControlPlane;
-  let operator: Operator;
-  const ok = kubectlOk(() => cp);
+  const ok = kubectlOk(() => suite.cp);
   const alice = (...args: string[]) => ok(["--as=alice", ...args]);
   const json = async <T>(...args: string[]) => JSON.parse(await ok([...args, "-o", "json"])) as T;
   const status = async (policy: string) =>
     (await json<{ status?: Status }>("get", "csp", policy)).status ?? {};
   const np = async (ns: string, name: string) => {
-    const r = await cp.kubectl(["get", "networkpolicy", name, "-n", ns, "-o", "json"]);
+    const r = await suite.cp.kubectl(["get", "networkpolicy", name, "-n", ns, "-o", "json"]);
     if (r.code !== 0 && /NotFound/.test(r.stderr)) return undefined;
     if (r.code !== 0) throw new Error(r.stderr);
     return JSON.parse(r.stdout) as {
@@ -58,7 +52,7 @@ describe("repair lane (real API server)", function () {
     ).items;
   /** The operator's writes (the admin user, minus the controller manager and kubectl sharing it) since `from`. */
   const writesSince = async (from: number, match: (uri: string) => boolean) =>
-    (await cp.auditEvents())
+    (await suite.cp.auditEvents())
       .slice(from)
       .filter(
         (e) =>
@@ -71,10 +65,10 @@ describe("repair lane (real API server)", function () {
       )
       .map((e) => `${String(e["verb"])} ${String(e["requestURI"])}`);
   const idle = () =>
-    operator.controller.queue.length === 0 &&
-    operator.controller.queue.inFlight === 0 &&
-    operator.repairs.queue.length === 0 &&
-    operator.repairs.queue.inFlight === 0;
+    suite.operator.controller.queue.length === 0 &&
+    suite.operator.controller.queue.inFlight === 0 &&
+    suite.operator.repairs.queue.length === 0 &&
+    suite.operator.repairs.queue.inFlight === 0;
 
   // A test area that holds every full reconcile of the policy in flight until the gate opens.
   let gate: Promise<void> = Promise.resolve();
@@ -115,31 +109,37 @@ describe("repair lane (real API server)", function () {
     return write();
   };
 
+  const suite = operatorSuite("lane", {
+    grantable: false,
+    options: { repairWorkers: 2, areas: [() => gateArea], reports: false },
+    beforeStart: (operator) => {
+      const applier = operator.applier as unknown as Pick<PlanWriter, "create" | "apply">;
+      const create = applier.create.bind(operator.applier);
+      const apply = applier.apply.bind(operator.applier);
+      applier.apply = <T extends KubernetesObject>(obj: T, fieldManager?: string) =>
+        held1(obj, () => apply(obj, fieldManager));
+      applier.create = async <T extends KubernetesObject>(obj: T) => {
+        const result = await held1(obj, () => create(obj));
+        if (holdCreate(obj)) {
+          holdCreate = () => false;
+          createHeld++;
+          await new Promise<void>((resolve) => (releaseCreate = resolve));
+          createHeld--;
+        }
+        return result;
+      };
+    },
+    cleanup: () => {
+      openGate();
+      holdCreate = () => false;
+      releaseCreate();
+      holdWrite = () => false;
+      releaseWrite();
+    },
+  });
+
   before(async function () {
     this.timeout(180_000);
-    cp = await startControlPlane({ name: "lane" });
-    await installCrd(cp);
-    operator = new Operator(
-      loadKubeConfig(cp.kubeconfigPath),
-      { workers: 2, repairWorkers: 2, resyncMs: 600_000, areas: [() => gateArea], reports: false },
-      process.env["CSP_TEST_LOG"] ? createLogger("debug") : silentLogger(),
-    );
-    const applier = operator.applier as unknown as Pick<PlanWriter, "create" | "apply">;
-    const create = applier.create.bind(operator.applier);
-    const apply = applier.apply.bind(operator.applier);
-    applier.apply = <T extends KubernetesObject>(obj: T, fieldManager?: string) =>
-      held1(obj, () => apply(obj, fieldManager));
-    applier.create = async <T extends KubernetesObject>(obj: T) => {
-      const result = await held1(obj, () => create(obj));
-      if (holdCreate(obj)) {
-        holdCreate = () => false;
-        createHeld++;
-        await new Promise<void>((resolve) => (releaseCreate = resolve));
-        createHeld--;
-      }
-      return result;
-    };
-    await operator.start();
     for (const ns of ["lane-a", "lane-b"]) {
       await ok(["create", "namespace", ns]);
       await ok(["label", "namespace", ns, "csp.example.com/tier=web"]);
@@ -151,29 +151,12 @@ describe("repair lane (real API server)", function () {
     await eventually("converged", async () => ((await status("baseline")).drift ?? []).length === 0);
   });
 
-  after(async () => {
-    openGate();
-    releaseCreate();
-    releaseWrite();
-    await operator?.stop();
-    await cp?.stop();
-  });
-
-  afterEach(function () {
-    openGate();
-    holdCreate = () => false;
-    releaseCreate();
-    holdWrite = () => false;
-    releaseWrite();
-    if (this.currentTest?.state === "failed") console.error(`control plane logs:\n${cp.logs()}`);
-  });
-
   it("repairs a namespace while a full reconcile of the same policy is in flight, and nothing is written twice", async () => {
     await eventually("idle", () => Promise.resolve(idle()));
     closeGate();
     await ok(["annotate", "csp", "baseline", `test/poke=${Date.now()}`, "--overwrite"]);
     await eventually("a full reconcile is held in flight", () => Promise.resolve(held === 1));
-    const from = (await cp.auditEvents()).length;
+    const from = (await suite.cp.auditEvents()).length;
     const gone = (await np("lane-a", DENY))!.metadata.uid;
     await ok(["delete", "networkpolicy", DENY, "-n", "lane-a"]);
     const started = Date.now();
@@ -183,7 +166,7 @@ describe("repair lane (real API server)", function () {
     });
     const ms = Date.now() - started;
     expect(held).to.equal(1, "the full reconcile was still in flight");
-    expect(operator.controller.queue.inFlight).to.equal(1);
+    expect(suite.operator.controller.queue.inFlight).to.equal(1);
     console.log(`      (repaired in ${ms} ms while the full reconcile was held)`);
     await eventually("the DriftCorrected Event", async () =>
       (await events("baseline")).some(
@@ -204,9 +187,9 @@ describe("repair lane (real API server)", function () {
 
   it("restores a modified child with one write, one Event and no full reconcile", async () => {
     await eventually("idle", () => Promise.resolve(idle()));
-    const reconciles = operator.controller.stats.reconciles;
-    const repairs = operator.repairs.stats.reconciles;
-    const from = (await cp.auditEvents()).length;
+    const reconciles = suite.operator.controller.stats.reconciles;
+    const repairs = suite.operator.repairs.stats.reconciles;
+    const from = (await suite.cp.auditEvents()).length;
     await alice(
       "patch",
       "networkpolicy",
@@ -222,8 +205,8 @@ describe("repair lane (real API server)", function () {
       async () => ((await np("lane-a", DENY))?.spec.ingress ?? []).length === 0,
     );
     await eventually("idle", () => Promise.resolve(idle()));
-    expect(operator.repairs.stats.reconciles).to.be.greaterThan(repairs);
-    expect(operator.controller.stats.reconciles).to.equal(
+    expect(suite.operator.repairs.stats.reconciles).to.be.greaterThan(repairs);
+    expect(suite.operator.controller.stats.reconciles).to.equal(
       reconciles,
       "status did not change: no full reconcile",
     );
@@ -289,7 +272,7 @@ describe("repair lane (real API server)", function () {
   it("a child deleted after the repair lane created it, before the lane recorded the write, comes back", async () => {
     await eventually("idle", () => Promise.resolve(idle()));
     const inCache = () =>
-      operator.cache.namespaceSnapshot("lane-a").networkPolicies.some((n) => n.metadata?.name === DENY);
+      suite.operator.cache.namespaceSnapshot("lane-a").networkPolicies.some((n) => n.metadata?.name === DENY);
     holdCreate = (o) => o.metadata?.namespace === "lane-a" && o.metadata.name === DENY;
     await ok(["delete", "networkpolicy", DENY, "-n", "lane-a", "--wait=false"]);
     await eventually("the repair's create answered, its continuation held", () =>
@@ -307,7 +290,7 @@ describe("repair lane (real API server)", function () {
   it("a child write the repair lane planned before a switch to Audit is not made after it", async () => {
     // No full reconcile running or due (a requeue-after pending in the policy lane's queue): only the
     // repair lane writes in lane-b below.
-    const timers = (operator.controller.queue as unknown as { timers: Map<string, unknown> }).timers;
+    const timers = (suite.operator.controller.queue as unknown as { timers: Map<string, unknown> }).timers;
     await eventually("no full reconcile due", () => Promise.resolve(idle() && timers.size === 0));
     const DNS = "csp-baseline-allow-dns";
     const inB = (kind: string, name: string) => (o: KubernetesObject) =>
@@ -330,7 +313,7 @@ describe("repair lane (real API server)", function () {
     await ok(["label", "namespace", "lane-b", `${PSA_ENFORCE}-`]);
     await ok(["delete", "networkpolicy", DNS, "-n", "lane-b", "--wait=false"]);
     await eventually("the cache saw both", () => {
-      const s = operator.cache.namespaceSnapshot("lane-b");
+      const s = suite.operator.cache.namespaceSnapshot("lane-b");
       return Promise.resolve(
         s.namespaces[0]?.metadata?.labels?.[PSA_ENFORCE] === undefined &&
           !s.networkPolicies.some((n) => n.metadata?.name === DNS),
@@ -341,14 +324,14 @@ describe("repair lane (real API server)", function () {
     holdWrite = inB("Namespace", "lane-b");
     releaseWrite();
     await eventually("the second repair's first write is held", () => Promise.resolve(writeHeld === 1));
-    expect(operator.controller.queue.inFlight).to.equal(0, "the held write is the repair lane's");
-    const generation = operator.cache.policy("baseline")!.metadata.generation ?? 0;
+    expect(suite.operator.controller.queue.inFlight).to.equal(0, "the held write is the repair lane's");
+    const generation = suite.operator.cache.policy("baseline")!.metadata.generation ?? 0;
     try {
       await ok(["patch", "csp", "baseline", "--type=merge", "-p", '{"spec":{"mode":"Audit"}}']);
       await eventually("the cache saw the switch", () =>
-        Promise.resolve((operator.cache.policy("baseline")!.metadata.generation ?? 0) > generation),
+        Promise.resolve((suite.operator.cache.policy("baseline")!.metadata.generation ?? 0) > generation),
       );
-      const from = (await cp.auditEvents()).length;
+      const from = (await suite.cp.auditEvents()).length;
       releaseWrite();
       await eventually("idle", () => Promise.resolve(idle()));
       const writes = await writesSince(from, (uri) => uri.includes("/namespaces/lane-b/networkpolicies"));
@@ -382,7 +365,7 @@ describe("repair lane (real API server)", function () {
     );
     await ok(["wait", "--for=condition=Ready", "csp/second", "--timeout=60s"]);
     await eventually("idle", () => Promise.resolve(idle()));
-    const from = (await cp.auditEvents()).length;
+    const from = (await suite.cp.auditEvents()).length;
     await ok(["label", "namespace", "lane-a", `${PSA_ENFORCE}=privileged`, "--overwrite"]);
     const label = async () =>
       (await json<{ metadata: { labels?: Record<string, string> } }>("get", "namespace", "lane-a")).metadata
@@ -404,11 +387,11 @@ describe("repair lane (real API server)", function () {
       );
     await eventually("Audit reports the missing labels", psaDrift);
     await eventually("idle", () => Promise.resolve(idle()));
-    const repairs = operator.repairs.stats.reconciles;
+    const repairs = suite.operator.repairs.stats.reconciles;
     // Selected before and after: the repair lane's item; it writes nothing, and status follows.
     await ok(["label", "namespace", "lane-audit", `${PSA_ENFORCE}=restricted`]);
     await eventually("status no longer reports the labels", async () => !(await psaDrift()));
-    expect(operator.repairs.stats.reconciles).to.be.greaterThan(repairs);
+    expect(suite.operator.repairs.stats.reconciles).to.be.greaterThan(repairs);
     const labels = (
       await json<{ metadata: { labels?: Record<string, string> } }>("get", "namespace", "lane-audit")
     ).metadata.labels;
@@ -423,12 +406,12 @@ describe("repair lane (real API server)", function () {
     await ok(["label", "namespace", "lane-gone", "csp.example.com/tier=web"]);
     await eventually("covered", async () => (await np("lane-gone", DENY)) !== undefined);
     await eventually("idle", () => Promise.resolve(idle()));
-    const failures = operator.repairs.stats.failures;
+    const failures = suite.operator.repairs.stats.failures;
     await ok(["delete", "namespace", "lane-gone", "--wait=true", "--timeout=60s"]);
-    const from = (await cp.auditEvents()).length;
-    operator.repairs.queue.add(laneKey("baseline", "lane-gone"));
+    const from = (await suite.cp.auditEvents()).length;
+    suite.operator.repairs.queue.add(laneKey("baseline", "lane-gone"));
     await eventually("idle", () => Promise.resolve(idle()));
-    expect(operator.repairs.stats.failures).to.equal(failures);
+    expect(suite.operator.repairs.stats.failures).to.equal(failures);
     expect(await writesSince(from, (uri) => uri.includes("lane-gone"))).to.deep.equal([]);
   });
 

@@ -77,12 +77,14 @@ interface PolicyStatus {
 
 describe("unlabelled orphans (real API server)", function () {
   this.timeout(120_000);
-  const suite = operatorSuite("orphans", async (cp) => {
-    const ok = kubectlOk(() => cp);
-    await ok(["create", "namespace", NS]);
-    await ok(["label", "namespace", NS, "orph=yes"]);
-    await ok(["create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", NS]);
-    await ok(["create", "rolebinding", "bob-admin", "--clusterrole=admin", "--user=bob", "-n", NS]);
+  const suite = operatorSuite("orphans", {
+    setup: async (cp) => {
+      const ok = kubectlOk(() => cp);
+      await ok(["create", "namespace", NS]);
+      await ok(["label", "namespace", NS, "orph=yes"]);
+      await ok(["create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", NS]);
+      await ok(["create", "rolebinding", "bob-admin", "--clusterrole=admin", "--user=bob", "-n", NS]);
+    },
   });
   const ok = kubectlOk(() => suite.cp);
   const get = async (kind: string, name: string): Promise<KubernetesObject | undefined> => {

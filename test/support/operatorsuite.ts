@@ -1,6 +1,6 @@
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
-import { Operator } from "../../src/controller/manager.js";
+import { Operator, type OperatorOptions } from "../../src/controller/manager.js";
 import { createLogger, silentLogger } from "../../src/observability/logger.js";
 import { installCrd } from "./crd.js";
 import { installGrantableRole } from "./grantable.js";
@@ -11,33 +11,49 @@ export interface OperatorSuite {
   readonly operator: Operator;
 }
 
+/** How operatorSuite() prepares the cluster and the operator. */
+export interface OperatorSuiteOptions {
+  /** Objects that must exist before the operator starts. */
+  setup?: (cp: ControlPlane) => Promise<void>;
+  /** Operator options over the suite's defaults (2 workers, no resync within a test). */
+  options?: Partial<OperatorOptions>;
+  /** Installs csp-operator-grantable (default true). */
+  grantable?: boolean;
+  /** Called with the operator before it starts (test hooks on its writer). */
+  beforeStart?: (operator: Operator) => void;
+  /** Called after every test and before the operator stops (release what a test held). */
+  cleanup?: () => void;
+}
+
 /**
  * Registers the mocha hooks of a suite that runs the operator in process on a local control plane of its
- * own: the control plane, the CRD and csp-operator-grantable, `setup` (objects that must exist before the
- * operator starts), then the operator (2 workers, no resync within a test); stopped after the suite; the
- * control plane's logs printed for a failed test. `DBG=1` logs the operator at debug level.
+ * own: the control plane, the CRD and csp-operator-grantable, `setup`, then the operator; stopped after the
+ * suite; the control plane's logs printed for a failed test. `DBG=1` logs the operator at debug level.
  */
-export function operatorSuite(name: string, setup?: (cp: ControlPlane) => Promise<void>): OperatorSuite {
+export function operatorSuite(name: string, o: OperatorSuiteOptions = {}): OperatorSuite {
   let cp: ControlPlane | undefined;
   let operator: Operator | undefined;
   before(async function () {
     this.timeout(180_000);
     cp = await startControlPlane({ name });
     await installCrd(cp);
-    await installGrantableRole(cp);
-    await setup?.(cp);
+    if (o.grantable !== false) await installGrantableRole(cp);
+    await o.setup?.(cp);
     operator = new Operator(
       loadKubeConfig(cp.kubeconfigPath),
-      { workers: 2, resyncMs: 600_000 },
+      { workers: 2, resyncMs: 600_000, ...o.options },
       process.env["DBG"] ? createLogger("debug") : silentLogger(),
     );
+    o.beforeStart?.(operator);
     await operator.start();
   });
   after(async () => {
+    o.cleanup?.();
     await operator?.stop();
     await cp?.stop();
   });
   afterEach(function () {
+    o.cleanup?.();
     if (this.currentTest?.state === "failed" && cp) console.error(`control plane logs:\n${cp.logs()}`);
   });
   const started = <T>(what: string, v: T | undefined): T => {
