@@ -520,19 +520,21 @@ describe("repairNamespace (pure but for a fake writer)", () => {
     namespaces: [namespace("a", { [TIER]: "x" }), namespace("b", { [TIER]: "x" })],
     serviceAccounts: [defaultSA("a"), defaultSA("b")],
   });
-
-  it("writes only its namespace, records one DriftCorrected Event, and asks for a full reconcile of a new child", async () => {
-    const written: string[] = [];
-    const events: string[] = [];
-    const asked: string[][] = [];
-    const write = <T extends KubernetesObject>(o: T): Promise<T> => {
-      written.push(objectKey(o.kind!, o.metadata?.namespace, o.metadata!.name!));
+  /** A repair's deps over `cluster`: a writer that answers every write with a UID, told of each write and Event. */
+  const fakeDeps = (o: {
+    onWrite?: (o: KubernetesObject) => void;
+    onEvent?: (reason: string, message: string) => void;
+    reconcilePolicy?: RepairDeps["reconcilePolicy"];
+    ledger?: WriteLedger;
+  }): RepairDeps => {
+    const write = <T extends KubernetesObject>(obj: T): Promise<T> => {
+      o.onWrite?.(obj);
       return Promise.resolve({
-        ...o,
-        metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" },
+        ...obj,
+        metadata: { ...obj.metadata, uid: "0123abcd-4567", resourceVersion: "9" },
       });
     };
-    const deps: RepairDeps = {
+    return {
       namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
       writer: {
         apply: write,
@@ -540,14 +542,26 @@ describe("repairNamespace (pure but for a fake writer)", () => {
         replaceOwned: () => Promise.resolve(),
         delete: () => Promise.resolve(),
         event: (_p, _t, reason, message) => {
-          events.push(`${reason}: ${message}`);
+          o.onEvent?.(reason, message);
           return Promise.resolve();
         },
       },
       log: silentLogger(),
-      ledger: new WriteLedger(),
-      reconcilePolicy: (_p, reasons) => asked.push(reasons),
+      ledger: o.ledger ?? new WriteLedger(),
+      reconcilePolicy: o.reconcilePolicy ?? (() => {}),
     };
+  };
+  const keyOf = (o: KubernetesObject) => objectKey(o.kind!, o.metadata?.namespace, o.metadata!.name!);
+
+  it("writes only its namespace, records one DriftCorrected Event, and asks for a full reconcile of a new child", async () => {
+    const written: string[] = [];
+    const events: string[] = [];
+    const asked: string[][] = [];
+    const deps = fakeDeps({
+      onWrite: (o) => written.push(keyOf(o)),
+      onEvent: (reason, message) => events.push(`${reason}: ${message}`),
+      reconcilePolicy: (_p, reasons) => asked.push(reasons),
+    });
     // Selected since the last full reconcile started: covering it is that reconcile's.
     const waiting = await repairNamespace("p", "a", { ...deps, uncovered: (_p, ns) => ns === "a" });
     expect(waiting.fullReconcile).to.deep.equal(["newly selected"]);
@@ -573,29 +587,21 @@ describe("repairNamespace (pure but for a fake writer)", () => {
     const written: string[] = [];
     const asked: string[][] = [];
     let now: ClusterSecurityPolicy = pol;
-    const write = <T extends KubernetesObject>(o: T): Promise<T> => {
-      written.push(objectKey(o.kind!, o.metadata?.namespace, o.metadata!.name!));
-      // The first write is in flight when the policy is switched to Audit.
-      now = { ...pol, metadata: { ...pol.metadata, generation: 2 }, spec: { ...pol.spec, mode: "Audit" } };
-      return Promise.resolve({
-        ...o,
-        metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" },
-      });
-    };
     const out = await repairNamespace("p", "a", {
-      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
-      writer: {
-        apply: write,
-        create: write,
-        replaceOwned: () => Promise.resolve(),
-        delete: () => Promise.resolve(),
-        event: () => Promise.resolve(),
-      },
-      log: silentLogger(),
-      ledger: new WriteLedger(),
+      ...fakeDeps({
+        onWrite: (o) => {
+          written.push(keyOf(o));
+          // The first write is in flight when the policy is switched to Audit.
+          now = {
+            ...pol,
+            metadata: { ...pol.metadata, generation: 2 },
+            spec: { ...pol.spec, mode: "Audit" },
+          };
+        },
+        reconcilePolicy: (_p, reasons) => asked.push(reasons),
+      }),
       maxConcurrentWrites: 1,
       current: () => ({ policy: now, namespace: cluster.namespaces.find((n) => n.metadata?.name === "a") }),
-      reconcilePolicy: (_p, reasons) => asked.push(reasons),
     });
     expect(written).to.have.length(1, "only the write already in flight");
     expect(out.stopped).to.equal("policy changed");
@@ -620,21 +626,7 @@ describe("repairNamespace (pure but for a fake writer)", () => {
 
   it("a repair that skipped a write (the other lane's in flight) looks again 1 s later", async () => {
     const ledger = new WriteLedger();
-    const write = <T extends KubernetesObject>(o: T): Promise<T> =>
-      Promise.resolve({ ...o, metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" } });
-    const deps: RepairDeps = {
-      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
-      writer: {
-        apply: write,
-        create: write,
-        replaceOwned: () => Promise.resolve(),
-        delete: () => Promise.resolve(),
-        event: () => Promise.resolve(),
-      },
-      log: silentLogger(),
-      ledger,
-      reconcilePolicy: () => {},
-    };
+    const deps = fakeDeps({ ledger });
     const key = plan("p", cluster).writes.find((w) => w.key.includes("/a/"))!.key;
     expect(ledger.claim(key)).to.equal(true, "the full reconcile claimed it ahead");
     const reconcileOne = repairReconciler(() => deps);
@@ -645,21 +637,7 @@ describe("repairNamespace (pure but for a fake writer)", () => {
 
   it("a repair that left a write to the other lane's claim is woken by its release, once, not polled", async () => {
     const ledger = new WriteLedger();
-    const write = <T extends KubernetesObject>(o: T): Promise<T> =>
-      Promise.resolve({ ...o, metadata: { ...o.metadata, uid: "0123abcd-4567", resourceVersion: "9" } });
-    const deps: RepairDeps = {
-      namespaceSnapshot: (ns) => oneNamespace(cluster, ns),
-      writer: {
-        apply: write,
-        create: write,
-        replaceOwned: () => Promise.resolve(),
-        delete: () => Promise.resolve(),
-        event: () => Promise.resolve(),
-      },
-      log: silentLogger(),
-      ledger,
-      reconcilePolicy: () => {},
-    };
+    const deps = fakeDeps({ ledger });
     const keys = plan("p", cluster)
       .writes.filter((w) => w.key.includes("/a/"))
       .map((w) => w.key);
