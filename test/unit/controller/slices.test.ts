@@ -45,6 +45,11 @@ interface Scenario {
   written: number;
 }
 
+/** A scenario with one policy and nothing else in the cluster but its namespaces. */
+function onePolicy(namespaces: Scenario["namespaces"], policy: Scenario["policies"][number]): Scenario {
+  return { namespaces, policies: [policy], children: [], automount: [], adminBinding: false, written: 0 };
+}
+
 const LEVEL = "pod-security.kubernetes.io/enforce";
 
 function build(sc: Scenario): Snapshot {
@@ -236,25 +241,19 @@ describe("plan and report in time slices", () => {
   });
 
   it("lets the event loop run during a full plan: a callback queued before it runs before it ends", async () => {
-    const sc: Scenario = {
-      namespaces: Array.from({ length: 400 }, () => ({ tier: "a" as const, levelByOperator: false })),
-      policies: [
-        {
-          mode: "Enforce",
-          tier: "a",
-          level: "restricted",
-          denyIngress: true,
-          denyEgress: true,
-          noAutomount: true,
-          role: false,
-          remembered: 0,
-        },
-      ],
-      children: [],
-      automount: [],
-      adminBinding: false,
-      written: 0,
-    };
+    const sc = onePolicy(
+      Array.from({ length: 400 }, () => ({ tier: "a" as const, levelByOperator: false })),
+      {
+        mode: "Enforce",
+        tier: "a",
+        level: "restricted",
+        denyIngress: true,
+        denyEgress: true,
+        noAutomount: true,
+        role: false,
+        remembered: 0,
+      },
+    );
     const s = build(sc);
     // Hundreds of points where the event loop may run (one per few dozen namespaces or children).
     let points = 0;
@@ -341,24 +340,15 @@ describe("the per-item memos", () => {
   });
 
   it("RBAC findings follow the RBAC caches: a new ClusterRole or binding changes them on the next plan", () => {
-    const sc: Scenario = {
-      namespaces: [{ tier: "a", levelByOperator: false }],
-      policies: [
-        {
-          mode: "Audit",
-          tier: "a",
-          denyIngress: false,
-          denyEgress: false,
-          noAutomount: false,
-          role: false,
-          remembered: 0,
-        },
-      ],
-      children: [],
-      automount: [],
-      adminBinding: false,
-      written: 0,
-    };
+    const sc = onePolicy([{ tier: "a", levelByOperator: false }], {
+      mode: "Audit",
+      tier: "a",
+      denyIngress: false,
+      denyEgress: false,
+      noAutomount: false,
+      role: false,
+      remembered: 0,
+    });
     const s = build(sc);
     const rbac = s.rbac!;
     const ids = (snap: Snapshot) => plan("p0", snap).findings.map((f) => `${f.id} ${f.resource}`);
