@@ -10,7 +10,7 @@ import { expect } from "chai";
 import type { PlanWriter } from "../../src/controller/apply.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { operatorSuite } from "../support/operatorsuite.js";
+import { HeldWrite, operatorSuite } from "../support/operatorsuite.js";
 
 const DENY = "csp-baseline-default-deny";
 const N = 300;
@@ -49,9 +49,7 @@ describe("echoes of the operator's own writes (real API server)", function () {
 
   // A hook on the operator's creates: the continuation after the API server's answer to the next create
   // `holdCreate` matches waits until `releaseCreate` (the claim stays held meanwhile).
-  let holdCreate: (o: KubernetesObject) => boolean = () => false;
-  let createHeld = 0;
-  let releaseCreate = () => {};
+  const createHold = new HeldWrite();
 
   const suite = operatorSuite("lane-echo", {
     grantable: false,
@@ -61,18 +59,12 @@ describe("echoes of the operator's own writes (real API server)", function () {
       const create = applier.create.bind(operator.applier);
       applier.create = async <T extends KubernetesObject>(obj: T) => {
         const result = await create(obj);
-        if (holdCreate(obj)) {
-          holdCreate = () => false;
-          createHeld++;
-          await new Promise<void>((resolve) => (releaseCreate = resolve));
-          createHeld--;
-        }
+        await createHold.after(obj);
         return result;
       };
     },
     cleanup: () => {
-      holdCreate = () => false;
-      releaseCreate();
+      createHold.release();
     },
   });
 
@@ -134,11 +126,14 @@ describe("echoes of the operator's own writes (real API server)", function () {
     await ok(["create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", ns]);
     await eventually("idle", () => Promise.resolve(idle()));
     const enqueued = suite.operator.ledger.stats.deferredEnqueued;
-    holdCreate = (o) =>
-      o.kind === "NetworkPolicy" && o.metadata?.namespace === ns && o.metadata.name === DENY;
+    createHold.hold(
+      (o) => o.kind === "NetworkPolicy" && o.metadata?.namespace === ns && o.metadata.name === DENY,
+    );
     // Selected now: the full reconcile creates its children, claimed ahead.
     await ok(["label", "namespace", ns, "csp.example.com/tier=web"]);
-    await eventually("the create answered, its claim still held", () => Promise.resolve(createHeld === 1));
+    await eventually("the create answered, its claim still held", () =>
+      Promise.resolve(createHold.held === 1),
+    );
     const created = await eventually("the child exists", () => np(ns));
     await ok(["--as=alice", "delete", "networkpolicy", DENY, "-n", ns]);
     // The delete's event reached the cache while the claim is held: deferred, not lost.
@@ -148,7 +143,7 @@ describe("echoes of the operator's own writes (real API server)", function () {
       ),
     );
     expect(suite.operator.ledger.claimed(`NetworkPolicy/${ns}/${DENY}`)).to.equal(true);
-    releaseCreate();
+    createHold.release();
     const back = await eventually("restored", async () => {
       const o = await np(ns);
       return o && o.metadata.uid !== created.metadata.uid ? o : undefined;

@@ -12,7 +12,7 @@ import type { AreaReconciler } from "../../src/controller/areas.js";
 import { laneKey } from "../../src/controller/lane.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { operatorSuite } from "../support/operatorsuite.js";
+import { HeldWrite, operatorSuite } from "../support/operatorsuite.js";
 
 const PSA_ENFORCE = "pod-security.kubernetes.io/enforce";
 const DENY = "csp-baseline-default-deny";
@@ -90,9 +90,7 @@ describe("repair lane (real API server)", function () {
 
   // A hook on the operator's creates: the continuation after the API server's answer to the next create
   // of an object `holdCreate` matches waits until `releaseCreate` (a slow event loop, made deterministic).
-  let holdCreate: (o: KubernetesObject) => boolean = () => false;
-  let createHeld = 0;
-  let releaseCreate = () => {};
+  const createHold = new HeldWrite();
 
   // A hook on the operator's applies and creates: the next write of an object `holdWrite` matches waits,
   // before it is sent, until `releaseWrite`.
@@ -120,19 +118,13 @@ describe("repair lane (real API server)", function () {
         held1(obj, () => apply(obj, fieldManager));
       applier.create = async <T extends KubernetesObject>(obj: T) => {
         const result = await held1(obj, () => create(obj));
-        if (holdCreate(obj)) {
-          holdCreate = () => false;
-          createHeld++;
-          await new Promise<void>((resolve) => (releaseCreate = resolve));
-          createHeld--;
-        }
+        await createHold.after(obj);
         return result;
       };
     },
     cleanup: () => {
       openGate();
-      holdCreate = () => false;
-      releaseCreate();
+      createHold.release();
       holdWrite = () => false;
       releaseWrite();
     },
@@ -273,15 +265,15 @@ describe("repair lane (real API server)", function () {
     await eventually("idle", () => Promise.resolve(idle()));
     const inCache = () =>
       suite.operator.cache.namespaceSnapshot("lane-a").networkPolicies.some((n) => n.metadata?.name === DENY);
-    holdCreate = (o) => o.metadata?.namespace === "lane-a" && o.metadata.name === DENY;
+    createHold.hold((o) => o.metadata?.namespace === "lane-a" && o.metadata.name === DENY);
     await ok(["delete", "networkpolicy", DENY, "-n", "lane-a", "--wait=false"]);
     await eventually("the repair's create answered, its continuation held", () =>
-      Promise.resolve(createHeld === 1),
+      Promise.resolve(createHold.held === 1),
     );
     await eventually("the cache saw the create", () => Promise.resolve(inCache()));
     await ok(["delete", "networkpolicy", DENY, "-n", "lane-a", "--wait=false"]);
     await eventually("the cache saw the second delete", () => Promise.resolve(!inCache()));
-    releaseCreate();
+    createHold.release();
     // Within the ledger's 30 s TTL and far from the resync: only a repair brings it back.
     await eventually("the child is back", async () => (await np("lane-a", DENY)) !== undefined, 10_000);
     await eventually("no drift left", async () => ((await status("baseline")).drift ?? []).length === 0);

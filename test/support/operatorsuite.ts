@@ -1,3 +1,4 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { startControlPlane, type ControlPlane } from "../../controlplane/harness.js";
 import { loadKubeConfig } from "../../src/cluster/client.js";
 import { Operator, type OperatorOptions } from "../../src/controller/manager.js";
@@ -68,4 +69,34 @@ export function operatorSuite(name: string, o: OperatorSuiteOptions = {}): Opera
       return started("the operator", operator);
     },
   };
+}
+
+/**
+ * A test hook on the operator's writer: the continuation of the next write `hold` matches, after the API
+ * server answered it, waits until `release` (the write's claim stays held meanwhile).
+ */
+export class HeldWrite {
+  /** Writes waiting now. */
+  held = 0;
+  private match: (o: KubernetesObject) => boolean = () => false;
+  private resume = (): void => {};
+
+  hold(match: (o: KubernetesObject) => boolean): void {
+    this.match = match;
+  }
+
+  /** Lets the waiting write go on, and holds nothing more. */
+  release(): void {
+    this.match = () => false;
+    this.resume();
+  }
+
+  /** Called by the wrapped writer once the API server answered `o`. */
+  async after(o: KubernetesObject): Promise<void> {
+    if (!this.match(o)) return;
+    this.match = () => false;
+    this.held++;
+    await new Promise<void>((resolve) => (this.resume = resolve));
+    this.held--;
+  }
 }
