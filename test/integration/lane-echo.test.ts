@@ -10,7 +10,7 @@ import { expect } from "chai";
 import type { PlanWriter } from "../../src/controller/apply.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { HeldWrite, operatorSuite } from "../support/operatorsuite.js";
+import { HeldWrite, operatorSuite, operatorWritesSince } from "../support/operatorsuite.js";
 
 const DENY = "csp-baseline-default-deny";
 const N = 300;
@@ -99,17 +99,8 @@ describe("echoes of the operator's own writes (real API server)", function () {
     await eventually("converged", ready, 100_000);
     await eventually("idle", () => Promise.resolve(idle()), 30_000);
     const ms = Date.now() - started;
-    const writes = (await suite.cp.auditEvents())
-      .slice(from)
-      .filter(
-        (e) =>
-          ["create", "update", "patch", "delete"].includes(String(e["verb"])) &&
-          e["stage"] === "ResponseComplete" &&
-          (e["user"] as { username?: string }).username === "csp-admin" &&
-          !String(e["userAgent"]).startsWith("kube-controller-manager") &&
-          !String(e["userAgent"]).startsWith("kubectl") &&
-          /\/namespaces\/echo-\d+/.test(String(e["requestURI"])),
-      ).length;
+    const writes = (await operatorWritesSince(suite.cp, from, (uri) => /\/namespaces\/echo-\d+/.test(uri)))
+      .length;
     const lane = suite.operator.repairs.stats.reconciles - repairs;
     console.log(
       `      (${N} namespaces converged in ${ms} ms: ${writes} writes, ${lane} repair-lane reconciles, ` +

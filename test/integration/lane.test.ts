@@ -12,7 +12,7 @@ import type { AreaReconciler } from "../../src/controller/areas.js";
 import { laneKey } from "../../src/controller/lane.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { HeldWrite, operatorSuite } from "../support/operatorsuite.js";
+import { HeldWrite, operatorSuite, operatorWritesSince } from "../support/operatorsuite.js";
 
 const PSA_ENFORCE = "pod-security.kubernetes.io/enforce";
 const DENY = "csp-baseline-default-deny";
@@ -50,20 +50,8 @@ describe("repair lane (real API server)", function () {
         `involvedObject.name=${policy}`,
       )
     ).items;
-  /** The operator's writes (the admin user, minus the controller manager and kubectl sharing it) since `from`. */
-  const writesSince = async (from: number, match: (uri: string) => boolean) =>
-    (await suite.cp.auditEvents())
-      .slice(from)
-      .filter(
-        (e) =>
-          ["create", "update", "patch", "delete"].includes(String(e["verb"])) &&
-          e["stage"] === "ResponseComplete" &&
-          (e["user"] as { username?: string }).username === "csp-admin" &&
-          !String(e["userAgent"]).startsWith("kube-controller-manager") &&
-          !String(e["userAgent"]).startsWith("kubectl") &&
-          match(String(e["requestURI"])),
-      )
-      .map((e) => `${String(e["verb"])} ${String(e["requestURI"])}`);
+  const writesSince = (from: number, match: (uri: string) => boolean) =>
+    operatorWritesSince(suite.cp, from, match);
   const idle = () =>
     suite.operator.controller.queue.length === 0 &&
     suite.operator.controller.queue.inFlight === 0 &&

@@ -100,3 +100,26 @@ export class HeldWrite {
     this.held--;
   }
 }
+
+/**
+ * The writes an in-process operator made since audit event `from` to URIs `match` accepts, as `verb URI`:
+ * the admin user's, minus the controller manager and kubectl that share it.
+ */
+export async function operatorWritesSince(
+  cp: ControlPlane,
+  from: number,
+  match: (uri: string) => boolean,
+): Promise<string[]> {
+  return (await cp.auditEvents())
+    .slice(from)
+    .filter(
+      (e) =>
+        ["create", "update", "patch", "delete"].includes(String(e["verb"])) &&
+        e["stage"] === "ResponseComplete" &&
+        (e["user"] as { username?: string }).username === "csp-admin" &&
+        !String(e["userAgent"]).startsWith("kube-controller-manager") &&
+        !String(e["userAgent"]).startsWith("kubectl") &&
+        match(String(e["requestURI"])),
+    )
+    .map((e) => `${String(e["verb"])} ${String(e["requestURI"])}`);
+}
