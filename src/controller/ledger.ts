@@ -49,6 +49,8 @@ export class WriteLedger {
   readonly stats = { echoes: 0, deferredDropped: 0, deferredEnqueued: 0, waitersWoken: 0 };
   /** See rememberChild(). Keyed by policy UID, then by UID mark; values: when written. */
   private readonly children = new Map<string, Map<string, number>>();
+  /** When each policy's newest child was remembered. */
+  private readonly childrenAt = new Map<string, number>();
   /**
    * The last answer of unrememberedChildren per policy UID, reused while nothing it depends on changed (the
    * same status list, no child remembered since, younger than a second): a repair per namespace asks it.
@@ -161,7 +163,14 @@ export class WriteLedger {
     const w = this.written.get(key);
     const deferred = flying?.by !== undefined ? { kind: "deferred" as const, by: flying.by } : NEW;
     if (!w || resourceVersion === undefined) return deferred;
-    const echo = w.after === null ? deleted : !deleted && resourceVersion === w.after;
+    if (this.now() - w.at > this.ttlMs) {
+      this.written.delete(key);
+      return deferred;
+    }
+    // A write whose own event the cache took in while it was in flight has had its echo already; after a
+    // delete, any later object at the name is someone else's: its delete is no echo either.
+    const echo = !w.passed && (w.after === null ? deleted : !deleted && resourceVersion === w.after);
+    if (w.after === null && !deleted) w.passed = true;
     if (
       (w.after === null && deleted) ||
       resourceVersion === w.after ||
@@ -256,10 +265,16 @@ export class WriteLedger {
    * ownerReferences of a child the repair lane has just created would have it judged foreign for good.
    */
   rememberChild(policyUid: string, uid: string): void {
+    const now = this.now();
+    // Policies whose newest child is older than childTtlMs are forgotten (a deleted policy is never asked
+    // about again): the memory stays bounded by the policies written to lately.
+    for (const [other, at] of this.childrenAt)
+      if (other !== policyUid && now - at > this.childTtlMs) this.forgetPolicy(other);
+    this.childrenAt.set(policyUid, now);
     const marks = this.children.get(policyUid) ?? new Map<string, number>();
     this.children.set(policyUid, marks);
     marks.delete(uidMark(uid));
-    marks.set(uidMark(uid), this.now());
+    marks.set(uidMark(uid), now);
     this.childrenVersion++;
     // Bounded like status.childUIDs: the oldest go first.
     for (const m of marks.keys()) {
@@ -284,10 +299,25 @@ export class WriteLedger {
       return last.marks;
     const remembered = rememberedSetOf(list ?? []);
     for (const [m, at] of marks) if (remembered.has(m) || now - at > this.childTtlMs) marks.delete(m);
-    if (marks.size === 0) this.children.delete(uid);
+    if (marks.size === 0) {
+      this.forgetPolicy(uid);
+      return [];
+    }
     const result = [...marks.keys()];
     this.lastUnremembered.set(uid, { list, version: this.childrenVersion, at: now, marks: result });
     return result;
+  }
+
+  /** Forgets what is remembered of policy `uid`'s children (and the last answer about them). */
+  private forgetPolicy(uid: string): void {
+    this.children.delete(uid);
+    this.childrenAt.delete(uid);
+    this.lastUnremembered.delete(uid);
+  }
+
+  /** Policies with children remembered (for tests). */
+  get policiesRemembered(): number {
+    return this.children.size + this.lastUnremembered.size;
   }
 
   /** Forgets writes older than the TTL, from the front of the Map (the oldest). */

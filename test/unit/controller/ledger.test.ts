@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import fc from "fast-check";
 import { WriteLedger, type EventVerdict } from "../../../src/controller/ledger.js";
+import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
 
 /**
  * The ledger's echo rules (controller/ledger.ts): the watch event of the operator's own write asks the
@@ -9,6 +10,55 @@ import { WriteLedger, type EventVerdict } from "../../../src/controller/ledger.j
  * left an object to the other lane's claim is woken by its release, once.
  */
 describe("write ledger: echoes of the operator's own writes", () => {
+  it("a foreign delete at a name the operator deleted is no echo, whether its own event came in flight or not", () => {
+    let now = 0;
+    const ledger = new WriteLedger(() => now);
+    const key = "NetworkPolicy/ns/csp-p-allow-same-namespace";
+    // Its own delete event arrives before the response is handled (the usual order).
+    expect(ledger.claim(key, "p")).to.equal(true);
+    expect(ledger.observe(key, "100", true).kind).to.equal("deferred");
+    ledger.release(key, { before: "90", after: null });
+    // A user creates an object at that name, then deletes it: a repair, not an echo.
+    now += 1000;
+    expect(ledger.observe(key, "200", false)).to.deep.equal({ kind: "new" });
+    expect(ledger.observe(key, "201", true)).to.deep.equal({ kind: "new" });
+    // The same once its own event came after the response: the create at the name ends the record.
+    const other = "NetworkPolicy/ns/csp-p-default-deny";
+    ledger.claim(other, "p");
+    ledger.release(other, { before: "90", after: null });
+    expect(ledger.observe(other, "300", true)).to.deep.equal({ kind: "echo", by: "p" });
+    expect(ledger.observe(other, "301", false)).to.deep.equal({ kind: "new" });
+    expect(ledger.observe(other, "302", true)).to.deep.equal({ kind: "new" });
+  });
+
+  it("a write older than the TTL makes no echo (an idle operator records nothing that would expire it)", () => {
+    let now = 0;
+    const ledger = new WriteLedger(() => now, 30_000);
+    const key = "NetworkPolicy/ns/x";
+    ledger.claim(key, "p");
+    ledger.release(key, { before: "90", after: null });
+    now += 3_600_000;
+    expect(ledger.observe(key, "5001", true)).to.deep.equal({ kind: "new" });
+    expect(ledger.size).to.equal(0);
+  });
+
+  it("forgets a policy's children once none was written for childTtlMs (a deleted policy is never asked again)", () => {
+    let now = 0;
+    const ledger = new WriteLedger(() => now, 30_000, 50_000, 600_000);
+    const gone: ClusterSecurityPolicy = {
+      apiVersion: "security.csp-operator.io/v1alpha1",
+      kind: "ClusterSecurityPolicy",
+      metadata: { name: "gone", uid: "uid-gone" },
+      spec: {},
+    };
+    ledger.rememberChild("uid-gone", "0123abcd-0001");
+    expect(ledger.unrememberedChildren(gone)).to.have.length(1);
+    expect(ledger.policiesRemembered).to.equal(2, "its marks and the last answer");
+    now += 600_001;
+    ledger.rememberChild("uid-other", "0123abcd-0002");
+    expect(ledger.policiesRemembered).to.equal(1, "only the other policy's marks");
+  });
+
   const kind = (v: EventVerdict) => v.kind;
   /** A deferred item's enqueue, counted. */
   const item = () => {
