@@ -182,27 +182,64 @@ export class Applier {
     }
   }
 
-  /** Writes the status subresource with a JSON merge patch (client-node would default to JSON-Patch). */
-  async patchStatus(name: string, status: ClusterSecurityPolicyStatus): Promise<void> {
-    // client-node's typed calls retry nothing: a 429 is retried here as RestClient retries it, within the
-    // same time budget (tries and waits together), so a throttled write never holds a worker for long.
-    await withRetry(
-      "PATCH",
-      () =>
-        this.custom.patchClusterCustomObjectStatus(
-          {
-            group: GROUP,
-            version: VERSION,
-            plural: PLURAL,
-            name,
-            body: { status },
-            fieldManager: FIELD_MANAGER,
-          },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        ),
-      this.retry,
-      DEFAULT_TIMEOUT_MS,
-    );
+  /**
+   * Writes the status subresource. With `uid` (what reconcile passes: the policy object the status was
+   * computed for), a JSON Patch whose first operation tests `/metadata/uid`: a policy deleted and re-created
+   * meanwhile under the same name is refused (422) instead of getting the old object's status, whose
+   * childUIDs are ownership proof. A merge patch carrying metadata.uid would not guard: the API server
+   * ignores it. Returns false, nothing written, when that object is gone (404) or replaced (422 and the
+   * policy under that name has another uid, or none); any other failure is thrown. Without `uid`, a JSON
+   * merge patch of status (client-node would default to JSON-Patch).
+   */
+  async patchStatus(name: string, status: ClusterSecurityPolicyStatus, uid?: string): Promise<boolean> {
+    const body =
+      uid === undefined
+        ? { status }
+        : [
+            { op: "test", path: "/metadata/uid", value: uid },
+            { op: "add", path: "/status", value: status },
+          ];
+    try {
+      // client-node's typed calls retry nothing: a 429 is retried here as RestClient retries it, within the
+      // same time budget (tries and waits together), so a throttled write never holds a worker for long.
+      await withRetry(
+        "PATCH",
+        () =>
+          this.custom.patchClusterCustomObjectStatus(
+            { group: GROUP, version: VERSION, plural: PLURAL, name, body, fieldManager: FIELD_MANAGER },
+            setHeaderOptions(
+              "Content-Type",
+              uid === undefined ? PatchStrategy.MergePatch : PatchStrategy.JsonPatch,
+            ),
+          ),
+        this.retry,
+        DEFAULT_TIMEOUT_MS,
+      );
+      return true;
+    } catch (err) {
+      if (uid === undefined) throw err;
+      const code = statusCode(err);
+      if (code === 404) return false;
+      // A failed test operation is a bare 422, as a status the schema refuses is: told apart by a read.
+      if (code === 422 && (await this.policyUid(name)) !== uid) return false;
+      throw err;
+    }
+  }
+
+  /** The uid of the policy named `name` as the API server holds it now; undefined when there is none. */
+  private async policyUid(name: string): Promise<string | undefined> {
+    try {
+      const o = (await withRetry(
+        "GET",
+        () => this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name }),
+        this.retry,
+        DEFAULT_TIMEOUT_MS,
+      )) as ClusterSecurityPolicy;
+      return o.metadata?.uid;
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
   }
 
   /**

@@ -4,7 +4,7 @@ import { selectNamespacesSteps } from "../desired/namespaces.js";
 import { drain, type Steps } from "../desired/slices.js";
 import { stricterNamespaceFindingsSteps } from "../drift/podsecurity.js";
 import type { Finding } from "../findings/finding.js";
-import { rbacFindings } from "../findings/rbac.js";
+import { rbacFindingsSteps } from "../findings/rbac.js";
 import type { Snapshot } from "../cluster/snapshot.js";
 
 /**
@@ -31,7 +31,9 @@ export function* policyFindingsSteps(
     findings.push(...(yield* stricterNamespaceFindingsSteps(policy, namespaces, snapshot)));
   }
   if (spec.rbac?.audit && snapshot.rbac) {
-    findings.push(...rbacFindings(snapshot.rbac, spec.rbac.audit, { ignoreManagedBy: MANAGED_BY_VALUE }));
+    findings.push(
+      ...(yield* rbacFindingsSteps(snapshot.rbac, spec.rbac.audit, { ignoreManagedBy: MANAGED_BY_VALUE })),
+    );
   }
   return findings;
 }

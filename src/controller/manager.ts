@@ -154,6 +154,7 @@ export class Operator {
           corrections: { limiter: this.corrections, now: () => Date.now() },
           ledger: this.ledger,
           ...(opts.maxConcurrentWrites ? { maxConcurrentWrites: opts.maxConcurrentWrites } : {}),
+          currentPolicy: (p) => this.cache.policy(p),
         });
       },
       () => this.resyncKeys(),

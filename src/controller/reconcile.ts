@@ -3,6 +3,7 @@ import type { ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import type { Logger } from "../observability/logger.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
+import { isDeleting } from "../desired/spec.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Corrections, type PlanWriter } from "./apply.js";
 import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
@@ -24,7 +25,15 @@ export interface ReconcileDeps {
       namespace: string | undefined,
       name: string,
     ): Promise<KubernetesObject | undefined>;
-    patchStatus(name: string, status: NonNullable<ClusterSecurityPolicy["status"]>): Promise<void>;
+    /**
+     * Writes status to the policy object `uid` only; false (or nothing written, the fakes' void) when
+     * that object is gone or was replaced by another of the same name (see Applier.patchStatus).
+     */
+    patchStatus(
+      name: string,
+      status: NonNullable<ClusterSecurityPolicy["status"]>,
+      uid?: string,
+    ): Promise<boolean | void>;
     event(
       policy: ClusterSecurityPolicy,
       type: "Normal" | "Warning",
@@ -41,6 +50,11 @@ export interface ReconcileDeps {
   corrections?: Corrections;
   /** What the repair lane (and this one) wrote lately: neither repeats the other's write (ledger.ts). */
   ledger?: WriteLedger;
+  /**
+   * The policy as the cache holds it now (ClusterCache.policy): asked before each write, so a switch to
+   * Audit, a deletion or any new generation stops this reconcile's remaining writes (see policyOutdated).
+   */
+  currentPolicy?: (name: string) => ClusterSecurityPolicy | undefined;
 }
 
 /** A failure worth retrying with backoff (the queue does the waiting). */
@@ -49,6 +63,20 @@ export class RetryableError extends Error {}
 /** A snapshot that also knows the children the operator just created (see WriteLedger.rememberChild). */
 export function withLedger(snapshot: Snapshot, ledger: WriteLedger | undefined): Snapshot {
   return ledger ? { ...snapshot, unrememberedChildren: (p) => ledger.unrememberedChildren(p) } : snapshot;
+}
+
+/**
+ * Why a plan made for `planned` must not write any more, given the policy the cache holds `now`: gone,
+ * being deleted or re-created (another uid), or a new generation (a switch to Audit among others).
+ * Undefined: the plan still holds.
+ */
+export function policyOutdated(
+  planned: ClusterSecurityPolicy,
+  now: ClusterSecurityPolicy | undefined,
+): string | undefined {
+  if (!now || isDeleting(now) || now.metadata.uid !== planned.metadata.uid) return "policy gone";
+  if (now.metadata.generation !== planned.metadata.generation) return "policy changed";
+  return undefined;
 }
 
 /** How soon a reconcile that skipped a write (the other lane's, see ledger.ts) looks again. */
@@ -103,14 +131,36 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   // Taken before the snapshot: a write the repair lane makes from now on is newer than this plan's view.
   const epoch = deps.ledger?.epoch() ?? 0;
   const { snapshot, plan: p } = await gatherAndPlan(name, deps, limit);
+  // Asked before each write: the policy may have changed (a switch to Audit to stop an outage) or gone
+  // while this plan was made or is being applied, and its remaining writes must not land.
+  let outdated: string | undefined;
+  const planned = p.policy;
+  const current = deps.currentPolicy;
+  const proceed =
+    planned && current
+      ? () => (outdated ??= policyOutdated(planned, current(name))) === undefined
+      : undefined;
   const applied = await applyPlan(
     p,
     writer,
     log,
     limit,
     deps.corrections,
-    deps.ledger ? { ledger: deps.ledger, epoch, claimAhead: true } : undefined,
+    deps.ledger
+      ? { ledger: deps.ledger, epoch, claimAhead: true, ...(proceed ? { proceed } : {}) }
+      : undefined,
   );
+  // Asked once more after the last write: the areas and status below would be this plan's too.
+  if (proceed && !proceed()) {
+    // No status (it would describe an outdated plan) and no areas. The new generation's reconcile is
+    // already enqueued (the policy's event); it runs at once, not after this one's backoff.
+    log.info("reconcile stopped: its plan is outdated", {
+      why: outdated,
+      written: applied.corrected.length,
+      skipped: applied.skipped.length,
+    });
+    return { requeueAfterMs: 0 };
+  }
   if (!p.policy || !p.spec) {
     const failures = [
       ...applied.failures.map((f) => f.message),
@@ -124,7 +174,9 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     (r) => r.report,
   );
   const r = await reportYielding(p, applied, areaReports, snapshot.now);
-  if (r.status) await writer.patchStatus(name, r.status);
+  if (r.status && (await writer.patchStatus(name, r.status, policy.metadata.uid)) === false)
+    // Deleted, or replaced by a new policy of the same name, since the plan: its own reconcile runs.
+    log.debug("status not written: the policy was deleted or replaced", { uid: policy.metadata.uid });
   if (applied.corrected.length > 0) log.info("drift corrected", { corrected: applied.corrected.length });
   for (const e of r.events) await writer.event(policy, e.type, e.reason, e.message);
   if (r.failure) {

@@ -21,7 +21,8 @@ import type {
 import type { ClusterSecurityPolicySpec } from "../api/v1alpha1/policy.js";
 import type { Finding, Severity } from "./finding.js";
 import { objectKey } from "../cluster/snapshot.js";
-import { sortFindings } from "./finding.js";
+import { drain, SLICE, sortedSteps, type Steps } from "../desired/slices.js";
+import { SEVERITY_ORDER, sortFindings } from "./finding.js";
 
 /** A bound role's rules include `*` verbs, resources or API groups (or `*\/subresource`). */
 export const RBAC_WILDCARD = "RBAC-WILDCARD";
@@ -95,27 +96,122 @@ export function rbacFindings(
   audit: RbacAuditSpec,
   opts: RbacFindingOptions = {},
 ): Finding[] {
+  return drain(rbacFindingsSteps(inv, audit, opts));
+}
+
+/**
+ * rbacFindings in steps (see desired/slices.ts): the memo compared, the bindings viewed and judged, the
+ * findings sorted, each a pass that yields every SLICE items, so a full plan at 10,000 bindings never
+ * holds the event loop for one unsliced walk.
+ */
+export function* rbacFindingsSteps(
+  inv: RbacInventory,
+  audit: RbacAuditSpec,
+  opts: RbacFindingOptions = {},
+): Steps<Finding[]> {
   // Every reconcile and every repair of every policy asks, mostly of the very same objects (the informers
-  // hand the same object until it changes): the answer for the same objects is kept, per configuration.
-  const key = JSON.stringify([audit, opts.ignoreManagedBy ?? null]);
-  const known = findingsMemo.get(key);
-  if (known && sameInventory(known.inv, inv)) return [...known.findings];
+  // hand the same object until it changes): the answer for the same objects is kept, per configuration
+  // and per scope (the whole cluster, or one namespace's repair: see memoOf).
+  const config = JSON.stringify([audit, opts.ignoreManagedBy ?? null]);
+  const scope = scopeOf(inv);
+  const memo = memoOf(scope);
+  const key = scope === FULL ? config : `${config}\u0000${scope}`;
+  const known = memo.get(key);
+  if (known && (yield* sameInventorySteps(known.inv, inv))) {
+    memo.touch(key, known);
+    return [...known.findings];
+  }
   const ctx = contextOf(audit, opts);
   const index = indexRoles(inv);
-  const views = [
-    ...list(inv.clusterRoleBindings).map((b) => viewOf(b, "ClusterRoleBinding")),
-    ...list(inv.roleBindings).map((b) => viewOf(b, "RoleBinding")),
-  ];
-  const findings = views.flatMap((v) => (v ? analyseBinding(v, index, ctx) : []));
-  const out = sortFindings(dedupe(findings));
-  if (!known && findingsMemo.size >= FINDINGS_MEMO_SIZE) findingsMemo.clear();
-  findingsMemo.set(key, { inv: copyInventory(inv), findings: out });
+  const findings: Finding[] = [];
+  let n = 0;
+  for (const [kind, bindings] of [
+    ["ClusterRoleBinding", list(inv.clusterRoleBindings)],
+    ["RoleBinding", list(inv.roleBindings)],
+  ] as const) {
+    for (const b of bindings) {
+      const v = viewOf(b, kind);
+      if (v) findings.push(...analyseBinding(v, index, ctx));
+      if (++n % SLICE === 0) yield;
+    }
+  }
+  const out = yield* sortedSteps(dedupe(findings), findingOrder);
+  memo.set(key, { inv: copyInventory(inv), findings: out });
   return [...out];
 }
 
-/** The last inventory judged per audit configuration (a handful of distinct ones), and its findings. */
-const findingsMemo = new Map<string, { inv: RbacInventory; findings: readonly Finding[] }>();
-const FINDINGS_MEMO_SIZE = 16;
+/** sortFindings' order (most severe first, then id, resource and message), for sortedSteps. */
+function findingOrder(a: Finding, b: Finding): number {
+  const rank = (s: Severity) => SEVERITY_ORDER.indexOf(s);
+  return (
+    rank(a.severity) - rank(b.severity) ||
+    a.id.localeCompare(b.id) ||
+    a.resource.localeCompare(b.resource) ||
+    a.message.localeCompare(b.message)
+  );
+}
+
+interface Judged {
+  inv: RbacInventory;
+  findings: readonly Finding[];
+}
+
+/** A bounded memo: `touch` marks an entry used; past `size` entries, the least recently used goes. */
+class Memo {
+  private readonly entries = new Map<string, Judged>();
+  constructor(private readonly size: number) {}
+  get(key: string): Judged | undefined {
+    return this.entries.get(key);
+  }
+  touch(key: string, value: Judged): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+  }
+  set(key: string, value: Judged): void {
+    this.touch(key, value);
+    while (this.entries.size > this.size) this.entries.delete(this.entries.keys().next().value!);
+  }
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/** The scope of an inventory made for a plan of the whole cluster. */
+const FULL = "";
+
+/**
+ * What an inventory covers: one namespace's (a repair's: that namespace's Roles and RoleBindings, no
+ * ClusterRoleBinding) is keyed by that namespace; anything else is the whole cluster's (which always
+ * holds Kubernetes' own ClusterRoleBindings). One pass of
+ * string comparisons, stopped at the first that differs.
+ */
+function scopeOf(inv: RbacInventory): string {
+  if (list(inv.clusterRoleBindings).length > 0) return FULL;
+  let ns: string | undefined;
+  for (const o of [...list(inv.roleBindings), ...list(inv.roles)]) {
+    const n = o?.metadata?.namespace;
+    if (typeof n !== "string") return FULL;
+    if (ns === undefined) ns = n;
+    else if (n !== ns) return FULL;
+  }
+  // No binding, no role at all: a namespace with none (judged at once), not the cluster's inventory.
+  return `ns:${ns ?? ""}`;
+}
+
+/**
+ * The whole cluster's inventories, one per audit configuration (a handful), apart from the namespaces'
+ * (one per repaired namespace and configuration, the most recently used kept): a repair never evicts what
+ * the next full plan needs.
+ */
+const fullMemo = new Memo(16);
+const namespaceMemo = new Memo(64);
+const memoOf = (scope: string): Memo => (scope === FULL ? fullMemo : namespaceMemo);
+
+/** Forgets every judged inventory (tests). */
+export function clearRbacFindingsMemo(): void {
+  fullMemo.clear();
+  namespaceMemo.clear();
+}
 
 /** The lists as they are now (a caller's array may change after the call; the objects in it do not). */
 function copyInventory(inv: RbacInventory): RbacInventory {
@@ -129,15 +225,24 @@ function copyInventory(inv: RbacInventory): RbacInventory {
 
 /**
  * Whether two inventories hold the very same objects in the same order (an informer replaces an object
- * it saw change, it never edits one in place): one pointer comparison per object.
+ * it saw change, it never edits one in place): one pointer comparison per object, in steps.
  */
-function sameInventory(a: RbacInventory, b: RbacInventory): boolean {
-  return (
-    sameItems(a.clusterRoles, list(b.clusterRoles)) &&
-    sameItems(a.roles, list(b.roles)) &&
-    sameItems(a.clusterRoleBindings, list(b.clusterRoleBindings)) &&
-    sameItems(a.roleBindings, list(b.roleBindings))
-  );
+function* sameInventorySteps(a: RbacInventory, b: RbacInventory): Steps<boolean> {
+  const pairs = [
+    [a.clusterRoles, list(b.clusterRoles)],
+    [a.roles, list(b.roles)],
+    [a.clusterRoleBindings, list(b.clusterRoleBindings)],
+    [a.roleBindings, list(b.roleBindings)],
+  ] as const;
+  for (const [x, y] of pairs) if (x.length !== y.length) return false;
+  for (const [x, y] of pairs) {
+    if (x === y) continue;
+    for (let i = 0; i < x.length; i++) {
+      if (x[i] !== y[i]) return false;
+      if ((i + 1) % (SLICE * 64) === 0) yield;
+    }
+  }
+  return true;
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {

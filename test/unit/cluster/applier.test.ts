@@ -59,3 +59,91 @@ describe("Applier: status and event writes retried within the request budget", (
     }
   });
 });
+
+/**
+ * A status write guarded by the policy's uid (a JSON Patch testing /metadata/uid): the fake API server
+ * answers the PATCH as the test says, and a GET with the policy it holds now.
+ */
+describe("Applier.patchStatus: written only to the policy object it was computed for", () => {
+  let server: Server;
+  let url = "";
+  let patchAnswer = 200;
+  let holds: { uid: string } | undefined;
+  const seen: { method: string; type?: string; body: string }[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        seen.push({
+          method: req.method ?? "",
+          ...(req.headers["content-type"] ? { type: req.headers["content-type"] } : {}),
+          body,
+        });
+        const answer = (code: number, o: object) =>
+          res.writeHead(code, { "Content-Type": "application/json" }).end(JSON.stringify(o));
+        const status = (code: number) =>
+          answer(code, { kind: "Status", apiVersion: "v1", code, message: `code ${code}` });
+        if (req.method === "PATCH") return patchAnswer === 200 ? answer(200, {}) : status(patchAnswer);
+        if (!holds) return status(404);
+        answer(200, {
+          apiVersion: "security.csp-operator.io/v1alpha1",
+          kind: "ClusterSecurityPolicy",
+          metadata: { name: "p", uid: holds.uid },
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  beforeEach(() => {
+    seen.length = 0;
+    patchAnswer = 200;
+    holds = { uid: "u1" };
+  });
+  const write = () => new Applier(kubeConfigFor(url)).patchStatus("p", { observedGeneration: 3 }, "u1");
+
+  it("sends a JSON Patch that tests metadata.uid before it sets status", async () => {
+    expect(await write()).to.equal(true);
+    expect(seen).to.have.length(1);
+    expect(seen[0]!.type).to.equal("application/json-patch+json");
+    expect(JSON.parse(seen[0]!.body)).to.deep.equal([
+      { op: "test", path: "/metadata/uid", value: "u1" },
+      { op: "add", path: "/status", value: { observedGeneration: 3 } },
+    ]);
+  });
+
+  it("without a uid, a merge patch of status as before", async () => {
+    await new Applier(kubeConfigFor(url)).patchStatus("p", { observedGeneration: 3 });
+    expect(seen[0]!.type).to.equal("application/merge-patch+json");
+    expect(JSON.parse(seen[0]!.body)).to.deep.equal({ status: { observedGeneration: 3 } });
+  });
+
+  it("the policy gone (404): false, nothing retried", async () => {
+    patchAnswer = 404;
+    expect(await write()).to.equal(false);
+    expect(seen.map((s) => s.method)).to.deep.equal(["PATCH"]);
+  });
+
+  it("the test failed (422) on a policy re-created under the name, or deleted since: false", async () => {
+    patchAnswer = 422;
+    holds = { uid: "u2" };
+    expect(await write()).to.equal(false);
+    expect(seen.map((s) => s.method)).to.deep.equal(["PATCH", "GET"]);
+    holds = undefined;
+    expect(await write()).to.equal(false);
+  });
+
+  it("a 422 on the same policy (a status the schema refuses) is thrown, not hidden", async () => {
+    patchAnswer = 422;
+    const err = await write().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as { code?: number }).code).to.equal(422);
+  });
+});
