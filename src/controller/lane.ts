@@ -1,7 +1,7 @@
 import type { V1Namespace } from "@kubernetes/client-node";
 import { MAX_REMEMBERED_CHILDREN, type ClusterSecurityPolicy } from "../api/v1alpha1/policy.js";
 import { selectNamespaces } from "../desired/namespaces.js";
-import { effectiveSpec, isDeleting } from "../desired/spec.js";
+import { effectiveSpec } from "../desired/spec.js";
 import { objectKey, type Snapshot } from "../cluster/snapshot.js";
 import type { Drift } from "../drift/checks.js";
 import { rememberedSetOf, uidMark } from "../drift/ownership.js";
@@ -12,7 +12,7 @@ import type { ReconcileResult } from "../runtime/controller.js";
 import { applyPlan, DEFAULT_MAX_CONCURRENT_WRITES, type Applied, type Corrections } from "./apply.js";
 import type { WriteLedger } from "./ledger.js";
 import { plan, type Plan } from "./plan.js";
-import { SKIPPED_RECHECK_MS, withLedger, type ReconcileDeps } from "./reconcile.js";
+import { policyOutdated, SKIPPED_RECHECK_MS, withLedger, type ReconcileDeps } from "./reconcile.js";
 import { driftCorrectedEvent } from "./report.js";
 
 /**
@@ -269,8 +269,8 @@ export function planOutdated(
   now: { policy: ClusterSecurityPolicy | undefined; namespace: V1Namespace | undefined },
 ): string | undefined {
   const policy = now.policy;
-  if (!policy || isDeleting(policy) || policy.metadata.uid !== planned.metadata.uid) return "policy gone";
-  if (policy.metadata.generation !== planned.metadata.generation) return "policy changed";
+  const outdated = policyOutdated(planned, policy);
+  if (outdated !== undefined || !policy) return outdated ?? "policy gone";
   if (!now.namespace || !selectNamespaces(effectiveSpec(policy), [now.namespace]).includes(ns))
     return "not selected";
   return undefined;
