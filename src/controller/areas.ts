@@ -14,6 +14,18 @@ export interface AreaInput {
   /** Enforce mode: the area may write what it owns. Audit mode: it only observes and reports. */
   enforce: boolean;
   log: Logger;
+  /**
+   * False once the policy in the cache is not the one this reconcile planned for (switched to Audit,
+   * changed, deleted): an area asks it before each write and stops writing (its report is not used).
+   */
+  proceed?: () => boolean;
+}
+
+/** Thrown by an area that stopped writing because its reconcile's plan is outdated (see AreaInput.proceed). */
+export class PlanOutdatedError extends Error {
+  constructor() {
+    super("the policy changed while its areas were written: stopped");
+  }
 }
 
 /** What an area learned. Everything is optional: an area that found nothing returns `{}`. */
@@ -91,6 +103,8 @@ export async function runAreas(
   const out: { name: string; report: AreaReport }[] = [];
   for (const area of areas) {
     if (!area.inUse(input.spec)) continue;
+    // An outdated plan: the areas left are not run (reconcile writes no status for it).
+    if (input.proceed && !input.proceed()) break;
     try {
       out.push({ name: area.name, report: await area.reconcile(input) });
     } catch (err) {

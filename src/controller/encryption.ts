@@ -37,7 +37,14 @@ import {
   type MetricsView,
 } from "../evidence/encryption.js";
 import type { RotationGauges } from "../observability/metrics.js";
-import type { AreaFactory, AreaInput, AreaObserver, AreaReconciler, AreaReport } from "./areas.js";
+import {
+  PlanOutdatedError,
+  type AreaFactory,
+  type AreaInput,
+  type AreaObserver,
+  type AreaReconciler,
+  type AreaReport,
+} from "./areas.js";
 
 /** How soon to look again while something outside the API is expected to change. */
 const REQUEUE = {
@@ -385,6 +392,8 @@ export class EncryptionArea implements AreaReconciler {
     let resourceVersion = plan.stored?.resourceVersion;
     let storedState = plan.stored?.state;
     const persist = async (r: EncryptionRecord) => {
+      // Progress is persisted page by page: a rewrite stopped here resumes from it.
+      if (input.proceed && !input.proceed()) throw new PlanOutdatedError();
       const secret = encryptionSecret(input.policy, spec, r);
       try {
         await this.client.writeSecret(secret, resourceVersion);

@@ -18,7 +18,13 @@ import {
   selectorAnnotation,
   type PodPlacement,
 } from "../hygiene/nodeisolation.js";
-import type { AreaFactory, AreaInput, AreaReconciler, AreaReport } from "./areas.js";
+import {
+  PlanOutdatedError,
+  type AreaFactory,
+  type AreaInput,
+  type AreaReconciler,
+  type AreaReport,
+} from "./areas.js";
 import { errorText, readFailureReason } from "./clusterversion.js";
 
 export const CONDITION = "NodesIsolated";
@@ -117,7 +123,7 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
       // Every policy: one that stopped using the area (or selecting a namespace) releases what it set.
       // Deciding that reads only the snapshot, so a policy without spec.nodeIsolation costs no request.
       inUse: () => true,
-      async reconcile({ policy, spec, snapshot, enforce }: AreaInput): Promise<AreaReport> {
+      async reconcile({ policy, spec, snapshot, enforce, proceed }: AreaInput): Promise<AreaReport> {
         const manager = nodeIsolationManager(policy.metadata.name);
         const ni = spec.nodeIsolation;
         const selector = ni?.nodeSelector ?? {};
@@ -135,6 +141,7 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
           (r) => releaseOwn || r.manager !== manager,
         );
         for (const r of toRelease) {
+          if (proceed && !proceed()) throw new PlanOutdatedError();
           try {
             await reader.releaseNodeSelector(r.namespace, r.manager);
           } catch (err) {
@@ -176,6 +183,7 @@ export function nodeIsolationArea(recheckMs = NODE_ISOLATION_RECHECK_MS): AreaFa
             });
             continue;
           }
+          if (proceed && !proceed()) throw new PlanOutdatedError();
           try {
             await reader.setNodeSelector(name, want, manager);
           } catch (err) {

@@ -151,16 +151,17 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       : undefined,
   );
   // Asked once more after the last write: the areas and status below would be this plan's too.
-  if (proceed && !proceed()) {
-    // No status (it would describe an outdated plan) and no areas. The new generation's reconcile is
-    // already enqueued (the policy's event); it runs at once, not after this one's backoff.
+  // No status (it would describe an outdated plan) and no areas. The new generation's reconcile is already
+  // enqueued (the policy's event); it runs at once, not after this one's backoff.
+  const stopped = (): ReconcileResult => {
     log.info("reconcile stopped: its plan is outdated", {
       why: outdated,
       written: applied.corrected.length,
       skipped: applied.skipped.length,
     });
     return { requeueAfterMs: 0 };
-  }
+  };
+  if (proceed && !proceed()) return stopped();
   if (!p.policy || !p.spec) {
     const failures = [
       ...applied.failures.map((f) => f.message),
@@ -170,10 +171,19 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
     return;
   }
   const { policy, spec, enforce } = p;
-  const areaReports = (await runAreas(deps.areas ?? [], { policy, spec, snapshot, enforce, log })).map(
-    (r) => r.report,
-  );
+  const areaReports = (
+    await runAreas(deps.areas ?? [], {
+      policy,
+      spec,
+      snapshot,
+      enforce,
+      log,
+      ...(proceed ? { proceed } : {}),
+    })
+  ).map((r) => r.report);
   const r = await reportYielding(p, applied, areaReports, snapshot.now);
+  // The areas take time (a write per namespace, a rewrite of stored objects): asked again before status.
+  if (proceed && !proceed()) return stopped();
   if (r.status && (await writer.patchStatus(name, r.status, policy.metadata.uid)) === false)
     // Deleted, or replaced by a new policy of the same name, since the plan: its own reconcile runs.
     log.debug("status not written: the policy was deleted or replaced", { uid: policy.metadata.uid });

@@ -9,10 +9,32 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ClusterSecurityPolicy, ClusterSecurityPolicyStatus } from "../../src/api/v1alpha1/policy.js";
 import { eventually } from "../support/eventually.js";
 import { kubectlOk } from "../support/kubectl.js";
-import { HeldWrite, operatorSuite } from "../support/operatorsuite.js";
+import type { AreaFactory } from "../../src/controller/areas.js";
+import { nodeIsolationArea } from "../../src/controller/nodeisolation.js";
+import { HeldWrite, operatorSuite, operatorWritesSince } from "../support/operatorsuite.js";
 
 const N = 30;
 const LABEL = "outdated";
+
+/** Node isolation, its next reconcile of policy `iso` held before it writes when `holdIsolation` is set. */
+let holdIsolation = false;
+let isolationHeld = 0;
+let releaseIsolation = (): void => {};
+const heldIsolation: AreaFactory = (ctx) => {
+  const area = nodeIsolationArea(1_000)(ctx);
+  return {
+    ...area,
+    reconcile: async (input) => {
+      if (holdIsolation && input.policy.metadata.name === "iso") {
+        holdIsolation = false;
+        isolationHeld++;
+        await new Promise<void>((resolve) => (releaseIsolation = resolve));
+        isolationHeld--;
+      }
+      return area.reconcile(input);
+    },
+  };
+};
 
 function policy(name: string, mode: "Enforce" | "Audit", team = name): string {
   return `apiVersion: security.csp-operator.io/v1alpha1
@@ -39,9 +61,9 @@ describe("a full reconcile whose policy changes or goes mid-apply (real API serv
   const suite = operatorSuite("outdated", {
     grantable: false,
     // One write at a time: holding one write holds the whole apply, so what follows is deterministic.
-    options: { repairWorkers: 2, reports: false, maxConcurrentWrites: 1 },
+    options: { repairWorkers: 2, reports: false, maxConcurrentWrites: 1, areas: [heldIsolation] },
     setup: async (cp) => {
-      const items = ["aud", "del", "rec"].flatMap((team) =>
+      const items = ["aud", "del", "rec", "iso"].flatMap((team) =>
         Array.from({ length: N }, (_, i) => ({
           apiVersion: "v1",
           kind: "Namespace",
@@ -82,6 +104,8 @@ describe("a full reconcile whose policy changes or goes mid-apply (real API serv
       };
     },
     cleanup: () => {
+      holdIsolation = false;
+      releaseIsolation();
       hold.release();
       holdStatus = undefined;
       releaseStatus();
@@ -204,5 +228,38 @@ describe("a full reconcile whose policy changes or goes mid-apply (real API serv
     expect(status.metadata.uid).to.equal(newUid);
     expect(status.status?.summary?.namespaces).to.equal(0);
     expect(status.status?.childUIDs ?? []).to.deep.equal([]);
+  });
+
+  it("a switch to Audit while the areas run stops their writes, and its status is not written", async () => {
+    holdIsolation = true;
+    await ok(
+      ["apply", "-f", "-"],
+      `${policy("iso", "Enforce")}  nodeIsolation: { nodeSelector: { pool: secure } }\n`,
+    );
+    await eventually("node isolation held", () => Promise.resolve(isolationHeld === 1), 60_000);
+    await ok(
+      ["apply", "-f", "-"],
+      `${policy("iso", "Audit")}  nodeIsolation: { nodeSelector: { pool: secure } }\n`,
+    );
+    await eventually(
+      "the cache holds Audit",
+      () => Promise.resolve(cached("iso")?.spec?.mode === "Audit"),
+      10_000,
+    );
+    const from = (await suite.cp.auditEvents()).length;
+    const statusFrom = statusResults.length;
+    releaseIsolation();
+    await eventually(
+      "status of generation 2",
+      () => Promise.resolve(cached("iso")?.status?.observedGeneration === 2),
+      30_000,
+    );
+    await idle();
+    const annotated = await operatorWritesSince(suite.cp, from, (uri) =>
+      uri.startsWith("/api/v1/namespaces/iso-"),
+    );
+    expect(annotated, "namespace writes after the cache held Audit").to.deep.equal([]);
+    // One status write since: generation 2's (Audit); none for the stopped generation 1.
+    expect(statusResults.slice(statusFrom).filter((r) => r.name === "iso")).to.have.length(1);
   });
 });
