@@ -9,7 +9,7 @@ import { releaseAreas, runAreas, type AreaReconciler } from "./areas.js";
 import { settleBounded } from "./bounded.js";
 import type { WriteLedger } from "./ledger.js";
 import { planYielding, type Plan } from "./plan.js";
-import { reportYielding } from "./report.js";
+import { driftCorrectedEvent, reportYielding, type PlannedEvent } from "./report.js";
 
 export { BLOCKED_RECHECK_MS } from "./plan.js";
 export { GRANTABLE_CLUSTER_ROLE } from "./failures.js";
@@ -151,17 +151,24 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
       : undefined,
   );
   // Asked once more after the last write: the areas and status below would be this plan's too.
-  // No status (it would describe an outdated plan) and no areas. The new generation's reconcile is already
-  // enqueued (the policy's event); it runs at once, not after this one's backoff.
-  const stopped = (): ReconcileResult => {
+  // No status (it would describe an outdated plan), and no areas after a stop before them.
+  const stopped = async (areaEvents: readonly PlannedEvent[] = []): Promise<ReconcileResult> => {
     log.info("reconcile stopped: its plan is outdated", {
       why: outdated,
       written: applied.corrected.length,
       skipped: applied.skipped.length,
     });
-    return { requeueAfterMs: 0 };
+    // What it did write is still told: the children it corrected, the steps its areas took.
+    const corrected = driftCorrectedEvent(applied.corrected);
+    if (p.policy)
+      for (const e of [...(corrected ? [corrected] : []), ...areaEvents])
+        await writer.event(p.policy, e.type, e.reason, e.message);
+    // The new generation's reconcile is already enqueued (the policy's event) and runs at once; one more a
+    // second later sees what this one wrote should the caches lag behind it then (a namespace this one
+    // annotated, which the new generation releases).
+    return { requeueAfterMs: SKIPPED_RECHECK_MS };
   };
-  if (proceed && !proceed()) return stopped();
+  if (proceed && !proceed()) return await stopped();
   if (!p.policy || !p.spec) {
     const failures = [
       ...applied.failures.map((f) => f.message),
@@ -183,7 +190,7 @@ export async function reconcile(name: string, deps: ReconcileDeps): Promise<Reco
   ).map((r) => r.report);
   const r = await reportYielding(p, applied, areaReports, snapshot.now);
   // The areas take time (a write per namespace, a rewrite of stored objects): asked again before status.
-  if (proceed && !proceed()) return stopped();
+  if (proceed && !proceed()) return await stopped(areaReports.flatMap((a) => a.events ?? []));
   if (r.status && (await writer.patchStatus(name, r.status, policy.metadata.uid)) === false)
     // Deleted, or replaced by a new policy of the same name, since the plan: its own reconcile runs.
     log.debug("status not written: the policy was deleted or replaced", { uid: policy.metadata.uid });

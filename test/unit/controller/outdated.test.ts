@@ -2,7 +2,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { expect } from "chai";
 import type { ClusterSecurityPolicy } from "../../../src/api/v1alpha1/policy.js";
 import { WriteLedger } from "../../../src/controller/ledger.js";
-import { policyOutdated, reconcile } from "../../../src/controller/reconcile.js";
+import { policyOutdated, reconcile, SKIPPED_RECHECK_MS } from "../../../src/controller/reconcile.js";
 import { silentLogger } from "../../../src/observability/logger.js";
 import { namespace, policy, snapshot } from "../builders/policy.js";
 
@@ -40,6 +40,7 @@ describe("reconcile: a plan outdated mid-apply writes no more and no status", ()
 
   /** One reconcile; the cache holds `then` once `after` writes were made. */
   async function run(after: number, then: ClusterSecurityPolicy | undefined) {
+    const events: string[] = [];
     const writes: string[] = [];
     const statuses: unknown[] = [];
     const write = <T extends KubernetesObject>(o: T) => {
@@ -59,10 +60,10 @@ describe("reconcile: a plan outdated mid-apply writes no more and no status", ()
         delete: () => Promise.resolve(),
         read: () => Promise.resolve(undefined),
         patchStatus: (_n, s) => (statuses.push(s), Promise.resolve(true)),
-        event: () => Promise.resolve(),
+        event: (_p, _t, reason, message) => (events.push(`${reason}: ${message}`), Promise.resolve()),
       },
     });
-    return { writes, statuses, result };
+    return { writes, statuses, result, events };
   }
 
   it("the policy unchanged: every write and the status", async () => {
@@ -71,17 +72,21 @@ describe("reconcile: a plan outdated mid-apply writes no more and no status", ()
     expect(statuses).to.have.length(1);
   });
 
-  it("switched to Audit after 3 writes: 3 writes, no status, requeued at once", async () => {
-    const { writes, statuses, result } = await run(3, audit);
+  it("switched to Audit after 3 writes: 3 writes told in one Event, no status, looked at again in 1 s", async () => {
+    const { writes, statuses, result, events } = await run(3, audit);
     expect(writes).to.have.length(3);
     expect(statuses).to.deep.equal([]);
-    expect(result).to.deep.equal({ requeueAfterMs: 0 });
+    // The new generation runs at once anyway (its event marked the key); the second look sees what the
+    // caches had not shown that one yet.
+    expect(result).to.deep.equal({ requeueAfterMs: SKIPPED_RECHECK_MS });
+    expect(events).to.have.length(1);
+    expect(events[0]).to.match(/^DriftCorrected: Corrected 3 object\(s\)/);
   });
 
   it("deleted after 3 writes: the same", async () => {
     const { writes, statuses, result } = await run(3, undefined);
     expect(writes).to.have.length(3);
     expect(statuses).to.deep.equal([]);
-    expect(result).to.deep.equal({ requeueAfterMs: 0 });
+    expect(result).to.deep.equal({ requeueAfterMs: SKIPPED_RECHECK_MS });
   });
 });
