@@ -27,6 +27,9 @@ describe("repair lane (real API server)", function () {
   this.timeout(120_000);
   const ok = kubectlOk(() => suite.cp);
   const alice = (...args: string[]) => ok(["--as=alice", ...args]);
+  /** The namespace editor merge-patches the default-deny in lane-a. */
+  const aliceMergePatchDeny = (patch: unknown) =>
+    alice("patch", "networkpolicy", DENY, "-n", "lane-a", "--type=merge", "-p", JSON.stringify(patch));
   const json = async <T>(...args: string[]) => JSON.parse(await ok([...args, "-o", "json"])) as T;
   const status = async (policy: string) =>
     (await json<{ status?: Status }>("get", "csp", policy)).status ?? {};
@@ -170,16 +173,7 @@ describe("repair lane (real API server)", function () {
     const reconciles = suite.operator.controller.stats.reconciles;
     const repairs = suite.operator.repairs.stats.reconciles;
     const from = (await suite.cp.auditEvents()).length;
-    await alice(
-      "patch",
-      "networkpolicy",
-      DENY,
-      "-n",
-      "lane-a",
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { ingress: [{}] } }),
-    );
+    await aliceMergePatchDeny({ spec: { ingress: [{}] } });
     await eventually(
       "allow-all removed",
       async () => ((await np("lane-a", DENY))?.spec.ingress ?? []).length === 0,
@@ -214,23 +208,14 @@ describe("repair lane (real API server)", function () {
     });
     const mark = fresh.metadata.uid.slice(0, 13);
     expect((await status("baseline")).childUIDs ?? []).to.not.include(mark);
-    await alice(
-      "patch",
-      "networkpolicy",
-      DENY,
-      "-n",
-      "lane-a",
-      "--type=merge",
-      "-p",
-      JSON.stringify({
-        metadata: {
-          ownerReferences: [
-            { apiVersion: "v1", kind: "ConfigMap", name: "mine", uid: cm.uid, controller: true },
-          ],
-        },
-        spec: { ingress: [{}] },
-      }),
-    );
+    await aliceMergePatchDeny({
+      metadata: {
+        ownerReferences: [
+          { apiVersion: "v1", kind: "ConfigMap", name: "mine", uid: cm.uid, controller: true },
+        ],
+      },
+      spec: { ingress: [{}] },
+    });
     type Np = { metadata: { uid: string; ownerReferences?: { kind: string; name: string }[] } };
     const restored = await eventually("restored while status still does not remember it", async () => {
       const o = (await np("lane-a", DENY)) as (Awaited<ReturnType<typeof np>> & Np) | undefined;
@@ -399,16 +384,7 @@ describe("repair lane (real API server)", function () {
     let contested = false;
     let rounds = 0;
     for (; rounds < 10 && !contested; rounds++) {
-      await alice(
-        "patch",
-        "networkpolicy",
-        DENY,
-        "-n",
-        "lane-a",
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { ingress: [{}] } }),
-      );
+      await aliceMergePatchDeny({ spec: { ingress: [{}] } });
       await eventually("repaired or held", async () => {
         if (((await np("lane-a", DENY))?.spec.ingress ?? []).length === 0) return true;
         contested = ((await status("baseline")).drift ?? []).some(

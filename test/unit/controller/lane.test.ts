@@ -277,7 +277,8 @@ describe("repair lane (pure)", () => {
   });
 });
 
-describe("write ledger: the two lanes never repeat each other's write", () => {
+/** Policy p with a default-deny, and a cluster of one namespace `a` it selects (with its default ServiceAccount). */
+function denyInOneNamespace(): { pol: ClusterSecurityPolicy; cluster: Snapshot } {
   const pol = policy("p")
     .spec({ networkPolicies: { defaultDenyIngress: true } })
     .build();
@@ -286,6 +287,11 @@ describe("write ledger: the two lanes never repeat each other's write", () => {
     namespaces: [namespace("a")],
     serviceAccounts: [defaultSA("a")],
   });
+  return { pol, cluster };
+}
+
+describe("write ledger: the two lanes never repeat each other's write", () => {
+  const { pol, cluster } = denyInOneNamespace();
   const recorder = () => {
     const writes: string[] = [];
     let rv = 100;
@@ -457,14 +463,7 @@ describe("write ledger: the two lanes never repeat each other's write", () => {
 });
 
 describe("a child the operator just created, its owner rewritten by a namespace user", () => {
-  const pol = policy("p")
-    .spec({ networkPolicies: { defaultDenyIngress: true } })
-    .build();
-  const base = snapshot({
-    policies: [pol],
-    namespaces: [namespace("a")],
-    serviceAccounts: [defaultSA("a")],
-  });
+  const { cluster: base } = denyInOneNamespace();
   const child = plan("p", base).writes.find((w) => w.key.startsWith("NetworkPolicy/"))!;
   const uid = "abcdef01-2345-6789-abcd-ef0123456789";
   const hijacked = {
